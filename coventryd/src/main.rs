@@ -1,0 +1,5 @@
+//! coventryd — the Coventry SIP switch.
+
+mod sip;
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The Coventry contract shared by coventryd, pbxctl and pbx-tui.
