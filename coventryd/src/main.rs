@@ -1,5 +1,6 @@
 //! coventryd — the Coventry SIP switch.
 
+mod cli;
 mod sip;
 
 fn main() {}

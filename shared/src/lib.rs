@@ -1,1 +1,18 @@
-//! The Coventry contract shared by coventryd, pbxctl and pbx-tui.
+//! The Coventry contract shared by coventryd, pbxctl and pbx-tui: where the runtime
+//! files live, the state block and its event ring, the control-command grammar, the
+//! dial plan and the configuration. The programs share no other code.
+
+pub mod config;
+pub mod control;
+pub mod dialplan;
+pub mod event;
+pub mod runtime;
+pub mod stateblock;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,1 @@
+//! SIP wire handling and digest authentication.

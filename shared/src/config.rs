@@ -1,0 +1,607 @@
+//! Configuration in the original Coventry INI layout (`/etc/coventry.conf`).
+//!
+//! ```ini
+//! [server]
+//! listen = 0.0.0.0:5060
+//! digits = 2
+//! realm = coventry
+//! algorithm = sha256, md5
+//!
+//! [calls]
+//! ring = 5
+//! noanswer = 6
+//!
+//! [groups]
+//! 100 = 21 22 23
+//!
+//! [21]
+//! secret = correct-horse
+//! display = Reception
+//! lines = 2
+//! ```
+//!
+//! Every error names the file, the line and the key.
+
+use crate::dialplan::Plan;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Most contacts one extension may register (`lines`).
+pub const MAX_LINES: u8 = 4;
+
+/// A digest algorithm the switch offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    /// SHA-256 (RFC 8760); preferred.
+    Sha256,
+    /// MD5, for older phones.
+    Md5,
+}
+
+/// `[server]`: where and how the switch listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// UDP address:port to bind (port 0 picks one; the bound one is published).
+    pub listen: SocketAddr,
+    /// The numbering plan.
+    pub plan: Plan,
+    /// Digest realm.
+    pub realm: String,
+    /// Offered digest algorithms in order of preference.
+    pub algorithms: Vec<DigestAlgorithm>,
+    /// Shortest registration the switch grants, seconds.
+    pub min_expires: u32,
+    /// Longest registration the switch grants, seconds.
+    pub max_expires: u32,
+    /// Registration length when a phone asks for none, seconds.
+    pub default_expires: u32,
+    /// How long a digest nonce stays valid, seconds.
+    pub nonce_lifetime: u32,
+    /// Largest SIP message accepted, bytes (bigger requests get 513).
+    pub max_message: usize,
+}
+
+/// `[calls]`: call timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallsConfig {
+    /// Seconds per ring (the ring count advances this often).
+    pub ring: u32,
+    /// Rings before an unanswered call ends as "no answer".
+    pub noanswer: u32,
+}
+
+/// One extension (a `[NN]` section).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LineConfig {
+    /// Extension number.
+    pub number: u16,
+    /// Display name.
+    pub display: String,
+    /// Plain secret, if given.
+    pub secret: Option<String>,
+    /// HA1 = SHA-256(user:realm:secret) in hex, if given.
+    pub sha256: Option<String>,
+    /// HA1 = MD5(user:realm:secret) in hex, if given.
+    pub md5: Option<String>,
+    /// Contacts that may register at once (1..=4).
+    pub lines: u8,
+}
+
+impl fmt::Debug for LineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineConfig")
+            .field("number", &self.number)
+            .field("display", &self.display)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("lines", &self.lines)
+            .finish()
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[calls]`.
+    pub calls: CallsConfig,
+    /// `[groups]`: group number → member extensions.
+    pub groups: BTreeMap<u16, Vec<u16>>,
+    /// Configured extensions by number.
+    pub lines: BTreeMap<u16, LineConfig>,
+}
+
+/// A configuration error with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the error is in.
+    pub file: PathBuf,
+    /// 1-based line number (0: the file as a whole).
+    pub line: usize,
+    /// Section and key, e.g. `[21] secret`, when there is one.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": {k}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            plan: Plan::TwoDigit,
+            realm: "coventry".into(),
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            nonce_lifetime: 300,
+            max_message: 8192,
+        }
+    }
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig { ring: 5, noanswer: 6 }
+    }
+}
+
+impl Config {
+    /// Read and validate the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let text = String::from_utf8(text).map_err(|_| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: None,
+            message: "not valid UTF-8".into(),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// The built-in default: a 2-digit plan with extensions 10–19 whose secrets come
+    /// from `secret_for` (the daemon generates them and keeps them readable by the
+    /// operator only).
+    pub fn builtin(listen: SocketAddr, secret_for: impl Fn(u16) -> String) -> Config {
+        let lines = (10..=19)
+            .map(|n| {
+                (
+                    n,
+                    LineConfig {
+                        number: n,
+                        display: format!("Extension {n}"),
+                        secret: Some(secret_for(n)),
+                        sha256: None,
+                        md5: None,
+                        lines: 2,
+                    },
+                )
+            })
+            .collect();
+        Config {
+            server: ServerConfig {
+                listen,
+                ..ServerConfig::default()
+            },
+            calls: CallsConfig::default(),
+            groups: BTreeMap::new(),
+            lines,
+        }
+    }
+
+    /// Parse `text`, naming `file` in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        Parser::new(file).run(text)
+    }
+
+    /// Whether `n` has a `[n]` section.
+    pub fn is_configured(&self, n: u16) -> bool {
+        self.lines.contains_key(&n)
+    }
+}
+
+struct Parser<'f> {
+    file: &'f Path,
+    server: ServerConfig,
+    calls: CallsConfig,
+    groups: Vec<(usize, u16, Vec<u16>)>,
+    lines: Vec<(usize, LineConfig)>,
+}
+
+enum Section {
+    None,
+    Server,
+    Calls,
+    Groups,
+    Line(usize),
+}
+
+impl<'f> Parser<'f> {
+    fn new(file: &'f Path) -> Self {
+        Parser {
+            file,
+            server: ServerConfig::default(),
+            calls: CallsConfig::default(),
+            groups: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn err(&self, line: usize, key: Option<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            key,
+            message: message.into(),
+        }
+    }
+
+    fn run(mut self, text: &str) -> Result<Config, ConfigError> {
+        let mut section = Section::None;
+        let mut section_name = String::new();
+        let mut lineno = 0usize;
+        for item in ini_roundtrip::Parser::new(text) {
+            use ini_roundtrip::Item;
+            if !matches!(item, Item::SectionEnd) {
+                lineno += 1;
+            }
+            match item {
+                Item::SectionEnd | Item::Comment { .. } | Item::Blank { .. } => {}
+                Item::Error(raw) => {
+                    return Err(self.err(lineno, None, format!("malformed section header `{raw}`")))
+                }
+                Item::Section { name, .. } => {
+                    section_name = name.to_string();
+                    section = self.open_section(lineno, name)?;
+                }
+                Item::Property { key, val, .. } => {
+                    let kname = Some(format!("[{section_name}] {key}"));
+                    let Some(val) = val else {
+                        return Err(self.err(lineno, kname, "expected `key = value`"));
+                    };
+                    let k = key.to_ascii_lowercase();
+                    match section {
+                        Section::None => {
+                            return Err(self.err(
+                                lineno,
+                                Some(key.to_string()),
+                                "key outside any section",
+                            ))
+                        }
+                        Section::Server => self
+                            .server_key(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Calls => self
+                            .calls_key(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Groups => {
+                            let (n, members) =
+                                parse_group(key, val).map_err(|m| self.err(lineno, kname, m))?;
+                            self.groups.push((lineno, n, members));
+                        }
+                        Section::Line(i) => {
+                            line_key(&mut self.lines[i].1, &k, val)
+                                .map_err(|m| self.err(lineno, kname, m))?;
+                        }
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn open_section(&mut self, lineno: usize, name: &str) -> Result<Section, ConfigError> {
+        match name.to_ascii_lowercase().as_str() {
+            "server" => Ok(Section::Server),
+            "calls" => Ok(Section::Calls),
+            "groups" => Ok(Section::Groups),
+            n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let number: u16 = n
+                    .parse()
+                    .map_err(|_| self.err(lineno, Some(format!("[{name}]")), "bad number"))?;
+                if let Some((first, _)) = self.lines.iter().find(|(_, l)| l.number == number) {
+                    return Err(self.err(
+                        lineno,
+                        Some(format!("[{name}]")),
+                        format!("extension {number} is already defined on line {first}"),
+                    ));
+                }
+                self.lines.push((
+                    lineno,
+                    LineConfig {
+                        number,
+                        display: String::new(),
+                        secret: None,
+                        sha256: None,
+                        md5: None,
+                        lines: 2,
+                    },
+                ));
+                Ok(Section::Line(self.lines.len() - 1))
+            }
+            _ => Err(self.err(
+                lineno,
+                Some(format!("[{name}]")),
+                "unknown section (expected server, calls, groups or an extension number)",
+            )),
+        }
+    }
+
+    fn server_key(&mut self, k: &str, v: &str) -> Result<(), String> {
+        let s = &mut self.server;
+        match k {
+            "listen" => {
+                s.listen = v
+                    .parse()
+                    .map_err(|_| format!("`{v}` is not an address:port (e.g. 0.0.0.0:5060)"))?
+            }
+            "digits" => {
+                s.plan = v
+                    .parse::<u8>()
+                    .ok()
+                    .and_then(Plan::from_digits)
+                    .ok_or_else(|| format!("`{v}`: digits must be 2 or 3"))?
+            }
+            "realm" => {
+                if v.is_empty() || v.contains('"') || v.contains(char::is_whitespace) {
+                    return Err("realm must be non-empty, without quotes or spaces".into());
+                }
+                s.realm = v.to_string()
+            }
+            "algorithm" | "algorithms" => {
+                let mut algs = Vec::new();
+                for a in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    let alg = match a.to_ascii_lowercase().as_str() {
+                        "" => continue,
+                        "sha256" | "sha-256" => DigestAlgorithm::Sha256,
+                        "md5" => DigestAlgorithm::Md5,
+                        other => return Err(format!("unknown algorithm `{other}` (sha256, md5)")),
+                    };
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                if algs.is_empty() {
+                    return Err("at least one algorithm (sha256, md5)".into());
+                }
+                s.algorithms = algs;
+            }
+            "min_expires" => s.min_expires = num(v, 1, 86_400)?,
+            "max_expires" => s.max_expires = num(v, 1, 86_400)?,
+            "default_expires" => s.default_expires = num(v, 1, 86_400)?,
+            "nonce_lifetime" => s.nonce_lifetime = num(v, 5, 86_400)?,
+            "max_message" => s.max_message = num(v, 1024, 65_535)? as usize,
+            _ => return Err("unknown key".into()),
+        }
+        Ok(())
+    }
+
+    fn calls_key(&mut self, k: &str, v: &str) -> Result<(), String> {
+        match k {
+            "ring" => self.calls.ring = num(v, 1, 60)?,
+            "noanswer" | "no_answer" => self.calls.noanswer = num(v, 1, 100)?,
+            _ => return Err("unknown key".into()),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Config, ConfigError> {
+        let plan = self.server.plan;
+        let s = &self.server;
+        if s.min_expires > s.max_expires {
+            return Err(self.err(
+                0,
+                Some("[server] min_expires".into()),
+                "min_expires is larger than max_expires",
+            ));
+        }
+        let mut lines = BTreeMap::new();
+        for (lineno, l) in &self.lines {
+            let key = Some(format!("[{}]", l.number));
+            if !plan.contains(l.number) {
+                return Err(self.err(
+                    *lineno,
+                    key,
+                    format!(
+                        "{} is not an extension of the {} plan (set [server] digits)",
+                        l.number, plan
+                    ),
+                ));
+            }
+            if l.secret.is_none() && l.sha256.is_none() && l.md5.is_none() {
+                return Err(self.err(
+                    *lineno,
+                    key,
+                    "no secret, sha256 or md5: nobody could register this extension",
+                ));
+            }
+            let mut l = l.clone();
+            if l.display.is_empty() {
+                l.display = format!("Extension {}", l.number);
+            }
+            lines.insert(l.number, l);
+        }
+        let mut groups = BTreeMap::new();
+        for (lineno, n, members) in &self.groups {
+            let key = Some(format!("[groups] {n}"));
+            if !plan.is_group_number(*n) {
+                return Err(self.err(
+                    *lineno,
+                    key,
+                    format!("{n} cannot be a group number in the {plan} plan"),
+                ));
+            }
+            if let Some(m) = members.iter().find(|m| !lines.contains_key(m)) {
+                return Err(self.err(
+                    *lineno,
+                    key,
+                    format!("member {m} has no [{m}] section"),
+                ));
+            }
+            if groups.insert(*n, members.clone()).is_some() {
+                return Err(self.err(*lineno, key, "group defined twice"));
+            }
+        }
+        Ok(Config {
+            server: self.server,
+            calls: self.calls,
+            groups,
+            lines,
+        })
+    }
+}
+
+fn num(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{v}` must be a whole number from {min} to {max}")),
+    }
+}
+
+fn is_hex(v: &str, len: usize) -> bool {
+    v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "secret" => {
+            if v.is_empty() {
+                return Err("secret must not be empty".into());
+            }
+            l.secret = Some(v.to_string())
+        }
+        "sha256" => {
+            if !is_hex(v, 64) {
+                return Err("sha256 must be 64 hex digits: SHA-256 of user:realm:secret".into());
+            }
+            l.sha256 = Some(v.to_ascii_lowercase())
+        }
+        "md5" => {
+            if !is_hex(v, 32) {
+                return Err("md5 must be 32 hex digits: MD5 of user:realm:secret".into());
+            }
+            l.md5 = Some(v.to_ascii_lowercase())
+        }
+        "display" | "name" => {
+            if v.chars().count() > 31 || v.contains(['"', '\\']) || v.chars().any(char::is_control) {
+                return Err("display must be at most 31 characters, without quotes".into());
+            }
+            l.display = v.to_string()
+        }
+        "lines" => l.lines = num(v, 1, u32::from(MAX_LINES))? as u8,
+        _ => return Err("unknown key".into()),
+    }
+    Ok(())
+}
+
+fn parse_group(key: &str, v: &str) -> Result<(u16, Vec<u16>), String> {
+    let n: u16 = key
+        .parse()
+        .map_err(|_| format!("`{key}` is not a group number"))?;
+    let mut members = Vec::new();
+    for m in v.split(|c: char| c == ',' || c.is_whitespace()) {
+        if m.is_empty() {
+            continue;
+        }
+        let e: u16 = m
+            .parse()
+            .map_err(|_| format!("member `{m}` is not an extension number"))?;
+        if !members.contains(&e) {
+            members.push(e);
+        }
+    }
+    if members.is_empty() {
+        return Err("a group needs at least one member".into());
+    }
+    Ok((n, members))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/coventry.conf"), s)
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            "; site\n[server]\nlisten = 127.0.0.1:5070\ndigits = 2\nrealm = home\n\
+             algorithm = md5\n\n[calls]\nring = 4\nnoanswer = 3\n\n[groups]\n100 = 21, 22\n\n\
+             [21]\nsecret = s21\ndisplay = Reception\nlines = 3\n[22]\nmd5 = 0123456789abcdef0123456789ABCDEF\n",
+        )
+        .expect("valid");
+        assert_eq!(c.server.listen, "127.0.0.1:5070".parse().expect("addr"));
+        assert_eq!(c.server.realm, "home");
+        assert_eq!(c.server.algorithms, vec![DigestAlgorithm::Md5]);
+        assert_eq!(c.calls, CallsConfig { ring: 4, noanswer: 3 });
+        assert_eq!(c.groups[&100], vec![21, 22]);
+        assert_eq!(c.lines[&21].display, "Reception");
+        assert_eq!(c.lines[&21].lines, 3);
+        assert_eq!(
+            c.lines[&22].md5.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(c.lines[&22].display, "Extension 22");
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = parse("[server]\ndigits = 2\n\n[21]\nsecret = x\nlines = 9\n").expect_err("bad");
+        assert_eq!(e.line, 6);
+        assert_eq!(e.key.as_deref(), Some("[21] lines"));
+        assert_eq!(
+            e.to_string(),
+            "/etc/coventry.conf:6: [21] lines: `9` must be a whole number from 1 to 4"
+        );
+        let e = parse("[21]\ndisplay = x\n").expect_err("no secret");
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("no secret"));
+        let e = parse("[server]\nlisten = nowhere\n").expect_err("listen");
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("[server] listen")));
+        let e = parse("[server]\ncolour = red\n").expect_err("unknown");
+        assert!(e.to_string().contains("unknown key"));
+        let e = parse("[150]\nsecret = x\n").expect_err("plan");
+        assert!(e.message.contains("not an extension"));
+        let e = parse("[groups]\n100 = 21\n").expect_err("member");
+        assert!(e.message.contains("member 21"));
+        let e = parse("[oops\n").expect_err("header");
+        assert!(e.message.contains("malformed"));
+        let e = parse("[21]\nsecret = a\n[21]\nsecret = b\n").expect_err("dup");
+        assert_eq!(e.line, 3);
+        let e = parse("[server]\ndigits = 3\n[groups]\n150 = 150\n[150]\nsecret=x\n")
+            .expect_err("group in plan");
+        assert!(e.message.contains("cannot be a group"));
+    }
+
+    #[test]
+    fn builtin_is_secured() {
+        let c = Config::builtin("127.0.0.1:0".parse().expect("addr"), |n| format!("s{n}"));
+        assert_eq!(c.lines.len(), 10);
+        assert!(c.lines.values().all(|l| l.secret.is_some()));
+        assert!(!format!("{:?}", c.lines[&10]).contains("s10"));
+    }
+}

@@ -1,0 +1,226 @@
+//! The control-command grammar spoken on the FIFO: `[#ID ]VERB ARGS`, one line.
+//!
+//! A line is at most [`MAX_LINE`] bytes including its newline, which is no more
+//! than POSIX's `PIPE_BUF` minimum, so concurrent writers never interleave.
+
+use std::fmt;
+
+/// Longest control line in bytes, newline included (POSIX `PIPE_BUF` minimum).
+pub const MAX_LINE: usize = 512;
+
+/// A parsed control line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Request id echoed on the command-result event (`#42`).
+    pub id: Option<u64>,
+    /// What to do.
+    pub command: Command,
+}
+
+/// A command the daemon carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `message TARGET TEXT`: send a text to an extension, group or `all`.
+    Message {
+        /// Extension number, group number or `all`.
+        target: String,
+        /// The text (at most 160 characters).
+        text: String,
+    },
+    /// `release EXT`: drop every registration of an extension.
+    Release {
+        /// Extension number.
+        ext: u16,
+    },
+    /// `reload`: re-read the configuration file.
+    Reload,
+}
+
+/// Why a control line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The line was empty.
+    Empty,
+    /// Longer than [`MAX_LINE`].
+    TooLong,
+    /// Not UTF-8.
+    NotUtf8,
+    /// `#` not followed by a number.
+    BadId,
+    /// A verb the daemon does not know.
+    UnknownVerb(String),
+    /// Wrong arguments; the text is the usage line.
+    Usage(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Empty => f.write_str("empty command"),
+            ParseError::TooLong => write!(f, "line longer than {MAX_LINE} bytes"),
+            ParseError::NotUtf8 => f.write_str("line is not UTF-8"),
+            ParseError::BadId => f.write_str("request id must be #NUMBER"),
+            ParseError::UnknownVerb(v) => write!(f, "unknown command `{v}`"),
+            ParseError::Usage(u) => write!(f, "usage: {u}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Usage of `message`.
+pub const USAGE_MESSAGE: &str = "message TARGET TEXT";
+/// Usage of `release`.
+pub const USAGE_RELEASE: &str = "release EXT";
+/// Usage of `reload`.
+pub const USAGE_RELEASE_RELOAD: &str = "reload";
+
+/// Every verb, for completion and help.
+pub const VERBS: &[&str] = &["message", "release", "reload"];
+
+impl Request {
+    /// Parse one line (without or with its trailing newline).
+    ///
+    /// On error the request id is returned too when it could be read, so the
+    /// result event still carries it.
+    pub fn parse(line: &[u8]) -> Result<Request, (Option<u64>, ParseError)> {
+        if line.len() > MAX_LINE {
+            return Err((peek_id(line), ParseError::TooLong));
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line).map_err(|_| (peek_id(line), ParseError::NotUtf8))?;
+        let text = text.trim();
+        let (id, rest) = split_id(text).map_err(|e| (None, e))?;
+        let err = |e| (id, e);
+        let rest = rest.trim_start();
+        if rest.is_empty() {
+            return Err(err(ParseError::Empty));
+        }
+        let (verb, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let args = args.trim();
+        let command = match verb.to_ascii_lowercase().as_str() {
+            "message" | "msg" => {
+                let (target, text) = args
+                    .split_once(char::is_whitespace)
+                    .ok_or(err(ParseError::Usage(USAGE_MESSAGE)))?;
+                let text = text.trim();
+                if text.is_empty() || target.is_empty() {
+                    return Err(err(ParseError::Usage(USAGE_MESSAGE)));
+                }
+                Command::Message {
+                    target: target.to_string(),
+                    text: text.to_string(),
+                }
+            }
+            "release" => {
+                let ext = args
+                    .parse::<u16>()
+                    .map_err(|_| err(ParseError::Usage(USAGE_RELEASE)))?;
+                Command::Release { ext }
+            }
+            "reload" => {
+                if !args.is_empty() {
+                    return Err(err(ParseError::Usage(USAGE_RELEASE_RELOAD)));
+                }
+                Command::Reload
+            }
+            other => {
+                let v: String = other.chars().take(32).collect();
+                return Err(err(ParseError::UnknownVerb(v)));
+            }
+        };
+        Ok(Request { id, command })
+    }
+
+    /// The line to write on the FIFO, newline included.
+    pub fn to_line(&self) -> String {
+        let mut s = String::new();
+        if let Some(id) = self.id {
+            s.push_str(&format!("#{id} "));
+        }
+        s.push_str(&self.command.to_string());
+        s.push('\n');
+        s
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Message { target, text } => write!(f, "message {target} {text}"),
+            Command::Release { ext } => write!(f, "release {ext}"),
+            Command::Reload => f.write_str("reload"),
+        }
+    }
+}
+
+fn split_id(text: &str) -> Result<(Option<u64>, &str), ParseError> {
+    let Some(rest) = text.strip_prefix('#') else {
+        return Ok((None, text));
+    };
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let id = rest[..end].parse::<u64>().map_err(|_| ParseError::BadId)?;
+    Ok((Some(id), &rest[end..]))
+}
+
+fn peek_id(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"#")?;
+    let digits: Vec<u8> = rest
+        .iter()
+        .take(20)
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_commands() {
+        let r = Request::parse(b"#42 message 21 hello there\n").expect("ok");
+        assert_eq!(r.id, Some(42));
+        assert_eq!(
+            r.command,
+            Command::Message { target: "21".into(), text: "hello there".into() }
+        );
+        assert_eq!(r.to_line(), "#42 message 21 hello there\n");
+        let r = Request::parse(b"release 21").expect("ok");
+        assert_eq!(r, Request { id: None, command: Command::Release { ext: 21 } });
+        assert_eq!(Request::parse(b"RELOAD\r\n").expect("ok").command, Command::Reload);
+    }
+
+    #[test]
+    fn rejects_with_id() {
+        assert_eq!(
+            Request::parse(b"#7 frobnicate 1"),
+            Err((Some(7), ParseError::UnknownVerb("frobnicate".into())))
+        );
+        assert_eq!(Request::parse(b"#8 message 21"), Err((Some(8), ParseError::Usage(USAGE_MESSAGE))));
+        assert_eq!(Request::parse(b"#9 release x"), Err((Some(9), ParseError::Usage(USAGE_RELEASE))));
+        assert_eq!(Request::parse(b"#x reload"), Err((None, ParseError::BadId)));
+        assert_eq!(Request::parse(b"   "), Err((None, ParseError::Empty)));
+        assert_eq!(Request::parse(b"#3 \xff\xfe"), Err((Some(3), ParseError::NotUtf8)));
+        let mut long = b"#5 message 21 ".to_vec();
+        long.extend(std::iter::repeat(b'a').take(MAX_LINE));
+        assert_eq!(Request::parse(&long), Err((Some(5), ParseError::TooLong)));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+            let _ = Request::parse(&bytes);
+        }
+
+        #[test]
+        fn message_round_trips(id in proptest::option::of(any::<u64>()), target in "[0-9]{2,3}|all",
+                               text in "[^\\s\\n][^\\n]{0,100}[^\\s\\n]") {
+            let r = Request { id, command: Command::Message { target, text } };
+            prop_assert_eq!(Request::parse(r.to_line().as_bytes()), Ok(r));
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Event records carried in the state block's ring, and their fixed-size slot form.
+
+use std::fmt;
+
+/// Bytes available for an event's strings in one ring slot.
+pub const EVENT_DATA: usize = 728;
+
+/// How a command on the FIFO ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ResultCode {
+    /// Done.
+    Ok = 0,
+    /// The line could not be parsed (syntax, usage, too long, not UTF-8).
+    BadSyntax = 1,
+    /// Unknown verb.
+    UnknownVerb = 2,
+    /// The target (extension, group) does not exist.
+    NotFound = 3,
+    /// Understood but could not be carried out (offline target, delivery failed...).
+    Failed = 4,
+}
+
+impl ResultCode {
+    fn from_u16(v: u16) -> ResultCode {
+        match v {
+            0 => ResultCode::Ok,
+            1 => ResultCode::BadSyntax,
+            2 => ResultCode::UnknownVerb,
+            3 => ResultCode::NotFound,
+            _ => ResultCode::Failed,
+        }
+    }
+
+    /// Short lowercase name (`ok`, `bad-syntax`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultCode::Ok => "ok",
+            ResultCode::BadSyntax => "bad-syntax",
+            ResultCode::UnknownVerb => "unknown-verb",
+            ResultCode::NotFound => "not-found",
+            ResultCode::Failed => "failed",
+        }
+    }
+}
+
+/// Why a registration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Unregistration {
+    /// The phone sent `Expires: 0`.
+    ByPhone = 0,
+    /// It was not refreshed in time.
+    Expired = 1,
+    /// The operator released it.
+    Released = 2,
+    /// Its extension left the configuration.
+    Removed = 3,
+}
+
+impl Unregistration {
+    fn from_u16(v: u16) -> Unregistration {
+        match v {
+            0 => Unregistration::ByPhone,
+            1 => Unregistration::Expired,
+            2 => Unregistration::Released,
+            _ => Unregistration::Removed,
+        }
+    }
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unregistration::ByPhone => "unregistered",
+            Unregistration::Expired => "expired",
+            Unregistration::Released => "released",
+            Unregistration::Removed => "removed",
+        }
+    }
+}
+
+/// Something that happened in the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A contact registered (or re-registered with a new contact).
+    Registered {
+        /// Extension.
+        ext: u16,
+        /// Contact URI.
+        contact: String,
+        /// The phone's User-Agent.
+        user_agent: String,
+    },
+    /// A contact is gone.
+    Unregistered {
+        /// Extension.
+        ext: u16,
+        /// Contact URI.
+        contact: String,
+        /// Why.
+        why: Unregistration,
+    },
+    /// A text message was handled (delivered or not).
+    Message {
+        /// Sender (`21`, `system`, `operator`).
+        from: String,
+        /// Target as addressed (`35`, `100`, `all`).
+        to: String,
+        /// SIP status of the outcome (200 delivered, 202 fanned out, 480 offline...).
+        status: u16,
+        /// The text.
+        text: String,
+    },
+    /// The result of a control line.
+    CommandResult {
+        /// The line's request id.
+        id: Option<u64>,
+        /// Outcome.
+        code: ResultCode,
+        /// Human-readable detail.
+        text: String,
+    },
+    /// A failed authentication (one per failure).
+    AuthFailed {
+        /// The user name tried.
+        user: String,
+        /// Source address:port.
+        source: String,
+    },
+    /// Something the operator should know about.
+    Warning {
+        /// What.
+        text: String,
+    },
+    /// Informational: start, reload, stop.
+    Notice {
+        /// What.
+        text: String,
+    },
+}
+
+/// One event read back from the ring with its sequence number and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Ring sequence number (0 for the first event ever written).
+    pub seq: u64,
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// A ring slot as laid out in the state block (768 bytes, `#[repr(C)]`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EventSlot {
+    /// `seq + 1` once complete, `u64::MAX` while being written, 0 when empty.
+    pub stamp: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Request id (valid when `flags & FLAG_ID`).
+    pub id: u64,
+    /// Event kind.
+    pub kind: u16,
+    /// Flags.
+    pub flags: u16,
+    /// Status or code.
+    pub status: u16,
+    /// Extension number.
+    pub ext: u16,
+    /// Byte lengths of up to four strings packed in `data`.
+    pub lens: [u16; 4],
+    /// The strings, back to back.
+    pub data: [u8; EVENT_DATA],
+}
+
+/// `EventSlot::flags` bit: `id` is meaningful.
+pub const FLAG_ID: u16 = 1;
+
+const K_REGISTERED: u16 = 1;
+const K_UNREGISTERED: u16 = 2;
+const K_MESSAGE: u16 = 3;
+const K_COMMAND: u16 = 4;
+const K_AUTH_FAILED: u16 = 5;
+const K_WARNING: u16 = 6;
+const K_NOTICE: u16 = 7;
+
+impl EventSlot {
+    /// An empty slot.
+    pub const EMPTY: EventSlot = EventSlot {
+        stamp: 0,
+        time_ms: 0,
+        id: 0,
+        kind: 0,
+        flags: 0,
+        status: 0,
+        ext: 0,
+        lens: [0; 4],
+        data: [0; EVENT_DATA],
+    };
+
+    /// Encode `event`; strings that do not fit are cut at a character boundary.
+    pub fn encode(time_ms: u64, event: &Event) -> EventSlot {
+        let mut s = EventSlot { time_ms, ..EventSlot::EMPTY };
+        let strs: Vec<&str> = match event {
+            Event::Registered { ext, contact, user_agent } => {
+                s.kind = K_REGISTERED;
+                s.ext = *ext;
+                vec![contact, user_agent]
+            }
+            Event::Unregistered { ext, contact, why } => {
+                s.kind = K_UNREGISTERED;
+                s.ext = *ext;
+                s.status = *why as u16;
+                vec![contact]
+            }
+            Event::Message { from, to, status, text } => {
+                s.kind = K_MESSAGE;
+                s.status = *status;
+                vec![from, to, text]
+            }
+            Event::CommandResult { id, code, text } => {
+                s.kind = K_COMMAND;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
+                s.status = *code as u16;
+                vec![text]
+            }
+            Event::AuthFailed { user, source } => {
+                s.kind = K_AUTH_FAILED;
+                vec![user, source]
+            }
+            Event::Warning { text } => {
+                s.kind = K_WARNING;
+                vec![text]
+            }
+            Event::Notice { text } => {
+                s.kind = K_NOTICE;
+                vec![text]
+            }
+        };
+        // Short fields first keep their room; the last string takes what is left.
+        let mut at = 0usize;
+        for (i, st) in strs.iter().enumerate() {
+            let room = EVENT_DATA - at;
+            let cut = floor_char_boundary(st, room);
+            s.data[at..at + cut].copy_from_slice(&st.as_bytes()[..cut]);
+            s.lens[i] = cut as u16;
+            at += cut;
+        }
+        s
+    }
+
+    /// Decode a slot; `None` for an empty or unknown slot.
+    pub fn decode(&self) -> Option<Event> {
+        let mut strs: [String; 4] = Default::default();
+        let mut at = 0usize;
+        for (i, len) in self.lens.iter().enumerate() {
+            let len = usize::from(*len);
+            let end = at.checked_add(len).filter(|e| *e <= EVENT_DATA)?;
+            strs[i] = String::from_utf8_lossy(&self.data[at..end]).into_owned();
+            at = end;
+        }
+        let [a, b, c, _] = strs;
+        Some(match self.kind {
+            K_REGISTERED => Event::Registered { ext: self.ext, contact: a, user_agent: b },
+            K_UNREGISTERED => Event::Unregistered {
+                ext: self.ext,
+                contact: a,
+                why: Unregistration::from_u16(self.status),
+            },
+            K_MESSAGE => Event::Message { from: a, to: b, status: self.status, text: c },
+            K_COMMAND => Event::CommandResult {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
+                code: ResultCode::from_u16(self.status),
+                text: a,
+            },
+            K_AUTH_FAILED => Event::AuthFailed { user: a, source: b },
+            K_WARNING => Event::Warning { text: a },
+            K_NOTICE => Event::Notice { text: a },
+            _ => return None,
+        })
+    }
+}
+
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut i = max;
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl Event {
+    /// Short kind name used by `pbxctl watch --json` and the console.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Event::Registered { .. } => "registered",
+            Event::Unregistered { .. } => "unregistered",
+            Event::Message { .. } => "message",
+            Event::CommandResult { .. } => "result",
+            Event::AuthFailed { .. } => "auth-failed",
+            Event::Warning { .. } => "warning",
+            Event::Notice { .. } => "notice",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Registered { ext, contact, user_agent } => {
+                write!(f, "{ext} registered {contact}")?;
+                if !user_agent.is_empty() {
+                    write!(f, " ({user_agent})")?;
+                }
+                Ok(())
+            }
+            Event::Unregistered { ext, contact, why } => write!(f, "{ext} {} {contact}", why.name()),
+            Event::Message { from, to, status, text } => {
+                write!(f, "message {from} -> {to} [{status}]: {text}")
+            }
+            Event::CommandResult { id, code, text } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
+                write!(f, "{}: {text}", code.name())
+            }
+            Event::AuthFailed { user, source } => {
+                write!(f, "authentication failed for {user} from {source}")
+            }
+            Event::Warning { text } => write!(f, "warning: {text}"),
+            Event::Notice { text } => f.write_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_is_768_bytes() {
+        assert_eq!(std::mem::size_of::<EventSlot>(), 768);
+        assert_eq!(std::mem::align_of::<EventSlot>(), 8);
+        assert_eq!(std::mem::offset_of!(EventSlot, data), 40);
+    }
+
+    #[test]
+    fn round_trip_every_kind() {
+        let all = vec![
+            Event::Registered { ext: 21, contact: "sip:21@1.2.3.4:5060".into(), user_agent: "Yealink".into() },
+            Event::Unregistered { ext: 21, contact: "sip:21@x".into(), why: Unregistration::Expired },
+            Event::Message { from: "21".into(), to: "all".into(), status: 202, text: "héllo ✓".into() },
+            Event::CommandResult { id: Some(42), code: ResultCode::NotFound, text: "no such extension".into() },
+            Event::CommandResult { id: None, code: ResultCode::Ok, text: "".into() },
+            Event::AuthFailed { user: "21".into(), source: "127.0.0.1:5099".into() },
+            Event::Warning { text: "w".into() },
+            Event::Notice { text: "started".into() },
+        ];
+        for e in all {
+            assert_eq!(EventSlot::encode(7, &e).decode(), Some(e));
+        }
+    }
+
+    #[test]
+    fn long_text_is_cut_on_char_boundary() {
+        let text = "✓".repeat(400);
+        let e = Event::Message { from: "21".into(), to: "35".into(), status: 200, text };
+        let Some(Event::Message { text, .. }) = EventSlot::encode(0, &e).decode() else {
+            panic!("decode");
+        };
+        assert!(text.len() <= EVENT_DATA - 4);
+        assert!(text.chars().all(|c| c == '✓'));
+        let max = "✓".repeat(160);
+        let e = Event::Message { from: "21".into(), to: "35".into(), status: 200, text: max };
+        assert_eq!(EventSlot::encode(0, &e).decode(), Some(e));
+    }
+
+    #[test]
+    fn corrupt_slot_decodes_to_none() {
+        let mut s = EventSlot::EMPTY;
+        s.kind = K_MESSAGE;
+        s.lens = [700, 700, 0, 0];
+        assert_eq!(s.decode(), None);
+        s.lens = [0; 4];
+        s.kind = 999;
+        assert_eq!(s.decode(), None);
+    }
+}
