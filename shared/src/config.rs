@@ -159,7 +159,10 @@ impl Default for ServerConfig {
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        CallsConfig { ring: 5, noanswer: 6 }
+        CallsConfig {
+            ring: 5,
+            noanswer: 6,
+        }
     }
 }
 
@@ -454,11 +457,7 @@ impl<'f> Parser<'f> {
                 ));
             }
             if let Some(m) = members.iter().find(|m| !lines.contains_key(m)) {
-                return Err(self.err(
-                    *lineno,
-                    key,
-                    format!("member {m} has no [{m}] section"),
-                ));
+                return Err(self.err(*lineno, key, format!("member {m} has no [{m}] section")));
             }
             if groups.insert(*n, members.clone()).is_some() {
                 return Err(self.err(*lineno, key, "group defined twice"));
@@ -505,7 +504,8 @@ fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
             l.md5 = Some(v.to_ascii_lowercase())
         }
         "display" | "name" => {
-            if v.chars().count() > 31 || v.contains(['"', '\\']) || v.chars().any(char::is_control) {
+            if v.chars().count() > 31 || v.contains(['"', '\\']) || v.chars().any(char::is_control)
+            {
                 return Err("display must be at most 31 characters, without quotes".into());
             }
             l.display = v.to_string()
@@ -557,7 +557,13 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:5070".parse().expect("addr"));
         assert_eq!(c.server.realm, "home");
         assert_eq!(c.server.algorithms, vec![DigestAlgorithm::Md5]);
-        assert_eq!(c.calls, CallsConfig { ring: 4, noanswer: 3 });
+        assert_eq!(
+            c.calls,
+            CallsConfig {
+                ring: 4,
+                noanswer: 3
+            }
+        );
         assert_eq!(c.groups[&100], vec![21, 22]);
         assert_eq!(c.lines[&21].display, "Reception");
         assert_eq!(c.lines[&21].lines, 3);

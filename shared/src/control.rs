@@ -186,12 +186,24 @@ mod tests {
         assert_eq!(r.id, Some(42));
         assert_eq!(
             r.command,
-            Command::Message { target: "21".into(), text: "hello there".into() }
+            Command::Message {
+                target: "21".into(),
+                text: "hello there".into()
+            }
         );
         assert_eq!(r.to_line(), "#42 message 21 hello there\n");
         let r = Request::parse(b"release 21").expect("ok");
-        assert_eq!(r, Request { id: None, command: Command::Release { ext: 21 } });
-        assert_eq!(Request::parse(b"RELOAD\r\n").expect("ok").command, Command::Reload);
+        assert_eq!(
+            r,
+            Request {
+                id: None,
+                command: Command::Release { ext: 21 }
+            }
+        );
+        assert_eq!(
+            Request::parse(b"RELOAD\r\n").expect("ok").command,
+            Command::Reload
+        );
     }
 
     #[test]
@@ -200,11 +212,20 @@ mod tests {
             Request::parse(b"#7 frobnicate 1"),
             Err((Some(7), ParseError::UnknownVerb("frobnicate".into())))
         );
-        assert_eq!(Request::parse(b"#8 message 21"), Err((Some(8), ParseError::Usage(USAGE_MESSAGE))));
-        assert_eq!(Request::parse(b"#9 release x"), Err((Some(9), ParseError::Usage(USAGE_RELEASE))));
+        assert_eq!(
+            Request::parse(b"#8 message 21"),
+            Err((Some(8), ParseError::Usage(USAGE_MESSAGE)))
+        );
+        assert_eq!(
+            Request::parse(b"#9 release x"),
+            Err((Some(9), ParseError::Usage(USAGE_RELEASE)))
+        );
         assert_eq!(Request::parse(b"#x reload"), Err((None, ParseError::BadId)));
         assert_eq!(Request::parse(b"   "), Err((None, ParseError::Empty)));
-        assert_eq!(Request::parse(b"#3 \xff\xfe"), Err((Some(3), ParseError::NotUtf8)));
+        assert_eq!(
+            Request::parse(b"#3 \xff\xfe"),
+            Err((Some(3), ParseError::NotUtf8))
+        );
         let mut long = b"#5 message 21 ".to_vec();
         long.extend(std::iter::repeat(b'a').take(MAX_LINE));
         assert_eq!(Request::parse(&long), Err((Some(5), ParseError::TooLong)));

@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(classify(p, &g, conf, "100"), Target::Group(100));
         assert_eq!(classify(p, &g, conf, "ALL"), Target::All);
         assert_eq!(classify(p, &g, conf, "system"), Target::System);
-        assert_eq!(classify(p, &g, conf, "0044123"), Target::External("0044123".into()));
+        assert_eq!(
+            classify(p, &g, conf, "0044123"),
+            Target::External("0044123".into())
+        );
         assert_eq!(classify(p, &g, conf, "9"), Target::External("9".into()));
     }
 }

@@ -201,9 +201,16 @@ impl EventSlot {
 
     /// Encode `event`; strings that do not fit are cut at a character boundary.
     pub fn encode(time_ms: u64, event: &Event) -> EventSlot {
-        let mut s = EventSlot { time_ms, ..EventSlot::EMPTY };
+        let mut s = EventSlot {
+            time_ms,
+            ..EventSlot::EMPTY
+        };
         let strs: Vec<&str> = match event {
-            Event::Registered { ext, contact, user_agent } => {
+            Event::Registered {
+                ext,
+                contact,
+                user_agent,
+            } => {
                 s.kind = K_REGISTERED;
                 s.ext = *ext;
                 vec![contact, user_agent]
@@ -214,7 +221,12 @@ impl EventSlot {
                 s.status = *why as u16;
                 vec![contact]
             }
-            Event::Message { from, to, status, text } => {
+            Event::Message {
+                from,
+                to,
+                status,
+                text,
+            } => {
                 s.kind = K_MESSAGE;
                 s.status = *status;
                 vec![from, to, text]
@@ -265,13 +277,22 @@ impl EventSlot {
         }
         let [a, b, c, _] = strs;
         Some(match self.kind {
-            K_REGISTERED => Event::Registered { ext: self.ext, contact: a, user_agent: b },
+            K_REGISTERED => Event::Registered {
+                ext: self.ext,
+                contact: a,
+                user_agent: b,
+            },
             K_UNREGISTERED => Event::Unregistered {
                 ext: self.ext,
                 contact: a,
                 why: Unregistration::from_u16(self.status),
             },
-            K_MESSAGE => Event::Message { from: a, to: b, status: self.status, text: c },
+            K_MESSAGE => Event::Message {
+                from: a,
+                to: b,
+                status: self.status,
+                text: c,
+            },
             K_COMMAND => Event::CommandResult {
                 id: (self.flags & FLAG_ID != 0).then_some(self.id),
                 code: ResultCode::from_u16(self.status),
@@ -314,15 +335,26 @@ impl Event {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Registered { ext, contact, user_agent } => {
+            Event::Registered {
+                ext,
+                contact,
+                user_agent,
+            } => {
                 write!(f, "{ext} registered {contact}")?;
                 if !user_agent.is_empty() {
                     write!(f, " ({user_agent})")?;
                 }
                 Ok(())
             }
-            Event::Unregistered { ext, contact, why } => write!(f, "{ext} {} {contact}", why.name()),
-            Event::Message { from, to, status, text } => {
+            Event::Unregistered { ext, contact, why } => {
+                write!(f, "{ext} {} {contact}", why.name())
+            }
+            Event::Message {
+                from,
+                to,
+                status,
+                text,
+            } => {
                 write!(f, "message {from} -> {to} [{status}]: {text}")
             }
             Event::CommandResult { id, code, text } => {
@@ -354,14 +386,40 @@ mod tests {
     #[test]
     fn round_trip_every_kind() {
         let all = vec![
-            Event::Registered { ext: 21, contact: "sip:21@1.2.3.4:5060".into(), user_agent: "Yealink".into() },
-            Event::Unregistered { ext: 21, contact: "sip:21@x".into(), why: Unregistration::Expired },
-            Event::Message { from: "21".into(), to: "all".into(), status: 202, text: "héllo ✓".into() },
-            Event::CommandResult { id: Some(42), code: ResultCode::NotFound, text: "no such extension".into() },
-            Event::CommandResult { id: None, code: ResultCode::Ok, text: "".into() },
-            Event::AuthFailed { user: "21".into(), source: "127.0.0.1:5099".into() },
+            Event::Registered {
+                ext: 21,
+                contact: "sip:21@1.2.3.4:5060".into(),
+                user_agent: "Yealink".into(),
+            },
+            Event::Unregistered {
+                ext: 21,
+                contact: "sip:21@x".into(),
+                why: Unregistration::Expired,
+            },
+            Event::Message {
+                from: "21".into(),
+                to: "all".into(),
+                status: 202,
+                text: "héllo ✓".into(),
+            },
+            Event::CommandResult {
+                id: Some(42),
+                code: ResultCode::NotFound,
+                text: "no such extension".into(),
+            },
+            Event::CommandResult {
+                id: None,
+                code: ResultCode::Ok,
+                text: "".into(),
+            },
+            Event::AuthFailed {
+                user: "21".into(),
+                source: "127.0.0.1:5099".into(),
+            },
             Event::Warning { text: "w".into() },
-            Event::Notice { text: "started".into() },
+            Event::Notice {
+                text: "started".into(),
+            },
         ];
         for e in all {
             assert_eq!(EventSlot::encode(7, &e).decode(), Some(e));
@@ -371,14 +429,24 @@ mod tests {
     #[test]
     fn long_text_is_cut_on_char_boundary() {
         let text = "✓".repeat(400);
-        let e = Event::Message { from: "21".into(), to: "35".into(), status: 200, text };
+        let e = Event::Message {
+            from: "21".into(),
+            to: "35".into(),
+            status: 200,
+            text,
+        };
         let Some(Event::Message { text, .. }) = EventSlot::encode(0, &e).decode() else {
             panic!("decode");
         };
         assert!(text.len() <= EVENT_DATA - 4);
         assert!(text.chars().all(|c| c == '✓'));
         let max = "✓".repeat(160);
-        let e = Event::Message { from: "21".into(), to: "35".into(), status: 200, text: max };
+        let e = Event::Message {
+            from: "21".into(),
+            to: "35".into(),
+            status: 200,
+            text: max,
+        };
         assert_eq!(EventSlot::encode(0, &e).decode(), Some(e));
     }
 

@@ -379,7 +379,10 @@ impl StateWriter {
         // has its final length; nobody else maps it until the rename below, and the
         // daemon never truncates it while mapped.
         let map = unsafe { MmapMut::map_mut(&file)? };
-        let mut w = StateWriter { map, plan: init.plan };
+        let mut w = StateWriter {
+            map,
+            plan: init.plan,
+        };
         w.init_header(init);
         {
             let mut body = w.body_mut();
@@ -435,7 +438,10 @@ impl StateWriter {
     /// Begin a body update: the seqlock counter becomes odd until the guard drops.
     pub fn body_mut(&mut self) -> BodyGuard<'_> {
         let seq = self.atomic(std::mem::offset_of!(Header, seq));
-        seq.store(seq.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        seq.store(
+            seq.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         fence(Ordering::Release);
         BodyGuard { writer: self }
     }
@@ -495,7 +501,10 @@ impl std::ops::DerefMut for BodyGuard<'_> {
 impl Drop for BodyGuard<'_> {
     fn drop(&mut self) {
         let seq = self.writer.atomic(std::mem::offset_of!(Header, seq));
-        seq.store(seq.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+        seq.store(
+            seq.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
     }
 }
 
@@ -513,7 +522,9 @@ pub enum OpenError {
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpenError::Missing(p) => write!(f, "{}: no state block (is coventryd running?)", p.display()),
+            OpenError::Missing(p) => {
+                write!(f, "{}: no state block (is coventryd running?)", p.display())
+            }
             OpenError::Invalid(m) => write!(f, "invalid state block: {m}"),
             OpenError::Io(p, e) => write!(f, "{}: {e}", p.display()),
         }
@@ -553,7 +564,9 @@ impl StateReader {
             io::ErrorKind::NotFound => OpenError::Missing(path.to_path_buf()),
             _ => OpenError::Io(path.to_path_buf(), e),
         })?;
-        let meta = file.metadata().map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
         if meta.len() < TOTAL_SIZE as u64 {
             return Err(OpenError::Invalid(format!(
                 "{} is {} bytes, expected {TOTAL_SIZE}",
@@ -717,9 +730,8 @@ impl StateReader {
             let s1 = stamp.load(Ordering::Acquire);
             // SAFETY: slot `idx` lies inside the map, 8-aligned; EventSlot is plain
             // old data. A torn read is detected by comparing the stamp before and after.
-            let slot: EventSlot = unsafe {
-                std::ptr::read_volatile(self.map.as_ptr().add(off).cast::<EventSlot>())
-            };
+            let slot: EventSlot =
+                unsafe { std::ptr::read_volatile(self.map.as_ptr().add(off).cast::<EventSlot>()) };
             fence(Ordering::Acquire);
             let s2 = stamp.load(Ordering::Relaxed);
             if s1 == n + 1 && s2 == n + 1 {

@@ -1,0 +1,220 @@
+//! The state block under concurrency: a reader hammering snapshots while the writer
+//! updates never sees a torn record, and a reader that falls behind the event ring
+//! counts exactly the events it lost.
+
+use coventry_shared::dialplan::Plan;
+use coventry_shared::event::Event;
+use coventry_shared::stateblock::{
+    get_str, put_str, BlockInit, OpenError, StateReader, StateWriter, RING_SLOTS,
+};
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+fn init() -> BlockInit {
+    BlockInit {
+        plan: Plan::TwoDigit,
+        bound: "127.0.0.1:5060".into(),
+        realm: "test".into(),
+        start_ms: 1,
+    }
+}
+
+/// Writes generation `g` into a record spread over the whole body: if any reader sees
+/// a mix of generations, the copy was torn.
+fn write_generation(w: &mut StateWriter, g: u64) {
+    let mut body = w.body_mut();
+    let text = format!("gen-{g}");
+    for e in body.exts.iter_mut() {
+        put_str(&mut e.name, &text);
+        e.contacts[3].expires_ms = g;
+    }
+    body.counters.sip_in = g;
+    body.counters.reserved[19] = g;
+    body.calls[127].start_ms = g;
+}
+
+#[test]
+fn snapshots_are_never_torn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    write_generation(&mut w, 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let r = StateReader::open(&path).expect("open");
+                let mut seen = 0u64;
+                let mut last = 0u64;
+                for _ in 0..200_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Some(s) = r.snapshot() else { continue };
+                    let g = s.body.counters.sip_in;
+                    let text = format!("gen-{g}");
+                    for e in s.body.exts.iter() {
+                        assert_eq!(get_str(&e.name), text, "torn extension name");
+                        assert_eq!(e.contacts[3].expires_ms, g, "torn contact");
+                    }
+                    assert_eq!(s.body.counters.reserved[19], g, "torn counters");
+                    assert_eq!(s.body.calls[127].start_ms, g, "torn call table");
+                    assert!(g >= last, "generations went backwards");
+                    last = g;
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    for g in 1..=20_000u64 {
+        write_generation(&mut w, g);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        let seen = r.join().expect("reader panicked");
+        assert!(seen > 0, "a reader never got a snapshot");
+    }
+}
+
+#[test]
+fn reader_counts_lost_events_exactly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    let r = StateReader::open(&path).expect("open");
+    let mut cur = r.cursor_at_end();
+    let ev = |i: u64| Event::Notice {
+        text: format!("n{i}"),
+    };
+    for i in 0..10 {
+        w.push_event(i, &ev(i));
+    }
+    let p = r.poll_events(&mut cur, 1000);
+    assert_eq!((p.events.len(), p.lost), (10, 0));
+    assert_eq!(p.events[9].event, ev(9));
+    // Fall behind by more than the ring holds.
+    let extra = RING_SLOTS as u64 + 476;
+    for i in 10..10 + extra {
+        w.push_event(i, &ev(i));
+    }
+    let p = r.poll_events(&mut cur, 10_000);
+    assert_eq!(p.lost, 476);
+    assert_eq!(p.events.len(), RING_SLOTS);
+    assert_eq!(p.events[0].seq, 10 + 476);
+    assert_eq!(p.events[0].event, ev(10 + 476));
+    assert!(p.events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    let p = r.poll_events(&mut cur, 10);
+    assert_eq!((p.events.len(), p.lost), (0, 0));
+}
+
+#[test]
+fn concurrent_reader_accounts_for_every_event() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    const TOTAL: u64 = 50_000;
+    let reader = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let r = StateReader::open(&path).expect("open");
+            let mut cur = r.cursor_at_start();
+            let (mut got, mut lost, mut next) = (0u64, 0u64, 0u64);
+            for _ in 0..5_000_000 {
+                let p = r.poll_events(&mut cur, 64);
+                lost += p.lost;
+                for e in p.events {
+                    assert!(e.seq >= next, "events out of order");
+                    let Event::Notice { text } = &e.event else {
+                        panic!("kind")
+                    };
+                    assert_eq!(text, &format!("n{}", e.seq), "torn event");
+                    next = e.seq + 1;
+                    got += 1;
+                }
+                if got + lost >= TOTAL {
+                    break;
+                }
+            }
+            (got, lost)
+        })
+    };
+    for i in 0..TOTAL {
+        w.push_event(
+            i,
+            &Event::Notice {
+                text: format!("n{i}"),
+            },
+        );
+    }
+    let (got, lost) = reader.join().expect("reader panicked");
+    assert_eq!(
+        got + lost,
+        TOTAL,
+        "every event is either read or counted as lost"
+    );
+}
+
+#[test]
+fn restart_is_noticed_and_garbage_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    assert!(matches!(
+        StateReader::open(&path),
+        Err(OpenError::Missing(_))
+    ));
+    let w = StateWriter::create(&path, &init()).expect("create");
+    let r = StateReader::open(&path).expect("open");
+    assert!(!r.replaced());
+    assert!(r.daemon_alive());
+    assert_eq!(r.header().bound, "127.0.0.1:5060");
+    assert_eq!(r.header().plan, Plan::TwoDigit);
+    drop(w);
+    let _w2 = StateWriter::create(&path, &init()).expect("again");
+    assert!(
+        r.replaced(),
+        "a new block under the same path must be noticed"
+    );
+    std::fs::write(&path, b"not a state block").expect("write");
+    assert!(matches!(
+        StateReader::open(&path),
+        Err(OpenError::Invalid(_))
+    ));
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.path().join("state2");
+        StateWriter::create(&p, &init()).expect("create");
+        std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777
+    };
+    assert_eq!(mode & 0o007, 0, "state block must not be world-accessible");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// Whatever interleaving of pushes and polls, seen + lost == pushed.
+    #[test]
+    fn seen_plus_lost_is_pushed(batches in proptest::collection::vec((0usize..2500, 1usize..3000), 1..6)) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state");
+        let mut w = StateWriter::create(&path, &init()).expect("create");
+        let r = StateReader::open(&path).expect("open");
+        let mut cur = r.cursor_at_end();
+        let (mut pushed, mut seen, mut lost) = (0u64, 0u64, 0u64);
+        for (push, poll_max) in batches {
+            for _ in 0..push {
+                w.push_event(pushed, &Event::Notice { text: pushed.to_string() });
+                pushed += 1;
+            }
+            let p = r.poll_events(&mut cur, poll_max);
+            seen += p.events.len() as u64;
+            lost += p.lost;
+        }
+        let p = r.poll_events(&mut cur, usize::MAX / 2);
+        seen += p.events.len() as u64;
+        lost += p.lost;
+        prop_assert_eq!(seen + lost, pushed);
+    }
+}
