@@ -227,7 +227,7 @@ mod tests {
             Err((Some(3), ParseError::NotUtf8))
         );
         let mut long = b"#5 message 21 ".to_vec();
-        long.extend(std::iter::repeat(b'a').take(MAX_LINE));
+        long.extend(std::iter::repeat_n(b'a', MAX_LINE));
         assert_eq!(Request::parse(&long), Err((Some(5), ParseError::TooLong)));
     }
 
