@@ -1,0 +1,71 @@
+//! Finding the daemon: the runtime directory, its state block and its liveness.
+
+use crate::error::Error;
+use coventry_shared::runtime;
+use coventry_shared::stateblock::{HeaderInfo, OpenError, StateReader};
+use std::path::{Path, PathBuf};
+
+/// Heartbeats older than this (ms) mean the daemon is stuck or gone.
+pub const STALE_AFTER_MS: u64 = 3000;
+
+/// The runtime directory from `--runtime-dir`/`COVENTRY_RUNTIME_DIR` or the default.
+pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
+    runtime::runtime_dir(explicit.filter(|p| !p.as_os_str().is_empty()))
+}
+
+/// Open the state block in `dir`: a missing block means the daemon is not running
+/// (status 3); an unreadable or foreign file is another error (status 1).
+pub fn open_state(dir: &Path) -> Result<StateReader, Error> {
+    StateReader::open(&runtime::state_path(dir)).map_err(|e| match e {
+        OpenError::Missing(p) => Error::not_running(format!(
+            "daemon not running: no state block at {}",
+            p.display()
+        )),
+        OpenError::Io(p, e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Error::failed(format!(
+                "{}: permission denied (pbxctl needs to be in the daemon's group)",
+                p.display()
+            ))
+        }
+        other => Error::failed(other.to_string()),
+    })
+}
+
+/// How alive the daemon behind a state block looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Its process exists and its heartbeat is fresh.
+    Running,
+    /// Its process exists but the heartbeat is older than [`STALE_AFTER_MS`].
+    StaleHeartbeat,
+    /// Its process is gone: the block is left over.
+    Gone,
+}
+
+/// Judge the daemon of `reader` given its header `h` at `now_ms`.
+pub fn liveness(reader: &StateReader, h: &HeaderInfo, now_ms: u64) -> Liveness {
+    if !reader.daemon_alive() {
+        Liveness::Gone
+    } else if heartbeat_age_ms(h, now_ms) > STALE_AFTER_MS {
+        Liveness::StaleHeartbeat
+    } else {
+        Liveness::Running
+    }
+}
+
+/// Milliseconds since the last heartbeat (0 if the clock went backwards).
+pub fn heartbeat_age_ms(h: &HeaderInfo, now_ms: u64) -> u64 {
+    now_ms.saturating_sub(h.heartbeat_ms)
+}
+
+/// Fail with status 3 unless the daemon's process exists.
+pub fn require_alive(reader: &StateReader) -> Result<(), Error> {
+    if reader.daemon_alive() {
+        Ok(())
+    } else {
+        Err(Error::not_running(format!(
+            "daemon not running: pid {} is gone (the state block is left over)",
+            reader.header().pid
+        )))
+    }
+}

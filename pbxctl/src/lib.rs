@@ -1,0 +1,58 @@
+//! pbxctl: the Coventry command-line multitool.
+//!
+//! Everything it knows comes from the daemon's state block
+//! ([`coventry_shared::stateblock::StateReader`]); everything it does goes through the
+//! control FIFO, one line per command with a request id, whose result it then waits
+//! for in the event ring. It never links SIP code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod daemon;
+pub mod error;
+pub mod fifo;
+pub mod output;
+pub mod regs;
+pub mod status;
+pub mod wait;
+pub mod watch;
+
+use cli::{Cli, CliCommand};
+use error::Error;
+use output::Out;
+
+/// Carry out the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let g = &cli.global;
+    let dir = daemon::runtime_dir(g.runtime_dir.as_deref());
+    let mut out = Out::stdout(g.json);
+    match cli.command {
+        CliCommand::Status => status::run(&mut out, &dir),
+        CliCommand::Regs { ext } => regs::run(&mut out, &dir, ext),
+        CliCommand::Message { target, text } => {
+            commands::run(&mut out, &dir, g.timeout, commands::message(&target, &text))
+        }
+        CliCommand::Release { ext } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::Release { ext },
+        ),
+        CliCommand::Reload => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::Reload,
+        ),
+        CliCommand::Watch(w) => watch::run(
+            &mut out,
+            &dir,
+            watch::WatchOpts {
+                from_start: w.from_start,
+                count: w.count,
+                duration: w.duration,
+            },
+        ),
+    }
+}

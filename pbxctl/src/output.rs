@@ -1,0 +1,226 @@
+//! Output helpers: a stdout writer that flushes every line and turns a closed pipe
+//! into a clean exit, colour only on terminals, tables, text sanitising.
+
+use crate::error::Error;
+use comfy_table::{presets, Table};
+use std::io::{IsTerminal, Write};
+
+/// Where pbxctl's results go, with the presentation settings for it.
+pub struct Out {
+    stdout: std::io::Stdout,
+    /// Whether stdout is a terminal (decides the table preset).
+    pub tty: bool,
+    /// Whether ANSI colour may be used (a terminal and `NO_COLOR` not set).
+    pub colour: bool,
+    /// `--json`: machine output.
+    pub json: bool,
+}
+
+/// ANSI styles pbxctl uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    /// Good news.
+    Green,
+    /// Worth a look.
+    Yellow,
+    /// Bad news.
+    Red,
+    /// Less important (times, separators).
+    Dim,
+    /// Emphasis.
+    Bold,
+}
+
+impl Paint {
+    fn code(self) -> &'static str {
+        match self {
+            Paint::Green => "32",
+            Paint::Yellow => "33",
+            Paint::Red => "31",
+            Paint::Dim => "2",
+            Paint::Bold => "1",
+        }
+    }
+}
+
+/// Whether colour is allowed for a stream that is (`tty`) or is not a terminal,
+/// given the value of `NO_COLOR` (<https://no-color.org>: set and not empty = none).
+pub fn colour_allowed(tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    tty && !matches!(no_color, Some(v) if !v.is_empty())
+}
+
+impl Out {
+    /// Standard output, with presentation decided from the environment.
+    pub fn stdout(json: bool) -> Out {
+        let stdout = std::io::stdout();
+        let tty = stdout.is_terminal();
+        let colour = colour_allowed(tty, std::env::var_os("NO_COLOR").as_deref());
+        Out {
+            stdout,
+            tty,
+            colour,
+            json,
+        }
+    }
+
+    /// Write `text` and a newline, then flush (pbxctl is used in pipes).
+    pub fn line(&mut self, text: &str) -> Result<(), Error> {
+        let mut lock = self.stdout.lock();
+        lock.write_all(text.as_bytes())
+            .and_then(|()| lock.write_all(b"\n"))
+            .and_then(|()| lock.flush())
+            .map_err(Error::output)
+    }
+
+    /// Print a JSON value on one line.
+    pub fn json_line(&mut self, value: &serde_json::Value) -> Result<(), Error> {
+        self.line(&value.to_string())
+    }
+
+    /// Print a JSON value pretty-printed when on a terminal, compact otherwise.
+    pub fn json_doc(&mut self, value: &serde_json::Value) -> Result<(), Error> {
+        let text = if self.tty {
+            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+        } else {
+            value.to_string()
+        };
+        self.line(&text)
+    }
+
+    /// `text` in the given style when colour is allowed, else unchanged.
+    pub fn paint(&self, paint: Paint, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{}m{text}\x1b[0m", paint.code())
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A table with `header`, boxed on a terminal and plain (space-separated
+    /// columns, no borders) otherwise.
+    pub fn table(&self, header: &[&str]) -> Table {
+        let mut t = Table::new();
+        t.load_preset(if self.tty {
+            presets::UTF8_FULL_CONDENSED
+        } else {
+            presets::NOTHING
+        });
+        t.set_header(header.to_vec());
+        t
+    }
+
+    /// Print a table.
+    pub fn print_table(&mut self, table: &Table) -> Result<(), Error> {
+        let text = table.to_string();
+        // Plain tables pad every cell; the blanks at either end only get in the way
+        // of scripts.
+        let text: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                if self.tty {
+                    l
+                } else {
+                    l.strip_prefix(' ').unwrap_or(l)
+                }
+            })
+            .map(str::trim_end)
+            .collect();
+        self.line(&text.join("\n"))
+    }
+}
+
+/// Make text from the network safe for a terminal: control characters (escape
+/// sequences, newlines) become visible `\u{..}` escapes.
+pub fn sanitize(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut s = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            s.push_str(&c.escape_unicode().to_string());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// Print `pbxctl: MESSAGE` on stderr (ignoring a closed stderr).
+pub fn warn(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "pbxctl: {message}");
+}
+
+/// Human form of a duration in seconds: `45s`, `12m 05s`, `3h 02m 01s`, `2d 03h 04m`.
+pub fn human_secs(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}h {m:02}m")
+    } else if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Local wall-clock time of `ms` (since the epoch) as `HH:MM:SS.mmm`.
+pub fn clock(ms: u64) -> String {
+    use chrono::TimeZone;
+    match i64::try_from(ms)
+        .ok()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    {
+        Some(t) => t.format("%H:%M:%S%.3f").to_string(),
+        None => "??:??:??.???".to_string(),
+    }
+}
+
+/// Local date and time of `ms` as `YYYY-MM-DD HH:MM:SS`.
+pub fn date_time(ms: u64) -> String {
+    use chrono::TimeZone;
+    match i64::try_from(ms)
+        .ok()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => "?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_rules() {
+        assert!(colour_allowed(true, None));
+        assert!(colour_allowed(true, Some(OsStr::new(""))));
+        assert!(!colour_allowed(true, Some(OsStr::new("1"))));
+        assert!(!colour_allowed(false, None));
+    }
+
+    #[test]
+    fn sanitizes_control_characters() {
+        assert_eq!(sanitize("plain ✓"), "plain ✓");
+        assert_eq!(sanitize("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_secs(5), "5s");
+        assert_eq!(human_secs(65), "1m 05s");
+        assert_eq!(human_secs(3 * 3600 + 61), "3h 01m 01s");
+        assert_eq!(human_secs(2 * 86_400 + 3 * 3600 + 4 * 60), "2d 03h 04m");
+    }
+
+    #[test]
+    fn clock_format() {
+        let c = clock(1_700_000_000_123);
+        assert_eq!(c.len(), 12, "{c}");
+        assert!(c.ends_with(".123"), "{c}");
+        assert_eq!(&c[2..3], ":");
+    }
+}

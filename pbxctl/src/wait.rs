@@ -1,0 +1,108 @@
+//! Waiting in the event ring for the result of a command we sent.
+
+use crate::error::Error;
+use coventry_shared::event::{Event, ResultCode};
+use coventry_shared::stateblock::{EventCursor, StateReader};
+use std::time::{Duration, Instant};
+
+/// How often the ring is polled.
+pub const POLL: Duration = Duration::from_millis(20);
+/// How often the daemon's process is checked while waiting.
+const ALIVE_CHECK: Duration = Duration::from_millis(250);
+/// Events read per poll call.
+const BATCH: usize = 256;
+
+/// The daemon's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The request id.
+    pub id: u64,
+    /// Result code.
+    pub code: ResultCode,
+    /// The daemon's text.
+    pub text: String,
+}
+
+/// A request id unique to this invocation: the low 31 bits of the time in
+/// milliseconds above the 22 bits of the pid (Linux pids are below 2^22). It fits in
+/// 53 bits, so JSON readers that use doubles keep it exact.
+pub fn request_id() -> u64 {
+    let ms = coventry_shared::now_ms() & ((1 << 31) - 1);
+    let pid = u64::from(std::process::id()) & ((1 << 22) - 1);
+    (ms << 22) | pid
+}
+
+/// Poll the ring from `cursor` until a command result with `id` shows up, the
+/// daemon goes away (status 3) or `deadline` passes (status 4).
+pub fn wait_for_result(
+    reader: &StateReader,
+    mut cursor: EventCursor,
+    id: u64,
+    deadline: Instant,
+) -> Result<CommandOutcome, Error> {
+    let mut lost = 0u64;
+    let mut last_check = Instant::now();
+    loop {
+        loop {
+            let polled = reader.poll_events(&mut cursor, BATCH);
+            lost += polled.lost;
+            let n = polled.events.len();
+            for rec in polled.events {
+                if let Event::CommandResult {
+                    id: Some(got),
+                    code,
+                    text,
+                } = rec.event
+                {
+                    if got == id {
+                        return Ok(CommandOutcome { id, code, text });
+                    }
+                }
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_check) >= ALIVE_CHECK {
+            last_check = now;
+            if !reader.daemon_alive() {
+                return Err(Error::not_running(format!(
+                    "daemon stopped before answering request #{id}"
+                )));
+            }
+            if reader.replaced() {
+                return Err(Error::not_running(format!(
+                    "daemon restarted before answering request #{id}; the command may not \
+                     have been carried out"
+                )));
+            }
+        }
+        if now >= deadline {
+            let mut msg = format!("timed out waiting for the result of request #{id}");
+            if lost > 0 {
+                msg.push_str(&format!(
+                    " ({lost} events were overwritten before pbxctl read them; \
+                     the result may have been among them)"
+                ));
+            }
+            return Err(Error::timeout(msg));
+        }
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(now)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_fit_and_carry_the_pid() {
+        let id = request_id();
+        assert!(id < 1 << 53);
+        assert_eq!(
+            id & ((1 << 22) - 1),
+            u64::from(std::process::id()) & ((1 << 22) - 1)
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! `watch`: follow the event ring, across daemon restarts.
+
+use crate::daemon;
+use crate::error::Error;
+use crate::output::{clock, sanitize, Out, Paint};
+use crate::wait::POLL;
+use coventry_shared::event::{Event, EventRecord, ResultCode};
+use coventry_shared::runtime;
+use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How often the daemon's process and the state block file are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// Events read per poll call.
+const BATCH: usize = 512;
+
+/// Options of `watch`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WatchOpts {
+    /// Start with the oldest event still in the ring instead of the newest end.
+    pub from_start: bool,
+    /// Stop after this many events.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// The JSON object of one event: `seq`, `time_ms`, `kind` and the event's fields.
+pub fn event_json(rec: &EventRecord) -> Value {
+    let mut v = json!({
+        "seq": rec.seq,
+        "time_ms": rec.time_ms,
+        "kind": rec.event.kind_name(),
+    });
+    let fields = match &rec.event {
+        Event::Registered {
+            ext,
+            contact,
+            user_agent,
+        } => json!({ "ext": ext, "contact": contact, "user_agent": user_agent }),
+        Event::Unregistered { ext, contact, why } => {
+            json!({ "ext": ext, "contact": contact, "why": why.name() })
+        }
+        Event::Message {
+            from,
+            to,
+            status,
+            text,
+        } => json!({ "from": from, "to": to, "status": status, "text": text }),
+        Event::CommandResult { id, code, text } => {
+            json!({ "id": id, "code": code.name(), "text": text })
+        }
+        Event::AuthFailed { user, source } => json!({ "user": user, "source": source }),
+        Event::Warning { text } | Event::Notice { text } => json!({ "text": text }),
+    };
+    if let (Some(obj), Value::Object(fields)) = (v.as_object_mut(), fields) {
+        obj.extend(fields);
+    }
+    v
+}
+
+/// The text line of one event: local time and the event's display form.
+pub fn event_line(out: &Out, rec: &EventRecord) -> String {
+    let text = sanitize(&rec.event.to_string());
+    let paint = match &rec.event {
+        Event::Warning { .. } => Some(Paint::Yellow),
+        Event::AuthFailed { .. } => Some(Paint::Red),
+        Event::CommandResult { code, .. } if *code != ResultCode::Ok => Some(Paint::Red),
+        Event::Message { status, .. } if *status >= 300 => Some(Paint::Red),
+        _ => None,
+    };
+    let text = match paint {
+        Some(p) => out.paint(p, &text),
+        None => text,
+    };
+    format!("{} {text}", out.paint(Paint::Dim, &clock(rec.time_ms)))
+}
+
+struct Attached {
+    reader: StateReader,
+    cursor: EventCursor,
+    pid: u32,
+    stop_reported: bool,
+}
+
+impl Attached {
+    fn new(reader: StateReader, cursor: EventCursor) -> Attached {
+        let pid = reader.header().pid;
+        Attached {
+            reader,
+            cursor,
+            pid,
+            stop_reported: false,
+        }
+    }
+}
+
+struct Printer<'a> {
+    out: &'a mut Out,
+    printed: u64,
+    limit: Option<u64>,
+}
+
+impl Printer<'_> {
+    fn done(&self) -> bool {
+        self.limit.is_some_and(|n| self.printed >= n)
+    }
+
+    /// Print everything new in the ring (until the count is reached).
+    fn drain(&mut self, a: &mut Attached) -> Result<(), Error> {
+        while !self.done() {
+            let room = self.limit.map_or(BATCH, |n| {
+                usize::try_from(n - self.printed).map_or(BATCH, |r| r.min(BATCH))
+            });
+            let polled = a.reader.poll_events(&mut a.cursor, room);
+            if polled.lost > 0 {
+                self.lost(polled.lost)?;
+            }
+            let n = polled.events.len();
+            for rec in &polled.events {
+                if self.out.json {
+                    self.out.json_line(&event_json(rec))?;
+                } else {
+                    let line = event_line(self.out, rec);
+                    self.out.line(&line)?;
+                }
+                self.printed += 1;
+            }
+            if n < room {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn lost(&mut self, count: u64) -> Result<(), Error> {
+        if self.out.json {
+            self.out
+                .json_line(&json!({ "kind": "lost", "count": count }))
+        } else {
+            let text = self
+                .out
+                .paint(Paint::Yellow, &format!("-- {count} events lost --"));
+            self.out.line(&text)
+        }
+    }
+
+    fn daemon(&mut self, kind: &str, pid: u32, text: &str) -> Result<(), Error> {
+        if self.out.json {
+            self.out.json_line(&json!({
+                "kind": kind,
+                "pid": pid,
+                "time_ms": coventry_shared::now_ms(),
+            }))
+        } else {
+            let text = self.out.paint(Paint::Bold, &format!("-- {text} --"));
+            self.out.line(&text)
+        }
+    }
+}
+
+/// Follow the event ring of the daemon in `dir` until the count or duration in `opts`
+/// is reached (or forever). Status 3 when there is no daemon to start with; after
+/// that, a stopped daemon is reported and waited for.
+pub fn run(out: &mut Out, dir: &Path, opts: WatchOpts) -> Result<(), Error> {
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let path = runtime::state_path(dir);
+    let reader = daemon::open_state(dir)?;
+    let cursor = if opts.from_start {
+        // From sequence 0: whatever the ring no longer holds is reported as lost.
+        EventCursor { next: 0 }
+    } else {
+        reader.cursor_at_end()
+    };
+    let mut attached = Some(Attached::new(reader, cursor));
+    let mut p = Printer {
+        out,
+        printed: 0,
+        limit: opts.count,
+    };
+    let mut last_check: Option<Instant> = None;
+    loop {
+        if let Some(a) = attached.as_mut() {
+            p.drain(a)?;
+        }
+        if p.done() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(());
+        }
+        if last_check.is_none_or(|t| now.duration_since(t) >= CHECK_EVERY) {
+            last_check = Some(now);
+            match attached.take() {
+                Some(mut a) => {
+                    if a.reader.replaced() {
+                        // Whatever the old daemon wrote last, then the new block.
+                        p.drain(&mut a)?;
+                        if p.done() {
+                            return Ok(());
+                        }
+                        if !a.stop_reported {
+                            p.daemon(
+                                "daemon-stopped",
+                                a.pid,
+                                &format!("coventryd stopped (pid {}); waiting for it", a.pid),
+                            )?;
+                        }
+                        attached = reattach(&mut p, &path)?;
+                    } else {
+                        if !a.stop_reported && !a.reader.daemon_alive() {
+                            a.stop_reported = true;
+                            p.daemon(
+                                "daemon-stopped",
+                                a.pid,
+                                &format!(
+                                    "coventryd stopped (pid {} is gone); waiting for it",
+                                    a.pid
+                                ),
+                            )?;
+                        }
+                        attached = Some(a);
+                    }
+                }
+                None => attached = reattach(&mut p, &path)?,
+            }
+        }
+        let mut nap = POLL;
+        if let Some(d) = deadline {
+            nap = nap.min(d.saturating_duration_since(now));
+        }
+        std::thread::sleep(nap);
+    }
+}
+
+/// Open a new state block at `path` if there is one, announcing the new daemon.
+fn reattach(p: &mut Printer<'_>, path: &Path) -> Result<Option<Attached>, Error> {
+    match StateReader::open(path) {
+        Ok(reader) => {
+            // A new daemon starts its ring at 0: read all of it.
+            let a = Attached::new(reader, EventCursor { next: 0 });
+            p.daemon(
+                "daemon-restarted",
+                a.pid,
+                &format!("coventryd restarted (pid {})", a.pid),
+            )?;
+            Ok(Some(a))
+        }
+        // Not there yet (or half made): look again later.
+        Err(OpenError::Missing(_) | OpenError::Invalid(_) | OpenError::Io(..)) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coventry_shared::event::Unregistration;
+
+    #[test]
+    fn json_has_kind_and_fields() {
+        let rec = EventRecord {
+            seq: 7,
+            time_ms: 1000,
+            event: Event::Unregistered {
+                ext: 21,
+                contact: "sip:21@h".into(),
+                why: Unregistration::Released,
+            },
+        };
+        assert_eq!(
+            event_json(&rec),
+            json!({"seq": 7, "time_ms": 1000, "kind": "unregistered", "ext": 21,
+                   "contact": "sip:21@h", "why": "released"})
+        );
+        let rec = EventRecord {
+            seq: 8,
+            time_ms: 1,
+            event: Event::CommandResult {
+                id: None,
+                code: ResultCode::BadSyntax,
+                text: "x".into(),
+            },
+        };
+        assert_eq!(
+            event_json(&rec),
+            json!({"seq": 8, "time_ms": 1, "kind": "result", "id": null, "code": "bad-syntax",
+                   "text": "x"})
+        );
+    }
+}

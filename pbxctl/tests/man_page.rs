@@ -1,0 +1,462 @@
+//! The man pages in `man/`: pbxctl(1) is generated from pbxctl's clap definition and
+//! must match the checked-in file; every page must render without groff warnings;
+//! the hand-written coventry.conf(5) must cover every key the config parser accepts,
+//! and its example and hashes must be right.
+
+use clap::CommandFactory;
+use clap_mangen::roff::{bold, italic, roman, Roff};
+use clap_mangen::Man;
+use std::path::{Path, PathBuf};
+
+fn man_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../man")
+}
+
+/// Compare `rendered` with the checked-in `man/NAME`, or rewrite it with UPDATE_MAN=1.
+fn check_current(name: &str, rendered: &str, package: &str) {
+    let path = man_dir().join(name);
+    if std::env::var_os("UPDATE_MAN").is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::write(&path, rendered).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current != rendered {
+        let line = current
+            .lines()
+            .zip(rendered.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || current.lines().count().min(rendered.lines().count()) + 1,
+                |i| i + 1,
+            );
+        panic!(
+            "man/{name} is stale (first difference at line {line}): \
+             run UPDATE_MAN=1 cargo test -p {package} --test man_page"
+        );
+    }
+}
+
+/// Render with clap_mangen's section renderer, without the repeated roff preamble.
+fn section(f: impl Fn(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut buf = Vec::new();
+    f(&mut buf).expect("render to memory");
+    let text = String::from_utf8(buf).expect("utf-8");
+    let preamble = Roff::new().render();
+    text.strip_prefix(preamble.as_str())
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+fn paragraphs(roff: &mut Roff, text: &str) {
+    for (i, para) in text.split("\n\n").enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(para.split_whitespace().collect::<Vec<_>>().join(" "))]);
+    }
+}
+
+/// The value name of an option that takes a value (`N` of `--count N`).
+fn value_name(a: &clap::Arg) -> Option<String> {
+    if !a.get_num_args().is_some_and(|r| r.takes_values()) {
+        return None;
+    }
+    a.get_value_names()
+        .and_then(|v| v.first())
+        .map(|v| v.to_string())
+}
+
+/// The COMMANDS section: each subcommand with its synopsis, description and own
+/// arguments (the global options are described once, above).
+fn commands_section(cmd: &clap::Command) -> String {
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let args: Vec<&clap::Arg> = sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && a.get_id() != "help" && !a.is_hide_set())
+            .collect();
+        roff.control("SS", [sub.get_name()]);
+        let mut synopsis = vec![
+            bold("pbxctl"),
+            roman(" ["),
+            italic("global options"),
+            roman("] "),
+            bold(sub.get_name()),
+        ];
+        for a in args.iter().filter(|a| !a.is_positional()) {
+            let long = a.get_long().expect("options are long");
+            synopsis.push(roman(" ["));
+            synopsis.push(bold(format!("--{long}")));
+            if let Some(v) = value_name(a) {
+                synopsis.push(roman(" "));
+                synopsis.push(italic(v.as_str()));
+            }
+            synopsis.push(roman("]"));
+        }
+        for a in args.iter().filter(|a| a.is_positional()) {
+            let name = a
+                .get_value_names()
+                .and_then(|v| v.first())
+                .map_or_else(|| a.get_id().to_string(), |v| v.to_string());
+            let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
+            let dots = if many { "..." } else { "" };
+            synopsis.push(roman(" "));
+            if a.is_required_set() {
+                synopsis.push(italic(name));
+                synopsis.push(roman(dots));
+            } else {
+                synopsis.push(roman("["));
+                synopsis.push(italic(name));
+                synopsis.push(roman(format!("]{dots}")));
+            }
+        }
+        roff.text(synopsis);
+        if let Some(alias) = sub.get_visible_aliases().next() {
+            roff.control("br", []);
+            roff.text([roman("(also: "), bold(alias), roman(")")]);
+        }
+        roff.control("PP", []);
+        let about = sub
+            .get_long_about()
+            .or_else(|| sub.get_about())
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        paragraphs(&mut roff, &about);
+        for a in &args {
+            roff.control("TP", []);
+            let mut head = Vec::new();
+            if let Some(long) = a.get_long() {
+                head.push(bold(format!("--{long}")));
+                if let Some(v) = value_name(a) {
+                    head.push(roman(" "));
+                    head.push(italic(v.as_str()));
+                }
+            } else {
+                let name = a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or_else(|| a.get_id().to_string(), |v| v.to_string());
+                head.push(italic(name));
+            }
+            roff.text(head);
+            let help = a
+                .get_long_help()
+                .or_else(|| a.get_help())
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            roff.text([roman(help)]);
+        }
+    }
+    roff.to_roff()
+}
+
+const JSON_SECTION: &str = r##".SH "JSON OUTPUT"
+With \fB\-\-json\fR every command prints JSON on standard output: one object
+(\fBstatus\fR, \fBmessage\fR, \fBrelease\fR, \fBreload\fR), one array (\fBregs\fR), or
+one object per line (\fBwatch\fR).
+Times are milliseconds since the Unix epoch.
+Errors still go to standard error as text, and the exit status tells what happened.
+.TP
+.B status
+\fBstate\fR ("running", "stale" or "gone"), \fBrunning\fR, \fBstale\fR, \fBpid\fR,
+\fBstart_ms\fR, \fBuptime_s\fR, \fBdigits\fR, \fBplan\fR, \fBbound\fR, \fBrealm\fR,
+\fBheartbeat_ms\fR, \fBheartbeat_age_ms\fR, \fBregistered\fR, \fBconfigured\fR,
+\fBevents\fR (events written so far) and \fBcounters\fR, an object of the daemon's
+counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
+\fBretransmissions\fR, \fBregisters\fR, \fBauth_failures\fR, \fBmessages_delivered\fR,
+\fBmessages_failed\fR, \fBcommands_ok\fR, \fBcommands_failed\fR, \fBcalls\fR).
+.TP
+.B regs
+An array of \fB{"ext", "name", "contact", "source", "user_agent", "registered_ms",
+"expires_ms", "expires_in"}\fR objects, \fBexpires_in\fR in seconds.
+.TP
+.BR message ", " release ", " reload
+\fB{"id", "code", "ok", "text", "command"}\fR: the request id, the daemon's result code
+(\fBok\fR, \fBbad\-syntax\fR, \fBunknown\-verb\fR, \fBnot\-found\fR, \fBfailed\fR),
+whether it is \fBok\fR, the daemon's text and the command as sent.
+.TP
+.B watch
+One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's fields:
+\fBregistered\fR (ext, contact, user_agent), \fBunregistered\fR (ext, contact, why),
+\fBmessage\fR (from, to, status, text), \fBresult\fR (id, code, text),
+\fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text).
+pbxctl adds \fB{"kind":"lost","count":N}\fR when N events were overwritten before it
+could read them, and \fB\%{"kind":"daemon\-stopped","pid":N,"time_ms":T}\fR and
+\fB\%{"kind":"daemon\-restarted",...}\fR when the daemon goes away or comes back.
+"##;
+
+const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
+\fBmessage\fR, \fBrelease\fR and \fBreload\fR are checked locally with the daemon's own
+grammar, then written as one line, \fB#\fR\fIID\fR \fIcommand\fR, to the control FIFO
+with a single \fBwrite\fR(2) (lines are at most 512 bytes, so concurrent writers never
+interleave).
+The FIFO is opened without blocking: when no daemon reads it, pbxctl says so at once
+(status 3) instead of hanging.
+The request id is unique per invocation (time and pid); pbxctl then waits, up to
+\fB\-\-timeout\fR seconds, for the command-result event carrying that id in the event
+ring of the state block.
+A shell script can do the same with \fBecho "#42 reload" > /run/coventry/control\fR and
+\fBpbxctl watch\fR.
+"##;
+
+const TAIL_SECTIONS: &str = r##".SH ENVIRONMENT
+.TP
+.B COVENTRY_RUNTIME_DIR
+The runtime directory, as \fB\-\-runtime\-dir\fR (which takes precedence).
+.TP
+.B XDG_RUNTIME_DIR
+Without the two above, a user other than root finds the daemon in
+\fI$XDG_RUNTIME_DIR/coventry\fR, or in \fI/tmp/coventry\-$UID\fR when it is not set.
+.TP
+.B NO_COLOR
+When set to a non-empty value, output has no colour even on a terminal.
+Tables are drawn with borders only on a terminal; otherwise their columns are
+separated by spaces, for \fBawk\fR(1) and friends.
+.TP
+.B TZ
+The time zone of the times shown by \fBwatch\fR and \fBstatus\fR.
+.SH FILES
+.TP
+.I /run/coventry/state
+The state block: a fixed-size file the daemon maps read-write and pbxctl maps
+read-only (registrations, counters, the event ring).
+Its absence means the daemon is not running.
+.TP
+.I /run/coventry/control
+The control FIFO: one command per line.
+.PP
+Both live in the runtime directory (\fI/run/coventry\fR for root); see
+\fB\-\-runtime\-dir\fR.
+Reading them needs membership in the daemon's group.
+.SH EXAMPLES
+.EX
+pbxctl status
+pbxctl regs 21
+pbxctl message all "Dinner is ready"
+pbxctl \-\-timeout 2 release 35 || echo "release failed: $?"
+pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
+pbxctl watch \-\-duration 3600 >> /var/log/coventry\-events.log
+.EE
+.SH "SEE ALSO"
+.BR coventryd (8),
+.BR coventry.conf (5),
+.BR pbx\-tui (1)
+"##;
+
+/// The whole pbxctl(1) page.
+fn render_pbxctl() -> String {
+    let mut cmd = pbxctl::cli::Cli::command();
+    cmd.build();
+    let version = cmd.get_version().unwrap_or_default().to_string();
+    let man = Man::new(cmd.clone()).section("1");
+    let mut page = Roff::new().render();
+    page.push_str(&format!(
+        ".TH PBXCTL 1 \"\" \"pbxctl {version}\" \"Coventry Manual\"\n"
+    ));
+    page.push_str(&section(|w| man.render_name_section(w)));
+    page.push_str(&section(|w| man.render_synopsis_section(w)));
+    page.push_str(&section(|w| man.render_description_section(w)));
+    page.push_str(&section(|w| man.render_options_section(w)));
+    page.push_str(&commands_section(&cmd));
+    let mut exit = Roff::new();
+    exit.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in pbxctl::cli::EXIT_CODES {
+        exit.control("TP", []);
+        exit.text([bold(code.to_string())]);
+        exit.text([roman(*meaning)]);
+    }
+    exit.control("PP", []);
+    exit.text([roman(
+        "Errors are reported on standard error as one line starting with \"pbxctl: \". \
+         A closed output pipe (as in pbxctl watch | head) ends pbxctl quietly with status 0.",
+    )]);
+    page.push_str(&exit.to_roff());
+    page.push_str(REQUESTS_SECTION);
+    page.push_str(JSON_SECTION);
+    page.push_str(TAIL_SECTIONS);
+    page.push_str(&section(|w| man.render_version_section(w)));
+    page
+}
+
+#[test]
+fn pbxctl_man_page_is_current() {
+    let page = render_pbxctl();
+    // The page must describe what pbxctl does, not only exist.
+    for needle in [
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SS watch",
+        "\\-\\-from\\-start",
+        "COVENTRY_RUNTIME_DIR",
+    ] {
+        assert!(page.contains(needle), "pbxctl.1 lacks {needle}");
+    }
+    check_current("pbxctl.1", &page, "pbxctl");
+}
+
+/// Every page in man/ renders with groff without a warning.
+#[test]
+fn man_pages_render_without_warnings() {
+    let pages: Vec<PathBuf> = std::fs::read_dir(man_dir())
+        .expect("man/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| ["1", "5", "8"].iter().any(|s| x == *s))
+        })
+        .collect();
+    assert!(
+        pages.len() >= 3,
+        "expected at least three man pages, got {pages:?}"
+    );
+    let Ok(probe) = std::process::Command::new("groff")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("skipped: groff is not installed");
+        return;
+    };
+    assert!(probe.status.success());
+    for page in pages {
+        let o = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&page)
+            .output()
+            .expect("groff");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && err.is_empty(),
+            "{}: {err}",
+            page.display()
+        );
+    }
+}
+
+fn conf_page() -> String {
+    std::fs::read_to_string(man_dir().join("coventry.conf.5")).expect("man/coventry.conf.5")
+}
+
+/// The page as plain text: roff escapes for dashes, backslashes and zero-width
+/// characters undone.
+fn unroff(s: &str) -> String {
+    s.replace("\\-", "-")
+        .replace("\\e", "\\")
+        .replace("\\&", "")
+        .replace("\\(aq", "'")
+        .replace("\\(ga", "`")
+}
+
+/// Every key, section and value name in `match` arms of the config parser, e.g.
+/// `"noanswer" | "no_answer" =>`, must appear in coventry.conf(5) as a word.
+#[test]
+fn conf_page_documents_every_key_the_parser_accepts() {
+    let src_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/config.rs");
+    let src = std::fs::read_to_string(&src_path).expect("shared/src/config.rs");
+    let mut names = Vec::new();
+    for line in src.lines() {
+        let t = line.trim();
+        let Some((pat, _)) = t.split_once("=>") else {
+            continue;
+        };
+        if !t.starts_with('"') {
+            continue;
+        }
+        for alt in pat.split('|') {
+            let alt = alt.trim();
+            if let Some(name) = alt.strip_prefix('"').and_then(|a| a.strip_suffix('"')) {
+                if !name.is_empty() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    assert!(
+        names.len() >= 20,
+        "found too few keys in config.rs: {names:?}"
+    );
+    for must in [
+        "listen",
+        "max_message",
+        "noanswer",
+        "secret",
+        "sha256",
+        "lines",
+    ] {
+        assert!(names.iter().any(|n| n == must), "parser scan missed {must}");
+    }
+    let page = unroff(&conf_page());
+    let words: std::collections::HashSet<&str> = page
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !words.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "coventry.conf.5 does not mention {missing:?}"
+    );
+}
+
+/// Text between `.EX` and `.EE` in the page.
+fn examples(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in page.lines() {
+        match (line.trim(), cur.as_mut()) {
+            (".EX", None) => cur = Some(String::new()),
+            (".EE", Some(_)) => out.extend(cur.take()),
+            (_, Some(c)) => {
+                c.push_str(&unroff(line));
+                c.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The full example in coventry.conf(5) is accepted by the real parser, and the
+/// documented error message is the one the parser gives.
+#[test]
+fn conf_page_examples_are_right() {
+    use coventry_shared::config::Config;
+    let page = conf_page();
+    let ex = examples(&page);
+    let full = ex
+        .iter()
+        .find(|e| e.contains("[server]") && e.contains("[groups]"))
+        .expect("a full example with [server] and [groups]");
+    let c = Config::parse(Path::new("/etc/coventry.conf"), full)
+        .unwrap_or_else(|e| panic!("the example in coventry.conf.5 is invalid: {e}\n{full}"));
+    assert!(!c.lines.is_empty() && !c.groups.is_empty());
+
+    let bad = ex
+        .iter()
+        .find(|e| e.starts_with("[server]\ndigits = 2\n\n[21]"))
+        .expect("the error example");
+    let err = Config::parse(Path::new("/etc/coventry.conf"), bad).expect_err("invalid");
+    let plain = unroff(&page);
+    assert!(
+        plain.contains(&err.to_string()),
+        "coventry.conf.5 should quote the parser's message: {err}"
+    );
+}
+
+/// The hashes shown in coventry.conf(5) are SHA-256 and MD5 of `21:coventry:correct-horse`.
+#[test]
+fn conf_page_hashes_are_right() {
+    use md5::Digest as _;
+    let input = b"21:coventry:correct-horse";
+    let sha = hex(&sha2::Sha256::digest(input));
+    let md = hex(&md5::Md5::digest(input));
+    let page = conf_page();
+    assert!(page.contains(&sha), "SHA-256 example should be {sha}");
+    assert!(page.contains(&md), "MD5 example should be {md}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
