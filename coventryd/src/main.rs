@@ -1,6 +1,124 @@
 //! coventryd — the Coventry SIP switch.
 
+mod app;
 mod cli;
+mod fifo;
+mod headers;
+mod persist;
+mod publish;
+mod registrar;
+mod secrets;
 mod sip;
+mod switch;
+mod transaction;
 
-fn main() {}
+use clap::Parser;
+use coventry_shared::config::Config;
+use coventry_shared::runtime;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Numbers of the extensions in the built-in default configuration.
+const BUILTIN_EXTENSIONS: std::ops::RangeInclusive<u16> = 10..=19;
+
+fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Load the configuration: the named file, else /etc/coventry.conf when present,
+/// else the built-in default with generated secrets.
+fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathBuf>), String> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => {
+            let default = PathBuf::from(runtime::DEFAULT_CONFIG);
+            default.exists().then_some(default)
+        }
+    };
+    match path {
+        Some(p) => Config::load(&p)
+            .map(|c| (c, Some(p)))
+            .map_err(|e| e.to_string()),
+        None => {
+            make_dir(state_dir, 0o700).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+            let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();
+            let secrets =
+                secrets::load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?;
+            let listen = coventry_shared::config::ServerConfig::default().listen;
+            let config = Config::builtin(listen, |n| secrets.get(&n).cloned().unwrap_or_default());
+            log::info!(
+                "no configuration file: built-in default, extensions {}-{}, secrets in {}",
+                BUILTIN_EXTENSIONS.start(),
+                BUILTIN_EXTENSIONS.end(),
+                secrets::secrets_path(state_dir).display()
+            );
+            Ok((config, None))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("COVENTRY_LOG", "info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    let cli = cli::Cli::parse();
+    let runtime_dir = runtime::runtime_dir(cli.runtime_dir.as_deref());
+    let state_dir = runtime::state_dir(cli.state_dir.as_deref());
+    let (config, config_path) = match load_config(&cli, &state_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("coventryd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check_config {
+        println!(
+            "configuration ok: {} plan, {} extensions, {} groups, listen {}, realm {}",
+            config.server.plan,
+            config.lines.len(),
+            config.groups.len(),
+            cli.listen.unwrap_or(config.server.listen),
+            config.server.realm
+        );
+        return ExitCode::SUCCESS;
+    }
+    for (dir, mode) in [(&runtime_dir, 0o750), (&state_dir, 0o700)] {
+        if let Err(e) = make_dir(dir, mode) {
+            eprintln!("coventryd: cannot create {}: {e}", dir.display());
+            return ExitCode::from(1);
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("coventryd: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let setup = app::Setup {
+        config,
+        config_path,
+        listen: cli.listen,
+        runtime_dir,
+        state_dir,
+    };
+    match rt.block_on(app::run(setup)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coventryd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The I/O shell around the switch core: the UDP socket, the control FIFO, the
+//! clock, signals, the state block and persistence.
+
+use crate::fifo::{self, ControlFifo};
+use crate::persist::{self, Loaded};
+use crate::publish::Publisher;
+use crate::registrar::Registrar;
+use crate::switch::{Outbox, Switch};
+use coventry_shared::config::Config;
+use coventry_shared::event::{Event, ResultCode};
+use coventry_shared::now_ms;
+use coventry_shared::runtime::{control_path, state_path};
+use coventry_shared::stateblock::BlockInit;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+
+/// How often the clock ticks (retransmissions, expiries, heartbeat).
+const TICK: Duration = Duration::from_millis(100);
+/// New or removed bindings reach the disk within this delay.
+const PERSIST_SOON_MS: u64 = 100;
+/// Refreshed bindings reach the disk within this delay.
+const PERSIST_LATER_MS: u64 = 5_000;
+/// Datagrams handled per wake-up before other work gets a turn.
+const BATCH: usize = 64;
+/// Receive buffer asked of the kernel, bytes.
+const RCVBUF: usize = 4 << 20;
+
+/// Where things live and where the configuration came from.
+pub struct Setup {
+    /// The configuration to start with.
+    pub config: Config,
+    /// File to re-read on reload (`None`: built-in configuration).
+    pub config_path: Option<PathBuf>,
+    /// Override of `[server] listen`.
+    pub listen: Option<SocketAddr>,
+    /// Runtime directory (state block, FIFO).
+    pub runtime_dir: PathBuf,
+    /// State directory (registrations).
+    pub state_dir: PathBuf,
+}
+
+struct Persister {
+    state_dir: PathBuf,
+    due_ms: Option<u64>,
+    writing: Option<JoinHandle<()>>,
+}
+
+impl Persister {
+    fn want(&mut self, at_ms: u64) {
+        self.due_ms = Some(self.due_ms.map_or(at_ms, |d| d.min(at_ms)));
+    }
+
+    fn poll(&mut self, now: u64, reg: &Registrar) {
+        if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return; // one write at a time; the next one picks up all changes
+        }
+        if self.due_ms.is_some_and(|d| d <= now) {
+            self.due_ms = None;
+            let bytes = persist::encode_registrations(reg, now);
+            let path = persist::registrations_path(&self.state_dir);
+            self.writing = Some(tokio::task::spawn_blocking(move || {
+                if let Err(e) = persist::write_atomic(&path, &bytes, 0o600) {
+                    log::error!("cannot save registrations to {}: {e}", path.display());
+                }
+            }));
+        }
+    }
+
+    fn flush_now(&mut self, reg: &Registrar) {
+        let path = persist::registrations_path(&self.state_dir);
+        if let Err(e) =
+            persist::write_atomic(&path, &persist::encode_registrations(reg, now_ms()), 0o600)
+        {
+            log::error!("cannot save registrations: {e}");
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let sock = std::net::UdpSocket::bind(addr)?;
+    let fd = std::os::fd::AsFd::as_fd(&sock);
+    if let Err(e) = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &RCVBUF) {
+        log::debug!("SO_RCVBUF: {e}");
+    }
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
+}
+
+/// Run the switch until SIGTERM or SIGINT.
+pub async fn run(setup: Setup) -> io::Result<()> {
+    let Setup {
+        config,
+        config_path,
+        listen,
+        runtime_dir,
+        state_dir,
+    } = setup;
+    let addr = listen.unwrap_or(config.server.listen);
+    let sock = bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let local = sock.local_addr()?;
+
+    let registrar = match persist::load_registrations(&state_dir) {
+        Loaded::None => Registrar::new(),
+        Loaded::Ok(r) => {
+            log::info!("restored {} registrations", r.len());
+            r
+        }
+        Loaded::Corrupt(why, moved) => {
+            log::warn!(
+                "registrations file unreadable ({why}); moved to {}; starting empty",
+                moved.display()
+            );
+            Registrar::new()
+        }
+    };
+    let plan = config.server.plan;
+    let realm = config.server.realm.clone();
+    let mut sw = Switch::new(config, local, registrar);
+    sw.on_tick(now_ms());
+
+    let fifo_path = control_path(&runtime_dir);
+    fifo::create(&fifo_path)?;
+    let mut control = ControlFifo::open(&fifo_path)?;
+    let start = now_ms();
+    let mut publisher = Publisher::create(
+        &state_path(&runtime_dir),
+        &BlockInit {
+            plan,
+            bound: local.to_string(),
+            realm,
+            start_ms: start,
+        },
+    )?;
+    publisher.set_config(sw.config());
+    for (ext, b) in sw.registrar().iter() {
+        publisher.set_contacts(ext, b);
+    }
+    publisher.event(
+        start,
+        &Event::Notice {
+            text: format!("coventryd {} started on {local}", env!("CARGO_PKG_VERSION")),
+        },
+    );
+    log::info!(
+        "listening on udp {local}; runtime dir {}",
+        runtime_dir.display()
+    );
+
+    let mut persister = Persister {
+        state_dir,
+        due_ms: None,
+        writing: None,
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut buf = vec![0u8; 65_536];
+    let mut last_counters = *sw.counters();
+
+    loop {
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                match r {
+                    Ok((n, src)) => {
+                        let now = now_ms();
+                        sw.on_datagram(now, src, &buf[..n]);
+                        for _ in 1..BATCH {
+                            match sock.try_recv_from(&mut buf) {
+                                Ok((n, src)) => sw.on_datagram(now, src, &buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => log::debug!("recv: {e}"),
+                }
+            }
+            lines = control.read_lines() => {
+                match lines {
+                    Ok(lines) => {
+                        let now = now_ms();
+                        for l in lines {
+                            sw.on_control(now, l);
+                        }
+                    }
+                    Err(e) => {
+                        log::error!("control FIFO: {e}; reopening");
+                        control = ControlFifo::open(&fifo_path)?;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = now_ms();
+                sw.on_tick(now);
+                publisher.heartbeat(now);
+                if *sw.counters() != last_counters {
+                    last_counters = *sw.counters();
+                    publisher.set_counters(&last_counters);
+                }
+                persister.poll(now, sw.registrar());
+            }
+            _ = hup.recv() => reload(&mut sw, config_path.as_ref(), None),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        let out = sw.take_out();
+        if !out.is_empty() {
+            flush(
+                &sock,
+                &mut sw,
+                &mut publisher,
+                &mut persister,
+                config_path.as_ref(),
+                out,
+            )
+            .await;
+        }
+    }
+
+    log::info!("stopping");
+    publisher.event(
+        now_ms(),
+        &Event::Notice {
+            text: "coventryd stopping".into(),
+        },
+    );
+    persister.flush_now(sw.registrar());
+    let _ = std::fs::remove_file(&fifo_path);
+    let _ = std::fs::remove_file(state_path(&runtime_dir));
+    Ok(())
+}
+
+async fn flush(
+    sock: &UdpSocket,
+    sw: &mut Switch,
+    publisher: &mut Publisher,
+    persister: &mut Persister,
+    config_path: Option<&PathBuf>,
+    mut out: Outbox,
+) {
+    if let Some(id) = out.reload.take() {
+        reload(sw, config_path, Some(id));
+        out.merge(sw.take_out());
+    }
+    for (to, bytes) in out.sends.drain(..) {
+        match sock.try_send_to(&bytes, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = sock.send_to(&bytes, to).await {
+                    log::debug!("send to {to}: {e}");
+                }
+            }
+            Err(e) => log::debug!("send to {to}: {e}"),
+        }
+    }
+    let now = now_ms();
+    if out.config_changed {
+        publisher.set_config(sw.config());
+    }
+    for ext in &out.dirty {
+        publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
+    }
+    for e in &out.events {
+        publisher.event(now, e);
+    }
+    if out.persist_now {
+        persister.want(now + PERSIST_SOON_MS);
+    } else if out.persist_later {
+        persister.want(now + PERSIST_LATER_MS);
+    }
+}
+
+/// Re-read the configuration file; the outcome becomes events.
+fn reload(sw: &mut Switch, path: Option<&PathBuf>, id: Option<Option<u64>>) {
+    let outcome = match path {
+        None => Ok("built-in configuration: nothing to reload".to_string()),
+        Some(p) => Config::load(p)
+            .map_err(|e| e.to_string())
+            .and_then(|c| sw.apply_config(c)),
+    };
+    match &outcome {
+        Ok(text) => {
+            log::info!("{text}");
+            sw.out.events.push(Event::Notice { text: text.clone() });
+        }
+        Err(e) => {
+            log::warn!("reload refused: {e}");
+            sw.out.events.push(Event::Warning {
+                text: format!("reload refused: {e}"),
+            });
+        }
+    }
+    if let Some(id) = id {
+        let (code, text) = match outcome {
+            Ok(t) => (ResultCode::Ok, t),
+            Err(e) => (ResultCode::Failed, e),
+        };
+        sw.out.events.push(Event::CommandResult { id, code, text });
+    }
+}

@@ -1,0 +1,137 @@
+//! Persistence in the state directory: files written atomically (temporary file,
+//! fsync, rename, fsync of the directory), so a `kill -9` at any moment leaves
+//! either the old or the new file, never a torn one.
+
+use crate::registrar::Registrar;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// File holding the registrations.
+pub const REGISTRATIONS_FILE: &str = "registrations.json";
+
+/// Format version of the registrations file.
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct RegistrationsFile {
+    version: u32,
+    saved_ms: u64,
+    registrar: Registrar,
+}
+
+/// Write `bytes` to `path` atomically with mode `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Serialise the registrar for [`save_registrations`] (cheap enough for the event loop).
+pub fn encode_registrations(reg: &Registrar, now_ms: u64) -> Vec<u8> {
+    serde_json::to_vec(&RegistrationsFile {
+        version: VERSION,
+        saved_ms: now_ms,
+        registrar: reg.clone(),
+    })
+    .unwrap_or_default()
+}
+
+/// Path of the registrations file in `state_dir`.
+pub fn registrations_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(REGISTRATIONS_FILE)
+}
+
+/// Outcome of loading the registrations file.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No file yet.
+    None,
+    /// Loaded.
+    Ok(Registrar),
+    /// The file was unreadable or corrupt; it was moved aside to the given path.
+    Corrupt(String, PathBuf),
+}
+
+/// Load registrations; a corrupt file is moved aside (never deleted) and reported.
+pub fn load_registrations(state_dir: &Path) -> Loaded {
+    let path = registrations_path(state_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::None,
+        Err(e) => return Loaded::Corrupt(e.to_string(), path),
+    };
+    match serde_json::from_slice::<RegistrationsFile>(&bytes) {
+        Ok(f) if f.version == VERSION => Loaded::Ok(f.registrar),
+        Ok(f) => aside(&path, format!("unknown version {}", f.version)),
+        Err(e) => aside(&path, e.to_string()),
+    }
+}
+
+fn aside(path: &Path, why: String) -> Loaded {
+    let bad = path.with_extension(format!("corrupt-{}", coventry_shared::now_ms()));
+    match std::fs::rename(path, &bad) {
+        Ok(()) => Loaded::Corrupt(why, bad),
+        Err(_) => Loaded::Corrupt(why, path.to_path_buf()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registrar::{ContactRequest, RegisterMeta};
+
+    #[test]
+    fn round_trip_and_corrupt() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(matches!(load_registrations(dir.path()), Loaded::None));
+        let mut r = Registrar::new();
+        let meta = RegisterMeta {
+            source: "s",
+            user_agent: "u",
+            call_id: "c",
+            cseq: 1,
+            now_ms: 5,
+        };
+        r.register(
+            21,
+            2,
+            &[ContactRequest {
+                uri: "sip:21@h".into(),
+                expires: 60,
+            }],
+            &meta,
+        )
+        .expect("ok");
+        let path = registrations_path(dir.path());
+        write_atomic(&path, &encode_registrations(&r, 5), 0o600).expect("write");
+        match load_registrations(dir.path()) {
+            Loaded::Ok(back) => assert_eq!(back, r),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&path, b"{\"version\":1,\"saved_ms\":").expect("write");
+        match load_registrations(dir.path()) {
+            Loaded::Corrupt(_, moved) => {
+                assert!(moved.exists());
+                assert!(!path.exists());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Publishing the switch's state into the shared-memory state block.
+
+use crate::registrar::Binding;
+use coventry_shared::config::Config;
+use coventry_shared::event::Event;
+use coventry_shared::stateblock::{
+    put_str, set_bit, BlockInit, ContactEntry, Counters, StateWriter, EXT_CONFIGURED, MAX_CONTACTS,
+};
+use std::io;
+use std::path::Path;
+
+/// The daemon's view of the state block.
+pub struct Publisher {
+    writer: StateWriter,
+}
+
+impl Publisher {
+    /// Create (or replace) the state block at `path`.
+    pub fn create(path: &Path, init: &BlockInit) -> io::Result<Publisher> {
+        Ok(Publisher {
+            writer: StateWriter::create(path, init)?,
+        })
+    }
+
+    /// Write names, flags and line counts of every extension from `config`.
+    pub fn set_config(&mut self, config: &Config) {
+        let plan = self.writer.plan();
+        let mut body = self.writer.body_mut();
+        for (i, e) in body.exts.iter_mut().enumerate().take(plan.count()) {
+            match plan.number_at(i).and_then(|n| config.lines.get(&n)) {
+                Some(line) => {
+                    e.flags |= EXT_CONFIGURED;
+                    e.lines = line.lines;
+                    put_str(&mut e.name, &line.display);
+                }
+                None => {
+                    e.flags &= !EXT_CONFIGURED;
+                    e.lines = 0;
+                    put_str(&mut e.name, "");
+                }
+            }
+        }
+    }
+
+    /// Write the contacts of `ext` and its registered bit.
+    pub fn set_contacts(&mut self, ext: u16, bindings: &[Binding]) {
+        let Some(i) = self.writer.plan().index_of(ext) else {
+            return;
+        };
+        let mut body = self.writer.body_mut();
+        let e = &mut body.exts[i];
+        let n = bindings.len().min(MAX_CONTACTS);
+        for (slot, b) in e.contacts.iter_mut().zip(bindings.iter()) {
+            put_str(&mut slot.uri, &b.uri);
+            put_str(&mut slot.source, &b.source);
+            put_str(&mut slot.user_agent, &b.user_agent);
+            slot.registered_ms = b.registered_ms;
+            slot.expires_ms = b.expires_ms;
+        }
+        for slot in e.contacts.iter_mut().skip(n) {
+            *slot = ContactEntry {
+                uri: [0; 128],
+                source: [0; 48],
+                user_agent: [0; 64],
+                registered_ms: 0,
+                expires_ms: 0,
+            };
+        }
+        e.contact_count = n as u8;
+        set_bit(&mut body.bitmaps.registered, i, n > 0);
+    }
+
+    /// Copy the counters.
+    pub fn set_counters(&mut self, c: &Counters) {
+        self.writer.body_mut().counters = *c;
+    }
+
+    /// Append an event to the ring.
+    pub fn event(&mut self, now_ms: u64, e: &Event) {
+        self.writer.push_event(now_ms, e);
+    }
+
+    /// Record the heartbeat.
+    pub fn heartbeat(&self, now_ms: u64) {
+        self.writer.heartbeat(now_ms);
+    }
+}

@@ -1,0 +1,317 @@
+//! The registrar's bindings: which contacts each extension has, until when.
+//!
+//! Pure state: no I/O, no clock of its own (times are passed in, ms since the epoch).
+
+use coventry_shared::event::Unregistration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One registered contact of an extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Contact URI without angle brackets or header parameters.
+    pub uri: String,
+    /// Address:port the REGISTER came from.
+    pub source: String,
+    /// The phone's User-Agent.
+    pub user_agent: String,
+    /// Call-ID of the registering dialog (refreshes share it).
+    pub call_id: String,
+    /// CSeq of the last REGISTER accepted for this binding.
+    pub cseq: u32,
+    /// When it first registered, ms since the epoch.
+    pub registered_ms: u64,
+    /// When it expires, ms since the epoch.
+    pub expires_ms: u64,
+}
+
+/// A change the registrar made, to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new contact.
+    Added {
+        /// Extension.
+        ext: u16,
+        /// Contact URI.
+        uri: String,
+        /// User-Agent.
+        user_agent: String,
+    },
+    /// A known contact was refreshed (expiry moved).
+    Refreshed {
+        /// Extension.
+        ext: u16,
+    },
+    /// A contact is gone.
+    Removed {
+        /// Extension.
+        ext: u16,
+        /// Contact URI.
+        uri: String,
+        /// Why.
+        why: Unregistration,
+    },
+}
+
+/// What one REGISTER asks for, per contact.
+#[derive(Debug, Clone)]
+pub struct ContactRequest {
+    /// Contact URI.
+    pub uri: String,
+    /// Granted expiry in seconds (already clamped); 0 removes.
+    pub expires: u32,
+}
+
+/// Why a REGISTER was refused by the registrar itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// An older CSeq for the same Call-ID (out of order).
+    OutOfOrder,
+}
+
+/// All bindings, by extension.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registrar {
+    bindings: BTreeMap<u16, Vec<Binding>>,
+}
+
+/// Facts about the REGISTER request that the registrar records.
+#[derive(Debug, Clone)]
+pub struct RegisterMeta<'a> {
+    /// Source address:port.
+    pub source: &'a str,
+    /// User-Agent header value.
+    pub user_agent: &'a str,
+    /// Call-ID.
+    pub call_id: &'a str,
+    /// CSeq number.
+    pub cseq: u32,
+    /// Now, ms since the epoch.
+    pub now_ms: u64,
+}
+
+impl Registrar {
+    /// An empty registrar.
+    pub fn new() -> Registrar {
+        Registrar::default()
+    }
+
+    /// The bindings of `ext` (empty when none).
+    pub fn contacts(&self, ext: u16) -> &[Binding] {
+        self.bindings.get(&ext).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every extension with at least one binding, with its bindings.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &[Binding])> {
+        self.bindings.iter().map(|(e, b)| (*e, b.as_slice()))
+    }
+
+    /// Number of bindings in all.
+    pub fn len(&self) -> usize {
+        self.bindings.values().map(Vec::len).sum()
+    }
+
+    /// Apply one REGISTER for `ext` with at most `max_contacts` bindings. A new
+    /// contact beyond the limit replaces the binding closest to expiry.
+    pub fn register(
+        &mut self,
+        ext: u16,
+        max_contacts: usize,
+        requests: &[ContactRequest],
+        meta: &RegisterMeta<'_>,
+    ) -> Result<Vec<Change>, Refusal> {
+        let list = self.bindings.entry(ext).or_default();
+        // RFC 3261 10.3 step 7: same Call-ID with a CSeq not higher is out of order.
+        for r in requests {
+            if let Some(b) = list.iter().find(|b| b.uri == r.uri) {
+                if b.call_id == meta.call_id && meta.cseq <= b.cseq {
+                    return Err(Refusal::OutOfOrder);
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        for r in requests {
+            let pos = list.iter().position(|b| b.uri == r.uri);
+            match (pos, r.expires) {
+                (Some(i), 0) => {
+                    let b = list.remove(i);
+                    changes.push(Change::Removed {
+                        ext,
+                        uri: b.uri,
+                        why: Unregistration::ByPhone,
+                    });
+                }
+                (None, 0) => {}
+                (Some(i), secs) => {
+                    let b = &mut list[i];
+                    b.expires_ms = meta.now_ms + u64::from(secs) * 1000;
+                    b.call_id = meta.call_id.to_string();
+                    b.cseq = meta.cseq;
+                    b.source = meta.source.to_string();
+                    if b.user_agent != meta.user_agent {
+                        b.user_agent = meta.user_agent.to_string();
+                    }
+                    changes.push(Change::Refreshed { ext });
+                }
+                (None, secs) => {
+                    if list.len() >= max_contacts.max(1) {
+                        if let Some((i, _)) =
+                            list.iter().enumerate().min_by_key(|(_, b)| b.expires_ms)
+                        {
+                            let b = list.remove(i);
+                            changes.push(Change::Removed {
+                                ext,
+                                uri: b.uri,
+                                why: Unregistration::Removed,
+                            });
+                        }
+                    }
+                    list.push(Binding {
+                        uri: r.uri.clone(),
+                        source: meta.source.to_string(),
+                        user_agent: meta.user_agent.to_string(),
+                        call_id: meta.call_id.to_string(),
+                        cseq: meta.cseq,
+                        registered_ms: meta.now_ms,
+                        expires_ms: meta.now_ms + u64::from(secs) * 1000,
+                    });
+                    changes.push(Change::Added {
+                        ext,
+                        uri: r.uri.clone(),
+                        user_agent: meta.user_agent.to_string(),
+                    });
+                }
+            }
+        }
+        if list.is_empty() {
+            self.bindings.remove(&ext);
+        }
+        Ok(changes)
+    }
+
+    /// Remove every binding of `ext`.
+    pub fn remove_all(&mut self, ext: u16, why: Unregistration) -> Vec<Change> {
+        self.bindings
+            .remove(&ext)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| Change::Removed {
+                ext,
+                uri: b.uri,
+                why,
+            })
+            .collect()
+    }
+
+    /// Drop bindings that expired at or before `now_ms`.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        self.bindings.retain(|ext, list| {
+            list.retain(|b| {
+                let keep = b.expires_ms > now_ms;
+                if !keep {
+                    changes.push(Change::Removed {
+                        ext: *ext,
+                        uri: b.uri.clone(),
+                        why: Unregistration::Expired,
+                    });
+                }
+                keep
+            });
+            !list.is_empty()
+        });
+        changes
+    }
+
+    /// Drop bindings of extensions `keep` rejects (e.g. removed from the config).
+    pub fn retain_extensions(&mut self, keep: impl Fn(u16) -> bool) -> Vec<Change> {
+        let gone: Vec<u16> = self
+            .bindings
+            .keys()
+            .copied()
+            .filter(|e| !keep(*e))
+            .collect();
+        gone.into_iter()
+            .flat_map(|e| self.remove_all(e, Unregistration::Removed))
+            .collect()
+    }
+
+    /// Earliest expiry of any binding, ms since the epoch.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.bindings.values().flatten().map(|b| b.expires_ms).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(call_id: &str, cseq: u32, now_ms: u64) -> RegisterMeta<'_> {
+        RegisterMeta {
+            source: "127.0.0.1:5000",
+            user_agent: "ua",
+            call_id,
+            cseq,
+            now_ms,
+        }
+    }
+
+    fn req(uri: &str, expires: u32) -> ContactRequest {
+        ContactRequest {
+            uri: uri.into(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn add_refresh_remove() {
+        let mut r = Registrar::new();
+        let c = r
+            .register(21, 2, &[req("sip:21@a", 60)], &meta("x", 1, 1000))
+            .expect("ok");
+        assert!(matches!(&c[..], [Change::Added { ext: 21, .. }]));
+        assert_eq!(r.contacts(21)[0].expires_ms, 61_000);
+        let c = r
+            .register(21, 2, &[req("sip:21@a", 120)], &meta("x", 2, 2000))
+            .expect("ok");
+        assert_eq!(c, vec![Change::Refreshed { ext: 21 }]);
+        assert_eq!(r.contacts(21)[0].expires_ms, 122_000);
+        assert_eq!(
+            r.register(21, 2, &[req("sip:21@a", 60)], &meta("x", 2, 3000)),
+            Err(Refusal::OutOfOrder)
+        );
+        let c = r
+            .register(21, 2, &[req("sip:21@a", 0)], &meta("x", 3, 3000))
+            .expect("ok");
+        assert!(matches!(
+            &c[..],
+            [Change::Removed {
+                why: Unregistration::ByPhone,
+                ..
+            }]
+        ));
+        assert!(r.contacts(21).is_empty());
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn limit_replaces_oldest_and_expiry() {
+        let mut r = Registrar::new();
+        r.register(21, 2, &[req("sip:a", 10)], &meta("1", 1, 0))
+            .expect("ok");
+        r.register(21, 2, &[req("sip:b", 20)], &meta("2", 1, 0))
+            .expect("ok");
+        let c = r
+            .register(21, 2, &[req("sip:c", 30)], &meta("3", 1, 0))
+            .expect("ok");
+        assert_eq!(c.len(), 2);
+        let uris: Vec<_> = r.contacts(21).iter().map(|b| b.uri.as_str()).collect();
+        assert_eq!(uris, vec!["sip:b", "sip:c"]);
+        assert_eq!(r.next_expiry(), Some(20_000));
+        let gone = r.expire(20_000);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(r.contacts(21).len(), 1);
+        assert_eq!(r.retain_extensions(|e| e != 21).len(), 1);
+        assert_eq!(r.len(), 0);
+    }
+}

@@ -1,0 +1,106 @@
+//! Secrets for the built-in default configuration: generated once, kept in the
+//! state directory in a file only the daemon's user can read (mode 0600), in the
+//! same INI form as coventry.conf so it can be pasted into a real configuration.
+
+use crate::persist::write_atomic;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// File name of the generated secrets in the state directory.
+pub const SECRETS_FILE: &str = "secrets";
+
+/// Path of the secrets file.
+pub fn secrets_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SECRETS_FILE)
+}
+
+/// Load the secrets for `numbers`, generating (and saving) any that are missing.
+/// Refuses a secrets file that others can read.
+pub fn load_or_create(state_dir: &Path, numbers: &[u16]) -> io::Result<BTreeMap<u16, String>> {
+    let path = secrets_path(state_dir);
+    let mut secrets = BTreeMap::new();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is readable by others (mode {:o}); chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    ),
+                ));
+            }
+            let mut section: Option<u16> = None;
+            for line in text.lines() {
+                let line = line.trim();
+                if let Some(n) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = n.parse().ok();
+                } else if let (Some(n), Some(v)) = (section, line.strip_prefix("secret")) {
+                    if let Some(v) = v.trim_start().strip_prefix('=') {
+                        secrets.insert(n, v.trim().to_string());
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let missing: Vec<u16> = numbers
+        .iter()
+        .copied()
+        .filter(|n| !secrets.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        let mut rng = rand::thread_rng();
+        for n in missing {
+            let s: String = (&mut rng)
+                .sample_iter(&Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect();
+            secrets.insert(n, s);
+        }
+        let mut out = String::from(
+            "; Secrets of coventryd's built-in default configuration (generated).\n\
+             ; Register a phone as extension N with user name N and this secret.\n",
+        );
+        for (n, s) in &secrets {
+            out.push_str(&format!("\n[{n}]\nsecret = {s}\n"));
+        }
+        write_atomic(&path, out.as_bytes(), 0o600)?;
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_private_and_stable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = load_or_create(dir.path(), &[10, 11]).expect("create");
+        assert_eq!(a.len(), 2);
+        assert!(a.values().all(|s| s.len() == 16));
+        let mode = std::fs::metadata(secrets_path(dir.path()))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let b = load_or_create(dir.path(), &[10, 11, 12]).expect("again");
+        assert_eq!(a[&10], b[&10]);
+        assert_eq!(b.len(), 3);
+        std::fs::set_permissions(
+            secrets_path(dir.path()),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        assert!(load_or_create(dir.path(), &[10]).is_err());
+    }
+}

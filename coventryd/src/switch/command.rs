@@ -1,0 +1,147 @@
+//! Control lines from the FIFO: parse, carry out, answer with a result event.
+
+use super::delivery::{Origin, Request as Delivery};
+use super::message::MAX_TEXT_CHARS;
+use super::Switch;
+use crate::fifo::Line;
+use coventry_shared::control::{Command, ParseError, Request};
+use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::event::{Event, ResultCode, Unregistration};
+
+/// Request id at the start of a (possibly broken) line.
+fn leading_id(bytes: &[u8]) -> Option<u64> {
+    let rest = bytes.strip_prefix(b"#")?;
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
+    let req = match line {
+        Line::TooLong(head) => {
+            return result(
+                sw,
+                leading_id(&head),
+                ResultCode::BadSyntax,
+                ParseError::TooLong.to_string(),
+            );
+        }
+        Line::Complete(bytes) => match Request::parse(&bytes) {
+            Ok(r) => r,
+            Err((_, ParseError::Empty)) => return, // blank lines are not commands
+            Err((id, e)) => {
+                let code = match e {
+                    ParseError::UnknownVerb(_) => ResultCode::UnknownVerb,
+                    _ => ResultCode::BadSyntax,
+                };
+                return result(sw, id, code, e.to_string());
+            }
+        },
+    };
+    let id = req.id;
+    match req.command {
+        Command::Message { target, text } => message(sw, now_ms, id, &target, text),
+        Command::Release { ext } => {
+            if !sw.config.is_configured(ext) {
+                return result(sw, id, ResultCode::NotFound, format!("no extension {ext}"));
+            }
+            let changes = sw.registrar.remove_all(ext, Unregistration::Released);
+            let n = changes.len();
+            sw.apply_changes(changes);
+            result(
+                sw,
+                id,
+                ResultCode::Ok,
+                format!("released {ext} ({n} contacts)"),
+            );
+        }
+        Command::Reload => sw.out.reload = Some(id),
+    }
+}
+
+/// Append a command-result event.
+pub(super) fn result(sw: &mut Switch, id: Option<u64>, code: ResultCode, text: String) {
+    if code == ResultCode::Ok {
+        sw.counters.commands_ok += 1;
+    } else {
+        sw.counters.commands_failed += 1;
+    }
+    sw.out.events.push(Event::CommandResult { id, code, text });
+}
+
+fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: String) {
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return result(
+            sw,
+            id,
+            ResultCode::Failed,
+            format!("text longer than {MAX_TEXT_CHARS} characters"),
+        );
+    }
+    let cfg = &sw.config;
+    let (targets, offline) = match classify(
+        cfg.server.plan,
+        &cfg.groups,
+        |n| cfg.is_configured(n),
+        target,
+    ) {
+        Target::Extension(n) => {
+            if sw.registrar.contacts(n).is_empty() {
+                sw.out.events.push(Event::Message {
+                    from: "operator".into(),
+                    to: n.to_string(),
+                    status: 480,
+                    text,
+                });
+                return result(sw, id, ResultCode::Failed, format!("{n} is offline"));
+            }
+            (vec![n], vec![])
+        }
+        Target::Group(g) => {
+            let members = sw.config.groups.get(&g).cloned().unwrap_or_default();
+            members
+                .into_iter()
+                .partition(|m| !sw.registrar.contacts(*m).is_empty())
+        }
+        Target::All => (sw.registrar.iter().map(|(e, _)| e).collect(), vec![]),
+        Target::System => {
+            return result(
+                sw,
+                id,
+                ResultCode::NotFound,
+                "system cannot receive messages".into(),
+            )
+        }
+        Target::Unknown(t) | Target::External(t) => {
+            return result(
+                sw,
+                id,
+                ResultCode::NotFound,
+                format!("no extension or group {t}"),
+            )
+        }
+    };
+    if targets.is_empty() {
+        return result(
+            sw,
+            id,
+            ResultCode::Failed,
+            format!("nobody in {target} is online"),
+        );
+    }
+    sw.deliver(
+        now_ms,
+        Delivery {
+            origin: Origin::Command(id),
+            from: "operator".into(),
+            from_user: "system".into(),
+            from_display: "Operator".into(),
+            to: target.to_string(),
+            text,
+            targets,
+            offline,
+        },
+    );
+}

@@ -1,0 +1,349 @@
+//! Message delivery jobs: one text to one or more extensions, each to all its
+//! registered contacts, as MESSAGE client transactions; the job reports back to
+//! whoever asked (a phone's MESSAGE transaction or a control command).
+
+use super::reply::Replier;
+use super::Switch;
+use crate::sip::wire::parse_uri;
+use coventry_shared::event::{Event, ResultCode};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
+
+/// Which job and target a client transaction belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRef {
+    job: u64,
+    target: usize,
+}
+
+/// Who waits for a job's outcome.
+#[derive(Debug)]
+pub(super) enum Origin {
+    /// A phone's MESSAGE to one extension: answered with the outcome.
+    Sip(Replier),
+    /// A phone's MESSAGE to a group or `all`: already answered 202.
+    Broadcast,
+    /// A control line: answered with a command-result event.
+    Command(Option<u64>),
+}
+
+#[derive(Debug)]
+struct Target {
+    ext: u16,
+    pending: usize,
+    status: Option<u16>,
+}
+
+/// A text being delivered.
+#[derive(Debug)]
+pub(super) struct Job {
+    origin: Origin,
+    /// Sender label for events (`21`, `operator`).
+    from: String,
+    /// Sender user part for the From URI (`21`, `system`).
+    from_user: String,
+    /// Display name in From.
+    from_display: String,
+    /// Target as addressed (`35`, `100`, `all`).
+    to: String,
+    text: String,
+    targets: Vec<Target>,
+    /// Members that were offline when the job started (reported, not tried).
+    offline: Vec<u16>,
+}
+
+/// All jobs in flight.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    map: HashMap<u64, Job>,
+    next: u64,
+}
+
+/// What a delivery request says.
+pub(super) struct Request {
+    pub origin: Origin,
+    pub from: String,
+    pub from_user: String,
+    pub from_display: String,
+    pub to: String,
+    pub text: String,
+    pub targets: Vec<u16>,
+    pub offline: Vec<u16>,
+}
+
+/// Better of two final statuses for the same target (2xx wins; then 6xx; then lowest).
+fn better(a: Option<u16>, b: u16) -> u16 {
+    match a {
+        None => b,
+        Some(a) if (200..300).contains(&a) => a,
+        Some(_) if (200..300).contains(&b) => b,
+        Some(a) if a >= 600 => a,
+        Some(_) if b >= 600 => b,
+        Some(a) => a.min(b),
+    }
+}
+
+impl Switch {
+    /// Start delivering; targets without any reachable contact fail at once.
+    pub(super) fn deliver(&mut self, now_ms: u64, req: Request) {
+        let id = self.jobs.next;
+        self.jobs.next += 1;
+        let mut job = Job {
+            origin: req.origin,
+            from: req.from,
+            from_user: req.from_user,
+            from_display: req.from_display,
+            to: req.to,
+            text: req.text,
+            targets: Vec::new(),
+            offline: req.offline,
+        };
+        let host = self.local_hostport();
+        for (ti, ext) in req.targets.iter().enumerate() {
+            let mut target = Target {
+                ext: *ext,
+                pending: 0,
+                status: None,
+            };
+            let contacts: Vec<(String, String)> = self
+                .registrar
+                .contacts(*ext)
+                .iter()
+                .map(|b| (b.uri.clone(), b.source.clone()))
+                .collect();
+            for (uri, source) in contacts {
+                let Some(dest) = contact_addr(&uri, &source) else {
+                    continue;
+                };
+                let branch = format!("z9hG4bK{}", self.ids.next());
+                let bytes = self.build_message(&job, &host, &uri, *ext, &branch, &dest);
+                let r = DeliveryRef {
+                    job: id,
+                    target: ti,
+                };
+                self.client_tx.start(branch, dest, bytes.clone(), r, now_ms);
+                self.send(dest, bytes);
+                target.pending += 1;
+            }
+            if target.pending == 0 {
+                target.status = Some(480);
+            }
+            job.targets.push(target);
+        }
+        self.jobs.map.insert(id, job);
+        // Targets that could not be tried are finished now.
+        for ti in 0..req.targets.len() {
+            let finished = self
+                .jobs
+                .map
+                .get(&id)
+                .is_some_and(|j| j.targets[ti].pending == 0);
+            if finished {
+                self.target_finished(id, ti);
+            }
+        }
+        self.maybe_finish(now_ms, id);
+    }
+
+    fn build_message(
+        &self,
+        job: &Job,
+        host: &str,
+        uri: &str,
+        ext: u16,
+        branch: &str,
+        dest: &SocketAddr,
+    ) -> Vec<u8> {
+        let via_host = self.via_host(dest.ip());
+        let mut m = String::with_capacity(400 + job.text.len());
+        let _ = write!(
+            m,
+            "MESSAGE {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {via_host};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"{}\" <sip:{}@{host}>;tag={}\r\n\
+             To: <sip:{ext}@{host}>\r\n\
+             Call-ID: {}@coventry\r\n\
+             CSeq: 1 MESSAGE\r\n\
+             Content-Type: text/plain;charset=UTF-8\r\n\
+             Content-Length: {}\r\n\r\n{}",
+            job.from_display.replace(['"', '\\'], ""),
+            job.from_user,
+            &branch[7..],
+            &branch[7..],
+            job.text.len(),
+            job.text
+        );
+        m.into_bytes()
+    }
+
+    /// The address to put in our Via for a request to `dest`.
+    fn via_host(&self, dest: IpAddr) -> String {
+        if self.local.ip().is_unspecified() {
+            let ip: IpAddr = if dest.is_loopback() {
+                dest
+            } else {
+                self.route_ip(dest)
+            };
+            SocketAddr::new(ip, self.local.port()).to_string()
+        } else {
+            self.local.to_string()
+        }
+    }
+
+    /// A final response (or timeout) for one contact of a job's target.
+    pub(super) fn delivery_done(&mut self, now_ms: u64, r: DeliveryRef, status: u16) {
+        let Some(job) = self.jobs.map.get_mut(&r.job) else {
+            return;
+        };
+        let Some(t) = job.targets.get_mut(r.target) else {
+            return;
+        };
+        t.status = Some(better(t.status, status));
+        t.pending = t.pending.saturating_sub(1);
+        if t.pending == 0 {
+            self.target_finished(r.job, r.target);
+            self.maybe_finish(now_ms, r.job);
+        }
+    }
+
+    fn target_finished(&mut self, job_id: u64, ti: usize) {
+        let Some(job) = self.jobs.map.get(&job_id) else {
+            return;
+        };
+        let t = &job.targets[ti];
+        let status = t.status.unwrap_or(480);
+        if (200..300).contains(&status) {
+            self.counters.messages_delivered += 1;
+        } else {
+            self.counters.messages_failed += 1;
+        }
+        self.out.events.push(Event::Message {
+            from: job.from.clone(),
+            to: t.ext.to_string(),
+            status,
+            text: job.text.clone(),
+        });
+    }
+
+    fn maybe_finish(&mut self, now_ms: u64, job_id: u64) {
+        let done = self
+            .jobs
+            .map
+            .get(&job_id)
+            .is_some_and(|j| j.targets.iter().all(|t| t.pending == 0));
+        if !done {
+            return;
+        }
+        let Some(job) = self.jobs.map.remove(&job_id) else {
+            return;
+        };
+        let ok: Vec<u16> = job
+            .targets
+            .iter()
+            .filter(|t| t.status.is_some_and(|s| (200..300).contains(&s)))
+            .map(|t| t.ext)
+            .collect();
+        match job.origin {
+            Origin::Sip(r) => {
+                let status = job.targets.first().and_then(|t| t.status).unwrap_or(480);
+                let code = match status {
+                    200..=299 => 200,
+                    401 | 407 => 480,
+                    s => s,
+                };
+                self.answer(now_ms, r, code, None, &[]);
+            }
+            Origin::Broadcast => {}
+            Origin::Command(id) => {
+                let (code, text) = summary(&job, &ok);
+                if code == ResultCode::Ok {
+                    self.counters.commands_ok += 1;
+                } else {
+                    self.counters.commands_failed += 1;
+                }
+                self.out
+                    .events
+                    .push(Event::CommandResult { id, code, text });
+            }
+        }
+    }
+}
+
+/// The result text of a command delivery.
+fn summary(job: &Job, ok: &[u16]) -> (ResultCode, String) {
+    let mut failed: Vec<String> = job
+        .targets
+        .iter()
+        .filter(|t| !ok.contains(&t.ext))
+        .map(|t| format!("{} {}", t.ext, status_word(t.status.unwrap_or(480))))
+        .collect();
+    failed.extend(job.offline.iter().map(|e| format!("{e} offline")));
+    let total = job.targets.len() + job.offline.len();
+    let code = if ok.is_empty() {
+        ResultCode::Failed
+    } else {
+        ResultCode::Ok
+    };
+    let mut text = if total == 1 && ok.len() == 1 {
+        format!("delivered to {}", ok[0])
+    } else {
+        format!("{}: delivered to {} of {total}", job.to, ok.len())
+    };
+    if !failed.is_empty() {
+        text.push_str(&format!(" (not delivered: {})", failed.join(", ")));
+    }
+    (code, text)
+}
+
+fn status_word(s: u16) -> String {
+    match s {
+        408 => "timed out (408)".into(),
+        480 => "offline (480)".into(),
+        486 | 600 => format!("busy ({s})"),
+        603 => "declined (603)".into(),
+        s => format!("failed ({s})"),
+    }
+}
+
+/// Where to send a request for a registered contact: the contact's IP address
+/// and port, or (for a host name) the address the REGISTER came from.
+fn contact_addr(uri: &str, source: &str) -> Option<SocketAddr> {
+    let u = parse_uri(uri)?;
+    match u.host.parse::<IpAddr>() {
+        Ok(ip) => Some(SocketAddr::new(ip, u.port_or_default())),
+        Err(_) => source.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_status() {
+        assert_eq!(better(None, 480), 480);
+        assert_eq!(better(Some(480), 200), 200);
+        assert_eq!(better(Some(200), 486), 200);
+        assert_eq!(better(Some(480), 603), 603);
+        assert_eq!(better(Some(486), 480), 480);
+    }
+
+    #[test]
+    fn contact_addresses() {
+        assert_eq!(
+            contact_addr("sip:21@127.0.0.1:5070", "127.0.0.1:9"),
+            Some("127.0.0.1:5070".parse().expect("addr"))
+        );
+        assert_eq!(
+            contact_addr("sip:21@127.0.0.1", "x"),
+            Some("127.0.0.1:5060".parse().expect("addr"))
+        );
+        assert_eq!(
+            contact_addr("sip:21@phone.local:5070", "127.0.0.1:9"),
+            Some("127.0.0.1:9".parse().expect("addr"))
+        );
+        assert_eq!(contact_addr("garbage", "x"), None);
+    }
+}

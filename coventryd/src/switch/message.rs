@@ -1,0 +1,225 @@
+//! MESSAGE from a phone: authenticate the sender, check the text, deliver.
+
+use super::delivery::{Origin, Request};
+use super::register::Auth;
+use super::reply::Replier;
+use super::Switch;
+use crate::headers::Fields;
+use crate::sip::wire::parse_name_addr;
+use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::event::Event;
+use std::net::SocketAddr;
+
+/// Longest text message, in characters.
+pub const MAX_TEXT_CHARS: usize = 160;
+
+/// Why a text cannot be sent, as a SIP status and reason.
+pub(super) fn check_text(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<String, (u16, &'static str)> {
+    if let Some(ct) = content_type {
+        let mut parts = ct.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("text/plain") {
+            return Err((415, "Unsupported Media Type (text/plain only)"));
+        }
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                let v = v.trim().trim_matches('"');
+                if k.trim().eq_ignore_ascii_case("charset")
+                    && !v.eq_ignore_ascii_case("utf-8")
+                    && !v.eq_ignore_ascii_case("us-ascii")
+                {
+                    return Err((415, "Unsupported Media Type (UTF-8 only)"));
+                }
+            }
+        }
+    }
+    let text = std::str::from_utf8(body).map_err(|_| (400, "Bad Request (text is not UTF-8)"))?;
+    if text.trim().is_empty() {
+        return Err((400, "Bad Request (empty message)"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err((413, "Request Entity Too Large (more than 160 characters)"));
+    }
+    Ok(text.to_string())
+}
+
+impl Switch {
+    pub(super) fn on_message(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: Replier,
+    ) {
+        let sender = parse_name_addr(f.from)
+            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            .unwrap_or_default();
+        let Auth::Ok(sender) =
+            self.authenticate(now_ms, src, req, &f.proxy_authorization, &sender, 407, &r)
+        else {
+            return;
+        };
+        let text = match check_text(f.content_type, &req.body) {
+            Ok(t) => t,
+            Err((code, reason)) => {
+                self.answer(now_ms, r, code, Some(reason), &[("Accept", "text/plain")]);
+                return;
+            }
+        };
+        let to_user = req
+            .uri
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .or_else(|| {
+                parse_name_addr(f.to)
+                    .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            })
+            .unwrap_or_default();
+        let from_ext: u16 = sender.parse().unwrap_or(0);
+        let from_display = self
+            .config
+            .lines
+            .get(&from_ext)
+            .map(|l| l.display.clone())
+            .unwrap_or_default();
+        let cfg = &self.config;
+        let target = classify(
+            cfg.server.plan,
+            &cfg.groups,
+            |n| cfg.is_configured(n),
+            &to_user,
+        );
+        let (targets, offline, single) = match target {
+            Target::Extension(n) => (vec![n], vec![], true),
+            Target::Group(g) => {
+                let members = self.config.groups.get(&g).cloned().unwrap_or_default();
+                let (on, off): (Vec<u16>, Vec<u16>) = members
+                    .into_iter()
+                    .filter(|m| *m != from_ext)
+                    .partition(|m| !self.registrar.contacts(*m).is_empty());
+                (on, off, false)
+            }
+            Target::All => {
+                let on: Vec<u16> = self
+                    .registrar
+                    .iter()
+                    .map(|(e, _)| e)
+                    .filter(|e| *e != from_ext)
+                    .collect();
+                (on, vec![], false)
+            }
+            Target::System => {
+                self.answer(
+                    now_ms,
+                    r,
+                    501,
+                    Some("Not Implemented (no system commands yet)"),
+                    &[],
+                );
+                return;
+            }
+            Target::Unknown(_) | Target::External(_) => {
+                self.reject_message(now_ms, r, &sender, &to_user, &text, 404, "Not Found");
+                return;
+            }
+        };
+        if single && self.registrar.contacts(targets[0]).is_empty() {
+            self.reject_message(
+                now_ms,
+                r,
+                &sender,
+                &to_user,
+                &text,
+                480,
+                "Temporarily Unavailable (offline)",
+            );
+            return;
+        }
+        if !single && targets.is_empty() {
+            self.reject_message(
+                now_ms,
+                r,
+                &sender,
+                &to_user,
+                &text,
+                480,
+                "Temporarily Unavailable (nobody online)",
+            );
+            return;
+        }
+        let origin = if single {
+            self.server_tx.pending(r.key.clone(), now_ms);
+            Origin::Sip(r)
+        } else {
+            self.answer(now_ms, r, 202, None, &[]);
+            Origin::Broadcast
+        };
+        self.deliver(
+            now_ms,
+            Request {
+                origin,
+                from: sender.clone(),
+                from_user: sender,
+                from_display,
+                to: to_user,
+                text,
+                targets,
+                offline,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject_message(
+        &mut self,
+        now_ms: u64,
+        r: Replier,
+        from: &str,
+        to: &str,
+        text: &str,
+        code: u16,
+        reason: &str,
+    ) {
+        self.counters.messages_failed += 1;
+        self.out.events.push(Event::Message {
+            from: from.to_string(),
+            to: to.to_string(),
+            status: code,
+            text: text.to_string(),
+        });
+        self.answer(now_ms, r, code, Some(reason), &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rules() {
+        assert_eq!(check_text(None, b"hi"), Ok("hi".into()));
+        assert_eq!(
+            check_text(Some("text/plain; charset=\"UTF-8\""), b"hi"),
+            Ok("hi".into())
+        );
+        assert_eq!(
+            check_text(Some("text/html"), b"hi").map_err(|e| e.0),
+            Err(415)
+        );
+        assert_eq!(
+            check_text(Some("text/plain;charset=latin1"), b"hi").map_err(|e| e.0),
+            Err(415)
+        );
+        assert_eq!(check_text(None, b"\xff\xfe").map_err(|e| e.0), Err(400));
+        assert_eq!(check_text(None, b"  ").map_err(|e| e.0), Err(400));
+        let ok = "é".repeat(160);
+        assert!(check_text(None, ok.as_bytes()).is_ok());
+        let long = "é".repeat(161);
+        assert_eq!(check_text(None, long.as_bytes()).map_err(|e| e.0), Err(413));
+    }
+}

@@ -1,0 +1,420 @@
+//! The switch core: every input (datagram, control line, clock tick) becomes state
+//! changes plus an [`Outbox`] of datagrams to send and events to publish. No I/O
+//! happens here, so the whole core is testable without sockets.
+
+mod command;
+mod delivery;
+mod message;
+mod register;
+pub mod reply;
+
+use crate::fifo::Line;
+use crate::headers::Fields;
+use crate::registrar::{Change, Registrar};
+use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
+use crate::sip::wire::{self, WireError};
+use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
+use coventry_shared::config::{Config, DigestAlgorithm};
+use coventry_shared::event::Event;
+use coventry_shared::stateblock::Counters;
+use delivery::{DeliveryRef, Jobs};
+use reply::Replier;
+use rsip::SipMessage;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the I/O layer must do after the core handled an input.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Datagrams to send.
+    pub sends: Vec<(SocketAddr, Vec<u8>)>,
+    /// Events to append to the ring.
+    pub events: Vec<Event>,
+    /// Extensions whose contacts changed (republish their table entries).
+    pub dirty: BTreeSet<u16>,
+    /// Bindings were added or removed: persist soon.
+    pub persist_now: bool,
+    /// Bindings were refreshed: persist eventually.
+    pub persist_later: bool,
+    /// A `reload` command asked for the configuration to be re-read (its request id).
+    pub reload: Option<Option<u64>>,
+    /// The configuration changed (republish names and flags).
+    pub config_changed: bool,
+}
+
+impl Outbox {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+            && self.events.is_empty()
+            && self.dirty.is_empty()
+            && !self.persist_now
+            && !self.persist_later
+            && self.reload.is_none()
+            && !self.config_changed
+    }
+
+    /// Append `other`'s work to this one.
+    pub fn merge(&mut self, other: Outbox) {
+        self.sends.extend(other.sends);
+        self.events.extend(other.events);
+        self.dirty.extend(other.dirty);
+        self.persist_now |= other.persist_now;
+        self.persist_later |= other.persist_later;
+        self.reload = self.reload.or(other.reload);
+        self.config_changed |= other.config_changed;
+    }
+}
+
+/// The switch's state.
+pub struct Switch {
+    config: Config,
+    digest: DigestAuthority,
+    registrar: Registrar,
+    server_tx: ServerTransactions,
+    client_tx: ClientTransactions<DeliveryRef>,
+    jobs: Jobs,
+    counters: Counters,
+    /// Address written into Via and our URIs.
+    local: SocketAddr,
+    ids: IdSource,
+    /// Pending outputs.
+    pub out: Outbox,
+}
+
+/// Cheap unique tokens for branches, tags and Call-IDs.
+struct IdSource {
+    prefix: u32,
+    counter: u64,
+}
+
+impl IdSource {
+    fn new() -> IdSource {
+        IdSource {
+            prefix: rand::random(),
+            counter: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.counter += 1;
+        format!("{:08x}{:x}", self.prefix, self.counter)
+    }
+}
+
+fn to_system_time(now_ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(now_ms)
+}
+
+fn algorithms(config: &Config) -> Vec<Algorithm> {
+    config
+        .server
+        .algorithms
+        .iter()
+        .map(|a| match a {
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+        })
+        .collect()
+}
+
+fn new_digest(config: &Config) -> DigestAuthority {
+    DigestAuthority::new(
+        config.server.realm.clone(),
+        algorithms(config),
+        Duration::from_secs(u64::from(config.server.nonce_lifetime)),
+    )
+}
+
+impl Switch {
+    /// A switch with `config`, advertising `local` in what it sends, starting with
+    /// the bindings in `registrar` (loaded from disk).
+    pub fn new(config: Config, local: SocketAddr, registrar: Registrar) -> Switch {
+        let mut registrar = registrar;
+        let dropped = registrar.retain_extensions(|e| config.is_configured(e));
+        let mut sw = Switch {
+            digest: new_digest(&config),
+            config,
+            registrar,
+            server_tx: ServerTransactions::default(),
+            client_tx: ClientTransactions::default(),
+            jobs: Jobs::default(),
+            counters: Counters::default(),
+            local,
+            ids: IdSource::new(),
+            out: Outbox::default(),
+        };
+        sw.apply_changes(dropped);
+        sw
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The bindings.
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Take the pending outputs.
+    pub fn take_out(&mut self) -> Outbox {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Replace the configuration (reload). The dial plan and listen address need a
+    /// restart; everything else applies now, and calls/registrations of extensions
+    /// still configured are kept.
+    pub fn apply_config(&mut self, config: Config) -> Result<String, String> {
+        if config.server.plan != self.config.server.plan {
+            return Err("the dial plan (digits) changes only with a restart".into());
+        }
+        let realm_changed = config.server.realm != self.config.server.realm
+            || config.server.algorithms != self.config.server.algorithms
+            || config.server.nonce_lifetime != self.config.server.nonce_lifetime;
+        let listen_note = if config.server.listen != self.config.server.listen {
+            " (new listen address applies after a restart)"
+        } else {
+            ""
+        };
+        self.config = config;
+        self.out.config_changed = true;
+        if realm_changed {
+            self.digest = new_digest(&self.config);
+        }
+        let cfg = &self.config;
+        let dropped = self.registrar.retain_extensions(|e| cfg.is_configured(e));
+        // Bindings beyond a lowered `lines` limit stay until they expire or refresh.
+        self.apply_changes(dropped);
+        Ok(format!(
+            "reloaded: {} extensions, {} groups{listen_note}",
+            self.config.lines.len(),
+            self.config.groups.len()
+        ))
+    }
+
+    /// Handle one datagram from `src`.
+    pub fn on_datagram(&mut self, now_ms: u64, src: SocketAddr, bytes: &[u8]) {
+        self.counters.sip_in += 1;
+        match wire::parse_datagram(bytes, self.config.server.max_message) {
+            Ok(SipMessage::Request(req)) => self.on_request(now_ms, src, req),
+            Ok(SipMessage::Response(resp)) => self.on_response(now_ms, resp),
+            Err(WireError::Empty) => {}
+            Err(e) => {
+                match &e {
+                    WireError::TooLarge { .. } => self.counters.too_large += 1,
+                    _ => self.counters.malformed += 1,
+                }
+                log::debug!("dropped datagram from {src}: {e}");
+                if let Some(mut ctx) = e.reply_context().cloned() {
+                    ctx.apply_received_rport(src);
+                    let dest = ctx
+                        .vias
+                        .first()
+                        .and_then(|v| wire::parse_via(v))
+                        .and_then(|v| v.response_addr(5060))
+                        .unwrap_or(src);
+                    let code = if matches!(e, WireError::TooLarge { .. }) {
+                        513
+                    } else {
+                        ctx.status
+                    };
+                    let bytes = wire::error_response(&ctx, code, wire::reason_phrase(code));
+                    self.send(dest, bytes);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.counters.sip_out += 1;
+        self.out.sends.push((to, bytes));
+    }
+
+    fn on_request(&mut self, now_ms: u64, src: SocketAddr, req: rsip::Request) {
+        let method = req.method.to_string();
+        if method == "ACK" {
+            return; // ACKs to our own non-2xx finals are absorbed (no INVITE server yet).
+        }
+        let f = Fields::of(&req.headers);
+        let Some(top) = f.vias.first().copied() else {
+            return;
+        };
+        let branch = wire::parse_via(top)
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let key = server_key(&branch, top, &method);
+        match self.server_tx.check(&key) {
+            Some(Seen::Pending) => {
+                self.counters.retransmissions += 1;
+                return;
+            }
+            Some(Seen::Answered(to, bytes)) => {
+                self.counters.retransmissions += 1;
+                let (to, bytes) = (*to, bytes.clone());
+                self.send(to, bytes);
+                return;
+            }
+            None => {}
+        }
+        let tag = self.ids.next();
+        let r = Replier::new(
+            key, src, &method, &f.vias, f.from, f.to, f.call_id, f.cseq, tag,
+        );
+        match method.as_str() {
+            "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
+            "MESSAGE" => self.on_message(now_ms, src, &req, &f, r),
+            "OPTIONS" => self.answer(
+                now_ms,
+                r,
+                200,
+                None,
+                &[("Allow", ALLOW), ("Accept", "text/plain")],
+            ),
+            "CANCEL" | "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" => {
+                self.answer(now_ms, r, 481, None, &[])
+            }
+            _ => self.answer(now_ms, r, 501, None, &[("Allow", ALLOW)]),
+        }
+    }
+
+    /// Send a final response and remember it for retransmissions.
+    fn answer(
+        &mut self,
+        now_ms: u64,
+        r: Replier,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        let bytes = r.build(code, reason, extra, None);
+        self.server_tx
+            .answered(r.key, r.dest, bytes.clone(), now_ms);
+        self.send(r.dest, bytes);
+    }
+
+    fn on_response(&mut self, now_ms: u64, resp: rsip::Response) {
+        let code = resp.status_code.code();
+        let Some(branch) = wire::top_via_branch(&resp) else {
+            return;
+        };
+        if let Some(outcome) = self.client_tx.response(&branch, code, now_ms) {
+            self.delivery_done(now_ms, outcome.tag, outcome.status);
+        }
+    }
+
+    /// Credentials of extension `user`, if configured.
+    fn credentials(config: &Config, user: &str) -> Option<Credentials> {
+        let n: u16 = user.parse().ok()?;
+        let line = config.lines.get(&n)?;
+        if user.len() != usize::from(config.server.plan.digits()) {
+            return None;
+        }
+        Some(Credentials {
+            password: line.secret.clone(),
+            ha1_sha256: line.sha256.clone(),
+            ha1_md5: line.md5.clone(),
+        })
+    }
+
+    /// One log line per failed authentication (fail2ban-friendly) and an event.
+    fn auth_failed(&mut self, user: &str, src: SocketAddr, method: &str, why: &str) {
+        self.counters.auth_failures += 1;
+        let user: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
+        log::warn!("auth failed: user={user} source={src} method={method} reason={why}");
+        self.out.events.push(Event::AuthFailed {
+            user,
+            source: src.to_string(),
+        });
+    }
+
+    /// Handle a control line.
+    pub fn on_control(&mut self, now_ms: u64, line: Line) {
+        command::handle(self, now_ms, line);
+    }
+
+    /// Clock tick: retransmissions, timeouts, expiries.
+    pub fn on_tick(&mut self, now_ms: u64) {
+        self.server_tx.expire(now_ms);
+        let mut resend = Vec::new();
+        let done = self.client_tx.tick(now_ms, &mut resend);
+        for (to, bytes) in resend {
+            self.send(to, bytes);
+        }
+        for o in done {
+            self.delivery_done(now_ms, o.tag, o.status);
+        }
+        if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {
+            let changes = self.registrar.expire(now_ms);
+            self.apply_changes(changes);
+        }
+    }
+
+    /// Turn registrar changes into events, dirty extensions and persistence flags.
+    fn apply_changes(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::Added {
+                    ext,
+                    uri,
+                    user_agent,
+                } => {
+                    log::info!("{ext} registered {uri}");
+                    self.out.dirty.insert(ext);
+                    self.out.persist_now = true;
+                    self.out.events.push(Event::Registered {
+                        ext,
+                        contact: uri,
+                        user_agent,
+                    });
+                }
+                Change::Refreshed { ext } => {
+                    self.out.dirty.insert(ext);
+                    self.out.persist_later = true;
+                }
+                Change::Removed { ext, uri, why } => {
+                    log::info!("{ext} {} {uri}", why.name());
+                    self.out.dirty.insert(ext);
+                    self.out.persist_now = true;
+                    self.out.events.push(Event::Unregistered {
+                        ext,
+                        contact: uri,
+                        why,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The local address the kernel would use to reach `dest` (no packet is sent:
+    /// connecting a UDP socket only selects a route).
+    fn route_ip(&self, dest: std::net::IpAddr) -> std::net::IpAddr {
+        let any: SocketAddr = if dest.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        std::net::UdpSocket::bind(any)
+            .and_then(|s| {
+                s.connect(SocketAddr::new(dest, 5060))?;
+                s.local_addr()
+            })
+            .map(|a| a.ip())
+            .unwrap_or(self.local.ip())
+    }
+
+    /// Host:port for URIs the switch writes.
+    fn local_hostport(&self) -> String {
+        self.local.to_string()
+    }
+}
+
+/// Methods the switch accepts (for `Allow`).
+pub const ALLOW: &str = "REGISTER, MESSAGE, OPTIONS, ACK, CANCEL, BYE";

@@ -1,0 +1,221 @@
+//! REGISTER: digest authentication, then bindings (RFC 3261 §10.3).
+
+use super::reply::Replier;
+use super::{to_system_time, Switch};
+use crate::headers::Fields;
+use crate::registrar::{ContactRequest, RegisterMeta};
+use crate::sip::digest::Verdict;
+use crate::sip::wire::{self, parse_name_addr};
+use coventry_shared::stateblock::MAX_CONTACTS;
+use std::net::SocketAddr;
+
+/// Outcome of checking a request's credentials.
+pub(super) enum Auth {
+    /// Authenticated as this user.
+    Ok(String),
+    /// A response has been sent (challenge or refusal).
+    Answered,
+}
+
+impl Switch {
+    /// Authenticate `req` with `values` (Authorization or Proxy-Authorization);
+    /// challenge (`challenge_code` 401/407) or refuse (403) when it does not pass.
+    pub(super) fn authenticate(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        values: &[&str],
+        claimed: &str,
+        challenge_code: u16,
+        r: &Replier,
+    ) -> Auth {
+        let now = to_system_time(now_ms);
+        let realm = self.config.server.realm.clone();
+        // Prefer credentials for our realm; a phone may carry several.
+        let value = values
+            .iter()
+            .find(|v| v.contains(&format!("realm=\"{realm}\"")))
+            .or_else(|| values.first())
+            .copied();
+        let method = req.method.to_string();
+        let Some(value) = value else {
+            self.challenge(now_ms, now, challenge_code, false, r.clone());
+            return Auth::Answered;
+        };
+        let uri = wire::format_uri(&req.uri);
+        let config = &self.config;
+        let verdict = self.digest.verify(now, &method, &uri, value, |user| {
+            Switch::credentials(config, user)
+        });
+        match verdict {
+            Verdict::Ok { username } => {
+                if username != claimed {
+                    self.auth_failed(&username, src, &method, "credentials of another extension");
+                    self.answer(
+                        now_ms,
+                        r.clone(),
+                        403,
+                        Some("Forbidden (identity mismatch)"),
+                        &[],
+                    );
+                    return Auth::Answered;
+                }
+                Auth::Ok(username)
+            }
+            Verdict::Stale => {
+                self.challenge(now_ms, now, challenge_code, true, r.clone());
+                Auth::Answered
+            }
+            Verdict::Rejected { reason } => {
+                self.auth_failed(claimed, src, &method, reason);
+                self.answer(now_ms, r.clone(), 403, Some("Forbidden"), &[]);
+                Auth::Answered
+            }
+        }
+    }
+
+    fn challenge(
+        &mut self,
+        now_ms: u64,
+        now: std::time::SystemTime,
+        code: u16,
+        stale: bool,
+        r: Replier,
+    ) {
+        let header = if code == 407 {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let values = self.digest.challenges(now, stale);
+        let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
+        self.answer(now_ms, r, code, None, &extra);
+    }
+
+    pub(super) fn on_register(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: Replier,
+    ) {
+        let to = parse_name_addr(f.to);
+        let user = to
+            .as_ref()
+            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            .unwrap_or_default();
+        let Auth::Ok(user) = self.authenticate(now_ms, src, req, &f.authorization, &user, 401, &r)
+        else {
+            return;
+        };
+        let Some(line) = user
+            .parse::<u16>()
+            .ok()
+            .and_then(|n| self.config.lines.get(&n))
+        else {
+            self.answer(now_ms, r, 404, None, &[]);
+            return;
+        };
+        let ext = line.number;
+        let max_contacts = usize::from(line.lines).min(MAX_CONTACTS);
+        let s = &self.config.server;
+        let header_expires = f.expires.and_then(|e| e.trim().parse::<u32>().ok());
+        let clamp = |e: u32| {
+            if e == 0 {
+                0
+            } else {
+                e.clamp(s.min_expires, s.max_expires)
+            }
+        };
+        let mut requests = Vec::new();
+        if f.contacts.len() == 1 && f.contacts[0].trim() == "*" {
+            if header_expires != Some(0) {
+                self.answer(
+                    now_ms,
+                    r,
+                    400,
+                    Some("Bad Request (Contact * needs Expires: 0)"),
+                    &[],
+                );
+                return;
+            }
+            let changes = self
+                .registrar
+                .remove_all(ext, coventry_shared::event::Unregistration::ByPhone);
+            self.apply_changes(changes);
+        } else {
+            for c in &f.contacts {
+                let Some(na) = parse_name_addr(c) else {
+                    self.answer(
+                        now_ms,
+                        r,
+                        400,
+                        Some("Bad Request (unreadable Contact)"),
+                        &[],
+                    );
+                    return;
+                };
+                if na.uri.trim() == "*" || na.parsed_uri().is_none() {
+                    self.answer(now_ms, r, 400, Some("Bad Request (bad Contact URI)"), &[]);
+                    return;
+                }
+                let secs = na.expires().or(header_expires).unwrap_or(s.default_expires);
+                requests.push(ContactRequest {
+                    uri: na.uri.clone(),
+                    expires: clamp(secs),
+                });
+            }
+            if requests.iter().filter(|c| c.expires > 0).count() > max_contacts {
+                self.answer(
+                    now_ms,
+                    r,
+                    403,
+                    Some("Forbidden (too many contacts for this line)"),
+                    &[],
+                );
+                return;
+            }
+            let source = src.to_string();
+            let meta = RegisterMeta {
+                source: &source,
+                user_agent: f.user_agent,
+                call_id: f.call_id,
+                cseq: f.cseq_number().unwrap_or(0),
+                now_ms,
+            };
+            match self.registrar.register(ext, max_contacts, &requests, &meta) {
+                Ok(changes) => self.apply_changes(changes),
+                Err(_) => {
+                    self.answer(
+                        now_ms,
+                        r,
+                        500,
+                        Some("Server Internal Error (out of order)"),
+                        &[("Retry-After", "1")],
+                    );
+                    return;
+                }
+            }
+        }
+        self.counters.registers += 1;
+        let contacts: Vec<String> = self
+            .registrar
+            .contacts(ext)
+            .iter()
+            .map(|b| {
+                format!(
+                    "<{}>;expires={}",
+                    b.uri,
+                    b.expires_ms.saturating_sub(now_ms).div_ceil(1000)
+                )
+            })
+            .collect();
+        let mut extra: Vec<(&str, &str)> =
+            contacts.iter().map(|c| ("Contact", c.as_str())).collect();
+        let date = httpdate::fmt_http_date(to_system_time(now_ms));
+        extra.push(("Date", &date));
+        self.answer(now_ms, r, 200, None, &extra);
+    }
+}

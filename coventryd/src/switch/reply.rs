@@ -1,0 +1,151 @@
+//! Responses to requests the switch answers itself.
+
+use crate::sip::wire::{parse_via, reason_phrase, via_with_received_rport, ReplyContext};
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// Everything needed to answer one request, captured when it arrived.
+#[derive(Debug, Clone)]
+pub struct Replier {
+    /// Server-transaction key.
+    pub key: String,
+    /// Where responses go (RFC 3261 18.2.2 / RFC 3581).
+    pub dest: SocketAddr,
+    /// The request's headers to echo (top Via already carries received/rport).
+    pub ctx: ReplyContext,
+    /// Our To tag for this transaction.
+    pub to_tag: String,
+}
+
+impl Replier {
+    /// Capture the reply context of a request from `src`.
+    pub fn new(
+        key: String,
+        src: SocketAddr,
+        method: &str,
+        vias: &[&str],
+        from: &str,
+        to: &str,
+        call_id: &str,
+        cseq: &str,
+        to_tag: String,
+    ) -> Replier {
+        let mut vias: Vec<String> = vias.iter().map(|v| v.to_string()).collect();
+        let mut dest = src;
+        if let Some(top) = vias.first_mut() {
+            if let Some(v) = via_with_received_rport(top, src) {
+                *top = v;
+            }
+            dest = parse_via(top)
+                .and_then(|v| v.response_addr(5060))
+                .unwrap_or(src);
+        }
+        Replier {
+            key,
+            dest,
+            ctx: ReplyContext {
+                method: method.to_string(),
+                vias,
+                from: from.to_string(),
+                to: to.to_string(),
+                call_id: call_id.to_string(),
+                cseq: cseq.to_string(),
+                status: 0,
+            },
+            to_tag,
+        }
+    }
+
+    /// The bytes of a response with `extra` headers and an optional text body.
+    pub fn build(
+        &self,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Vec<u8> {
+        let c = &self.ctx;
+        let mut out = String::with_capacity(320 + c.vias.iter().map(String::len).sum::<usize>());
+        let reason = reason.unwrap_or_else(|| reason_phrase(code));
+        let _ = write!(out, "SIP/2.0 {code} {}\r\n", clean(reason));
+        for v in &c.vias {
+            let _ = write!(out, "Via: {}\r\n", clean(v));
+        }
+        let _ = write!(out, "From: {}\r\n", clean(&c.from));
+        if code > 100 && !has_tag(&c.to) {
+            let _ = write!(out, "To: {};tag={}\r\n", clean(&c.to), self.to_tag);
+        } else {
+            let _ = write!(out, "To: {}\r\n", clean(&c.to));
+        }
+        let _ = write!(
+            out,
+            "Call-ID: {}\r\nCSeq: {}\r\n",
+            clean(&c.call_id),
+            clean(&c.cseq)
+        );
+        for (name, value) in extra {
+            let _ = write!(out, "{name}: {}\r\n", clean(value));
+        }
+        out.push_str("Server: Coventry\r\n");
+        match body {
+            Some(b) => {
+                let _ = write!(
+                    out,
+                    "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{b}",
+                    b.len()
+                );
+            }
+            None => out.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        out.into_bytes()
+    }
+}
+
+fn has_tag(to: &str) -> bool {
+    crate::sip::wire::parse_name_addr(to).is_some_and(|n| n.tag().is_some())
+}
+
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b < 0x20 && b != b'\t') {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_response_with_received_and_tag() {
+        let src: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        let r = Replier::new(
+            "k".into(),
+            src,
+            "REGISTER",
+            &[
+                "SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport",
+                "SIP/2.0/UDP 10.0.0.2",
+            ],
+            "<sip:21@h>;tag=a",
+            "<sip:21@h>",
+            "cid",
+            "1 REGISTER",
+            "t1".into(),
+        );
+        assert_eq!(r.dest, src);
+        let text = String::from_utf8(r.build(401, None, &[("WWW-Authenticate", "Digest x")], None))
+            .expect("utf8");
+        assert!(text.starts_with("SIP/2.0 401 Unauthorized\r\n"), "{text}");
+        assert!(text.contains("Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport=6000;received=127.0.0.1\r\nVia: SIP/2.0/UDP 10.0.0.2\r\n"), "{text}");
+        assert!(text.contains("To: <sip:21@h>;tag=t1\r\n"));
+        assert!(text.contains("WWW-Authenticate: Digest x\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+        let t = String::from_utf8(r.build(200, Some("OK"), &[], Some("hé"))).expect("utf8");
+        assert!(t.ends_with("Content-Length: 3\r\n\r\nhé"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Non-INVITE transactions over UDP (RFC 3261 §17): the server side absorbs
+//! retransmitted requests by re-sending the stored response; the client side
+//! retransmits what the switch sends (Timer E) until a final response or Timer F.
+//!
+//! Pure state: times are passed in (ms), sends are returned, nothing does I/O.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// RFC 3261 T1 (RTT estimate), ms.
+pub const T1_MS: u64 = 500;
+/// RFC 3261 T2 (longest retransmit interval for non-INVITE), ms.
+pub const T2_MS: u64 = 4000;
+/// Timer F / Timer J: 64 × T1.
+pub const TIMEOUT_MS: u64 = 64 * T1_MS;
+/// Most server transactions kept; beyond it the oldest are forgotten first.
+pub const MAX_SERVER_TRANSACTIONS: usize = 200_000;
+
+/// What the server side knows of a request seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Still being handled (no final response yet): absorb the retransmission.
+    Pending,
+    /// Answered: re-send these bytes to this address.
+    Answered(SocketAddr, Vec<u8>),
+}
+
+#[derive(Debug)]
+struct ServerEntry {
+    seen: Seen,
+    expires_ms: u64,
+}
+
+/// Server transactions keyed by top-Via branch, sent-by and method.
+#[derive(Debug, Default)]
+pub struct ServerTransactions {
+    map: HashMap<String, ServerEntry>,
+    order: VecDeque<(u64, String)>,
+}
+
+/// The key of a server transaction (RFC 3261 §17.2.3).
+pub fn server_key(branch: &str, top_via: &str, method: &str) -> String {
+    // sent-by is the part of the Via between the protocol and the first ';'.
+    let sent_by = top_via
+        .split(';')
+        .next()
+        .and_then(|s| s.split_whitespace().nth(1))
+        .unwrap_or("");
+    let mut k = String::with_capacity(branch.len() + sent_by.len() + method.len() + 2);
+    k.push_str(branch);
+    k.push('|');
+    k.push_str(sent_by);
+    k.push('|');
+    k.push_str(method);
+    k
+}
+
+impl ServerTransactions {
+    /// A request arrived: `Some` when it is a retransmission of a known one.
+    pub fn check(&self, key: &str) -> Option<&Seen> {
+        self.map.get(key).map(|e| &e.seen)
+    }
+
+    /// Start a transaction whose final response comes later.
+    pub fn pending(&mut self, key: String, now_ms: u64) {
+        self.insert(key, Seen::Pending, now_ms);
+    }
+
+    /// Record the final response of a transaction (kept for Timer J).
+    pub fn answered(&mut self, key: String, to: SocketAddr, bytes: Vec<u8>, now_ms: u64) {
+        self.insert(key, Seen::Answered(to, bytes), now_ms);
+    }
+
+    fn insert(&mut self, key: String, seen: Seen, now_ms: u64) {
+        let expires_ms = now_ms + TIMEOUT_MS;
+        if self
+            .map
+            .insert(key.clone(), ServerEntry { seen, expires_ms })
+            .is_none()
+        {
+            self.order.push_back((expires_ms, key));
+        } else {
+            // Re-inserted (pending → answered): keep one order entry, refreshed.
+            self.order.push_back((expires_ms, key));
+        }
+        while self.map.len() > MAX_SERVER_TRANSACTIONS {
+            match self.order.pop_front() {
+                Some((_, k)) => {
+                    self.map.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Forget transactions whose Timer J ran out.
+    pub fn expire(&mut self, now_ms: u64) {
+        while let Some((exp, _)) = self.order.front() {
+            if *exp > now_ms {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_front() {
+                if self.map.get(&k).is_some_and(|e| e.expires_ms <= now_ms) {
+                    self.map.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Transactions held.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// A request the switch sent and retransmits until answered.
+#[derive(Debug, Clone)]
+struct ClientTx<T> {
+    dest: SocketAddr,
+    bytes: Vec<u8>,
+    next_ms: u64,
+    interval_ms: u64,
+    deadline_ms: u64,
+    tag: T,
+}
+
+/// What happened to a client transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<T> {
+    /// The caller's tag given at start.
+    pub tag: T,
+    /// Final status (408 when Timer F fired).
+    pub status: u16,
+}
+
+/// Client transactions keyed by the branch of the Via the switch added.
+#[derive(Debug)]
+pub struct ClientTransactions<T> {
+    map: HashMap<String, ClientTx<T>>,
+}
+
+impl<T> Default for ClientTransactions<T> {
+    fn default() -> Self {
+        ClientTransactions {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> ClientTransactions<T> {
+    /// Track a request just sent (the caller sends it the first time).
+    pub fn start(&mut self, branch: String, dest: SocketAddr, bytes: Vec<u8>, tag: T, now_ms: u64) {
+        self.map.insert(
+            branch,
+            ClientTx {
+                dest,
+                bytes,
+                next_ms: now_ms + T1_MS,
+                interval_ms: T1_MS,
+                deadline_ms: now_ms + TIMEOUT_MS,
+                tag,
+            },
+        );
+    }
+
+    /// A response with top-Via `branch` arrived; returns the outcome when final.
+    pub fn response(&mut self, branch: &str, status: u16, now_ms: u64) -> Option<Outcome<T>> {
+        if status < 200 {
+            // Proceeding: retransmit at T2 from now on (RFC 3261 §17.1.2.2).
+            if let Some(tx) = self.map.get_mut(branch) {
+                tx.interval_ms = T2_MS;
+                tx.next_ms = now_ms + T2_MS;
+            }
+            return None;
+        }
+        self.map.remove(branch).map(|tx| Outcome {
+            tag: tx.tag,
+            status,
+        })
+    }
+
+    /// Retransmissions due now (Timer E) and transactions that timed out (Timer F).
+    pub fn tick(
+        &mut self,
+        now_ms: u64,
+        resend: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) -> Vec<Outcome<T>> {
+        let mut done = Vec::new();
+        self.map.retain(|_, tx| {
+            if now_ms >= tx.deadline_ms {
+                done.push(Outcome {
+                    tag: tx.tag.clone(),
+                    status: 408,
+                });
+                return false;
+            }
+            if now_ms >= tx.next_ms {
+                resend.push((tx.dest, tx.bytes.clone()));
+                tx.interval_ms = (tx.interval_ms * 2).min(T2_MS);
+                tx.next_ms = now_ms + tx.interval_ms;
+            }
+            true
+        });
+        done
+    }
+
+    /// Transactions in flight.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:5000".parse().expect("addr")
+    }
+
+    #[test]
+    fn server_absorbs_then_forgets() {
+        let mut s = ServerTransactions::default();
+        let k = server_key(
+            "z9hG4bK1",
+            "SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bK1",
+            "REGISTER",
+        );
+        assert_eq!(k, "z9hG4bK1|127.0.0.1:5000|REGISTER");
+        assert!(s.check(&k).is_none());
+        s.pending(k.clone(), 0);
+        assert_eq!(s.check(&k), Some(&Seen::Pending));
+        s.answered(k.clone(), addr(), b"SIP/2.0 200 OK".to_vec(), 100);
+        assert!(matches!(s.check(&k), Some(Seen::Answered(_, b)) if b.starts_with(b"SIP/2.0 200")));
+        s.expire(100 + TIMEOUT_MS - 1);
+        assert!(s.check(&k).is_some());
+        s.expire(100 + TIMEOUT_MS);
+        assert!(s.check(&k).is_none());
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn client_timer_e_and_f() {
+        let mut c = ClientTransactions::default();
+        c.start("b1".into(), addr(), b"MESSAGE".to_vec(), 7u32, 0);
+        let mut out = Vec::new();
+        assert!(c.tick(499, &mut out).is_empty());
+        assert!(out.is_empty());
+        c.tick(500, &mut out);
+        c.tick(1500, &mut out);
+        c.tick(3500, &mut out);
+        assert_eq!(out.len(), 3);
+        out.clear();
+        // Provisional: T2 interval.
+        assert_eq!(c.response("b1", 100, 3600), None);
+        c.tick(7000, &mut out);
+        assert!(out.is_empty());
+        c.tick(7600, &mut out);
+        assert_eq!(out.len(), 1);
+        let done = c.tick(TIMEOUT_MS, &mut out);
+        assert_eq!(
+            done,
+            vec![Outcome {
+                tag: 7,
+                status: 408
+            }]
+        );
+        assert_eq!(c.len(), 0);
+        c.start("b2".into(), addr(), vec![], 8, 0);
+        assert_eq!(
+            c.response("b2", 200, 10),
+            Some(Outcome {
+                tag: 8,
+                status: 200
+            })
+        );
+        assert_eq!(c.response("b2", 200, 10), None);
+    }
+}
