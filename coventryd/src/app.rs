@@ -108,7 +108,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let registrar = match persist::load_registrations(&state_dir) {
         Loaded::None => Registrar::new(),
         Loaded::Ok(r) => {
-            log::info!("restored {} registrations", r.len());
+            log::info!("restored {} registrations", r.binding_count());
             r
         }
         Loaded::Corrupt(why, moved) => {

@@ -1,20 +1,9 @@
 //! coventryd — the Coventry SIP switch.
 
-mod app;
-mod cli;
-mod fifo;
-mod headers;
-mod persist;
-mod publish;
-mod registrar;
-mod secrets;
-mod sip;
-mod switch;
-mod transaction;
-
 use clap::Parser;
 use coventry_shared::config::Config;
 use coventry_shared::runtime;
+use coventryd::{app, cli, secrets};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -107,7 +107,7 @@ impl Registrar {
     }
 
     /// Number of bindings in all.
-    pub fn len(&self) -> usize {
+    pub fn binding_count(&self) -> usize {
         self.bindings.values().map(Vec::len).sum()
     }
 
@@ -291,7 +291,7 @@ mod tests {
             }]
         ));
         assert!(r.contacts(21).is_empty());
-        assert_eq!(r.len(), 0);
+        assert_eq!(r.binding_count(), 0);
     }
 
     #[test]
@@ -312,6 +312,6 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(r.contacts(21).len(), 1);
         assert_eq!(r.retain_extensions(|e| e != 21).len(), 1);
-        assert_eq!(r.len(), 0);
+        assert_eq!(r.binding_count(), 0);
     }
 }

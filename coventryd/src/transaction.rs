@@ -109,7 +109,7 @@ impl ServerTransactions {
 
     /// Transactions held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.map.len()
     }
 }
@@ -207,7 +207,7 @@ impl<T: Clone> ClientTransactions<T> {
 
     /// Transactions in flight.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.map.len()
     }
 }
@@ -238,7 +238,7 @@ mod tests {
         assert!(s.check(&k).is_some());
         s.expire(100 + TIMEOUT_MS);
         assert!(s.check(&k).is_none());
-        assert_eq!(s.len(), 0);
+        assert_eq!(s.count(), 0);
     }
 
     #[test]
@@ -267,7 +267,7 @@ mod tests {
                 status: 408
             }]
         );
-        assert_eq!(c.len(), 0);
+        assert_eq!(c.count(), 0);
         c.start("b2".into(), addr(), vec![], 8, 0);
         assert_eq!(
             c.response("b2", 200, 10),

@@ -1,6 +1,5 @@
 //! SIP wire handling (framing, normalisation in front of rsip, serialisation)
 //! and server-side digest authentication. Both modules are pure: no I/O.
-#![allow(dead_code)]
 
 pub mod digest;
 pub mod wire;

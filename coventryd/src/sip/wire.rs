@@ -916,7 +916,7 @@ fn push_without_ws(s: &str, out: &mut String) {
         }
         if pending_ws {
             pending_ws = false;
-            let prev_sep = out.chars().next_back().map_or(true, |p| SEPS.contains(p));
+            let prev_sep = !matches!(out.chars().next_back(), Some(p) if !SEPS.contains(p));
             if !prev_sep && !SEPS.contains(c) {
                 out.push(' ');
             }

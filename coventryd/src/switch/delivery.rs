@@ -21,7 +21,7 @@ pub struct DeliveryRef {
 #[derive(Debug)]
 pub(super) enum Origin {
     /// A phone's MESSAGE to one extension: answered with the outcome.
-    Sip(Replier),
+    Sip(Box<Replier>),
     /// A phone's MESSAGE to a group or `all`: already answered 202.
     Broadcast,
     /// A control line: answered with a command-result event.
@@ -253,7 +253,7 @@ impl Switch {
                     401 | 407 => 480,
                     s => s,
                 };
-                self.answer(now_ms, r, code, None, &[]);
+                self.answer(now_ms, *r, code, None, &[]);
             }
             Origin::Broadcast => {}
             Origin::Command(id) => {

@@ -1,7 +1,7 @@
 //! MESSAGE from a phone: authenticate the sender, check the text, deliver.
 
 use super::delivery::{Origin, Request};
-use super::register::Auth;
+use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::Switch;
 use crate::headers::Fields;
@@ -58,9 +58,12 @@ impl Switch {
         let sender = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
-        let Auth::Ok(sender) =
-            self.authenticate(now_ms, src, req, &f.proxy_authorization, &sender, 407, &r)
-        else {
+        let claim = Claim {
+            user: &sender,
+            credentials: &f.proxy_authorization,
+            challenge_code: 407,
+        };
+        let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;
         };
         let text = match check_text(f.content_type, &req.body) {
@@ -154,7 +157,7 @@ impl Switch {
         }
         let origin = if single {
             self.server_tx.pending(r.key.clone(), now_ms);
-            Origin::Sip(r)
+            Origin::Sip(Box::new(r))
         } else {
             self.answer(now_ms, r, 202, None, &[]);
             Origin::Broadcast

@@ -265,9 +265,7 @@ impl Switch {
             None => {}
         }
         let tag = self.ids.next();
-        let r = Replier::new(
-            key, src, &method, &f.vias, f.from, f.to, f.call_id, f.cseq, tag,
-        );
+        let r = Replier::new(key, src, &method, &f, tag);
         match method.as_str() {
             "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
             "MESSAGE" => self.on_message(now_ms, src, &req, &f, r),

@@ -9,6 +9,16 @@ use crate::sip::wire::{self, parse_name_addr};
 use coventry_shared::stateblock::MAX_CONTACTS;
 use std::net::SocketAddr;
 
+/// Who a request claims to come from and the credentials it carries.
+pub(super) struct Claim<'a> {
+    /// The extension the request claims (To user for REGISTER, From user otherwise).
+    pub user: &'a str,
+    /// Authorization (401 challenge) or Proxy-Authorization (407) values.
+    pub credentials: &'a [&'a str],
+    /// 401 or 407.
+    pub challenge_code: u16,
+}
+
 /// Outcome of checking a request's credentials.
 pub(super) enum Auth {
     /// Authenticated as this user.
@@ -25,11 +35,11 @@ impl Switch {
         now_ms: u64,
         src: SocketAddr,
         req: &rsip::Request,
-        values: &[&str],
-        claimed: &str,
-        challenge_code: u16,
+        claim: Claim<'_>,
         r: &Replier,
     ) -> Auth {
+        let (values, claimed, challenge_code) =
+            (claim.credentials, claim.user, claim.challenge_code);
         let now = to_system_time(now_ms);
         let realm = self.config.server.realm.clone();
         // Prefer credentials for our realm; a phone may carry several.
@@ -106,8 +116,12 @@ impl Switch {
             .as_ref()
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
-        let Auth::Ok(user) = self.authenticate(now_ms, src, req, &f.authorization, &user, 401, &r)
-        else {
+        let claim = Claim {
+            user: &user,
+            credentials: &f.authorization,
+            challenge_code: 401,
+        };
+        let Auth::Ok(user) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;
         };
         let Some(line) = user

@@ -1,5 +1,6 @@
 //! Responses to requests the switch answers itself.
 
+use crate::headers::Fields;
 use crate::sip::wire::{parse_via, reason_phrase, via_with_received_rport, ReplyContext};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -23,14 +24,10 @@ impl Replier {
         key: String,
         src: SocketAddr,
         method: &str,
-        vias: &[&str],
-        from: &str,
-        to: &str,
-        call_id: &str,
-        cseq: &str,
+        f: &Fields<'_>,
         to_tag: String,
     ) -> Replier {
-        let mut vias: Vec<String> = vias.iter().map(|v| v.to_string()).collect();
+        let mut vias: Vec<String> = f.vias.iter().map(|v| v.to_string()).collect();
         let mut dest = src;
         if let Some(top) = vias.first_mut() {
             if let Some(v) = via_with_received_rport(top, src) {
@@ -46,10 +43,10 @@ impl Replier {
             ctx: ReplyContext {
                 method: method.to_string(),
                 vias,
-                from: from.to_string(),
-                to: to.to_string(),
-                call_id: call_id.to_string(),
-                cseq: cseq.to_string(),
+                from: f.from.to_string(),
+                to: f.to.to_string(),
+                call_id: f.call_id.to_string(),
+                cseq: f.cseq.to_string(),
                 status: 0,
             },
             to_tag,
@@ -123,20 +120,18 @@ mod tests {
     #[test]
     fn builds_response_with_received_and_tag() {
         let src: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
-        let r = Replier::new(
-            "k".into(),
-            src,
-            "REGISTER",
-            &[
+        let f = Fields {
+            vias: vec![
                 "SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport",
                 "SIP/2.0/UDP 10.0.0.2",
             ],
-            "<sip:21@h>;tag=a",
-            "<sip:21@h>",
-            "cid",
-            "1 REGISTER",
-            "t1".into(),
-        );
+            from: "<sip:21@h>;tag=a",
+            to: "<sip:21@h>",
+            call_id: "cid",
+            cseq: "1 REGISTER",
+            ..Fields::default()
+        };
+        let r = Replier::new("k".into(), src, "REGISTER", &f, "t1".into());
         assert_eq!(r.dest, src);
         let text = String::from_utf8(r.build(401, None, &[("WWW-Authenticate", "Digest x")], None))
             .expect("utf8");

@@ -1,0 +1,14 @@
+//! coventryd as a library: the switch core and its I/O shell, used by the
+//! `coventryd` binary, its tests and its benchmarks.
+
+pub mod app;
+pub mod cli;
+pub mod fifo;
+pub mod headers;
+pub mod persist;
+pub mod publish;
+pub mod registrar;
+pub mod secrets;
+pub mod sip;
+pub mod switch;
+pub mod transaction;
