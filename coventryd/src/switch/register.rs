@@ -4,8 +4,9 @@ use super::reply::Replier;
 use super::{to_system_time, Switch};
 use crate::headers::Fields;
 use crate::registrar::{ContactRequest, RegisterMeta};
+use crate::sip::digest::parse_credentials;
 use crate::sip::digest::Verdict;
-use crate::sip::wire::{self, parse_name_addr};
+use crate::sip::wire::{self, parse_name_addr, parse_uri};
 use coventry_shared::stateblock::MAX_CONTACTS;
 use std::net::SocketAddr;
 
@@ -53,7 +54,7 @@ impl Switch {
             self.challenge(now_ms, now, challenge_code, false, r.clone());
             return Auth::Answered;
         };
-        let uri = wire::format_uri(&req.uri);
+        let uri = digest_uri_to_check(&wire::format_uri(&req.uri), value);
         let config = &self.config;
         let verdict = self.digest.verify(now, &method, &uri, value, |user| {
             Switch::credentials(config, user)
@@ -231,5 +232,52 @@ impl Switch {
         let date = httpdate::fmt_http_date(to_system_time(now_ms));
         extra.push(("Date", &date));
         self.answer(now_ms, r, 200, None, &extra);
+    }
+}
+/// The URI the digest response must have been computed over: the Request-URI, or
+/// the switch's own address when the phone used that (sipp and some phones put
+/// `sip:HOST:PORT` there). Anything else must match the Request-URI exactly, so a
+/// response cannot be moved to another resource.
+fn digest_uri_to_check(request_uri: &str, credentials: &str) -> String {
+    let Ok(p) = parse_credentials(credentials) else {
+        return request_uri.to_string();
+    };
+    let (Some(du), Some(ru)) = (p.uri.as_deref().and_then(parse_uri), parse_uri(request_uri))
+    else {
+        return request_uri.to_string();
+    };
+    let switch_itself = du.user.is_none()
+        && du.host.eq_ignore_ascii_case(ru.host)
+        && du.port_or_default() == ru.port_or_default()
+        && du.scheme.eq_ignore_ascii_case(ru.scheme);
+    if switch_itself {
+        p.uri.as_deref().unwrap_or(request_uri).to_string()
+    } else {
+        request_uri.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_uri_to_check;
+
+    #[test]
+    fn digest_uri_may_name_the_switch_but_nothing_else() {
+        let ru = "sip:35@127.0.0.1:5060";
+        let cred = |u: &str| {
+            format!("Digest username=\"21\", realm=\"r\", nonce=\"n\", uri=\"{u}\", response=\"x\"")
+        };
+        assert_eq!(
+            digest_uri_to_check(ru, &cred("sip:127.0.0.1:5060")),
+            "sip:127.0.0.1:5060"
+        );
+        assert_eq!(
+            digest_uri_to_check(ru, &cred("sip:127.0.0.1")),
+            "sip:127.0.0.1"
+        );
+        assert_eq!(digest_uri_to_check(ru, &cred("sip:36@127.0.0.1:5060")), ru);
+        assert_eq!(digest_uri_to_check(ru, &cred("sip:127.0.0.2:5060")), ru);
+        assert_eq!(digest_uri_to_check(ru, &cred("sip:127.0.0.1:5070")), ru);
+        assert_eq!(digest_uri_to_check(ru, "garbage"), ru);
     }
 }
