@@ -21,8 +21,9 @@ use tokio::task::JoinHandle;
 
 /// How often the clock ticks (retransmissions, expiries, heartbeat).
 const TICK: Duration = Duration::from_millis(100);
-/// New or removed bindings reach the disk within this delay.
-const PERSIST_SOON_MS: u64 = 100;
+/// New or removed bindings are written at once (one write at a time; changes that
+/// arrive during a write go into the next one).
+const PERSIST_SOON_MS: u64 = 0;
 /// Refreshed bindings reach the disk within this delay.
 const PERSIST_LATER_MS: u64 = 5_000;
 /// Datagrams handled per wake-up before other work gets a turn.
@@ -163,7 +164,6 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut buf = vec![0u8; 65_536];
-    let mut last_counters = *sw.counters();
 
     loop {
         tokio::select! {
@@ -200,10 +200,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 let now = now_ms();
                 sw.on_tick(now);
                 publisher.heartbeat(now);
-                if *sw.counters() != last_counters {
-                    last_counters = *sw.counters();
-                    publisher.set_counters(&last_counters);
-                }
+                // Inputs that produce no output (garbage, retransmissions) still count.
+                publisher.set_counters(sw.counters());
                 persister.poll(now, sw.registrar());
             }
             _ = hup.recv() => reload(&mut sw, config_path.as_ref(), None),
@@ -249,6 +247,18 @@ async fn flush(
         reload(sw, config_path, Some(id));
         out.merge(sw.take_out());
     }
+    let now = now_ms();
+    if out.config_changed {
+        publisher.set_config(sw.config());
+    }
+    for ext in &out.dirty {
+        publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
+    }
+    for e in &out.events {
+        publisher.event(now, e);
+    }
+    publisher.set_counters(sw.counters());
+    // Published first: a phone's 200 never arrives before the state block shows it.
     for (to, bytes) in out.sends.drain(..) {
         match sock.try_send_to(&bytes, to) {
             Ok(_) => {}
@@ -260,21 +270,12 @@ async fn flush(
             Err(e) => log::debug!("send to {to}: {e}"),
         }
     }
-    let now = now_ms();
-    if out.config_changed {
-        publisher.set_config(sw.config());
-    }
-    for ext in &out.dirty {
-        publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
-    }
-    for e in &out.events {
-        publisher.event(now, e);
-    }
     if out.persist_now {
         persister.want(now + PERSIST_SOON_MS);
     } else if out.persist_later {
         persister.want(now + PERSIST_LATER_MS);
     }
+    persister.poll(now, sw.registrar());
 }
 
 /// Re-read the configuration file; the outcome becomes events.

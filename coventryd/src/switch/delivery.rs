@@ -31,8 +31,13 @@ pub(super) enum Origin {
 #[derive(Debug)]
 struct Target {
     ext: u16,
+    /// Contacts not yet answered.
     pending: usize,
+    /// Best final status so far.
     status: Option<u16>,
+    /// The outcome is known: one contact accepted, or every contact failed.
+    /// Later answers from the other contacts change nothing.
+    settled: bool,
 }
 
 /// A text being delivered.
@@ -105,6 +110,7 @@ impl Switch {
                 ext: *ext,
                 pending: 0,
                 status: None,
+                settled: false,
             };
             let contacts: Vec<(String, String)> = self
                 .registrar
@@ -128,6 +134,7 @@ impl Switch {
             }
             if target.pending == 0 {
                 target.status = Some(480);
+                target.settled = true;
             }
             job.targets.push(target);
         }
@@ -138,7 +145,7 @@ impl Switch {
                 .jobs
                 .map
                 .get(&id)
-                .is_some_and(|j| j.targets[ti].pending == 0);
+                .is_some_and(|j| j.targets[ti].settled);
             if finished {
                 self.target_finished(id, ti);
             }
@@ -200,9 +207,13 @@ impl Switch {
         let Some(t) = job.targets.get_mut(r.target) else {
             return;
         };
-        t.status = Some(better(t.status, status));
         t.pending = t.pending.saturating_sub(1);
-        if t.pending == 0 {
+        if t.settled {
+            return;
+        }
+        t.status = Some(better(t.status, status));
+        if (200..300).contains(&status) || t.pending == 0 {
+            t.settled = true;
             self.target_finished(r.job, r.target);
             self.maybe_finish(now_ms, r.job);
         }
@@ -232,7 +243,7 @@ impl Switch {
             .jobs
             .map
             .get(&job_id)
-            .is_some_and(|j| j.targets.iter().all(|t| t.pending == 0));
+            .is_some_and(|j| j.targets.iter().all(|t| t.settled));
         if !done {
             return;
         }

@@ -1,0 +1,114 @@
+//! The switch core never panics, whatever arrives from the network or the FIFO,
+//! and still registers afterwards.
+
+use coventry_shared::config::Config;
+use coventryd::fifo::Line;
+use coventryd::registrar::Registrar;
+use coventryd::switch::Switch;
+use proptest::prelude::*;
+use std::net::SocketAddr;
+use std::path::Path;
+
+const CONFIG: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+                      [groups]\n100 = 21 35\n[21]\nsecret = pw21\n[35]\nsecret = pw35\n";
+
+fn switch() -> Switch {
+    let config = Config::parse(Path::new("test.conf"), CONFIG).expect("config");
+    Switch::new(
+        config,
+        "127.0.0.1:5060".parse().expect("addr"),
+        Registrar::new(),
+    )
+}
+
+fn src() -> SocketAddr {
+    "127.0.0.1:6000".parse().expect("addr")
+}
+
+const SEEDS: &[&str] = &[
+    "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK1;rport\r\n\
+     From: <sip:21@test>;tag=1\r\nTo: <sip:21@test>\r\nCall-ID: c1\r\nCSeq: 1 REGISTER\r\n\
+     Contact: <sip:21@127.0.0.1:6000>;expires=60\r\nAuthorization: Digest username=\"21\", realm=\"test\", \
+     nonce=\"abc\", uri=\"sip:127.0.0.1\", response=\"0123\", qop=auth, nc=00000001, cnonce=\"x\"\r\n\
+     Content-Length: 0\r\n\r\n",
+    "MESSAGE sip:35@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK2\r\n\
+     f: <sip:21@test>;tag=2\r\nt: <sip:35@test>\r\ni: c2\r\nCSeq: 1 MESSAGE\r\nc: text/plain\r\n\
+     l: 5\r\n\r\nhello",
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKdeadbeef1\r\nFrom: <sip:a@b>;tag=1\r\n\
+     To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+    "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK3\r\n\
+     From: <sip:x@y>;tag=3\r\nTo: <sip:y@z>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\n\r\n",
+];
+
+fn mutate(seed: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for (pos, byte, op) in edits {
+        if v.is_empty() {
+            break;
+        }
+        let p = pos % v.len();
+        match op % 4 {
+            0 => v[p] = *byte,
+            1 => v.insert(p, *byte),
+            2 => {
+                v.remove(p);
+            }
+            _ => v.truncate(p),
+        }
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_datagrams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let mut sw = switch();
+        sw.on_datagram(1_000, src(), &bytes);
+        sw.on_tick(40_000);
+        let _ = sw.take_out();
+    }
+
+    #[test]
+    fn mutated_sip_never_panics(seed in 0..SEEDS.len(),
+                                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..12)) {
+        let mut sw = switch();
+        let bytes = mutate(SEEDS[seed].as_bytes(), &edits);
+        sw.on_datagram(1_000, src(), &bytes);
+        sw.on_datagram(1_001, src(), &bytes); // and its retransmission
+        sw.on_tick(40_000);
+        let out = sw.take_out();
+        for (to, _) in &out.sends {
+            prop_assert!(to.ip().is_loopback());
+        }
+    }
+
+    #[test]
+    fn arbitrary_control_lines_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                                           too_long in any::<bool>()) {
+        let mut sw = switch();
+        let line = if too_long { Line::TooLong(bytes) } else { Line::Complete(bytes) };
+        sw.on_control(1_000, line);
+        let out = sw.take_out();
+        // Every non-blank line yields exactly one command result (reload is answered by the shell).
+        let results = out.events.iter().filter(|e| matches!(e, coventry_shared::event::Event::CommandResult { .. })).count();
+        prop_assert!(results <= 1);
+    }
+}
+
+#[test]
+fn oversized_and_garbage_get_answers_or_silence_not_panics() {
+    let mut sw = switch();
+    let mut big = SEEDS[3].as_bytes().to_vec();
+    big.extend(std::iter::repeat_n(b'x', 70_000));
+    sw.on_datagram(0, src(), &big);
+    let out = sw.take_out();
+    assert!(
+        out.sends.iter().any(|(_, b)| b.starts_with(b"SIP/2.0 513")),
+        "an oversized request with a readable head gets 513"
+    );
+    sw.on_datagram(0, src(), b"\x00\xff garbage \r\n\r\n");
+    assert_eq!(sw.counters().malformed, 1);
+    assert_eq!(sw.counters().too_large, 1);
+}

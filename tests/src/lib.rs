@@ -1,0 +1,952 @@
+//! End-to-end test harness for Coventry.
+//!
+//! Every test starts its own `coventryd` ([`Switch::start`]) in its own temporary
+//! directory, listening on a port the kernel picks on 127.0.0.1, so tests run in
+//! parallel. It talks to the switch the way real peers do: SIP over UDP ([`ua`]: an
+//! in-test user agent; [`sipp`]: the stock sipp tool with the scenarios under
+//! `tests/scenarios/`), the state block (read-only, like pbxctl), the control FIFO and
+//! the real `pbxctl` binary.
+//!
+//! ## Where the binaries come from
+//!
+//! The test executables live in `<target>/<profile>/deps/`; the daemon and the CLI are
+//! taken from `<target>/<profile>/coventryd` and `<target>/<profile>/pbxctl`. Before the
+//! first daemon starts, each test process runs `cargo build -p coventryd -p pbxctl`
+//! (same target dir and profile) once, so a plain `cargo test -p coventry-tests`
+//! never tests stale binaries. `scripts/test` builds the whole workspace first and
+//! sets `COVENTRY_TEST_NO_BUILD=1` to skip that step. `COVENTRYD_BIN` and
+//! `PBXCTL_BIN` name other binaries explicitly.
+//!
+//! Every wait is bounded; when a test fails, the daemon's log (stderr) is printed.
+//! `COVENTRY_KEEP_TMP=1` keeps the temporary directories for inspection.
+
+pub mod sipp;
+pub mod ua;
+
+use coventry_shared::event::{Event, EventRecord};
+use coventry_shared::stateblock::{get_str, EventCursor, Snapshot, StateReader};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a daemon gets to become ready (state block published with its port).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a daemon gets to exit after SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default bound for one pbxctl invocation.
+pub const PBXCTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace root (parent of this crate).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// `<target>/<profile>`: where cargo put this test executable's sibling binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(deps) = exe.parent() {
+            if deps.file_name().is_some_and(|n| n == "deps") {
+                if let Some(profile) = deps.parent() {
+                    return profile.to_path_buf();
+                }
+            }
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target"));
+    target.join("debug")
+}
+
+fn build_once() -> &'static Result<(), String> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if std::env::var_os("COVENTRY_TEST_NO_BUILD").is_some_and(|v| !v.is_empty()) {
+            return Ok(());
+        }
+        let dir = bin_dir();
+        let profile = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "debug".into());
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_dir()).args([
+            "build",
+            "--quiet",
+            "-p",
+            "coventryd",
+            "-p",
+            "pbxctl",
+        ]);
+        if let Some(target) = dir.parent() {
+            cmd.arg("--target-dir").arg(target);
+        }
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = run_bounded(cmd, Duration::from_secs(600))
+            .map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`cargo build -p coventryd -p pbxctl` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    })
+}
+
+fn binary(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Err(e) = build_once() {
+        panic!("{e}");
+    }
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} does not exist: build it with `cargo build -p {name}` (or set {env})",
+        p.display()
+    );
+    p
+}
+
+/// Path of the `coventryd` binary (built on first use, see the crate docs).
+pub fn coventryd_bin() -> PathBuf {
+    binary("coventryd", "COVENTRYD_BIN")
+}
+
+/// Path of the `pbxctl` binary (built on first use, see the crate docs).
+pub fn pbxctl_bin() -> PathBuf {
+    binary("pbxctl", "PBXCTL_BIN")
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago and has not been handed out
+/// before in this process.
+pub fn free_udp_port() -> u16 {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
+    for _ in 0..1000 {
+        let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = sock.local_addr() else {
+            continue;
+        };
+        let mut used = used.lock().unwrap_or_else(|e| e.into_inner());
+        if used.insert(addr.port()) {
+            return addr.port();
+        }
+    }
+    panic!("no free UDP port on 127.0.0.1");
+}
+
+/// Poll `f` every 10 ms until it returns `Some` or `timeout` passes.
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run `cmd` with stdin closed and stdout/stderr captured, killing it when it runs
+/// longer than `timeout` (the returned status then shows the signal).
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> io::Result<Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The secret the config helpers give extension `n`.
+pub fn secret(n: u16) -> String {
+    format!("pw{n}")
+}
+
+/// Builder for test configurations: `[server]` on 127.0.0.1 port 0, realm `test`,
+/// the 2-digit plan unless told otherwise, and extensions whose secret is
+/// [`secret`]`(n)`.
+#[derive(Debug, Clone)]
+pub struct Conf {
+    digits: u8,
+    server: Vec<String>,
+    exts: Vec<(u16, Vec<String>)>,
+    groups: Vec<(u16, Vec<u16>)>,
+}
+
+impl Conf {
+    /// A 2-digit plan with extensions `exts`.
+    pub fn new(exts: &[u16]) -> Conf {
+        Conf {
+            digits: 2,
+            server: Vec::new(),
+            exts: exts.iter().map(|n| (*n, Vec::new())).collect(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Use the 3-digit plan.
+    pub fn digits(mut self, d: u8) -> Conf {
+        self.digits = d;
+        self
+    }
+
+    /// Add a `[server]` line (`key = value`).
+    pub fn server(mut self, line: &str) -> Conf {
+        self.server.push(line.to_string());
+        self
+    }
+
+    /// Add a line to extension `n`'s section (adding the extension when new).
+    pub fn ext_line(mut self, n: u16, line: &str) -> Conf {
+        if let Some((_, lines)) = self.exts.iter_mut().find(|(e, _)| *e == n) {
+            lines.push(line.to_string());
+        } else {
+            self.exts.push((n, vec![line.to_string()]));
+        }
+        self
+    }
+
+    /// Add a group.
+    pub fn group(mut self, n: u16, members: &[u16]) -> Conf {
+        self.groups.push((n, members.to_vec()));
+        self
+    }
+
+    /// The INI text.
+    pub fn build(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "[server]\nlisten = 127.0.0.1:0\ndigits = {}\nrealm = test",
+            self.digits
+        );
+        for l in &self.server {
+            let _ = writeln!(s, "{l}");
+        }
+        if !self.groups.is_empty() {
+            let _ = writeln!(s, "\n[groups]");
+            for (g, members) in &self.groups {
+                let m: Vec<String> = members.iter().map(u16::to_string).collect();
+                let _ = writeln!(s, "{g} = {}", m.join(" "));
+            }
+        }
+        for (n, lines) in &self.exts {
+            let _ = writeln!(s, "\n[{n}]\nsecret = {}", secret(*n));
+            for l in lines {
+                let _ = writeln!(s, "{l}");
+            }
+        }
+        s
+    }
+}
+
+/// The events read from the ring so far (across restarts).
+struct EventLog {
+    cursor: EventCursor,
+    events: Vec<EventRecord>,
+    lost: u64,
+}
+
+/// A running `coventryd` with its own temporary directories.
+pub struct Switch {
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    config_path: PathBuf,
+    runtime_dir: PathBuf,
+    state_dir: PathBuf,
+    log_path: PathBuf,
+    config: String,
+    child: Option<Child>,
+    addr: SocketAddr,
+    reader: Option<StateReader>,
+    log: Mutex<EventLog>,
+    starts: u32,
+}
+
+impl Switch {
+    /// Start a daemon on `config` (INI text) and wait until it is ready; panics with
+    /// the daemon's log when it does not come up.
+    pub fn start(config: &str) -> Switch {
+        match Switch::try_start(config) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Start a daemon on `config`; an error carries the daemon's log.
+    pub fn try_start(config: &str) -> Result<Switch, String> {
+        let bin = coventryd_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("coventry-test-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        let root = dir.path().to_path_buf();
+        let runtime_dir = root.join("run");
+        let state_dir = root.join("state");
+        for d in [&runtime_dir, &state_dir] {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut sw = Switch {
+            config_path: root.join("coventry.conf"),
+            log_path: root.join("coventryd.log"),
+            dir: Some(dir),
+            root,
+            runtime_dir,
+            state_dir,
+            config: config.to_string(),
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            reader: None,
+            log: Mutex::new(EventLog {
+                cursor: EventCursor { next: 0 },
+                events: Vec::new(),
+                lost: 0,
+            }),
+            starts: 0,
+        };
+        sw.spawn(&bin)?;
+        Ok(sw)
+    }
+
+    fn spawn(&mut self, bin: &Path) -> Result<(), String> {
+        std::fs::write(&self.config_path, &self.config)
+            .map_err(|e| format!("{}: {e}", self.config_path.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| format!("{}: {e}", self.log_path.display()))?;
+        self.starts += 1;
+        {
+            let mut l = &log;
+            let _ = writeln!(
+                l,
+                "===== harness: start #{} of {} =====",
+                self.starts,
+                bin.display()
+            );
+        }
+        let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
+            .arg(&self.config_path)
+            .arg("--runtime-dir")
+            .arg(&self.runtime_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env_remove("COVENTRY_LISTEN")
+            .env_remove("COVENTRY_CONFIG")
+            .env_remove("COVENTRY_RUNTIME_DIR")
+            .env_remove("COVENTRY_STATE_DIR")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let pid = child.id();
+        self.child = Some(child);
+        let state = coventry_shared::runtime::state_path(&self.runtime_dir);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Err(format!(
+                        "coventryd exited ({st}) before it was ready\n{}",
+                        self.log_dump()
+                    ));
+                }
+            }
+            if let Ok(r) = StateReader::open(&state) {
+                let h = r.header();
+                if h.pid == pid {
+                    if let Ok(a) = h.bound.parse::<SocketAddr>() {
+                        if a.port() != 0 {
+                            self.addr = if a.ip().is_unspecified() {
+                                SocketAddr::from(([127, 0, 0, 1], a.port()))
+                            } else {
+                                a
+                            };
+                            self.reader = Some(r);
+                            let mut l = self.lock_log();
+                            l.cursor = EventCursor { next: 0 };
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "coventryd (pid {pid}) not ready within {READY_TIMEOUT:?}: no state block at {} \
+                     with its pid and a bound port\n{}",
+                    state.display(),
+                    self.log_dump()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn lock_log(&self) -> std::sync::MutexGuard<'_, EventLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The UDP address the switch listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port` of the switch, for URIs.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The read-only state-block mapping of the running daemon.
+    pub fn reader(&self) -> &StateReader {
+        match &self.reader {
+            Some(r) => r,
+            None => panic!("the switch is not running"),
+        }
+    }
+
+    /// A consistent snapshot of the state block.
+    pub fn snapshot(&self) -> Snapshot {
+        match self.reader().snapshot() {
+            Some(s) => s,
+            None => panic!("no consistent snapshot after 10,000 tries: the seqlock stays odd"),
+        }
+    }
+
+    /// Poll the snapshot until `f` holds; returns that snapshot, or panics with
+    /// `what` after `timeout`.
+    pub fn wait_state(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Snapshot) -> bool,
+    ) -> Snapshot {
+        match poll_until(timeout, || Some(self.snapshot()).filter(|s| f(s))) {
+            Some(s) => s,
+            None => panic!("state block: timed out after {timeout:?} waiting for {what}"),
+        }
+    }
+
+    /// Contact URIs currently registered for `ext`.
+    pub fn contacts(&self, ext: u16) -> Vec<String> {
+        let snap = self.snapshot();
+        snap.ext(ext)
+            .map(|e| {
+                e.active_contacts()
+                    .iter()
+                    .map(|c| get_str(&c.uri))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Wait (bounded by [`T`]) until the extension table lists exactly `want` as
+    /// the contacts of `ext` (in any order) and the registered bit agrees.
+    ///
+    /// The daemon answers a REGISTER before it updates the state block, so a test
+    /// that just got its 200 waits here instead of reading the block at once.
+    pub fn wait_contacts(&self, ext: u16, want: &[String]) -> Snapshot {
+        let mut want: Vec<String> = want.to_vec();
+        want.sort();
+        let ok = poll_until(T, || {
+            let s = self.snapshot();
+            let mut have: Vec<String> = s
+                .ext(ext)
+                .map(|e| {
+                    e.active_contacts()
+                        .iter()
+                        .map(|c| get_str(&c.uri))
+                        .collect()
+                })
+                .unwrap_or_default();
+            have.sort();
+            (have == want && s.is_registered(ext) != want.is_empty()).then_some(s)
+        });
+        match ok {
+            Some(s) => s,
+            None => {
+                let s = self.snapshot();
+                panic!(
+                    "state block: contacts of {ext} are {:?} (registered bit {}), expected {want:?}",
+                    self.contacts(ext),
+                    s.is_registered(ext)
+                )
+            }
+        }
+    }
+
+    /// Wait (bounded by [`T`]) until the counters satisfy `f` (they are published
+    /// on the daemon's 100 ms tick); returns them.
+    pub fn wait_counters(
+        &self,
+        what: &str,
+        f: impl Fn(&coventry_shared::stateblock::Counters) -> bool,
+    ) -> coventry_shared::stateblock::Counters {
+        match poll_until(T, || {
+            let c = self.snapshot().body.counters;
+            f(&c).then_some(c)
+        }) {
+            Some(c) => c,
+            None => panic!(
+                "counters: {what} not reached within {T:?}: {:?}",
+                self.snapshot().body.counters
+            ),
+        }
+    }
+
+    /// Root of this switch's temporary directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The runtime directory (state block, control FIFO).
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    /// The persistent state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The daemon's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the daemon process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn poll_events(&self) {
+        let Some(r) = self.reader.as_ref() else {
+            return;
+        };
+        let mut l = self.lock_log();
+        loop {
+            let mut cur = l.cursor;
+            let p = r.poll_events(&mut cur, 512);
+            l.cursor = cur;
+            l.lost += p.lost;
+            let n = p.events.len();
+            l.events.extend(p.events);
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Every event read since the first start (across restarts), in order.
+    pub fn events(&self) -> Vec<EventRecord> {
+        self.poll_events();
+        self.lock_log().events.clone()
+    }
+
+    /// Events this harness missed because the ring overwrote them.
+    pub fn events_lost(&self) -> u64 {
+        self.poll_events();
+        self.lock_log().lost
+    }
+
+    /// A position in the event history: [`Switch::wait_event_after`] looks only at
+    /// events after it.
+    pub fn mark(&self) -> usize {
+        self.poll_events();
+        self.lock_log().events.len()
+    }
+
+    /// The first event since start that satisfies `pred`, waiting up to `timeout`.
+    pub fn wait_event(
+        &self,
+        pred: impl Fn(&Event) -> bool,
+        timeout: Duration,
+    ) -> Option<EventRecord> {
+        self.wait_event_after(0, pred, timeout)
+    }
+
+    /// The first event after `mark` that satisfies `pred`, waiting up to `timeout`.
+    pub fn wait_event_after(
+        &self,
+        mark: usize,
+        pred: impl Fn(&Event) -> bool,
+        timeout: Duration,
+    ) -> Option<EventRecord> {
+        poll_until(timeout, || {
+            self.poll_events();
+            let l = self.lock_log();
+            l.events.iter().skip(mark).find(|r| pred(&r.event)).cloned()
+        })
+    }
+
+    /// Like [`Switch::wait_event_after`], but panics naming `what` and listing the
+    /// events seen when none matches in time.
+    pub fn expect_event_after(
+        &self,
+        mark: usize,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+        timeout: Duration,
+    ) -> Event {
+        match self.wait_event_after(mark, pred, timeout) {
+            Some(r) => r.event,
+            None => panic!(
+                "no event {what} within {timeout:?}; events after mark {mark}:\n{}",
+                self.events_text(mark)
+            ),
+        }
+    }
+
+    /// The events after `mark`, one per line, for failure messages.
+    pub fn events_text(&self, mark: usize) -> String {
+        let mut s = String::new();
+        for r in self.events().iter().skip(mark) {
+            let _ = writeln!(s, "  #{} {:?}", r.seq, r.event);
+        }
+        s
+    }
+
+    /// Write `line` (give it its newline) to the control FIFO in one `write(2)` (a
+    /// line up to `PIPE_BUF` bytes arrives whole even with concurrent writers). The
+    /// FIFO is opened non-blocking, so this never hangs on a daemon that does not
+    /// read; it waits at most 5 s for a reader and for room in the pipe.
+    pub fn fifo_write(&self, line: &[u8]) -> io::Result<()> {
+        let path = coventry_shared::runtime::control_path(&self.runtime_dir);
+        fifo_write_path(&path, line, Duration::from_secs(5))
+    }
+
+    /// Run `pbxctl --runtime-dir RDIR ARGS...`, bounded by [`PBXCTL_TIMEOUT`].
+    pub fn pbxctl(&self, args: &[&str]) -> Output {
+        self.pbxctl_bounded(args, PBXCTL_TIMEOUT)
+    }
+
+    /// Run `pbxctl --runtime-dir RDIR ARGS...`, bounded by `timeout`.
+    pub fn pbxctl_bounded(&self, args: &[&str], timeout: Duration) -> Output {
+        pbxctl_in(&self.runtime_dir, args, timeout)
+    }
+
+    /// Send a signal to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+
+    /// Stop the daemon with SIGTERM and return its exit status; SIGKILL after
+    /// [`STOP_TIMEOUT`] (the status then shows the kill).
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = child.kill();
+                    return child.wait().ok();
+                }
+            }
+        }
+    }
+
+    /// Kill the daemon with SIGKILL (a crash) and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop the daemon (SIGTERM; nothing to do after [`Switch::kill9`]) and start it
+    /// again on the same directories and the same UDP port, as an operator's restart
+    /// would; waits until it is ready. Panics with the log when it fails.
+    pub fn restart(&mut self) {
+        if let Some(st) = self.stop() {
+            let mut l = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.log_path)
+                .ok();
+            if let Some(l) = l.as_mut() {
+                let _ = writeln!(l, "===== harness: daemon exited: {st} =====");
+            }
+        }
+        // Read what the old block still holds before it goes away.
+        self.poll_events();
+        self.reader = None;
+        self.config = pin_listen_port(&self.config, self.addr.port());
+        let bin = coventryd_bin();
+        if let Err(e) = self.spawn(&bin) {
+            panic!("restart failed: {e}");
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn log_dump(&self) -> String {
+        format!(
+            "----- coventryd log ({}) -----\n{}----- end of coventryd log -----",
+            self.log_path.display(),
+            self.log()
+        )
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let status = self.stop();
+        if std::thread::panicking() {
+            eprintln!("coventryd exit status: {status:?}");
+            eprintln!("events:\n{}", self.events_text(0));
+            eprintln!("{}", self.log_dump());
+        }
+        if std::env::var_os("COVENTRY_KEEP_TMP").is_some_and(|v| !v.is_empty()) {
+            if let Some(d) = self.dir.take() {
+                eprintln!("kept {}", d.keep().display());
+            }
+        }
+    }
+}
+
+/// The standard wait for something the switch should do at once.
+pub const T: Duration = Duration::from_secs(5);
+
+/// Assert that the switch still works: a fresh phone registers extension `to`
+/// (SHA-256), extension `from` sends it a text, the switch answers 200 and the phone
+/// receives exactly that text. Both must be configured (secrets from [`secret`]).
+pub fn check_registers_and_delivers(sw: &Switch, from: u16, to: u16) {
+    let mut phone = ua::Ua::ext(sw.addr(), to);
+    phone.register(300);
+    let mut sender = ua::Ua::ext(sw.addr(), from);
+    let text = format!("still alive {}", ua::unique(""));
+    let ex = sender.message_exchange(&to.to_string(), "text/plain", text.as_bytes());
+    assert_eq!(
+        ex.status(),
+        200,
+        "the switch no longer delivers {from} -> {to}: {:?}",
+        ex.response.as_ref().map(ua::Msg::dump)
+    );
+    let got = phone.expect_request("MESSAGE after bad input", T);
+    assert_eq!(got.method().as_deref(), Some("MESSAGE"));
+    assert_eq!(got.text(), text);
+}
+
+/// Run `pbxctl --runtime-dir DIR ARGS...` (no `COVENTRY_RUNTIME_DIR` from the
+/// environment), bounded by `timeout`.
+pub fn pbxctl_in(dir: &Path, args: &[&str], timeout: Duration) -> Output {
+    let mut cmd = Command::new(pbxctl_bin());
+    cmd.arg("--runtime-dir").arg(dir).args(args);
+    cmd.env_remove("COVENTRY_RUNTIME_DIR");
+    match run_bounded(cmd, timeout) {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run pbxctl: {e}"),
+    }
+}
+
+/// Replace the port of `[server] listen` in `config` with `port`.
+pub fn pin_listen_port(config: &str, port: u16) -> String {
+    let mut out = String::new();
+    let mut in_server = false;
+    for line in config.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_server = t.eq_ignore_ascii_case("[server]");
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        if in_server && key.eq_ignore_ascii_case("listen") {
+            let val = t.split_once('=').map(|(_, v)| v.trim()).unwrap_or("");
+            let host = val.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+            let _ = writeln!(out, "listen = {host}:{port}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+/// Write `line` to the FIFO at `path` in one `write(2)` (see [`Switch::fifo_write`]).
+pub fn fifo_write_path(path: &Path, line: &[u8], timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut file = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path)
+        {
+            Ok(f) => break f,
+            // ENXIO: no reader yet; NotFound: not created yet.
+            Err(e)
+                if (e.raw_os_error() == Some(nix::libc::ENXIO)
+                    || e.kind() == io::ErrorKind::NotFound)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut rest = line;
+    while !rest.is_empty() {
+        match file.write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_builds_valid_config() {
+        let text = Conf::new(&[21, 22])
+            .server("algorithm = md5")
+            .ext_line(22, "lines = 2")
+            .group(100, &[21, 22])
+            .build();
+        let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c.server.realm, "test");
+        assert_eq!(c.server.listen.port(), 0);
+        assert_eq!(c.lines[&22].lines, 2);
+        assert_eq!(c.lines[&21].secret.as_deref(), Some("pw21"));
+        assert_eq!(c.groups[&100], vec![21, 22]);
+        let text3 = Conf::new(&[210]).digits(3).build();
+        let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text3)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.plan.digits(), 3);
+    }
+
+    #[test]
+    fn pins_port() {
+        let c = "[server]\nlisten = 127.0.0.1:0\n[21]\nlisten = x\n";
+        assert_eq!(
+            pin_listen_port(c, 5071),
+            "[server]\nlisten = 127.0.0.1:5071\n[21]\nlisten = x\n"
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let a = free_udp_port();
+        let b = free_udp_port();
+        assert_ne!(a, b);
+        UdpSocket::bind(("127.0.0.1", a)).expect("free");
+    }
+
+    #[test]
+    fn bounded_run_kills() {
+        let mut c = Command::new("sleep");
+        c.arg("10");
+        let t = Instant::now();
+        let out = run_bounded(c, Duration::from_millis(200)).expect("run");
+        assert!(!out.status.success());
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn fifo_write_does_not_hang_without_reader() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("fifo");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let t = Instant::now();
+        let e =
+            fifo_write_path(&p, b"reload\n", Duration::from_millis(100)).expect_err("no reader");
+        assert_eq!(e.raw_os_error(), Some(nix::libc::ENXIO));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bin_dir_is_profile_dir() {
+        let d = bin_dir();
+        assert!(d.join("deps").is_dir(), "{}", d.display());
+    }
+}

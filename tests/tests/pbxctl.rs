@@ -1,0 +1,255 @@
+//! The real pbxctl against the real daemon: message (to a sipp phone), release,
+//! regs/status JSON, watch, and the documented exit codes.
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::event::Event;
+use coventry_tests::sipp::{logged, sipp_phone};
+use coventry_tests::ua::Ua;
+use coventry_tests::{pbxctl_in, Conf, Switch, T};
+use serde_json::Value;
+use std::process::Output;
+use std::time::Duration;
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Every JSON object anywhere in `v`.
+fn objects(v: &Value) -> Vec<&serde_json::Map<String, Value>> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(m) => {
+            out.push(m);
+            for x in m.values() {
+                out.extend(objects(x));
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                out.extend(objects(x));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[test]
+fn pbxctl_message_reaches_a_sipp_phone() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).server("algorithm = md5").build());
+    let uas = sipp_phone(&sw, 22);
+    let mark = sw.mark();
+    let o = sw.pbxctl(&["message", "22", "lunch", "is", "ready"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let run = uas.wait();
+    run.assert_success("UAS receiving the operator's MESSAGE");
+    assert_eq!(
+        logged(&run.logs, "text"),
+        Some("lunch is ready"),
+        "{}",
+        run.report()
+    );
+    assert!(
+        logged(&run.logs, "type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/plain")),
+        "{}",
+        run.report()
+    );
+    sw.expect_event_after(
+        mark,
+        "Message to 22 delivered",
+        |e| matches!(e, Event::Message { to, status: 200, text, .. } if to == "22" && text == "lunch is ready"),
+        T,
+    );
+}
+
+#[test]
+fn pbxctl_message_failures_exit_1() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let o = sw.pbxctl(&["message", "22", "offline"]);
+    assert_eq!(code(&o), 1, "offline target: {}", show(&o));
+    let o = sw.pbxctl(&["message", "77", "nobody"]);
+    assert_eq!(code(&o), 1, "unknown target: {}", show(&o));
+    let o = sw.pbxctl(&["message", "22", &"x".repeat(161)]);
+    assert!(matches!(code(&o), 1 | 2), "161 characters: {}", show(&o));
+}
+
+#[test]
+fn pbxctl_usage_errors_exit_2() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    for args in [
+        &["frobnicate"][..],
+        &["message", "21"],
+        &["release", "x"],
+        &["--no-such-flag", "status"],
+    ] {
+        let o = sw.pbxctl(args);
+        assert_eq!(code(&o), 2, "pbxctl {args:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn pbxctl_without_a_daemon_exits_3() {
+    let mut sw = Switch::start(&Conf::new(&[21]).build());
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        &["status"][..],
+        &["regs"],
+        &["message", "21", "hi"],
+        &["release", "21"],
+        &["watch"],
+    ] {
+        let o = pbxctl_in(empty.path(), args, Duration::from_secs(20));
+        assert_eq!(code(&o), 3, "pbxctl {args:?} with no daemon: {}", show(&o));
+    }
+    // A daemon that stopped (its state block may remain).
+    sw.stop();
+    let o = sw.pbxctl_bounded(&["release", "21"], Duration::from_secs(20));
+    assert_eq!(
+        code(&o),
+        3,
+        "pbxctl release after the daemon stopped: {}",
+        show(&o)
+    );
+    let o = sw.pbxctl_bounded(&["status"], Duration::from_secs(20));
+    assert_eq!(
+        code(&o),
+        3,
+        "pbxctl status after the daemon stopped: {}",
+        show(&o)
+    );
+}
+
+#[test]
+fn pbxctl_times_out_with_4() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    sw.signal(nix::sys::signal::Signal::SIGSTOP);
+    let o = sw.pbxctl_bounded(
+        &["--timeout", "1", "release", "21"],
+        Duration::from_secs(20),
+    );
+    sw.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(code(&o), 4, "a frozen daemon: {}", show(&o));
+}
+
+#[test]
+fn pbxctl_release() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    ua.register(300);
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+    let o = sw.pbxctl(&["release", "21"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    sw.wait_contacts(21, &[]);
+}
+
+#[test]
+fn pbxctl_regs_and_status_json() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    ua.register(300);
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+    let o = sw.pbxctl(&["regs", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    let regs: Vec<_> = objects(&v)
+        .into_iter()
+        .filter(|m| m.contains_key("contact"))
+        .collect();
+    assert_eq!(regs.len(), 1, "{v}");
+    assert_eq!(regs[0].get("ext").and_then(Value::as_u64), Some(21), "{v}");
+    assert_eq!(
+        regs[0].get("contact").and_then(Value::as_str),
+        Some(ua.contact_uri().as_str()),
+        "{v}"
+    );
+
+    let o = sw.pbxctl(&["status", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    assert_eq!(
+        v.get("pid").and_then(Value::as_u64),
+        sw.pid().map(u64::from),
+        "{v}"
+    );
+    assert_eq!(
+        v.get("bound").and_then(Value::as_str),
+        Some(sw.host().as_str()),
+        "{v}"
+    );
+    assert_eq!(v.get("running").and_then(Value::as_bool), Some(true), "{v}");
+    assert_eq!(v.get("realm").and_then(Value::as_str), Some("test"), "{v}");
+}
+
+#[test]
+fn pbxctl_watch_json() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    ua.register(300);
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+    // From the start of the ring: exactly the events the harness saw.
+    let seen = sw.events();
+    let n = seen.len().to_string();
+    let o = sw.pbxctl_bounded(
+        &["watch", "--json", "--from-start", "--count", &n],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v.get("kind").and_then(Value::as_str))
+        .collect();
+    let want: Vec<&str> = seen.iter().map(|r| r.event.kind_name()).collect();
+    assert_eq!(kinds, want, "{}", show(&o));
+    let reg = lines
+        .iter()
+        .find(|v| v.get("kind").and_then(Value::as_str) == Some("registered"))
+        .unwrap();
+    assert_eq!(reg.get("ext").and_then(Value::as_u64), Some(21));
+
+    // Live: a watcher started now sees the result of a command written later (an
+    // unknown verb: its result is the only event it causes). The command is
+    // repeated until the watcher has seen one, so a slow pbxctl start cannot race.
+    let rdir = sw.runtime_dir().to_path_buf();
+    let watcher = std::thread::spawn(move || {
+        pbxctl_in(
+            &rdir,
+            &["watch", "--json", "--count", "1", "--duration", "15"],
+            Duration::from_secs(20),
+        )
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !watcher.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        sw.fifo_write(b"#77 frobnicate\n").unwrap();
+    }
+    let o = watcher.join().unwrap();
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let line: Value = serde_json::from_str(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or(""),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", show(&o)));
+    assert_eq!(
+        line.get("kind").and_then(Value::as_str),
+        Some("result"),
+        "{line}"
+    );
+    assert_eq!(line.get("id").and_then(Value::as_u64), Some(77), "{line}");
+}

@@ -1,0 +1,142 @@
+//! Registrations survive a clean restart and a `kill -9`; removed and expired ones
+//! stay gone.
+#![allow(clippy::unwrap_used)]
+
+use coventry_tests::ua::Ua;
+use coventry_tests::{Conf, Switch, T};
+use std::time::Duration;
+
+fn conf() -> String {
+    Conf::new(&[21, 22, 23]).build()
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let mut sw = Switch::start(&conf());
+    let st = sw.stop().expect("exit status");
+    assert!(
+        st.success(),
+        "SIGTERM must end coventryd with status 0, got {st}"
+    );
+}
+
+#[test]
+fn registrations_survive_a_restart() {
+    let mut sw = Switch::start(&conf());
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(3600);
+    let mut b = Ua::ext(sw.addr(), 22);
+    b.register(3600);
+    let old_pid = sw.pid();
+    let before = sw
+        .wait_contacts(22, &[b.contact_uri()])
+        .ext(22)
+        .unwrap()
+        .active_contacts()[0]
+        .expires_ms;
+    sw.restart();
+    assert_ne!(sw.pid(), old_pid);
+    assert_eq!(sw.reader().header().pid, sw.pid().unwrap());
+    sw.wait_contacts(21, &[a.contact_uri()]);
+    let snap = sw.wait_contacts(22, &[b.contact_uri()]);
+    let after = snap.ext(22).unwrap().active_contacts()[0].expires_ms;
+    assert!(
+        after.abs_diff(before) < 2000,
+        "expiry changed across restart: {before} -> {after}"
+    );
+    // And the restored contact is reachable.
+    assert_eq!(a.message("22", "after restart"), 200);
+    assert_eq!(
+        b.expect_request("MESSAGE after restart", T).text(),
+        "after restart"
+    );
+}
+
+#[test]
+fn registrations_survive_kill_9() {
+    let mut sw = Switch::start(&conf());
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(3600);
+    let mut b = Ua::ext(sw.addr(), 22);
+    b.register(3600);
+    // Give an asynchronous writer a moment (the phone already has its 200).
+    std::thread::sleep(Duration::from_millis(500));
+    sw.kill9();
+    sw.restart();
+    sw.wait_contacts(21, &[a.contact_uri()]);
+    sw.wait_contacts(22, &[b.contact_uri()]);
+    assert_eq!(a.message("22", "after kill -9"), 200);
+    assert_eq!(
+        b.expect_request("MESSAGE after kill -9", T).text(),
+        "after kill -9"
+    );
+}
+
+#[test]
+fn repeated_kill_9_keeps_the_latest_registrations() {
+    let mut sw = Switch::start(&conf());
+    let mut phones = Vec::new();
+    for round in 0..3u16 {
+        let mut p = Ua::ext(sw.addr(), 21 + round);
+        p.register(3600);
+        phones.push(p);
+        std::thread::sleep(Duration::from_millis(300));
+        sw.kill9();
+        sw.restart();
+        for (i, p) in phones.iter().enumerate() {
+            eprintln!("round {round}: extension {}", 21 + i);
+            sw.wait_contacts(21 + i as u16, &[p.contact_uri()]);
+        }
+    }
+}
+
+#[test]
+fn removed_registrations_stay_removed() {
+    let mut sw = Switch::start(&conf());
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(3600);
+    let mut b = Ua::ext(sw.addr(), 22);
+    b.register(3600);
+    let ex = a.register_exchange(Some(0), None);
+    assert_eq!(ex.status(), 200);
+    let mark = sw.mark();
+    sw.fifo_write(b"#1 release 22\n").unwrap();
+    sw.expect_event_after(
+        mark,
+        "release result",
+        |e| {
+            matches!(
+                e,
+                coventry_shared::event::Event::CommandResult { id: Some(1), .. }
+            )
+        },
+        T,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    sw.kill9();
+    sw.restart();
+    // Loaded at start: give the new daemon a moment, then neither may be back.
+    std::thread::sleep(Duration::from_millis(300));
+    let snap = sw.snapshot();
+    assert!(!snap.is_registered(21), "un-REGISTERed contact came back");
+    assert!(!snap.is_registered(22), "released contact came back");
+}
+
+#[test]
+fn expired_registrations_are_dropped_at_start() {
+    let mut sw = Switch::start(&Conf::new(&[21, 22]).server("min_expires = 1").build());
+    let mut a = Ua::ext(sw.addr(), 21);
+    let r = a.register_exchange(Some(2), None);
+    assert_eq!(r.status(), 200);
+    let mut b = Ua::ext(sw.addr(), 22);
+    b.register(3600);
+    std::thread::sleep(Duration::from_millis(500));
+    sw.kill9();
+    std::thread::sleep(Duration::from_millis(2500));
+    sw.restart();
+    let snap = sw.wait_contacts(22, &[b.contact_uri()]);
+    assert!(
+        !snap.is_registered(21),
+        "an expired registration was restored"
+    );
+}

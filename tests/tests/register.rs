@@ -1,0 +1,454 @@
+//! REGISTER: digest authentication (SHA-256 from the in-test UA, MD5 from the UA and
+//! from sipp), wrong password, unknown extensions, un-REGISTER, clamped expiry,
+//! stale nonces, transaction retransmissions.
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::event::{Event, Unregistration};
+use coventry_shared::stateblock::get_str;
+use coventry_tests::sipp::Sipp;
+use coventry_tests::ua::{Algo, Challenge, Ua};
+use coventry_tests::{secret, Conf, Switch, T};
+use std::time::Duration;
+
+#[test]
+fn options_is_answered() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    let r = ua.options().expect("no answer to OPTIONS");
+    assert_eq!(r.status(), Some(200), "{}", r.dump());
+}
+
+#[test]
+fn sha256_register_offers_both_algorithms_and_publishes_state() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut ua = Ua::ext(sw.addr(), 21).with_algo(Algo::Sha256);
+    let mark = sw.mark();
+
+    // The challenge: SHA-256 first, then MD5, both with qop="auth", realm "test".
+    let req = ua.register_request(Some(120), None, None);
+    let ch = ua.transact(&req).expect("no answer to REGISTER");
+    assert_eq!(ch.status(), Some(401), "{}", ch.dump());
+    let raw: Vec<&str> = ch.header_all("WWW-Authenticate");
+    let chs: Vec<Challenge> = raw.iter().filter_map(|v| Challenge::parse(v)).collect();
+    assert_eq!(chs.len(), raw.len(), "unparseable challenge in {raw:?}");
+    let algs: Vec<Algo> = chs.iter().map(|c| c.algorithm).collect();
+    assert_eq!(algs, vec![Algo::Sha256, Algo::Md5], "{raw:?}");
+    for c in &chs {
+        assert_eq!(c.realm, "test");
+        assert!(c.qop.iter().any(|q| q == "auth"), "{c:?}");
+        assert!(!c.stale);
+        assert!(c.nonce.len() >= 8, "short nonce {c:?}");
+    }
+
+    // Answer the SHA-256 challenge.
+    let uri = ua.registrar_uri();
+    let (n, v) = ua.credentials(&ch, "REGISTER", &uri).unwrap();
+    assert!(v.contains("algorithm=SHA-256"));
+    let req = ua.register_request(Some(120), None, Some((&n, &v)));
+    let ok = ua
+        .transact(&req)
+        .expect("no answer to authenticated REGISTER");
+    assert_eq!(ok.status(), Some(200), "{}", ok.dump());
+    assert_eq!(
+        ok.contact_expires(&ua.local_addr().to_string()),
+        Some(120),
+        "200 must echo our Contact with ;expires=120:\n{}",
+        ok.dump()
+    );
+
+    // Event, bitmap, extension table.
+    let ev = sw.expect_event_after(
+        mark,
+        "Registered 21",
+        |e| matches!(e, Event::Registered { ext: 21, .. }),
+        T,
+    );
+    let Event::Registered {
+        contact,
+        user_agent,
+        ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert!(contact.contains(&ua.local_addr().to_string()), "{contact}");
+    assert_eq!(user_agent, "coventry-tests/21");
+    let snap = sw.wait_contacts(21, &[ua.contact_uri()]);
+    assert!(!snap.is_registered(22));
+    let e = snap.ext(21).unwrap();
+    assert_eq!(e.active_contacts().len(), 1);
+    let c = &e.active_contacts()[0];
+    assert_eq!(get_str(&c.uri), ua.contact_uri());
+    assert_eq!(get_str(&c.user_agent), "coventry-tests/21");
+    assert!(get_str(&c.source).contains(&ua.local_addr().port().to_string()));
+    let left = c.expires_ms.saturating_sub(coventry_shared::now_ms());
+    assert!((100_000..=121_000).contains(&left), "expires in {left} ms");
+    sw.wait_counters("registers >= 1", |c| c.registers >= 1);
+}
+
+#[test]
+fn md5_register_from_the_in_test_ua() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut ua = Ua::ext(sw.addr(), 21).with_algo(Algo::Md5);
+    let ex = ua.register_exchange(Some(300), None);
+    assert!(ex.request.windows(13).any(|w| w == b"algorithm=MD5"));
+    assert_eq!(ex.status(), 200, "{}", ex.response().dump());
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+}
+
+#[test]
+fn md5_register_with_sipp() {
+    // sipp 3.6 answers only the first challenge and only MD5.
+    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let sipp = Sipp::new("uac_register.xml").remote(sw.addr());
+    let contact = sipp.contact_uri("21");
+    let run = sipp
+        .key("ext", "21")
+        .key("contact", &contact)
+        .key("expires", "600")
+        .auth("21", &secret(21))
+        .auth_uri(&sw.host())
+        .run();
+    run.assert_success("REGISTER with MD5 digest");
+    assert!(run.logs.contains("granted expires=600"), "{}", run.report());
+    sw.wait_contacts(21, &[contact]);
+}
+
+#[test]
+fn wrong_password_is_403_and_logged() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mark = sw.mark();
+    let mut ua = Ua::new(sw.addr(), "21", "not-the-secret");
+    let ex = ua.register_exchange(Some(120), None);
+    assert!(ex.challenge.is_some(), "expected a 401 challenge first");
+    assert_eq!(ex.status(), 403, "{}", ex.response().dump());
+    let ev = sw.expect_event_after(
+        mark,
+        "AuthFailed for 21",
+        |e| matches!(e, Event::AuthFailed { user, .. } if user == "21"),
+        T,
+    );
+    let Event::AuthFailed { source, .. } = ev else {
+        unreachable!()
+    };
+    assert!(
+        source.contains(&ua.local_addr().port().to_string()),
+        "AuthFailed must name the source address, got {source}"
+    );
+    assert!(!sw.snapshot().is_registered(21));
+    sw.wait_counters("auth_failures >= 1", |c| c.auth_failures >= 1);
+    // One log line with the source address (fail2ban).
+    let port = ua.local_addr().port().to_string();
+    assert!(
+        sw.log()
+            .lines()
+            .any(|l| l.contains("127.0.0.1") && l.contains(&port)),
+        "no log line naming 127.0.0.1:{port}:\n{}",
+        sw.log()
+    );
+}
+
+#[test]
+fn wrong_password_with_sipp_is_403() {
+    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let sipp = Sipp::new("uac_register_403.xml").remote(sw.addr());
+    let contact = sipp.contact_uri("21");
+    sipp.key("ext", "21")
+        .key("contact", &contact)
+        .key("expires", "600")
+        .auth("21", "wrong")
+        .auth_uri(&sw.host())
+        .run()
+        .assert_success("REGISTER with a wrong password answered 403");
+    assert!(!sw.snapshot().is_registered(21));
+}
+
+#[test]
+fn unknown_extensions_are_rejected() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    // 77: in the plan, not configured; 99 and 5000: not extensions of the plan.
+    for user in ["77", "99", "5000", "system", "all"] {
+        let mut ua = Ua::new(sw.addr(), user, "whatever");
+        let ex = ua.register_exchange(Some(120), None);
+        let st = ex.status();
+        assert!(
+            st == 403 || st == 404,
+            "REGISTER of unknown {user}: expected 403/404, got {st}: {:?}",
+            ex.response.as_ref().map(|m| m.dump())
+        );
+    }
+    assert!(sw.snapshot().exts().iter().all(|e| e.contact_count == 0));
+}
+
+#[test]
+fn unregister_removes_the_contact() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    ua.register(300);
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+    let mark = sw.mark();
+    let ex = ua.register_exchange(Some(0), None);
+    assert_eq!(ex.status(), 200, "{}", ex.response().dump());
+    assert!(
+        ex.response()
+            .contact_expires(&ua.local_addr().to_string())
+            .is_none(),
+        "the removed contact must not be listed in the 200:\n{}",
+        ex.response().dump()
+    );
+    let ev = sw.expect_event_after(
+        mark,
+        "Unregistered 21",
+        |e| matches!(e, Event::Unregistered { ext: 21, .. }),
+        T,
+    );
+    assert!(
+        matches!(
+            ev,
+            Event::Unregistered {
+                why: Unregistration::ByPhone,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    sw.wait_contacts(21, &[]);
+}
+
+#[test]
+fn unregister_with_sipp() {
+    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let reg = Sipp::new("uac_register.xml").remote(sw.addr());
+    let contact = reg.contact_uri("21");
+    reg.key("ext", "21")
+        .key("contact", &contact)
+        .key("expires", "600")
+        .auth("21", &secret(21))
+        .auth_uri(&sw.host())
+        .run()
+        .assert_success("REGISTER");
+    sw.wait_contacts(21, std::slice::from_ref(&contact));
+    Sipp::new("uac_unregister.xml")
+        .remote(sw.addr())
+        .key("ext", "21")
+        .key("contact", &format!("<{contact}>"))
+        .auth("21", &secret(21))
+        .auth_uri(&sw.host())
+        .run()
+        .assert_success("un-REGISTER");
+    sw.wait_contacts(21, &[]);
+}
+
+#[test]
+fn star_unregister_removes_every_contact() {
+    let sw = Switch::start(&Conf::new(&[21]).ext_line(21, "lines = 3").build());
+    let mut desk = Ua::ext(sw.addr(), 21);
+    let mut soft = Ua::ext(sw.addr(), 21);
+    desk.register(300);
+    soft.register(300);
+    sw.wait_contacts(21, &[desk.contact_uri(), soft.contact_uri()]);
+
+    let mark = sw.mark();
+    let ex = desk.register_exchange(Some(0), Some("*"));
+    assert_eq!(ex.status(), 200, "{}", ex.response().dump());
+    sw.wait_contacts(21, &[]);
+    for ua in [&desk, &soft] {
+        let c = ua.contact_uri();
+        sw.expect_event_after(
+            mark,
+            &format!("Unregistered {c}"),
+            |e| matches!(e, Event::Unregistered { ext: 21, contact, .. } if *contact == c),
+            T,
+        );
+    }
+}
+
+#[test]
+fn reregistering_refreshes_without_duplicating() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    ua.register(300);
+    ua.register(600);
+    sw.wait_state("the refresh to 600 s published", T, |s| {
+        s.ext(21)
+            .unwrap()
+            .active_contacts()
+            .first()
+            .is_some_and(|c| c.expires_ms.saturating_sub(coventry_shared::now_ms()) > 500_000)
+    });
+    let snap = sw.wait_contacts(21, &[ua.contact_uri()]);
+    assert_eq!(
+        snap.ext(21).unwrap().contact_count,
+        1,
+        "a refresh must not add a second contact"
+    );
+}
+
+#[test]
+fn expiry_is_clamped_to_the_configured_bounds() {
+    let sw = Switch::start(
+        &Conf::new(&[21])
+            .server("min_expires = 60")
+            .server("max_expires = 3600")
+            .server("default_expires = 1800")
+            .build(),
+    );
+    let mut ua = Ua::ext(sw.addr(), 21);
+    let me = ua.local_addr().to_string();
+    for (asked, granted) in [
+        (Some(10), 60),
+        (Some(100_000), 3600),
+        (None, 1800),
+        (Some(61), 61),
+    ] {
+        let ex = ua.register_exchange(asked, None);
+        assert_eq!(
+            ex.status(),
+            200,
+            "Expires {asked:?}: {}",
+            ex.response().dump()
+        );
+        assert_eq!(
+            ex.response().contact_expires(&me),
+            Some(granted),
+            "Expires {asked:?} must be granted as {granted}:\n{}",
+            ex.response().dump()
+        );
+        let g = u64::from(granted);
+        sw.wait_state(
+            &format!("expiry of {granted} s in the state block"),
+            T,
+            |s| {
+                s.ext(21)
+                    .unwrap()
+                    .active_contacts()
+                    .first()
+                    .is_some_and(|c| {
+                        let left = c.expires_ms.saturating_sub(coventry_shared::now_ms()) / 1000;
+                        left + 3 >= g && left <= g
+                    })
+            },
+        );
+    }
+}
+
+#[test]
+fn expired_nonce_is_stale() {
+    let sw = Switch::start(&Conf::new(&[21]).server("nonce_lifetime = 5").build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    let req = ua.register_request(Some(120), None, None);
+    let ch = ua.transact(&req).expect("challenge");
+    assert_eq!(ch.status(), Some(401));
+    std::thread::sleep(Duration::from_millis(6500));
+    let uri = ua.registrar_uri();
+    let (n, v) = ua.credentials(&ch, "REGISTER", &uri).unwrap();
+    let req = ua.register_request(Some(120), None, Some((&n, &v)));
+    let stale = ua.transact(&req).expect("answer to a stale nonce");
+    assert_eq!(stale.status(), Some(401), "{}", stale.dump());
+    let chs = stale.challenges();
+    assert!(
+        !chs.is_empty() && chs.iter().all(|c| c.stale),
+        "stale=true expected:\n{}",
+        stale.dump()
+    );
+    assert!(!sw.snapshot().is_registered(21));
+    // The fresh nonce works.
+    let (n, v) = ua.credentials(&stale, "REGISTER", &uri).unwrap();
+    let req = ua.register_request(Some(120), None, Some((&n, &v)));
+    let ok = ua.transact(&req).expect("answer");
+    assert_eq!(ok.status(), Some(200), "{}", ok.dump());
+    sw.wait_contacts(21, &[ua.contact_uri()]);
+}
+
+#[test]
+fn retransmitted_register_is_answered_from_the_transaction() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    let ex = ua.register_exchange(Some(300), None);
+    assert_eq!(ex.status(), 200);
+    let before = sw.wait_counters("registers >= 1", |c| c.registers >= 1);
+    let mark = sw.mark();
+    // The very same datagram again (same branch, CSeq, nonce and nc).
+    ua.drain_responses();
+    ua.send_raw(&ex.request);
+    let again = ua
+        .recv_response(T)
+        .expect("the retransmission must be answered");
+    assert_eq!(again.status(), Some(200), "{}", again.dump());
+    assert_eq!(again.cseq(), ex.response().cseq());
+    let after = sw.wait_counters("the retransmission counted", |c| {
+        c.retransmissions > before.retransmissions
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        after.registers, before.registers,
+        "re-processed instead of re-answered"
+    );
+    assert!(
+        sw.wait_event_after(
+            mark,
+            |e| matches!(e, Event::Registered { .. }),
+            Duration::from_millis(300)
+        )
+        .is_none(),
+        "a retransmission produced a second Registered event"
+    );
+}
+
+#[test]
+fn three_digit_plan_registers() {
+    let sw = Switch::start(&Conf::new(&[210, 699]).digits(3).build());
+    assert_eq!(sw.reader().header().plan.digits(), 3);
+    let mut a = Ua::ext(sw.addr(), 210);
+    a.register(120);
+    let mut b = Ua::ext(sw.addr(), 699);
+    b.register(120);
+    sw.wait_contacts(210, &[a.contact_uri()]);
+    let snap = sw.wait_contacts(699, &[b.contact_uri()]);
+    assert!(!snap.is_registered(100));
+}
+
+#[test]
+fn registrations_expire_with_an_event() {
+    let sw = Switch::start(&Conf::new(&[21]).server("min_expires = 1").build());
+    let mut ua = Ua::ext(sw.addr(), 21);
+    let mark = sw.mark();
+    let ex = ua.register_exchange(Some(1), None);
+    assert_eq!(ex.status(), 200);
+    let ev = sw.expect_event_after(
+        mark,
+        "Unregistered 21 (expired)",
+        |e| matches!(e, Event::Unregistered { ext: 21, .. }),
+        T,
+    );
+    assert!(
+        matches!(
+            ev,
+            Event::Unregistered {
+                why: Unregistration::Expired,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    sw.wait_contacts(21, &[]);
+}
+
+#[test]
+fn sipsak_options_ping() {
+    // An independent SIP stack: sipsak's OPTIONS ping exits 0 on a 200.
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut cmd = std::process::Command::new("sipsak");
+    cmd.args(["-s", &format!("sip:21@{}", sw.host()), "-l"])
+        .arg(coventry_tests::free_udp_port().to_string())
+        .args(["-H", "127.0.0.1", "-vv"]);
+    let o = coventry_tests::run_bounded(cmd, Duration::from_secs(20))
+        .expect("sipsak not found: install the Debian package sipsak (scripts/test does)");
+    assert!(
+        o.status.success(),
+        "sipsak OPTIONS: {:?}\n{}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
