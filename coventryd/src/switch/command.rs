@@ -30,7 +30,6 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
         }
         Line::Complete(bytes) => match Request::parse(&bytes) {
             Ok(r) => r,
-            Err((_, ParseError::Empty)) => return, // blank lines are not commands
             Err((id, e)) => {
                 let code = match e {
                     ParseError::UnknownVerb(_) => ResultCode::UnknownVerb,

@@ -51,7 +51,7 @@ impl Switch {
             .copied();
         let method = req.method.to_string();
         let Some(value) = value else {
-            self.challenge(now_ms, now, challenge_code, false, r.clone());
+            self.challenge(now_ms, now, (challenge_code, claimed), false, r.clone());
             return Auth::Answered;
         };
         let uri = digest_uri_to_check(&wire::format_uri(&req.uri), value);
@@ -75,7 +75,7 @@ impl Switch {
                 Auth::Ok(username)
             }
             Verdict::Stale => {
-                self.challenge(now_ms, now, challenge_code, true, r.clone());
+                self.challenge(now_ms, now, (challenge_code, claimed), true, r.clone());
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
@@ -86,11 +86,14 @@ impl Switch {
         }
     }
 
+    /// Challenge with every configured algorithm the claimed extension can answer:
+    /// a line configured with only an MD5 (or only a SHA-256) hash is offered only
+    /// that algorithm, so its phone never picks one the switch cannot check.
     fn challenge(
         &mut self,
         now_ms: u64,
         now: std::time::SystemTime,
-        code: u16,
+        (code, claimed): (u16, &str),
         stale: bool,
         r: Replier,
     ) {
@@ -99,7 +102,19 @@ impl Switch {
         } else {
             "WWW-Authenticate"
         };
-        let values = self.digest.challenges(now, stale);
+        let hashes_only = claimed
+            .parse::<u16>()
+            .ok()
+            .and_then(|n| self.config.lines.get(&n))
+            .filter(|l| l.secret.is_none())
+            .map(|l| (l.sha256.is_some(), l.md5.is_some()));
+        let mut values = self.digest.challenges(now, stale);
+        if let Some((sha256, md5)) = hashes_only {
+            values.retain(|v| {
+                let is_md5 = v.contains("algorithm=MD5");
+                (is_md5 && md5) || (!is_md5 && sha256)
+            });
+        }
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
         self.answer(now_ms, r, code, None, &extra);
     }
