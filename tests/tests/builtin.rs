@@ -1,0 +1,81 @@
+//! The built-in default configuration: with no configuration file the switch runs
+//! extensions 10–19, each with a generated secret that only the owner can read, and
+//! nobody registers without it.
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::runtime::state_path;
+use coventry_shared::stateblock::StateReader;
+use coventry_tests::ua::Ua;
+use coventry_tests::{coventryd_bin, poll_until, T};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+/// The secret of extension `n` in the generated secrets file.
+fn secret_of(text: &str, n: u16) -> String {
+    let mut lines = text.lines().skip_while(|l| l.trim() != format!("[{n}]"));
+    lines.next().unwrap();
+    let line = lines.find(|l| l.starts_with("secret")).unwrap();
+    line.split_once('=').unwrap().1.trim().to_string()
+}
+
+#[test]
+fn builtin_default_is_a_working_and_secure_switch() {
+    if std::path::Path::new("/etc/coventry.conf").exists() {
+        eprintln!("skipped: /etc/coventry.conf exists, so the built-in default is not used");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (run, state) = (dir.path().join("run"), dir.path().join("state"));
+    let mut child = Command::new(coventryd_bin())
+        .args(["--listen", "127.0.0.1:0", "--runtime-dir"])
+        .arg(&run)
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("COVENTRY_CONFIG")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = poll_until(T, || StateReader::open(&state_path(&run)).ok())
+        .expect("the daemon came up on the built-in configuration");
+    let addr = reader.header().bound.parse().unwrap();
+
+    let secrets_path = state.join("secrets");
+    let mode = std::fs::metadata(&secrets_path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "secrets must be readable by the owner only");
+    let text = std::fs::read_to_string(&secrets_path).unwrap();
+    let s10 = secret_of(&text, 10);
+    assert!(
+        s10.len() >= 16,
+        "a generated secret is long enough: {s10:?}"
+    );
+    assert_ne!(
+        s10,
+        secret_of(&text, 11),
+        "each extension has its own secret"
+    );
+
+    let mut phone = Ua::new(addr, "10", &s10);
+    phone.register(300);
+    let mut wrong = Ua::new(addr, "11", &s10);
+    assert_eq!(wrong.register_exchange(Some(300), None).status(), 403);
+    let mut outside = Ua::new(addr, "20", "anything");
+    assert_eq!(outside.register_exchange(Some(300), None).status(), 403);
+    let mut no_secret = Ua::new(addr, "12", "");
+    assert_eq!(no_secret.register_exchange(Some(300), None).status(), 403);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = poll_until(T, || child.try_wait().unwrap()).expect("stops on SIGTERM");
+    assert!(st.success());
+    // The same secrets next time: phones keep working across restarts.
+    let again = std::fs::read_to_string(&secrets_path).unwrap();
+    assert_eq!(secret_of(&again, 10), s10);
+}
