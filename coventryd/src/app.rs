@@ -82,6 +82,15 @@ impl Persister {
     }
 }
 
+/// Run one input through the core; a bug that panics on it costs that input, not
+/// the switch (the panic is logged with what was being handled). The parsers are
+/// fuzzed so this should never fire.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log::error!("internal error while handling a {what}; input dropped");
+    }
+}
+
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let sock = std::net::UdpSocket::bind(addr)?;
     let fd = std::os::fd::AsFd::as_fd(&sock);
@@ -171,10 +180,12 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 match r {
                     Ok((n, src)) => {
                         let now = now_ms();
-                        sw.on_datagram(now, src, &buf[..n]);
+                        guarded("datagram", || sw.on_datagram(now, src, &buf[..n]));
                         for _ in 1..BATCH {
                             match sock.try_recv_from(&mut buf) {
-                                Ok((n, src)) => sw.on_datagram(now, src, &buf[..n]),
+                                Ok((n, src)) => {
+                                    guarded("datagram", || sw.on_datagram(now, src, &buf[..n]))
+                                }
                                 Err(_) => break,
                             }
                         }
@@ -187,7 +198,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                     Ok(lines) => {
                         let now = now_ms();
                         for l in lines {
-                            sw.on_control(now, l);
+                            guarded("control line", || sw.on_control(now, l));
                         }
                     }
                     Err(e) => {
