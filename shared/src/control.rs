@@ -34,6 +34,13 @@ pub enum Command {
     },
     /// `reload`: re-read the configuration file.
     Reload,
+    /// `hangup CALL|EXT`: end a call (BYE to both sides when answered, CANCEL
+    /// while it rings). A number with the plan's digit count names the calls of
+    /// that extension; any other number is a call number (`pbxctl calls`).
+    Hangup {
+        /// Call number or extension.
+        target: String,
+    },
 }
 
 /// Why a control line was rejected.
@@ -75,8 +82,11 @@ pub const USAGE_RELEASE: &str = "release EXT";
 /// Usage of `reload`.
 pub const USAGE_RELEASE_RELOAD: &str = "reload";
 
+/// Usage of `hangup`.
+pub const USAGE_HANGUP: &str = "hangup CALL|EXT";
+
 /// Every verb, for completion and help.
-pub const VERBS: &[&str] = &["message", "release", "reload"];
+pub const VERBS: &[&str] = &["message", "release", "reload", "hangup"];
 
 impl Request {
     /// Parse one line (without or with its trailing newline).
@@ -119,6 +129,14 @@ impl Request {
                     .map_err(|_| err(ParseError::Usage(USAGE_RELEASE)))?;
                 Command::Release { ext }
             }
+            "hangup" => {
+                if args.is_empty() || args.len() > 10 || !args.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err(ParseError::Usage(USAGE_HANGUP)));
+                }
+                Command::Hangup {
+                    target: args.to_string(),
+                }
+            }
             "reload" => {
                 if !args.is_empty() {
                     return Err(err(ParseError::Usage(USAGE_RELEASE_RELOAD)));
@@ -151,6 +169,7 @@ impl fmt::Display for Command {
             Command::Message { target, text } => write!(f, "message {target} {text}"),
             Command::Release { ext } => write!(f, "release {ext}"),
             Command::Reload => f.write_str("reload"),
+            Command::Hangup { target } => write!(f, "hangup {target}"),
         }
     }
 }
@@ -204,6 +223,14 @@ mod tests {
             Request::parse(b"RELOAD\r\n").expect("ok").command,
             Command::Reload
         );
+        assert_eq!(
+            Request::parse(b"#3 hangup 21").expect("ok").command,
+            Command::Hangup {
+                target: "21".into()
+            }
+        );
+        assert!(Request::parse(b"hangup x").is_err());
+        assert!(Request::parse(b"hangup").is_err());
     }
 
     #[test]

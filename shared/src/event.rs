@@ -79,6 +79,102 @@ impl Unregistration {
     }
 }
 
+/// Where a call is (the same numbers as `stateblock::call_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum CallPhase {
+    /// The INVITE went on; nothing back yet.
+    Dialing = 1,
+    /// The callee rings.
+    Ringing = 2,
+    /// Answered.
+    Answered = 3,
+    /// Over.
+    Ended = 4,
+}
+
+impl CallPhase {
+    /// From the stored number (unknown numbers read as `Ended`).
+    pub fn from_u16(v: u16) -> CallPhase {
+        match v {
+            1 => CallPhase::Dialing,
+            2 => CallPhase::Ringing,
+            3 => CallPhase::Answered,
+            _ => CallPhase::Ended,
+        }
+    }
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallPhase::Dialing => "dialing",
+            CallPhase::Ringing => "ringing",
+            CallPhase::Answered => "answered",
+            CallPhase::Ended => "ended",
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum CallOutcome {
+    /// Answered, then hung up by either side (or the operator).
+    Completed = 0,
+    /// The callee was busy (486), or had all its lines in use.
+    Busy = 1,
+    /// Nobody answered within the configured rings (480).
+    NoAnswer = 2,
+    /// The callee declined (603).
+    Rejected = 3,
+    /// The caller hung up while it rang (487).
+    Cancelled = 4,
+    /// No such number (404).
+    Unknown = 5,
+    /// Too few digits (484).
+    Incomplete = 6,
+    /// The callee is not registered (480).
+    Unavailable = 7,
+    /// No answer from the callee's phone at all (408).
+    TimedOut = 8,
+    /// Any other failure (the SIP status says which).
+    Failed = 9,
+}
+
+impl CallOutcome {
+    /// From the stored number.
+    pub fn from_u16(v: u16) -> CallOutcome {
+        match v {
+            0 => CallOutcome::Completed,
+            1 => CallOutcome::Busy,
+            2 => CallOutcome::NoAnswer,
+            3 => CallOutcome::Rejected,
+            4 => CallOutcome::Cancelled,
+            5 => CallOutcome::Unknown,
+            6 => CallOutcome::Incomplete,
+            7 => CallOutcome::Unavailable,
+            8 => CallOutcome::TimedOut,
+            _ => CallOutcome::Failed,
+        }
+    }
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallOutcome::Completed => "completed",
+            CallOutcome::Busy => "busy",
+            CallOutcome::NoAnswer => "no-answer",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Cancelled => "cancelled",
+            CallOutcome::Unknown => "unknown-number",
+            CallOutcome::Incomplete => "incomplete-number",
+            CallOutcome::Unavailable => "unavailable",
+            CallOutcome::TimedOut => "timed-out",
+            CallOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// Something that happened in the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -137,6 +233,38 @@ pub enum Event {
         /// What.
         text: String,
     },
+    /// A call changed state (and every ring while it rings).
+    CallState {
+        /// Switch-local call number (as in the call table).
+        call: u32,
+        /// Caller.
+        from: String,
+        /// Callee as dialled.
+        to: String,
+        /// New state.
+        phase: CallPhase,
+        /// Rings so far.
+        rings: u8,
+    },
+    /// A call ended: its record.
+    CallRecord {
+        /// Switch-local call number.
+        call: u32,
+        /// Caller.
+        from: String,
+        /// Callee as dialled.
+        to: String,
+        /// Start, ms since the epoch.
+        start_ms: u64,
+        /// Answer, ms since the epoch (0: never answered).
+        answer_ms: u64,
+        /// End, ms since the epoch.
+        end_ms: u64,
+        /// How it ended.
+        outcome: CallOutcome,
+        /// The SIP status behind the outcome (200 for completed calls).
+        status: u16,
+    },
 }
 
 /// One event read back from the ring with its sequence number and time.
@@ -184,6 +312,8 @@ const K_COMMAND: u16 = 4;
 const K_AUTH_FAILED: u16 = 5;
 const K_WARNING: u16 = 6;
 const K_NOTICE: u16 = 7;
+const K_CALL_STATE: u16 = 8;
+const K_CALL_RECORD: u16 = 9;
 
 impl EventSlot {
     /// An empty slot.
@@ -205,6 +335,7 @@ impl EventSlot {
             time_ms,
             ..EventSlot::EMPTY
         };
+        let times: String;
         let strs: Vec<&str> = match event {
             Event::Registered {
                 ext,
@@ -251,6 +382,37 @@ impl EventSlot {
             Event::Notice { text } => {
                 s.kind = K_NOTICE;
                 vec![text]
+            }
+            Event::CallState {
+                call,
+                from,
+                to,
+                phase,
+                rings,
+            } => {
+                s.kind = K_CALL_STATE;
+                s.id = u64::from(*call);
+                s.status = *phase as u16;
+                s.ext = u16::from(*rings);
+                vec![from, to]
+            }
+            Event::CallRecord {
+                call,
+                from,
+                to,
+                start_ms,
+                answer_ms,
+                end_ms,
+                outcome,
+                status,
+            } => {
+                s.kind = K_CALL_RECORD;
+                s.id = u64::from(*call);
+                s.status = *status;
+                s.ext = *outcome as u16;
+                // Times beyond the slot's own: decimal text in the third string.
+                times = format!("{start_ms} {answer_ms} {end_ms}");
+                vec![from, to, &times]
             }
         };
         // Short fields first keep their room; the last string takes what is left.
@@ -301,6 +463,31 @@ impl EventSlot {
             K_AUTH_FAILED => Event::AuthFailed { user: a, source: b },
             K_WARNING => Event::Warning { text: a },
             K_NOTICE => Event::Notice { text: a },
+            K_CALL_STATE => Event::CallState {
+                call: u32::try_from(self.id).ok()?,
+                from: a,
+                to: b,
+                phase: CallPhase::from_u16(self.status),
+                rings: u8::try_from(self.ext).unwrap_or(u8::MAX),
+            },
+            K_CALL_RECORD => {
+                let mut t = c.split(' ').map(|v| v.parse::<u64>().ok());
+                let (Some(Some(start_ms)), Some(Some(answer_ms)), Some(Some(end_ms))) =
+                    (t.next(), t.next(), t.next())
+                else {
+                    return None;
+                };
+                Event::CallRecord {
+                    call: u32::try_from(self.id).ok()?,
+                    from: a,
+                    to: b,
+                    start_ms,
+                    answer_ms,
+                    end_ms,
+                    outcome: CallOutcome::from_u16(self.ext),
+                    status: self.status,
+                }
+            }
             _ => return None,
         })
     }
@@ -328,6 +515,8 @@ impl Event {
             Event::AuthFailed { .. } => "auth-failed",
             Event::Warning { .. } => "warning",
             Event::Notice { .. } => "notice",
+            Event::CallState { .. } => "call",
+            Event::CallRecord { .. } => "call-record",
         }
     }
 }
@@ -368,6 +557,41 @@ impl fmt::Display for Event {
             }
             Event::Warning { text } => write!(f, "warning: {text}"),
             Event::Notice { text } => f.write_str(text),
+            Event::CallState {
+                call,
+                from,
+                to,
+                phase,
+                rings,
+            } => {
+                write!(f, "call {call} {from} -> {to} {}", phase.name())?;
+                if *phase == CallPhase::Ringing {
+                    write!(f, " (ring {rings})")?;
+                }
+                Ok(())
+            }
+            Event::CallRecord {
+                call,
+                from,
+                to,
+                start_ms,
+                answer_ms,
+                end_ms,
+                outcome,
+                status,
+            } => {
+                let talk = if *answer_ms > 0 {
+                    end_ms.saturating_sub(*answer_ms) / 1000
+                } else {
+                    0
+                };
+                let total = end_ms.saturating_sub(*start_ms) / 1000;
+                write!(
+                    f,
+                    "call {call} {from} -> {to} ended: {} [{status}], {total}s, talked {talk}s",
+                    outcome.name()
+                )
+            }
         }
     }
 }
@@ -419,6 +643,23 @@ mod tests {
             Event::Warning { text: "w".into() },
             Event::Notice {
                 text: "started".into(),
+            },
+            Event::CallState {
+                call: 7,
+                from: "21".into(),
+                to: "35".into(),
+                phase: CallPhase::Ringing,
+                rings: 3,
+            },
+            Event::CallRecord {
+                call: 7,
+                from: "21".into(),
+                to: "35".into(),
+                start_ms: 1_700_000_000_000,
+                answer_ms: 0,
+                end_ms: 1_700_000_030_000,
+                outcome: CallOutcome::NoAnswer,
+                status: 480,
             },
         ];
         for e in all {

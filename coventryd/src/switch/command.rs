@@ -57,6 +57,7 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             );
         }
         Command::Reload => sw.out.reload = Some(id),
+        Command::Hangup { target } => sw.hangup(now_ms, id, &target),
     }
 }
 

@@ -333,6 +333,16 @@ impl Switch {
         });
     }
 
+    /// `hangup CALL|EXT` from the FIFO.
+    fn hangup(&mut self, _now_ms: u64, id: Option<u64>, target: &str) {
+        command::result(
+            self,
+            id,
+            coventry_shared::event::ResultCode::NotFound,
+            format!("no call matches {target}"),
+        );
+    }
+
     /// Handle a control line.
     pub fn on_control(&mut self, now_ms: u64, line: Line) {
         command::handle(self, now_ms, line);
