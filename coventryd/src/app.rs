@@ -265,6 +265,12 @@ async fn flush(
     for ext in &out.dirty {
         publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
     }
+    for (slot, entry) in &out.calls {
+        publisher.set_call(*slot, entry);
+    }
+    for (ext, (ringing, busy)) in &out.bits {
+        publisher.set_call_bits(*ext, *ringing, *busy);
+    }
     for e in &out.events {
         publisher.event(now, e);
     }

@@ -31,6 +31,8 @@ pub struct Fields<'a> {
     pub content_type: Option<&'a str>,
     /// Max-Forwards.
     pub max_forwards: Option<&'a str>,
+    /// Route values, top first.
+    pub routes: Vec<&'a str>,
 }
 
 impl<'a> Fields<'a> {
@@ -51,6 +53,7 @@ impl<'a> Fields<'a> {
                 Header::UserAgent(v) => f.user_agent = v.value(),
                 Header::ContentType(v) => f.content_type = Some(v.value()),
                 Header::MaxForwards(v) => f.max_forwards = Some(v.value()),
+                Header::Route(v) => f.routes.push(v.value()),
                 _ => {}
             }
         }

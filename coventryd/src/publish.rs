@@ -4,7 +4,8 @@ use crate::registrar::Binding;
 use coventry_shared::config::Config;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::{
-    put_str, set_bit, BlockInit, ContactEntry, Counters, StateWriter, EXT_CONFIGURED, MAX_CONTACTS,
+    put_str, set_bit, BlockInit, CallEntry, ContactEntry, Counters, StateWriter, EXT_CONFIGURED,
+    MAX_CONTACTS,
 };
 use std::io;
 use std::path::Path;
@@ -68,6 +69,23 @@ impl Publisher {
         }
         e.contact_count = n as u8;
         set_bit(&mut body.bitmaps.registered, i, n > 0);
+    }
+
+    /// Write call-table slot `slot`.
+    pub fn set_call(&mut self, slot: usize, entry: &CallEntry) {
+        if let Some(e) = self.writer.body_mut().calls.get_mut(slot) {
+            *e = *entry;
+        }
+    }
+
+    /// Set the ringing and busy bits of `ext`.
+    pub fn set_call_bits(&mut self, ext: u16, ringing: bool, busy: bool) {
+        let Some(i) = self.writer.plan().index_of(ext) else {
+            return;
+        };
+        let mut body = self.writer.body_mut();
+        set_bit(&mut body.bitmaps.ringing, i, ringing);
+        set_bit(&mut body.bitmaps.busy, i, busy);
     }
 
     /// Copy the counters.

@@ -164,9 +164,9 @@ pub mod call_state {
     pub const ENDED: u8 = 4;
 }
 
-/// One call (filled by the calls issue).
+/// One call.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallEntry {
     /// Switch-local call number (0 = free slot).
     pub id: u32,
@@ -188,6 +188,22 @@ pub struct CallEntry {
     pub answer_ms: u64,
     /// End, ms since the epoch (0 = not ended).
     pub end_ms: u64,
+}
+
+impl CallEntry {
+    /// A free slot.
+    pub const FREE: CallEntry = CallEntry {
+        id: 0,
+        state: call_state::FREE,
+        ring_count: 0,
+        cause: 0,
+        from: [0; 24],
+        to: [0; 24],
+        call_id: [0; 64],
+        start_ms: 0,
+        answer_ms: 0,
+        end_ms: 0,
+    };
 }
 
 /// Counters, all monotonic since start.

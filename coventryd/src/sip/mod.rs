@@ -2,4 +2,5 @@
 //! and server-side digest authentication. Both modules are pure: no I/O.
 
 pub mod digest;
+pub mod forward;
 pub mod wire;

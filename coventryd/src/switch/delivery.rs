@@ -128,7 +128,13 @@ impl Switch {
                     job: id,
                     target: ti,
                 };
-                self.client_tx.start(branch, dest, bytes.clone(), r, now_ms);
+                self.client_tx.start(
+                    branch,
+                    dest,
+                    bytes.clone(),
+                    super::ClientTag::Delivery(r),
+                    now_ms,
+                );
                 self.send(dest, bytes);
                 target.pending += 1;
             }
@@ -186,7 +192,7 @@ impl Switch {
     }
 
     /// The address to put in our Via for a request to `dest`.
-    fn via_host(&self, dest: IpAddr) -> String {
+    pub(super) fn via_host(&self, dest: IpAddr) -> String {
         if self.local.ip().is_unspecified() {
             let ip: IpAddr = if dest.is_loopback() {
                 dest

@@ -2,8 +2,10 @@
 //! changes plus an [`Outbox`] of datagrams to send and events to publish. No I/O
 //! happens here, so the whole core is testable without sockets.
 
+mod call;
 mod command;
 mod delivery;
+mod invite;
 mod message;
 mod register;
 pub mod reply;
@@ -12,15 +14,17 @@ use crate::fifo::Line;
 use crate::headers::Fields;
 use crate::registrar::{Change, Registrar};
 use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
-use crate::sip::wire::{self, WireError};
+use crate::sip::wire::{self, parse_name_addr, WireError};
 use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
+use call::CallBook;
 use coventry_shared::config::{Config, DigestAlgorithm};
 use coventry_shared::event::Event;
+use coventry_shared::stateblock::CallEntry;
 use coventry_shared::stateblock::Counters;
 use delivery::{DeliveryRef, Jobs};
 use reply::Replier;
 use rsip::SipMessage;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +45,10 @@ pub struct Outbox {
     pub reload: Option<Option<u64>>,
     /// The configuration changed (republish names and flags).
     pub config_changed: bool,
+    /// Call-table slots to rewrite.
+    pub calls: BTreeMap<usize, CallEntry>,
+    /// Ringing and busy bits per extension.
+    pub bits: BTreeMap<u16, (bool, bool)>,
 }
 
 impl Outbox {
@@ -53,6 +61,8 @@ impl Outbox {
             && !self.persist_later
             && self.reload.is_none()
             && !self.config_changed
+            && self.calls.is_empty()
+            && self.bits.is_empty()
     }
 
     /// Append `other`'s work to this one.
@@ -64,6 +74,8 @@ impl Outbox {
         self.persist_later |= other.persist_later;
         self.reload = self.reload.or(other.reload);
         self.config_changed |= other.config_changed;
+        self.calls.extend(other.calls);
+        self.bits.extend(other.bits);
     }
 }
 
@@ -73,7 +85,10 @@ pub struct Switch {
     digest: DigestAuthority,
     registrar: Registrar,
     server_tx: ServerTransactions,
-    client_tx: ClientTransactions<DeliveryRef>,
+    client_tx: ClientTransactions<ClientTag>,
+    calls: CallBook,
+    /// Token marking this instance's Record-Route and branches.
+    instance: String,
     jobs: Jobs,
     counters: Counters,
     /// Address written into Via and our URIs.
@@ -81,6 +96,15 @@ pub struct Switch {
     ids: IdSource,
     /// Pending outputs.
     pub out: Outbox,
+}
+
+/// What a client transaction of the switch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTag {
+    /// Delivering a text message.
+    Delivery(DeliveryRef),
+    /// A CANCEL or BYE the switch sends; only retransmission matters.
+    Fire,
 }
 
 /// Cheap unique tokens for branches, tags and Call-IDs.
@@ -139,6 +163,8 @@ impl Switch {
             registrar,
             server_tx: ServerTransactions::default(),
             client_tx: ClientTransactions::default(),
+            calls: CallBook::default(),
+            instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             jobs: Jobs::default(),
             counters: Counters::default(),
             local,
@@ -240,13 +266,13 @@ impl Switch {
 
     fn on_request(&mut self, now_ms: u64, src: SocketAddr, req: rsip::Request) {
         let method = req.method.to_string();
-        if method == "ACK" {
-            return; // ACKs to our own non-2xx finals are absorbed (no INVITE server yet).
-        }
         let f = Fields::of(&req.headers);
         let Some(top) = f.vias.first().copied() else {
             return;
         };
+        if method == "ACK" {
+            return self.on_ack(now_ms, src, &req, &f);
+        }
         let branch = wire::parse_via(top)
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
@@ -276,7 +302,15 @@ impl Switch {
                 None,
                 &[("Allow", ALLOW), ("Accept", "text/plain")],
             ),
-            "CANCEL" | "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" => {
+            "INVITE" => self.on_invite(now_ms, src, &req, &f, r),
+            "CANCEL" => self.on_cancel(now_ms, &f, r),
+            "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" | "SUBSCRIBE" | "PUBLISH"
+                if self.our_routes(&f) > 0
+                    || parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()) =>
+            {
+                self.route_in_dialog(now_ms, src, &req, &f, Some(r))
+            }
+            "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" => {
                 self.answer(now_ms, r, 481, None, &[])
             }
             _ => self.answer(now_ms, r, 501, None, &[("Allow", ALLOW)]),
@@ -304,7 +338,16 @@ impl Switch {
             return;
         };
         if let Some(outcome) = self.client_tx.response(&branch, code, now_ms) {
-            self.delivery_done(now_ms, outcome.tag, outcome.status);
+            if let ClientTag::Delivery(d) = outcome.tag {
+                self.delivery_done(now_ms, d, outcome.status);
+            }
+            return;
+        }
+        if let Some((no, idx)) = self.calls.by_branch.get(&branch).copied() {
+            return self.on_invite_response(now_ms, &resp, no, idx);
+        }
+        if branch.starts_with(invite::STATELESS_BRANCH) {
+            self.relay_stateless_response(&resp);
         }
     }
 
@@ -333,16 +376,6 @@ impl Switch {
         });
     }
 
-    /// `hangup CALL|EXT` from the FIFO.
-    fn hangup(&mut self, _now_ms: u64, id: Option<u64>, target: &str) {
-        command::result(
-            self,
-            id,
-            coventry_shared::event::ResultCode::NotFound,
-            format!("no call matches {target}"),
-        );
-    }
-
     /// Handle a control line.
     pub fn on_control(&mut self, now_ms: u64, line: Line) {
         command::handle(self, now_ms, line);
@@ -357,8 +390,11 @@ impl Switch {
             self.send(to, bytes);
         }
         for o in done {
-            self.delivery_done(now_ms, o.tag, o.status);
+            if let ClientTag::Delivery(d) = o.tag {
+                self.delivery_done(now_ms, d, o.status);
+            }
         }
+        self.calls_tick(now_ms);
         if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {
             let changes = self.registrar.expire(now_ms);
             self.apply_changes(changes);
@@ -425,4 +461,5 @@ impl Switch {
 }
 
 /// Methods the switch accepts (for `Allow`).
-pub const ALLOW: &str = "REGISTER, MESSAGE, OPTIONS, ACK, CANCEL, BYE";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, UPDATE, INFO, PRACK, REFER, NOTIFY";

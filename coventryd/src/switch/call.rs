@@ -1,0 +1,371 @@
+//! Calls: what the switch remembers of each call it proxies, the call table slots
+//! it occupies in the state block, and the pure rules (outcome of a status, ring
+//! counting) that do not need the rest of the switch.
+
+use super::reply::Replier;
+use coventry_shared::event::{CallOutcome, CallPhase};
+use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// How long an ended call stays visible in the call table.
+pub const LINGER_MS: u64 = 10_000;
+/// Timer B / Timer H: 64 × T1.
+pub const TRANSACTION_TIMEOUT_MS: u64 = 32_000;
+
+/// A retransmission schedule (Timer A for INVITEs we send, Timer G for our
+/// non-2xx finals): double the interval up to T2 until `deadline_ms`.
+#[derive(Debug, Clone)]
+pub struct Retx {
+    /// What to re-send.
+    pub bytes: Vec<u8>,
+    /// Where.
+    pub dest: SocketAddr,
+    /// Next re-send.
+    pub next_ms: u64,
+    /// Current interval.
+    pub interval_ms: u64,
+    /// Give up at.
+    pub deadline_ms: u64,
+}
+
+impl Retx {
+    /// Start a schedule at `now_ms` (first re-send after T1).
+    pub fn new(bytes: Vec<u8>, dest: SocketAddr, now_ms: u64, cap_ms: u64) -> Retx {
+        Retx {
+            bytes,
+            dest,
+            next_ms: now_ms + crate::transaction::T1_MS,
+            interval_ms: crate::transaction::T1_MS,
+            deadline_ms: now_ms + TRANSACTION_TIMEOUT_MS,
+        }
+        .capped(cap_ms)
+    }
+
+    fn capped(mut self, cap_ms: u64) -> Retx {
+        self.interval_ms = self.interval_ms.min(cap_ms);
+        self
+    }
+
+    /// Due re-sends at `now_ms`; `Err(())` once the deadline passed.
+    pub fn due(&mut self, now_ms: u64, cap_ms: u64) -> Result<bool, ()> {
+        if now_ms >= self.deadline_ms {
+            return Err(());
+        }
+        if now_ms >= self.next_ms {
+            self.interval_ms = (self.interval_ms * 2).min(cap_ms);
+            self.next_ms = now_ms + self.interval_ms;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Where one forked INVITE is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchState {
+    /// Sent, nothing back (Timer A retransmits).
+    Calling,
+    /// A provisional response came back.
+    Proceeding,
+    /// A final response came back (or the branch timed out).
+    Done,
+}
+
+/// One contact the INVITE was forked to.
+#[derive(Debug)]
+pub struct Branch {
+    /// Our Via branch for this fork.
+    pub id: String,
+    /// Request-URI (the contact).
+    pub uri: String,
+    /// Where it was sent.
+    pub dest: SocketAddr,
+    /// Our Via header value.
+    pub via: String,
+    /// State.
+    pub state: BranchState,
+    /// Timer A while Calling; Timer B as its deadline.
+    pub retx: Retx,
+    /// A CANCEL is wanted but waits for a provisional response (RFC 3261 §9.1).
+    pub cancel_wanted: bool,
+    /// A CANCEL went out.
+    pub cancelled: bool,
+    /// Final status received.
+    pub status: Option<u16>,
+}
+
+/// One call through the switch.
+#[derive(Debug)]
+pub struct Call {
+    /// Switch-local number.
+    pub no: u32,
+    /// Slot in the call table, if one was free.
+    pub slot: Option<usize>,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Calling extension.
+    pub caller: u16,
+    /// Called extension (0 when the number was not an extension).
+    pub callee: u16,
+    /// What was dialled.
+    pub dialled: String,
+    /// Where the call is.
+    pub phase: CallPhase,
+    /// Rings so far.
+    pub rings: u8,
+    /// Start, answer, end (ms since the epoch; 0 = not yet).
+    pub start_ms: u64,
+    /// Answer time.
+    pub answer_ms: u64,
+    /// End time.
+    pub end_ms: u64,
+    /// When ringing started.
+    pub ring_started_ms: u64,
+    /// No answer by then: CANCEL and 480 (or 408 when nothing rang).
+    pub deadline_ms: u64,
+    /// How it ended.
+    pub outcome: Option<(CallOutcome, u16)>,
+    /// Server-transaction key of the caller's INVITE.
+    pub invite_key: String,
+    /// The caller's INVITE branch (its CANCEL and non-2xx ACK carry it).
+    pub invite_branch: String,
+    /// Answers the caller's INVITE.
+    pub replier: Replier,
+    /// Our non-2xx final to the caller, re-sent until the caller ACKs (Timer G/H).
+    pub final_retx: Option<Retx>,
+    /// INVITE CSeq number.
+    pub invite_cseq: u32,
+    /// The caller's From (with tag) and the INVITE's To (without tag).
+    pub from_hdr: String,
+    /// To of the INVITE.
+    pub to_hdr: String,
+    /// The caller's From tag.
+    pub caller_tag: String,
+    /// The caller's Contact URI and where requests to it go.
+    pub caller_contact: String,
+    /// Address for requests to the caller.
+    pub caller_addr: Option<SocketAddr>,
+    /// Highest CSeq seen from the caller in this dialog.
+    pub caller_cseq: u32,
+    /// Forks.
+    pub branches: Vec<Branch>,
+    /// The answering side's To tag and Contact.
+    pub to_tag: String,
+    /// The callee's Contact URI.
+    pub callee_contact: String,
+    /// Address for requests to the callee.
+    pub callee_addr: Option<SocketAddr>,
+    /// Highest CSeq seen from the callee in this dialog.
+    pub callee_cseq: u32,
+    /// A branch sent 180/183.
+    pub got_ringing: bool,
+    /// Best final status from the branches so far.
+    pub best: Option<u16>,
+}
+
+impl Call {
+    /// Whether the call is over.
+    pub fn ended(&self) -> bool {
+        self.phase == CallPhase::Ended
+    }
+
+    /// Whether nothing more will happen: ended, caller's ACK in (or Timer H), and
+    /// every branch finished.
+    pub fn finished(&self) -> bool {
+        self.ended()
+            && self.final_retx.is_none()
+            && self.branches.iter().all(|b| b.state == BranchState::Done)
+    }
+
+    /// The call-table entry for this call.
+    pub fn entry(&self) -> CallEntry {
+        let mut e = CallEntry {
+            id: self.no,
+            state: match self.phase {
+                CallPhase::Dialing => call_state::DIALING,
+                CallPhase::Ringing => call_state::RINGING,
+                CallPhase::Answered => call_state::ANSWERED,
+                CallPhase::Ended => call_state::ENDED,
+            },
+            ring_count: self.rings,
+            cause: self.outcome.map(|o| o.1).unwrap_or(0),
+            from: [0; 24],
+            to: [0; 24],
+            call_id: [0; 64],
+            start_ms: self.start_ms,
+            answer_ms: self.answer_ms,
+            end_ms: self.end_ms,
+        };
+        put_str(&mut e.from, &self.caller.to_string());
+        put_str(&mut e.to, &self.dialled);
+        put_str(&mut e.call_id, &self.call_id);
+        e
+    }
+}
+
+/// The outcome a final status from the callee's side means.
+pub fn outcome_of(status: u16) -> CallOutcome {
+    match status {
+        200..=299 => CallOutcome::Completed,
+        486 | 600 => CallOutcome::Busy,
+        603 => CallOutcome::Rejected,
+        487 => CallOutcome::Cancelled,
+        404 | 604 => CallOutcome::Unknown,
+        484 => CallOutcome::Incomplete,
+        408 => CallOutcome::TimedOut,
+        480 => CallOutcome::Unavailable,
+        _ => CallOutcome::Failed,
+    }
+}
+
+/// Better of two final statuses for the caller (RFC 3261 §16.7: 6xx first, then
+/// the lowest class; among equals the first).
+pub fn better_final(a: Option<u16>, b: u16) -> u16 {
+    match a {
+        None => b,
+        Some(a) if a >= 600 => a,
+        Some(_) if b >= 600 => b,
+        Some(a) if b / 100 < a / 100 => b,
+        Some(a) => a,
+    }
+}
+
+/// Which call-table slots are in use.
+#[derive(Debug)]
+pub struct Slots {
+    /// Per slot: the call and, once ended, when.
+    used: Vec<Option<(u32, u64)>>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            used: vec![None; MAX_CALLS],
+        }
+    }
+}
+
+impl Slots {
+    /// Take a free slot, else the one whose call ended longest ago.
+    pub fn take(&mut self, call: u32) -> Option<usize> {
+        let free = self.used.iter().position(Option::is_none).or_else(|| {
+            self.used
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.filter(|(_, ended)| *ended > 0).map(|(_, e)| (i, e)))
+                .min_by_key(|(_, e)| *e)
+                .map(|(i, _)| i)
+        })?;
+        self.used[free] = Some((call, 0));
+        Some(free)
+    }
+
+    /// The call in `slot` ended at `now_ms`.
+    pub fn ended(&mut self, slot: usize, now_ms: u64) {
+        if let Some(Some((_, e))) = self.used.get_mut(slot) {
+            *e = now_ms.max(1);
+        }
+    }
+
+    /// Free slots whose call ended more than [`LINGER_MS`] ago; returns them.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<usize> {
+        let mut freed = Vec::new();
+        for (i, u) in self.used.iter_mut().enumerate() {
+            if let Some((_, e)) = u {
+                if *e > 0 && *e + LINGER_MS <= now_ms {
+                    *u = None;
+                    freed.push(i);
+                }
+            }
+        }
+        freed
+    }
+}
+
+/// Active calls by number, with indexes by Call-ID and by our branch.
+#[derive(Debug, Default)]
+pub struct CallBook {
+    /// Calls by number.
+    pub calls: HashMap<u32, Call>,
+    /// Call-ID → number.
+    pub by_call_id: HashMap<String, u32>,
+    /// Our INVITE branch → (number, branch index).
+    pub by_branch: HashMap<String, (u32, usize)>,
+    /// Next call number.
+    pub next: u32,
+    /// Call-table slots.
+    pub slots: Slots,
+}
+
+impl CallBook {
+    /// A new call number (never 0).
+    pub fn number(&mut self) -> u32 {
+        self.next = self.next.wrapping_add(1).max(1);
+        self.next
+    }
+
+    /// Forget a finished call.
+    pub fn remove(&mut self, no: u32) -> Option<Call> {
+        let call = self.calls.remove(&no)?;
+        if self.by_call_id.get(&call.call_id) == Some(&no) {
+            self.by_call_id.remove(&call.call_id);
+        }
+        for b in &call.branches {
+            self.by_branch.remove(&b.id);
+        }
+        Some(call)
+    }
+
+    /// Calls in progress (not ended) that involve `ext`.
+    pub fn active_for(&self, ext: u16) -> impl Iterator<Item = &Call> {
+        self.calls
+            .values()
+            .filter(move |c| !c.ended() && (c.caller == ext || c.callee == ext))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_best_status() {
+        assert_eq!(outcome_of(486), CallOutcome::Busy);
+        assert_eq!(outcome_of(603), CallOutcome::Rejected);
+        assert_eq!(outcome_of(487), CallOutcome::Cancelled);
+        assert_eq!(outcome_of(500), CallOutcome::Failed);
+        assert_eq!(better_final(None, 486), 486);
+        assert_eq!(better_final(Some(486), 603), 603);
+        assert_eq!(better_final(Some(603), 486), 603);
+        assert_eq!(better_final(Some(500), 486), 486);
+        assert_eq!(better_final(Some(486), 480), 486);
+    }
+
+    #[test]
+    fn slots_reuse_the_longest_ended() {
+        let mut s = Slots::default();
+        for c in 0..MAX_CALLS as u32 {
+            assert!(s.take(c + 1).is_some());
+        }
+        assert_eq!(s.take(999), None, "all live: no slot");
+        s.ended(5, 100);
+        s.ended(7, 50);
+        assert_eq!(s.take(1000), Some(7));
+        assert_eq!(s.take(1001), Some(5));
+        s.ended(9, 10);
+        assert!(s.expire(10 + LINGER_MS - 1).is_empty());
+        assert_eq!(s.expire(10 + LINGER_MS), vec![9]);
+    }
+
+    #[test]
+    fn retransmission_schedule() {
+        let dest = "127.0.0.1:1".parse().expect("addr");
+        let mut r = Retx::new(vec![], dest, 0, 4000);
+        assert_eq!(r.due(499, 4000), Ok(false));
+        assert_eq!(r.due(500, 4000), Ok(true));
+        assert_eq!(r.due(1499, 4000), Ok(false));
+        assert_eq!(r.due(1500, 4000), Ok(true));
+        assert_eq!(r.due(TRANSACTION_TIMEOUT_MS, 4000), Err(()));
+    }
+}

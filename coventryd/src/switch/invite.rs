@@ -1,0 +1,947 @@
+//! INVITE: a transaction-stateful proxy that stays on the path (Record-Route),
+//! forks to every registered contact of the callee, relays provisional and final
+//! responses, CANCELs the losing branches, and follows each call through every
+//! state to its record.
+
+use super::call::{better_final, outcome_of, Branch, BranchState, Call, Retx};
+use super::register::{Auth, Claim};
+use super::reply::Replier;
+use super::{ClientTag, Switch};
+use crate::headers::Fields;
+use crate::sip::forward::{rewrite, status_line, Rewrite};
+use crate::sip::wire::{self, parse_name_addr, parse_uri, parse_via};
+use crate::transaction::T2_MS;
+use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventry_shared::stateblock::CallEntry;
+use std::net::{IpAddr, SocketAddr};
+
+/// Prefix of the Via branches of requests the switch forwards statelessly
+/// (in-dialog requests): responses carrying it are passed back the same way.
+pub const STATELESS_BRANCH: &str = "z9hG4bKcvs";
+
+/// The address part of a SIP URI as a socket address (IP literals only).
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let u = parse_uri(uri)?;
+    let ip: IpAddr = u.host.parse().ok()?;
+    Some(SocketAddr::new(ip, u.port_or_default()))
+}
+
+fn user_of(value: &str) -> String {
+    parse_name_addr(value)
+        .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+        .unwrap_or_default()
+}
+
+fn tag_of(value: &str) -> String {
+    parse_name_addr(value)
+        .and_then(|n| n.tag().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn contact_uri(f: &Fields<'_>) -> String {
+    f.contacts
+        .first()
+        .and_then(|c| parse_name_addr(c))
+        .map(|n| n.uri)
+        .unwrap_or_default()
+}
+
+impl Switch {
+    /// Our Record-Route / Route URI: marked with this switch's instance token so
+    /// that a Route naming us is recognised whatever address the phone used.
+    pub(super) fn record_route(&self, toward: IpAddr) -> String {
+        format!("<sip:{};lr;cv={}>", self.via_host(toward), self.instance)
+    }
+
+    /// How many Route headers at the top name this switch.
+    pub(super) fn our_routes(&self, f: &Fields<'_>) -> usize {
+        let token = format!("cv={}", self.instance);
+        f.routes
+            .iter()
+            .take_while(|r| {
+                parse_name_addr(r).is_some_and(|n| {
+                    n.uri.split(';').any(|p| p == token)
+                        || uri_addr(&n.uri).is_some_and(|a| a == self.local)
+                })
+            })
+            .count()
+    }
+
+    pub(super) fn on_invite(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: Replier,
+    ) {
+        if !tag_of(f.to).is_empty() || self.our_routes(f) > 0 {
+            return self.route_in_dialog(now_ms, src, req, f, Some(r));
+        }
+        if f.max_forwards.is_some_and(|m| m.trim() == "0") {
+            return self.answer(now_ms, r, 483, None, &[]);
+        }
+        let own_via = format!("{}:{}", self.local.ip(), self.local.port());
+        if f.vias.iter().skip(1).any(|v| {
+            v.contains(&own_via)
+                && parse_via(v)
+                    .and_then(|v| v.branch().map(str::to_string))
+                    .is_some_and(|b| b.contains(&self.instance))
+        }) {
+            return self.answer(now_ms, r, 482, None, &[]);
+        }
+        let caller_user = user_of(f.from);
+        let claim = Claim {
+            user: &caller_user,
+            credentials: &f.proxy_authorization,
+            challenge_code: 407,
+        };
+        let Auth::Ok(caller_user) = self.authenticate(now_ms, src, req, claim, &r) else {
+            return;
+        };
+        let caller: u16 = caller_user.parse().unwrap_or(0);
+        let dialled = req
+            .uri
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_else(|| user_of(f.to));
+        let no = self.calls.number();
+        self.counters.calls += 1;
+        let branch = parse_via(f.vias[0])
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let ring_ms = u64::from(self.config.calls.ring) * 1000;
+        let contact = contact_uri(f);
+        let mut call = Call {
+            no,
+            slot: None,
+            call_id: f.call_id.to_string(),
+            caller,
+            callee: 0,
+            dialled: dialled.clone(),
+            phase: CallPhase::Dialing,
+            rings: 0,
+            start_ms: now_ms,
+            answer_ms: 0,
+            end_ms: 0,
+            ring_started_ms: 0,
+            deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
+            outcome: None,
+            invite_key: r.key.clone(),
+            invite_branch: branch,
+            replier: r,
+            final_retx: None,
+            invite_cseq: f.cseq_number().unwrap_or(1),
+            from_hdr: f.from.to_string(),
+            to_hdr: f.to.to_string(),
+            caller_tag: tag_of(f.from),
+            caller_addr: uri_addr(&contact).or(Some(src)),
+            caller_contact: contact,
+            caller_cseq: f.cseq_number().unwrap_or(1),
+            branches: Vec::new(),
+            to_tag: String::new(),
+            callee_contact: String::new(),
+            callee_addr: None,
+            callee_cseq: 0,
+            got_ringing: false,
+            best: None,
+        };
+        call.slot = self.calls.slots.take(no);
+        let cfg = &self.config;
+        let target = classify(
+            cfg.server.plan,
+            &cfg.groups,
+            |n| cfg.is_configured(n),
+            &dialled,
+        );
+        let failure = match target {
+            Target::Extension(n) => {
+                call.callee = n;
+                let lines = usize::from(self.config.lines.get(&n).map_or(1, |l| l.lines));
+                if self.registrar.contacts(n).is_empty() {
+                    Some((
+                        480,
+                        "Temporarily Unavailable (not registered)",
+                        CallOutcome::Unavailable,
+                    ))
+                } else if self.calls.active_for(n).count() >= lines {
+                    Some((486, "Busy Here (all lines in use)", CallOutcome::Busy))
+                } else {
+                    None
+                }
+            }
+            Target::External(s)
+                if !s.is_empty()
+                    && s.len() < usize::from(self.config.server.plan.digits())
+                    && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some((484, "Address Incomplete", CallOutcome::Incomplete))
+            }
+            Target::Group(_) => Some((
+                480,
+                "Temporarily Unavailable (group calls come with the features)",
+                CallOutcome::Unavailable,
+            )),
+            _ => Some((404, "Not Found", CallOutcome::Unknown)),
+        };
+        self.calls.by_call_id.insert(call.call_id.clone(), no);
+        self.calls.calls.insert(no, call);
+        if let Some((code, reason, outcome)) = failure {
+            self.publish_call(no);
+            self.fail_call(now_ms, no, code, Some(reason), outcome);
+            return;
+        }
+        self.send_invite_response(now_ms, no, None, 100);
+        self.fork(now_ms, no, req);
+        self.call_event(no);
+        self.publish_call(no);
+        // Every contact unreachable (no IP address): nothing was sent.
+        if self
+            .calls
+            .calls
+            .get(&no)
+            .is_some_and(|c| c.branches.is_empty())
+        {
+            self.fail_call(now_ms, no, 480, None, CallOutcome::Unavailable);
+        }
+    }
+
+    /// Send the INVITE to every registered contact of the callee.
+    fn fork(&mut self, now_ms: u64, no: u32, req: &rsip::Request) {
+        let Some(callee) = self.calls.calls.get(&no).map(|c| c.callee) else {
+            return;
+        };
+        let contacts: Vec<(String, String)> = self
+            .registrar
+            .contacts(callee)
+            .iter()
+            .map(|b| (b.uri.clone(), b.source.clone()))
+            .collect();
+        for (uri, source) in contacts {
+            let Some(dest) = uri_addr(&uri).or_else(|| source.parse().ok()) else {
+                continue;
+            };
+            let id = format!("z9hG4bK{}x{}", self.instance, self.ids.next());
+            let via = format!("SIP/2.0/UDP {};branch={id};rport", self.via_host(dest.ip()));
+            let rr = self.record_route(dest.ip());
+            let bytes = rewrite(
+                &req.headers,
+                &req.body,
+                &Rewrite {
+                    start_line: format!("INVITE {uri} SIP/2.0"),
+                    prepend: &[("Via", &via), ("Record-Route", &rr)],
+                    drop_proxy_auth: true,
+                    decrement_max_forwards: true,
+                    ..Rewrite::default()
+                },
+            );
+            self.send(dest, bytes.clone());
+            let Some(call) = self.calls.calls.get_mut(&no) else {
+                return;
+            };
+            let idx = call.branches.len();
+            call.branches.push(Branch {
+                id: id.clone(),
+                uri,
+                dest,
+                via,
+                state: BranchState::Calling,
+                retx: Retx::new(bytes, dest, now_ms, T2_MS * 16),
+                cancel_wanted: false,
+                cancelled: false,
+                status: None,
+            });
+            self.calls.by_branch.insert(id, (no, idx));
+        }
+    }
+
+    /// Answer the caller's INVITE: `resp` relayed from a branch, or our own `code`.
+    fn send_invite_response(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        resp: Option<&rsip::Response>,
+        code: u16,
+    ) {
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let dest = call.replier.dest;
+        let bytes = match resp {
+            Some(resp) => rewrite(
+                &resp.headers,
+                &resp.body,
+                &Rewrite {
+                    start_line: status_line(resp),
+                    drop_top_via: true,
+                    ..Rewrite::default()
+                },
+            ),
+            None => call.replier.build(code, None, &[], None),
+        };
+        let key = call.invite_key.clone();
+        self.server_tx.answered(key, dest, bytes.clone(), now_ms);
+        self.send(dest, bytes);
+    }
+
+    /// End a call that never connected: our final to the caller (re-sent until it
+    /// ACKs), CANCEL for branches still ringing, the record.
+    pub(super) fn fail_call(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        code: u16,
+        reason: Option<&str>,
+        outcome: CallOutcome,
+    ) {
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        if call.ended() || call.phase == CallPhase::Answered {
+            return;
+        }
+        let bytes = call.replier.build(code, reason, &[], None);
+        let dest = call.replier.dest;
+        call.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
+        let key = call.invite_key.clone();
+        self.server_tx.answered(key, dest, bytes.clone(), now_ms);
+        self.send(dest, bytes);
+        self.cancel_branches(now_ms, no, None);
+        self.end_call(now_ms, no, outcome, code);
+    }
+
+    /// Mark a call ended: events, call table, bitmaps.
+    pub(super) fn end_call(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16) {
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        if call.ended() {
+            return;
+        }
+        call.phase = CallPhase::Ended;
+        call.end_ms = now_ms;
+        call.outcome = Some((outcome, status));
+        if let Some(slot) = call.slot {
+            self.calls.slots.ended(slot, now_ms);
+        }
+        let record = Event::CallRecord {
+            call: no,
+            from: call.caller.to_string(),
+            to: call.dialled.clone(),
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms: now_ms,
+            outcome,
+            status,
+        };
+        log::info!("{record}");
+        self.call_event(no);
+        self.out.events.push(record);
+        self.publish_call(no);
+    }
+
+    /// CANCEL every branch still ringing (but `except`).
+    fn cancel_branches(&mut self, now_ms: u64, no: u32, except: Option<usize>) {
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        let mut now_cancel = Vec::new();
+        for (i, b) in call.branches.iter_mut().enumerate() {
+            if Some(i) == except || b.state == BranchState::Done || b.cancelled {
+                continue;
+            }
+            if b.state == BranchState::Proceeding {
+                b.cancelled = true;
+                now_cancel.push(i);
+            } else {
+                b.cancel_wanted = true;
+            }
+        }
+        for i in now_cancel {
+            self.send_cancel(now_ms, no, i);
+        }
+    }
+
+    fn send_cancel(&mut self, now_ms: u64, no: u32, idx: usize) {
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let Some(b) = call.branches.get(idx) else {
+            return;
+        };
+        let bytes = format!(
+            "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
+             Call-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            b.uri, b.via, call.from_hdr, call.to_hdr, call.call_id, call.invite_cseq
+        )
+        .into_bytes();
+        let (dest, id) = (b.dest, b.id.clone());
+        self.client_tx
+            .start(id, dest, bytes.clone(), ClientTag::Fire, now_ms);
+        self.send(dest, bytes);
+    }
+
+    /// Hop-by-hop ACK for a non-2xx final on a branch (RFC 3261 §17.1.1.3).
+    fn ack_branch(&mut self, no: u32, idx: usize, resp: &rsip::Response) {
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let Some(b) = call.branches.get(idx) else {
+            return;
+        };
+        let to = Fields::of(&resp.headers).to.to_string();
+        let bytes = format!(
+            "ACK {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\n\
+             Call-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+            b.uri, b.via, call.from_hdr, call.call_id, call.invite_cseq
+        )
+        .into_bytes();
+        let dest = b.dest;
+        self.send(dest, bytes);
+    }
+
+    /// A 2xx from a branch nobody wants any more (the call was cancelled, timed out
+    /// or answered elsewhere): ACK it and hang it up.
+    fn release_branch(&mut self, now_ms: u64, no: u32, resp: &rsip::Response) {
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let f = Fields::of(&resp.headers);
+        let contact = contact_uri(&f);
+        let Some(dest) = uri_addr(&contact) else {
+            return;
+        };
+        let via_host = self.via_host(dest.ip());
+        let mk = |method: &str, cseq: u32, branch: String| {
+            format!(
+                "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {via_host};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+                 Content-Length: 0\r\n\r\n",
+                call.from_hdr, f.to, call.call_id
+            )
+            .into_bytes()
+        };
+        let ack = mk(
+            "ACK",
+            call.invite_cseq,
+            format!("z9hG4bK{}a{}", self.instance, self.ids.next()),
+        );
+        let bye_branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
+        let bye = mk("BYE", call.invite_cseq + 1, bye_branch.clone());
+        self.send(dest, ack);
+        self.client_tx
+            .start(bye_branch, dest, bye.clone(), ClientTag::Fire, now_ms);
+        self.send(dest, bye);
+    }
+
+    /// A response on one of our INVITE branches.
+    pub(super) fn on_invite_response(
+        &mut self,
+        now_ms: u64,
+        resp: &rsip::Response,
+        no: u32,
+        idx: usize,
+    ) {
+        let code = resp.status_code.code();
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        let Some(b) = call.branches.get_mut(idx) else {
+            return;
+        };
+        if code < 200 {
+            if b.state == BranchState::Calling {
+                b.state = BranchState::Proceeding;
+            }
+            let cancel_now = b.cancel_wanted && !b.cancelled;
+            if cancel_now {
+                b.cancelled = true;
+            }
+            let ringing = code != 100 && !call.ended() && call.phase == CallPhase::Dialing;
+            if code != 100 && !call.ended() {
+                call.got_ringing = true;
+            }
+            if ringing {
+                call.phase = CallPhase::Ringing;
+                call.rings = 1;
+                call.ring_started_ms = now_ms;
+            }
+            let relay = code != 100 && !call.ended() && call.phase != CallPhase::Answered;
+            if cancel_now {
+                self.send_cancel(now_ms, no, idx);
+            }
+            if relay {
+                self.send_invite_response(now_ms, no, Some(resp), code);
+            }
+            if ringing {
+                self.call_event(no);
+                self.publish_call(no);
+            }
+            return;
+        }
+        let first_final = b.state != BranchState::Done;
+        b.state = BranchState::Done;
+        b.status = Some(code);
+        let branch_dest = b.dest;
+        if (200..300).contains(&code) {
+            let f = Fields::of(&resp.headers);
+            let tag = tag_of(f.to);
+            if call.ended() || (call.phase == CallPhase::Answered && tag != call.to_tag) {
+                self.release_branch(now_ms, no, resp);
+                return;
+            }
+            if call.phase != CallPhase::Answered {
+                call.phase = CallPhase::Answered;
+                call.answer_ms = now_ms;
+                call.to_tag = tag;
+                call.callee_contact = contact_uri(&f);
+                call.callee_addr = uri_addr(&call.callee_contact).or(Some(branch_dest));
+                self.cancel_branches(now_ms, no, Some(idx));
+                self.call_event(no);
+                self.publish_call(no);
+            }
+            // Every 2xx (and its retransmissions) goes back to the caller.
+            self.send_invite_response(now_ms, no, Some(resp), code);
+            return;
+        }
+        if first_final {
+            call.best = Some(better_final(call.best, code));
+        }
+        self.ack_branch(no, idx, resp);
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let all_done = call.branches.iter().all(|b| b.state == BranchState::Done);
+        if all_done && !call.ended() && call.phase != CallPhase::Answered {
+            let best = call.best.unwrap_or(code);
+            let outcome = outcome_of(best);
+            let bytes_from_branch = resp;
+            // Relay the best failure as received when it is this one, else ours.
+            if best == code {
+                if let Some(call) = self.calls.calls.get_mut(&no) {
+                    let bytes = rewrite(
+                        &bytes_from_branch.headers,
+                        &bytes_from_branch.body,
+                        &Rewrite {
+                            start_line: status_line(bytes_from_branch),
+                            drop_top_via: true,
+                            ..Rewrite::default()
+                        },
+                    );
+                    let dest = call.replier.dest;
+                    call.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
+                    let key = call.invite_key.clone();
+                    self.server_tx.answered(key, dest, bytes.clone(), now_ms);
+                    self.send(dest, bytes);
+                    self.end_call(now_ms, no, outcome, code);
+                }
+            } else {
+                self.fail_call(now_ms, no, best, None, outcome);
+            }
+        }
+    }
+
+    /// The caller CANCELs its INVITE.
+    pub(super) fn on_cancel(&mut self, now_ms: u64, f: &Fields<'_>, r: Replier) {
+        let branch = parse_via(f.vias[0])
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let no = self.calls.by_call_id.get(f.call_id).copied().filter(|no| {
+            self.calls
+                .calls
+                .get(no)
+                .is_some_and(|c| c.invite_branch == branch)
+        });
+        let Some(no) = no else {
+            return self.answer(now_ms, r, 481, None, &[]);
+        };
+        self.answer(now_ms, r, 200, None, &[]);
+        let answered = self
+            .calls
+            .calls
+            .get(&no)
+            .is_some_and(|c| c.phase == CallPhase::Answered || c.ended());
+        if !answered {
+            self.fail_call(now_ms, no, 487, None, CallOutcome::Cancelled);
+        }
+    }
+
+    /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a
+    /// 2xx is routed end to end like any in-dialog request.
+    pub(super) fn on_ack(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+    ) {
+        let branch = parse_via(f.vias[0])
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
+            if let Some(call) = self.calls.calls.get_mut(&no) {
+                if call.invite_branch == branch {
+                    call.final_retx = None;
+                    if call.finished() {
+                        self.calls.remove(no);
+                    }
+                    return;
+                }
+            }
+        }
+        if self.our_routes(f) > 0 || !tag_of(f.to).is_empty() {
+            self.route_in_dialog(now_ms, src, req, f, None);
+        }
+    }
+
+    /// Route a request inside a dialog by its Route header (we Record-Routed), or
+    /// by its Request-URI; statelessly, with a branch derived from the incoming one
+    /// so retransmissions take the same path.
+    pub(super) fn route_in_dialog(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: Option<Replier>,
+    ) {
+        let method = req.method.to_string();
+        let reject = |sw: &mut Switch, code: u16| {
+            if let Some(r) = r.clone() {
+                sw.answer(now_ms, r, code, None, &[]);
+            }
+        };
+        if f.max_forwards.is_some_and(|m| m.trim() == "0") {
+            return reject(self, 483);
+        }
+        let ours = self.our_routes(f);
+        let no = self.calls.by_call_id.get(f.call_id).copied();
+        if ours == 0 && no.is_none() {
+            return reject(self, 481);
+        }
+        let next_hop = match f.routes.get(ours) {
+            Some(route) => parse_name_addr(route).and_then(|n| uri_addr(&n.uri)),
+            None => uri_addr(&wire::format_uri(&req.uri)),
+        };
+        let Some(dest) = next_hop else {
+            return reject(self, 404);
+        };
+        if dest == self.local
+            || (dest.port() == self.local.port() && self.local.ip().is_unspecified())
+        {
+            // Addressed to the switch itself with no further route (e.g. the ACK
+            // of a 407): nothing to forward.
+            return reject(self, 481);
+        }
+        // Track the dialog: CSeq per side, BYE ends the call.
+        if let Some(call) = no.and_then(|no| self.calls.calls.get_mut(&no)) {
+            let from_caller = tag_of(f.from) == call.caller_tag;
+            let cseq = f.cseq_number().unwrap_or(0);
+            if from_caller {
+                call.caller_cseq = call.caller_cseq.max(cseq);
+            } else {
+                call.callee_cseq = call.callee_cseq.max(cseq);
+            }
+            if method == "BYE" {
+                let no = call.no;
+                if call.phase == CallPhase::Answered {
+                    self.end_call(now_ms, no, CallOutcome::Completed, 200);
+                }
+            }
+        }
+        let incoming = parse_via(f.vias[0])
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        let branch = format!("{STATELESS_BRANCH}{:016x}", stable_hash(&incoming, &method));
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            self.via_host(dest.ip())
+        );
+        let top = wire::via_with_received_rport(f.vias[0], src);
+        let bytes = rewrite(
+            &req.headers,
+            &req.body,
+            &Rewrite {
+                start_line: format!("{method} {} SIP/2.0", wire::format_uri(&req.uri)),
+                prepend: &[("Via", &via)],
+                replace_top_via: top.as_deref(),
+                drop_routes: ours,
+                decrement_max_forwards: true,
+                ..Rewrite::default()
+            },
+        );
+        self.send(dest, bytes);
+    }
+
+    /// A response to a request we forwarded statelessly: take our Via off and
+    /// pass it to the next one.
+    pub(super) fn relay_stateless_response(&mut self, resp: &rsip::Response) {
+        let f = Fields::of(&resp.headers);
+        let Some(next) = f.vias.get(1).and_then(|v| parse_via(v)) else {
+            return;
+        };
+        let Some(dest) = next.response_addr(5060) else {
+            return;
+        };
+        let bytes = rewrite(
+            &resp.headers,
+            &resp.body,
+            &Rewrite {
+                start_line: status_line(resp),
+                drop_top_via: true,
+                ..Rewrite::default()
+            },
+        );
+        self.send(dest, bytes);
+    }
+
+    /// Timers of every call: INVITE retransmissions (A/B), rings, no answer, and
+    /// our final's retransmissions (G/H); then forget finished calls.
+    pub(super) fn calls_tick(&mut self, now_ms: u64) {
+        let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
+        let numbers: Vec<u32> = self.calls.calls.keys().copied().collect();
+        for no in numbers {
+            let mut resend = Vec::new();
+            let mut timed_out = Vec::new();
+            let mut ring_changed = false;
+            let mut no_answer = false;
+            let Some(call) = self.calls.calls.get_mut(&no) else {
+                continue;
+            };
+            for (i, b) in call.branches.iter_mut().enumerate() {
+                if b.state == BranchState::Done {
+                    continue;
+                }
+                match b.retx.due(now_ms, T2_MS * 16) {
+                    Ok(true) if b.state == BranchState::Calling => {
+                        resend.push((b.dest, b.retx.bytes.clone()))
+                    }
+                    Ok(_) => {}
+                    Err(()) => timed_out.push(i),
+                }
+            }
+            if call.phase == CallPhase::Ringing {
+                let due =
+                    1 + (now_ms.saturating_sub(call.ring_started_ms) / ring_ms).min(254) as u8;
+                if due > call.rings {
+                    call.rings = due;
+                    ring_changed = true;
+                }
+            }
+            if matches!(call.phase, CallPhase::Dialing | CallPhase::Ringing)
+                && now_ms >= call.deadline_ms
+            {
+                no_answer = true;
+            }
+            if let Some(fr) = call.final_retx.as_mut() {
+                match fr.due(now_ms, T2_MS) {
+                    Ok(true) => resend.push((fr.dest, fr.bytes.clone())),
+                    Ok(false) => {}
+                    Err(()) => call.final_retx = None,
+                }
+            }
+            let got_ringing = call.got_ringing;
+            for (to, bytes) in resend {
+                self.send(to, bytes);
+            }
+            if ring_changed {
+                self.call_event(no);
+                self.publish_call(no);
+            }
+            for i in timed_out {
+                if let Some(b) = self
+                    .calls
+                    .calls
+                    .get_mut(&no)
+                    .and_then(|c| c.branches.get_mut(i))
+                {
+                    b.state = BranchState::Done;
+                    b.status = Some(408);
+                }
+                if let Some(c) = self.calls.calls.get_mut(&no) {
+                    c.best = Some(better_final(c.best, 408));
+                }
+            }
+            if no_answer {
+                let (code, outcome) = if got_ringing {
+                    (480, CallOutcome::NoAnswer)
+                } else {
+                    (408, CallOutcome::TimedOut)
+                };
+                let reason = if got_ringing {
+                    Some("Temporarily Unavailable (no answer)")
+                } else {
+                    None
+                };
+                self.fail_call(now_ms, no, code, reason, outcome);
+            } else if self.calls.calls.get(&no).is_some_and(|c| {
+                !c.ended()
+                    && c.phase != CallPhase::Answered
+                    && !c.branches.is_empty()
+                    && c.branches.iter().all(|b| b.state == BranchState::Done)
+            }) {
+                let best = self
+                    .calls
+                    .calls
+                    .get(&no)
+                    .and_then(|c| c.best)
+                    .unwrap_or(408);
+                self.fail_call(now_ms, no, best, None, outcome_of(best));
+            }
+            if self.calls.calls.get(&no).is_some_and(|c| {
+                c.finished()
+                    && (c.answer_ms == 0
+                        || now_ms >= c.end_ms + super::call::TRANSACTION_TIMEOUT_MS)
+            }) {
+                self.calls.remove(no);
+            }
+        }
+        for slot in self.calls.slots.expire(now_ms) {
+            self.out.calls.insert(slot, CallEntry::FREE);
+        }
+    }
+
+    /// A call-state event for call `no`.
+    pub(super) fn call_event(&mut self, no: u32) {
+        if let Some(c) = self.calls.calls.get(&no) {
+            self.out.events.push(Event::CallState {
+                call: no,
+                from: c.caller.to_string(),
+                to: c.dialled.clone(),
+                phase: c.phase,
+                rings: c.rings,
+            });
+        }
+    }
+
+    /// Queue the call-table entry and the ringing/busy bits the call affects.
+    pub(super) fn publish_call(&mut self, no: u32) {
+        let Some(c) = self.calls.calls.get(&no) else {
+            return;
+        };
+        if let Some(slot) = c.slot {
+            self.out.calls.insert(slot, c.entry());
+        }
+        let exts = [c.caller, c.callee];
+        for ext in exts {
+            if ext == 0 {
+                continue;
+            }
+            let mut ringing = false;
+            let mut busy = false;
+            for c in self.calls.active_for(ext) {
+                if c.callee == ext && c.phase == CallPhase::Ringing {
+                    ringing = true;
+                }
+                if c.caller == ext || c.phase == CallPhase::Answered {
+                    busy = true;
+                }
+            }
+            self.out.bits.insert(ext, (ringing, busy));
+        }
+    }
+
+    /// `hangup CALL|EXT`: BYE both sides of answered calls, CANCEL ringing ones.
+    pub(super) fn hangup(&mut self, now_ms: u64, id: Option<u64>, target: &str) {
+        use coventry_shared::event::ResultCode;
+        let plan = self.config.server.plan;
+        let numbers: Vec<u32> = match target.parse::<u16>() {
+            Ok(ext) if target.len() == usize::from(plan.digits()) && plan.contains(ext) => {
+                self.calls.active_for(ext).map(|c| c.no).collect()
+            }
+            _ => target
+                .parse::<u32>()
+                .ok()
+                .filter(|n| self.calls.calls.get(n).is_some_and(|c| !c.ended()))
+                .into_iter()
+                .collect(),
+        };
+        if numbers.is_empty() {
+            return super::command::result(
+                self,
+                id,
+                ResultCode::NotFound,
+                format!("no call matches {target}"),
+            );
+        }
+        let mut done = Vec::new();
+        for no in numbers {
+            let Some(c) = self.calls.calls.get(&no) else {
+                continue;
+            };
+            done.push(format!("{} ({} -> {})", no, c.caller, c.dialled));
+            if c.phase == CallPhase::Answered {
+                self.bye_both(now_ms, no);
+                self.end_call(now_ms, no, CallOutcome::Completed, 200);
+            } else {
+                self.fail_call(
+                    now_ms,
+                    no,
+                    487,
+                    Some("Request Terminated (operator)"),
+                    CallOutcome::Cancelled,
+                );
+            }
+        }
+        super::command::result(
+            self,
+            id,
+            ResultCode::Ok,
+            format!("hung up call {}", done.join(", ")),
+        );
+    }
+
+    /// The switch ends an answered call: a BYE to each side, as the other side.
+    fn bye_both(&mut self, now_ms: u64, no: u32) {
+        let Some(c) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        c.caller_cseq += 1;
+        c.callee_cseq += 1;
+        let to_callee = c.callee_addr.map(|dest| {
+            (
+                dest,
+                c.callee_contact.clone(),
+                c.from_hdr.clone(),
+                format!("{};tag={}", c.to_hdr, c.to_tag),
+                c.caller_cseq,
+            )
+        });
+        let to_caller = c.caller_addr.map(|dest| {
+            (
+                dest,
+                c.caller_contact.clone(),
+                format!("{};tag={}", c.to_hdr, c.to_tag),
+                c.from_hdr.clone(),
+                c.callee_cseq,
+            )
+        });
+        let call_id = c.call_id.clone();
+        for (dest, uri, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
+            let branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
+            let bytes = format!(
+                "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+                 From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n\
+                 Content-Length: 0\r\n\r\n",
+                self.via_host(dest.ip())
+            )
+            .into_bytes();
+            self.client_tx
+                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+            self.send(dest, bytes);
+        }
+    }
+}
+
+/// A hash that is the same for a request and its retransmissions.
+fn stable_hash(branch: &str, method: &str) -> u64 {
+    // FNV-1a: tiny, stable across runs (std's hasher is randomly keyed).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in branch.bytes().chain([b'|']).chain(method.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
