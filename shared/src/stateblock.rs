@@ -168,7 +168,8 @@ pub mod call_state {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallEntry {
-    /// Switch-local call number (0 = free slot).
+    /// Switch-local call number (0 = free slot). Numbers start at 1000, so they
+    /// never read as an extension of either plan.
     pub id: u32,
     /// `call_state::*`.
     pub state: u8,
@@ -176,12 +177,14 @@ pub struct CallEntry {
     pub ring_count: u8,
     /// SIP status of the outcome once ended.
     pub cause: u16,
+    /// `event::CallOutcome` as a number once ended (state `ENDED`).
+    pub outcome: u16,
     /// Caller, NUL-padded.
     pub from: [u8; 24],
     /// Callee as dialled, NUL-padded.
     pub to: [u8; 24],
     /// SIP Call-ID (cut to fit), NUL-padded.
-    pub call_id: [u8; 64],
+    pub call_id: [u8; 62],
     /// Start, ms since the epoch.
     pub start_ms: u64,
     /// Answer, ms since the epoch (0 = not answered).
@@ -197,9 +200,10 @@ impl CallEntry {
         state: call_state::FREE,
         ring_count: 0,
         cause: 0,
+        outcome: 0,
         from: [0; 24],
         to: [0; 24],
-        call_id: [0; 64],
+        call_id: [0; 62],
         start_ms: 0,
         answer_ms: 0,
         end_ms: 0,
@@ -791,6 +795,9 @@ mod tests {
         assert_eq!(offset_of!(ExtEntry, contacts), 136);
         assert_eq!(size_of::<Bitmaps>(), 5 * 80);
         assert_eq!(size_of::<CallEntry>(), 144);
+        assert_eq!(offset_of!(CallEntry, outcome), 8);
+        assert_eq!(offset_of!(CallEntry, call_id), 58);
+        assert_eq!(offset_of!(CallEntry, start_ms), 120);
         assert_eq!(size_of::<Counters>(), 32 * 8);
         assert_eq!(offset_of!(Body, bitmaps), 600 * 1160);
         assert_eq!(offset_of!(Body, calls), 600 * 1160 + 400);

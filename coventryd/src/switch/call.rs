@@ -8,6 +8,9 @@ use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+/// The first call number.
+pub const FIRST_CALL_NUMBER: u32 = 1000;
+
 /// How long an ended call stays visible in the call table.
 pub const LINGER_MS: u64 = 10_000;
 /// Timer B / Timer H: 64 × T1.
@@ -190,9 +193,10 @@ impl Call {
             },
             ring_count: self.rings,
             cause: self.outcome.map(|o| o.1).unwrap_or(0),
+            outcome: self.outcome.map(|o| o.0 as u16).unwrap_or(0),
             from: [0; 24],
             to: [0; 24],
-            call_id: [0; 64],
+            call_id: [0; 62],
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             end_ms: self.end_ms,
@@ -299,9 +303,10 @@ pub struct CallBook {
 }
 
 impl CallBook {
-    /// A new call number (never 0).
+    /// A new call number: from 1000 on, so a call number never reads as an
+    /// extension number (`hangup 42` can only mean extension 42).
     pub fn number(&mut self) -> u32 {
-        self.next = self.next.wrapping_add(1).max(1);
+        self.next = self.next.wrapping_add(1).max(FIRST_CALL_NUMBER);
         self.next
     }
 
