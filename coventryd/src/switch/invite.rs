@@ -936,7 +936,7 @@ impl Switch {
 }
 
 /// A hash that is the same for a request and its retransmissions.
-fn stable_hash(branch: &str, method: &str) -> u64 {
+pub(super) fn stable_hash(branch: &str, method: &str) -> u64 {
     // FNV-1a: tiny, stable across runs (std's hasher is randomly keyed).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in branch.bytes().chain([b'|']).chain(method.bytes()) {

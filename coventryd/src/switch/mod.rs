@@ -7,6 +7,7 @@ mod command;
 mod delivery;
 mod invite;
 mod message;
+mod passthrough;
 mod register;
 pub mod reply;
 
@@ -310,9 +311,8 @@ impl Switch {
             {
                 self.route_in_dialog(now_ms, src, &req, &f, Some(r))
             }
-            "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" => {
-                self.answer(now_ms, r, 481, None, &[])
-            }
+            "SUBSCRIBE" | "NOTIFY" | "PUBLISH" => self.on_passthrough(now_ms, src, &req, &f, r),
+            "BYE" | "UPDATE" | "INFO" | "PRACK" | "REFER" => self.answer(now_ms, r, 481, None, &[]),
             _ => self.answer(now_ms, r, 501, None, &[("Allow", ALLOW)]),
         }
     }
@@ -462,4 +462,4 @@ impl Switch {
 
 /// Methods the switch accepts (for `Allow`).
 pub const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, UPDATE, INFO, PRACK, REFER, NOTIFY";
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, UPDATE, INFO, PRACK, REFER, NOTIFY, SUBSCRIBE, PUBLISH";

@@ -1,0 +1,420 @@
+//! Call flows through the switch core with a simulated clock: no sockets, exact
+//! timing (rings, no answer, retransmissions) and every byte the switch sends.
+//! The end-to-end tests in `tests/` run the same flows against the real daemon.
+
+use coventry_shared::config::Config;
+use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventryd::registrar::Registrar;
+use coventryd::sip::digest::answer_challenge;
+use coventryd::switch::Switch;
+use std::net::SocketAddr;
+use std::path::Path;
+
+const SWITCH: &str = "127.0.0.1:5060";
+const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+                    [calls]\nring = 2\nnoanswer = 3\n\
+                    [21]\nsecret = pw21\n[35]\nsecret = pw35\nlines = 1\n[36]\nsecret = pw36\n";
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+struct Lab {
+    sw: Switch,
+    now: u64,
+    events: Vec<Event>,
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n")
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim())
+}
+
+fn status(msg: &str) -> u16 {
+    msg.strip_prefix("SIP/2.0 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A response to `req` with `code`, as the phone that received it would send.
+fn respond(req: &str, code: u16, to_tag: &str, contact_port: u16, body: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} X\r\n");
+    for l in req.split("\r\n") {
+        let name = l.split(':').next().unwrap_or("");
+        match name {
+            "Via" | "From" | "Call-ID" | "CSeq" | "Record-Route" => {
+                out.push_str(&format!("{l}\r\n"))
+            }
+            "To" if !l.contains("tag=") && code > 100 => {
+                out.push_str(&format!("{l};tag={to_tag}\r\n"))
+            }
+            "To" => out.push_str(&format!("{l}\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str(&format!(
+        "Contact: <sip:x@127.0.0.1:{contact_port}>\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    out
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let config = Config::parse(Path::new("t.conf"), CONF).expect("config");
+        let sw = Switch::new(config, SWITCH.parse().expect("addr"), Registrar::new());
+        Lab {
+            sw,
+            now: 1_000_000,
+            events: Vec::new(),
+        }
+    }
+
+    /// Feed a datagram; return what the switch sent, as (destination, text).
+    fn feed(&mut self, from: u16, msg: &str) -> Vec<(SocketAddr, String)> {
+        self.sw.on_datagram(self.now, addr(from), msg.as_bytes());
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Vec<(SocketAddr, String)> {
+        let out = self.sw.take_out();
+        self.events.extend(out.events);
+        out.sends
+            .into_iter()
+            .map(|(a, b)| (a, String::from_utf8_lossy(&b).into_owned()))
+            .collect()
+    }
+
+    fn advance(&mut self, ms: u64) -> Vec<(SocketAddr, String)> {
+        let mut sent = Vec::new();
+        let end = self.now + ms;
+        while self.now < end {
+            self.now = (self.now + 100).min(end);
+            self.sw.on_tick(self.now);
+            sent.extend(self.collect());
+        }
+        sent
+    }
+
+    /// Send `req` (without credentials); answer the challenge; return the sends
+    /// that follow the authenticated request.
+    fn authed(
+        &mut self,
+        from: u16,
+        user: &str,
+        method: &str,
+        build: impl Fn(&str, u32) -> String,
+    ) -> Vec<(SocketAddr, String)> {
+        let first = self.feed(from, &build("", 1));
+        let challenge = first
+            .iter()
+            .find_map(|(_, m)| header(m, "Proxy-Authenticate").or(header(m, "WWW-Authenticate")))
+            .unwrap_or_else(|| panic!("no challenge in {first:?}"))
+            .to_string();
+        let hdr = if method == "REGISTER" {
+            "Authorization"
+        } else {
+            "Proxy-Authorization"
+        };
+        let value = answer_challenge(
+            &challenge,
+            method,
+            &format!("sip:{SWITCH}"),
+            user,
+            &format!("pw{user}"),
+            "c0ffee",
+            1,
+        )
+        .expect("answer");
+        self.feed(from, &build(&format!("{hdr}: {value}\r\n"), 2))
+    }
+
+    fn register(&mut self, user: &str, port: u16) {
+        let sent = self.authed(port, user, "REGISTER", |auth, cseq| {
+            format!(
+                "REGISTER sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKr{cseq}{port}\r\n\
+                 From: <sip:{user}@test>;tag=r{port}\r\nTo: <sip:{user}@test>\r\nCall-ID: reg{port}\r\n\
+                 CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\n{auth}Content-Length: 0\r\n\r\n"
+            )
+        });
+        assert_eq!(status(&sent[0].1), 200, "{sent:?}");
+    }
+
+    /// 21 (port 6021) calls `to`; returns the sends after the authenticated INVITE.
+    fn invite(&mut self, to: &str, call_id: &str) -> Vec<(SocketAddr, String)> {
+        let build = |auth: &str, cseq: u32| {
+            format!(
+                "INVITE sip:{to}@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKi{cseq}{call_id}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:{to}@test>\r\nCall-ID: {call_id}\r\n\
+                 CSeq: {cseq} INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n{auth}Content-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{SDP}",
+                SDP.len()
+            )
+        };
+        self.authed(6021, "21", "INVITE", build)
+    }
+
+    fn records(&self) -> Vec<(CallOutcome, u16, u64, u64)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CallRecord {
+                    outcome,
+                    status,
+                    start_ms,
+                    answer_ms,
+                    ..
+                } => Some((*outcome, *status, *start_ms, *answer_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn phases(&self) -> Vec<(CallPhase, u8)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CallState { phase, rings, .. } => Some((*phase, *rings)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn to(sent: &[(SocketAddr, String)], port: u16) -> Vec<&str> {
+    sent.iter()
+        .filter(|(a, _)| a.port() == port)
+        .map(|(_, m)| m.as_str())
+        .collect()
+}
+
+#[test]
+fn answered_call_passes_sdp_and_follows_the_route_both_ways() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "c1");
+    assert_eq!(status(to(&sent, 6021)[0]), 100, "100 Trying at once");
+    let inv = to(&sent, 6035)[0].to_string();
+    assert!(
+        inv.starts_with("INVITE sip:35@127.0.0.1:6035 SIP/2.0\r\n"),
+        "{inv}"
+    );
+    assert!(inv.ends_with(SDP), "SDP byte for byte");
+    assert!(header(&inv, "Record-Route").is_some_and(|r| r.contains(";lr")));
+    assert_eq!(header(&inv, "Max-Forwards"), Some("69"));
+    assert!(
+        header(&inv, "Proxy-Authorization").is_none(),
+        "credentials stay with the switch"
+    );
+
+    let ringing = lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
+    assert_eq!(status(to(&ringing, 6021)[0]), 180);
+    lab.advance(4_100);
+    assert_eq!(
+        lab.phases().last(),
+        Some(&(CallPhase::Ringing, 3)),
+        "a ring every 2 s"
+    );
+    let ok = lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
+    let ok = to(&ok, 6021)[0].to_string();
+    assert_eq!(status(&ok), 200);
+    assert!(ok.ends_with(SDP));
+    assert!(
+        !ok.contains("127.0.0.1:5060;branch"),
+        "our Via is taken off: {ok}"
+    );
+    let rr = header(&ok, "Record-Route").expect("rr").to_string();
+
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:x@127.0.0.1:6035 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch={branch}\r\n\
+             Route: {rr}\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>;tag=callee\r\n\
+             Call-ID: c1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let ack = lab.feed(6021, &in_dialog("ACK", 2, "z9hG4bKack"));
+    assert!(to(&ack, 6035)[0].starts_with("ACK sip:x@127.0.0.1:6035"));
+    assert!(
+        header(to(&ack, 6035)[0], "Route").is_none(),
+        "our Route is popped"
+    );
+    let reinvite = lab.feed(6021, &in_dialog("INVITE", 3, "z9hG4bKre"));
+    let fwd = to(&reinvite, 6035)[0].to_string();
+    assert!(
+        fwd.starts_with("INVITE sip:x@127.0.0.1:6035"),
+        "re-INVITE (hold) passes: {fwd}"
+    );
+    let back = lab.feed(6035, &respond(&fwd, 200, "callee", 6035, ""));
+    assert_eq!(
+        status(to(&back, 6021)[0]),
+        200,
+        "its 200 comes back statelessly"
+    );
+    lab.advance(1_000);
+    let bye = lab.feed(6021, &in_dialog("BYE", 4, "z9hG4bKbye"));
+    assert!(to(&bye, 6035)[0].starts_with("BYE "));
+    let recs = lab.records();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].0, recs[0].1), (CallOutcome::Completed, 200));
+    assert!(recs[0].3 > recs[0].2, "answered after it started");
+}
+
+#[test]
+fn no_answer_after_the_configured_rings_cancels_and_answers_480() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "c2");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
+    let before = lab.advance(5_900);
+    assert!(
+        to(&before, 6021).is_empty(),
+        "nothing before 3 rings x 2 s: {before:?}"
+    );
+    let after = lab.advance(200);
+    assert_eq!(status(to(&after, 6021)[0]), 480);
+    assert!(
+        to(&after, 6035)[0].starts_with("CANCEL sip:35@127.0.0.1:6035"),
+        "{after:?}"
+    );
+    assert_eq!(lab.records()[0].0, CallOutcome::NoAnswer);
+    // The caller does not ACK: our 480 is re-sent (Timer G).
+    let again = lab.advance(600);
+    assert!(to(&again, 6021).iter().any(|m| status(m) == 480));
+}
+
+#[test]
+fn silent_callee_times_out_busy_by_lines_and_failures() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "c3");
+    let inv = to(&sent, 6035)[0].to_string();
+    // Timer A retransmits the INVITE while nothing comes back.
+    let resent = lab.advance(600);
+    assert!(to(&resent, 6035).iter().any(|m| m.starts_with("INVITE")));
+    lab.feed(6035, &respond(&inv, 100, "callee", 6035, ""));
+    let done = lab.advance(6_000);
+    assert_eq!(status(to(&done, 6021)[0]), 408);
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::TimedOut)
+    );
+
+    // 35 has lines = 1: while one call rings, the next is busy at once.
+    let sent = lab.invite("35", "c4");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
+    let busy = lab.invite("35", "c5");
+    assert_eq!(status(to(&busy, 6021)[0]), 486);
+    assert_eq!(lab.records().last().map(|r| r.0), Some(CallOutcome::Busy));
+    assert!(to(&busy, 6035).is_empty(), "35 is not disturbed");
+    // The callee refuses: 603 relayed, ACKed hop by hop.
+    let rej = lab.feed(6035, &respond(&inv, 603, "callee", 6035, ""));
+    assert_eq!(status(to(&rej, 6021)[0]), 603);
+    assert!(to(&rej, 6035)[0].starts_with("ACK sip:35@127.0.0.1:6035"));
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Rejected)
+    );
+
+    for (number, code, outcome) in [
+        ("36", 480, CallOutcome::Unavailable),
+        ("77", 404, CallOutcome::Unknown),
+        ("3", 484, CallOutcome::Incomplete),
+    ] {
+        let sent = lab.invite(number, &format!("x{number}"));
+        assert_eq!(status(to(&sent, 6021)[0]), code, "{number}");
+        assert_eq!(lab.records().last().map(|r| r.0), Some(outcome));
+    }
+}
+
+#[test]
+fn caller_cancel_and_operator_hangup() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "c6");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
+    let cancel = "CANCEL sip:35@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKi2c6\r\n\
+                  Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>\r\nCall-ID: c6\r\n\
+                  CSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    let out = lab.feed(6021, cancel);
+    let codes: Vec<u16> = to(&out, 6021).iter().map(|m| status(m)).collect();
+    assert!(codes.contains(&200) && codes.contains(&487), "{codes:?}");
+    assert!(to(&out, 6035)[0].starts_with("CANCEL "));
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Cancelled)
+    );
+
+    // An answered call ended by the operator: BYE to both sides.
+    let sent = lab.invite("35", "c7");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
+    lab.sw.on_control(
+        lab.now,
+        coventryd::fifo::Line::Complete(b"#9 hangup 35".to_vec()),
+    );
+    let out = lab.collect();
+    assert!(
+        to(&out, 6035)
+            .iter()
+            .any(|m| m.starts_with("BYE sip:x@127.0.0.1:6035")),
+        "{out:?}"
+    );
+    assert!(
+        to(&out, 6021)
+            .iter()
+            .any(|m| m.starts_with("BYE sip:21@127.0.0.1:6021")),
+        "{out:?}"
+    );
+    assert!(lab.events.iter().any(|e| matches!(
+        e,
+        Event::CommandResult {
+            id: Some(9),
+            code: coventry_shared::event::ResultCode::Ok,
+            ..
+        }
+    )));
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Completed)
+    );
+}
+
+#[test]
+fn subscribe_passes_through_with_record_route() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.authed(6021, "21", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKs{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=sub\r\nTo: <sip:35@test>\r\nCall-ID: s1\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: presence\r\nExpires: 60\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    let fwd = to(&sent, 6035)[0].to_string();
+    assert!(fwd.starts_with("SUBSCRIBE sip:35@127.0.0.1:6035"), "{fwd}");
+    assert!(header(&fwd, "Record-Route").is_some());
+    let back = lab.feed(6035, &respond(&fwd, 200, "n", 6035, ""));
+    assert_eq!(status(to(&back, 6021)[0]), 200);
+    // Without credentials nobody subscribes "as 21".
+    let spoof = "SUBSCRIBE sip:35@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6099;branch=z9hG4bKsp\r\n\
+                 From: <sip:21@test>;tag=x\r\nTo: <sip:35@test>\r\nCall-ID: s2\r\nCSeq: 1 SUBSCRIBE\r\n\
+                 Event: presence\r\nContent-Length: 0\r\n\r\n";
+    let out = lab.feed(6099, spoof);
+    assert_eq!(status(to(&out, 6099)[0]), 407);
+    assert!(to(&out, 6035).is_empty());
+}
