@@ -41,14 +41,15 @@ Environment:
 
 /// Control and inspect a running Coventry SIP switch (coventryd).
 ///
-/// pbxctl reads the daemon's state block (registrations, counters, the event ring)
-/// and sends commands through its control FIFO, both in the runtime directory. It
-/// never speaks SIP. Output is a table for people, or JSON with --json for scripts;
-/// colour is used only on a terminal and never when NO_COLOR is set.
+/// pbxctl reads the daemon's state block (registrations, calls, extension states,
+/// counters, the event ring) and sends commands through its control FIFO, both in the
+/// runtime directory. It never speaks SIP. Output is a table for people, or JSON with
+/// --json for scripts; colour is used only on a terminal and never when NO_COLOR is
+/// set.
 ///
-/// Commands that change something (message, release, reload) wait for the daemon's
-/// result and exit with a status that tells how it went, so they are safe to use from
-/// scripts and cron.
+/// Commands that change something (message, hangup, release, reload) wait for the
+/// daemon's result and exit with a status that tells how it went, so they are safe to
+/// use from scripts and cron.
 #[derive(Debug, Parser)]
 #[command(
     name = "pbxctl",
@@ -109,6 +110,33 @@ pub enum CliCommand {
         ext: Option<u16>,
     },
 
+    /// List calls: live ones, and those that ended in the last seconds.
+    ///
+    /// One row per call: its number (from 1000, for hangup), caller, callee as
+    /// dialled, state (dialing, ringing with the rings so far, answered, ended), rings,
+    /// local start time, duration and, once ended, the outcome with its SIP status
+    /// (completed, busy, no-answer, rejected, cancelled, unknown-number,
+    /// incomplete-number, unavailable, timed-out, failed). The duration of an answered
+    /// call is its talk time; of any other call, the time since it started (until it
+    /// ended). The switch keeps ended calls in its table for about 10 seconds. Prints
+    /// "no calls" when there are none (still status 0).
+    Calls {
+        /// Show only calls from or to this extension (as dialled).
+        #[arg(value_name = "EXT")]
+        ext: Option<u16>,
+    },
+
+    /// Show the extension grid: one cell per extension of the dial plan, like a
+    /// busy-lamp field.
+    ///
+    /// Ten cells per row (10-19, 20-29, ... or 100-109, ...), each the extension
+    /// number and a letter: r ringing, B busy (in a call), D do not disturb, F
+    /// forwarded, R registered and idle, - configured but not registered (offline),
+    /// . not configured. When several apply, the first of that list wins. Below the
+    /// grid: how many extensions are configured (of the plan's 80 or 600), registered,
+    /// ringing, busy, in DND and forwarded; then the legend.
+    Exts,
+
     /// Send a text message to an extension, a group or `all`, and wait for the result.
     ///
     /// The words of TEXT are joined with single spaces. The daemon delivers it only to
@@ -124,6 +152,19 @@ pub enum CliCommand {
         text: Vec<String>,
     },
 
+    /// End a call, or every call of an extension, and wait for the result.
+    ///
+    /// The switch sends BYE to both sides of an answered call and cancels one that
+    /// is still ringing. A number with the dial plan's digit count (21, or 215 in the
+    /// 3-digit plan) names an extension: all its calls end. Call numbers, as shown by
+    /// calls, start at 1000, so they never read as an extension. When nothing
+    /// matches, the daemon says so (status 1).
+    Hangup {
+        /// Call number (1000 and up), or extension number.
+        #[arg(value_name = "CALL|EXT")]
+        target: String,
+    },
+
     /// Drop every registration of an extension and wait for the result.
     Release {
         /// Extension number.
@@ -134,7 +175,8 @@ pub enum CliCommand {
     /// Make the daemon re-read its configuration file and wait for the result.
     Reload,
 
-    /// Follow the event ring: one line per event (registrations, messages, results...).
+    /// Follow the event ring: one line per event (registrations, calls, messages,
+    /// results...).
     ///
     /// Starts at the newest event and prints each new one with its local time; with
     /// --json one JSON object per line (seq, time_ms, kind and the event's fields).
@@ -219,5 +261,12 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["pbxctl", "message", "21"]).is_err());
         assert!(Cli::try_parse_from(["pbxctl", "release", "x"]).is_err());
+        let c = Cli::try_parse_from(["pbxctl", "calls", "21", "--json"]).expect("ok");
+        assert!(matches!(c.command, CliCommand::Calls { ext: Some(21) }));
+        let c = Cli::try_parse_from(["pbxctl", "exts"]).expect("ok");
+        assert!(matches!(c.command, CliCommand::Exts));
+        let c = Cli::try_parse_from(["pbxctl", "hangup", "1234"]).expect("ok");
+        assert!(matches!(c.command, CliCommand::Hangup { target } if target == "1234"));
+        assert!(Cli::try_parse_from(["pbxctl", "hangup"]).is_err());
     }
 }

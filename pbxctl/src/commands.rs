@@ -1,4 +1,4 @@
-//! `message`, `release`, `reload`: send one control line and report the daemon's result.
+//! `message`, `hangup`, `release`, `reload`: send one control line and report the daemon's result.
 
 use crate::daemon;
 use crate::error::{Error, Status};

@@ -1,8 +1,9 @@
 //! Finding the daemon: the runtime directory, its state block and its liveness.
 
 use crate::error::Error;
+use crate::output::warn;
 use coventry_shared::runtime;
-use coventry_shared::stateblock::{HeaderInfo, OpenError, StateReader};
+use coventry_shared::stateblock::{HeaderInfo, OpenError, Snapshot, StateReader};
 use std::path::{Path, PathBuf};
 
 /// Heartbeats older than this (ms) mean the daemon is stuck or gone.
@@ -68,4 +69,23 @@ pub fn require_alive(reader: &StateReader) -> Result<(), Error> {
             reader.header().pid
         )))
     }
+}
+
+/// Open the state block of the running daemon in `dir` and take a consistent
+/// snapshot of it (status 3 when the daemon is gone). A stale heartbeat only earns a
+/// warning on stderr: what the block says is still the best there is.
+pub fn live_snapshot(dir: &Path) -> Result<Snapshot, Error> {
+    let reader = open_state(dir)?;
+    require_alive(&reader)?;
+    let snap = reader
+        .snapshot()
+        .ok_or_else(|| Error::failed("could not read a consistent state block (daemon busy?)"))?;
+    let now = coventry_shared::now_ms();
+    if liveness(&reader, &snap.header, now) == Liveness::StaleHeartbeat {
+        warn(&format!(
+            "warning: the daemon's heartbeat is {:.1}s old; this may be out of date",
+            heartbeat_age_ms(&snap.header, now) as f64 / 1000.0
+        ));
+    }
+    Ok(snap)
 }

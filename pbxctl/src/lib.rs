@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod calls;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod error;
+pub mod exts;
 pub mod fifo;
 pub mod output;
 pub mod regs;
@@ -30,6 +32,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         CliCommand::Status => status::run(&mut out, &dir),
         CliCommand::Regs { ext } => regs::run(&mut out, &dir, ext),
+        CliCommand::Calls { ext } => calls::run(&mut out, &dir, ext),
+        CliCommand::Exts => exts::run(&mut out, &dir),
+        CliCommand::Hangup { target } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::Hangup { target },
+        ),
         CliCommand::Message { target, text } => {
             commands::run(&mut out, &dir, g.timeout, commands::message(&target, &text))
         }

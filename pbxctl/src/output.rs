@@ -29,6 +29,10 @@ pub enum Paint {
     Dim,
     /// Emphasis.
     Bold,
+    /// Set aside (do not disturb).
+    Magenta,
+    /// Redirected (forwarded).
+    Cyan,
 }
 
 impl Paint {
@@ -39,6 +43,8 @@ impl Paint {
             Paint::Red => "31",
             Paint::Dim => "2",
             Paint::Bold => "1",
+            Paint::Magenta => "35",
+            Paint::Cyan => "36",
         }
     }
 }
@@ -111,10 +117,21 @@ impl Out {
 
     /// Print a table.
     pub fn print_table(&mut self, table: &Table) -> Result<(), Error> {
+        self.print_table_painted(table, &[])
+    }
+
+    /// Print a table whose data rows are painted as `rows` says (one entry per row,
+    /// in order; missing entries are unpainted). Whole lines are painted after the
+    /// table is laid out, so escape codes never upset the column widths.
+    pub fn print_table_painted(
+        &mut self,
+        table: &Table,
+        rows: &[Option<Paint>],
+    ) -> Result<(), Error> {
         let text = table.to_string();
         // Plain tables pad every cell; the blanks at either end only get in the way
         // of scripts.
-        let text: Vec<&str> = text
+        let mut lines: Vec<String> = text
             .lines()
             .map(|l| {
                 if self.tty {
@@ -123,9 +140,21 @@ impl Out {
                     l.strip_prefix(' ').unwrap_or(l)
                 }
             })
-            .map(str::trim_end)
+            .map(|l| l.trim_end().to_string())
             .collect();
-        self.line(&text.join("\n"))
+        if self.colour && rows.iter().any(Option::is_some) {
+            // Boxed (terminal) tables: top border, header, rule, the rows, bottom
+            // border; every row is one line (cells never hold line breaks).
+            let n = table.row_count();
+            if lines.len() == n + 4 {
+                for (line, paint) in lines[3..3 + n].iter_mut().zip(rows) {
+                    if let Some(p) = paint {
+                        *line = self.paint(*p, line);
+                    }
+                }
+            }
+        }
+        self.line(&lines.join("\n"))
     }
 }
 
@@ -174,6 +203,24 @@ pub fn clock(ms: u64) -> String {
     {
         Some(t) => t.format("%H:%M:%S%.3f").to_string(),
         None => "??:??:??.???".to_string(),
+    }
+}
+
+/// Local time of `ms` as `HH:MM:SS`, with the date in front when it is not the same
+/// local day as `now_ms`.
+pub fn start_time(ms: u64, now_ms: u64) -> String {
+    use chrono::TimeZone;
+    let local = |ms: u64| {
+        i64::try_from(ms)
+            .ok()
+            .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    };
+    match (local(ms), local(now_ms)) {
+        (Some(t), Some(now)) if t.date_naive() == now.date_naive() => {
+            t.format("%H:%M:%S").to_string()
+        }
+        (Some(t), _) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        (None, _) => "?".to_string(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! `regs`: registered contacts.
 
-use crate::daemon::{self, Liveness};
+use crate::daemon;
 use crate::error::Error;
-use crate::output::{sanitize, warn, Out};
+use crate::output::{sanitize, Out};
 use coventry_shared::stateblock::{get_str, Snapshot};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -74,9 +74,8 @@ pub fn collect(snap: &Snapshot, only: Option<u16>) -> Vec<Reg> {
 
 /// List registered contacts of the daemon in `dir`, or of extension `only`.
 pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
-    let reader = daemon::open_state(dir)?;
-    daemon::require_alive(&reader)?;
-    let plan = reader.plan();
+    let snap = daemon::live_snapshot(dir)?;
+    let plan = snap.header.plan;
     if let Some(n) = only {
         if !plan.contains(n) {
             return Err(Error::usage(format!(
@@ -84,16 +83,7 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
             )));
         }
     }
-    let snap = reader
-        .snapshot()
-        .ok_or_else(|| Error::failed("could not read a consistent state block (daemon busy?)"))?;
     let now = coventry_shared::now_ms();
-    if daemon::liveness(&reader, &snap.header, now) == Liveness::StaleHeartbeat {
-        warn(&format!(
-            "warning: the daemon's heartbeat is {:.1}s old; this may be out of date",
-            daemon::heartbeat_age_ms(&snap.header, now) as f64 / 1000.0
-        ));
-    }
     let regs = collect(&snap, only);
     if out.json {
         let list: Vec<Value> = regs.iter().map(|r| r.to_json(now)).collect();

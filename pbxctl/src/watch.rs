@@ -4,7 +4,7 @@ use crate::daemon;
 use crate::error::Error;
 use crate::output::{clock, sanitize, Out, Paint};
 use crate::wait::POLL;
-use coventry_shared::event::{Event, EventRecord, ResultCode};
+use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
 use serde_json::{json, Value};
@@ -54,11 +54,48 @@ pub fn event_json(rec: &EventRecord) -> Value {
         }
         Event::AuthFailed { user, source } => json!({ "user": user, "source": source }),
         Event::Warning { text } | Event::Notice { text } => json!({ "text": text }),
+        Event::CallState {
+            call,
+            from,
+            to,
+            phase,
+            rings,
+        } => json!({ "call": call, "from": from, "to": to, "phase": phase.name(), "rings": rings }),
+        Event::CallRecord {
+            call,
+            from,
+            to,
+            start_ms,
+            answer_ms,
+            end_ms,
+            outcome,
+            status,
+        } => json!({
+            "call": call,
+            "from": from,
+            "to": to,
+            "start_ms": start_ms,
+            "answer_ms": answer_ms,
+            "end_ms": end_ms,
+            "duration_s": end_ms.saturating_sub(*start_ms) / 1000,
+            "talk_s": talk_secs(*answer_ms, *end_ms),
+            "outcome": outcome.name(),
+            "status": status,
+        }),
     };
     if let (Some(obj), Value::Object(fields)) = (v.as_object_mut(), fields) {
         obj.extend(fields);
     }
     v
+}
+
+/// Whole seconds talked in a call answered at `answer_ms` (0: never) up to `end_ms`.
+pub fn talk_secs(answer_ms: u64, end_ms: u64) -> u64 {
+    if answer_ms == 0 {
+        0
+    } else {
+        end_ms.saturating_sub(answer_ms) / 1000
+    }
 }
 
 /// The text line of one event: local time and the event's display form.
@@ -69,6 +106,9 @@ pub fn event_line(out: &Out, rec: &EventRecord) -> String {
         Event::AuthFailed { .. } => Some(Paint::Red),
         Event::CommandResult { code, .. } if *code != ResultCode::Ok => Some(Paint::Red),
         Event::Message { status, .. } if *status >= 300 => Some(Paint::Red),
+        Event::CallRecord { outcome, .. } if *outcome != CallOutcome::Completed => {
+            Some(Paint::Yellow)
+        }
         _ => None,
     };
     let text = match paint {

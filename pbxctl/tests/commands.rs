@@ -84,6 +84,10 @@ fn no_state_block_is_status_3_for_every_command() {
         &["message", "21", "hi"],
         &["release", "21"],
         &["reload"],
+        &["calls"],
+        &["exts"],
+        &["hangup", "21"],
+        &["--json", "calls"],
         &["watch", "--count", "1"],
         &["--json", "status"],
     ] {
@@ -116,7 +120,14 @@ fn dead_pid_is_status_3() {
     assert_eq!(v["running"], false);
     assert_eq!(v["stale"], true);
 
-    for args in [&["message", "21", "hi"][..], &["regs"], &["reload"]] {
+    for args in [
+        &["message", "21", "hi"][..],
+        &["regs"],
+        &["reload"],
+        &["calls"],
+        &["exts"],
+        &["hangup", "1007"],
+    ] {
         let o = f.run(args);
         assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("is gone"), "{}", stderr(&o));
@@ -399,32 +410,17 @@ fn three_digit_plan_and_runtime_dir_from_the_environment() {
 #[test]
 fn colour_and_borders_only_on_a_terminal() {
     // `script` gives pbxctl a pseudo-terminal as stdout.
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !have_script() {
         eprintln!("skipped: script(1) is not installed");
         return;
     }
     let f = Fake::new(Plan::TwoDigit);
     populate(&f);
-    let run_tty = |cmd: &str, no_color: bool| {
-        let mut c = std::process::Command::new("script");
-        c.args(["-qec", cmd, "/dev/null"])
-            .env_remove("NO_COLOR")
-            .env("COVENTRY_RUNTIME_DIR", f.path());
-        if no_color {
-            c.env("NO_COLOR", "1");
-        }
-        let o = c.output().expect("script");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let bin = env!("CARGO_BIN_EXE_pbxctl");
-    let s = run_tty(&format!("{bin} status"), false);
+    let run_tty = |args: &str, no_color: bool| pbxctl_tty(f.path(), args, no_color);
+    let s = run_tty("status", false);
     assert!(s.contains("\u{1b}[32mrunning"), "{s:?}");
-    let s = run_tty(&format!("{bin} status"), true);
+    let s = run_tty("status", true);
     assert!(s.contains("running") && !s.contains('\u{1b}'), "{s:?}");
-    let s = run_tty(&format!("{bin} regs"), true);
+    let s = run_tty("regs", true);
     assert!(s.contains('│'), "boxed table on a terminal: {s}");
 }

@@ -153,8 +153,8 @@ fn commands_section(cmd: &clap::Command) -> String {
 
 const JSON_SECTION: &str = r##".SH "JSON OUTPUT"
 With \fB\-\-json\fR every command prints JSON on standard output: one object
-(\fBstatus\fR, \fBmessage\fR, \fBrelease\fR, \fBreload\fR), one array (\fBregs\fR), or
-one object per line (\fBwatch\fR).
+(\fBstatus\fR, \fBmessage\fR, \fBhangup\fR, \fBrelease\fR, \fBreload\fR), one array
+(\fBregs\fR, \fBcalls\fR, \fBexts\fR), or one object per line (\fBwatch\fR).
 Times are milliseconds since the Unix epoch.
 Errors still go to standard error as text, and the exit status tells what happened.
 .TP
@@ -171,7 +171,27 @@ counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
 An array of \fB{"ext", "name", "contact", "source", "user_agent", "registered_ms",
 "expires_ms", "expires_in"}\fR objects, \fBexpires_in\fR in seconds.
 .TP
-.BR message ", " release ", " reload
+.B calls
+An array of \fB{"call", "from", "to", "state", "ended", "rings", "start_ms",
+"answer_ms", "end_ms", "duration_s", "talk_s", "outcome", "status", "call_id"}\fR
+objects, live calls first.
+\fBstate\fR is \fBdialing\fR, \fBringing\fR, \fBanswered\fR or \fBended\fR;
+\fBanswer_ms\fR and \fBend_ms\fR are 0 until the call is answered or ends;
+\fBduration_s\fR counts from the start and \fBtalk_s\fR from the answer (0 if never
+answered), both up to now or to the end.
+\fBoutcome\fR and \fBstatus\fR (the SIP status behind it) are null until the call
+ends, then one of \fBcompleted\fR, \fBbusy\fR, \fBno\-answer\fR, \fBrejected\fR,
+\fBcancelled\fR, \fBunknown\-number\fR, \fBincomplete\-number\fR,
+\fBunavailable\fR, \fBtimed\-out\fR, \fBfailed\fR.
+\fBcall_id\fR is the SIP Call-ID (as much of it as the state block keeps).
+.TP
+.B exts
+An array of one \fB{"ext", "name", "state", "configured", "registered", "ringing",
+"busy", "dnd", "forwarded", "contacts"}\fR object per extension of the dial plan (80
+or 600), in order: \fBstate\fR is the letter of the grid, \fBcontacts\fR the number of
+registered contacts, the others true or false.
+.TP
+.BR message ", " hangup ", " release ", " reload
 \fB{"id", "code", "ok", "text", "command"}\fR: the request id, the daemon's result code
 (\fBok\fR, \fBbad\-syntax\fR, \fBunknown\-verb\fR, \fBnot\-found\fR, \fBfailed\fR),
 whether it is \fBok\fR, the daemon's text and the command as sent.
@@ -180,14 +200,17 @@ whether it is \fBok\fR, the daemon's text and the command as sent.
 One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's fields:
 \fBregistered\fR (ext, contact, user_agent), \fBunregistered\fR (ext, contact, why),
 \fBmessage\fR (from, to, status, text), \fBresult\fR (id, code, text),
-\fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text).
+\fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text),
+\fBcall\fR (call, from, to, phase, rings: one per state change and per ring) and
+\fBcall\-record\fR (call, from, to, start_ms, answer_ms, end_ms, duration_s, talk_s,
+outcome, status: one when a call ends).
 pbxctl adds \fB{"kind":"lost","count":N}\fR when N events were overwritten before it
 could read them, and \fB\%{"kind":"daemon\-stopped","pid":N,"time_ms":T}\fR and
 \fB\%{"kind":"daemon\-restarted",...}\fR when the daemon goes away or comes back.
 "##;
 
 const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
-\fBmessage\fR, \fBrelease\fR and \fBreload\fR are checked locally with the daemon's own
+\fBmessage\fR, \fBhangup\fR, \fBrelease\fR and \fBreload\fR are checked locally with the daemon's own
 grammar, then written as one line, \fB#\fR\fIID\fR \fIcommand\fR, to the control FIFO
 with a single \fBwrite\fR(2) (lines are at most 512 bytes, so concurrent writers never
 interleave).
@@ -215,12 +238,12 @@ Tables are drawn with borders only on a terminal; otherwise their columns are
 separated by spaces, for \fBawk\fR(1) and friends.
 .TP
 .B TZ
-The time zone of the times shown by \fBwatch\fR and \fBstatus\fR.
+The time zone of the times shown by \fBwatch\fR, \fBcalls\fR and \fBstatus\fR.
 .SH FILES
 .TP
 .I /run/coventry/state
 The state block: a fixed-size file the daemon maps read-write and pbxctl maps
-read-only (registrations, counters, the event ring).
+read-only (registrations, extension states, calls, counters, the event ring).
 Its absence means the daemon is not running.
 .TP
 .I /run/coventry/control
@@ -233,6 +256,10 @@ Reading them needs membership in the daemon's group.
 .EX
 pbxctl status
 pbxctl regs 21
+pbxctl exts
+pbxctl calls
+pbxctl hangup 21
+pbxctl calls \-\-json | jq '.[] | select(.state == "ringing" and .rings >= 5)'
 pbxctl message all "Dinner is ready"
 pbxctl \-\-timeout 2 release 35 || echo "release failed: $?"
 pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
@@ -288,6 +315,9 @@ fn pbxctl_man_page_is_current() {
         ".SH ENVIRONMENT",
         ".SH FILES",
         ".SS watch",
+        ".SS calls",
+        ".SS exts",
+        ".SS hangup",
         "\\-\\-from\\-start",
         "COVENTRY_RUNTIME_DIR",
     ] {

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use coventry_shared::dialplan::Plan;
-use coventry_shared::event::{Event, ResultCode, Unregistration};
+use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode, Unregistration};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::{StateWriter, RING_SLOTS};
 use serde_json::Value;
@@ -158,15 +158,32 @@ fn every_kind_prints_with_local_time_and_display() {
             text: "disk".into(),
         },
         notice("started"),
+        Event::CallState {
+            call: 1012,
+            from: "21".into(),
+            to: "35".into(),
+            phase: CallPhase::Ringing,
+            rings: 2,
+        },
+        Event::CallRecord {
+            call: 1012,
+            from: "21".into(),
+            to: "35".into(),
+            start_ms: 1_700_000_000_000,
+            answer_ms: 1_700_000_004_000,
+            end_ms: 1_700_000_065_900,
+            outcome: CallOutcome::Completed,
+            status: 200,
+        },
     ];
     for e in &events {
         f.push(e.clone());
     }
-    let o = f.run(&["watch", "--from-start", "--count", "7"]);
+    let o = f.run(&["watch", "--from-start", "--count", "9"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 7, "{out}");
+    assert_eq!(lines.len(), 9, "{out}");
     for (line, e) in lines.iter().zip(&events) {
         let (time, rest) = line.split_at(12);
         let b = time.as_bytes();
@@ -183,10 +200,19 @@ fn every_kind_prints_with_local_time_and_display() {
     }
     assert!(!out.contains('\u{1b}'), "no escapes reach the terminal");
 
-    let o = f.run(&["watch", "--json", "--from-start", "--count", "7"]);
+    assert!(
+        lines[7].ends_with(" call 1012 21 -> 35 ringing (ring 2)"),
+        "{out}"
+    );
+    assert!(
+        lines[8].ends_with(" call 1012 21 -> 35 ended: completed [200], 65s, talked 61s"),
+        "{out}"
+    );
+
+    let o = f.run(&["watch", "--json", "--from-start", "--count", "9"]);
     let out = stdout(&o);
     let v: Vec<Value> = out.lines().map(parse).collect();
-    assert_eq!(v.len(), 7);
+    assert_eq!(v.len(), 9);
     let kinds: Vec<&str> = v
         .iter()
         .map(|x| x["kind"].as_str().expect("kind"))
@@ -200,7 +226,9 @@ fn every_kind_prints_with_local_time_and_display() {
             "result",
             "auth-failed",
             "warning",
-            "notice"
+            "notice",
+            "call",
+            "call-record"
         ]
     );
     assert_eq!(v[0]["user_agent"], "Yealink");
@@ -210,6 +238,116 @@ fn every_kind_prints_with_local_time_and_display() {
     assert_eq!(v[3]["code"], "not-found");
     assert_eq!(v[4]["source"], "192.0.2.9:5099");
     assert_eq!(v[6]["text"], "started");
+}
+
+#[test]
+fn call_events_in_json() {
+    let f = Fake::new(Plan::TwoDigit);
+    let phases = [
+        (CallPhase::Dialing, 0),
+        (CallPhase::Ringing, 1),
+        (CallPhase::Ringing, 2),
+        (CallPhase::Answered, 2),
+        (CallPhase::Ended, 2),
+    ];
+    for (phase, rings) in phases {
+        f.push(Event::CallState {
+            call: 4_000_000_000,
+            from: "21".into(),
+            to: "100".into(),
+            phase,
+            rings,
+        });
+    }
+    let records = [
+        // Answered: talked from answer to end.
+        (1_000, 5_500, 70_999, CallOutcome::Completed, 200, 69, 65),
+        // Never answered: no talk time.
+        (1_000, 0, 31_000, CallOutcome::NoAnswer, 480, 30, 0),
+        (1_000, 0, 1_400, CallOutcome::Busy, 486, 0, 0),
+    ];
+    for (start_ms, answer_ms, end_ms, outcome, status, _, _) in records {
+        f.push(Event::CallRecord {
+            call: 1009,
+            from: "22".into(),
+            to: "35".into(),
+            start_ms,
+            answer_ms,
+            end_ms,
+            outcome,
+            status,
+        });
+    }
+    let o = f.run(&["watch", "--json", "--from-start", "--count", "8"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let v: Vec<Value> = out.lines().map(parse).collect();
+    assert_eq!(v.len(), 8, "{out}");
+    for (k, (phase, rings)) in phases.iter().enumerate() {
+        let obj = v[k].as_object().expect("object");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["call", "from", "kind", "phase", "rings", "seq", "time_ms", "to"]
+        );
+        assert_eq!(v[k]["kind"], "call");
+        assert_eq!(v[k]["call"], 4_000_000_000u64);
+        assert_eq!(v[k]["from"], "21");
+        assert_eq!(v[k]["to"], "100");
+        assert_eq!(v[k]["phase"], phase.name());
+        assert_eq!(v[k]["rings"], *rings);
+    }
+    let phases: Vec<&str> = v[..5]
+        .iter()
+        .map(|x| x["phase"].as_str().expect("phase"))
+        .collect();
+    assert_eq!(
+        phases,
+        ["dialing", "ringing", "ringing", "answered", "ended"]
+    );
+    for (k, (start_ms, answer_ms, end_ms, outcome, status, duration, talk)) in
+        records.iter().enumerate()
+    {
+        let r = &v[5 + k];
+        let mut keys: Vec<&str> = r
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "answer_ms",
+                "call",
+                "duration_s",
+                "end_ms",
+                "from",
+                "kind",
+                "outcome",
+                "seq",
+                "start_ms",
+                "status",
+                "talk_s",
+                "time_ms",
+                "to"
+            ]
+        );
+        assert_eq!(r["kind"], "call-record");
+        assert_eq!(r["call"], 1009);
+        assert_eq!(r["from"], "22");
+        assert_eq!(r["to"], "35");
+        assert_eq!(r["start_ms"], *start_ms);
+        assert_eq!(r["answer_ms"], *answer_ms);
+        assert_eq!(r["end_ms"], *end_ms);
+        assert_eq!(r["outcome"], outcome.name());
+        assert_eq!(r["status"], *status);
+        assert_eq!(r["duration_s"], *duration, "{r}");
+        assert_eq!(r["talk_s"], *talk, "{r}");
+    }
+    assert_eq!(v[6]["outcome"], "no-answer");
 }
 
 #[test]

@@ -41,6 +41,86 @@ pub enum Command {
         /// Call number or extension.
         target: String,
     },
+    /// `forward EXT TARGET|off [always|busy|noanswer] [until=UNIX]`: set or clear
+    /// a forward; `until` (seconds since the epoch) makes the switch revert it.
+    Forward {
+        /// Extension whose calls are forwarded.
+        ext: u16,
+        /// Where to (`None`: off).
+        target: Option<String>,
+        /// Which forward.
+        kind: ForwardKind,
+        /// Revert at this time (seconds since the epoch).
+        until: Option<u64>,
+    },
+    /// `dnd EXT on|off [until=UNIX]`: do not disturb.
+    Dnd {
+        /// Extension.
+        ext: u16,
+        /// On or off.
+        on: bool,
+        /// Revert at this time (seconds since the epoch).
+        until: Option<u64>,
+    },
+    /// `dial EXT TARGET`: click-to-dial — ring EXT, then connect it to TARGET.
+    Dial {
+        /// The extension rung first.
+        ext: u16,
+        /// What it is connected to.
+        target: String,
+    },
+    /// `speed CODE TARGET|off`: set or clear a speed dial.
+    Speed {
+        /// The short code (digits).
+        code: String,
+        /// Its target (`None`: clear).
+        target: Option<String>,
+    },
+}
+
+/// Which forward a `forward` command sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardKind {
+    /// Every call.
+    Always,
+    /// When the extension is busy (or on DND).
+    Busy,
+    /// When it does not answer within its rings.
+    NoAnswer,
+}
+
+impl ForwardKind {
+    /// The word used in commands.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardKind::Always => "always",
+            ForwardKind::Busy => "busy",
+            ForwardKind::NoAnswer => "noanswer",
+        }
+    }
+
+    /// Parse `always`, `busy`, `noanswer` (also `no-answer`).
+    pub fn parse(s: &str) -> Option<ForwardKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(ForwardKind::Always),
+            "busy" => Some(ForwardKind::Busy),
+            "noanswer" | "no-answer" => Some(ForwardKind::NoAnswer),
+            _ => None,
+        }
+    }
+}
+
+/// A dial target: digits, `*` and `#` (feature codes), at most 32 characters.
+fn is_dial_target(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// `until=UNIX` option.
+fn parse_until(s: &str) -> Option<u64> {
+    s.strip_prefix("until=")?.parse().ok()
 }
 
 /// Why a control line was rejected.
@@ -85,8 +165,19 @@ pub const USAGE_RELEASE_RELOAD: &str = "reload";
 /// Usage of `hangup`.
 pub const USAGE_HANGUP: &str = "hangup CALL|EXT";
 
+/// Usage of `forward`.
+pub const USAGE_FORWARD: &str = "forward EXT TARGET|off [always|busy|noanswer] [until=UNIX]";
+/// Usage of `dnd`.
+pub const USAGE_DND: &str = "dnd EXT on|off [until=UNIX]";
+/// Usage of `dial`.
+pub const USAGE_DIAL: &str = "dial EXT TARGET";
+/// Usage of `speed`.
+pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
+
 /// Every verb, for completion and help.
-pub const VERBS: &[&str] = &["message", "release", "reload", "hangup"];
+pub const VERBS: &[&str] = &[
+    "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed",
+];
 
 impl Request {
     /// Parse one line (without or with its trailing newline).
@@ -137,6 +228,84 @@ impl Request {
                     target: args.to_string(),
                 }
             }
+            "forward" | "fwd" => {
+                let usage = || err(ParseError::Usage(USAGE_FORWARD));
+                let words: Vec<&str> = args.split_whitespace().collect();
+                let (ext, target) = match words.as_slice() {
+                    [e, t, ..] => (e.parse::<u16>().map_err(|_| usage())?, *t),
+                    _ => return Err(usage()),
+                };
+                let target = if target.eq_ignore_ascii_case("off") {
+                    None
+                } else if is_dial_target(target) {
+                    Some(target.to_string())
+                } else {
+                    return Err(usage());
+                };
+                let (mut kind, mut until) = (ForwardKind::Always, None);
+                for w in &words[2..] {
+                    if let Some(k) = ForwardKind::parse(w) {
+                        kind = k;
+                    } else if let Some(u) = parse_until(w) {
+                        until = Some(u);
+                    } else {
+                        return Err(usage());
+                    }
+                }
+                Command::Forward {
+                    ext,
+                    target,
+                    kind,
+                    until,
+                }
+            }
+            "dnd" => {
+                let usage = || err(ParseError::Usage(USAGE_DND));
+                let words: Vec<&str> = args.split_whitespace().collect();
+                let (ext, on, rest) = match words.as_slice() {
+                    [e, o, rest @ ..] => {
+                        let on = match o.to_ascii_lowercase().as_str() {
+                            "on" => true,
+                            "off" => false,
+                            _ => return Err(usage()),
+                        };
+                        (e.parse::<u16>().map_err(|_| usage())?, on, rest)
+                    }
+                    _ => return Err(usage()),
+                };
+                let until = match rest {
+                    [] => None,
+                    [u] => Some(parse_until(u).ok_or_else(usage)?),
+                    _ => return Err(usage()),
+                };
+                Command::Dnd { ext, on, until }
+            }
+            "dial" | "call" => {
+                let usage = || err(ParseError::Usage(USAGE_DIAL));
+                match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [e, t] if is_dial_target(t) => Command::Dial {
+                        ext: e.parse().map_err(|_| usage())?,
+                        target: t.to_string(),
+                    },
+                    _ => return Err(usage()),
+                }
+            }
+            "speed" => {
+                let usage = || err(ParseError::Usage(USAGE_SPEED));
+                match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [c, t] if is_dial_target(c) => Command::Speed {
+                        code: c.to_string(),
+                        target: if t.eq_ignore_ascii_case("off") {
+                            None
+                        } else if is_dial_target(t) {
+                            Some(t.to_string())
+                        } else {
+                            return Err(usage());
+                        },
+                    },
+                    _ => return Err(usage()),
+                }
+            }
             "reload" => {
                 if !args.is_empty() {
                     return Err(err(ParseError::Usage(USAGE_RELEASE_RELOAD)));
@@ -170,6 +339,34 @@ impl fmt::Display for Command {
             Command::Release { ext } => write!(f, "release {ext}"),
             Command::Reload => f.write_str("reload"),
             Command::Hangup { target } => write!(f, "hangup {target}"),
+            Command::Forward {
+                ext,
+                target,
+                kind,
+                until,
+            } => {
+                write!(
+                    f,
+                    "forward {ext} {} {}",
+                    target.as_deref().unwrap_or("off"),
+                    kind.name()
+                )?;
+                if let Some(u) = until {
+                    write!(f, " until={u}")?;
+                }
+                Ok(())
+            }
+            Command::Dnd { ext, on, until } => {
+                write!(f, "dnd {ext} {}", if *on { "on" } else { "off" })?;
+                if let Some(u) = until {
+                    write!(f, " until={u}")?;
+                }
+                Ok(())
+            }
+            Command::Dial { ext, target } => write!(f, "dial {ext} {target}"),
+            Command::Speed { code, target } => {
+                write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
+            }
         }
     }
 }
@@ -230,6 +427,62 @@ mod tests {
             }
         );
         assert!(Request::parse(b"hangup x").is_err());
+        let all = [
+            Command::Forward {
+                ext: 21,
+                target: Some("35".into()),
+                kind: ForwardKind::Always,
+                until: None,
+            },
+            Command::Forward {
+                ext: 21,
+                target: None,
+                kind: ForwardKind::Busy,
+                until: None,
+            },
+            Command::Forward {
+                ext: 21,
+                target: Some("36".into()),
+                kind: ForwardKind::NoAnswer,
+                until: Some(1_800_000_000),
+            },
+            Command::Dnd {
+                ext: 21,
+                on: true,
+                until: Some(1_800_000_000),
+            },
+            Command::Dnd {
+                ext: 21,
+                on: false,
+                until: None,
+            },
+            Command::Dial {
+                ext: 21,
+                target: "35".into(),
+            },
+            Command::Speed {
+                code: "*7".into(),
+                target: Some("0123456".into()),
+            },
+            Command::Speed {
+                code: "*7".into(),
+                target: None,
+            },
+        ];
+        for c in all {
+            let r = Request {
+                id: Some(5),
+                command: c,
+            };
+            assert_eq!(Request::parse(r.to_line().as_bytes()), Ok(r));
+        }
+        assert_eq!(
+            Request::parse(b"forward 21 35 --busy"),
+            Err((None, ParseError::Usage(USAGE_FORWARD)))
+        );
+        assert!(Request::parse(b"dnd 21 maybe").is_err());
+        assert!(Request::parse(b"dnd 21 on until=x").is_err());
+        assert!(Request::parse(b"dial 21 sip:evil").is_err());
         assert!(Request::parse(b"hangup").is_err());
     }
 

@@ -126,10 +126,18 @@ pub struct ExtEntry {
     pub _pad: [u8; 2],
     /// Display name, NUL-padded.
     pub name: [u8; 32],
-    /// Forward-always target, NUL-padded (features issue).
-    pub forward: [u8; 24],
-    /// Reserved for feature settings, zero.
-    pub reserved: [u8; 72],
+    /// Forward-always target, NUL-padded (empty: none).
+    pub forward_always: [u8; 24],
+    /// Forward-on-busy target, NUL-padded.
+    pub forward_busy: [u8; 24],
+    /// Forward-on-no-answer target, NUL-padded.
+    pub forward_noanswer: [u8; 24],
+    /// When DND reverts by itself, ms since the epoch (0: never).
+    pub dnd_until_ms: u64,
+    /// When the forwards revert by themselves, ms since the epoch (0: never).
+    pub forward_until_ms: u64,
+    /// Reserved, zero.
+    pub reserved: [u8; 8],
     /// Registered contacts.
     pub contacts: [ContactEntry; MAX_CONTACTS],
 }
@@ -793,6 +801,8 @@ mod tests {
         assert_eq!(size_of::<ContactEntry>(), 256);
         assert_eq!(size_of::<ExtEntry>(), 1160);
         assert_eq!(offset_of!(ExtEntry, contacts), 136);
+        assert_eq!(offset_of!(ExtEntry, forward_always), 40);
+        assert_eq!(offset_of!(ExtEntry, dnd_until_ms), 112);
         assert_eq!(size_of::<Bitmaps>(), 5 * 80);
         assert_eq!(size_of::<CallEntry>(), 144);
         assert_eq!(offset_of!(CallEntry, outcome), 8);

@@ -58,6 +58,9 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
         }
         Command::Reload => sw.out.reload = Some(id),
         Command::Hangup { target } => sw.hangup(now_ms, id, &target),
+        Command::Forward { .. } | Command::Dnd { .. } | Command::Dial { .. } | Command::Speed { .. } => {
+            result(sw, id, ResultCode::Failed, "not available in this version".into())
+        }
     }
 }
 

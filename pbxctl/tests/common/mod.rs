@@ -287,3 +287,26 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Whether script(1) is there to give pbxctl a pseudo-terminal.
+pub fn have_script() -> bool {
+    Command::new("script").arg("--version").output().is_ok()
+}
+
+/// Run pbxctl ARGS on a pseudo-terminal (through script(1)) with the runtime
+/// directory `dir`, with `NO_COLOR=1` when `no_color`; its terminal output.
+pub fn pbxctl_tty(dir: &Path, args: &str, no_color: bool) -> String {
+    let mut c = Command::new("script");
+    c.args([
+        "-qec",
+        &format!("{} {args}", env!("CARGO_BIN_EXE_pbxctl")),
+        "/dev/null",
+    ])
+    .env_remove("NO_COLOR")
+    .env("COVENTRY_RUNTIME_DIR", dir);
+    if no_color {
+        c.env("NO_COLOR", "1");
+    }
+    let o = c.output().expect("script");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,268 @@
+//! `exts`: the extension grid, one cell per extension of the plan, like a
+//! busy-lamp field.
+
+use crate::daemon;
+use crate::error::Error;
+use crate::output::{Out, Paint};
+use coventry_shared::stateblock::{get_bit, Snapshot, EXT_CONFIGURED};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Cells per row of the grid: one decade (10–19, 20–29, ...).
+pub const PER_ROW: usize = 10;
+
+/// The state one cell shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lamp {
+    /// `r`: a call to it is ringing.
+    Ringing,
+    /// `B`: in a call.
+    Busy,
+    /// `D`: do not disturb.
+    Dnd,
+    /// `F`: forwarded.
+    Forwarded,
+    /// `R`: registered and idle.
+    Registered,
+    /// `-`: configured, not registered.
+    Offline,
+    /// `.`: not configured.
+    Unconfigured,
+}
+
+impl Lamp {
+    /// Every lamp, in the order of the legend (the order of priority).
+    pub const ALL: [Lamp; 7] = [
+        Lamp::Ringing,
+        Lamp::Busy,
+        Lamp::Dnd,
+        Lamp::Forwarded,
+        Lamp::Registered,
+        Lamp::Offline,
+        Lamp::Unconfigured,
+    ];
+
+    /// The letter in the grid.
+    pub fn letter(self) -> char {
+        match self {
+            Lamp::Ringing => 'r',
+            Lamp::Busy => 'B',
+            Lamp::Dnd => 'D',
+            Lamp::Forwarded => 'F',
+            Lamp::Registered => 'R',
+            Lamp::Offline => '-',
+            Lamp::Unconfigured => '.',
+        }
+    }
+
+    /// What the letter means (for the legend).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Lamp::Ringing => "ringing",
+            Lamp::Busy => "busy",
+            Lamp::Dnd => "dnd",
+            Lamp::Forwarded => "forwarded",
+            Lamp::Registered => "registered",
+            Lamp::Offline => "offline",
+            Lamp::Unconfigured => "not configured",
+        }
+    }
+
+    /// Its colour on a terminal.
+    pub fn paint(self) -> Option<Paint> {
+        match self {
+            Lamp::Ringing => Some(Paint::Yellow),
+            Lamp::Busy => Some(Paint::Red),
+            Lamp::Dnd => Some(Paint::Magenta),
+            Lamp::Forwarded => Some(Paint::Cyan),
+            Lamp::Registered => Some(Paint::Green),
+            Lamp::Offline => None,
+            Lamp::Unconfigured => Some(Paint::Dim),
+        }
+    }
+}
+
+/// One extension of the plan with its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtState {
+    /// Extension number.
+    pub ext: u16,
+    /// Display name.
+    pub name: String,
+    /// It has a section in the configuration.
+    pub configured: bool,
+    /// At least one contact registered.
+    pub registered: bool,
+    /// A call to it rings.
+    pub ringing: bool,
+    /// In a call.
+    pub busy: bool,
+    /// Do not disturb.
+    pub dnd: bool,
+    /// Forwarded.
+    pub forwarded: bool,
+    /// Registered contacts.
+    pub contacts: usize,
+}
+
+impl ExtState {
+    /// The lamp: the first that applies of ringing, busy, DND, forwarded,
+    /// registered; else `-` when configured and `.` when not.
+    pub fn lamp(&self) -> Lamp {
+        if self.ringing {
+            Lamp::Ringing
+        } else if self.busy {
+            Lamp::Busy
+        } else if self.dnd {
+            Lamp::Dnd
+        } else if self.forwarded {
+            Lamp::Forwarded
+        } else if self.registered {
+            Lamp::Registered
+        } else if self.configured {
+            Lamp::Offline
+        } else {
+            Lamp::Unconfigured
+        }
+    }
+
+    /// The JSON object for `--json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "ext": self.ext,
+            "name": self.name,
+            "state": self.lamp().letter().to_string(),
+            "configured": self.configured,
+            "registered": self.registered,
+            "ringing": self.ringing,
+            "busy": self.busy,
+            "dnd": self.dnd,
+            "forwarded": self.forwarded,
+            "contacts": self.contacts,
+        })
+    }
+}
+
+/// Every extension of the plan of `snap`, in order.
+pub fn collect(snap: &Snapshot) -> Vec<ExtState> {
+    let b = &snap.body.bitmaps;
+    snap.exts()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ExtState {
+            ext: snap.header.plan.number_at(i).unwrap_or(e.number),
+            name: e.name(),
+            configured: e.flags & EXT_CONFIGURED != 0,
+            registered: get_bit(&b.registered, i),
+            ringing: get_bit(&b.ringing, i),
+            busy: get_bit(&b.busy, i),
+            dnd: get_bit(&b.dnd, i),
+            forwarded: get_bit(&b.forwarded, i),
+            contacts: e
+                .active_contacts()
+                .iter()
+                .filter(|c| c.expires_ms != 0)
+                .count(),
+        })
+        .collect()
+}
+
+/// The grid: rows of [`PER_ROW`] cells `NN L`, a blank line, how many extensions
+/// are configured (of the plan's), registered, ringing, busy, in DND and forwarded,
+/// and the legend.
+pub fn grid(out: &Out, exts: &[ExtState]) -> Vec<String> {
+    let lit = |lamp: Lamp, text: String| match lamp.paint() {
+        Some(p) => out.paint(p, &text),
+        None => text,
+    };
+    let mut lines: Vec<String> = exts
+        .chunks(PER_ROW)
+        .map(|row| {
+            row.iter()
+                .map(|e| lit(e.lamp(), format!("{} {}", e.ext, e.lamp().letter())))
+                .collect::<Vec<_>>()
+                .join("  ")
+        })
+        .collect();
+    let count = |f: fn(&ExtState) -> bool| exts.iter().filter(|e| f(e)).count();
+    lines.push(String::new());
+    lines.push(format!(
+        "configured {}/{}, registered {}, ringing {}, busy {}, dnd {}, forwarded {}",
+        count(|e| e.configured),
+        exts.len(),
+        count(|e| e.registered),
+        count(|e| e.ringing),
+        count(|e| e.busy),
+        count(|e| e.dnd),
+        count(|e| e.forwarded),
+    ));
+    let legend: Vec<String> = Lamp::ALL
+        .iter()
+        .map(|lamp| {
+            format!(
+                "{} {}",
+                lit(*lamp, lamp.letter().to_string()),
+                lamp.meaning()
+            )
+        })
+        .collect();
+    lines.push(legend.join("  "));
+    lines
+}
+
+/// Show the extension grid of the daemon in `dir`.
+pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
+    let snap = daemon::live_snapshot(dir)?;
+    let exts = collect(&snap);
+    if out.json {
+        let list: Vec<Value> = exts.iter().map(ExtState::to_json).collect();
+        return out.json_doc(&Value::Array(list));
+    }
+    let lines = grid(out, &exts);
+    out.line(&lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(bits: &str) -> ExtState {
+        ExtState {
+            ext: 21,
+            name: String::new(),
+            configured: bits.contains('c'),
+            registered: bits.contains('R'),
+            ringing: bits.contains('r'),
+            busy: bits.contains('B'),
+            dnd: bits.contains('D'),
+            forwarded: bits.contains('F'),
+            contacts: 0,
+        }
+    }
+
+    #[test]
+    fn lamp_priority() {
+        for (bits, want) in [
+            ("", '.'),
+            ("c", '-'),
+            ("cR", 'R'),
+            ("cRF", 'F'),
+            ("cRFD", 'D'),
+            ("cRFDB", 'B'),
+            ("cRFDBr", 'r'),
+            ("crB", 'r'),
+            ("cD", 'D'),
+            ("cF", 'F'),
+        ] {
+            assert_eq!(ext(bits).lamp().letter(), want, "{bits:?}");
+        }
+    }
+
+    #[test]
+    fn letters_are_distinct() {
+        let mut letters: Vec<char> = Lamp::ALL.iter().map(|l| l.letter()).collect();
+        letters.sort_unstable();
+        letters.dedup();
+        assert_eq!(letters.len(), Lamp::ALL.len());
+    }
+}
