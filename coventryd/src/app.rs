@@ -129,9 +129,19 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             Registrar::new()
         }
     };
+    let settings = match persist::load_settings(&state_dir) {
+        Ok(s) => s.unwrap_or_default(),
+        Err((why, moved)) => {
+            log::warn!(
+                "settings file unreadable ({why}); moved to {}; starting without forwards/DND",
+                moved.display()
+            );
+            Default::default()
+        }
+    };
     let plan = config.server.plan;
     let realm = config.server.realm.clone();
-    let mut sw = Switch::new(config, local, registrar);
+    let mut sw = Switch::new(config, local, registrar).with_settings(settings);
     sw.on_tick(now_ms());
 
     let fifo_path = control_path(&runtime_dir);
@@ -150,6 +160,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     publisher.set_config(sw.config());
     for (ext, b) in sw.registrar().iter() {
         publisher.set_contacts(ext, b);
+    }
+    for ext in sw.settings().extensions().collect::<Vec<_>>() {
+        publisher.set_settings(ext, &sw.settings().get(ext));
     }
     publisher.event(
         start,
@@ -264,6 +277,16 @@ async fn flush(
     }
     for ext in &out.dirty {
         publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
+    }
+    for ext in &out.settings {
+        publisher.set_settings(*ext, &sw.settings().get(*ext));
+    }
+    if out.settings_changed {
+        // Settings change rarely and must survive a kill -9: written before
+        // anything else goes out.
+        if let Err(e) = persist::save_settings(&persister.state_dir, sw.settings()) {
+            log::error!("cannot save settings: {e}");
+        }
     }
     for (slot, entry) in &out.calls {
         publisher.set_call(*slot, entry);

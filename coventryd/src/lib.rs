@@ -9,6 +9,7 @@ pub mod persist;
 pub mod publish;
 pub mod registrar;
 pub mod secrets;
+pub mod settings;
 pub mod sip;
 pub mod switch;
 pub mod transaction;

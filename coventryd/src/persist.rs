@@ -3,6 +3,7 @@
 //! either the old or the new file, never a torn one.
 
 use crate::registrar::Registrar;
+use crate::settings::Settings;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -51,6 +52,46 @@ pub fn encode_registrations(reg: &Registrar, now_ms: u64) -> Vec<u8> {
         registrar: reg.clone(),
     })
     .unwrap_or_default()
+}
+
+/// File holding the operator settings (forwards, DND, speed dials).
+pub const SETTINGS_FILE: &str = "settings.json";
+
+#[derive(Serialize, Deserialize)]
+struct SettingsFile {
+    version: u32,
+    settings: Settings,
+}
+
+/// Write the settings atomically to `state_dir`.
+pub fn save_settings(state_dir: &Path, s: &Settings) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(&SettingsFile {
+        version: VERSION,
+        settings: s.clone(),
+    })
+    .map_err(io::Error::other)?;
+    write_atomic(&state_dir.join(SETTINGS_FILE), &bytes, 0o600)
+}
+
+/// Load the settings; a corrupt file is moved aside and reported.
+pub fn load_settings(state_dir: &Path) -> Result<Option<Settings>, (String, PathBuf)> {
+    let path = state_dir.join(SETTINGS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err((e.to_string(), path)),
+    };
+    match serde_json::from_slice::<SettingsFile>(&bytes) {
+        Ok(f) if f.version == VERSION => Ok(Some(f.settings)),
+        Ok(f) => match aside(&path, format!("unknown version {}", f.version)) {
+            Loaded::Corrupt(w, p) => Err((w, p)),
+            _ => Ok(None),
+        },
+        Err(e) => match aside(&path, e.to_string()) {
+            Loaded::Corrupt(w, p) => Err((w, p)),
+            _ => Ok(None),
+        },
+    }
 }
 
 /// Path of the registrations file in `state_dir`.

@@ -1,6 +1,7 @@
 //! Publishing the switch's state into the shared-memory state block.
 
 use crate::registrar::Binding;
+use crate::settings::{ExtSettings, Forward};
 use coventry_shared::config::Config;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::{
@@ -86,6 +87,28 @@ impl Publisher {
         let mut body = self.writer.body_mut();
         set_bit(&mut body.bitmaps.ringing, i, ringing);
         set_bit(&mut body.bitmaps.busy, i, busy);
+    }
+
+    /// Write the forward and DND settings of `ext` and its dnd/forwarded bits.
+    pub fn set_settings(&mut self, ext: u16, s: &ExtSettings) {
+        let Some(i) = self.writer.plan().index_of(ext) else {
+            return;
+        };
+        let mut body = self.writer.body_mut();
+        let e = &mut body.exts[i];
+        let target = |f: &Option<Forward>| f.as_ref().map(|f| f.target.clone()).unwrap_or_default();
+        put_str(&mut e.forward_always, &target(&s.always));
+        put_str(&mut e.forward_busy, &target(&s.busy));
+        put_str(&mut e.forward_noanswer, &target(&s.noanswer));
+        e.dnd_until_ms = s.dnd_until_ms.unwrap_or(0);
+        e.forward_until_ms = [&s.always, &s.busy, &s.noanswer]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.until_ms)
+            .min()
+            .unwrap_or(0);
+        set_bit(&mut body.bitmaps.dnd, i, s.dnd);
+        set_bit(&mut body.bitmaps.forwarded, i, s.forwarded());
     }
 
     /// Copy the counters.

@@ -87,6 +87,12 @@ pub struct LineConfig {
     pub md5: Option<String>,
     /// Contacts that may register at once (1..=4).
     pub lines: u8,
+    /// Extensions that ring together with this one at once (`coverage`).
+    pub coverage: Vec<u16>,
+    /// Extensions that join after `delay` rings (`delayed`).
+    pub delayed: Vec<u16>,
+    /// Rings before the delayed coverage joins (`delay`, default 2).
+    pub delay: u8,
 }
 
 impl fmt::Debug for LineConfig {
@@ -96,7 +102,63 @@ impl fmt::Debug for LineConfig {
             .field("display", &self.display)
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("lines", &self.lines)
+            .field("coverage", &self.coverage)
+            .field("delayed", &self.delayed)
+            .field("delay", &self.delay)
             .finish()
+    }
+}
+
+/// `[features]`: the keypad codes (each dialled alone, or followed by a target for
+/// the forward codes: `*72 35` is dialled as `*7235`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureCodes {
+    /// Set forward always (followed by the target).
+    pub forward_always: String,
+    /// Clear forward always.
+    pub forward_always_off: String,
+    /// Set forward on busy (followed by the target).
+    pub forward_busy: String,
+    /// Clear forward on busy.
+    pub forward_busy_off: String,
+    /// Set forward on no answer (followed by the target).
+    pub forward_noanswer: String,
+    /// Clear forward on no answer.
+    pub forward_noanswer_off: String,
+    /// Do not disturb on.
+    pub dnd_on: String,
+    /// Do not disturb off.
+    pub dnd_off: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            forward_always: "*72".into(),
+            forward_always_off: "*73".into(),
+            forward_busy: "*90".into(),
+            forward_busy_off: "*91".into(),
+            forward_noanswer: "*92".into(),
+            forward_noanswer_off: "*93".into(),
+            dnd_on: "*78".into(),
+            dnd_off: "*79".into(),
+        }
+    }
+}
+
+impl FeatureCodes {
+    /// Every code with its key name.
+    pub fn all(&self) -> [(&'static str, &str); 8] {
+        [
+            ("forward_always", &self.forward_always),
+            ("forward_always_off", &self.forward_always_off),
+            ("forward_busy", &self.forward_busy),
+            ("forward_busy_off", &self.forward_busy_off),
+            ("forward_noanswer", &self.forward_noanswer),
+            ("forward_noanswer_off", &self.forward_noanswer_off),
+            ("dnd_on", &self.dnd_on),
+            ("dnd_off", &self.dnd_off),
+        ]
     }
 }
 
@@ -111,6 +173,10 @@ pub struct Config {
     pub groups: BTreeMap<u16, Vec<u16>>,
     /// Configured extensions by number.
     pub lines: BTreeMap<u16, LineConfig>,
+    /// `[speed]`: speed-dial code → target.
+    pub speed: BTreeMap<String, String>,
+    /// `[features]`: keypad codes.
+    pub features: FeatureCodes,
 }
 
 /// A configuration error with its place.
@@ -199,6 +265,9 @@ impl Config {
                         sha256: None,
                         md5: None,
                         lines: 2,
+                        coverage: Vec::new(),
+                        delayed: Vec::new(),
+                        delay: 2,
                     },
                 )
             })
@@ -211,6 +280,8 @@ impl Config {
             calls: CallsConfig::default(),
             groups: BTreeMap::new(),
             lines,
+            speed: BTreeMap::new(),
+            features: FeatureCodes::default(),
         }
     }
 
@@ -231,6 +302,10 @@ struct Parser<'f> {
     calls: CallsConfig,
     groups: Vec<(usize, u16, Vec<u16>)>,
     lines: Vec<(usize, LineConfig)>,
+    speed: Vec<(usize, String, String)>,
+    features: FeatureCodes,
+    /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
+    coverage_lines: Vec<(usize, u16, String)>,
 }
 
 enum Section {
@@ -238,6 +313,8 @@ enum Section {
     Server,
     Calls,
     Groups,
+    Speed,
+    Features,
     Line(usize),
 }
 
@@ -249,6 +326,9 @@ impl<'f> Parser<'f> {
             calls: CallsConfig::default(),
             groups: Vec::new(),
             lines: Vec::new(),
+            speed: Vec::new(),
+            features: FeatureCodes::default(),
+            coverage_lines: Vec::new(),
         }
     }
 
@@ -304,7 +384,24 @@ impl<'f> Parser<'f> {
                                 parse_group(key, val).map_err(|m| self.err(lineno, kname, m))?;
                             self.groups.push((lineno, n, members));
                         }
+                        Section::Speed => {
+                            if !is_dial_code(key) || !is_dial_code(val) {
+                                return Err(self.err(
+                                    lineno,
+                                    kname,
+                                    "speed dials map a code of digits, * and # to a number",
+                                ));
+                            }
+                            self.speed.push((lineno, key.to_string(), val.to_string()));
+                        }
+                        Section::Features => self
+                            .features_key(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
+                            if k == "coverage" || k == "delayed" {
+                                let n = self.lines[i].1.number;
+                                self.coverage_lines.push((lineno, n, k.clone()));
+                            }
                             line_key(&mut self.lines[i].1, &k, val)
                                 .map_err(|m| self.err(lineno, kname, m))?;
                         }
@@ -320,6 +417,8 @@ impl<'f> Parser<'f> {
             "server" => Ok(Section::Server),
             "calls" => Ok(Section::Calls),
             "groups" => Ok(Section::Groups),
+            "speed" => Ok(Section::Speed),
+            "features" => Ok(Section::Features),
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -340,6 +439,9 @@ impl<'f> Parser<'f> {
                         sha256: None,
                         md5: None,
                         lines: 2,
+                        coverage: Vec::new(),
+                        delayed: Vec::new(),
+                        delay: 2,
                     },
                 ));
                 Ok(Section::Line(self.lines.len() - 1))
@@ -347,7 +449,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features or an extension number)",
             )),
         }
     }
@@ -398,6 +500,28 @@ impl<'f> Parser<'f> {
             "max_message" => s.max_message = num(v, 1024, 65_535)? as usize,
             _ => return Err("unknown key".into()),
         }
+        Ok(())
+    }
+
+    fn features_key(&mut self, k: &str, v: &str) -> Result<(), String> {
+        if !v.starts_with(['*', '#']) || !is_dial_code(v) {
+            return Err(format!(
+                "`{v}`: a feature code starts with * or # (e.g. *72)"
+            ));
+        }
+        let f = &mut self.features;
+        let slot = match k {
+            "forward_always" => &mut f.forward_always,
+            "forward_always_off" => &mut f.forward_always_off,
+            "forward_busy" => &mut f.forward_busy,
+            "forward_busy_off" => &mut f.forward_busy_off,
+            "forward_noanswer" => &mut f.forward_noanswer,
+            "forward_noanswer_off" => &mut f.forward_noanswer_off,
+            "dnd_on" => &mut f.dnd_on,
+            "dnd_off" => &mut f.dnd_off,
+            _ => return Err("unknown key".into()),
+        };
+        *slot = v.to_string();
         Ok(())
     }
 
@@ -463,11 +587,48 @@ impl<'f> Parser<'f> {
                 return Err(self.err(*lineno, key, "group defined twice"));
             }
         }
+        for (lineno, n, key) in &self.coverage_lines {
+            let l = &lines[n];
+            let list = if key == "coverage" {
+                &l.coverage
+            } else {
+                &l.delayed
+            };
+            if let Some(m) = list.iter().find(|m| !lines.contains_key(m) || *m == n) {
+                return Err(self.err(
+                    *lineno,
+                    Some(format!("[{n}] {key}")),
+                    format!("{m} must be another configured extension"),
+                ));
+            }
+        }
+        let mut speed = BTreeMap::new();
+        for (lineno, code, target) in &self.speed {
+            if speed.insert(code.clone(), target.clone()).is_some() {
+                return Err(self.err(
+                    *lineno,
+                    Some(format!("[speed] {code}")),
+                    "code defined twice",
+                ));
+            }
+        }
+        let codes = self.features.all();
+        for (i, (name, code)) in codes.iter().enumerate() {
+            if let Some((other, _)) = codes[i + 1..].iter().find(|(_, c)| c == code) {
+                return Err(self.err(
+                    0,
+                    Some(format!("[features] {name}")),
+                    format!("{code} is also {other}"),
+                ));
+            }
+        }
         Ok(Config {
             server: self.server,
             calls: self.calls,
             groups,
             lines,
+            speed,
+            features: self.features,
         })
     }
 }
@@ -511,9 +672,37 @@ fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
             l.display = v.to_string()
         }
         "lines" => l.lines = num(v, 1, u32::from(MAX_LINES))? as u8,
+        "coverage" => l.coverage = ext_list(v)?,
+        "delayed" => l.delayed = ext_list(v)?,
+        "delay" => l.delay = num(v, 1, 20)? as u8,
         _ => return Err("unknown key".into()),
     }
     Ok(())
+}
+
+/// Digits, `*` and `#`, 1 to 32 of them.
+fn is_dial_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+}
+
+/// A list of extension numbers separated by spaces or commas.
+fn ext_list(v: &str) -> Result<Vec<u16>, String> {
+    let mut out = Vec::new();
+    for m in v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|m| !m.is_empty())
+    {
+        let e: u16 = m
+            .parse()
+            .map_err(|_| format!("`{m}` is not an extension number"))?;
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    Ok(out)
 }
 
 fn parse_group(key: &str, v: &str) -> Result<(u16, Vec<u16>), String> {
@@ -601,6 +790,30 @@ mod tests {
         let e = parse("[server]\ndigits = 3\n[groups]\n150 = 150\n[150]\nsecret=x\n")
             .expect_err("group in plan");
         assert!(e.message.contains("cannot be a group"));
+    }
+
+    #[test]
+    fn features_speed_and_coverage() {
+        let c = parse(
+            "[features]\ndnd_on = *5\n[speed]\n*1 = 0123456\n11 = 35\n\
+             [21]\nsecret = a\ncoverage = 22\ndelayed = 23, 24\ndelay = 3\n\
+             [22]\nsecret = b\n[23]\nsecret = c\n[24]\nsecret = d\n",
+        )
+        .expect("valid");
+        assert_eq!(c.features.dnd_on, "*5");
+        assert_eq!(c.features.dnd_off, "*79");
+        assert_eq!(c.speed["*1"], "0123456");
+        assert_eq!(c.lines[&21].coverage, vec![22]);
+        assert_eq!(c.lines[&21].delayed, vec![23, 24]);
+        assert_eq!(c.lines[&21].delay, 3);
+        let e = parse("[21]\nsecret = a\ncoverage = 25\n").expect_err("unknown coverage");
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("[21] coverage")));
+        let e = parse("[features]\ndnd_on = 78\n").expect_err("no star");
+        assert!(e.message.contains("starts with"));
+        let e = parse("[features]\ndnd_on = *73\n").expect_err("clash");
+        assert!(e.message.contains("also"), "{e}");
+        let e = parse("[speed]\n*1 = sip:x\n").expect_err("bad speed");
+        assert_eq!(e.line, 2);
     }
 
     #[test]

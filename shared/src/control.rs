@@ -69,6 +69,11 @@ pub enum Command {
         /// What it is connected to.
         target: String,
     },
+    /// `why EXT`: explain where a call to EXT would go now (the result text).
+    Why {
+        /// Extension.
+        ext: u16,
+    },
     /// `speed CODE TARGET|off`: set or clear a speed dial.
     Speed {
         /// The short code (digits).
@@ -171,12 +176,14 @@ pub const USAGE_FORWARD: &str = "forward EXT TARGET|off [always|busy|noanswer] [
 pub const USAGE_DND: &str = "dnd EXT on|off [until=UNIX]";
 /// Usage of `dial`.
 pub const USAGE_DIAL: &str = "dial EXT TARGET";
+/// Usage of `why`.
+pub const USAGE_WHY: &str = "why EXT";
 /// Usage of `speed`.
 pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
 
 /// Every verb, for completion and help.
 pub const VERBS: &[&str] = &[
-    "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed",
+    "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why",
 ];
 
 impl Request {
@@ -290,6 +297,11 @@ impl Request {
                     _ => return Err(usage()),
                 }
             }
+            "why" => Command::Why {
+                ext: args
+                    .parse()
+                    .map_err(|_| err(ParseError::Usage(USAGE_WHY)))?,
+            },
             "speed" => {
                 let usage = || err(ParseError::Usage(USAGE_SPEED));
                 match args.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -364,6 +376,7 @@ impl fmt::Display for Command {
                 Ok(())
             }
             Command::Dial { ext, target } => write!(f, "dial {ext} {target}"),
+            Command::Why { ext } => write!(f, "why {ext}"),
             Command::Speed { code, target } => {
                 write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
             }
@@ -460,6 +473,7 @@ mod tests {
                 ext: 21,
                 target: "35".into(),
             },
+            Command::Why { ext: 21 },
             Command::Speed {
                 code: "*7".into(),
                 target: Some("0123456".into()),

@@ -96,6 +96,8 @@ pub struct Branch {
     pub cancelled: bool,
     /// Final status received.
     pub status: Option<u16>,
+    /// The extension this contact belongs to.
+    pub ext: u16,
 }
 
 /// One call through the switch.
@@ -165,6 +167,14 @@ pub struct Call {
     pub got_ringing: bool,
     /// Best final status from the branches so far.
     pub best: Option<u16>,
+    /// The caller's INVITE, kept to fork again (delayed coverage, forward on no answer).
+    pub invite: Option<Box<rsip::Request>>,
+    /// Delayed coverage still to join.
+    pub later: Vec<u16>,
+    /// Rings before `later` joins.
+    pub delay: u8,
+    /// Forward-on-no-answer target still to try.
+    pub noanswer: Option<String>,
 }
 
 impl Call {

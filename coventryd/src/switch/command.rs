@@ -58,9 +58,41 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
         }
         Command::Reload => sw.out.reload = Some(id),
         Command::Hangup { target } => sw.hangup(now_ms, id, &target),
-        Command::Forward { .. } | Command::Dnd { .. } | Command::Dial { .. } | Command::Speed { .. } => {
-            result(sw, id, ResultCode::Failed, "not available in this version".into())
+        Command::Forward {
+            ext,
+            target,
+            kind,
+            until,
+        } => {
+            let until_ms = until.map(|u| u.saturating_mul(1000));
+            match sw.set_forward(now_ms, ext, kind, target.as_deref(), until_ms) {
+                Ok(t) => result(sw, id, ResultCode::Ok, t),
+                Err(e) if e.starts_with("no extension") => result(sw, id, ResultCode::NotFound, e),
+                Err(e) => result(sw, id, ResultCode::Failed, e),
+            }
         }
+        Command::Dnd { ext, on, until } => {
+            let until_ms = until.map(|u| u.saturating_mul(1000));
+            match sw.set_dnd(now_ms, ext, on, until_ms) {
+                Ok(t) => result(sw, id, ResultCode::Ok, t),
+                Err(e) if e.starts_with("no extension") => result(sw, id, ResultCode::NotFound, e),
+                Err(e) => result(sw, id, ResultCode::Failed, e),
+            }
+        }
+        Command::Speed { code, target } => {
+            let t = sw.set_speed(&code, target.as_deref());
+            result(sw, id, ResultCode::Ok, t)
+        }
+        Command::Why { ext } => {
+            let (code, text) = sw.why(ext);
+            result(sw, id, code, text)
+        }
+        Command::Dial { .. } => result(
+            sw,
+            id,
+            ResultCode::Failed,
+            "click-to-dial is not available yet".into(),
+        ),
     }
 }
 

@@ -4,6 +4,7 @@
 //! state to its record.
 
 use super::call::{better_final, outcome_of, Branch, BranchState, Call, Retx};
+use super::features::Resolution;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::{ClientTag, Switch};
@@ -11,7 +12,6 @@ use crate::headers::Fields;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::wire::{self, parse_name_addr, parse_uri, parse_via};
 use crate::transaction::T2_MS;
-use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
 use coventry_shared::stateblock::CallEntry;
 use std::net::{IpAddr, SocketAddr};
@@ -107,6 +107,11 @@ impl Switch {
             .as_ref()
             .map(|a| a.user.clone())
             .unwrap_or_else(|| user_of(f.to));
+        if dialled.starts_with(['*', '#']) {
+            if let Some(outcome) = self.feature_code(now_ms, caller, &dialled) {
+                return self.answer_feature(now_ms, req, f, r, caller, outcome);
+            }
+        }
         let no = self.calls.number();
         self.counters.calls += 1;
         let branch = parse_via(f.vias[0])
@@ -147,79 +152,73 @@ impl Switch {
             callee_cseq: 0,
             got_ringing: false,
             best: None,
+            invite: None,
+            later: Vec::new(),
+            delay: 0,
+            noanswer: None,
         };
         call.slot = self.calls.slots.take(no);
-        let cfg = &self.config;
-        let target = classify(
-            cfg.server.plan,
-            &cfg.groups,
-            |n| cfg.is_configured(n),
-            &dialled,
-        );
-        let failure = match target {
-            Target::Extension(n) => {
-                call.callee = n;
-                let lines = usize::from(self.config.lines.get(&n).map_or(1, |l| l.lines));
-                if self.registrar.contacts(n).is_empty() {
-                    Some((
-                        480,
-                        "Temporarily Unavailable (not registered)",
-                        CallOutcome::Unavailable,
-                    ))
-                } else if self.calls.active_for(n).count() >= lines {
-                    Some((486, "Busy Here (all lines in use)", CallOutcome::Busy))
-                } else {
-                    None
+        call.invite = Some(Box::new(req.clone()));
+        let resolution = self.resolve(&dialled, caller);
+        self.calls.by_call_id.insert(call.call_id.clone(), no);
+        match resolution {
+            Resolution::Fail {
+                code,
+                reason,
+                outcome,
+                trail,
+            } => {
+                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                self.calls.calls.insert(no, call);
+                self.publish_call(no);
+                self.fail_call(now_ms, no, code, Some(reason), outcome);
+            }
+            Resolution::Ring {
+                primary,
+                now,
+                later,
+                delay,
+                noanswer,
+                trail,
+            } => {
+                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                call.callee = primary;
+                call.later = later;
+                call.delay = delay;
+                call.noanswer = noanswer;
+                self.calls.calls.insert(no, call);
+                self.send_invite_response(now_ms, no, None, 100);
+                self.fork(now_ms, no, &now);
+                self.call_event(no);
+                self.publish_call(no);
+                // Every contact unreachable (no IP address): nothing was sent.
+                if self
+                    .calls
+                    .calls
+                    .get(&no)
+                    .is_some_and(|c| c.branches.is_empty())
+                {
+                    self.fail_call(now_ms, no, 480, None, CallOutcome::Unavailable);
                 }
             }
-            Target::External(s)
-                if !s.is_empty()
-                    && s.len() < usize::from(self.config.server.plan.digits())
-                    && s.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                Some((484, "Address Incomplete", CallOutcome::Incomplete))
-            }
-            Target::Group(_) => Some((
-                480,
-                "Temporarily Unavailable (group calls come with the features)",
-                CallOutcome::Unavailable,
-            )),
-            _ => Some((404, "Not Found", CallOutcome::Unknown)),
-        };
-        self.calls.by_call_id.insert(call.call_id.clone(), no);
-        self.calls.calls.insert(no, call);
-        if let Some((code, reason, outcome)) = failure {
-            self.publish_call(no);
-            self.fail_call(now_ms, no, code, Some(reason), outcome);
-            return;
-        }
-        self.send_invite_response(now_ms, no, None, 100);
-        self.fork(now_ms, no, req);
-        self.call_event(no);
-        self.publish_call(no);
-        // Every contact unreachable (no IP address): nothing was sent.
-        if self
-            .calls
-            .calls
-            .get(&no)
-            .is_some_and(|c| c.branches.is_empty())
-        {
-            self.fail_call(now_ms, no, 480, None, CallOutcome::Unavailable);
         }
     }
 
-    /// Send the INVITE to every registered contact of the callee.
-    fn fork(&mut self, now_ms: u64, no: u32, req: &rsip::Request) {
-        let Some(callee) = self.calls.calls.get(&no).map(|c| c.callee) else {
+    /// Send the caller's INVITE to every registered contact of `exts`.
+    fn fork(&mut self, now_ms: u64, no: u32, exts: &[u16]) {
+        let Some(req) = self.calls.calls.get(&no).and_then(|c| c.invite.clone()) else {
             return;
         };
-        let contacts: Vec<(String, String)> = self
-            .registrar
-            .contacts(callee)
+        let contacts: Vec<(u16, String, String)> = exts
             .iter()
-            .map(|b| (b.uri.clone(), b.source.clone()))
+            .flat_map(|e| {
+                self.registrar
+                    .contacts(*e)
+                    .iter()
+                    .map(move |b| (*e, b.uri.clone(), b.source.clone()))
+            })
             .collect();
-        for (uri, source) in contacts {
+        for (ext, uri, source) in contacts {
             let Some(dest) = uri_addr(&uri).or_else(|| source.parse().ok()) else {
                 continue;
             };
@@ -252,6 +251,7 @@ impl Switch {
                 cancel_wanted: false,
                 cancelled: false,
                 status: None,
+                ext,
             });
             self.calls.by_branch.insert(id, (no, idx));
         }
@@ -485,6 +485,7 @@ impl Switch {
         b.state = BranchState::Done;
         b.status = Some(code);
         let branch_dest = b.dest;
+        let branch_ext = b.ext;
         if (200..300).contains(&code) {
             let f = Fields::of(&resp.headers);
             let tag = tag_of(f.to);
@@ -495,12 +496,18 @@ impl Switch {
             if call.phase != CallPhase::Answered {
                 call.phase = CallPhase::Answered;
                 call.answer_ms = now_ms;
+                // With coverage or a group, whoever picked up is the callee now.
+                let rang = call.callee;
+                call.callee = branch_ext;
                 call.to_tag = tag;
                 call.callee_contact = contact_uri(&f);
                 call.callee_addr = uri_addr(&call.callee_contact).or(Some(branch_dest));
                 self.cancel_branches(now_ms, no, Some(idx));
                 self.call_event(no);
                 self.publish_call(no);
+                if rang != branch_ext {
+                    self.publish_bits(rang);
+                }
             }
             // Every 2xx (and its retransmissions) goes back to the caller.
             self.send_invite_response(now_ms, no, Some(resp), code);
@@ -580,6 +587,9 @@ impl Switch {
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
+        if self.local_dialog_ack(now_ms, f.call_id) {
+            return;
+        }
         if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
             if let Some(call) = self.calls.calls.get_mut(&no) {
                 if call.invite_branch == branch {
@@ -730,6 +740,11 @@ impl Switch {
                     ring_changed = true;
                 }
             }
+            let mut join_later = Vec::new();
+            if call.phase == CallPhase::Ringing && !call.later.is_empty() && call.rings > call.delay
+            {
+                join_later = std::mem::take(&mut call.later);
+            }
             if matches!(call.phase, CallPhase::Dialing | CallPhase::Ringing)
                 && now_ms >= call.deadline_ms
             {
@@ -763,6 +778,29 @@ impl Switch {
                 if let Some(c) = self.calls.calls.get_mut(&no) {
                     c.best = Some(better_final(c.best, 408));
                 }
+            }
+            if !join_later.is_empty() {
+                let free: Vec<u16> = join_later
+                    .into_iter()
+                    .filter(|e| {
+                        !self.registrar.contacts(*e).is_empty()
+                            && !self.settings.get(*e).dnd
+                            && !self.is_busy(*e)
+                    })
+                    .collect();
+                self.fork(now_ms, no, &free);
+                self.publish_call(no);
+            }
+            let forward = if no_answer {
+                self.calls
+                    .calls
+                    .get_mut(&no)
+                    .and_then(|c| c.noanswer.take())
+            } else {
+                None
+            };
+            if let Some(target) = forward {
+                no_answer = !self.forward_unanswered(now_ms, no, &target);
             }
             if no_answer {
                 let (code, outcome) = if got_ringing {
@@ -803,6 +841,40 @@ impl Switch {
         }
     }
 
+    /// Nobody answered and the callee forwards on no answer: ring the target
+    /// instead (the caller keeps hearing ringback). False when that fails too.
+    fn forward_unanswered(&mut self, now_ms: u64, no: u32, target: &str) -> bool {
+        let Some(caller) = self.calls.calls.get(&no).map(|c| c.caller) else {
+            return false;
+        };
+        match self.resolve(target, caller) {
+            Resolution::Ring {
+                primary,
+                now,
+                noanswer,
+                ..
+            } => {
+                self.cancel_branches(now_ms, no, None);
+                let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
+                let window = ring_ms * u64::from(self.config.calls.noanswer);
+                if let Some(c) = self.calls.calls.get_mut(&no) {
+                    log::info!(
+                        "call {no}: no answer from {}, forwarding to {target}",
+                        c.callee
+                    );
+                    c.callee = primary;
+                    c.deadline_ms = now_ms + window;
+                    c.noanswer = noanswer.filter(|t| t != target);
+                    c.later.clear();
+                }
+                self.fork(now_ms, no, &now);
+                self.publish_call(no);
+                true
+            }
+            Resolution::Fail { .. } => false,
+        }
+    }
+
     /// A call-state event for call `no`.
     pub(super) fn call_event(&mut self, no: u32) {
         if let Some(c) = self.calls.calls.get(&no) {
@@ -824,23 +896,35 @@ impl Switch {
         if let Some(slot) = c.slot {
             self.out.calls.insert(slot, c.entry());
         }
-        let exts = [c.caller, c.callee];
+        let mut exts: Vec<u16> = c.branches.iter().map(|b| b.ext).collect();
+        exts.extend([c.caller, c.callee]);
+        exts.sort_unstable();
+        exts.dedup();
         for ext in exts {
-            if ext == 0 {
-                continue;
-            }
-            let mut ringing = false;
-            let mut busy = false;
-            for c in self.calls.active_for(ext) {
-                if c.callee == ext && c.phase == CallPhase::Ringing {
-                    ringing = true;
-                }
-                if c.caller == ext || c.phase == CallPhase::Answered {
-                    busy = true;
-                }
-            }
-            self.out.bits.insert(ext, (ringing, busy));
+            self.publish_bits(ext);
         }
+    }
+
+    /// Queue the ringing/busy bits of `ext` from every call.
+    fn publish_bits(&mut self, ext: u16) {
+        if ext == 0 {
+            return;
+        }
+        let mut ringing = false;
+        let mut busy = false;
+        for c in self.calls.calls.values().filter(|c| !c.ended()) {
+            let rings_here = c
+                .branches
+                .iter()
+                .any(|b| b.ext == ext && b.state != BranchState::Done);
+            if c.phase == CallPhase::Ringing && rings_here {
+                ringing = true;
+            }
+            if c.caller == ext || (c.callee == ext && c.phase == CallPhase::Answered) {
+                busy = true;
+            }
+        }
+        self.out.bits.insert(ext, (ringing, busy));
     }
 
     /// `hangup CALL|EXT`: BYE both sides of answered calls, CANCEL ringing ones.

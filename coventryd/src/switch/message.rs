@@ -117,13 +117,15 @@ impl Switch {
                 (on, vec![], false)
             }
             Target::System => {
-                self.answer(
-                    now_ms,
-                    r,
-                    501,
-                    Some("Not Implemented (no system commands yet)"),
-                    &[],
-                );
+                self.answer(now_ms, r, 200, None, &[]);
+                let reply = self.system_command(now_ms, from_ext, &text);
+                self.out.events.push(Event::Message {
+                    from: sender.clone(),
+                    to: "system".into(),
+                    status: 200,
+                    text: text.clone(),
+                });
+                self.system_reply(now_ms, from_ext, &reply);
                 return;
             }
             Target::Unknown(_) | Target::External(_) => {

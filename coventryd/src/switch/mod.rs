@@ -5,15 +5,19 @@
 mod call;
 mod command;
 mod delivery;
+mod features;
 mod invite;
+mod keypad;
 mod message;
 mod passthrough;
 mod register;
 pub mod reply;
+mod system;
 
 use crate::fifo::Line;
 use crate::headers::Fields;
 use crate::registrar::{Change, Registrar};
+use crate::settings::Settings;
 use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
 use crate::sip::wire::{self, parse_name_addr, WireError};
 use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
@@ -25,7 +29,7 @@ use coventry_shared::stateblock::Counters;
 use delivery::{DeliveryRef, Jobs};
 use reply::Replier;
 use rsip::SipMessage;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +54,10 @@ pub struct Outbox {
     pub calls: BTreeMap<usize, CallEntry>,
     /// Ringing and busy bits per extension.
     pub bits: BTreeMap<u16, (bool, bool)>,
+    /// Extensions whose settings (forwards, DND) changed: republish them.
+    pub settings: BTreeSet<u16>,
+    /// Settings (incl. speed dials) changed: persist now.
+    pub settings_changed: bool,
 }
 
 impl Outbox {
@@ -64,6 +72,8 @@ impl Outbox {
             && !self.config_changed
             && self.calls.is_empty()
             && self.bits.is_empty()
+            && self.settings.is_empty()
+            && !self.settings_changed
     }
 
     /// Append `other`'s work to this one.
@@ -77,6 +87,8 @@ impl Outbox {
         self.config_changed |= other.config_changed;
         self.calls.extend(other.calls);
         self.bits.extend(other.bits);
+        self.settings.extend(other.settings);
+        self.settings_changed |= other.settings_changed;
     }
 }
 
@@ -88,6 +100,9 @@ pub struct Switch {
     server_tx: ServerTransactions,
     client_tx: ClientTransactions<ClientTag>,
     calls: CallBook,
+    settings: Settings,
+    /// Feature-code calls the switch answered itself: Call-ID → how to hang up.
+    local_dialogs: HashMap<String, keypad::LocalDialog>,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     jobs: Jobs,
@@ -165,6 +180,8 @@ impl Switch {
             server_tx: ServerTransactions::default(),
             client_tx: ClientTransactions::default(),
             calls: CallBook::default(),
+            settings: Settings::default(),
+            local_dialogs: HashMap::new(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             jobs: Jobs::default(),
             counters: Counters::default(),
@@ -174,6 +191,20 @@ impl Switch {
         };
         sw.apply_changes(dropped);
         sw
+    }
+
+    /// Start with these operator settings (loaded from disk).
+    pub fn with_settings(mut self, settings: Settings) -> Switch {
+        self.settings = settings;
+        let cfg = &self.config;
+        self.settings.retain_extensions(|e| cfg.is_configured(e));
+        self.out.settings.extend(self.settings.extensions());
+        self
+    }
+
+    /// The operator settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The current configuration.
@@ -218,6 +249,12 @@ impl Switch {
         }
         let cfg = &self.config;
         let dropped = self.registrar.retain_extensions(|e| cfg.is_configured(e));
+        let before: Vec<u16> = self.settings.extensions().collect();
+        self.settings.retain_extensions(|e| cfg.is_configured(e));
+        if self.settings.extensions().count() != before.len() {
+            self.out.settings_changed = true;
+            self.out.settings.extend(before);
+        }
         // Bindings beyond a lowered `lines` limit stay until they expire or refresh.
         self.apply_changes(dropped);
         Ok(format!(
@@ -395,6 +432,8 @@ impl Switch {
             }
         }
         self.calls_tick(now_ms);
+        self.expire_settings(now_ms);
+        self.local_dialogs.retain(|_, d| d.expires_ms > now_ms);
         if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {
             let changes = self.registrar.expire(now_ms);
             self.apply_changes(changes);

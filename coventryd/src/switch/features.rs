@@ -1,0 +1,409 @@
+//! The switch features: where a call to a number goes (speed dials, forwards, DND,
+//! busy, coverage, groups), the settings commands (FIFO, keypad codes, messages to
+//! `system`), expiries, and `why`.
+
+use super::Switch;
+use crate::settings::{ExtSettings, MAX_HOPS};
+use coventry_shared::control::ForwardKind;
+use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::event::{CallOutcome, Event, ResultCode};
+
+/// Where a call goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Ring these extensions now (the first is the one called, after forwards),
+    /// these later, and forward there when nobody answers.
+    Ring {
+        /// The extension the call is for (after forwards).
+        primary: u16,
+        /// Everyone who rings at once (primary, coverage, group members).
+        now: Vec<u16>,
+        /// Delayed coverage.
+        later: Vec<u16>,
+        /// Rings before `later` join.
+        delay: u8,
+        /// Forward-on-no-answer target of the primary.
+        noanswer: Option<String>,
+        /// Why, step by step (for `why` and the log).
+        trail: Vec<String>,
+    },
+    /// The call fails with this status.
+    Fail {
+        /// SIP status.
+        code: u16,
+        /// Reason phrase.
+        reason: &'static str,
+        /// Call outcome.
+        outcome: CallOutcome,
+        /// Why.
+        trail: Vec<String>,
+    },
+}
+
+impl Switch {
+    /// Whether extension `n` has all its lines in calls.
+    pub(super) fn is_busy(&self, n: u16) -> bool {
+        let lines = usize::from(self.config.lines.get(&n).map_or(1, |l| l.lines));
+        self.calls.active_for(n).count() >= lines
+    }
+
+    /// The target of speed dial `code`, if it is one.
+    pub(super) fn speed_dial(&self, code: &str) -> Option<String> {
+        match self.settings.speed.get(code) {
+            Some(t) => t.clone(),
+            None => self.config.speed.get(code).cloned(),
+        }
+    }
+
+    /// Where a call from `caller` to `dialled` goes now.
+    pub(super) fn resolve(&self, dialled: &str, caller: u16) -> Resolution {
+        let mut trail = Vec::new();
+        let mut number = dialled.to_string();
+        if let Some(t) = self.speed_dial(&number) {
+            trail.push(format!("speed dial {number} is {t}"));
+            number = t;
+        }
+        for _hop in 0..=MAX_HOPS {
+            let cfg = &self.config;
+            let fail = |code, reason, outcome, mut trail: Vec<String>, why: String| {
+                trail.push(why);
+                Resolution::Fail {
+                    code,
+                    reason,
+                    outcome,
+                    trail,
+                }
+            };
+            match classify(
+                cfg.server.plan,
+                &cfg.groups,
+                |n| cfg.is_configured(n),
+                &number,
+            ) {
+                Target::Extension(n) => {
+                    let s = self.settings.get(n);
+                    let registered = !self.registrar.contacts(n).is_empty();
+                    let follow = |kind: ForwardKind, s: &ExtSettings| {
+                        s.forward(kind).map(|f| f.target.clone())
+                    };
+                    if let Some(t) = follow(ForwardKind::Always, &s) {
+                        trail.push(format!("{n} forwards every call to {t}"));
+                        number = t;
+                        continue;
+                    }
+                    let busy_reason = if s.dnd {
+                        Some("is on do not disturb")
+                    } else if self.is_busy(n) {
+                        Some("is busy (all its lines in calls)")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = busy_reason {
+                        if let Some(t) = follow(ForwardKind::Busy, &s) {
+                            trail.push(format!("{n} {why}; it forwards on busy to {t}"));
+                            number = t;
+                            continue;
+                        }
+                        let reason = if s.dnd {
+                            "Busy Here (do not disturb)"
+                        } else {
+                            "Busy Here"
+                        };
+                        return fail(
+                            486,
+                            reason,
+                            CallOutcome::Busy,
+                            trail,
+                            format!("{n} {why}: busy"),
+                        );
+                    }
+                    if !registered {
+                        if let Some(t) = follow(ForwardKind::NoAnswer, &s)
+                            .or_else(|| follow(ForwardKind::Busy, &s))
+                        {
+                            trail.push(format!("{n} is not registered; it forwards to {t}"));
+                            number = t;
+                            continue;
+                        }
+                        return fail(
+                            480,
+                            "Temporarily Unavailable (not registered)",
+                            CallOutcome::Unavailable,
+                            trail,
+                            format!("{n} is not registered: unavailable"),
+                        );
+                    }
+                    let line = self.config.lines.get(&n);
+                    let free = |e: &u16| {
+                        *e != caller
+                            && !self.registrar.contacts(*e).is_empty()
+                            && !self.settings.get(*e).dnd
+                            && !self.is_busy(*e)
+                    };
+                    let mut now = vec![n];
+                    let coverage: Vec<u16> = line.map(|l| l.coverage.clone()).unwrap_or_default();
+                    now.extend(coverage.iter().copied().filter(free));
+                    let later: Vec<u16> = line
+                        .map(|l| {
+                            l.delayed
+                                .iter()
+                                .copied()
+                                .filter(|e| !now.contains(e))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let delay = line.map_or(2, |l| l.delay);
+                    let contacts = self.registrar.contacts(n).len();
+                    trail.push(format!("{n} rings on {contacts} registered contact(s)"));
+                    if now.len() > 1 {
+                        trail.push(format!("coverage rings too: {}", join(&now[1..])));
+                    }
+                    if !later.is_empty() {
+                        trail.push(format!("after {delay} rings: {}", join(&later)));
+                    }
+                    let noanswer = follow(ForwardKind::NoAnswer, &s);
+                    if let Some(t) = &noanswer {
+                        trail.push(format!(
+                            "unanswered after {} rings it forwards to {t}",
+                            self.config.calls.noanswer
+                        ));
+                    }
+                    return Resolution::Ring {
+                        primary: n,
+                        now,
+                        later,
+                        delay,
+                        noanswer,
+                        trail,
+                    };
+                }
+                Target::Group(g) => {
+                    let members = self.config.groups.get(&g).cloned().unwrap_or_default();
+                    let ringing: Vec<u16> = members
+                        .iter()
+                        .copied()
+                        .filter(|e| {
+                            *e != caller
+                                && !self.registrar.contacts(*e).is_empty()
+                                && !self.settings.get(*e).dnd
+                                && !self.is_busy(*e)
+                        })
+                        .collect();
+                    if ringing.is_empty() {
+                        return fail(
+                            480,
+                            "Temporarily Unavailable (nobody in the group can take it)",
+                            CallOutcome::Unavailable,
+                            trail,
+                            format!("group {g}: no member is free"),
+                        );
+                    }
+                    trail.push(format!("group {g} rings {}", join(&ringing)));
+                    return Resolution::Ring {
+                        primary: ringing[0],
+                        now: ringing,
+                        later: Vec::new(),
+                        delay: 0,
+                        noanswer: None,
+                        trail,
+                    };
+                }
+                Target::External(s)
+                    if !s.is_empty()
+                        && s.len() < usize::from(cfg.server.plan.digits())
+                        && s.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    return fail(
+                        484,
+                        "Address Incomplete",
+                        CallOutcome::Incomplete,
+                        trail,
+                        format!("{s} is too short"),
+                    );
+                }
+                Target::System | Target::All => {
+                    return fail(
+                        404,
+                        "Not Found",
+                        CallOutcome::Unknown,
+                        trail,
+                        format!("{number} cannot be called"),
+                    );
+                }
+                Target::Unknown(s) | Target::External(s) => {
+                    return fail(
+                        404,
+                        "Not Found",
+                        CallOutcome::Unknown,
+                        trail,
+                        format!("{s} is not a number here"),
+                    );
+                }
+            }
+        }
+        trail.push(format!("more than {MAX_HOPS} forwards"));
+        Resolution::Fail {
+            code: 482,
+            reason: "Loop Detected (forward chain)",
+            outcome: CallOutcome::Failed,
+            trail,
+        }
+    }
+
+    /// Set or clear a forward of `ext` (FIFO, keypad, `/forward`).
+    pub(super) fn set_forward(
+        &mut self,
+        now_ms: u64,
+        ext: u16,
+        kind: ForwardKind,
+        target: Option<&str>,
+        until_ms: Option<u64>,
+    ) -> Result<String, String> {
+        if !self.config.is_configured(ext) {
+            return Err(format!("no extension {ext}"));
+        }
+        if let Some(t) = target {
+            let cfg = &self.config;
+            match classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), t) {
+                Target::Extension(_) | Target::Group(_) | Target::External(_) => {}
+                Target::Unknown(_) => return Err(format!("{t} is not a configured extension")),
+                Target::All | Target::System => return Err(format!("cannot forward to {t}")),
+            }
+        }
+        if until_ms.is_some_and(|u| u <= now_ms) {
+            return Err("that time has passed".into());
+        }
+        let plan = self.config.server.plan;
+        let lines = &self.config.lines;
+        let as_ext = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|n| s.len() == usize::from(plan.digits()) && lines.contains_key(n))
+        };
+        let text = self
+            .settings
+            .set_forward(ext, kind, target, until_ms, as_ext)?;
+        self.settings_changed(ext);
+        Ok(text)
+    }
+
+    /// Switch DND of `ext`.
+    pub(super) fn set_dnd(
+        &mut self,
+        now_ms: u64,
+        ext: u16,
+        on: bool,
+        until_ms: Option<u64>,
+    ) -> Result<String, String> {
+        if !self.config.is_configured(ext) {
+            return Err(format!("no extension {ext}"));
+        }
+        if until_ms.is_some_and(|u| u <= now_ms) {
+            return Err("that time has passed".into());
+        }
+        let text = self.settings.set_dnd(ext, on, until_ms);
+        self.settings_changed(ext);
+        Ok(text)
+    }
+
+    /// Set or clear a speed dial.
+    pub(super) fn set_speed(&mut self, code: &str, target: Option<&str>) -> String {
+        let from_config = self.config.speed.get(code).map(String::as_str);
+        match (target, from_config) {
+            (None, None) => {
+                self.settings.speed.remove(code);
+            }
+            (t, _) => {
+                self.settings
+                    .speed
+                    .insert(code.to_string(), t.map(str::to_string));
+            }
+        }
+        self.out.settings_changed = true;
+        match target {
+            Some(t) => format!("speed dial {code} -> {t}"),
+            None => format!("speed dial {code} cleared"),
+        }
+    }
+
+    fn settings_changed(&mut self, ext: u16) {
+        self.out.settings_changed = true;
+        self.out.settings.insert(ext);
+    }
+
+    /// Settings that reverted by themselves.
+    pub(super) fn expire_settings(&mut self, now_ms: u64) {
+        if self.settings.next_expiry().is_none_or(|t| t > now_ms) {
+            return;
+        }
+        for e in self.settings.expire(now_ms) {
+            log::info!("{}: {} ended (expiry)", e.ext, e.what);
+            self.out.events.push(Event::Notice {
+                text: format!("{}: {} ended (expiry)", e.ext, e.what),
+            });
+            self.settings_changed(e.ext);
+        }
+    }
+
+    /// `why EXT`: where a call to EXT goes now.
+    pub(super) fn why(&self, ext: u16) -> (ResultCode, String) {
+        if !self.config.is_configured(ext) {
+            return (ResultCode::NotFound, format!("no extension {ext}"));
+        }
+        let (trail, end) = match self.resolve(&ext.to_string(), 0) {
+            Resolution::Ring {
+                primary,
+                now,
+                trail,
+                ..
+            } => (
+                trail,
+                format!("a call to {ext} rings {} (for {primary})", join(&now)),
+            ),
+            Resolution::Fail {
+                code,
+                reason,
+                trail,
+                ..
+            } => (trail, format!("a call to {ext} gets {code} {reason}")),
+        };
+        (ResultCode::Ok, format!("{}. {end}", trail.join("; ")))
+    }
+
+    /// A keypad feature code dialled by `ext`; `None` when `dialled` is none.
+    pub(super) fn feature_code(
+        &mut self,
+        now_ms: u64,
+        ext: u16,
+        dialled: &str,
+    ) -> Option<Result<String, String>> {
+        let f = self.config.features.clone();
+        let fwd = |code: &str| dialled.strip_prefix(code).filter(|rest| !rest.is_empty());
+        Some(if dialled == f.dnd_on {
+            self.set_dnd(now_ms, ext, true, None)
+        } else if dialled == f.dnd_off {
+            self.set_dnd(now_ms, ext, false, None)
+        } else if dialled == f.forward_always_off {
+            self.set_forward(now_ms, ext, ForwardKind::Always, None, None)
+        } else if dialled == f.forward_busy_off {
+            self.set_forward(now_ms, ext, ForwardKind::Busy, None, None)
+        } else if dialled == f.forward_noanswer_off {
+            self.set_forward(now_ms, ext, ForwardKind::NoAnswer, None, None)
+        } else if let Some(t) = fwd(&f.forward_always) {
+            self.set_forward(now_ms, ext, ForwardKind::Always, Some(t), None)
+        } else if let Some(t) = fwd(&f.forward_busy) {
+            self.set_forward(now_ms, ext, ForwardKind::Busy, Some(t), None)
+        } else if let Some(t) = fwd(&f.forward_noanswer) {
+            self.set_forward(now_ms, ext, ForwardKind::NoAnswer, Some(t), None)
+        } else {
+            return None;
+        })
+    }
+}
+
+fn join(exts: &[u16]) -> String {
+    exts.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
