@@ -1,0 +1,221 @@
+//! The switch features through the core with a simulated clock: forwards, DND,
+//! coverage, groups, speed dials, keypad codes, `/commands`, `why`.
+
+mod common;
+
+use common::*;
+use coventry_shared::event::{CallOutcome, Event, ResultCode};
+
+const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+    [calls]\nring = 2\nnoanswer = 3\n[groups]\n100 = 35 36\n[speed]\n11 = 35\n\
+    [21]\nsecret = pw21\n[35]\nsecret = pw35\ncoverage = 36\ndelayed = 37\ndelay = 2\n\
+    [36]\nsecret = pw36\n[37]\nsecret = pw37\n[38]\nsecret = pw38\n";
+
+fn lab() -> Lab {
+    let mut lab = Lab::with_config(CONF);
+    for e in ["21", "35", "36", "37", "38"] {
+        lab.register(e, 6000 + e.parse::<u16>().unwrap_or(0));
+    }
+    lab
+}
+
+fn invites(sent: &[(std::net::SocketAddr, String)], port: u16) -> usize {
+    to(sent, port)
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .count()
+}
+
+#[test]
+fn forward_always_busy_and_dnd() {
+    let mut lab = lab();
+    let (_, r) = lab.command("#1 forward 38 21");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+    let sent = lab.call_from("36", "38", "f1");
+    assert_eq!(invites(&sent, 6021), 1, "forwarded to 21: {sent:?}");
+    assert_eq!(invites(&sent, 6038), 0);
+
+    let (_, r) = lab.command("#2 dnd 37 on");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+    let sent = lab.call_from("21", "37", "f2");
+    assert_eq!(
+        status(to(&sent, 6021).last().copied().unwrap_or("")),
+        486,
+        "DND without forward: busy"
+    );
+    assert_eq!(lab.records().last().map(|r| r.0), Some(CallOutcome::Busy));
+    lab.command("#3 forward 37 36 busy");
+    let sent = lab.call_from("21", "37", "f3");
+    assert_eq!(invites(&sent, 6036), 1, "DND follows forward-on-busy");
+}
+
+#[test]
+fn forward_on_no_answer_rings_the_next_one() {
+    let mut lab = lab();
+    lab.command("forward 38 21 noanswer");
+    let sent = lab.call_from("36", "38", "n1");
+    let inv = to(&sent, 6038)[0].to_string();
+    lab.feed(6038, &respond(&inv, 180, "t", 6038, ""));
+    let later = lab.advance(6_200);
+    assert!(
+        to(&later, 6038).iter().any(|m| m.starts_with("CANCEL ")),
+        "38 stops ringing"
+    );
+    assert_eq!(invites(&later, 6021), 1, "21 rings instead: {later:?}");
+    assert!(
+        to(&later, 6036).iter().all(|m| crate::status(m) != 480),
+        "the caller keeps waiting"
+    );
+}
+
+#[test]
+fn forward_loops_are_refused_and_forwards_expire() {
+    let mut lab = lab();
+    lab.command("forward 35 36");
+    let (_, r) = lab.command("#4 forward 36 35 busy");
+    let (code, text) = r.expect("result");
+    assert_eq!(code, ResultCode::Failed);
+    assert!(text.contains("loop"), "{text}");
+    let until = lab.now / 1000 + 10;
+    lab.command(&format!("forward 38 21 until={until}"));
+    assert!(lab.sw.settings().get(38).always.is_some());
+    lab.advance(10_100);
+    assert!(
+        lab.sw.settings().get(38).always.is_none(),
+        "reverted by itself"
+    );
+    assert!(lab.events.iter().any(
+        |e| matches!(e, Event::Notice { text } if text.contains("38: forward always to 21 ended"))
+    ));
+}
+
+#[test]
+fn coverage_rings_at_once_delayed_joins_after_its_rings() {
+    let mut lab = lab();
+    let sent = lab.call_from("21", "35", "c1");
+    assert_eq!(invites(&sent, 6035), 1);
+    assert_eq!(invites(&sent, 6036), 1, "coverage rings together");
+    assert_eq!(invites(&sent, 6037), 0, "delayed waits");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 180, "t", 6035, ""));
+    let inv36 = to(&sent, 6036)[0].to_string();
+    lab.feed(6036, &respond(&inv36, 180, "t36", 6036, ""));
+    let early = lab.advance(3_900);
+    assert_eq!(invites(&early, 6037), 0, "not during rings 1 and 2");
+    let late = lab.advance(300);
+    assert_eq!(invites(&late, 6037), 1, "joins at ring 3");
+    // 37 answers: 35 and 36 (both ringing) are cancelled (RFC 3261 §9.1: a branch
+    // gets its CANCEL only once it has answered provisionally).
+    let inv37 = to(&late, 6037)[0].to_string();
+    let out = lab.feed(6037, &respond(&inv37, 200, "t37", 6037, SDP));
+    assert!(to(&out, 6035).iter().any(|m| m.starts_with("CANCEL ")));
+    assert!(to(&out, 6036).iter().any(|m| m.starts_with("CANCEL ")));
+    assert_eq!(status(to(&out, 6021)[0]), 200);
+}
+
+#[test]
+fn group_call_answered_by_the_second_member_and_speed_dial() {
+    let mut lab = lab();
+    let sent = lab.call_from("21", "100", "g1");
+    let inv36 = to(&sent, 6036)[0].to_string();
+    assert_eq!(invites(&sent, 6035), 1);
+    let inv35 = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv35, 180, "t35", 6035, ""));
+    let out = lab.feed(6036, &respond(&inv36, 200, "t36", 6036, SDP));
+    assert_eq!(status(to(&out, 6021)[0]), 200);
+    assert!(to(&out, 6035).iter().any(|m| m.starts_with("CANCEL ")));
+    let sent = lab.call_from("21", "11", "s1");
+    assert_eq!(invites(&sent, 6035), 1, "speed dial 11 is 35");
+}
+
+#[test]
+fn keypad_code_sets_dnd_answers_and_hangs_up() {
+    let mut lab = lab();
+    let sent = lab.call_from("38", "*78", "k1");
+    let ok = to(&sent, 6038)
+        .into_iter()
+        .find(|m| status(m) == 200)
+        .expect("200")
+        .to_string();
+    assert!(ok.contains("m=audio 0 "), "every stream declined: {ok}");
+    assert!(lab.sw.settings().get(38).dnd);
+    assert!(texts(&sent, 6038)
+        .iter()
+        .any(|t| t.contains("do not disturb on")));
+    let tag = header(&ok, "To").expect("to").to_string();
+    let ack = format!(
+        "ACK sip:system@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6038;branch=z9hG4bKka\r\n\
+         From: <sip:38@test>;tag=caller\r\nTo: {tag}\r\nCall-ID: k1\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    let bye = lab.feed(6038, &ack);
+    assert!(
+        to(&bye, 6038)[0].starts_with("BYE sip:38@127.0.0.1:6038"),
+        "{bye:?}"
+    );
+    let sent = lab.call_from("38", "*7221", "k2");
+    assert!(to(&sent, 6038).iter().any(|m| status(m) == 200));
+    assert_eq!(
+        lab.sw.settings().get(38).always.map(|f| f.target),
+        Some("21".into())
+    );
+}
+
+#[test]
+fn system_commands_reply_and_only_change_the_sender() {
+    let mut lab = lab();
+    let sent = lab.text("36", "system", "/dnd on", "m1");
+    assert_eq!(status(to(&sent, 6036)[0]), 200);
+    assert!(
+        texts(&sent, 6036)
+            .iter()
+            .any(|t| t.contains("36: do not disturb on")),
+        "{sent:?}"
+    );
+    assert!(lab.sw.settings().get(36).dnd);
+    let sent = lab.text("36", "system", "/dnd off 35", "m2");
+    assert!(texts(&sent, 6036)
+        .iter()
+        .any(|t| t.contains("only change your own")));
+    assert!(lab.sw.settings().get(36).dnd, "nothing changed");
+    let sent = lab.text("36", "system", "/forward 21 busy", "m3");
+    assert!(texts(&sent, 6036)
+        .iter()
+        .any(|t| t.contains("forward busy to 21")));
+    let sent = lab.text("36", "system", "/status", "m4");
+    assert!(texts(&sent, 6036)
+        .iter()
+        .any(|t| t.contains("forward busy to 21") && t.contains("dnd on")));
+    let sent = lab.text("36", "system", "/who", "m5");
+    assert!(texts(&sent, 6036)
+        .iter()
+        .any(|t| t.starts_with("online: 21")));
+    let sent = lab.text("36", "system", "/msg hello", "m6");
+    assert!(texts(&sent, 6036)
+        .iter()
+        .any(|t| t == "no chat service configured"));
+    let sent = lab.text("36", "system", "/help", "m7");
+    assert!(texts(&sent, 6036).iter().any(|t| t.contains("/forward")));
+}
+
+#[test]
+fn why_explains_the_route() {
+    let mut lab = lab();
+    lab.command("forward 38 37 busy");
+    lab.command("dnd 38 on");
+    let (_, r) = lab.command("#8 why 38");
+    let (code, text) = r.expect("result");
+    assert_eq!(code, ResultCode::Ok);
+    assert!(
+        text.contains("38 is on do not disturb; it forwards on busy to 37"),
+        "{text}"
+    );
+    assert!(text.contains("a call to 38 rings 37"), "{text}");
+    let (_, r) = lab.command("#9 why 35");
+    let text = r.expect("result").1;
+    assert!(
+        text.contains("coverage rings too: 36") && text.contains("after 2 rings: 37"),
+        "{text}"
+    );
+    let (_, r) = lab.command("#10 why 77");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::NotFound));
+}
