@@ -204,10 +204,7 @@ impl Lab {
     pub fn command(
         &mut self,
         line: &str,
-    ) -> (
-        Vec<(SocketAddr, String)>,
-        Option<(coventry_shared::event::ResultCode, String)>,
-    ) {
+    ) -> (Sent, Option<(coventry_shared::event::ResultCode, String)>) {
         let before = self.events.len();
         self.sw.on_control(
             self.now,
@@ -257,6 +254,9 @@ impl Lab {
         self.authed(port, from, "MESSAGE", build)
     }
 }
+
+/// What the switch sent: destination and text of each datagram.
+pub type Sent = Vec<(SocketAddr, String)>;
 
 /// The text bodies of the MESSAGEs in `sent` to `port`.
 pub fn texts(sent: &[(SocketAddr, String)], port: u16) -> Vec<String> {
