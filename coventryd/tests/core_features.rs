@@ -219,3 +219,43 @@ fn why_explains_the_route() {
     let (_, r) = lab.command("#10 why 77");
     assert_eq!(r.map(|r| r.0), Some(ResultCode::NotFound));
 }
+
+#[test]
+fn broadcast_receipts_name_every_extension() {
+    let mut lab = lab();
+    lab.command("release 38");
+    let (sent, r) = lab.command("#11 message 100 fire drill at 3");
+    assert!(r.is_none(), "the result waits for the deliveries");
+    let m35 = to(&sent, 6035)[0].to_string();
+    let m36 = to(&sent, 6036)[0].to_string();
+    lab.feed(6035, &respond(&m35, 200, "a", 6035, ""));
+    lab.feed(6036, &respond(&m36, 486, "b", 6036, ""));
+    let result = lab.events.iter().rev().find_map(|e| match e {
+        Event::CommandResult {
+            id: Some(11),
+            code,
+            text,
+        } => Some((*code, text.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        result,
+        Some((
+            ResultCode::Ok,
+            "100: delivered to 1 of 2; 35 delivered; 36 failed 486".into()
+        ))
+    );
+    let (sent, _) = lab.command("#12 message all shutdown at 5");
+    for port in [6021, 6035, 6036, 6037] {
+        let m = to(&sent, port)[0].to_string();
+        lab.feed(port, &respond(&m, 200, "x", port, ""));
+    }
+    assert!(to(&sent, 6038).is_empty(), "38 is offline: not tried");
+    let text = lab.events.iter().rev().find_map(|e| match e {
+        Event::CommandResult {
+            id: Some(12), text, ..
+        } => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(text.as_deref(), Some("all: delivered to 4 of 5; 21 delivered; 35 delivered; 36 delivered; 37 delivered; 38 offline"));
+}

@@ -140,7 +140,12 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
                 .into_iter()
                 .partition(|m| !sw.registrar.contacts(*m).is_empty())
         }
-        Target::All => (sw.registrar.iter().map(|(e, _)| e).collect(), vec![]),
+        Target::All => sw
+            .config
+            .lines
+            .keys()
+            .copied()
+            .partition(|e| !sw.registrar.contacts(*e).is_empty()),
         Target::System => {
             return result(
                 sw,

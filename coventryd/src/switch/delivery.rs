@@ -288,16 +288,26 @@ impl Switch {
     }
 }
 
-/// The result text of a command delivery.
+/// The result text of a command delivery: a summary, then one receipt per
+/// extension, `; `-separated: `all: delivered to 2 of 3; 21 delivered;
+/// 22 offline; 23 failed 486`. pbxctl turns the receipts into a table.
 fn summary(job: &Job, ok: &[u16]) -> (ResultCode, String) {
-    let mut failed: Vec<String> = job
+    let mut receipts: Vec<(u16, String)> = job
         .targets
         .iter()
-        .filter(|t| !ok.contains(&t.ext))
-        .map(|t| format!("{} {}", t.ext, status_word(t.status.unwrap_or(480))))
+        .map(|t| {
+            let word = match t.status.unwrap_or(480) {
+                200..=299 => "delivered".to_string(),
+                408 => "timed-out 408".to_string(),
+                480 => "offline".to_string(),
+                s => format!("failed {s}"),
+            };
+            (t.ext, word)
+        })
         .collect();
-    failed.extend(job.offline.iter().map(|e| format!("{e} offline")));
-    let total = job.targets.len() + job.offline.len();
+    receipts.extend(job.offline.iter().map(|e| (*e, "offline".to_string())));
+    receipts.sort_by_key(|(e, _)| *e);
+    let total = receipts.len();
     let code = if ok.is_empty() {
         ResultCode::Failed
     } else {
@@ -308,20 +318,12 @@ fn summary(job: &Job, ok: &[u16]) -> (ResultCode, String) {
     } else {
         format!("{}: delivered to {} of {total}", job.to, ok.len())
     };
-    if !failed.is_empty() {
-        text.push_str(&format!(" (not delivered: {})", failed.join(", ")));
+    if total > 1 || ok.is_empty() {
+        for (e, word) in receipts {
+            text.push_str(&format!("; {e} {word}"));
+        }
     }
     (code, text)
-}
-
-fn status_word(s: u16) -> String {
-    match s {
-        408 => "timed out (408)".into(),
-        480 => "offline (480)".into(),
-        486 | 600 => format!("busy ({s})"),
-        603 => "declined (603)".into(),
-        s => format!("failed ({s})"),
-    }
 }
 
 /// Where to send a request for a registered contact: the contact's IP address
