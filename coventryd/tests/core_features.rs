@@ -259,3 +259,97 @@ fn broadcast_receipts_name_every_extension() {
     });
     assert_eq!(text.as_deref(), Some("all: delivered to 4 of 5; 21 delivered; 35 delivered; 36 delivered; 37 delivered; 38 offline"));
 }
+
+const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n";
+const ANSWER: &str = "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+fn result_of(lab: &Lab, id: u64) -> Option<(ResultCode, String)> {
+    lab.events.iter().rev().find_map(|e| match e {
+        Event::CommandResult {
+            id: Some(i),
+            code,
+            text,
+        } if *i == id => Some((*code, text.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn click_to_dial_connects_offer_and_answer_and_either_side_hangs_up() {
+    let mut lab = lab();
+    let (sent, _) = lab.command("#20 dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    assert!(inv_a.starts_with("INVITE sip:21@127.0.0.1:6021"), "{inv_a}");
+    assert!(
+        inv_a.ends_with("Content-Length: 0\r\n\r\n"),
+        "no SDP to A: {inv_a}"
+    );
+    lab.feed(6021, &respond(&inv_a, 180, "ta", 6021, ""));
+    let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
+    let inv_b = to(&out, 6035)[0].to_string();
+    assert!(inv_b.starts_with("INVITE sip:35@127.0.0.1:6035"), "{inv_b}");
+    assert!(inv_b.ends_with(OFFER), "A's offer goes to B byte for byte");
+    let out = lab.feed(6035, &respond(&inv_b, 200, "tb", 6035, ANSWER));
+    assert!(to(&out, 6035).iter().any(|m| m.starts_with("ACK ")));
+    let ack_a = to(&out, 6021)
+        .into_iter()
+        .find(|m| m.starts_with("ACK "))
+        .expect("ACK to A")
+        .to_string();
+    assert!(
+        ack_a.ends_with(ANSWER),
+        "B's answer completes A's exchange: {ack_a}"
+    );
+    assert_eq!(result_of(&lab, 20).map(|r| r.0), Some(ResultCode::Ok));
+    // B hangs up: A gets a BYE.
+    let bye = format!(
+        "BYE sip:system@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6035;branch=z9hG4bKbb\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        header(&inv_b, "To").map(|t| format!("{t};tag=tb")).unwrap_or_default(),
+        header(&inv_b, "From").unwrap_or(""),
+        header(&inv_b, "Call-ID").unwrap_or("")
+    );
+    let out = lab.feed(6035, &bye);
+    assert_eq!(status(to(&out, 6035)[0]), 200);
+    assert!(to(&out, 6021).iter().any(|m| m.starts_with("BYE ")));
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Completed)
+    );
+}
+
+#[test]
+fn click_to_dial_failures_end_cleanly() {
+    let mut lab = lab();
+    // A declines.
+    let (sent, _) = lab.command("#21 dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    let out = lab.feed(6021, &respond(&inv_a, 603, "ta", 6021, ""));
+    assert!(
+        to(&out, 6021).iter().any(|m| m.starts_with("ACK ")),
+        "the 603 is ACKed"
+    );
+    assert!(to(&out, 6035).is_empty(), "B is never rung");
+    let (code, text) = result_of(&lab, 21).expect("result");
+    assert_eq!(code, ResultCode::Failed);
+    assert!(text.contains("21 did not take the call (603)"), "{text}");
+    // B busy (DND): A is answered, then hung up.
+    lab.command("dnd 35 on");
+    let (sent, _) = lab.command("#22 dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
+    assert!(to(&out, 6021).iter().any(|m| m.starts_with("ACK ")));
+    assert!(to(&out, 6021).iter().any(|m| m.starts_with("BYE ")));
+    let (code, text) = result_of(&lab, 22).expect("result");
+    assert_eq!(code, ResultCode::Failed);
+    assert!(text.contains("35 is busy (486)"), "{text}");
+    // B absent.
+    lab.command("dnd 35 off");
+    lab.command("release 35");
+    let (sent, _) = lab.command("#23 dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
+    let (code, text) = result_of(&lab, 23).expect("result");
+    assert_eq!(code, ResultCode::Failed);
+    assert!(text.contains("35 is not available (480)"), "{text}");
+}

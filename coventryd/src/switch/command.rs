@@ -87,12 +87,7 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             let (code, text) = sw.why(ext);
             result(sw, id, code, text)
         }
-        Command::Dial { .. } => result(
-            sw,
-            id,
-            ResultCode::Failed,
-            "click-to-dial is not available yet".into(),
-        ),
+        Command::Dial { ext, target } => sw.dial(now_ms, id, ext, &target),
     }
 }
 

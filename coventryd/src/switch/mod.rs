@@ -5,6 +5,7 @@
 mod call;
 mod command;
 mod delivery;
+mod dial;
 mod features;
 mod invite;
 mod keypad;
@@ -103,6 +104,10 @@ pub struct Switch {
     settings: Settings,
     /// Feature-code calls the switch answered itself: Call-ID → how to hang up.
     local_dialogs: HashMap<String, keypad::LocalDialog>,
+    /// Click-to-dial calls by number, by our INVITE branches, by leg Call-ID.
+    dials: HashMap<u32, dial::Dial>,
+    dial_branches: HashMap<String, (u32, dial::Side)>,
+    dial_by_call_id: HashMap<String, u32>,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     jobs: Jobs,
@@ -182,6 +187,9 @@ impl Switch {
             calls: CallBook::default(),
             settings: Settings::default(),
             local_dialogs: HashMap::new(),
+            dials: HashMap::new(),
+            dial_branches: HashMap::new(),
+            dial_by_call_id: HashMap::new(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             jobs: Jobs::default(),
             counters: Counters::default(),
@@ -308,7 +316,11 @@ impl Switch {
         let Some(top) = f.vias.first().copied() else {
             return;
         };
+        let dial = self.dial_by_call_id.get(f.call_id).copied();
         if method == "ACK" {
+            if dial.is_some() {
+                return; // the ACK of a click-to-dial leg's 2xx to us
+            }
             return self.on_ack(now_ms, src, &req, &f);
         }
         let branch = wire::parse_via(top)
@@ -330,6 +342,10 @@ impl Switch {
         }
         let tag = self.ids.next();
         let r = Replier::new(key, src, &method, &f, tag);
+        if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
+        {
+            return self.on_dial_request(now_ms, no, &method, &f, r);
+        }
         match method.as_str() {
             "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
             "MESSAGE" => self.on_message(now_ms, src, &req, &f, r),
@@ -379,6 +395,9 @@ impl Switch {
                 self.delivery_done(now_ms, d, outcome.status);
             }
             return;
+        }
+        if let Some((no, side)) = self.dial_branches.get(&branch).copied() {
+            return self.on_dial_response(now_ms, &resp, no, side);
         }
         if let Some((no, idx)) = self.calls.by_branch.get(&branch).copied() {
             return self.on_invite_response(now_ms, &resp, no, idx);
@@ -432,6 +451,7 @@ impl Switch {
             }
         }
         self.calls_tick(now_ms);
+        self.dials_tick(now_ms);
         self.expire_settings(now_ms);
         self.local_dialogs.retain(|_, d| d.expires_ms > now_ms);
         if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {

@@ -1,0 +1,609 @@
+//! Click-to-dial (third-party call control, RFC 3725 flow I): the switch rings
+//! extension A with an INVITE without SDP; A's 200 carries A's offer, which the
+//! switch sends to B in a second INVITE; B's answer goes back to A in the ACK.
+//! The switch is the user agent on both legs, so a BYE from either side is
+//! answered and passed on as a BYE to the other.
+
+use super::call::Retx;
+use super::features::Resolution;
+use super::{ClientTag, Switch};
+use crate::headers::Fields;
+use crate::sip::wire::parse_name_addr;
+use crate::transaction::T2_MS;
+use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
+use coventry_shared::stateblock::{call_state, put_str, CallEntry};
+use std::net::SocketAddr;
+
+/// Which leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The extension rung first.
+    A,
+    /// The party it is connected to.
+    B,
+}
+
+/// One leg: a dialog between the switch (as a user agent) and a phone.
+#[derive(Debug)]
+pub struct Leg {
+    /// Call-ID of this leg.
+    pub call_id: String,
+    /// Branch of our INVITE.
+    pub branch: String,
+    /// Request-URI of our INVITE (the phone's contact).
+    pub uri: String,
+    /// Where it goes.
+    pub dest: SocketAddr,
+    /// Our Via value.
+    pub via: String,
+    /// Our From (with our tag).
+    pub from: String,
+    /// Its To (tag added from the 2xx).
+    pub to: String,
+    /// The phone's Contact from its 2xx.
+    pub contact: String,
+    /// Timer A/B of our INVITE.
+    pub retx: Option<Retx>,
+    /// A provisional came back (CANCEL allowed).
+    pub proceeding: bool,
+    /// Answered.
+    pub answered: bool,
+    /// Our next CSeq in this dialog.
+    pub cseq: u32,
+}
+
+/// A click-to-dial session.
+#[derive(Debug)]
+pub struct Dial {
+    /// The FIFO request id to answer.
+    pub id: Option<u64>,
+    /// Extension A.
+    pub a: u16,
+    /// What A is connected to.
+    pub target: String,
+    /// Leg to A.
+    pub leg_a: Leg,
+    /// Leg to B, once A answered.
+    pub leg_b: Option<Leg>,
+    /// Start / answer times.
+    pub start_ms: u64,
+    /// When both legs were connected.
+    pub answer_ms: u64,
+    /// A must answer by then.
+    pub deadline_ms: u64,
+    /// Call-table slot.
+    pub slot: Option<usize>,
+    /// Result sent.
+    pub reported: bool,
+}
+
+impl Switch {
+    fn leg(
+        &mut self,
+        call_id: String,
+        uri: &str,
+        dest: SocketAddr,
+        from: String,
+        to: String,
+    ) -> Leg {
+        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            self.via_host(dest.ip())
+        );
+        Leg {
+            call_id,
+            branch,
+            uri: uri.to_string(),
+            dest,
+            via,
+            from,
+            to,
+            contact: String::new(),
+            retx: None,
+            proceeding: false,
+            answered: false,
+            cseq: 1,
+        }
+    }
+
+    fn leg_request(
+        &self,
+        leg: &Leg,
+        method: &str,
+        cseq: u32,
+        body: Option<&[u8]>,
+        via: &str,
+    ) -> Vec<u8> {
+        let host = self.via_host(leg.dest.ip());
+        let uri = if leg.contact.is_empty() {
+            &leg.uri
+        } else {
+            &leg.contact
+        };
+        let mut m = format!(
+            "{method} {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
+             Call-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:system@{host}>\r\n",
+            leg.from, leg.to, leg.call_id
+        )
+        .into_bytes();
+        match body {
+            Some(b) => {
+                m.extend_from_slice(
+                    format!(
+                        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+                        b.len()
+                    )
+                    .as_bytes(),
+                );
+                m.extend_from_slice(b);
+            }
+            None => m.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        }
+        m
+    }
+
+    fn send_invite(&mut self, now_ms: u64, no: u32, side: Side, body: Option<&[u8]>) {
+        let Some(d) = self.dials.get(&no) else {
+            return;
+        };
+        let Some(leg) = (match side {
+            Side::A => Some(&d.leg_a),
+            Side::B => d.leg_b.as_ref(),
+        }) else {
+            return;
+        };
+        let bytes = self.leg_request(leg, "INVITE", 1, body, &leg.via.clone());
+        let (dest, branch) = (leg.dest, leg.branch.clone());
+        self.dial_branches.insert(branch, (no, side));
+        self.send(dest, bytes.clone());
+        if let Some(leg) = self.dial_leg(no, side) {
+            leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
+        }
+    }
+
+    fn dial_leg(&mut self, no: u32, side: Side) -> Option<&mut Leg> {
+        let d = self.dials.get_mut(&no)?;
+        match side {
+            Side::A => Some(&mut d.leg_a),
+            Side::B => d.leg_b.as_mut(),
+        }
+    }
+
+    /// `dial A TARGET`.
+    pub(super) fn dial(&mut self, now_ms: u64, id: Option<u64>, a: u16, target: &str) {
+        if !self.config.is_configured(a) {
+            return super::command::result(
+                self,
+                id,
+                ResultCode::NotFound,
+                format!("no extension {a}"),
+            );
+        }
+        let Some((uri, dest)) = self
+            .registrar
+            .contacts(a)
+            .iter()
+            .max_by_key(|b| b.registered_ms)
+            .and_then(|b| {
+                Some((
+                    b.uri.clone(),
+                    super::invite::uri_addr(&b.uri).or_else(|| b.source.parse().ok())?,
+                ))
+            })
+        else {
+            return super::command::result(
+                self,
+                id,
+                ResultCode::Failed,
+                format!("{a} is not registered"),
+            );
+        };
+        if self.is_busy(a) {
+            return super::command::result(self, id, ResultCode::Failed, format!("{a} is busy"));
+        }
+        let no = self.calls.number();
+        self.counters.calls += 1;
+        let host = self.local_hostport();
+        let tag = self.ids.next();
+        let call_id = format!("{}@coventry", self.ids.next());
+        let from = format!("\"Call to {target}\" <sip:{target}@{host}>;tag={tag}");
+        let to = format!("<sip:{a}@{host}>");
+        let leg_a = self.leg(call_id, &uri, dest, from, to);
+        let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
+        let slot = self.calls.slots.take(no);
+        self.dials.insert(
+            no,
+            Dial {
+                id,
+                a,
+                target: target.to_string(),
+                leg_a,
+                leg_b: None,
+                start_ms: now_ms,
+                answer_ms: 0,
+                deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
+                slot,
+                reported: false,
+            },
+        );
+        self.dial_by_call_id_insert(no);
+        self.send_invite(now_ms, no, Side::A, None);
+        self.dial_state(no, CallPhase::Dialing, 0);
+    }
+
+    fn dial_by_call_id_insert(&mut self, no: u32) {
+        if let Some(d) = self.dials.get(&no) {
+            let mut ids = vec![d.leg_a.call_id.clone()];
+            if let Some(b) = &d.leg_b {
+                ids.push(b.call_id.clone());
+            }
+            for cid in ids {
+                self.dial_by_call_id.insert(cid, no);
+            }
+        }
+    }
+
+    /// Call-table entry, bits and a state event for a click-to-dial call.
+    fn dial_state(&mut self, no: u32, phase: CallPhase, status: u16) {
+        let Some(d) = self.dials.get(&no) else {
+            return;
+        };
+        let mut e = CallEntry::FREE;
+        e.id = no;
+        e.state = match phase {
+            CallPhase::Dialing => call_state::DIALING,
+            CallPhase::Ringing => call_state::RINGING,
+            CallPhase::Answered => call_state::ANSWERED,
+            CallPhase::Ended => call_state::ENDED,
+        };
+        e.cause = status;
+        put_str(&mut e.from, &d.a.to_string());
+        put_str(&mut e.to, &d.target);
+        put_str(&mut e.call_id, &d.leg_a.call_id);
+        e.start_ms = d.start_ms;
+        e.answer_ms = d.answer_ms;
+        if let Some(slot) = d.slot {
+            self.out.calls.insert(slot, e);
+        }
+        let busy = phase != CallPhase::Ended;
+        self.out.bits.insert(d.a, (false, busy));
+        self.out.events.push(Event::CallState {
+            call: no,
+            from: d.a.to_string(),
+            to: d.target.clone(),
+            phase,
+            rings: 0,
+        });
+    }
+
+    /// End a click-to-dial call: record, result, table.
+    fn dial_end(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16, text: String) {
+        let Some(d) = self.dials.get_mut(&no) else {
+            return;
+        };
+        let (id, reported) = (d.id, d.reported);
+        d.reported = true;
+        let record = Event::CallRecord {
+            call: no,
+            from: d.a.to_string(),
+            to: d.target.clone(),
+            start_ms: d.start_ms,
+            answer_ms: d.answer_ms,
+            end_ms: now_ms,
+            outcome,
+            status,
+        };
+        if let Some(slot) = d.slot {
+            self.calls.slots.ended(slot, now_ms);
+        }
+        self.dial_state(no, CallPhase::Ended, status);
+        if let Some(slot) = self.dials.get(&no).and_then(|d| d.slot) {
+            if let Some(e) = self.out.calls.get_mut(&slot) {
+                e.outcome = outcome as u16;
+                e.end_ms = now_ms;
+            }
+        }
+        self.out.events.push(record);
+        if !reported {
+            let code = if outcome == CallOutcome::Completed {
+                ResultCode::Ok
+            } else {
+                ResultCode::Failed
+            };
+            super::command::result(self, id, code, text);
+        }
+        if let Some(d) = self.dials.remove(&no) {
+            self.dial_by_call_id.remove(&d.leg_a.call_id);
+            self.dial_branches.remove(&d.leg_a.branch);
+            if let Some(b) = d.leg_b {
+                self.dial_by_call_id.remove(&b.call_id);
+                self.dial_branches.remove(&b.branch);
+            }
+        }
+    }
+
+    /// Send an in-dialog request (ACK, BYE) on a leg.
+    fn leg_send(&mut self, now_ms: u64, no: u32, side: Side, method: &str, body: Option<&[u8]>) {
+        let Some(leg) = self.dials.get(&no).and_then(|d| match side {
+            Side::A => Some(&d.leg_a),
+            Side::B => d.leg_b.as_ref(),
+        }) else {
+            return;
+        };
+        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            self.via_host(leg.dest.ip())
+        );
+        let cseq = if method == "ACK" { 1 } else { leg.cseq + 1 };
+        let bytes = self.leg_request(leg, method, cseq, body, &via);
+        let dest = leg.dest;
+        if method != "ACK" {
+            self.client_tx
+                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+        }
+        self.send(dest, bytes);
+    }
+
+    /// A response on one of our click-to-dial INVITEs.
+    pub(super) fn on_dial_response(
+        &mut self,
+        now_ms: u64,
+        resp: &rsip::Response,
+        no: u32,
+        side: Side,
+    ) {
+        let code = resp.status_code.code();
+        let f = Fields::of(&resp.headers);
+        let Some(leg) = self.dial_leg(no, side) else {
+            return;
+        };
+        if code < 200 {
+            leg.proceeding = true;
+            leg.retx = None;
+            if side == Side::A && code != 100 {
+                self.dial_state(no, CallPhase::Ringing, 0);
+            }
+            return;
+        }
+        leg.retx = None;
+        if (200..300).contains(&code) {
+            if leg.answered {
+                return; // a retransmitted 2xx: our ACK went already
+            }
+            leg.answered = true;
+            leg.to = f.to.to_string();
+            leg.contact = f
+                .contacts
+                .first()
+                .and_then(|c| parse_name_addr(c))
+                .map(|n| n.uri)
+                .unwrap_or_default();
+            if let Some(a) = super::invite::uri_addr(&leg.contact) {
+                leg.dest = a;
+            }
+            match side {
+                Side::A => self.dial_second_leg(now_ms, no, &resp.body),
+                Side::B => {
+                    self.leg_send(now_ms, no, Side::B, "ACK", None);
+                    self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
+                    if let Some(d) = self.dials.get_mut(&no) {
+                        d.answer_ms = now_ms;
+                        d.reported = true;
+                        let (id, a, t) = (d.id, d.a, d.target.clone());
+                        super::command::result(
+                            self,
+                            id,
+                            ResultCode::Ok,
+                            format!("connected {a} and {t} (call {no})"),
+                        );
+                    }
+                    self.dial_state(no, CallPhase::Answered, 200);
+                    if let Some(d) = self.dials.get(&no) {
+                        let target = d.target.parse::<u16>().unwrap_or(0);
+                        self.out.bits.insert(target, (false, true));
+                    }
+                }
+            }
+            return;
+        }
+        // A final failure: ACK it (same branch as the INVITE).
+        let branch_via = leg.via.clone();
+        let (uri, to) = (leg.uri.clone(), f.to.to_string());
+        if let Some(leg) = self.dial_leg(no, side) {
+            leg.to = to;
+            leg.contact = uri;
+        }
+        if let Some(leg) = self.dials.get(&no).map(|d| match side {
+            Side::A => &d.leg_a,
+            Side::B => d.leg_b.as_ref().unwrap_or(&d.leg_a),
+        }) {
+            let bytes = self.leg_request(leg, "ACK", 1, None, &branch_via);
+            let dest = leg.dest;
+            self.send(dest, bytes);
+        }
+        let Some(d) = self.dials.get(&no) else {
+            return;
+        };
+        let (a, target) = (d.a, d.target.clone());
+        match side {
+            Side::A => self.dial_end(
+                now_ms,
+                no,
+                super::call::outcome_of(code),
+                code,
+                format!("{a} did not take the call ({code})"),
+            ),
+            Side::B => {
+                // A is connected to nothing: complete its dialog and hang up.
+                let decline = super::keypad::decline_all(&[], "0.0.0.0");
+                self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));
+                self.leg_send(now_ms, no, Side::A, "BYE", None);
+                let word = match super::call::outcome_of(code) {
+                    CallOutcome::Busy => "is busy",
+                    CallOutcome::Unavailable => "is not available",
+                    CallOutcome::Rejected => "declined",
+                    _ => "failed",
+                };
+                self.dial_end(
+                    now_ms,
+                    no,
+                    super::call::outcome_of(code),
+                    code,
+                    format!("{target} {word} ({code})"),
+                );
+            }
+        }
+    }
+
+    /// A answered with its offer: call B with it.
+    fn dial_second_leg(&mut self, now_ms: u64, no: u32, offer: &[u8]) {
+        let Some(d) = self.dials.get(&no) else {
+            return;
+        };
+        let (a, target) = (d.a, d.target.clone());
+        let contact = match self.resolve(&target, a) {
+            Resolution::Ring { primary, .. } => self
+                .registrar
+                .contacts(primary)
+                .iter()
+                .max_by_key(|b| b.registered_ms)
+                .and_then(|b| {
+                    Some((
+                        b.uri.clone(),
+                        super::invite::uri_addr(&b.uri).or_else(|| b.source.parse().ok())?,
+                        primary,
+                    ))
+                }),
+            Resolution::Fail { code, .. } => {
+                let decline = super::keypad::decline_all(offer, "0.0.0.0");
+                self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));
+                self.leg_send(now_ms, no, Side::A, "BYE", None);
+                let outcome = super::call::outcome_of(code);
+                let word = match outcome {
+                    CallOutcome::Busy => "is busy",
+                    CallOutcome::Unavailable => "is not available",
+                    _ => "cannot be called",
+                };
+                return self.dial_end(
+                    now_ms,
+                    no,
+                    outcome,
+                    code,
+                    format!("{target} {word} ({code})"),
+                );
+            }
+        };
+        let Some((uri, dest, b)) = contact else {
+            return self.dial_end(
+                now_ms,
+                no,
+                CallOutcome::Unavailable,
+                480,
+                format!("{target} is not available"),
+            );
+        };
+        let host = self.local_hostport();
+        let name = self
+            .config
+            .lines
+            .get(&a)
+            .map(|l| l.display.clone())
+            .unwrap_or_default();
+        let tag = self.ids.next();
+        let call_id = format!("{}@coventry", self.ids.next());
+        let from = format!("\"{}\" <sip:{a}@{host}>;tag={tag}", name.replace('"', ""));
+        let to = format!("<sip:{b}@{host}>");
+        let leg = self.leg(call_id, &uri, dest, from, to);
+        if let Some(d) = self.dials.get_mut(&no) {
+            d.leg_b = Some(leg);
+        }
+        self.dial_by_call_id_insert(no);
+        self.send_invite(now_ms, no, Side::B, Some(offer));
+    }
+
+    /// A request inside a click-to-dial leg (BYE ends both legs).
+    pub(super) fn on_dial_request(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        method: &str,
+        f: &Fields<'_>,
+        r: super::reply::Replier,
+    ) {
+        let Some(d) = self.dials.get(&no) else {
+            return;
+        };
+        let side = if d.leg_a.call_id == f.call_id {
+            Side::A
+        } else {
+            Side::B
+        };
+        match method {
+            "ACK" => {}
+            "BYE" => {
+                self.answer(now_ms, r, 200, None, &[]);
+                let other = if side == Side::A { Side::B } else { Side::A };
+                self.leg_send(now_ms, no, other, "BYE", None);
+                let who = if side == Side::A { "A" } else { "B" };
+                log::info!("click-to-dial call {no}: {who} hung up");
+                self.dial_end(now_ms, no, CallOutcome::Completed, 200, String::new());
+            }
+            _ => self.answer(
+                now_ms,
+                r,
+                488,
+                Some("Not Acceptable Here (click-to-dial call)"),
+                &[],
+            ),
+        }
+    }
+
+    /// Timers of click-to-dial calls: INVITE retransmissions, A not answering.
+    pub(super) fn dials_tick(&mut self, now_ms: u64) {
+        let numbers: Vec<u32> = self.dials.keys().copied().collect();
+        for no in numbers {
+            let mut resend = Vec::new();
+            let mut timed_out = false;
+            if let Some(d) = self.dials.get_mut(&no) {
+                for leg in [Some(&mut d.leg_a), d.leg_b.as_mut()].into_iter().flatten() {
+                    if let Some(r) = leg.retx.as_mut() {
+                        match r.due(now_ms, T2_MS * 16) {
+                            Ok(true) if !leg.proceeding => resend.push((r.dest, r.bytes.clone())),
+                            Ok(_) => {}
+                            Err(()) => timed_out = true,
+                        }
+                    }
+                }
+                let a_unanswered = !d.leg_a.answered && now_ms >= d.deadline_ms;
+                timed_out |= a_unanswered;
+            }
+            for (to, bytes) in resend {
+                self.send(to, bytes);
+            }
+            if timed_out {
+                let Some(d) = self.dials.get(&no) else {
+                    continue;
+                };
+                let a = d.a;
+                let cancel = (!d.leg_a.answered && d.leg_a.proceeding).then(|| {
+                    (
+                        self.leg_request(&d.leg_a, "CANCEL", 1, None, &d.leg_a.via),
+                        d.leg_a.dest,
+                    )
+                });
+                if let Some((bytes, dest)) = cancel {
+                    self.send(dest, bytes);
+                }
+                self.dial_end(
+                    now_ms,
+                    no,
+                    CallOutcome::NoAnswer,
+                    480,
+                    format!("{a} did not answer"),
+                );
+            }
+        }
+    }
+}
