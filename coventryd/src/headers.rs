@@ -33,6 +33,8 @@ pub struct Fields<'a> {
     pub max_forwards: Option<&'a str>,
     /// Route values, top first.
     pub routes: Vec<&'a str>,
+    /// Event (SUBSCRIBE/NOTIFY).
+    pub event: Option<&'a str>,
 }
 
 impl<'a> Fields<'a> {
@@ -54,6 +56,7 @@ impl<'a> Fields<'a> {
                 Header::ContentType(v) => f.content_type = Some(v.value()),
                 Header::MaxForwards(v) => f.max_forwards = Some(v.value()),
                 Header::Route(v) => f.routes.push(v.value()),
+                Header::Event(v) => f.event = Some(v.value()),
                 _ => {}
             }
         }

@@ -353,3 +353,97 @@ fn click_to_dial_failures_end_cleanly() {
     assert_eq!(code, ResultCode::Failed);
     assert!(text.contains("35 is not available (480)"), "{text}");
 }
+
+fn notifies(sent: &[(std::net::SocketAddr, String)], port: u16) -> Vec<String> {
+    to(sent, port)
+        .into_iter()
+        .filter(|m| m.starts_with("NOTIFY "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn subscribe(
+    lab: &mut Lab,
+    target: &str,
+    event: &str,
+    call_id: &str,
+) -> Vec<(std::net::SocketAddr, String)> {
+    lab.authed(6038, "38", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:{target}@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6038;branch=z9hG4bKsub{cseq}{call_id}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:38@test>;tag=w\r\nTo: <sip:{target}@test>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: {event}\r\nExpires: 600\r\nContact: <sip:38@127.0.0.1:6038>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    })
+}
+
+#[test]
+fn blf_subscriber_sees_early_confirmed_terminated_and_dnd() {
+    let mut lab = lab();
+    let sent = subscribe(&mut lab, "35", "dialog", "b1");
+    assert_eq!(status(to(&sent, 6038)[0]), 200);
+    let n = notifies(&sent, 6038);
+    assert_eq!(n.len(), 1, "initial NOTIFY");
+    assert!(
+        n[0].contains("Event: dialog")
+            && n[0].contains("<dialog-info")
+            && !n[0].contains("<dialog id")
+    );
+    let sent = lab.call_from("21", "35", "b-call");
+    let inv = to(&sent, 6035)[0].to_string();
+    // Early as soon as the phone is being rung.
+    let n = notifies(&sent, 6038);
+    assert!(
+        n.iter()
+            .any(|m| m.contains("<state>early</state>") && m.contains("direction=\"recipient\"")),
+        "{n:?}"
+    );
+    let out = lab.feed(6035, &respond(&inv, 180, "t", 6035, ""));
+    assert!(notifies(&out, 6038).is_empty(), "no change, no NOTIFY");
+    let out = lab.feed(6035, &respond(&inv, 200, "t", 6035, SDP));
+    assert!(notifies(&out, 6038)
+        .iter()
+        .any(|m| m.contains("<state>confirmed</state>")));
+    let ok = to(&out, 6021)[0].to_string();
+    let rr = header(&ok, "Record-Route").unwrap_or("").to_string();
+    let bye = format!(
+        "BYE sip:x@127.0.0.1:6035 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKby\r\nRoute: {rr}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>;tag=t\r\nCall-ID: b-call\r\n\
+         CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = lab.feed(6021, &bye);
+    assert!(
+        notifies(&out, 6038)
+            .iter()
+            .any(|m| m.contains("<state>terminated</state>")),
+        "{out:?}"
+    );
+    let (out, _) = lab.command("dnd 35 on");
+    assert!(notifies(&out, 6038)
+        .iter()
+        .any(|m| m.contains("id=\"dnd\"") && m.contains("confirmed")));
+}
+
+#[test]
+fn system_subscription_gets_the_bitmaps() {
+    let mut lab = lab();
+    let sent = subscribe(&mut lab, "system", "x-coventry-exts", "sys1");
+    let n = notifies(&sent, 6038);
+    assert_eq!(n.len(), 1);
+    // 2-digit plan, 4 extensions a hex digit: 21,35,36,37,38 registered.
+    assert!(n[0].contains("plan=2\n"), "{}", n[0]);
+    assert!(n[0].contains("registered="), "{}", n[0]);
+    let (out, _) = lab.command("dnd 36 on");
+    let n = notifies(&out, 6038);
+    assert_eq!(n.len(), 1, "a change sends one NOTIFY");
+    let dnd_line = n[0].lines().find(|l| l.starts_with("dnd=")).unwrap_or("");
+    // Extension 36 is plan index 26: hex digit 6, bit 2 → '4'.
+    assert_eq!(
+        dnd_line.as_bytes().get(4 + 6).copied(),
+        Some(b'4'),
+        "{dnd_line}"
+    );
+    let sent = subscribe(&mut lab, "system", "presence", "sys2");
+    assert_eq!(status(to(&sent, 6038).last().copied().unwrap_or("")), 489);
+}

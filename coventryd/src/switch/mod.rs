@@ -2,6 +2,7 @@
 //! changes plus an [`Outbox`] of datagrams to send and events to publish. No I/O
 //! happens here, so the whole core is testable without sockets.
 
+mod blf;
 mod call;
 mod command;
 mod delivery;
@@ -108,6 +109,10 @@ pub struct Switch {
     dials: HashMap<u32, dial::Dial>,
     dial_branches: HashMap<String, (u32, dial::Side)>,
     dial_by_call_id: HashMap<String, u32>,
+    /// Subscriptions the switch serves (BLF, system state), by Call-ID.
+    subscriptions: HashMap<String, blf::Subscription>,
+    /// The time of the latest input.
+    last_now: u64,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     jobs: Jobs,
@@ -190,6 +195,8 @@ impl Switch {
             dials: HashMap::new(),
             dial_branches: HashMap::new(),
             dial_by_call_id: HashMap::new(),
+            subscriptions: HashMap::new(),
+            last_now: 0,
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             jobs: Jobs::default(),
             counters: Counters::default(),
@@ -232,6 +239,7 @@ impl Switch {
 
     /// Take the pending outputs.
     pub fn take_out(&mut self) -> Outbox {
+        self.blf_update(self.last_now);
         std::mem::take(&mut self.out)
     }
 
@@ -274,6 +282,7 @@ impl Switch {
 
     /// Handle one datagram from `src`.
     pub fn on_datagram(&mut self, now_ms: u64, src: SocketAddr, bytes: &[u8]) {
+        self.last_now = now_ms;
         self.counters.sip_in += 1;
         match wire::parse_datagram(bytes, self.config.server.max_message) {
             Ok(SipMessage::Request(req)) => self.on_request(now_ms, src, req),
@@ -357,6 +366,9 @@ impl Switch {
                 &[("Allow", ALLOW), ("Accept", "text/plain")],
             ),
             "INVITE" => self.on_invite(now_ms, src, &req, &f, r),
+            "SUBSCRIBE" if self.is_local_subscribe(&req, &f) => {
+                self.on_subscribe(now_ms, src, &req, &f, r)
+            }
             "CANCEL" => self.on_cancel(now_ms, &f, r),
             "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" | "SUBSCRIBE" | "PUBLISH"
                 if self.our_routes(&f) > 0
@@ -434,11 +446,13 @@ impl Switch {
 
     /// Handle a control line.
     pub fn on_control(&mut self, now_ms: u64, line: Line) {
+        self.last_now = now_ms;
         command::handle(self, now_ms, line);
     }
 
     /// Clock tick: retransmissions, timeouts, expiries.
     pub fn on_tick(&mut self, now_ms: u64) {
+        self.last_now = now_ms;
         self.server_tx.expire(now_ms);
         let mut resend = Vec::new();
         let done = self.client_tx.tick(now_ms, &mut resend);

@@ -1,0 +1,341 @@
+//! Busy lamp fields: the switch answers SUBSCRIBEs to an extension's `dialog`
+//! event itself, with RFC 4235 dialog-info NOTIFYs built from what it already
+//! knows (early, confirmed, terminated; DND shows as a confirmed pseudo-dialog
+//! `dnd`), and SUBSCRIBEs to `system` with a compact extension-state package:
+//! the state bitmaps as hex.
+
+use super::register::{Auth, Claim};
+use super::reply::Replier;
+use super::{ClientTag, Switch};
+use crate::headers::Fields;
+use crate::sip::wire::parse_name_addr;
+use coventry_shared::event::CallPhase;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// Event package of the compact extension-state NOTIFYs from `system`.
+pub const EXT_STATE_EVENT: &str = "x-coventry-exts";
+/// Their content type.
+pub const EXT_STATE_TYPE: &str = "application/x-coventry-exts";
+/// Longest subscription granted, seconds.
+const MAX_EXPIRES: u32 = 3600;
+/// Shortest subscription granted, seconds.
+const MIN_EXPIRES: u32 = 60;
+
+/// What a subscription watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// One extension's dialogs.
+    Dialog(u16),
+    /// Every extension's state bits.
+    System,
+}
+
+/// One subscription the switch serves.
+#[derive(Debug)]
+pub struct Subscription {
+    /// What.
+    pub watch: Watch,
+    /// Where NOTIFYs go.
+    pub dest: SocketAddr,
+    /// Request-URI of NOTIFYs (the subscriber's Contact).
+    pub contact: String,
+    /// From of NOTIFYs (our side, with our tag).
+    pub from: String,
+    /// To of NOTIFYs (the subscriber, with its tag).
+    pub to: String,
+    /// Our CSeq.
+    pub cseq: u32,
+    /// dialog-info version.
+    pub version: u32,
+    /// Ends then, ms since the epoch.
+    pub expires_ms: u64,
+    /// Dialog states last sent (id → state), to send `terminated` once.
+    pub last: BTreeMap<String, &'static str>,
+    /// Body last sent (no NOTIFY when nothing changed; None: send one).
+    pub last_body: Option<String>,
+}
+
+impl Switch {
+    /// Whether a SUBSCRIBE is for the switch itself (BLF or system state).
+    pub(super) fn is_local_subscribe(&self, req: &rsip::Request, f: &Fields<'_>) -> bool {
+        if self.subscriptions.contains_key(f.call_id) {
+            return true;
+        }
+        let user = req.uri.auth.as_ref().map(|a| a.user.as_str()).unwrap_or("");
+        let package = f.event.unwrap_or("").split(';').next().unwrap_or("").trim();
+        user.eq_ignore_ascii_case("system") || package.eq_ignore_ascii_case("dialog")
+    }
+
+    /// A SUBSCRIBE (new or refresh) the switch serves.
+    pub(super) fn on_subscribe(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: Replier,
+    ) {
+        let user = parse_name_addr(f.from)
+            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            .unwrap_or_default();
+        let claim = Claim {
+            user: &user,
+            credentials: &f.proxy_authorization,
+            challenge_code: 407,
+        };
+        let Auth::Ok(_) = self.authenticate(now_ms, src, req, claim, &r) else {
+            return;
+        };
+        let asked = f
+            .expires
+            .and_then(|e| e.trim().parse::<u32>().ok())
+            .unwrap_or(MAX_EXPIRES);
+        let expires = if asked == 0 {
+            0
+        } else {
+            asked.clamp(MIN_EXPIRES, MAX_EXPIRES)
+        };
+        let contact = f
+            .contacts
+            .first()
+            .and_then(|c| parse_name_addr(c))
+            .map(|n| n.uri)
+            .unwrap_or_default();
+        let dest = super::invite::uri_addr(&contact).unwrap_or(src);
+        let host = self.via_host(dest.ip());
+        let exp = expires.to_string();
+        let ours = format!("<sip:system@{host}>");
+        if let Some(sub) = self.subscriptions.get_mut(f.call_id) {
+            sub.expires_ms = now_ms + u64::from(expires) * 1000;
+            sub.last_body = None; // a refresh gets a full NOTIFY
+            self.answer(
+                now_ms,
+                r,
+                200,
+                None,
+                &[("Expires", &exp), ("Contact", &ours)],
+            );
+        } else {
+            let target = req
+                .uri
+                .auth
+                .as_ref()
+                .map(|a| a.user.clone())
+                .unwrap_or_default();
+            let package = f
+                .event
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let watch = if target.eq_ignore_ascii_case("system") {
+                if package != EXT_STATE_EVENT {
+                    return self.answer(now_ms, r, 489, None, &[("Allow-Events", EXT_STATE_EVENT)]);
+                }
+                Watch::System
+            } else {
+                match target
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| self.config.is_configured(*n))
+                {
+                    Some(n) => Watch::Dialog(n),
+                    None => return self.answer(now_ms, r, 404, None, &[]),
+                }
+            };
+            let tag = r.to_tag.clone();
+            self.subscriptions.insert(
+                f.call_id.to_string(),
+                Subscription {
+                    watch,
+                    dest,
+                    contact,
+                    from: format!("{};tag={tag}", f.to),
+                    to: f.from.to_string(),
+                    cseq: 0,
+                    version: 0,
+                    expires_ms: now_ms + u64::from(expires) * 1000,
+                    last: BTreeMap::new(),
+                    last_body: None,
+                },
+            );
+            self.answer(
+                now_ms,
+                r,
+                200,
+                None,
+                &[("Expires", &exp), ("Contact", &ours)],
+            );
+        }
+        self.notify(now_ms, f.call_id, expires == 0);
+        if expires == 0 {
+            self.subscriptions.remove(f.call_id);
+        }
+    }
+
+    /// The dialog states of extension `ext` now: (id, state, direction, peer).
+    fn dialogs_of(&self, ext: u16) -> Vec<(String, &'static str, &'static str, String)> {
+        let mut out = Vec::new();
+        for c in self.calls.calls.values().filter(|c| !c.ended()) {
+            let (state, direction, peer) = if c.caller == ext {
+                let s = if c.phase == CallPhase::Answered {
+                    "confirmed"
+                } else {
+                    "early"
+                };
+                (s, "initiator", c.dialled.clone())
+            } else if c.callee == ext && c.phase == CallPhase::Answered {
+                ("confirmed", "recipient", c.caller.to_string())
+            } else if c
+                .branches
+                .iter()
+                .any(|b| b.ext == ext && b.status.is_none())
+            {
+                ("early", "recipient", c.caller.to_string())
+            } else {
+                continue;
+            };
+            out.push((c.no.to_string(), state, direction, peer));
+        }
+        if self.settings.get(ext).dnd {
+            out.push(("dnd".into(), "confirmed", "recipient", "dnd".into()));
+        }
+        out
+    }
+
+    /// Send a NOTIFY on subscription `id` when its content changed (or `last`).
+    fn notify(&mut self, now_ms: u64, id: &str, terminated: bool) {
+        let host = self.local_hostport();
+        let Some(watch) = self.subscriptions.get(id).map(|s| s.watch) else {
+            return;
+        };
+        let (body, ctype, event, states) = match watch {
+            Watch::Dialog(ext) => {
+                let now = self.dialogs_of(ext);
+                let Some(sub) = self.subscriptions.get(id) else {
+                    return;
+                };
+                let mut dialogs = String::new();
+                let mut states = BTreeMap::new();
+                for (did, state, dir, peer) in &now {
+                    let _ = write!(
+                        dialogs,
+                        "<dialog id=\"{did}\" direction=\"{dir}\"><state>{state}</state>\
+                         <remote><identity>sip:{peer}@{host}</identity></remote></dialog>"
+                    );
+                    states.insert(did.clone(), *state);
+                }
+                for did in sub.last.keys().filter(|d| !states.contains_key(*d)) {
+                    let _ = write!(
+                        dialogs,
+                        "<dialog id=\"{did}\"><state>terminated</state></dialog>"
+                    );
+                }
+                (dialogs, "application/dialog-info+xml", "dialog", states)
+            }
+            Watch::System => {
+                let mut b = format!("plan={}\n", self.config.server.plan.digits());
+                for (name, bits) in self.state_bits() {
+                    let _ = writeln!(b, "{name}={}", bits);
+                }
+                (b, EXT_STATE_TYPE, EXT_STATE_EVENT, BTreeMap::new())
+            }
+        };
+        let Some(sub) = self.subscriptions.get_mut(id) else {
+            return;
+        };
+        if sub.last_body.as_deref() == Some(body.as_str()) && !terminated {
+            return;
+        }
+        sub.last_body = Some(body.clone());
+        sub.last = states;
+        sub.version += 1;
+        sub.cseq += 1;
+        let body = match watch {
+            Watch::Dialog(ext) => format!(
+                "<?xml version=\"1.0\"?>\r\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" \
+                 version=\"{}\" state=\"full\" entity=\"sip:{ext}@{host}\">{body}</dialog-info>\r\n",
+                sub.version - 1
+            ),
+            Watch::System => body,
+        };
+        let remaining = sub.expires_ms.saturating_sub(now_ms) / 1000;
+        let state = if terminated {
+            "terminated;reason=timeout".to_string()
+        } else {
+            format!("active;expires={remaining}")
+        };
+        let branch = format!("z9hG4bK{}n{}", self.instance, self.ids.next());
+        let bytes = format!(
+            "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {id}\r\nCSeq: {} NOTIFY\r\nContact: <sip:system@{host}>\r\n\
+             Event: {event}\r\nSubscription-State: {state}\r\nContent-Type: {ctype}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            sub.contact,
+            sub.from,
+            sub.to,
+            sub.cseq,
+            body.len()
+        )
+        .into_bytes();
+        let dest = sub.dest;
+        self.client_tx
+            .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+        self.send(dest, bytes);
+    }
+
+    /// The five state bitmaps as hex, one bit per extension in plan order.
+    fn state_bits(&self) -> Vec<(&'static str, String)> {
+        let plan = self.config.server.plan;
+        let bit = |f: &dyn Fn(u16) -> bool| {
+            let bits: Vec<bool> = plan.numbers().map(f).collect();
+            bits.chunks(4)
+                .map(|c| {
+                    let v = c
+                        .iter()
+                        .enumerate()
+                        .fold(0u8, |acc, (i, b)| acc | (u8::from(*b) << i));
+                    char::from_digit(u32::from(v), 16).unwrap_or('0')
+                })
+                .collect::<String>()
+        };
+        let ringing = |e: u16| {
+            self.dialogs_of(e)
+                .iter()
+                .any(|d| d.1 == "early" && d.2 == "recipient")
+        };
+        let busy = |e: u16| self.calls.active_for(e).next().is_some();
+        vec![
+            (
+                "registered",
+                bit(&|e| !self.registrar.contacts(e).is_empty()),
+            ),
+            ("ringing", bit(&ringing)),
+            ("busy", bit(&busy)),
+            ("dnd", bit(&|e| self.settings.get(e).dnd)),
+            ("forwarded", bit(&|e| self.settings.get(e).forwarded())),
+        ]
+    }
+
+    /// After every input: NOTIFY subscribers whose view changed; end expired ones.
+    pub(super) fn blf_update(&mut self, now_ms: u64) {
+        if self.subscriptions.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for id in ids {
+            let expired = self
+                .subscriptions
+                .get(&id)
+                .is_some_and(|s| s.expires_ms <= now_ms);
+            self.notify(now_ms, &id, expired);
+            if expired {
+                self.subscriptions.remove(&id);
+            }
+        }
+    }
+}
