@@ -230,3 +230,30 @@ fn subscribe_passes_through_with_record_route() {
     assert_eq!(status(to(&out, 6099)[0]), 407);
     assert!(to(&out, 6035).is_empty());
 }
+
+#[test]
+fn a_stranger_cannot_end_someone_elses_call() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "c9");
+    let inv = to(&sent, 6035)[0].to_string();
+    let ok = lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
+    let rr = header(to(&ok, 6021)[0], "Record-Route")
+        .expect("rr")
+        .to_string();
+    let bye = format!(
+        "BYE sip:x@127.0.0.1:6035 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:7000;branch=z9hG4bKevil\r\n\
+         Route: {rr}\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>;tag=callee\r\n\
+         Call-ID: c9\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let stranger: std::net::SocketAddr = "127.0.0.2:7000".parse().expect("addr");
+    lab.sw.on_datagram(lab.now, stranger, bye.as_bytes());
+    let out = lab.collect();
+    assert!(
+        out.iter().any(|(a, m)| *a == stranger && status(m) == 403),
+        "{out:?}"
+    );
+    assert!(to(&out, 6035).is_empty(), "the callee never sees it");
+    assert!(lab.records().is_empty(), "the call goes on");
+}

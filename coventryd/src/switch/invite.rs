@@ -645,6 +645,14 @@ impl Switch {
             // of a 407): nothing to forward.
             return reject(self, 481);
         }
+        // Only the call's own phones may speak in its dialog: nobody ends or
+        // re-INVITEs a call just because they learnt its Call-ID.
+        if let Some(no) = no {
+            if !self.is_participant(no, src) {
+                log::warn!("in-dialog {method} for call {no} from a stranger at {src}: refused");
+                return reject(self, 403);
+            }
+        }
         // Track the dialog: CSeq per side, BYE ends the call.
         if let Some(call) = no.and_then(|no| self.calls.calls.get_mut(&no)) {
             let from_caller = tag_of(f.from) == call.caller_tag;
@@ -683,6 +691,29 @@ impl Switch {
             },
         );
         self.send(dest, bytes);
+    }
+
+    /// Whether `src` is one of the phones of call `no` (by IP address: its
+    /// contacts, where its requests came from, where we sent them).
+    fn is_participant(&self, no: u32, src: SocketAddr) -> bool {
+        let Some(c) = self.calls.calls.get(&no) else {
+            return false;
+        };
+        let ip = src.ip();
+        let mut known = vec![c.replier.dest.ip()];
+        known.extend(c.caller_addr.map(|a| a.ip()));
+        known.extend(c.callee_addr.map(|a| a.ip()));
+        known.extend(c.branches.iter().map(|b| b.dest.ip()));
+        for ext in [c.caller, c.callee] {
+            known.extend(
+                self.registrar
+                    .contacts(ext)
+                    .iter()
+                    .filter_map(|b| b.source.parse::<SocketAddr>().ok())
+                    .map(|a| a.ip()),
+            );
+        }
+        known.contains(&ip)
     }
 
     /// A response to a request we forwarded statelessly: take our Via off and
