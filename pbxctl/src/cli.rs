@@ -1,6 +1,6 @@
 //! Command-line definitions of pbxctl (also the source of its man page).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,9 +47,9 @@ Environment:
 /// --json for scripts; colour is used only on a terminal and never when NO_COLOR is
 /// set.
 ///
-/// Commands that change something (message, hangup, release, reload) wait for the
-/// daemon's result and exit with a status that tells how it went, so they are safe to
-/// use from scripts and cron.
+/// Commands that go to the daemon (message, hangup, release, reload, forward, dnd,
+/// dial, speed, why) wait for its result and exit with a status that tells how it
+/// went, so they are safe to use from scripts and cron.
 #[derive(Debug, Parser)]
 #[command(
     name = "pbxctl",
@@ -96,7 +96,12 @@ pub struct GlobalOpts {
 /// The commands of pbxctl.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
-    /// Show the daemon: pid, uptime, dial plan, address, heartbeat, counters.
+    /// Show the daemon: pid, uptime, dial plan, address, heartbeat, counters, and the
+    /// extensions with forwards or do not disturb.
+    ///
+    /// The settings section lists, per extension, do not disturb and the forwards
+    /// (always, busy, no-answer) with when they revert by themselves; the switch keeps
+    /// one expiry for an extension's forwards, the earliest.
     ///
     /// Exits with status 3 when the daemon is not running: no state block, its pid is
     /// gone, or its heartbeat is older than 3 seconds (the last known state is still
@@ -175,6 +180,101 @@ pub enum CliCommand {
     /// Make the daemon re-read its configuration file and wait for the result.
     Reload,
 
+    /// Set or clear a call forward of an extension and wait for the result.
+    ///
+    /// Without --busy or --no-answer it is the forward of every call ("always"); with
+    /// --busy it applies when the extension is busy (or on do not disturb), with
+    /// --no-answer when it does not answer within its rings. `off` clears that forward.
+    /// The target is an extension, a group or a number. The switch refuses a forward
+    /// that would loop (21 to 35 to 21, or a chain too long) with a clear message
+    /// (status 1). With --until or --for the switch reverts the forward by itself at
+    /// that time; the extension's forwards share one expiry. Forwards survive a restart
+    /// of the switch and show in status and exts.
+    #[command(visible_alias = "fwd")]
+    Forward {
+        /// Extension whose calls are forwarded.
+        #[arg(value_name = "EXT")]
+        ext: u16,
+        /// Where calls go: extension, group or number; `off` clears the forward.
+        #[arg(value_name = "TARGET|off")]
+        target: String,
+        /// Forward only when the extension is busy (or on do not disturb).
+        #[arg(long, conflicts_with = "no_answer")]
+        busy: bool,
+        /// Forward only when the extension does not answer within its rings.
+        #[arg(long)]
+        no_answer: bool,
+        /// How long it lasts.
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+    },
+
+    /// Switch do not disturb of an extension on or off and wait for the result.
+    ///
+    /// Callers of an extension on do not disturb get busy, or its forward-on-busy
+    /// target. With --until or --for the switch switches it off by itself at that time.
+    /// DND survives a restart of the switch and shows in status and exts.
+    Dnd {
+        /// Extension.
+        #[arg(value_name = "EXT")]
+        ext: u16,
+        /// `on` or `off`.
+        #[arg(value_name = "on|off", ignore_case = true)]
+        state: OnOff,
+        /// How long it lasts.
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+    },
+
+    /// Click-to-dial: ring an extension and, when it answers, connect it to a target.
+    ///
+    /// The switch rings EXT first; when it answers, the switch calls TARGET and joins
+    /// the two (RFC 3725). The result tells whether the call could be started; how it
+    /// goes on shows in calls and watch.
+    #[command(visible_alias = "call")]
+    Dial {
+        /// The extension rung first (usually the one at your desk).
+        #[arg(value_name = "EXT")]
+        ext: u16,
+        /// What it is connected to: extension, group or number.
+        #[arg(value_name = "TARGET")]
+        target: String,
+    },
+
+    /// Set or clear a speed dial and wait for the result.
+    ///
+    /// A speed dial is a short code (digits, * and #) that the switch dials as its
+    /// target. Speed dials set here are kept by the switch across restarts and take
+    /// precedence over those of coventry.conf; `off` clears one. The switch does not
+    /// publish its speed dials in the state block, so pbxctl cannot list them: the
+    /// configured ones are in the [speed] section of coventry.conf. Without arguments,
+    /// speed prints its help (status 2).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "Listing: the configured speed dials are in the [speed] section of \
+                      coventry.conf; the switch does not publish them, so pbxctl cannot \
+                      list them."
+    )]
+    Speed {
+        /// The short code (digits, * and #).
+        #[arg(value_name = "CODE")]
+        code: String,
+        /// What it dials; `off` clears the code.
+        #[arg(value_name = "TARGET|off")]
+        target: String,
+    },
+
+    /// Explain where a call to an extension would go right now, and why.
+    ///
+    /// The switch answers from its live state: registered contacts, the forward chain,
+    /// do not disturb, busy, coverage. pbxctl prints the explanation one step per line
+    /// (with --json, the daemon's text as it is).
+    Why {
+        /// Extension.
+        #[arg(value_name = "EXT")]
+        ext: u16,
+    },
+
     /// Follow the event ring: one line per event (registrations, calls, messages,
     /// results...).
     ///
@@ -185,6 +285,36 @@ pub enum CliCommand {
     /// restarts, watch says so and follows the new daemon. Without --count or
     /// --duration it runs until interrupted or its output is closed.
     Watch(WatchArgs),
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Switch it on.
+    On,
+    /// Switch it off.
+    Off,
+}
+
+/// When a setting reverts by itself: `--until HH:MM` or `--for DURATION`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExpiryArgs {
+    /// Revert at this local time today, or tomorrow when it has already passed
+    /// (24-hour HH:MM).
+    #[arg(long, value_name = "HH:MM", value_parser = parse_clock, conflicts_with = "for_")]
+    pub until: Option<chrono::NaiveTime>,
+
+    /// Revert after this long: a number with a unit, or several (90s, 30m, 2h, 1h30m,
+    /// 1d).
+    #[arg(long = "for", id = "for_", value_name = "DURATION", value_parser = parse_duration)]
+    pub for_: Option<Duration>,
+}
+
+impl ExpiryArgs {
+    /// Whether an expiry was given.
+    pub fn is_set(&self) -> bool {
+        self.until.is_some() || self.for_.is_some()
+    }
 }
 
 /// Options of `watch`.
@@ -216,6 +346,56 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Parse a 24-hour local time of day, `HH:MM` (`17:00`, `7:30`).
+pub fn parse_clock(s: &str) -> Result<chrono::NaiveTime, String> {
+    let bad = || format!("`{s}` is not a time of day as HH:MM (e.g. 17:00)");
+    let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if !(1..=2).contains(&h.len()) || m.len() != 2 || !all_digits(h) || !all_digits(m) {
+        return Err(bad());
+    }
+    let (h, m) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    chrono::NaiveTime::from_hms_opt(h, m, 0).ok_or_else(bad)
+}
+
+/// Longest `--for`: a year.
+const MAX_FOR_SECS: u64 = 366 * 86_400;
+
+/// Parse a duration as numbers with units, largest first, each unit at most once:
+/// `90s`, `30m`, `2h`, `1h30m`, `1d12h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration like 90s, 30m, 2h or 1h30m");
+    let t = s.trim().to_ascii_lowercase();
+    let units = [('d', 86_400u64), ('h', 3600), ('m', 60), ('s', 1)];
+    let mut next_unit = 0;
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let i = units.iter().position(|(u, _)| *u == c).ok_or_else(bad)?;
+        if num.is_empty() || num.len() > 9 || i < next_unit {
+            return Err(bad());
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(units[i].1));
+        next_unit = i + 1;
+        num.clear();
+    }
+    if !num.is_empty() || next_unit == 0 {
+        return Err(bad());
+    }
+    if total == 0 {
+        return Err(format!("`{s}`: the duration must be more than 0"));
+    }
+    if total > MAX_FOR_SECS {
+        return Err(format!("`{s}`: at most 366 days"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +422,72 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("NaN").is_err());
         assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(d("90s"), Ok(90));
+        assert_eq!(d("30m"), Ok(1800));
+        assert_eq!(d("2h"), Ok(7200));
+        assert_eq!(d("1h30m"), Ok(5400));
+        assert_eq!(d("1H30M15S"), Ok(5415));
+        assert_eq!(d("1d12h"), Ok(129_600));
+        for bad in [
+            "", "10", "h", "1x", "30m2h", "1h1h", "0s", "0h0m", "1h 30m", "-1h", "400d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn clock_times() {
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).expect("time");
+        assert_eq!(parse_clock("17:00"), Ok(t(17, 0)));
+        assert_eq!(parse_clock("7:05"), Ok(t(7, 5)));
+        assert_eq!(parse_clock("00:00"), Ok(t(0, 0)));
+        for bad in [
+            "24:00", "12:60", "12", "12:5", "1200", "+1:00", "17:00:00", "5pm", "",
+        ] {
+            assert!(parse_clock(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn feature_commands_parse() {
+        let c = Cli::try_parse_from(["pbxctl", "forward", "21", "35", "--busy", "--for", "2h"])
+            .expect("ok");
+        match c.command {
+            CliCommand::Forward {
+                ext: 21,
+                target,
+                busy: true,
+                no_answer: false,
+                expiry,
+            } => {
+                assert_eq!(target, "35");
+                assert_eq!(expiry.for_, Some(Duration::from_secs(7200)));
+                assert!(expiry.until.is_none() && expiry.is_set());
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["pbxctl", "dnd", "21", "on", "--until", "17:30"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Dnd { ext: 21, state: OnOff::On, expiry }
+                if expiry.until == chrono::NaiveTime::from_hms_opt(17, 30, 0)
+        ));
+        for bad in [
+            &["pbxctl", "forward", "21", "35", "--busy", "--no-answer"][..],
+            &[
+                "pbxctl", "forward", "21", "35", "--until", "17:00", "--for", "1h",
+            ],
+            &["pbxctl", "dnd", "21", "perhaps"],
+            &["pbxctl", "speed"],
+            &["pbxctl", "why"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

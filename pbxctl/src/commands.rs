@@ -1,14 +1,19 @@
-//! `message`, `hangup`, `release`, `reload`: send one control line and report the daemon's result.
+//! The commands that go to the daemon — `message`, `hangup`, `release`, `reload`,
+//! `forward`, `dnd`, `dial`, `speed`, `why`: send one control line and report the
+//! daemon's result.
 
+use crate::cli::{ExpiryArgs, OnOff};
 use crate::daemon;
 use crate::error::{Error, Status};
 use crate::fifo;
 use crate::output::{sanitize, warn, Out, Paint};
 use crate::wait::{self, CommandOutcome};
-use coventry_shared::control::{Command, Request};
+use chrono::{DateTime, LocalResult, NaiveTime, TimeZone};
+use coventry_shared::control::{Command, ForwardKind, Request};
 use coventry_shared::event::ResultCode;
 use coventry_shared::runtime;
-use serde_json::json;
+use coventry_shared::stateblock::StateReader;
+use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,9 +25,122 @@ pub fn message(target: &str, words: &[String]) -> Command {
     }
 }
 
-/// Send `command` to the daemon in `dir`, wait up to `timeout` for its result and
-/// print it. Status 1 when the result is not `ok`.
-pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
+/// `off` (any case) is "clear"; anything else is a target.
+fn target_or_off(target: &str) -> Option<String> {
+    (!target.eq_ignore_ascii_case("off")).then(|| target.to_string())
+}
+
+/// The `forward` command. An expiry with `off` is a usage error: there is nothing
+/// to revert.
+pub fn forward(
+    ext: u16,
+    target: &str,
+    busy: bool,
+    no_answer: bool,
+    until: Option<u64>,
+) -> Result<Command, Error> {
+    let target = target_or_off(target);
+    if target.is_none() && until.is_some() {
+        return Err(Error::usage(
+            "--until and --for need a target: `off` clears the forward now",
+        ));
+    }
+    let kind = if busy {
+        ForwardKind::Busy
+    } else if no_answer {
+        ForwardKind::NoAnswer
+    } else {
+        ForwardKind::Always
+    };
+    Ok(Command::Forward {
+        ext,
+        target,
+        kind,
+        until,
+    })
+}
+
+/// The `dnd` command. An expiry with `off` is a usage error.
+pub fn dnd(ext: u16, state: OnOff, until: Option<u64>) -> Result<Command, Error> {
+    let on = state == OnOff::On;
+    if !on && until.is_some() {
+        return Err(Error::usage(
+            "--until and --for go with `on`: `off` switches do not disturb off now",
+        ));
+    }
+    Ok(Command::Dnd { ext, on, until })
+}
+
+/// The `speed` command.
+pub fn speed(code: &str, target: &str) -> Command {
+    Command::Speed {
+        code: code.to_string(),
+        target: target_or_off(target),
+    }
+}
+
+/// The expiry of `e` as seconds since the epoch (`until=`), for a command given at
+/// `now` (local time): `--for` from now, rounded up to a whole second; `--until` the
+/// next time the clock shows that time of day (today, or tomorrow when it has
+/// passed).
+pub fn expiry_secs<Tz: TimeZone>(e: &ExpiryArgs, now: &DateTime<Tz>) -> Result<Option<u64>, Error> {
+    let now_ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    if let Some(d) = e.for_ {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        return Ok(Some(now_ms.saturating_add(ms).div_ceil(1000)));
+    }
+    let Some(t) = e.until else {
+        return Ok(None);
+    };
+    next_time_of_day(now, t).map(Some)
+}
+
+/// Seconds since the epoch of the first moment after `now` at which the local clock
+/// of `now`'s zone shows `t`. On a day when the clock goes back and shows `t` twice,
+/// the earlier; on a day when it skips `t`, a usage error.
+pub fn next_time_of_day<Tz: TimeZone>(now: &DateTime<Tz>, t: NaiveTime) -> Result<u64, Error> {
+    let tz = now.timezone();
+    let today = now.date_naive();
+    for day in [today, today + chrono::Days::new(1)] {
+        let naive = day.and_time(t);
+        let at = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(a) => a,
+            LocalResult::Ambiguous(a, _) => a,
+            LocalResult::None => {
+                return Err(Error::usage(format!(
+                    "{} does not exist on {day} here (the clock skips it); use --for",
+                    t.format("%H:%M")
+                )))
+            }
+        };
+        if at > *now {
+            return u64::try_from(at.timestamp())
+                .map_err(|_| Error::usage("that time is before 1970"));
+        }
+    }
+    Err(Error::usage(format!(
+        "cannot find the next {}",
+        t.format("%H:%M")
+    )))
+}
+
+/// The `until=` seconds of `e` for a command given now.
+pub fn expiry_now(e: &ExpiryArgs) -> Result<Option<u64>, Error> {
+    expiry_secs(e, &chrono::Local::now())
+}
+
+/// A request written and its result.
+pub struct Sent {
+    /// What was sent.
+    pub request: Request,
+    /// The daemon's answer.
+    pub outcome: CommandOutcome,
+    /// The state block it was read from (for names).
+    pub reader: StateReader,
+}
+
+/// Send `command` to the daemon in `dir` and wait up to `timeout` for its result.
+pub fn send(dir: &Path, timeout: Duration, command: Command) -> Result<Sent, Error> {
     let id = wait::request_id();
     let request = Request {
         id: Some(id),
@@ -37,19 +155,53 @@ pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Re
     let cursor = reader.cursor_at_end();
     fifo::send_line(&runtime::control_path(dir), &line, deadline)?;
     let outcome = wait::wait_for_result(&reader, cursor, id, deadline)?;
-    report(out, &request, &outcome)
+    Ok(Sent {
+        request,
+        outcome,
+        reader,
+    })
+}
+
+/// Send `command` to the daemon in `dir`, wait up to `timeout` for its result and
+/// print it. Status 1 when the result is not `ok`.
+pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
+    let sent = send(dir, timeout, command)?;
+    match sent.request.command {
+        Command::Message { .. } => report_message(out, &sent),
+        Command::Why { .. } => report_why(out, &sent),
+        _ => report(out, &sent.request, &sent.outcome),
+    }
+}
+
+/// The JSON object every command result starts from.
+fn result_json(request: &Request, outcome: &CommandOutcome) -> Map<String, Value> {
+    let v = json!({
+        "id": outcome.id,
+        "code": outcome.code.name(),
+        "ok": outcome.code == ResultCode::Ok,
+        "text": outcome.text,
+        "command": request.command.to_string(),
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Status 1 with `pbxctl: CODE: TEXT` on stderr unless the result is `ok`.
+fn finish(outcome: &CommandOutcome, text: &str) -> Result<(), Error> {
+    if outcome.code == ResultCode::Ok {
+        Ok(())
+    } else {
+        warn(&format!("{}: {}", outcome.code.name(), sanitize(text)));
+        Err(Error::quiet(Status::Failed))
+    }
 }
 
 fn report(out: &mut Out, request: &Request, outcome: &CommandOutcome) -> Result<(), Error> {
     let ok = outcome.code == ResultCode::Ok;
     if out.json {
-        out.json_line(&json!({
-            "id": outcome.id,
-            "code": outcome.code.name(),
-            "ok": ok,
-            "text": outcome.text,
-            "command": request.command.to_string(),
-        }))?;
+        out.json_line(&Value::Object(result_json(request, outcome)))?;
     } else if ok {
         let text = if outcome.text.is_empty() {
             "ok".to_string()
@@ -59,21 +211,151 @@ fn report(out: &mut Out, request: &Request, outcome: &CommandOutcome) -> Result<
         let line = out.paint(Paint::Green, &text);
         out.line(&line)?;
     }
-    if ok {
-        Ok(())
-    } else {
-        warn(&format!(
-            "{}: {}",
-            outcome.code.name(),
-            sanitize(&outcome.text)
-        ));
-        Err(Error::quiet(Status::Failed))
+    finish(outcome, &outcome.text)
+}
+
+/// The lines of a `why` explanation for people: one per `; `-separated step, and
+/// the conclusion (after the last step's `. `) on its own line.
+pub fn why_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.split("; ").map(str::to_string).collect();
+    if let Some(last) = lines.pop() {
+        match last.split_once(". ") {
+            Some((step, end)) if !step.is_empty() && !end.is_empty() => {
+                lines.push(format!("{step}."));
+                lines.push(end.to_string());
+            }
+            _ => lines.push(last),
+        }
     }
+    lines.retain(|l| !l.trim().is_empty());
+    lines
+}
+
+fn report_why(out: &mut Out, sent: &Sent) -> Result<(), Error> {
+    let outcome = &sent.outcome;
+    if out.json {
+        out.json_line(&Value::Object(result_json(&sent.request, outcome)))?;
+    } else if outcome.code == ResultCode::Ok {
+        for l in why_lines(&outcome.text) {
+            out.line(&sanitize(&l))?;
+        }
+    }
+    finish(outcome, &outcome.text)
+}
+
+/// What happened to a message at one extension, from a broadcast's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Extension.
+    pub ext: u16,
+    /// `delivered`, `offline`, `failed`, `timed-out`.
+    pub result: String,
+    /// The SIP status behind it, when the daemon gave one.
+    pub status: Option<u16>,
+}
+
+/// Split a group or `all` message result, `all: delivered to 4 of 5; 21 delivered;
+/// 36 failed 486; 38 offline`, into its summary and receipts. `None` when the text
+/// carries no receipts (a single extension: `delivered to 21`) or is not in that form.
+pub fn parse_receipts(text: &str) -> Option<(String, Vec<Receipt>)> {
+    let mut parts = text.split("; ");
+    let summary = parts.next()?.to_string();
+    let receipts: Vec<Receipt> = parts
+        .map(|p| {
+            let words: Vec<&str> = p.split(' ').collect();
+            let (ext, word, status) = match words.as_slice() {
+                [e, w] => (e, w, None),
+                [e, w, s] => (e, w, Some(*s)),
+                _ => return None,
+            };
+            let number = |s: &str| {
+                (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse::<u16>().ok())
+                    .flatten()
+            };
+            let known =
+                !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            Some(Receipt {
+                ext: number(ext)?,
+                result: known.then(|| word.to_string())?,
+                status: match status {
+                    Some(s) => Some(number(s)?),
+                    None => None,
+                },
+            })
+        })
+        .collect::<Option<_>>()?;
+    (!receipts.is_empty()).then_some((summary, receipts))
+}
+
+/// The colour of a receipt's row.
+fn receipt_paint(r: &Receipt) -> Option<Paint> {
+    match r.result.as_str() {
+        "delivered" => Some(Paint::Green),
+        "offline" => Some(Paint::Dim),
+        _ => Some(Paint::Red),
+    }
+}
+
+fn report_message(out: &mut Out, sent: &Sent) -> Result<(), Error> {
+    let outcome = &sent.outcome;
+    let Some((summary, receipts)) = parse_receipts(&outcome.text) else {
+        if out.json {
+            let mut m = result_json(&sent.request, outcome);
+            m.insert("receipts".into(), json!([]));
+            out.json_line(&Value::Object(m))?;
+            return finish(outcome, &outcome.text);
+        }
+        return report(out, &sent.request, outcome);
+    };
+    if out.json {
+        let mut m = result_json(&sent.request, outcome);
+        m.insert("summary".into(), json!(summary));
+        let list: Vec<Value> = receipts
+            .iter()
+            .map(|r| json!({"ext": r.ext, "result": r.result, "status": r.status}))
+            .collect();
+        m.insert("receipts".into(), Value::Array(list));
+        out.json_line(&Value::Object(m))?;
+        return finish(outcome, &summary);
+    }
+    let snap = sent.reader.snapshot();
+    let name = |ext: u16| {
+        snap.as_ref()
+            .and_then(|s| {
+                let i = s.header.plan.index_of(ext)?;
+                s.exts().get(i).map(|e| sanitize(&e.name()))
+            })
+            .unwrap_or_default()
+    };
+    let all_delivered = receipts.iter().all(|r| r.result == "delivered");
+    let paint = match (outcome.code == ResultCode::Ok, all_delivered) {
+        (true, true) => Paint::Green,
+        (true, false) => Paint::Yellow,
+        (false, _) => Paint::Red,
+    };
+    let line = out.paint(paint, &sanitize(&summary));
+    out.line(&line)?;
+    let mut table = out.table(&["EXT", "NAME", "RESULT", "STATUS"]);
+    let mut paints = Vec::new();
+    for r in &receipts {
+        let n = name(r.ext);
+        table.add_row(vec![
+            r.ext.to_string(),
+            if n.is_empty() { "-".to_string() } else { n },
+            r.result.clone(),
+            r.status.map_or_else(|| "-".to_string(), |s| s.to_string()),
+        ]);
+        paints.push(receipt_paint(r));
+    }
+    out.print_table_painted(&table, &paints)?;
+    finish(outcome, &summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{FixedOffset, Utc};
 
     #[test]
     fn message_words_are_joined() {
@@ -85,5 +367,110 @@ mod tests {
                 text: "hello big world".into()
             }
         );
+    }
+
+    #[test]
+    fn forward_kinds_and_off() {
+        let c = forward(21, "35", false, false, None).expect("ok");
+        assert_eq!(c.to_string(), "forward 21 35 always");
+        let c = forward(21, "35", true, false, Some(1_800_000_000)).expect("ok");
+        assert_eq!(c.to_string(), "forward 21 35 busy until=1800000000");
+        let c = forward(21, "OFF", false, true, None).expect("ok");
+        assert_eq!(c.to_string(), "forward 21 off noanswer");
+        let e = forward(21, "off", false, false, Some(1)).expect_err("usage");
+        assert_eq!(e.status, Status::Usage);
+        assert!(dnd(21, OnOff::Off, Some(1)).is_err());
+        let c = dnd(21, OnOff::On, Some(7)).expect("ok");
+        assert_eq!(c.to_string(), "dnd 21 on until=7");
+        assert_eq!(speed("*7", "Off").to_string(), "speed *7 off");
+    }
+
+    #[test]
+    fn expiry_from_for_rounds_up() {
+        let now = Utc
+            .timestamp_millis_opt(1_700_000_000_250)
+            .single()
+            .expect("t");
+        let e = ExpiryArgs {
+            until: None,
+            for_: Some(Duration::from_secs(5400)),
+        };
+        assert_eq!(expiry_secs(&e, &now).expect("ok"), Some(1_700_005_401));
+        assert_eq!(expiry_secs(&ExpiryArgs::default(), &now).expect("ok"), None);
+    }
+
+    #[test]
+    fn until_is_today_or_tomorrow() {
+        // 2023-11-14 22:13:20 UTC is 1_700_000_000.
+        let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("t");
+        let at = |h, m| next_time_of_day(&now, NaiveTime::from_hms_opt(h, m, 0).expect("t"));
+        // 23:00 today.
+        assert_eq!(at(23, 0).expect("ok"), 1_700_000_000 - 80_000 + 82_800);
+        // 17:00 has passed: tomorrow.
+        assert_eq!(
+            at(17, 0).expect("ok"),
+            1_700_000_000 - 80_000 + 86_400 + 61_200
+        );
+        // Exactly now is not "after now": tomorrow.
+        assert_eq!(at(22, 13).expect("ok") % 86_400, 80_000 - 20);
+        // In another zone the same instant is another local time.
+        let plus2 = FixedOffset::east_opt(7200).expect("tz");
+        let now2 = now.with_timezone(&plus2); // 00:13:20 on the 15th
+        let t = next_time_of_day(&now2, NaiveTime::from_hms_opt(1, 0, 0).expect("t"));
+        assert_eq!(t.expect("ok"), 1_700_000_000 + 2800);
+    }
+
+    #[test]
+    fn why_lines_split_steps_and_conclusion() {
+        assert_eq!(
+            why_lines(
+                "21 forwards every call to 35; 35 rings on 1 registered contact(s). \
+                 a call to 21 rings 35 (for 35)"
+            ),
+            vec![
+                "21 forwards every call to 35",
+                "35 rings on 1 registered contact(s).",
+                "a call to 21 rings 35 (for 35)",
+            ]
+        );
+        assert_eq!(why_lines("just one thing"), vec!["just one thing"]);
+    }
+
+    #[test]
+    fn receipts_are_parsed() {
+        let (s, r) = parse_receipts(
+            "all: delivered to 2 of 4; 21 delivered; 36 failed 486; 38 offline; \
+             40 timed-out 408",
+        )
+        .expect("receipts");
+        assert_eq!(s, "all: delivered to 2 of 4");
+        assert_eq!(
+            r,
+            vec![
+                Receipt {
+                    ext: 21,
+                    result: "delivered".into(),
+                    status: None
+                },
+                Receipt {
+                    ext: 36,
+                    result: "failed".into(),
+                    status: Some(486)
+                },
+                Receipt {
+                    ext: 38,
+                    result: "offline".into(),
+                    status: None
+                },
+                Receipt {
+                    ext: 40,
+                    result: "timed-out".into(),
+                    status: Some(408)
+                },
+            ]
+        );
+        assert_eq!(parse_receipts("delivered to 21"), None);
+        assert_eq!(parse_receipts("odd; text here now"), None);
+        assert_eq!(parse_receipts("x; 21 delivered 2xx"), None);
     }
 }

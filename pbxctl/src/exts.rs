@@ -4,7 +4,7 @@
 use crate::daemon;
 use crate::error::Error;
 use crate::output::{Out, Paint};
-use coventry_shared::stateblock::{get_bit, Snapshot, EXT_CONFIGURED};
+use coventry_shared::stateblock::{get_bit, get_str, Snapshot, EXT_CONFIGURED};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -83,7 +83,7 @@ impl Lamp {
 }
 
 /// One extension of the plan with its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtState {
     /// Extension number.
     pub ext: u16,
@@ -103,6 +103,16 @@ pub struct ExtState {
     pub forwarded: bool,
     /// Registered contacts.
     pub contacts: usize,
+    /// Forward-always target.
+    pub forward_always: Option<String>,
+    /// Forward-on-busy target.
+    pub forward_busy: Option<String>,
+    /// Forward-on-no-answer target.
+    pub forward_noanswer: Option<String>,
+    /// When DND reverts by itself, ms since the epoch.
+    pub dnd_until_ms: Option<u64>,
+    /// When the first of its forwards reverts by itself, ms since the epoch.
+    pub forward_until_ms: Option<u64>,
 }
 
 impl ExtState {
@@ -139,8 +149,41 @@ impl ExtState {
             "dnd": self.dnd,
             "forwarded": self.forwarded,
             "contacts": self.contacts,
+            "forward_always": self.forward_always,
+            "forward_busy": self.forward_busy,
+            "forward_noanswer": self.forward_noanswer,
+            "dnd_until_ms": self.dnd_until_ms,
+            "forward_until_ms": self.forward_until_ms,
         })
     }
+
+    /// The forwards set, as `(kind, target)` with kind `always`, `busy` or
+    /// `no-answer`.
+    pub fn forwards(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("always", &self.forward_always),
+            ("busy", &self.forward_busy),
+            ("no-answer", &self.forward_noanswer),
+        ]
+        .into_iter()
+        .filter_map(|(k, t)| t.as_deref().map(|t| (k, t)))
+        .collect()
+    }
+
+    /// Whether it has DND on or any forward set.
+    pub fn has_settings(&self) -> bool {
+        self.dnd || !self.forwards().is_empty()
+    }
+}
+
+/// A NUL-padded target field: `None` when empty.
+fn target(field: &[u8]) -> Option<String> {
+    Some(get_str(field)).filter(|s| !s.is_empty())
+}
+
+/// A time field: `None` when 0 (never).
+fn time(ms: u64) -> Option<u64> {
+    (ms != 0).then_some(ms)
 }
 
 /// Every extension of the plan of `snap`, in order.
@@ -163,6 +206,11 @@ pub fn collect(snap: &Snapshot) -> Vec<ExtState> {
                 .iter()
                 .filter(|c| c.expires_ms != 0)
                 .count(),
+            forward_always: target(&e.forward_always),
+            forward_busy: target(&e.forward_busy),
+            forward_noanswer: target(&e.forward_noanswer),
+            dnd_until_ms: time(e.dnd_until_ms),
+            forward_until_ms: time(e.forward_until_ms),
         })
         .collect()
 }
@@ -236,7 +284,7 @@ mod tests {
             busy: bits.contains('B'),
             dnd: bits.contains('D'),
             forwarded: bits.contains('F'),
-            contacts: 0,
+            ..ExtState::default()
         }
     }
 

@@ -55,6 +55,37 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             g.timeout,
             coventry_shared::control::Command::Reload,
         ),
+        CliCommand::Forward {
+            ext,
+            target,
+            busy,
+            no_answer,
+            expiry,
+        } => {
+            let until = commands::expiry_now(&expiry)?;
+            let c = commands::forward(ext, &target, busy, no_answer, until)?;
+            commands::run(&mut out, &dir, g.timeout, c)
+        }
+        CliCommand::Dnd { ext, state, expiry } => {
+            let until = commands::expiry_now(&expiry)?;
+            let c = commands::dnd(ext, state, until)?;
+            commands::run(&mut out, &dir, g.timeout, c)
+        }
+        CliCommand::Dial { ext, target } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::Dial { ext, target },
+        ),
+        CliCommand::Speed { code, target } => {
+            commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target))
+        }
+        CliCommand::Why { ext } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::Why { ext },
+        ),
         CliCommand::Watch(w) => watch::run(
             &mut out,
             &dir,

@@ -2,7 +2,8 @@
 
 use crate::daemon::{self, Liveness};
 use crate::error::Error;
-use crate::output::{date_time, human_secs, sanitize, Out, Paint};
+use crate::exts::{self, ExtState};
+use crate::output::{date_time, human_secs, sanitize, start_time, Out, Paint};
 use coventry_shared::stateblock::{get_bit, Counters, Snapshot, EXT_CONFIGURED};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -54,6 +55,61 @@ pub fn extension_counts(snap: &Snapshot) -> (usize, usize) {
     (registered, configured)
 }
 
+/// ` until HH:MM:SS (in 1h 02m 03s)` for an expiry at `ms`, or nothing.
+fn until(ms: Option<u64>, now_ms: u64) -> String {
+    match ms {
+        Some(ms) => format!(
+            " until {} (in {})",
+            start_time(ms, now_ms),
+            human_secs(ms.saturating_sub(now_ms).div_ceil(1000))
+        ),
+        None => String::new(),
+    }
+}
+
+/// One line of the settings section for people: what is set on `e`, e.g.
+/// `dnd until 17:00:00 (in 2h 00m 00s); forward always 35, busy 36 (earliest expiry
+/// 18:00:00, in 3h 00m 00s)`.
+pub fn settings_text(e: &ExtState, now_ms: u64) -> String {
+    let mut parts = Vec::new();
+    if e.dnd {
+        parts.push(format!("dnd{}", until(e.dnd_until_ms, now_ms)));
+    }
+    let fwd = e.forwards();
+    if !fwd.is_empty() {
+        let list: Vec<String> = fwd
+            .iter()
+            .map(|(k, t)| format!("{k} {}", sanitize(t)))
+            .collect();
+        // The state block keeps one expiry per extension, the earliest of its
+        // forwards': with several forwards, say which it is.
+        let expiry = match (e.forward_until_ms, list.len()) {
+            (Some(ms), n) if n > 1 => format!(
+                " (earliest expiry {}, in {})",
+                start_time(ms, now_ms),
+                human_secs(ms.saturating_sub(now_ms).div_ceil(1000))
+            ),
+            (ms, _) => until(ms, now_ms),
+        };
+        parts.push(format!("forward {}{expiry}", list.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// The JSON object of an extension's settings.
+fn settings_json(e: &ExtState) -> Value {
+    json!({
+        "ext": e.ext,
+        "name": e.name,
+        "dnd": e.dnd,
+        "dnd_until_ms": e.dnd_until_ms,
+        "forward_always": e.forward_always,
+        "forward_busy": e.forward_busy,
+        "forward_noanswer": e.forward_noanswer,
+        "forward_until_ms": e.forward_until_ms,
+    })
+}
+
 /// Print the status of the daemon in `dir`. Status 3 (after printing) when the
 /// daemon's pid is gone or its heartbeat is stale.
 pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
@@ -68,6 +124,10 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
     let uptime_s = now.saturating_sub(h.start_ms) / 1000;
     let (registered, configured) = extension_counts(&snap);
     let counters = counter_list(&snap.body.counters);
+    let settings: Vec<ExtState> = exts::collect(&snap)
+        .into_iter()
+        .filter(ExtState::has_settings)
+        .collect();
     let state = match live {
         Liveness::Running => "running",
         Liveness::StaleHeartbeat => "stale",
@@ -96,6 +156,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             "configured": configured,
             "events": h.event_head,
             "counters": counters,
+            "settings": settings.iter().map(settings_json).collect::<Vec<_>>(),
         }))?;
     } else {
         let daemon_line = match live {
@@ -136,6 +197,26 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
         out.line(&out.paint(Paint::Bold, "counters"))?;
         for (k, v) in counters {
             out.line(&format!("  {k:<20} {v:>10}"))?;
+        }
+        out.line(&out.paint(Paint::Bold, "settings"))?;
+        if settings.is_empty() {
+            out.line("  no forwards, no dnd")?;
+        }
+        let width = settings
+            .iter()
+            .map(|e| sanitize(&e.name).chars().count())
+            .max()
+            .unwrap_or(0);
+        for e in &settings {
+            let name = sanitize(&e.name);
+            let pad = width - name.chars().count();
+            let line = format!(
+                "  {:<4} {name}{:pad$}  {}",
+                e.ext,
+                "",
+                settings_text(e, now)
+            );
+            out.line(line.trim_end())?;
         }
     }
     match live {

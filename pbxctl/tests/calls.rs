@@ -446,13 +446,17 @@ fn exts_grid_two_digit_plan() {
         arr[3],
         serde_json::json!({"ext": 13, "name": "Room 13", "state": "B", "configured": true,
             "registered": true, "ringing": false, "busy": true, "dnd": false,
-            "forwarded": false, "contacts": 2})
+            "forwarded": false, "contacts": 2,
+            "forward_always": null, "forward_busy": null, "forward_noanswer": null,
+            "dnd_until_ms": null, "forward_until_ms": null})
     );
     assert_eq!(
         arr[0],
         serde_json::json!({"ext": 10, "name": "Room 10", "state": "-", "configured": true,
             "registered": false, "ringing": false, "busy": false, "dnd": false,
-            "forwarded": false, "contacts": 0})
+            "forwarded": false, "contacts": 0,
+            "forward_always": null, "forward_busy": null, "forward_noanswer": null,
+            "dnd_until_ms": null, "forward_until_ms": null})
     );
     assert_eq!(arr[35]["ext"], 45);
     assert_eq!(arr[35]["configured"], false);

@@ -153,7 +153,7 @@ fn commands_section(cmd: &clap::Command) -> String {
 
 const JSON_SECTION: &str = r##".SH "JSON OUTPUT"
 With \fB\-\-json\fR every command prints JSON on standard output: one object
-(\fBstatus\fR, \fBmessage\fR, \fBhangup\fR, \fBrelease\fR, \fBreload\fR), one array
+(\fBstatus\fR and the commands sent to the daemon), one array
 (\fBregs\fR, \fBcalls\fR, \fBexts\fR), or one object per line (\fBwatch\fR).
 Times are milliseconds since the Unix epoch.
 Errors still go to standard error as text, and the exit status tells what happened.
@@ -165,7 +165,10 @@ Errors still go to standard error as text, and the exit status tells what happen
 \fBevents\fR (events written so far) and \fBcounters\fR, an object of the daemon's
 counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
 \fBretransmissions\fR, \fBregisters\fR, \fBauth_failures\fR, \fBmessages_delivered\fR,
-\fBmessages_failed\fR, \fBcommands_ok\fR, \fBcommands_failed\fR, \fBcalls\fR).
+\fBmessages_failed\fR, \fBcommands_ok\fR, \fBcommands_failed\fR, \fBcalls\fR);
+and \fBsettings\fR, an array with one \fB{"ext", "name", "dnd", "dnd_until_ms",
+"forward_always", "forward_busy", "forward_noanswer", "forward_until_ms"}\fR object
+per extension on do not disturb or with a forward (the same fields as in \fBexts\fR).
 .TP
 .B regs
 An array of \fB{"ext", "name", "contact", "source", "user_agent", "registered_ms",
@@ -187,14 +190,25 @@ ends, then one of \fBcompleted\fR, \fBbusy\fR, \fBno\-answer\fR, \fBrejected\fR,
 .TP
 .B exts
 An array of one \fB{"ext", "name", "state", "configured", "registered", "ringing",
-"busy", "dnd", "forwarded", "contacts"}\fR object per extension of the dial plan (80
-or 600), in order: \fBstate\fR is the letter of the grid, \fBcontacts\fR the number of
-registered contacts, the others true or false.
+"busy", "dnd", "forwarded", "contacts", "forward_always", "forward_busy",
+"forward_noanswer", "dnd_until_ms", "forward_until_ms"}\fR object per extension of the
+dial plan (80 or 600), in order: \fBstate\fR is the letter of the grid, \fBcontacts\fR
+the number of registered contacts, the forwards their targets (null when not set),
+\fBdnd_until_ms\fR when do not disturb and \fBforward_until_ms\fR when the first of
+its forwards reverts by itself (null: never), the others true or false.
 .TP
-.BR message ", " hangup ", " release ", " reload
+.BR hangup ", " release ", " reload ", " forward ", " dnd ", " dial ", " speed ", " why
 \fB{"id", "code", "ok", "text", "command"}\fR: the request id, the daemon's result code
 (\fBok\fR, \fBbad\-syntax\fR, \fBunknown\-verb\fR, \fBnot\-found\fR, \fBfailed\fR),
-whether it is \fBok\fR, the daemon's text and the command as sent.
+whether it is \fBok\fR, the daemon's text and the command as sent (for \fBwhy\fR the
+text is the whole explanation, \fB; \fR between the steps).
+.TP
+.B message
+The same, and \fBreceipts\fR: for a group or \fBall\fR, one \fB{"ext", "result",
+"status"}\fR object per extension, \fBresult\fR being \fBdelivered\fR, \fBoffline\fR,
+\fBfailed\fR or \fBtimed\-out\fR and \fBstatus\fR the SIP status behind it (null when
+there is none), with \fBsummary\fR, the first part of the text
+(\fB"all: delivered to 4 of 5"\fR); for a single extension \fBreceipts\fR is empty.
 .TP
 .B watch
 One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's fields:
@@ -210,7 +224,8 @@ could read them, and \fB\%{"kind":"daemon\-stopped","pid":N,"time_ms":T}\fR and
 "##;
 
 const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
-\fBmessage\fR, \fBhangup\fR, \fBrelease\fR and \fBreload\fR are checked locally with the daemon's own
+\fBmessage\fR, \fBhangup\fR, \fBrelease\fR, \fBreload\fR, \fBforward\fR, \fBdnd\fR,
+\fBdial\fR, \fBspeed\fR and \fBwhy\fR are checked locally with the daemon's own
 grammar, then written as one line, \fB#\fR\fIID\fR \fIcommand\fR, to the control FIFO
 with a single \fBwrite\fR(2) (lines are at most 512 bytes, so concurrent writers never
 interleave).
@@ -221,6 +236,12 @@ The request id is unique per invocation (time and pid); pbxctl then waits, up to
 ring of the state block.
 A shell script can do the same with \fBecho "#42 reload" > /run/coventry/control\fR and
 \fBpbxctl watch\fR.
+.PP
+\fB\-\-until\fR \fIHH:MM\fR and \fB\-\-for\fR \fIDURATION\fR become
+\fBuntil=\fR\fIUNIX\fR, seconds since the epoch: \fBpbxctl forward 21 35 \-\-for 2h\fR
+writes \fB#\fR\fIID\fR \fBforward 21 35 always until=\fR\fIT\fR with \fIT\fR two hours
+from now (rounded up to a whole second); \fB\-\-until 17:00\fR is 17:00 local time
+(\fBTZ\fR) today, or tomorrow when it has passed.
 "##;
 
 const TAIL_SECTIONS: &str = r##".SH ENVIRONMENT
@@ -238,7 +259,8 @@ Tables are drawn with borders only on a terminal; otherwise their columns are
 separated by spaces, for \fBawk\fR(1) and friends.
 .TP
 .B TZ
-The time zone of the times shown by \fBwatch\fR, \fBcalls\fR and \fBstatus\fR.
+The time zone of the times shown by \fBwatch\fR, \fBcalls\fR and \fBstatus\fR, and of
+\fB\-\-until\fR.
 .SH FILES
 .TP
 .I /run/coventry/state
@@ -261,6 +283,14 @@ pbxctl calls
 pbxctl hangup 21
 pbxctl calls \-\-json | jq '.[] | select(.state == "ringing" and .rings >= 5)'
 pbxctl message all "Dinner is ready"
+pbxctl forward 21 35
+pbxctl forward 21 35 \-\-no\-answer
+pbxctl forward 21 off
+pbxctl dnd 21 on \-\-until 17:00
+pbxctl forward 21 35 \-\-busy \-\-for 1h30m
+pbxctl dial 21 35
+pbxctl speed 12 0123456789
+pbxctl why 21
 pbxctl \-\-timeout 2 release 35 || echo "release failed: $?"
 pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
 pbxctl watch \-\-duration 3600 >> /var/log/coventry\-events.log
@@ -318,6 +348,15 @@ fn pbxctl_man_page_is_current() {
         ".SS calls",
         ".SS exts",
         ".SS hangup",
+        ".SS forward",
+        ".SS dnd",
+        ".SS dial",
+        ".SS speed",
+        ".SS why",
+        "\\-\\-no\\-answer",
+        "until=",
+        "receipts",
+        "forward_noanswer",
         "\\-\\-from\\-start",
         "COVENTRY_RUNTIME_DIR",
     ] {
