@@ -231,6 +231,7 @@ pub struct Conf {
     server: Vec<String>,
     exts: Vec<(u16, Vec<String>)>,
     groups: Vec<(u16, Vec<u16>)>,
+    calls: Vec<String>,
 }
 
 impl Conf {
@@ -241,6 +242,7 @@ impl Conf {
             server: Vec::new(),
             exts: exts.iter().map(|n| (*n, Vec::new())).collect(),
             groups: Vec::new(),
+            calls: Vec::new(),
         }
     }
 
@@ -266,6 +268,13 @@ impl Conf {
         self
     }
 
+    /// `[calls] ring = RING` and `noanswer = NOANSWER` (seconds per ring, rings
+    /// before the switch gives up).
+    pub fn calls(mut self, ring: u32, noanswer: u32) -> Conf {
+        self.calls = vec![format!("ring = {ring}"), format!("noanswer = {noanswer}")];
+        self
+    }
+
     /// Add a group.
     pub fn group(mut self, n: u16, members: &[u16]) -> Conf {
         self.groups.push((n, members.to_vec()));
@@ -282,6 +291,12 @@ impl Conf {
         );
         for l in &self.server {
             let _ = writeln!(s, "{l}");
+        }
+        if !self.calls.is_empty() {
+            let _ = writeln!(s, "\n[calls]");
+            for l in &self.calls {
+                let _ = writeln!(s, "{l}");
+            }
         }
         if !self.groups.is_empty() {
             let _ = writeln!(s, "\n[groups]");
@@ -788,6 +803,256 @@ impl Drop for Switch {
                 eprintln!("kept {}", d.keep().display());
             }
         }
+    }
+}
+
+/// One slot of the call table, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRow {
+    /// Switch-local call number.
+    pub id: u32,
+    /// `call_state::*`.
+    pub state: u8,
+    /// Rings so far.
+    pub ring_count: u8,
+    /// Final SIP status once ended.
+    pub cause: u16,
+    /// How it ended (meaningful once ended).
+    pub outcome: coventry_shared::event::CallOutcome,
+    /// Caller.
+    pub from: String,
+    /// Callee as dialled.
+    pub to: String,
+    /// SIP Call-ID (the caller's, cut to fit).
+    pub call_id: String,
+    /// Start, ms since the epoch.
+    pub start_ms: u64,
+    /// Answer, ms since the epoch (0: not answered).
+    pub answer_ms: u64,
+    /// End, ms since the epoch (0: not ended).
+    pub end_ms: u64,
+}
+
+impl CallRow {
+    /// Decode a call-table slot.
+    pub fn of(e: &coventry_shared::stateblock::CallEntry) -> CallRow {
+        CallRow {
+            id: e.id,
+            state: e.state,
+            ring_count: e.ring_count,
+            cause: e.cause,
+            outcome: coventry_shared::event::CallOutcome::from_u16(e.outcome),
+            from: get_str(&e.from),
+            to: get_str(&e.to),
+            call_id: get_str(&e.call_id),
+            start_ms: e.start_ms,
+            answer_ms: e.answer_ms,
+            end_ms: e.end_ms,
+        }
+    }
+
+    /// The state's name (`dialing`, `ringing`, `answered`, `ended`).
+    pub fn state_name(&self) -> &'static str {
+        coventry_shared::event::CallPhase::from_u16(u16::from(self.state)).name()
+    }
+}
+
+/// Call-table and bitmap reads on a [`Snapshot`].
+pub trait SnapshotExt {
+    /// Every used slot of the call table (`id != 0`).
+    fn calls(&self) -> Vec<CallRow>;
+    /// The slot whose SIP Call-ID is `call_id` (or a prefix of it, the field is cut).
+    fn call_by_sip_id(&self, call_id: &str) -> Option<CallRow>;
+    /// The ringing bit of `ext`.
+    fn is_ringing(&self, ext: u16) -> bool;
+    /// The busy bit of `ext`.
+    fn is_busy(&self, ext: u16) -> bool;
+    /// Calls and the ringing/busy bits of the configured extensions, for failure
+    /// messages.
+    fn calls_text(&self) -> String;
+}
+
+impl SnapshotExt for Snapshot {
+    fn calls(&self) -> Vec<CallRow> {
+        self.body
+            .calls
+            .iter()
+            .filter(|c| c.id != 0)
+            .map(CallRow::of)
+            .collect()
+    }
+
+    fn call_by_sip_id(&self, call_id: &str) -> Option<CallRow> {
+        self.calls()
+            .into_iter()
+            .find(|c| !c.call_id.is_empty() && call_id.starts_with(&c.call_id))
+    }
+
+    fn is_ringing(&self, ext: u16) -> bool {
+        self.header
+            .plan
+            .index_of(ext)
+            .is_some_and(|i| coventry_shared::stateblock::get_bit(&self.body.bitmaps.ringing, i))
+    }
+
+    fn is_busy(&self, ext: u16) -> bool {
+        self.header
+            .plan
+            .index_of(ext)
+            .is_some_and(|i| coventry_shared::stateblock::get_bit(&self.body.bitmaps.busy, i))
+    }
+
+    fn calls_text(&self) -> String {
+        let mut s = String::from("call table:\n");
+        for c in self.calls() {
+            let _ = writeln!(s, "  {c:?} ({})", c.state_name());
+        }
+        let mut ringing = Vec::new();
+        let mut busy = Vec::new();
+        for n in self.header.plan.numbers() {
+            if self.is_ringing(n) {
+                ringing.push(n);
+            }
+            if self.is_busy(n) {
+                busy.push(n);
+            }
+        }
+        let _ = writeln!(s, "ringing bits: {ringing:?}; busy bits: {busy:?}");
+        s
+    }
+}
+
+/// A `CallRecord` event, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Switch-local call number.
+    pub call: u32,
+    /// Caller.
+    pub from: String,
+    /// Callee as dialled.
+    pub to: String,
+    /// Start, ms since the epoch.
+    pub start_ms: u64,
+    /// Answer (0: never answered).
+    pub answer_ms: u64,
+    /// End.
+    pub end_ms: u64,
+    /// Outcome.
+    pub outcome: coventry_shared::event::CallOutcome,
+    /// SIP status behind it.
+    pub status: u16,
+}
+
+impl Record {
+    /// The record in `e`, if it is one.
+    pub fn of(e: &Event) -> Option<Record> {
+        match e {
+            Event::CallRecord {
+                call,
+                from,
+                to,
+                start_ms,
+                answer_ms,
+                end_ms,
+                outcome,
+                status,
+            } => Some(Record {
+                call: *call,
+                from: from.clone(),
+                to: to.clone(),
+                start_ms: *start_ms,
+                answer_ms: *answer_ms,
+                end_ms: *end_ms,
+                outcome: *outcome,
+                status: *status,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Switch {
+    /// Poll the call table until a row satisfies `f` (bounded by `timeout`);
+    /// panics naming `what` with the table and the events.
+    pub fn wait_call_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&CallRow) -> bool,
+    ) -> CallRow {
+        match poll_until(timeout, || self.snapshot().calls().into_iter().find(&f)) {
+            Some(c) => c,
+            None => panic!(
+                "call table: no call {what} within {timeout:?}\n{}events:\n{}",
+                self.snapshot().calls_text(),
+                self.events_text(0)
+            ),
+        }
+    }
+
+    /// [`Switch::wait_call_for`] bounded by [`T`].
+    pub fn wait_call(&self, what: &str, f: impl Fn(&CallRow) -> bool) -> CallRow {
+        self.wait_call_for(what, T, f)
+    }
+
+    /// Wait (bounded by [`T`]) until the call with SIP Call-ID `call_id` is in
+    /// `state` (`call_state::*`).
+    pub fn wait_call_state(&self, call_id: &str, state: u8) -> CallRow {
+        let name = coventry_shared::event::CallPhase::from_u16(u16::from(state)).name();
+        self.wait_call(&format!("with Call-ID {call_id} in state {name}"), |c| {
+            !c.call_id.is_empty() && call_id.starts_with(&c.call_id) && c.state == state
+        })
+    }
+
+    /// Wait (bounded by [`T`]) until the ringing and busy bits of `ext` are as
+    /// given; panics with the table.
+    pub fn wait_bits(&self, ext: u16, ringing: bool, busy: bool) -> Snapshot {
+        match poll_until(T, || {
+            let s = self.snapshot();
+            (s.is_ringing(ext) == ringing && s.is_busy(ext) == busy).then_some(s)
+        }) {
+            Some(s) => s,
+            None => panic!(
+                "bitmaps: expected {ext} ringing={ringing} busy={busy}\n{}",
+                self.snapshot().calls_text()
+            ),
+        }
+    }
+
+    /// The first call record after `mark` for a call from `from` to `to`, waiting
+    /// up to `timeout`; panics with the events.
+    pub fn expect_record(&self, mark: usize, from: &str, to: &str, timeout: Duration) -> Record {
+        let e = self.expect_event_after(
+            mark,
+            &format!("CallRecord {from} -> {to}"),
+            |e| matches!(e, Event::CallRecord { from: f, to: t, .. } if f == from && t == to),
+            timeout,
+        );
+        match Record::of(&e) {
+            Some(r) => r,
+            None => panic!("not a record: {e:?}"),
+        }
+    }
+
+    /// Every `CallState` event after `mark` for call number `call`: (phase, rings).
+    pub fn call_states(
+        &self,
+        mark: usize,
+        call: u32,
+    ) -> Vec<(coventry_shared::event::CallPhase, u8)> {
+        self.events()
+            .iter()
+            .skip(mark)
+            .filter_map(|r| match &r.event {
+                Event::CallState {
+                    call: c,
+                    phase,
+                    rings,
+                    ..
+                } if *c == call => Some((*phase, *rings)),
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -175,6 +175,18 @@ impl Sipp {
         self.arg("-key").arg(name).arg(value)
     }
 
+    /// `-set NAME VALUE`: a global variable the scenario declares
+    /// (`<Global variables="...">`), e.g. the pause lengths `ring`, `hold`, `linger`.
+    pub fn set(self, name: &str, value: &str) -> Sipp {
+        self.arg("-set").arg(name).arg(value)
+    }
+
+    /// `-lost PERCENT`: drop that share of the messages sipp sends and receives
+    /// (sipp seeds its generator from the clock; there is no fixed seed).
+    pub fn lost(self, percent: u32) -> Sipp {
+        self.arg("-lost").arg(&percent.to_string())
+    }
+
     /// Any other argument.
     pub fn arg(mut self, a: &str) -> Sipp {
         self.args.push(a.to_string());
@@ -386,14 +398,126 @@ impl Drop for SippChild {
     }
 }
 
+/// One message in sipp's `-trace_msg` file.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    /// Sent by sipp (else received).
+    pub sent: bool,
+    /// The datagram, exactly.
+    pub bytes: Vec<u8>,
+}
+
+impl Traced {
+    /// The first line.
+    pub fn start_line(&self) -> String {
+        String::from_utf8_lossy(&self.bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Parsed with the in-test UA's parser.
+    pub fn msg(&self) -> crate::ua::Msg {
+        let src = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        match crate::ua::Msg::parse(&self.bytes, src) {
+            Ok(m) => m,
+            Err(e) => panic!(
+                "sipp traced an unparseable message ({e}):\n{}",
+                String::from_utf8_lossy(&self.bytes)
+            ),
+        }
+    }
+}
+
+/// Every message in a `-trace_msg` file, in order: sipp writes
+/// `UDP message sent (N bytes):` or `UDP message received [N] bytes :`, a blank
+/// line, then exactly N bytes.
+pub fn trace_messages(trace: &str) -> Vec<Traced> {
+    let b = trace.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &trace[i..];
+        let sent_at = rest.find("message sent (");
+        let recv_at = rest.find("message received [");
+        let (at, sent) = match (sent_at, recv_at) {
+            (Some(a), Some(r)) if a < r => (a, true),
+            (Some(a), None) => (a, true),
+            (_, Some(r)) => (r, false),
+            (None, None) => break,
+        };
+        let start = i + at;
+        let digits_at = start
+            + if sent {
+                "message sent (".len()
+            } else {
+                "message received [".len()
+            };
+        let n: String = trace[digits_at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let Ok(n) = n.parse::<usize>() else {
+            i = digits_at;
+            continue;
+        };
+        let Some(nl) = trace[digits_at..].find("\n\n") else {
+            break;
+        };
+        let body = digits_at + nl + 2;
+        let end = (body + n).min(b.len());
+        out.push(Traced {
+            sent,
+            bytes: b[body..end].to_vec(),
+        });
+        i = end;
+    }
+    out
+}
+
+impl SippRun {
+    /// Every message sipp sent or received.
+    pub fn traced(&self) -> Vec<Traced> {
+        trace_messages(&self.messages)
+    }
+
+    /// Received messages whose first line starts with `start` (`INVITE `, `SIP/2.0 200`).
+    pub fn received(&self, start: &str) -> Vec<crate::ua::Msg> {
+        self.traced()
+            .into_iter()
+            .filter(|t| !t.sent && t.start_line().starts_with(start))
+            .map(|t| t.msg())
+            .collect()
+    }
+
+    /// Sent messages whose first line starts with `start`.
+    pub fn sent(&self, start: &str) -> Vec<crate::ua::Msg> {
+        self.traced()
+            .into_iter()
+            .filter(|t| t.sent && t.start_line().starts_with(start))
+            .map(|t| t.msg())
+            .collect()
+    }
+}
+
 /// Start a server-mode sipp phone (`uas_message.xml`, one MESSAGE, 15 s) for
 /// extension `ext` and register its contact with a sipp REGISTER (MD5: configure
 /// the switch with `algorithm = md5` first in the list). Returns the running phone;
 /// [`SippChild::wait`] gives its outcome and [`logged`] what it received.
 pub fn sipp_phone(sw: &crate::Switch, ext: u16) -> SippChild {
-    let uas = Sipp::new("uas_message.xml")
-        .timeout(Duration::from_secs(15))
-        .spawn();
+    register_phone(
+        sw,
+        ext,
+        Sipp::new("uas_message.xml").timeout(Duration::from_secs(15)),
+    )
+}
+
+/// Start the server-mode sipp `uas` (any phone scenario) and register its contact
+/// `sip:EXT@127.0.0.1:PORT` for extension `ext` with a sipp REGISTER (MD5: the
+/// switch must offer `algorithm = md5` first). Returns the running phone.
+pub fn register_phone(sw: &crate::Switch, ext: u16, uas: Sipp) -> SippChild {
+    let uas = uas.spawn();
     let contact = uas.contact_uri(&ext.to_string());
     Sipp::new("uac_register.xml")
         .remote(sw.addr())

@@ -4,14 +4,18 @@
 //!
 //! It runs on a blocking `std::net::UdpSocket`. A background thread reads every
 //! datagram: responses go to the foreground (the transaction in progress), requests
-//! (MESSAGE from the switch) are answered at once with the status set by
-//! [`Ua::set_answer`] and queued for the test to inspect. Incoming messages are
+//! (MESSAGE, BYE, INFO... from the switch) are answered at once with the status set
+//! by [`Ua::set_answer`] and queued for the test to inspect; INVITEs are queued
+//! unanswered for the test to answer ([`Ua::respond`]), a CANCEL gets 200 and its
+//! INVITE 487 (calls: [`dialog`]). Incoming messages are
 //! normalised (compact header names expanded, folded lines unfolded, the body cut to
 //! Content-Length) and then parsed with `rsip`.
 
+pub mod dialog;
+
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -489,14 +493,24 @@ impl Msg {
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
         415 => "Unsupported Media Type",
         480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
         486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
         500 => "Server Internal Error",
         503 => "Service Unavailable",
         603 => "Decline",
@@ -504,32 +518,94 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The To tag this UA puts on its responses to `req` (derived from the top Via
+/// branch, so every response of one transaction carries the same tag).
+pub fn uas_tag(req: &Msg) -> String {
+    let h = req
+        .branch()
+        .unwrap_or_default()
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("uas{h:x}")
+}
+
 /// The response a UAS sends to `req`: Via, From, To (tagged), Call-ID and CSeq
 /// copied; no body.
 pub fn response_to(req: &Msg, status: u16) -> Vec<u8> {
+    response_with(req, status, &[], None)
+}
+
+/// A response to `req` with `extra` header lines (without CRLF) and an optional
+/// body `(content type, bytes)`. Via, From, To (tagged unless 100), Call-ID and
+/// CSeq are copied, and Record-Route too for responses to INVITE (a UAS copies it
+/// into its 18x/2xx, RFC 3261 12.1.1).
+pub fn response_with(
+    req: &Msg,
+    status: u16,
+    extra: &[String],
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
     let mut s = format!("SIP/2.0 {status} {}\r\n", reason(status));
+    let invite = req.method().as_deref() == Some("INVITE");
     for (n, v) in &req.headers {
         if n.eq_ignore_ascii_case("Via")
             || n.eq_ignore_ascii_case("From")
             || n.eq_ignore_ascii_case("Call-ID")
             || n.eq_ignore_ascii_case("CSeq")
+            || (invite && status > 100 && n.eq_ignore_ascii_case("Record-Route"))
         {
             let _ = write!(s, "{n}: {v}\r\n");
         } else if n.eq_ignore_ascii_case("To") {
             if v.to_ascii_lowercase().contains(";tag=") || status == 100 {
                 let _ = write!(s, "To: {v}\r\n");
             } else {
-                let h = req
-                    .branch()
-                    .unwrap_or_default()
-                    .bytes()
-                    .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-                let _ = write!(s, "To: {v};tag=uas{h:x}\r\n");
+                let _ = write!(s, "To: {v};tag={}\r\n", uas_tag(req));
             }
         }
     }
-    s.push_str("Server: coventry-tests-ua\r\nContent-Length: 0\r\n\r\n");
-    s.into_bytes()
+    for l in extra {
+        let _ = write!(s, "{l}\r\n");
+    }
+    s.push_str("Server: coventry-tests-ua\r\n");
+    match body {
+        Some((ctype, b)) => {
+            let _ = write!(
+                s,
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            );
+            let mut v = s.into_bytes();
+            v.extend_from_slice(b);
+            v
+        }
+        None => {
+            s.push_str("Content-Length: 0\r\n\r\n");
+            s.into_bytes()
+        }
+    }
+}
+
+/// An INVITE server transaction of this UA (the callee side of a call).
+#[derive(Debug, Clone)]
+pub struct InviteTxn {
+    /// The INVITE as received (first copy).
+    pub invite: Msg,
+    /// The last response sent (repeated when the INVITE is retransmitted).
+    pub last: Option<Vec<u8>>,
+    /// Status of the final response, once sent.
+    pub final_status: Option<u16>,
+}
+
+/// INVITE server transactions by `branch|Call-ID`, shared with the reader thread.
+pub type InviteTxns = Arc<Mutex<HashMap<String, InviteTxn>>>;
+
+/// The key of a request's transaction in [`InviteTxns`].
+pub fn txn_key(m: &Msg) -> String {
+    format!(
+        "{}|{}",
+        m.branch().unwrap_or_default(),
+        m.call_id().unwrap_or("")
+    )
 }
 
 /// Datagrams the UA's reader could not parse.
@@ -562,6 +638,10 @@ pub struct Ua {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     unparsed: Unparsed,
+    invites: InviteTxns,
+    counts: Counts,
+    req_stash: Mutex<VecDeque<Msg>>,
+    resp_stash: Mutex<VecDeque<Msg>>,
     /// Authorization header (name, value) sent last.
     pub last_auth: Option<(String, String)>,
 }
@@ -618,13 +698,23 @@ impl Ua {
         let answer = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let unparsed: Unparsed = Arc::default();
+        let invites: InviteTxns = Arc::default();
+        let counts: Counts = Arc::default();
         let reader = match sock.try_clone() {
             Ok(s) => s,
             Err(e) => panic!("UA socket clone: {e}"),
         };
         let thread = {
-            let (answer, stop, unparsed) = (answer.clone(), stop.clone(), unparsed.clone());
-            std::thread::spawn(move || reader_loop(reader, resp_tx, req_tx, answer, stop, unparsed))
+            let ctx = ReaderCtx {
+                responses: resp_tx,
+                requests: req_tx,
+                answer: answer.clone(),
+                stop: stop.clone(),
+                unparsed: unparsed.clone(),
+                invites: invites.clone(),
+                counts: counts.clone(),
+            };
+            std::thread::spawn(move || reader_loop(reader, ctx))
         };
         Ua {
             sock,
@@ -645,6 +735,10 @@ impl Ua {
             stop,
             thread: Some(thread),
             unparsed,
+            invites,
+            counts,
+            req_stash: Mutex::new(VecDeque::new()),
+            resp_stash: Mutex::new(VecDeque::new()),
             last_auth: None,
         }
     }
@@ -685,6 +779,17 @@ impl Ua {
         self.unparsed.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// How many times the request `m` (same method, branch and Call-ID) arrived,
+    /// retransmissions included (the queue holds each request once).
+    pub fn times_received(&self, m: &Msg) -> u32 {
+        lock(&self.counts).get(&count_key(m)).copied().unwrap_or(0)
+    }
+
+    /// Wait until the request `m` arrived at least `n` times; whether it did.
+    pub fn wait_received(&self, m: &Msg, n: u32, timeout: Duration) -> bool {
+        crate::poll_until(timeout, || (self.times_received(m) >= n).then_some(())).is_some()
+    }
+
     /// Send raw bytes to the switch.
     pub fn send_raw(&self, bytes: &[u8]) {
         if let Err(e) = self.sock.send_to(bytes, self.server) {
@@ -694,16 +799,23 @@ impl Ua {
 
     /// The next response (any) within `timeout`.
     pub fn recv_response(&self, timeout: Duration) -> Option<Msg> {
+        if let Some(m) = lock(&self.resp_stash).pop_front() {
+            return Some(m);
+        }
         self.responses.recv_timeout(timeout).ok()
     }
 
     /// Discard queued responses.
     pub fn drain_responses(&self) {
+        lock(&self.resp_stash).clear();
         while self.responses.try_recv().is_ok() {}
     }
 
     /// The next request the switch sent (already answered), within `timeout`.
     pub fn recv_request(&self, timeout: Duration) -> Option<Msg> {
+        if let Some(m) = lock(&self.req_stash).pop_front() {
+            return Some(m);
+        }
         self.requests.recv_timeout(timeout).ok()
     }
 
@@ -1002,18 +1114,43 @@ impl Drop for Ua {
     }
 }
 
-fn reader_loop(
-    sock: UdpSocket,
+/// Lock a mutex, ignoring poisoning (a panicking test already reports).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct ReaderCtx {
     responses: Sender<Msg>,
     requests: Sender<Msg>,
     answer: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
     unparsed: Unparsed,
-) {
+    invites: InviteTxns,
+    counts: Counts,
+}
+
+/// How often each request (`METHOD|branch|Call-ID`) arrived, retransmissions
+/// included.
+pub type Counts = Arc<Mutex<HashMap<String, u32>>>;
+
+/// The key of a request in [`Counts`].
+pub fn count_key(m: &Msg) -> String {
+    format!("{}|{}", m.method().unwrap_or_default(), txn_key(m))
+}
+
+/// The reader thread. Responses go to the foreground. Requests are queued once
+/// (retransmissions are not queued again) and answered:
+/// - INVITE: not answered here (the test answers with [`Ua::respond`]); a
+///   retransmitted INVITE gets the last response sent again;
+/// - CANCEL: `200`, and `487` for its INVITE unless that already has a final
+///   response (`481` when there is no such INVITE);
+/// - ACK: never answered;
+/// - anything else: the status set by [`Ua::set_answer`] (0: no answer).
+fn reader_loop(sock: UdpSocket, ctx: ReaderCtx) {
     let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = vec![0u8; 65_536];
     let mut seen: HashSet<String> = HashSet::new();
-    while !stop.load(Ordering::Relaxed) {
+    while !ctx.stop.load(Ordering::Relaxed) {
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
             Err(_) => continue,
@@ -1021,30 +1158,62 @@ fn reader_loop(
         let m = match Msg::parse(&buf[..n], src) {
             Ok(m) => m,
             Err(e) => {
-                if let Ok(mut u) = unparsed.lock() {
-                    u.push((buf[..n].to_vec(), e));
-                }
+                lock(&ctx.unparsed).push((buf[..n].to_vec(), e));
                 continue;
             }
         };
         if m.status().is_some() {
-            let _ = responses.send(m);
+            let _ = ctx.responses.send(m);
             continue;
         }
-        if m.method().as_deref() == Some("ACK") {
-            continue;
+        let method = m.method().unwrap_or_default();
+        let key = txn_key(&m);
+        *lock(&ctx.counts).entry(count_key(&m)).or_insert(0) += 1;
+        match method.as_str() {
+            "ACK" => {}
+            "INVITE" => {
+                let mut inv = lock(&ctx.invites);
+                if let Some(t) = inv.get(&key) {
+                    if let Some(last) = &t.last {
+                        let _ = sock.send_to(last, src);
+                    }
+                } else {
+                    inv.insert(
+                        key.clone(),
+                        InviteTxn {
+                            invite: m.clone(),
+                            last: None,
+                            final_status: None,
+                        },
+                    );
+                }
+            }
+            "CANCEL" => {
+                let mut inv = lock(&ctx.invites);
+                match inv.get_mut(&key) {
+                    Some(t) => {
+                        let _ = sock.send_to(&response_to(&m, 200), src);
+                        if t.final_status.is_none() {
+                            let r = response_to(&t.invite, 487);
+                            let _ = sock.send_to(&r, t.invite.src);
+                            t.last = Some(r);
+                            t.final_status = Some(487);
+                        }
+                    }
+                    None => {
+                        let _ = sock.send_to(&response_to(&m, 481), src);
+                    }
+                }
+            }
+            _ => {
+                let status = ctx.answer.load(Ordering::Relaxed);
+                if status != 0 {
+                    let _ = sock.send_to(&response_to(&m, status), src);
+                }
+            }
         }
-        let status = answer.load(Ordering::Relaxed);
-        if status != 0 {
-            let _ = sock.send_to(&response_to(&m, status), src);
-        }
-        let key = format!(
-            "{}|{}",
-            m.branch().unwrap_or_default(),
-            m.call_id().unwrap_or("")
-        );
-        if seen.insert(key) {
-            let _ = requests.send(m);
+        if seen.insert(format!("{method}|{key}")) {
+            let _ = ctx.requests.send(m);
         }
     }
 }

@@ -322,6 +322,9 @@ impl Switch {
         }
         call.phase = CallPhase::Ended;
         call.end_ms = now_ms;
+        // What lingers for Timer D needs no INVITE to fork again.
+        call.invite = None;
+        call.later.clear();
         call.outcome = Some((outcome, status));
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
@@ -483,13 +486,23 @@ impl Switch {
         }
         let first_final = b.state != BranchState::Done;
         b.state = BranchState::Done;
+        b.retx.bytes = Vec::new(); // no more retransmissions of this INVITE
         b.status = Some(code);
         let branch_dest = b.dest;
         let branch_ext = b.ext;
         if (200..300).contains(&code) {
             let f = Fields::of(&resp.headers);
             let tag = tag_of(f.to);
-            if call.ended() || (call.phase == CallPhase::Answered && tag != call.to_tag) {
+            let winner = call.answer_ms > 0 && tag == call.to_tag;
+            if winner {
+                // The answering phone re-sends its 200 (our ACK was lost, or the
+                // caller's): pass it on, even after the call ended, so the caller
+                // ACKs again. Never hang up the winning dialog ourselves.
+                self.send_invite_response(now_ms, no, Some(resp), code);
+                return;
+            }
+            if call.ended() || call.phase == CallPhase::Answered {
+                // Answered elsewhere, cancelled or timed out: nobody wants this one.
                 self.release_branch(now_ms, no, resp);
                 return;
             }
@@ -593,10 +606,9 @@ impl Switch {
         if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
             if let Some(call) = self.calls.calls.get_mut(&no) {
                 if call.invite_branch == branch {
+                    // The call stays for Timer D so that failures the callee
+                    // re-sends are ACKed again (RFC 3261 §17.1.1.2).
                     call.final_retx = None;
-                    if call.finished() {
-                        self.calls.remove(no);
-                    }
                     return;
                 }
             }
@@ -860,9 +872,7 @@ impl Switch {
                 self.fail_call(now_ms, no, best, None, outcome_of(best));
             }
             if self.calls.calls.get(&no).is_some_and(|c| {
-                c.finished()
-                    && (c.answer_ms == 0
-                        || now_ms >= c.end_ms + super::call::TRANSACTION_TIMEOUT_MS)
+                c.finished() && now_ms >= c.end_ms + super::call::TRANSACTION_TIMEOUT_MS
             }) {
                 self.calls.remove(no);
             }
