@@ -318,6 +318,66 @@ impl Body {
     }
 }
 
+/// What one extension's lamp shows in a busy-lamp grid: the first that applies
+/// of ringing, busy, DND, forwarded, registered; else offline (configured) or
+/// unused. Every console and tool shows the same letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lamp {
+    /// `r`: a call to it is ringing.
+    Ringing,
+    /// `B`: in a call.
+    Busy,
+    /// `D`: do not disturb.
+    Dnd,
+    /// `F`: forwarded.
+    Forwarded,
+    /// `R`: registered and idle.
+    Registered,
+    /// `-`: configured, not registered.
+    Offline,
+    /// `.`: not configured.
+    Unconfigured,
+}
+
+impl Lamp {
+    /// Every lamp, in the order of priority (and of a legend).
+    pub const ALL: [Lamp; 7] = [
+        Lamp::Ringing,
+        Lamp::Busy,
+        Lamp::Dnd,
+        Lamp::Forwarded,
+        Lamp::Registered,
+        Lamp::Offline,
+        Lamp::Unconfigured,
+    ];
+
+    /// The letter in a grid.
+    pub fn letter(self) -> char {
+        match self {
+            Lamp::Ringing => 'r',
+            Lamp::Busy => 'B',
+            Lamp::Dnd => 'D',
+            Lamp::Forwarded => 'F',
+            Lamp::Registered => 'R',
+            Lamp::Offline => '-',
+            Lamp::Unconfigured => '.',
+        }
+    }
+
+    /// A word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lamp::Ringing => "ringing",
+            Lamp::Busy => "busy",
+            Lamp::Dnd => "dnd",
+            Lamp::Forwarded => "forwarded",
+            Lamp::Registered => "idle",
+            Lamp::Offline => "offline",
+            Lamp::Unconfigured => "unused",
+        }
+    }
+}
+
 /// Static facts from the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderInfo {
@@ -354,6 +414,29 @@ impl Snapshot {
     /// Entries of every extension of the plan.
     pub fn exts(&self) -> &[ExtEntry] {
         &self.body.exts[..self.header.plan.count()]
+    }
+
+    /// The lamp of extension `n` (`Unconfigured` outside the plan).
+    pub fn lamp(&self, n: u16) -> Lamp {
+        let Some(i) = self.header.plan.index_of(n) else {
+            return Lamp::Unconfigured;
+        };
+        let b = &self.body.bitmaps;
+        if get_bit(&b.ringing, i) {
+            Lamp::Ringing
+        } else if get_bit(&b.busy, i) {
+            Lamp::Busy
+        } else if get_bit(&b.dnd, i) {
+            Lamp::Dnd
+        } else if get_bit(&b.forwarded, i) {
+            Lamp::Forwarded
+        } else if get_bit(&b.registered, i) {
+            Lamp::Registered
+        } else if self.body.exts[i].flags & EXT_CONFIGURED != 0 {
+            Lamp::Offline
+        } else {
+            Lamp::Unconfigured
+        }
     }
 
     /// Whether extension `n` has a registered contact.

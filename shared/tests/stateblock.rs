@@ -220,3 +220,32 @@ proptest! {
         prop_assert_eq!(seen + lost, pushed);
     }
 }
+
+#[test]
+fn lamps_follow_the_priority() {
+    use coventry_shared::stateblock::{set_bit, Lamp, EXT_CONFIGURED};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    {
+        let mut b = w.body_mut();
+        for i in 0..6 {
+            b.exts[i].flags |= EXT_CONFIGURED;
+            set_bit(&mut b.bitmaps.registered, i, true);
+        }
+        set_bit(&mut b.bitmaps.ringing, 0, true);
+        set_bit(&mut b.bitmaps.busy, 0, true);
+        set_bit(&mut b.bitmaps.busy, 1, true);
+        set_bit(&mut b.bitmaps.dnd, 2, true);
+        set_bit(&mut b.bitmaps.forwarded, 2, true);
+        set_bit(&mut b.bitmaps.forwarded, 3, true);
+        set_bit(&mut b.bitmaps.registered, 5, false);
+    }
+    let s = StateReader::open(&path)
+        .expect("open")
+        .snapshot()
+        .expect("snap");
+    let lamps: String = (10..=16).map(|n| s.lamp(n).letter()).collect();
+    assert_eq!(lamps, "rBDFR-.");
+    assert_eq!(s.lamp(99), Lamp::Unconfigured);
+}
