@@ -166,7 +166,7 @@ impl Core {
     /// Advance the virtual clock by one operation, ticking when due.
     fn step(&mut self) {
         self.ops += 1;
-        if self.ops % 4 == 0 {
+        if self.ops & 3 == 0 {
             self.now += 1;
         }
         if self.now >= self.next_tick {

@@ -1,0 +1,54 @@
+//! pbx-tui: the live attendant console of the Coventry SIP switch.
+//!
+//! It is built as The Elm Architecture:
+//!
+//! - the **model** ([`model::Model`]) is the whole state of the console: the last
+//!   snapshot of the switch ([`site::Site`]), the selection, the log, the mode (prompt,
+//!   command line, help...), the commands awaiting their results;
+//! - **messages** ([`msg::Msg`]) are everything that happens: keys, clock ticks, and
+//!   what [`daemon::DaemonLink`] reads from the state block (the daemon's condition,
+//!   new snapshots, new events);
+//! - **update** ([`update`]) turns a message into model changes and
+//!   [`msg::Effect`]s (a line for the control FIFO, quitting);
+//! - **view** ([`view`]) draws the model; it takes `&self` and reads the clock from
+//!   the model, so it is deterministic.
+//!
+//! [`app`] is the event loop, the only code with I/O besides [`fifo`] and
+//! [`terminal`]. Like pbxctl, the console reads only the state block and writes only
+//! the control FIFO; it links no SIP code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod actions;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod complete;
+pub mod daemon;
+pub mod ext_state;
+pub mod fifo;
+pub mod keymap;
+pub mod line_edit;
+pub mod log;
+pub mod model;
+pub mod msg;
+pub mod sanitize;
+pub mod site;
+pub mod terminal;
+pub mod update;
+pub mod view;
+
+/// Run the console as the command line asks.
+pub fn run(cli: cli::Cli) -> Result<(), String> {
+    let runtime_dir = coventry_shared::runtime::runtime_dir(
+        cli.runtime_dir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty()),
+    );
+    app::run(app::Settings {
+        runtime_dir,
+        readonly: cli.readonly,
+        color: cli.color(),
+        poll: std::time::Duration::from_millis(cli.poll_ms),
+    })
+}

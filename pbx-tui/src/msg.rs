@@ -1,0 +1,83 @@
+//! What comes into `update` ([`Msg`]) and what goes out of it ([`Effect`]).
+//!
+//! Keys, the clock and everything read from the state block arrive as messages;
+//! `update` changes the model and answers with effects (a line for the control FIFO,
+//! quitting) that the event loop carries out. Nothing else touches the world.
+
+use crate::site::Site;
+use coventry_shared::event::EventRecord;
+use crossterm::event::KeyEvent;
+
+/// An input to [`crate::model::Model::update`].
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// The terminal changed size (the next draw adapts).
+    Resize,
+    /// The clock moved on.
+    Tick {
+        /// Now, ms since the epoch.
+        now_ms: u64,
+        /// The local offset from UTC, seconds.
+        utc_offset_s: i32,
+    },
+    /// What the console learnt about the daemon.
+    Daemon(DaemonMsg),
+    /// A new snapshot that differs from the last one.
+    Site(Box<Site>),
+    /// New events from the ring.
+    Events {
+        /// The events, oldest first.
+        events: Vec<EventRecord>,
+        /// Events the daemon overwrote before the console read them.
+        lost: u64,
+    },
+    /// A line could not be written to the control FIFO.
+    SendFailed {
+        /// Its request id.
+        id: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// The daemon's condition as seen through its state block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonMsg {
+    /// The state block is open and the daemon alive. `again` when this is not the
+    /// first daemon this console saw (it restarted, or came back after being down).
+    Up {
+        /// Its pid.
+        pid: u32,
+        /// Not the first connection.
+        again: bool,
+    },
+    /// The daemon's process exists but its heartbeat is older than 3 s.
+    Stale {
+        /// Its last heartbeat, ms since the epoch.
+        heartbeat_ms: u64,
+    },
+    /// No daemon: no state block, or its process is gone.
+    Down {
+        /// Why, for the banner.
+        reason: String,
+    },
+}
+
+/// Something for the event loop to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Write this line (newline included) to the control FIFO; on failure answer
+    /// with [`Msg::SendFailed`].
+    Send {
+        /// The request id in the line.
+        id: u64,
+        /// The line.
+        line: String,
+    },
+    /// Clear and repaint the whole terminal (Ctrl-L).
+    Repaint,
+    /// Leave the console.
+    Quit,
+}

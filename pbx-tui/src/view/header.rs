@@ -1,0 +1,73 @@
+//! The header line (the switch at a glance) and the banner shown when the daemon is
+//! down or not responding.
+
+use super::theme::Theme;
+use crate::clock;
+use crate::model::{Link, Model};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// The banner text, when there is something to shout about.
+pub fn banner(model: &Model) -> Option<String> {
+    match &model.link {
+        Link::Down { reason, since_ms } => {
+            let last = if model.site.is_some() {
+                "Showing the last known state. "
+            } else {
+                ""
+            };
+            Some(format!(
+                " COVENTRYD IS DOWN (since {}): {reason}. {last}Retrying.",
+                clock::time_of_day(*since_ms, model.utc_offset_s)
+            ))
+        }
+        Link::Stale { heartbeat_ms } => Some(format!(
+            " COVENTRYD NOT RESPONDING: heartbeat {} old, the screen may be out of date",
+            clock::span(model.now_ms.saturating_sub(*heartbeat_ms))
+        )),
+        Link::Up { .. } | Link::Connecting => None,
+    }
+}
+
+/// Draw the header into `area` (one row).
+pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
+    let sep = || Span::styled(" \u{b7} ", theme.label());
+    let mut spans = vec![Span::styled("Coventry ", theme.title())];
+    spans.push(match &model.link {
+        Link::Up { .. } => Span::styled("\u{25cf} up", theme.health(true)),
+        Link::Stale { .. } => Span::styled("\u{25cf} STALE", theme.health(false)),
+        Link::Down { .. } => Span::styled("\u{25cf} DOWN", theme.health(false)),
+        Link::Connecting => Span::styled("\u{25cb} connecting", theme.label()),
+    });
+    if model.readonly {
+        spans.push(sep());
+        spans.push(Span::styled("READ-ONLY", theme.title()));
+    }
+    if let Some(site) = &model.site {
+        let d = &site.daemon;
+        if matches!(model.link, Link::Up { .. } | Link::Stale { .. }) {
+            spans.push(Span::raw(format!(
+                " {}",
+                clock::span(model.now_ms.saturating_sub(d.start_ms))
+            )));
+        }
+        let configured = site.configured().count();
+        let registered = site.exts.iter().filter(|e| e.registered).count();
+        for part in [
+            format!("reg {registered}/{configured}"),
+            format!("calls {}", site.live_calls().count()),
+            format!("pid {}", d.pid),
+            d.bound.clone(),
+        ] {
+            spans.push(sep());
+            spans.push(Span::raw(part));
+        }
+    }
+    let clock = clock::time_of_day(model.now_ms, model.utc_offset_s);
+    let [left, right] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(9)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), left);
+    frame.render_widget(Paragraph::new(Line::from(clock)).right_aligned(), right);
+}
