@@ -86,7 +86,7 @@ impl Ext {
 
     /// The state shown in the grid.
     pub fn state(&self) -> ExtState {
-        ExtState::of(self)
+        crate::ext_state::of(self)
     }
 
     /// Whether any forward target is set.

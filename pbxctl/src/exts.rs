@@ -11,52 +11,19 @@ use std::path::Path;
 /// Cells per row of the grid: one decade (10–19, 20–29, ...).
 pub const PER_ROW: usize = 10;
 
-/// The state one cell shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lamp {
-    /// `r`: a call to it is ringing.
-    Ringing,
-    /// `B`: in a call.
-    Busy,
-    /// `D`: do not disturb.
-    Dnd,
-    /// `F`: forwarded.
-    Forwarded,
-    /// `R`: registered and idle.
-    Registered,
-    /// `-`: configured, not registered.
-    Offline,
-    /// `.`: not configured.
-    Unconfigured,
+pub use coventry_shared::stateblock::Lamp;
+use coventry_shared::stateblock::LampBits;
+
+/// How pbxctl shows a lamp: the legend's words and the colour.
+pub trait LampLook {
+    /// What the letter means (for the legend).
+    fn meaning(self) -> &'static str;
+    /// Its colour on a terminal.
+    fn paint(self) -> Option<Paint>;
 }
 
-impl Lamp {
-    /// Every lamp, in the order of the legend (the order of priority).
-    pub const ALL: [Lamp; 7] = [
-        Lamp::Ringing,
-        Lamp::Busy,
-        Lamp::Dnd,
-        Lamp::Forwarded,
-        Lamp::Registered,
-        Lamp::Offline,
-        Lamp::Unconfigured,
-    ];
-
-    /// The letter in the grid.
-    pub fn letter(self) -> char {
-        match self {
-            Lamp::Ringing => 'r',
-            Lamp::Busy => 'B',
-            Lamp::Dnd => 'D',
-            Lamp::Forwarded => 'F',
-            Lamp::Registered => 'R',
-            Lamp::Offline => '-',
-            Lamp::Unconfigured => '.',
-        }
-    }
-
-    /// What the letter means (for the legend).
-    pub fn meaning(self) -> &'static str {
+impl LampLook for Lamp {
+    fn meaning(self) -> &'static str {
         match self {
             Lamp::Ringing => "ringing",
             Lamp::Busy => "busy",
@@ -68,8 +35,7 @@ impl Lamp {
         }
     }
 
-    /// Its colour on a terminal.
-    pub fn paint(self) -> Option<Paint> {
+    fn paint(self) -> Option<Paint> {
         match self {
             Lamp::Ringing => Some(Paint::Yellow),
             Lamp::Busy => Some(Paint::Red),
@@ -119,21 +85,14 @@ impl ExtState {
     /// The lamp: the first that applies of ringing, busy, DND, forwarded,
     /// registered; else `-` when configured and `.` when not.
     pub fn lamp(&self) -> Lamp {
-        if self.ringing {
-            Lamp::Ringing
-        } else if self.busy {
-            Lamp::Busy
-        } else if self.dnd {
-            Lamp::Dnd
-        } else if self.forwarded {
-            Lamp::Forwarded
-        } else if self.registered {
-            Lamp::Registered
-        } else if self.configured {
-            Lamp::Offline
-        } else {
-            Lamp::Unconfigured
-        }
+        Lamp::of(LampBits {
+            configured: self.configured,
+            registered: self.registered,
+            ringing: self.ringing,
+            busy: self.busy,
+            dnd: self.dnd,
+            forwarded: self.forwarded,
+        })
     }
 
     /// The JSON object for `--json`.

@@ -339,7 +339,43 @@ pub enum Lamp {
     Unconfigured,
 }
 
+/// The facts a lamp is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LampBits {
+    /// Has a config section.
+    pub configured: bool,
+    /// Has a registered contact.
+    pub registered: bool,
+    /// A call to it rings.
+    pub ringing: bool,
+    /// In a call.
+    pub busy: bool,
+    /// Do not disturb.
+    pub dnd: bool,
+    /// Forwarded.
+    pub forwarded: bool,
+}
+
 impl Lamp {
+    /// The lamp for these facts: the first that applies wins.
+    pub fn of(b: LampBits) -> Lamp {
+        if b.ringing {
+            Lamp::Ringing
+        } else if b.busy {
+            Lamp::Busy
+        } else if b.dnd {
+            Lamp::Dnd
+        } else if b.forwarded {
+            Lamp::Forwarded
+        } else if b.registered {
+            Lamp::Registered
+        } else if b.configured {
+            Lamp::Offline
+        } else {
+            Lamp::Unconfigured
+        }
+    }
+
     /// Every lamp, in the order of priority (and of a legend).
     pub const ALL: [Lamp; 7] = [
         Lamp::Ringing,
@@ -422,21 +458,14 @@ impl Snapshot {
             return Lamp::Unconfigured;
         };
         let b = &self.body.bitmaps;
-        if get_bit(&b.ringing, i) {
-            Lamp::Ringing
-        } else if get_bit(&b.busy, i) {
-            Lamp::Busy
-        } else if get_bit(&b.dnd, i) {
-            Lamp::Dnd
-        } else if get_bit(&b.forwarded, i) {
-            Lamp::Forwarded
-        } else if get_bit(&b.registered, i) {
-            Lamp::Registered
-        } else if self.body.exts[i].flags & EXT_CONFIGURED != 0 {
-            Lamp::Offline
-        } else {
-            Lamp::Unconfigured
-        }
+        Lamp::of(LampBits {
+            configured: self.body.exts[i].flags & EXT_CONFIGURED != 0,
+            registered: get_bit(&b.registered, i),
+            ringing: get_bit(&b.ringing, i),
+            busy: get_bit(&b.busy, i),
+            dnd: get_bit(&b.dnd, i),
+            forwarded: get_bit(&b.forwarded, i),
+        })
     }
 
     /// Whether extension `n` has a registered contact.
