@@ -206,7 +206,7 @@ fn why_explains_the_route() {
     let (code, text) = r.expect("result");
     assert_eq!(code, ResultCode::Ok);
     assert!(
-        text.contains("38 is on do not disturb; it forwards on busy to 37"),
+        text.contains("38 is on do not disturb, and forwards on busy to 37"),
         "{text}"
     );
     assert!(text.contains("a call to 38 rings 37"), "{text}");

@@ -232,6 +232,7 @@ pub struct Conf {
     exts: Vec<(u16, Vec<String>)>,
     groups: Vec<(u16, Vec<u16>)>,
     calls: Vec<String>,
+    sections: Vec<(String, Vec<String>)>,
 }
 
 impl Conf {
@@ -243,6 +244,7 @@ impl Conf {
             exts: exts.iter().map(|n| (*n, Vec::new())).collect(),
             groups: Vec::new(),
             calls: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -281,6 +283,18 @@ impl Conf {
         self
     }
 
+    /// Add a line to section `[name]` (`speed`, `features`...), written after the
+    /// groups.
+    pub fn section(mut self, name: &str, line: &str) -> Conf {
+        if let Some((_, lines)) = self.sections.iter_mut().find(|(n, _)| n == name) {
+            lines.push(line.to_string());
+        } else {
+            self.sections
+                .push((name.to_string(), vec![line.to_string()]));
+        }
+        self
+    }
+
     /// The INI text.
     pub fn build(&self) -> String {
         let mut s = String::new();
@@ -303,6 +317,12 @@ impl Conf {
             for (g, members) in &self.groups {
                 let m: Vec<String> = members.iter().map(u16::to_string).collect();
                 let _ = writeln!(s, "{g} = {}", m.join(" "));
+            }
+        }
+        for (name, lines) in &self.sections {
+            let _ = writeln!(s, "\n[{name}]");
+            for l in lines {
+                let _ = writeln!(s, "{l}");
             }
         }
         for (n, lines) in &self.exts {
@@ -870,6 +890,27 @@ pub trait SnapshotExt {
     /// Calls and the ringing/busy bits of the configured extensions, for failure
     /// messages.
     fn calls_text(&self) -> String;
+    /// The forward / DND settings of `ext` as published (entry and bits).
+    fn settings_of(&self, ext: u16) -> ExtSettingsRow;
+}
+
+/// The forward and DND settings of one extension as the state block shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtSettingsRow {
+    /// The dnd bit.
+    pub dnd: bool,
+    /// The forwarded bit.
+    pub forwarded: bool,
+    /// `ExtEntry::forward_always` (empty: none).
+    pub always: String,
+    /// `ExtEntry::forward_busy`.
+    pub busy: String,
+    /// `ExtEntry::forward_noanswer`.
+    pub noanswer: String,
+    /// `ExtEntry::dnd_until_ms` (0: never).
+    pub dnd_until_ms: u64,
+    /// `ExtEntry::forward_until_ms` (0: never).
+    pub forward_until_ms: u64,
 }
 
 impl SnapshotExt for Snapshot {
@@ -919,6 +960,26 @@ impl SnapshotExt for Snapshot {
         }
         let _ = writeln!(s, "ringing bits: {ringing:?}; busy bits: {busy:?}");
         s
+    }
+
+    fn settings_of(&self, ext: u16) -> ExtSettingsRow {
+        let Some(i) = self.header.plan.index_of(ext) else {
+            return ExtSettingsRow::default();
+        };
+        let b = &self.body.bitmaps;
+        let mut row = ExtSettingsRow {
+            dnd: coventry_shared::stateblock::get_bit(&b.dnd, i),
+            forwarded: coventry_shared::stateblock::get_bit(&b.forwarded, i),
+            ..ExtSettingsRow::default()
+        };
+        if let Some(e) = self.ext(ext) {
+            row.always = get_str(&e.forward_always);
+            row.busy = get_str(&e.forward_busy);
+            row.noanswer = get_str(&e.forward_noanswer);
+            row.dnd_until_ms = e.dnd_until_ms;
+            row.forward_until_ms = e.forward_until_ms;
+        }
+        row
     }
 }
 
@@ -1015,6 +1076,26 @@ impl Switch {
             None => panic!(
                 "bitmaps: expected {ext} ringing={ringing} busy={busy}\n{}",
                 self.snapshot().calls_text()
+            ),
+        }
+    }
+
+    /// Wait (bounded by [`T`]) until the published settings of `ext` satisfy `f`
+    /// (the daemon publishes after it answered); panics with `what` and the row.
+    pub fn wait_settings(
+        &self,
+        ext: u16,
+        what: &str,
+        f: impl Fn(&ExtSettingsRow) -> bool,
+    ) -> ExtSettingsRow {
+        match poll_until(T, || {
+            let r = self.snapshot().settings_of(ext);
+            f(&r).then_some(r)
+        }) {
+            Some(r) => r,
+            None => panic!(
+                "state block: settings of {ext} never became {what}: {:?}",
+                self.snapshot().settings_of(ext)
             ),
         }
     }
@@ -1156,6 +1237,9 @@ mod tests {
             .server("algorithm = md5")
             .ext_line(22, "lines = 2")
             .group(100, &[21, 22])
+            .section("speed", "9 = 22")
+            .section("features", "dnd_on = *55")
+            .section("speed", "8 = 21")
             .build();
         let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -1164,6 +1248,9 @@ mod tests {
         assert_eq!(c.lines[&22].lines, 2);
         assert_eq!(c.lines[&21].secret.as_deref(), Some("pw21"));
         assert_eq!(c.groups[&100], vec![21, 22]);
+        assert_eq!(c.speed["9"], "22");
+        assert_eq!(c.speed["8"], "21");
+        assert_eq!(c.features.dnd_on, "*55");
         let text3 = Conf::new(&[210]).digits(3).build();
         let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text3)
             .unwrap_or_else(|e| panic!("{e}"));

@@ -201,6 +201,7 @@ impl Switch {
             };
             out.push((c.no.to_string(), state, direction, peer));
         }
+        out.extend(self.dial_dialogs_of(ext));
         if self.settings.get(ext).dnd {
             out.push(("dnd".into(), "confirmed", "recipient", "dnd".into()));
         }
@@ -308,7 +309,7 @@ impl Switch {
                 .iter()
                 .any(|d| d.1 == "early" && d.2 == "recipient")
         };
-        let busy = |e: u16| self.calls.active_for(e).next().is_some();
+        let busy = |e: u16| self.calls.active_for(e).next().is_some() || self.dials_for(e) > 0;
         vec![
             (
                 "registered",

@@ -59,8 +59,10 @@ pub struct Dial {
     pub id: Option<u64>,
     /// Extension A.
     pub a: u16,
-    /// What A is connected to.
+    /// What A is connected to (as dialled).
     pub target: String,
+    /// The extension reached for it (after forwards, speed dials), once known.
+    pub b: u16,
     /// Leg to A.
     pub leg_a: Leg,
     /// Leg to B, once A answered.
@@ -218,6 +220,7 @@ impl Switch {
                 id,
                 a,
                 target: target.to_string(),
+                b: 0,
                 leg_a,
                 leg_b: None,
                 start_ms: now_ms,
@@ -268,6 +271,10 @@ impl Switch {
         }
         let busy = phase != CallPhase::Ended;
         self.out.bits.insert(d.a, (false, busy));
+        if d.b != 0 {
+            let b_busy = busy && phase == CallPhase::Answered;
+            self.out.bits.insert(d.b, (false, b_busy));
+        }
         self.out.events.push(Event::CallState {
             call: no,
             from: d.a.to_string(),
@@ -400,10 +407,6 @@ impl Switch {
                         );
                     }
                     self.dial_state(no, CallPhase::Answered, 200);
-                    if let Some(d) = self.dials.get(&no) {
-                        let target = d.target.parse::<u16>().unwrap_or(0);
-                        self.out.bits.insert(target, (false, true));
-                    }
                 }
             }
             return;
@@ -518,9 +521,36 @@ impl Switch {
         let leg = self.leg(call_id, &uri, dest, from, to);
         if let Some(d) = self.dials.get_mut(&no) {
             d.leg_b = Some(leg);
+            d.b = b;
         }
         self.dial_by_call_id_insert(no);
         self.send_invite(now_ms, no, Side::B, Some(offer));
+    }
+
+    /// Click-to-dial calls in progress that involve extension `n`.
+    pub(super) fn dials_for(&self, n: u16) -> usize {
+        self.dials.values().filter(|d| d.a == n || d.b == n).count()
+    }
+
+    /// The click-to-dial dialogs of `n` for BLF: (call, state, direction, peer).
+    pub(super) fn dial_dialogs_of(
+        &self,
+        n: u16,
+    ) -> Vec<(String, &'static str, &'static str, String)> {
+        self.dials
+            .iter()
+            .filter_map(|(no, d)| {
+                let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
+                let state = if connected { "confirmed" } else { "early" };
+                if d.a == n {
+                    Some((no.to_string(), state, "recipient", d.target.clone()))
+                } else if d.b == n {
+                    Some((no.to_string(), state, "recipient", d.a.to_string()))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// A request inside a click-to-dial leg (BYE ends both legs).
@@ -528,13 +558,23 @@ impl Switch {
         &mut self,
         now_ms: u64,
         no: u32,
-        method: &str,
+        (src, method): (SocketAddr, &str),
         f: &Fields<'_>,
         r: super::reply::Replier,
     ) {
         let Some(d) = self.dials.get(&no) else {
             return;
         };
+        // Only the two phones may speak in these dialogs.
+        let phones: Vec<std::net::IpAddr> = [Some(&d.leg_a), d.leg_b.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|l| l.dest.ip())
+            .collect();
+        if !phones.contains(&src.ip()) {
+            log::warn!("click-to-dial call {no}: {method} from a stranger at {src}: refused");
+            return self.answer(now_ms, r, 403, None, &[]);
+        }
         let side = if d.leg_a.call_id == f.call_id {
             Side::A
         } else {

@@ -44,7 +44,7 @@ impl Switch {
     /// Whether extension `n` has all its lines in calls.
     pub(super) fn is_busy(&self, n: u16) -> bool {
         let lines = usize::from(self.config.lines.get(&n).map_or(1, |l| l.lines));
-        self.calls.active_for(n).count() >= lines
+        self.calls.active_for(n).count() + self.dials_for(n) >= lines
     }
 
     /// The target of speed dial `code`, if it is one.
@@ -100,7 +100,7 @@ impl Switch {
                     };
                     if let Some(why) = busy_reason {
                         if let Some(t) = follow(ForwardKind::Busy, &s) {
-                            trail.push(format!("{n} {why}; it forwards on busy to {t}"));
+                            trail.push(format!("{n} {why}, and forwards on busy to {t}"));
                             number = t;
                             continue;
                         }
@@ -121,7 +121,7 @@ impl Switch {
                         if let Some(t) = follow(ForwardKind::NoAnswer, &s)
                             .or_else(|| follow(ForwardKind::Busy, &s))
                         {
-                            trail.push(format!("{n} is not registered; it forwards to {t}"));
+                            trail.push(format!("{n} is not registered, so it forwards to {t}"));
                             number = t;
                             continue;
                         }

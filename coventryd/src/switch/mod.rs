@@ -353,7 +353,7 @@ impl Switch {
         let r = Replier::new(key, src, &method, &f, tag);
         if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
         {
-            return self.on_dial_request(now_ms, no, &method, &f, r);
+            return self.on_dial_request(now_ms, no, (src, &method), &f, r);
         }
         match method.as_str() {
             "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
