@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// How long the screen gets to show something (the console polls every 150 ms).
 const SCREEN_T: Duration = Duration::from_secs(10);
+/// How long the console may take to exit after `q`.
+const EXIT_T: Duration = Duration::from_secs(30);
 
 /// `pbx-tui`, built once per test process unless told otherwise.
 fn pbx_tui_bin() -> PathBuf {
@@ -175,13 +177,17 @@ impl Console {
         self.pane("#{pane_pid}").parse().expect("pane pid")
     }
 
-    /// The exit status once the console has exited.
+    /// The exit status once the console has exited (`sig N` when a signal
+    /// ended it). Generous: a loaded machine may take a while to reap it.
     fn exit_status(&self) -> Option<String> {
-        poll_until(SCREEN_T, || {
-            let s = self.pane("#{pane_dead} #{pane_dead_status}");
-            s.strip_prefix("1 ")
-                .filter(|st| !st.is_empty())
-                .map(str::to_string)
+        poll_until(EXIT_T, || {
+            let s = self.pane("#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}");
+            let mut parts = s.split('|');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("1"), Some(st), _) if !st.is_empty() => Some(st.to_string()),
+                (Some("1"), _, Some(sig)) if !sig.is_empty() => Some(format!("sig {sig}")),
+                _ => None,
+            }
         })
     }
 }
