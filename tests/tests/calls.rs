@@ -1373,7 +1373,10 @@ const LOSS_CALLS: u32 = 4;
 const LOSS_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn loss_conf() -> Conf {
-    sipp_conf().ext_line(22, "lines = 4")
+    // With datagrams lost, a callee's 100/180 may need Timer A's retransmissions
+    // (0.5, 1.5, 3.5 s) to get through: the no-answer window must outlast them,
+    // or the switch rightly ends the call as timed out (408).
+    sipp_conf().calls(1, 12).ext_line(22, "lines = 4")
 }
 
 fn loss_records(sw: &Switch, n: usize, outcome: CallOutcome, status: u16) {

@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# bench/run.sh - coventryd against the reference Kamailio, same sipp load, same
+# session; plus coventryd's memory with 0, 80 and 600 extensions registered.
+# A benchmark, not a test: it prints figures and ratios and never fails on them.
+#
+# Usage:  bench/run.sh [MODE...]
+#   load      build coventryd (release), start it on a 3-digit plan (users
+#             100..699, secret pwN, MD5 digest), drive the rig's REGISTER and
+#             MESSAGE sweeps with bench/lib/drive.sh, stop it; then the same
+#             phases and rates against Kamailio with the rig's run-kamailio.sh;
+#             print the comparison table (bench/lib/compare.py)
+#   memory    RSS/PSS of coventryd idle, with all 80 extensions of a 2-digit
+#             plan registered, then idle and with all 600 of a 3-digit plan
+#   micro     the criterion benchmarks (coventryd/benches/hot_paths.rs) and
+#             their ratios to the parse baselines of the same run
+#   profile   perf profile of coventryd under REGISTER and MESSAGE load (built
+#             with frame pointers in its own target dir; needs `perf`)
+#   all       load + memory + micro (the default)
+#
+# Knobs (environment, defaults):
+#   RIG=/work/shared/bench      the shared reference rig (bench.sh, run-kamailio.sh,
+#                               scenarios/, lib/sippstats.py); read, never modified
+#   OUT=bench/results/<stamp>   results (git-ignored): coventryd-rN/ and
+#                               kamailio-rN/ per round, memory/, micro/, profile/,
+#                               comparison.md, memory.md, micro.md, profile.md
+#   COV_PORT=5160               coventryd's UDP port on 127.0.0.1
+#   REG_SWEEP_RATES="1000 2000 4000"   REGISTER/s of the sweep, one run per rate
+#   MSG_SWEEP_RATES="1000 2000 4000"   MESSAGE/s of the sweep
+#   SWEEP_SECS=10               seconds of load per rate (count = rate x secs)
+#   SWEEP_REPEAT=1              passes over each rate list (repeats are pooled)
+#   SETTLE_S=3                  pause between runs
+#   KAMAILIO=auto               auto: run the reference when `kamailio` is
+#                               installed, else skip it with a message; 0: skip
+#   KAM_AUTH=all                rig mode: 401 on REGISTER and 407 on MESSAGE,
+#                               as coventryd does (register: REGISTER only; none)
+#   KAM_CHILDREN=4              Kamailio UDP worker processes
+#   ROUNDS=2                    rounds of `load`, the order of the two targets
+#                               swapped every round (coventryd first in odd
+#                               rounds); rounds are pooled per rate, so slow drift
+#                               of a shared machine hits both targets alike
+#   MEM_SETTLE_S=2              wait before each memory reading
+#   PROFILE_RATE=2000 PROFILE_SECS=10  load offered while perf records
+#   PERF_FREQ=999               perf sampling frequency (Hz)
+#   SKIP_BUILD=0                1: use the already built target/release/coventryd
+#   COVENTRY_LOG=info           coventryd's log level (as in production)
+#
+# Everything runs on 127.0.0.1; every sipp run is bounded by -m, -timeout and
+# timeout(1); every process started here is stopped by PID on exit; nothing is
+# downloaded at run time (the build needs only what Cargo.lock already names).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+RIG=${RIG:-/work/shared/bench}
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$HERE/results/$STAMP}
+COV_PORT=${COV_PORT:-5160}
+REG_SWEEP_RATES=${REG_SWEEP_RATES:-"1000 2000 4000"}
+MSG_SWEEP_RATES=${MSG_SWEEP_RATES:-"1000 2000 4000"}
+SWEEP_SECS=${SWEEP_SECS:-10}
+SWEEP_REPEAT=${SWEEP_REPEAT:-1}
+SETTLE_S=${SETTLE_S:-3}
+KAMAILIO=${KAMAILIO:-auto}
+KAM_AUTH=${KAM_AUTH:-all}
+KAM_CHILDREN=${KAM_CHILDREN:-4}
+ROUNDS=${ROUNDS:-2}
+MEM_SETTLE_S=${MEM_SETTLE_S:-2}
+PROFILE_RATE=${PROFILE_RATE:-2000}
+PROFILE_SECS=${PROFILE_SECS:-10}
+PERF_FREQ=${PERF_FREQ:-999}
+SKIP_BUILD=${SKIP_BUILD:-0}
+export REG_SWEEP_RATES MSG_SWEEP_RATES SWEEP_SECS SWEEP_REPEAT SETTLE_S RIG
+
+MODES=("$@")
+[ ${#MODES[@]} -eq 0 ] && MODES=(all)
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/coventry-bench.XXXXXX")
+COV_PID=""
+
+say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
+
+stop_coventryd() {  # TERM by PID, wait up to 10 s, then KILL
+    local i
+    [ -n "$COV_PID" ] || return 0
+    if alive "$COV_PID"; then
+        kill -TERM "$COV_PID" 2>/dev/null || true
+        for i in $(seq 1 100); do alive "$COV_PID" || break; sleep 0.1; done
+        if alive "$COV_PID"; then kill -KILL "$COV_PID" 2>/dev/null || true; fi
+    fi
+    wait "$COV_PID" 2>/dev/null || true
+    COV_PID=""
+}
+# Long steps run in the background and are waited for (run_fg), so INT/TERM
+# act at once; cleanup then stops that step's whole process tree (all started
+# by this script, directly or through the drivers), by PID.
+CHILD=""
+alive() {  # $1 pid: running (a zombie awaiting wait(2) counts as gone)
+    local st
+    st=$(ps -o stat= -p "$1" 2>/dev/null || true)
+    [ -n "$st" ] && [ "${st#Z}" = "$st" ]
+}
+descendants() {  # $1 pid -> its descendants (not itself)
+    ps -e -o pid=,ppid= | awk -v r="$1" '
+        { par[$1] = $2 }
+        END { s[r] = 1; ch = 1
+              while (ch) { ch = 0; for (k in par) if (!(k in s) && (par[k] in s)) { s[k] = 1; ch = 1 } }
+              for (k in s) if (k != r) print k }'
+}
+stop_tree() {  # $1 pid: TERM it and its descendants, wait up to 10 s, then KILL
+    local root=$1 pids p i
+    alive "$root" || { wait "$root" 2>/dev/null || true; return 0; }
+    pids="$root $(descendants "$root")"
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for i in $(seq 1 100); do alive "$root" || break; sleep 0.1; done
+    for p in $pids; do if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi; done
+    wait "$root" 2>/dev/null || true
+}
+run_fg() {  # run "$@" in the background and wait for it
+    local rc=0
+    "$@" &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    return "$rc"
+}
+PERF_PID=""
+cleanup() {
+    if [ -n "$CHILD" ]; then stop_tree "$CHILD"; fi
+    if [ -n "$PERF_PID" ]; then stop_tree "$PERF_PID"; fi
+    stop_coventryd
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+need() {  # $1 command, $2 how to get it
+    command -v "$1" >/dev/null 2>&1 || { echo "run.sh: '$1' not found: $2" >&2; exit 2; }
+}
+need sipp "apt-get install -y sip-tester"
+need ss "apt-get install -y iproute2"
+need python3 "apt-get install -y python3"
+need cargo "install a Rust toolchain (rustup)"
+[ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time not found: apt-get install -y time" >&2; exit 2; }
+[ -r "$RIG/run-kamailio.sh" ] && [ -r "$RIG/scenarios/register.xml" ] \
+    || { echo "run.sh: the shared rig is not at RIG=$RIG" >&2; exit 2; }
+
+port_busy() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+
+# ---------- build ----------
+BIN=$OUT/bin/coventryd
+PBXCTL=$OUT/bin/pbxctl
+build() {
+    mkdir -p "$OUT/bin"
+    if [ "$SKIP_BUILD" != 1 ]; then
+        say "building coventryd and pbxctl (release)"
+        run_fg bash -c 'cd "$1" && exec cargo build --release --locked -p coventryd -p pbxctl' _ "$REPO" > "$OUT/build.log" 2>&1 \
+            || { tail -n 30 "$OUT/build.log" >&2; exit 2; }
+    fi
+    # a private copy: other work may rebuild target/ while the benchmark runs
+    cp "$REPO/target/release/coventryd" "$BIN"
+    cp "$REPO/target/release/pbxctl" "$PBXCTL"
+    (cd "$REPO" && git rev-parse --short HEAD 2>/dev/null && git status --short -- coventryd shared 2>/dev/null | head -20) \
+        > "$OUT/bin/source.txt" || true
+}
+
+# ---------- configuration: the rig's contract ----------
+write_config() {  # $1 file, $2 digits (2|3)
+    local first last i
+    if [ "$2" = 2 ]; then first=10; last=89; else first=100; last=699; fi
+    {
+        echo "; generated by bench/run.sh: the bench rig's contract (user N, password pwN)"
+        echo "[server]"
+        echo "listen = 127.0.0.1:$COV_PORT"
+        echo "digits = $2"
+        echo "realm = bench"
+        # stock sipp 3.6 answers only MD5 (and AKAv1-MD5) challenges: offered
+        # SHA-256 first it aborts the call ("authentication must use MD5 or AKAv1-MD5")
+        echo "algorithm = md5"
+        echo
+        for i in $(seq "$first" "$last"); do printf '[%d]\nsecret = pw%d\n\n' "$i" "$i"; done
+    } > "$1"
+    "$BIN" --config "$1" --check-config > /dev/null
+}
+
+start_coventryd() {  # $1 config, $2 name (log file, runtime/state dirs)
+    local i
+    if port_busy "$COV_PORT"; then echo "run.sh: UDP port $COV_PORT is in use (set COV_PORT=)" >&2; exit 3; fi
+    rm -rf "$WORK/$2"; mkdir -p "$WORK/$2/run" "$WORK/$2/state"
+    COVENTRY_LOG=${COVENTRY_LOG:-info} "$BIN" --config "$1" \
+        --runtime-dir "$WORK/$2/run" --state-dir "$WORK/$2/state" 2> "$OUT/coventryd-$2.log" &
+    COV_PID=$!
+    for i in $(seq 1 100); do
+        port_busy "$COV_PORT" && [ -e "$WORK/$2/run/state" ] && break
+        kill -0 "$COV_PID" 2>/dev/null || { cat "$OUT/coventryd-$2.log" >&2; exit 4; }
+        sleep 0.1
+    done
+    port_busy "$COV_PORT" || { echo "run.sh: coventryd did not bind 127.0.0.1:$COV_PORT" >&2; exit 4; }
+    COV_RT=$WORK/$2/run
+    say "coventryd pid $COV_PID on 127.0.0.1:$COV_PORT ($2)"
+}
+
+status_json() {  # $1 file
+    "$PBXCTL" --runtime-dir "$COV_RT" status --json > "$1" 2>&1 || true
+}
+
+# ---------- load ----------
+run_coventryd_load() {  # $1 round
+    local dir=$OUT/coventryd-r$1 rc=0
+    write_config "$WORK/coventry-3.conf" 3
+    start_coventryd "$WORK/coventry-3.conf" "load-r$1"
+    say "round $1, coventryd: REGISTER sweep ($REG_SWEEP_RATES/s) and MESSAGE sweep ($MSG_SWEEP_RATES/s)"
+    PROXY=127.0.0.1:$COV_PORT TARGET_PID=$COV_PID LABEL=coventryd OUT=$dir \
+        run_fg bash "$HERE/lib/drive.sh" regsweep msgsweep || rc=$?
+    if kill -0 "$COV_PID" 2>/dev/null; then
+        status_json "$dir/status-after.json"
+    else
+        say "WARNING: coventryd (pid $COV_PID) was gone before the end of round $1; see $OUT/coventryd-load-r$1.log"
+    fi
+    stop_coventryd
+    [ "$rc" = 0 ] || say "coventryd driver exited with $rc (see $dir/driver.log)"
+}
+
+kamailio_present() {
+    [ "$KAMAILIO" != 0 ] || { say "Kamailio skipped (KAMAILIO=0)"; return 1; }
+    if ! command -v kamailio >/dev/null 2>&1 && [ ! -x /usr/sbin/kamailio ]; then
+        say "Kamailio not installed: skipping the reference (install with: apt-get install -y kamailio)"
+        return 1
+    fi
+}
+
+run_kamailio_load() {  # $1 round
+    local dir=$OUT/kamailio-r$1 rc=0
+    say "round $1, Kamailio (KAM_AUTH=$KAM_AUTH, $KAM_CHILDREN children): same sweeps through the rig's run-kamailio.sh"
+    # the rig's bench.sh also registers a call UAS and places 5 smoke calls in
+    # its setup; those are not in the measured rows
+    KAM_AUTH=$KAM_AUTH KAM_CHILDREN=$KAM_CHILDREN LABEL=kamailio OUT=$dir \
+        run_fg bash "$RIG/run-kamailio.sh" regsweep msgsweep > "$dir.log" 2>&1 || rc=$?
+    grep -E '^\[.*\] (sweep|target)' "$dir.log" | tee -a "$OUT/run.log" || true
+    [ "$rc" = 0 ] || say "run-kamailio.sh exited with $rc (see $dir.log)"
+}
+
+mode_load() {
+    local r t kam_ok=1 order
+    kamailio_present || kam_ok=0
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then order="coventryd kamailio"; else order="kamailio coventryd"; fi
+        for t in $order; do
+            case "$t" in
+                coventryd) run_coventryd_load "$r" ;;
+                kamailio) if [ "$kam_ok" = 1 ]; then run_kamailio_load "$r"; fi ;;
+            esac
+        done
+    done
+    local cov=() kam=() f
+    for f in "$OUT"/coventryd-r*/summary.tsv; do [ -f "$f" ] && cov+=("$f"); done
+    for f in "$OUT"/kamailio-r*/summary.tsv; do [ -f "$f" ] && kam+=("$f"); done
+    [ ${#cov[@]} -gt 0 ] || { say "no coventryd results"; return 0; }
+    {
+        echo "# coventryd vs Kamailio, $(date -Is)"
+        echo
+        echo "- host: $(nproc) cores, $(uname -r); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest (qop=auth), one thread"
+        if [ ${#kam[@]} -gt 0 ]; then
+            echo "- $(grep -m1 '^kamailio:' "$OUT/kamailio-r1/kamailio-info.txt" 2>/dev/null | sed 's/  */ /g'), KAM_AUTH=$KAM_AUTH, $KAM_CHILDREN children"
+        fi
+        echo "- $ROUNDS round(s), order swapped every round; $SWEEP_SECS s of load per rate and round; rounds pooled"
+        echo "  (ok/failed summed, CPU per op = total CPU / total ok)"
+        echo
+        python3 "$HERE/lib/compare.py" --cov "${cov[@]}" --kam "${kam[@]}"
+    } > "$OUT/comparison.md"
+    echo; cat "$OUT/comparison.md"; echo
+}
+
+# ---------- memory ----------
+mem_reading() {  # $1 label -> one row of memory.tsv
+    local p=$COV_PID rss hwm anon file shmem pss
+    rss=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status"); hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status")
+    anon=$(awk '/^RssAnon:/{print $2}' "/proc/$p/status"); file=$(awk '/^RssFile:/{print $2}' "/proc/$p/status")
+    shmem=$(awk '/^RssShmem:/{print $2}' "/proc/$p/status"); pss=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup")
+    local reg; reg=$("$PBXCTL" --runtime-dir "$COV_RT" status --json 2>/dev/null \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["registered"])' 2>/dev/null || echo "?")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$reg" "$rss" "$pss" "$anon" "$file" "$shmem" "$hwm" >> "$OUT/memory/memory.tsv"
+    say "memory $1: registered=$reg VmRSS=${rss}kB PSS=${pss}kB (anon $anon, file $file, shmem $shmem) VmHWM=${hwm}kB"
+}
+
+register_all() {  # $1 first, $2 last: every extension once, via the rig's register.xml
+    local d=$OUT/memory/reg-$1-$2 i n=$(( $2 - $1 + 1 ))
+    mkdir -p "$d"
+    { echo SEQUENTIAL; for i in $(seq "$1" "$2"); do echo "$i;[authentication username=$i password=pw$i]"; done; } > "$d/users.csv"
+    run_fg bash -c 'cd "$1" && shift && exec "$@"' _ "$d" timeout -k 5 60 sipp -sf "$RIG/scenarios/register.xml" -inf users.csv \
+        -key domain "127.0.0.1:$COV_PORT" -key contact_host 127.0.0.1 -key contact_port 5099 -key expires 3600 \
+        -i 127.0.0.1 -p 5093 -m "$n" -r 200 -l 400 -nostdin -timeout 40s -recv_timeout 10000 \
+        -trace_stat -stf stat.csv -trace_err -error_file errors.log "127.0.0.1:$COV_PORT" \
+        > "$d/stdout.log" 2>&1 || true
+    local ok; ok=$(python3 "$RIG/lib/sippstats.py" --stat "$d/stat.csv" --rtt /dev/null | awk -F= '$1=="successful"{print $2}')
+    say "registered $ok of $n extensions ($1..$2)"
+}
+
+mode_memory() {
+    mkdir -p "$OUT/memory"
+    printf 'state\tregistered\tvmrss_kb\tpss_kb\trss_anon_kb\trss_file_kb\trss_shmem_kb\tvmhwm_kb\n' > "$OUT/memory/memory.tsv"
+    write_config "$WORK/coventry-2.conf" 2
+    start_coventryd "$WORK/coventry-2.conf" mem2
+    sleep "$MEM_SETTLE_S"; mem_reading "2-digit plan, idle"
+    register_all 10 89
+    sleep "$MEM_SETTLE_S"; mem_reading "2-digit plan, all 80 registered"
+    stop_coventryd
+    write_config "$WORK/coventry-3.conf" 3
+    start_coventryd "$WORK/coventry-3.conf" mem3
+    sleep "$MEM_SETTLE_S"; mem_reading "3-digit plan, idle"
+    register_all 100 699
+    sleep "$MEM_SETTLE_S"; mem_reading "3-digit plan, all 600 registered"
+    stop_coventryd
+    {
+        echo "# coventryd memory, $(date -Is)"
+        echo
+        echo "| state | registered | VmRSS KiB | PSS KiB | anon KiB | file KiB | shmem KiB | VmHWM KiB |"
+        echo "|---|---|---|---|---|---|---|---|"
+        tail -n +2 "$OUT/memory/memory.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8 }'
+        echo
+        local r600; r600=$(awk -F'\t' '/all 600/{print $3}' "$OUT/memory/memory.tsv")
+        echo "goal: under 8 MiB (8192 KiB) RSS with 600 registered: ${r600:-?} KiB -> $(awk -v r="${r600:-0}" 'BEGIN{ print (r > 0 && r < 8192) ? "met" : "NOT met" }')"
+        local f
+        for f in "$OUT"/coventryd-r1/target-memory.tsv "$OUT"/kamailio-r1/target-memory.tsv; do
+            [ -f "$f" ] || continue
+            echo
+            echo "$(basename "$(dirname "$f")") in the load run of this session (process tree; PSS counts shared memory once):"
+            echo
+            echo '```'
+            grep -E '^(idle-start|after-setup|after-sweep_regs|idle-end)' "$f" || true
+            echo '```'
+        done
+    } > "$OUT/memory.md"
+    echo; cat "$OUT/memory.md"; echo
+}
+
+# ---------- micro ----------
+mode_micro() {
+    mkdir -p "$OUT/micro"
+    say "criterion: cargo bench -p coventryd --bench hot_paths"
+    run_fg bash -c 'cd "$1" && exec cargo bench --locked -p coventryd --bench hot_paths' _ "$REPO" > "$OUT/micro/criterion.log" 2>&1 \
+        || { tail -n 30 "$OUT/micro/criterion.log" >&2; say "criterion run failed"; return 0; }
+    cp -r "$REPO/target/criterion" "$OUT/micro/criterion"
+    {
+        echo "# coventryd hot paths (criterion), $(date -Is)"
+        echo
+        python3 "$HERE/lib/criterion_ratios.py" "$OUT/micro/criterion"
+    } > "$OUT/micro.md"
+    echo; cat "$OUT/micro.md"; echo
+}
+
+# ---------- profile ----------
+mode_profile() {
+    need perf "apt-get install -y linux-perf"
+    local fpdir=$REPO/target/bench-fp d=$OUT/profile
+    mkdir -p "$d"
+    echo "# coventryd under perf, $(date -Is) (frame pointers; perf adds overhead: use the shares, not the CPU figures)" > "$OUT/profile.md"
+    echo >> "$OUT/profile.md"
+    say "building coventryd with frame pointers (target/bench-fp) for call graphs"
+    RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=$fpdir \
+        run_fg bash -c 'cd "$1" && exec cargo build --release --locked -p coventryd' _ "$REPO" > "$d/build.log" 2>&1 \
+        || { tail -n 30 "$d/build.log" >&2; exit 2; }
+    local saved=$BIN
+    BIN=$d/coventryd-fp; cp "$fpdir/release/coventryd" "$BIN"
+    write_config "$WORK/coventry-3.conf" 3
+    local kind
+    for kind in regs msgs; do
+        start_coventryd "$WORK/coventry-3.conf" "prof-$kind"
+        timeout -k 5 $(( PROFILE_SECS + 120 )) perf record -F "$PERF_FREQ" -g -p "$COV_PID" \
+            -o "$d/perf-$kind.data" > "$d/perf-record-$kind.log" 2>&1 &
+        PERF_PID=$!
+        sleep 1
+        local rc=0
+        if [ "$kind" = regs ]; then
+            PROXY=127.0.0.1:$COV_PORT TARGET_PID=$COV_PID LABEL=profile OUT=$d/load-$kind \
+                REG_SWEEP_RATES=$PROFILE_RATE SWEEP_SECS=$PROFILE_SECS SWEEP_REPEAT=1 \
+                run_fg bash "$HERE/lib/drive.sh" regsweep || rc=$?
+        else
+            PROXY=127.0.0.1:$COV_PORT TARGET_PID=$COV_PID LABEL=profile OUT=$d/load-$kind \
+                MSG_SWEEP_RATES=$PROFILE_RATE SWEEP_SECS=$PROFILE_SECS SWEEP_REPEAT=1 \
+                run_fg bash "$HERE/lib/drive.sh" msgsweep || rc=$?
+        fi
+        kill -INT "$PERF_PID" 2>/dev/null || true
+        wait "$PERF_PID" 2>/dev/null || true
+        PERF_PID=""
+        stop_coventryd
+        perf report -i "$d/perf-$kind.data" --stdio --no-children --sort symbol --percent-limit 0.5 \
+            > "$d/self-$kind.txt" 2>/dev/null || true
+        perf report -i "$d/perf-$kind.data" --stdio --children --sort symbol --percent-limit 2 -g none \
+            > "$d/children-$kind.txt" 2>/dev/null || true
+        perf script -i "$d/perf-$kind.data" -F ip,sym 2>/dev/null \
+            | python3 "$HERE/lib/perf_breakdown.py" > "$d/breakdown-$kind.md" || true
+        say "profile of $kind (driver rc $rc): $d/breakdown-$kind.md (buckets), self-$kind.txt, children-$kind.txt"
+        {
+            echo "## $kind at $PROFILE_RATE/s: $(awk -F'\t' 'NR==2{print $5" ok, "$6" failed, "$16" ms CPU per op (under perf)"}' "$d/load-$kind/summary.tsv" 2>/dev/null)"
+            echo
+            cat "$d/breakdown-$kind.md"
+            echo
+            echo "Top self time:"
+            echo
+            echo '```'
+            grep -E '^ +[0-9]' "$d/self-$kind.txt" | head -n 20 | sed 's/  *-  *-  *$//'
+            echo '```'
+            echo
+        } >> "$OUT/profile.md"
+    done
+    BIN=$saved
+    echo; cat "$OUT/profile.md"
+}
+
+# ---------- main ----------
+say "results -> $OUT"
+build
+for m in "${MODES[@]}"; do
+    case "$m" in
+        load) mode_load ;;
+        memory) mode_memory ;;
+        micro) mode_micro ;;
+        profile) mode_profile ;;
+        all) mode_load; mode_memory; mode_micro ;;
+        *) echo "run.sh: unknown mode '$m' (load | memory | micro | profile | all)" >&2; exit 2 ;;
+    esac
+done
+say "done: $OUT"
