@@ -180,7 +180,7 @@ impl Switch {
     /// The dialog states of extension `ext` now: (id, state, direction, peer).
     fn dialogs_of(&self, ext: u16) -> Vec<(String, &'static str, &'static str, String)> {
         let mut out = Vec::new();
-        for c in self.calls.calls.values().filter(|c| !c.ended()) {
+        for c in self.calls.live() {
             let (state, direction, peer) = if c.caller == ext {
                 let s = if c.phase == CallPhase::Answered {
                     "confirmed"

@@ -310,6 +310,11 @@ pub struct CallBook {
     pub next: u32,
     /// Call-table slots.
     pub slots: Slots,
+    /// Numbers of the calls not ended yet: ended calls linger for Timer D, and
+    /// under load they far outnumber the live ones, so scans go over this.
+    pub active: std::collections::BTreeSet<u32>,
+    /// Clock ticks seen (for the slower scan of ended calls).
+    pub ticks: u64,
 }
 
 impl CallBook {
@@ -320,8 +325,22 @@ impl CallBook {
         self.next
     }
 
+    /// Add a new call.
+    pub fn insert(&mut self, call: Call) {
+        if !call.ended() {
+            self.active.insert(call.no);
+        }
+        self.calls.insert(call.no, call);
+    }
+
+    /// The calls not ended yet.
+    pub fn live(&self) -> impl Iterator<Item = &Call> {
+        self.active.iter().filter_map(|n| self.calls.get(n))
+    }
+
     /// Forget a finished call.
     pub fn remove(&mut self, no: u32) -> Option<Call> {
+        self.active.remove(&no);
         let call = self.calls.remove(&no)?;
         if self.by_call_id.get(&call.call_id) == Some(&no) {
             self.by_call_id.remove(&call.call_id);
@@ -334,8 +353,7 @@ impl CallBook {
 
     /// Calls in progress (not ended) that involve `ext`.
     pub fn active_for(&self, ext: u16) -> impl Iterator<Item = &Call> {
-        self.calls
-            .values()
+        self.live()
             .filter(move |c| !c.ended() && (c.caller == ext || c.callee == ext))
     }
 }

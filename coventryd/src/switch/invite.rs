@@ -169,7 +169,7 @@ impl Switch {
                 trail,
             } => {
                 log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
-                self.calls.calls.insert(no, call);
+                self.calls.insert(call);
                 self.publish_call(no);
                 self.fail_call(now_ms, no, code, Some(reason), outcome);
             }
@@ -186,7 +186,7 @@ impl Switch {
                 call.later = later;
                 call.delay = delay;
                 call.noanswer = noanswer;
-                self.calls.calls.insert(no, call);
+                self.calls.insert(call);
                 self.send_invite_response(now_ms, no, None, 100);
                 self.fork(now_ms, no, &now);
                 self.call_event(no);
@@ -322,6 +322,7 @@ impl Switch {
         }
         call.phase = CallPhase::Ended;
         call.end_ms = now_ms;
+        self.calls.active.remove(&no);
         // What lingers for Timer D needs no INVITE to fork again.
         call.invite = None;
         call.later.clear();
@@ -754,7 +755,15 @@ impl Switch {
     /// our final's retransmissions (G/H); then forget finished calls.
     pub(super) fn calls_tick(&mut self, now_ms: u64) {
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
-        let numbers: Vec<u32> = self.calls.calls.keys().copied().collect();
+        // Live calls every tick; the ended ones lingering for Timer D (their
+        // retransmissions, their removal) twice a second: under load they are
+        // thousands, and T1 is 500 ms anyway.
+        self.calls.ticks = (self.calls.ticks + 1) % 5;
+        let numbers: Vec<u32> = if self.calls.ticks == 0 {
+            self.calls.calls.keys().copied().collect()
+        } else {
+            self.calls.active.iter().copied().collect()
+        };
         for no in numbers {
             let mut resend = Vec::new();
             let mut timed_out = Vec::new();
@@ -953,7 +962,7 @@ impl Switch {
         }
         let mut ringing = false;
         let mut busy = false;
-        for c in self.calls.calls.values().filter(|c| !c.ended()) {
+        for c in self.calls.live() {
             let rings_here = c
                 .branches
                 .iter()
