@@ -25,6 +25,20 @@ pub struct Binding {
     pub expires_ms: u64,
 }
 
+impl Binding {
+    /// Where requests for this contact go: the contact's IP address and port,
+    /// or (for a host name the switch does not resolve) the address the
+    /// REGISTER came from.
+    pub fn dest(&self) -> Option<std::net::SocketAddr> {
+        crate::sip::wire::parse_uri(&self.uri)
+            .and_then(|u| {
+                let ip: std::net::IpAddr = u.host.parse().ok()?;
+                Some(std::net::SocketAddr::new(ip, u.port_or_default()))
+            })
+            .or_else(|| self.source.parse().ok())
+    }
+}
+
 /// A change the registrar made, to be published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -313,5 +327,40 @@ mod tests {
         assert_eq!(r.contacts(21).len(), 1);
         assert_eq!(r.retain_extensions(|e| e != 21).len(), 1);
         assert_eq!(r.binding_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod dest_tests {
+    use super::Binding;
+
+    fn b(uri: &str, source: &str) -> Binding {
+        Binding {
+            uri: uri.into(),
+            source: source.into(),
+            user_agent: String::new(),
+            call_id: String::new(),
+            cseq: 1,
+            registered_ms: 0,
+            expires_ms: 1,
+        }
+    }
+
+    #[test]
+    fn contact_address_or_where_it_registered_from() {
+        let d = |u: &str, s: &str| b(u, s).dest().map(|a| a.to_string());
+        assert_eq!(
+            d("sip:21@127.0.0.1:5070", "127.0.0.1:9").as_deref(),
+            Some("127.0.0.1:5070")
+        );
+        assert_eq!(
+            d("sip:21@127.0.0.1", "x").as_deref(),
+            Some("127.0.0.1:5060")
+        );
+        assert_eq!(
+            d("sip:21@phone.local:5070", "127.0.0.1:9").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(d("garbage", "x"), None);
     }
 }

@@ -4,7 +4,6 @@
 
 use super::reply::Replier;
 use super::Switch;
-use crate::sip::wire::parse_uri;
 use coventry_shared::event::{Event, ResultCode};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -112,14 +111,14 @@ impl Switch {
                 status: None,
                 settled: false,
             };
-            let contacts: Vec<(String, String)> = self
+            let contacts: Vec<(String, Option<SocketAddr>)> = self
                 .registrar
                 .contacts(*ext)
                 .iter()
-                .map(|b| (b.uri.clone(), b.source.clone()))
+                .map(|b| (b.uri.clone(), b.dest()))
                 .collect();
-            for (uri, source) in contacts {
-                let Some(dest) = contact_addr(&uri, &source) else {
+            for (uri, dest) in contacts {
+                let Some(dest) = dest else {
                     continue;
                 };
                 let branch = format!("z9hG4bK{}", self.ids.next());
@@ -326,16 +325,6 @@ fn summary(job: &Job, ok: &[u16]) -> (ResultCode, String) {
     (code, text)
 }
 
-/// Where to send a request for a registered contact: the contact's IP address
-/// and port, or (for a host name) the address the REGISTER came from.
-fn contact_addr(uri: &str, source: &str) -> Option<SocketAddr> {
-    let u = parse_uri(uri)?;
-    match u.host.parse::<IpAddr>() {
-        Ok(ip) => Some(SocketAddr::new(ip, u.port_or_default())),
-        Err(_) => source.parse().ok(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,22 +336,5 @@ mod tests {
         assert_eq!(better(Some(200), 486), 200);
         assert_eq!(better(Some(480), 603), 603);
         assert_eq!(better(Some(486), 480), 480);
-    }
-
-    #[test]
-    fn contact_addresses() {
-        assert_eq!(
-            contact_addr("sip:21@127.0.0.1:5070", "127.0.0.1:9"),
-            Some("127.0.0.1:5070".parse().expect("addr"))
-        );
-        assert_eq!(
-            contact_addr("sip:21@127.0.0.1", "x"),
-            Some("127.0.0.1:5060".parse().expect("addr"))
-        );
-        assert_eq!(
-            contact_addr("sip:21@phone.local:5070", "127.0.0.1:9"),
-            Some("127.0.0.1:9".parse().expect("addr"))
-        );
-        assert_eq!(contact_addr("garbage", "x"), None);
     }
 }

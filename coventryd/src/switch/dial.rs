@@ -187,12 +187,7 @@ impl Switch {
             .contacts(a)
             .iter()
             .max_by_key(|b| b.registered_ms)
-            .and_then(|b| {
-                Some((
-                    b.uri.clone(),
-                    super::invite::uri_addr(&b.uri).or_else(|| b.source.parse().ok())?,
-                ))
-            })
+            .and_then(|b| Some((b.uri.clone(), b.dest()?)))
         else {
             return super::command::result(
                 self,
@@ -472,13 +467,7 @@ impl Switch {
                 .contacts(primary)
                 .iter()
                 .max_by_key(|b| b.registered_ms)
-                .and_then(|b| {
-                    Some((
-                        b.uri.clone(),
-                        super::invite::uri_addr(&b.uri).or_else(|| b.source.parse().ok())?,
-                        primary,
-                    ))
-                }),
+                .and_then(|b| Some((b.uri.clone(), b.dest()?, primary))),
             Resolution::Fail { code, .. } => {
                 let decline = super::keypad::decline_all(offer, "0.0.0.0");
                 self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));

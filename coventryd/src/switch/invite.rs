@@ -209,17 +209,17 @@ impl Switch {
         let Some(req) = self.calls.calls.get(&no).and_then(|c| c.invite.clone()) else {
             return;
         };
-        let contacts: Vec<(u16, String, String)> = exts
+        let contacts: Vec<(u16, String, Option<SocketAddr>)> = exts
             .iter()
             .flat_map(|e| {
                 self.registrar
                     .contacts(*e)
                     .iter()
-                    .map(move |b| (*e, b.uri.clone(), b.source.clone()))
+                    .map(move |b| (*e, b.uri.clone(), b.dest()))
             })
             .collect();
-        for (ext, uri, source) in contacts {
-            let Some(dest) = uri_addr(&uri).or_else(|| source.parse().ok()) else {
+        for (ext, uri, dest) in contacts {
+            let Some(dest) = dest else {
                 continue;
             };
             let id = format!("z9hG4bK{}x{}", self.instance, self.ids.next());

@@ -3,7 +3,7 @@
 //! recent registration (Record-Routed, so the subscription's NOTIFYs come back
 //! through the switch like any in-dialog request).
 
-use super::invite::{stable_hash, uri_addr, STATELESS_BRANCH};
+use super::invite::{stable_hash, STATELESS_BRANCH};
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::Switch;
@@ -54,12 +54,7 @@ impl Switch {
             .contacts(ext)
             .iter()
             .max_by_key(|b| b.registered_ms)
-            .and_then(|b| {
-                Some((
-                    b.uri.clone(),
-                    uri_addr(&b.uri).or_else(|| b.source.parse().ok())?,
-                ))
-            })
+            .and_then(|b| Some((b.uri.clone(), b.dest()?)))
         else {
             return self.answer(now_ms, r, 480, None, &[]);
         };
