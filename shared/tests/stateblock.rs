@@ -8,7 +8,7 @@ use coventry_shared::stateblock::{
     get_str, put_str, BlockInit, EventCursor, OpenError, StateReader, StateWriter, RING_SLOTS,
 };
 use proptest::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 fn init() -> BlockInit {
@@ -36,21 +36,32 @@ fn write_generation(w: &mut StateWriter, g: u64) {
 
 #[test]
 fn snapshots_are_never_torn() {
+    // The writer keeps writing until both readers have checked their snapshots
+    // (bounded), so the copies really race the writes.
+    const SNAPSHOTS: u64 = 300;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("state");
     let mut w = StateWriter::create(&path, &init()).expect("create");
     write_generation(&mut w, 0);
-    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let path = path.clone();
-            let stop = stop.clone();
+            let done = done.clone();
             std::thread::spawn(move || {
+                // Counted as done however the reader ends (a failed assertion
+                // too), so the writer never waits for a reader that is gone.
+                struct Done(Arc<std::sync::atomic::AtomicUsize>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(done);
                 let r = StateReader::open(&path).expect("open");
-                let mut seen = 0u64;
-                let mut last = 0u64;
-                for _ in 0..200_000 {
-                    if stop.load(Ordering::Relaxed) {
+                let (mut seen, mut last, mut moved) = (0u64, 0u64, 0u64);
+                for _ in 0..1_000_000 {
+                    if seen >= SNAPSHOTS {
                         break;
                     }
                     let Some(s) = r.snapshot() else { continue };
@@ -63,20 +74,30 @@ fn snapshots_are_never_torn() {
                     assert_eq!(s.body.counters.reserved[19], g, "torn counters");
                     assert_eq!(s.body.calls[127].start_ms, g, "torn call table");
                     assert!(g >= last, "generations went backwards");
+                    if g > last {
+                        moved += 1;
+                    }
                     last = g;
                     seen += 1;
                 }
-                seen
+                (seen, moved)
             })
         })
         .collect();
-    for g in 1..=20_000u64 {
+    let mut g = 0u64;
+    while done.load(Ordering::SeqCst) < 2 && g < 2_000_000 {
+        g += 1;
         write_generation(&mut w, g);
+        // A breath between updates, so readers also find the block at rest.
+        std::thread::sleep(std::time::Duration::from_micros(20));
     }
-    stop.store(true, Ordering::Relaxed);
     for r in readers {
-        let seen = r.join().expect("reader panicked");
-        assert!(seen > 0, "a reader never got a snapshot");
+        let (seen, moved) = r.join().expect("reader panicked");
+        assert_eq!(seen, SNAPSHOTS, "a reader did not get its snapshots");
+        assert!(
+            moved > 10,
+            "the writer must have moved under the reader ({moved} changes seen)"
+        );
     }
 }
 
