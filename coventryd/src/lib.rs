@@ -13,3 +13,4 @@ pub mod settings;
 pub mod sip;
 pub mod switch;
 pub mod transaction;
+pub mod upstream;

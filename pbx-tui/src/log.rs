@@ -63,6 +63,13 @@ impl LogKind {
             Event::AuthFailed { .. } => LogKind::Auth,
             Event::Warning { .. } => LogKind::Warning,
             Event::Notice { .. } => LogKind::Notice,
+            Event::Upstream { state, .. } => {
+                if *state == coventry_shared::event::RouteState::Connected {
+                    LogKind::Notice
+                } else {
+                    LogKind::Warning
+                }
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::daemon;
 use crate::error::Error;
 use crate::output::{clock, sanitize, Out, Paint};
 use crate::wait::POLL;
-use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode};
+use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteState};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
 use serde_json::{json, Value};
@@ -82,6 +82,12 @@ pub fn event_json(rec: &EventRecord) -> Value {
             "outcome": outcome.name(),
             "status": status,
         }),
+        Event::Upstream {
+            route,
+            addr,
+            state,
+            detail,
+        } => json!({ "route": route, "addr": addr, "state": state.name(), "detail": detail }),
     };
     if let (Some(obj), Value::Object(fields)) = (v.as_object_mut(), fields) {
         obj.extend(fields);
@@ -103,6 +109,7 @@ pub fn event_line(out: &Out, rec: &EventRecord) -> String {
     let text = sanitize(&rec.event.to_string());
     let paint = match &rec.event {
         Event::Warning { .. } => Some(Paint::Yellow),
+        Event::Upstream { state, .. } if *state != RouteState::Connected => Some(Paint::Yellow),
         Event::AuthFailed { .. } => Some(Paint::Red),
         Event::CommandResult { code, .. } if *code != ResultCode::Ok => Some(Paint::Red),
         Event::Message { status, .. } if *status >= 300 => Some(Paint::Red),

@@ -14,6 +14,10 @@
 //! [groups]
 //! 100 = 21 22 23
 //!
+//! [upstream]
+//! route = 127.0.0.1:5070
+//! emergency = 112, 911
+//!
 //! [21]
 //! secret = correct-horse
 //! display = Reception
@@ -25,8 +29,9 @@
 use crate::dialplan::Plan;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// Most contacts one extension may register (`lines`).
 pub const MAX_LINES: u8 = 4;
@@ -162,6 +167,174 @@ impl FeatureCodes {
     }
 }
 
+/// A host (name or IP literal) and port, reached over TCP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostPort {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port (5060 when the text gave none).
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+
+    /// `host`, `host:port`, `[v6]:port` or `v6`.
+    fn from_str(s: &str) -> Result<HostPort, String> {
+        let s = s.trim();
+        let bad = || format!("`{s}` is not host[:port] (e.g. 127.0.0.1:5070 or sip.example.net)");
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(HostPort {
+                host: a.ip().to_string(),
+                port: a.port(),
+            });
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(HostPort {
+                host: ip.to_string(),
+                port: 5060,
+            });
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+            None => (s, 5060),
+        };
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !name_ok || port == 0 {
+            return Err(bad());
+        }
+        Ok(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+/// How the switch tells the upstream who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// A `P-Asserted-Identity` header (RFC 3325) naming the extension.
+    Pai,
+    /// Only the From header, rewritten to the extension at the switch.
+    From,
+}
+
+/// Which upstream route a request takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteKind {
+    /// Calls to non-local numbers.
+    Default,
+    /// Calls to the emergency numbers.
+    Emergency,
+    /// Text messages to non-local numbers.
+    Sms,
+}
+
+impl RouteKind {
+    /// Every kind, in display order.
+    pub const ALL: [RouteKind; 3] = [RouteKind::Default, RouteKind::Emergency, RouteKind::Sms];
+
+    /// Lowercase name (`default`, `emergency`, `sms`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteKind::Default => "default",
+            RouteKind::Emergency => "emergency",
+            RouteKind::Sms => "sms",
+        }
+    }
+}
+
+/// `[upstream]`: where anything that is not local goes, over TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// The default route (`route`); none: non-local numbers get 404.
+    pub route: Option<HostPort>,
+    /// Numbers that are emergency calls (`emergency`), checked before anything else.
+    pub emergency: Vec<String>,
+    /// Own route for emergency calls (`emergency_route`; default: `route`).
+    pub emergency_route: Option<HostPort>,
+    /// Extension or group that rings when no emergency route is reachable
+    /// (`emergency_local`).
+    pub emergency_local: Option<String>,
+    /// Own route for text messages (`sms_route`; default: `route`).
+    pub sms_route: Option<HostPort>,
+    /// How the caller is asserted (`identity`).
+    pub identity: Identity,
+    /// Host part of the Request-URIs sent upstream (`domain`; default: the
+    /// route's host:port).
+    pub domain: Option<String>,
+    /// Addresses accepted as the upstream peer besides the routes' own (`trust`).
+    pub trust: Vec<IpAddr>,
+    /// Seconds between CRLF keep-alive pings on an idle connection (`keepalive`).
+    pub keepalive: u32,
+    /// Seconds in the Retry-After of the 503 a caller gets while a route is down
+    /// (`retry_after`).
+    pub retry_after: u32,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            route: None,
+            emergency: vec!["112".into(), "911".into()],
+            emergency_route: None,
+            emergency_local: None,
+            sms_route: None,
+            identity: Identity::Pai,
+            domain: None,
+            trust: Vec::new(),
+            keepalive: 30,
+            retry_after: 30,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// Where requests of `kind` go, if anywhere.
+    pub fn route_for(&self, kind: RouteKind) -> Option<&HostPort> {
+        match kind {
+            RouteKind::Default => self.route.as_ref(),
+            RouteKind::Emergency => self.emergency_route.as_ref().or(self.route.as_ref()),
+            RouteKind::Sms => self.sms_route.as_ref().or(self.route.as_ref()),
+        }
+    }
+
+    /// The distinct peers to keep a connection to, each with the kinds it serves
+    /// (`route`, then `emergency_route`, then `sms_route`).
+    pub fn links(&self) -> Vec<(HostPort, Vec<RouteKind>)> {
+        let mut out: Vec<(HostPort, Vec<RouteKind>)> = Vec::new();
+        for kind in RouteKind::ALL {
+            let Some(hp) = self.route_for(kind) else {
+                continue;
+            };
+            match out.iter_mut().find(|(h, _)| h == hp) {
+                Some((_, kinds)) => kinds.push(kind),
+                None => out.push((hp.clone(), vec![kind])),
+            }
+        }
+        out
+    }
+
+    /// Whether `number` is an emergency number.
+    pub fn is_emergency(&self, number: &str) -> bool {
+        self.emergency.iter().any(|e| e == number)
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -177,6 +350,8 @@ pub struct Config {
     pub speed: BTreeMap<String, String>,
     /// `[features]`: keypad codes.
     pub features: FeatureCodes,
+    /// `[upstream]`: the TCP routes for everything not local.
+    pub upstream: UpstreamConfig,
 }
 
 /// A configuration error with its place.
@@ -282,6 +457,7 @@ impl Config {
             lines,
             speed: BTreeMap::new(),
             features: FeatureCodes::default(),
+            upstream: UpstreamConfig::default(),
         }
     }
 
@@ -304,6 +480,9 @@ struct Parser<'f> {
     lines: Vec<(usize, LineConfig)>,
     speed: Vec<(usize, String, String)>,
     features: FeatureCodes,
+    upstream: UpstreamConfig,
+    /// Line of `[upstream] emergency` / `emergency_local`, for errors found at the end.
+    upstream_lines: BTreeMap<&'static str, usize>,
     /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
     coverage_lines: Vec<(usize, u16, String)>,
 }
@@ -315,6 +494,7 @@ enum Section {
     Groups,
     Speed,
     Features,
+    Upstream,
     Line(usize),
 }
 
@@ -328,6 +508,8 @@ impl<'f> Parser<'f> {
             lines: Vec::new(),
             speed: Vec::new(),
             features: FeatureCodes::default(),
+            upstream: UpstreamConfig::default(),
+            upstream_lines: BTreeMap::new(),
             coverage_lines: Vec::new(),
         }
     }
@@ -397,6 +579,9 @@ impl<'f> Parser<'f> {
                         Section::Features => self
                             .features_key(&k, val)
                             .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Upstream => self
+                            .upstream_key(lineno, &k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
                             if k == "coverage" || k == "delayed" {
                                 let n = self.lines[i].1.number;
@@ -419,6 +604,7 @@ impl<'f> Parser<'f> {
             "groups" => Ok(Section::Groups),
             "speed" => Ok(Section::Speed),
             "features" => Ok(Section::Features),
+            "upstream" => Ok(Section::Upstream),
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -449,7 +635,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups, speed, features or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features, upstream or an extension number)",
             )),
         }
     }
@@ -522,6 +708,79 @@ impl<'f> Parser<'f> {
             _ => return Err("unknown key".into()),
         };
         *slot = v.to_string();
+        Ok(())
+    }
+
+    fn upstream_key(&mut self, lineno: usize, k: &str, v: &str) -> Result<(), String> {
+        let u = &mut self.upstream;
+        let host = |v: &str| -> Result<Option<HostPort>, String> {
+            if v.is_empty() || v.eq_ignore_ascii_case("none") {
+                Ok(None)
+            } else {
+                v.parse().map(Some)
+            }
+        };
+        match k {
+            "route" => u.route = host(v)?,
+            "emergency_route" => u.emergency_route = host(v)?,
+            "sms_route" => u.sms_route = host(v)?,
+            "emergency" => {
+                let mut list = Vec::new();
+                for n in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if n.is_empty() {
+                        continue;
+                    }
+                    if !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 15 {
+                        return Err(format!("`{n}` is not an emergency number (digits only)"));
+                    }
+                    if !list.iter().any(|e| e == n) {
+                        list.push(n.to_string());
+                    }
+                }
+                u.emergency = list;
+                self.upstream_lines.insert("emergency", lineno);
+            }
+            "emergency_local" => {
+                if !is_dial_code(v) {
+                    return Err(format!("`{v}` is not an extension or group number"));
+                }
+                u.emergency_local = Some(v.to_string());
+                self.upstream_lines.insert("emergency_local", lineno);
+            }
+            "identity" => {
+                u.identity = match v.to_ascii_lowercase().as_str() {
+                    "pai" | "p-asserted-identity" => Identity::Pai,
+                    "from" => Identity::From,
+                    _ => return Err(format!("`{v}`: identity is pai or from")),
+                }
+            }
+            "domain" => {
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                {
+                    return Err(format!("`{v}` is not a domain"));
+                }
+                u.domain = Some(v.to_string());
+            }
+            "trust" => {
+                let mut list = Vec::new();
+                for a in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if a.is_empty() {
+                        continue;
+                    }
+                    list.push(
+                        a.parse::<IpAddr>()
+                            .map_err(|_| format!("`{a}` is not an IP address"))?,
+                    );
+                }
+                u.trust = list;
+            }
+            "keepalive" => u.keepalive = num(v, 5, 3600)?,
+            "retry_after" => u.retry_after = num(v, 1, 3600)?,
+            _ => return Err("unknown key".into()),
+        }
         Ok(())
     }
 
@@ -622,6 +881,42 @@ impl<'f> Parser<'f> {
                 ));
             }
         }
+        let u = &self.upstream;
+        for e in &u.emergency {
+            let clash = e
+                .parse::<u16>()
+                .ok()
+                .filter(|n| lines.contains_key(n) || groups.contains_key(n));
+            if let Some(n) = clash {
+                return Err(self.err(
+                    self.upstream_lines.get("emergency").copied().unwrap_or(0),
+                    Some("[upstream] emergency".into()),
+                    format!("{n} is an emergency number and also an extension or group"),
+                ));
+            }
+            if speed.contains_key(e) {
+                return Err(self.err(
+                    self.upstream_lines.get("emergency").copied().unwrap_or(0),
+                    Some("[upstream] emergency".into()),
+                    format!("{e} is an emergency number and also a speed dial"),
+                ));
+            }
+        }
+        if let Some(t) = &u.emergency_local {
+            let ok = t
+                .parse::<u16>()
+                .is_ok_and(|n| lines.contains_key(&n) || groups.contains_key(&n));
+            if !ok {
+                return Err(self.err(
+                    self.upstream_lines
+                        .get("emergency_local")
+                        .copied()
+                        .unwrap_or(0),
+                    Some("[upstream] emergency_local".into()),
+                    format!("{t} is not a configured extension or group"),
+                ));
+            }
+        }
         Ok(Config {
             server: self.server,
             calls: self.calls,
@@ -629,6 +924,7 @@ impl<'f> Parser<'f> {
             lines,
             speed,
             features: self.features,
+            upstream: self.upstream,
         })
     }
 }
@@ -814,6 +1110,54 @@ mod tests {
         assert!(e.message.contains("also"), "{e}");
         let e = parse("[speed]\n*1 = sip:x\n").expect_err("bad speed");
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn upstream_section() {
+        let c = parse(
+            "[upstream]\nroute = 127.0.0.1:5070\nemergency = 112 911, 999\n\
+             emergency_route = [::1]:5071\nsms_route = sms.example.net\nidentity = from\n\
+             trust = 10.0.0.7\nemergency_local = 21\n[21]\nsecret = a\n",
+        )
+        .expect("valid");
+        let u = &c.upstream;
+        assert_eq!(
+            u.route.as_ref().map(|h| h.to_string()).as_deref(),
+            Some("127.0.0.1:5070")
+        );
+        assert_eq!(u.emergency, vec!["112", "911", "999"]);
+        assert!(u.is_emergency("999") && !u.is_emergency("99"));
+        assert_eq!(
+            u.route_for(RouteKind::Emergency)
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("[::1]:5071")
+        );
+        assert_eq!(
+            u.route_for(RouteKind::Sms)
+                .map(|h| h.to_string())
+                .as_deref(),
+            Some("sms.example.net:5060")
+        );
+        assert_eq!(u.identity, Identity::From);
+        assert_eq!(u.links().len(), 3);
+        let c = parse("[upstream]\nroute = 127.0.0.1:5070\n").expect("valid");
+        assert_eq!(
+            c.upstream.links(),
+            vec![(
+                "127.0.0.1:5070".parse().expect("hp"),
+                vec![RouteKind::Default, RouteKind::Emergency, RouteKind::Sms]
+            )]
+        );
+        assert!(parse("").expect("empty").upstream.links().is_empty());
+        let e = parse("[upstream]\nroute = bad host:1\n").expect_err("host");
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("[upstream] route")));
+        let e = parse("[server]\ndigits = 3\n[112]\nsecret = x\n").expect_err("clash");
+        assert!(e.message.contains("emergency"), "{e}");
+        let e = parse("[upstream]\nemergency_local = 30\n").expect_err("local");
+        assert_eq!(e.line, 2);
+        let e = parse("[upstream]\nidentity = both\n").expect_err("identity");
+        assert!(e.message.contains("pai or from"));
     }
 
     #[test]

@@ -175,6 +175,43 @@ impl CallOutcome {
     }
 }
 
+/// Where an upstream route's connection is (the same numbers as
+/// `stateblock::RouteEntry::state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RouteState {
+    /// The first connection attempt is under way.
+    Connecting = 1,
+    /// Connected: calls and messages go through.
+    Connected = 2,
+    /// The connection was lost or an attempt failed; retrying with back-off.
+    Reconnecting = 3,
+    /// Several attempts in a row failed; still retrying, at the longest back-off.
+    Down = 4,
+}
+
+impl RouteState {
+    /// From the stored number (unknown numbers read as `Down`).
+    pub fn from_u8(v: u8) -> RouteState {
+        match v {
+            1 => RouteState::Connecting,
+            2 => RouteState::Connected,
+            3 => RouteState::Reconnecting,
+            _ => RouteState::Down,
+        }
+    }
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteState::Connecting => "connecting",
+            RouteState::Connected => "connected",
+            RouteState::Reconnecting => "reconnecting",
+            RouteState::Down => "down",
+        }
+    }
+}
+
 /// Something that happened in the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -265,6 +302,17 @@ pub enum Event {
         /// The SIP status behind the outcome (200 for completed calls).
         status: u16,
     },
+    /// An upstream route's connection changed state.
+    Upstream {
+        /// The routes it serves (`default`, `emergency+sms`...).
+        route: String,
+        /// The peer as configured (host:port).
+        addr: String,
+        /// New state.
+        state: RouteState,
+        /// Why (the error, or the address connected to).
+        detail: String,
+    },
 }
 
 /// One event read back from the ring with its sequence number and time.
@@ -314,6 +362,7 @@ const K_WARNING: u16 = 6;
 const K_NOTICE: u16 = 7;
 const K_CALL_STATE: u16 = 8;
 const K_CALL_RECORD: u16 = 9;
+const K_UPSTREAM: u16 = 10;
 
 impl EventSlot {
     /// An empty slot.
@@ -414,6 +463,16 @@ impl EventSlot {
                 times = format!("{start_ms} {answer_ms} {end_ms}");
                 vec![from, to, &times]
             }
+            Event::Upstream {
+                route,
+                addr,
+                state,
+                detail,
+            } => {
+                s.kind = K_UPSTREAM;
+                s.status = u16::from(*state as u8);
+                vec![route, addr, detail]
+            }
         };
         // Short fields first keep their room; the last string takes what is left.
         let mut at = 0usize;
@@ -488,6 +547,12 @@ impl EventSlot {
                     status: self.status,
                 }
             }
+            K_UPSTREAM => Event::Upstream {
+                route: a,
+                addr: b,
+                state: RouteState::from_u8(u8::try_from(self.status).unwrap_or(0)),
+                detail: c,
+            },
             _ => return None,
         })
     }
@@ -517,6 +582,7 @@ impl Event {
             Event::Notice { .. } => "notice",
             Event::CallState { .. } => "call",
             Event::CallRecord { .. } => "call-record",
+            Event::Upstream { .. } => "upstream",
         }
     }
 }
@@ -592,6 +658,18 @@ impl fmt::Display for Event {
                     outcome.name()
                 )
             }
+            Event::Upstream {
+                route,
+                addr,
+                state,
+                detail,
+            } => {
+                write!(f, "upstream {route} ({addr}) {}", state.name())?;
+                if !detail.is_empty() {
+                    write!(f, ": {detail}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -660,6 +738,12 @@ mod tests {
                 end_ms: 1_700_000_030_000,
                 outcome: CallOutcome::NoAnswer,
                 status: 480,
+            },
+            Event::Upstream {
+                route: "default+sms".into(),
+                addr: "127.0.0.1:5070".into(),
+                state: RouteState::Reconnecting,
+                detail: "connection refused".into(),
             },
         ];
         for e in all {

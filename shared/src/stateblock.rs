@@ -29,7 +29,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
 /// Layout version; readers refuse any other.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Contacts kept per extension.
 pub const MAX_CONTACTS: usize = 4;
 /// Calls in the call table.
@@ -250,6 +250,51 @@ pub struct Counters {
     pub reserved: [u64; 20],
 }
 
+/// Most upstream connections shown (one per distinct peer of `[upstream]`).
+pub const MAX_ROUTES: usize = 4;
+
+/// One upstream peer's connection (`[upstream]` route), as the switch sees it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The routes it serves, `+`-joined (`default+sms`); empty: unused entry.
+    pub name: [u8; 32],
+    /// The peer as configured (host:port).
+    pub addr: [u8; 64],
+    /// A [`crate::event::RouteState`] number; 0 for an unused entry.
+    pub state: u8,
+    /// Padding.
+    pub _pad: [u8; 7],
+    /// In this state since, ms since the epoch.
+    pub since_ms: u64,
+    /// Next connection attempt (while not connected), ms since the epoch.
+    pub retry_ms: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Attempts that failed and connections that were lost or cut off.
+    pub failures: u64,
+    /// SIP messages sent to the peer.
+    pub sent: u64,
+    /// SIP messages received from the peer.
+    pub received: u64,
+    /// Calls and messages refused with 503 because the route was not connected.
+    pub refused: u64,
+    /// The last error (connect failure, garbage on the stream...).
+    pub last_error: [u8; 64],
+}
+
+impl RouteEntry {
+    /// Whether the entry is in use.
+    pub fn in_use(&self) -> bool {
+        self.state != 0
+    }
+
+    /// The state (meaningful when in use).
+    pub fn state(&self) -> crate::event::RouteState {
+        crate::event::RouteState::from_u8(self.state)
+    }
+}
+
 /// Everything under the seqlock.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -262,6 +307,8 @@ pub struct Body {
     pub calls: [CallEntry; MAX_CALLS],
     /// Counters.
     pub counters: Counters,
+    /// Upstream connections, in `[upstream]` order.
+    pub routes: [RouteEntry; MAX_ROUTES],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -466,6 +513,11 @@ impl Snapshot {
             dnd: get_bit(&b.dnd, i),
             forwarded: get_bit(&b.forwarded, i),
         })
+    }
+
+    /// The upstream connections in use.
+    pub fn routes(&self) -> impl Iterator<Item = &RouteEntry> {
+        self.body.routes.iter().filter(|r| r.in_use())
     }
 
     /// Whether extension `n` has a registered contact.
@@ -923,7 +975,13 @@ mod tests {
         assert_eq!(size_of::<Counters>(), 32 * 8);
         assert_eq!(offset_of!(Body, bitmaps), 600 * 1160);
         assert_eq!(offset_of!(Body, calls), 600 * 1160 + 400);
-        assert_eq!(size_of::<Body>(), 600 * 1160 + 400 + 128 * 144 + 256);
+        assert_eq!(size_of::<RouteEntry>(), 224);
+        assert_eq!(offset_of!(RouteEntry, since_ms), 104);
+        assert_eq!(offset_of!(Body, routes), 600 * 1160 + 400 + 128 * 144 + 256);
+        assert_eq!(
+            size_of::<Body>(),
+            600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224
+        );
         assert_eq!(RING_OFFSET % 8, 0);
         assert_eq!(TOTAL_SIZE, 512 + size_of::<Body>() + 1024 * 768);
     }
