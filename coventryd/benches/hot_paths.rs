@@ -160,7 +160,12 @@ impl Core {
     /// One datagram in; what the switch sends out.
     fn input(&mut self, src: SocketAddr, bytes: &[u8]) -> Vec<(SocketAddr, Vec<u8>)> {
         self.sw.on_datagram(self.now, src, bytes);
-        self.sw.take_out().sends
+        self.sw
+            .take_out()
+            .sends
+            .into_iter()
+            .map(|(d, b)| (d.addr(), b))
+            .collect()
     }
 
     /// Advance the virtual clock by one operation, ticking when due.

@@ -5,6 +5,7 @@ use crate::fifo::{self, ControlFifo};
 use crate::persist::{self, Loaded};
 use crate::publish::Publisher;
 use crate::registrar::Registrar;
+use crate::sip::dest::Dest;
 use crate::switch::{Outbox, Switch};
 use coventry_shared::config::Config;
 use coventry_shared::event::{Event, ResultCode};
@@ -299,7 +300,14 @@ async fn flush(
     }
     publisher.set_counters(sw.counters());
     // Published first: a phone's 200 never arrives before the state block shows it.
-    for (to, bytes) in out.sends.drain(..) {
+    for (dest, bytes) in out.sends.drain(..) {
+        let to = match dest {
+            Dest::Udp(a) => a,
+            Dest::Tcp(a) => {
+                log::debug!("no TCP connection to {a}; dropped");
+                continue;
+            }
+        };
         match sock.try_send_to(&bytes, to) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

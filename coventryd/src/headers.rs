@@ -33,6 +33,8 @@ pub struct Fields<'a> {
     pub max_forwards: Option<&'a str>,
     /// Route values, top first.
     pub routes: Vec<&'a str>,
+    /// Record-Route entries, top first (comma-separated values split).
+    pub record_routes: Vec<&'a str>,
     /// Event (SUBSCRIBE/NOTIFY).
     pub event: Option<&'a str>,
 }
@@ -56,6 +58,12 @@ impl<'a> Fields<'a> {
                 Header::ContentType(v) => f.content_type = Some(v.value()),
                 Header::MaxForwards(v) => f.max_forwards = Some(v.value()),
                 Header::Route(v) => f.routes.push(v.value()),
+                Header::RecordRoute(v) => crate::sip::wire::split_top_level(v.value(), |r| {
+                    let r = r.trim();
+                    if !r.is_empty() {
+                        f.record_routes.push(r);
+                    }
+                }),
                 Header::Event(v) => f.event = Some(v.value()),
                 _ => {}
             }

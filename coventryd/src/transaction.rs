@@ -4,8 +4,8 @@
 //!
 //! Pure state: times are passed in (ms), sends are returned, nothing does I/O.
 
+use crate::sip::dest::Dest;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 
 /// RFC 3261 T1 (RTT estimate), ms.
 pub const T1_MS: u64 = 500;
@@ -28,7 +28,7 @@ pub enum Seen {
     /// Still being handled (no final response yet): absorb the retransmission.
     Pending,
     /// Answered: re-send these bytes to this address.
-    Answered(SocketAddr, Vec<u8>),
+    Answered(Dest, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -73,7 +73,7 @@ impl ServerTransactions {
     }
 
     /// Record the final response of a transaction (kept for Timer J).
-    pub fn answered(&mut self, key: String, to: SocketAddr, bytes: Vec<u8>, now_ms: u64) {
+    pub fn answered(&mut self, key: String, to: Dest, bytes: Vec<u8>, now_ms: u64) {
         self.insert(key, Seen::Answered(to, bytes), now_ms);
     }
 
@@ -123,7 +123,7 @@ impl ServerTransactions {
 /// A request the switch sent and retransmits until answered.
 #[derive(Debug, Clone)]
 struct ClientTx<T> {
-    dest: SocketAddr,
+    dest: Dest,
     bytes: Vec<u8>,
     next_ms: u64,
     interval_ms: u64,
@@ -156,7 +156,7 @@ impl<T> Default for ClientTransactions<T> {
 
 impl<T: Clone> ClientTransactions<T> {
     /// Track a request just sent (the caller sends it the first time).
-    pub fn start(&mut self, branch: String, dest: SocketAddr, bytes: Vec<u8>, tag: T, now_ms: u64) {
+    pub fn start(&mut self, branch: String, dest: Dest, bytes: Vec<u8>, tag: T, now_ms: u64) {
         self.map.insert(
             branch,
             ClientTx {
@@ -187,11 +187,7 @@ impl<T: Clone> ClientTransactions<T> {
     }
 
     /// Retransmissions due now (Timer E) and transactions that timed out (Timer F).
-    pub fn tick(
-        &mut self,
-        now_ms: u64,
-        resend: &mut Vec<(SocketAddr, Vec<u8>)>,
-    ) -> Vec<Outcome<T>> {
+    pub fn tick(&mut self, now_ms: u64, resend: &mut Vec<(Dest, Vec<u8>)>) -> Vec<Outcome<T>> {
         let mut done = Vec::new();
         self.map.retain(|_, tx| {
             if now_ms >= tx.deadline_ms {
@@ -201,7 +197,8 @@ impl<T: Clone> ClientTransactions<T> {
                 });
                 return false;
             }
-            if now_ms >= tx.next_ms {
+            // Over TCP only Timer F applies (RFC 3261 §17.1.2.2).
+            if now_ms >= tx.next_ms && !tx.dest.is_tcp() {
                 resend.push((tx.dest, tx.bytes.clone()));
                 tx.interval_ms = (tx.interval_ms * 2).min(T2_MS);
                 tx.next_ms = now_ms + tx.interval_ms;
@@ -222,8 +219,8 @@ impl<T: Clone> ClientTransactions<T> {
 mod tests {
     use super::*;
 
-    fn addr() -> SocketAddr {
-        "127.0.0.1:5000".parse().expect("addr")
+    fn addr() -> Dest {
+        Dest::Udp("127.0.0.1:5000".parse().expect("addr"))
     }
 
     #[test]
@@ -283,5 +280,13 @@ mod tests {
             })
         );
         assert_eq!(c.response("b2", 200, 10), None);
+        // Over TCP: no retransmissions, Timer F still fires.
+        let tcp = Dest::Tcp("127.0.0.1:5070".parse().expect("addr"));
+        c.start("b3".into(), tcp, b"MESSAGE".to_vec(), 9, 0);
+        out.clear();
+        c.tick(600, &mut out);
+        c.tick(1600, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(c.tick(TIMEOUT_MS, &mut out).len(), 1);
     }
 }

@@ -25,6 +25,8 @@ pub struct Rewrite<'a> {
     pub drop_proxy_auth: bool,
     /// Decrement Max-Forwards (requests).
     pub decrement_max_forwards: bool,
+    /// Leave out headers with these names (any case).
+    pub drop_named: &'a [&'a str],
 }
 
 /// The bytes of the rewritten message.
@@ -60,6 +62,9 @@ pub fn rewrite(headers: &rsip::Headers, body: &[u8], rw: &Rewrite<'_>) -> Vec<u8
             _ => {}
         }
         let (name, value) = header_name_value(h);
+        if rw.drop_named.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);

@@ -1487,6 +1487,16 @@ pub fn via_with_received_rport(value: &str, src: SocketAddr) -> Option<String> {
     changed.then(|| via.to_string())
 }
 
+/// Rewrite the Via of a request that came over the TCP connection from `src` so
+/// that the response finds that connection again (RFC 3261 18.2.2): `received`
+/// and `rport` always name the connection's remote end.
+pub fn via_with_connection(value: &str, src: SocketAddr) -> Option<String> {
+    let mut via = parse_via(value)?;
+    via.set_param("rport", Some(src.port().to_string()));
+    via.set_param("received", Some(src.ip().to_canonical().to_string()));
+    Some(via.to_string())
+}
+
 /// Add `received`/`rport` to the top Via of a request received from `src`
 /// (RFC 3261 18.2.1, RFC 3581 4).
 pub fn apply_received_rport(req: &mut rsip::Request, src: SocketAddr) {

@@ -189,13 +189,13 @@ impl Switch {
                 };
                 (s, "initiator", c.dialled.clone())
             } else if c.callee == ext && c.phase == CallPhase::Answered {
-                ("confirmed", "recipient", c.caller.to_string())
+                ("confirmed", "recipient", c.caller_label.clone())
             } else if c
                 .branches
                 .iter()
                 .any(|b| b.ext == ext && b.status.is_none())
             {
-                ("early", "recipient", c.caller.to_string())
+                ("early", "recipient", c.caller_label.clone())
             } else {
                 continue;
             };
@@ -285,7 +285,7 @@ impl Switch {
         .into_bytes();
         let dest = sub.dest;
         self.client_tx
-            .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+            .start(branch, dest.into(), bytes.clone(), ClientTag::Fire, now_ms);
         self.send(dest, bytes);
     }
 

@@ -3,10 +3,10 @@
 //! counting) that do not need the rest of the switch.
 
 use super::reply::Replier;
+use crate::sip::dest::Dest;
 use coventry_shared::event::{CallOutcome, CallPhase};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 /// The first call number.
 pub const FIRST_CALL_NUMBER: u32 = 1000;
@@ -23,7 +23,7 @@ pub struct Retx {
     /// What to re-send.
     pub bytes: Vec<u8>,
     /// Where.
-    pub dest: SocketAddr,
+    pub dest: Dest,
     /// Next re-send.
     pub next_ms: u64,
     /// Current interval.
@@ -34,7 +34,7 @@ pub struct Retx {
 
 impl Retx {
     /// Start a schedule at `now_ms` (first re-send after T1).
-    pub fn new(bytes: Vec<u8>, dest: SocketAddr, now_ms: u64, cap_ms: u64) -> Retx {
+    pub fn new(bytes: Vec<u8>, dest: Dest, now_ms: u64, cap_ms: u64) -> Retx {
         Retx {
             bytes,
             dest,
@@ -55,7 +55,8 @@ impl Retx {
         if now_ms >= self.deadline_ms {
             return Err(());
         }
-        if now_ms >= self.next_ms {
+        // Over TCP the transport retransmits; only the deadline applies.
+        if now_ms >= self.next_ms && !self.dest.is_tcp() {
             self.interval_ms = (self.interval_ms * 2).min(cap_ms);
             self.next_ms = now_ms + self.interval_ms;
             return Ok(true);
@@ -83,7 +84,7 @@ pub struct Branch {
     /// Request-URI (the contact).
     pub uri: String,
     /// Where it was sent.
-    pub dest: SocketAddr,
+    pub dest: Dest,
     /// Our Via header value.
     pub via: String,
     /// State.
@@ -109,8 +110,10 @@ pub struct Call {
     pub slot: Option<usize>,
     /// SIP Call-ID.
     pub call_id: String,
-    /// Calling extension.
+    /// Calling extension (0: a call from upstream).
     pub caller: u16,
+    /// The caller as shown: the extension, or the upstream caller's number.
+    pub caller_label: String,
     /// Called extension (0 when the number was not an extension).
     pub callee: u16,
     /// What was dialled.
@@ -149,8 +152,11 @@ pub struct Call {
     pub caller_tag: String,
     /// The caller's Contact URI and where requests to it go.
     pub caller_contact: String,
-    /// Address for requests to the caller.
-    pub caller_addr: Option<SocketAddr>,
+    /// Where requests to the caller go (the first hop of `caller_route`, else
+    /// its contact).
+    pub caller_addr: Option<Dest>,
+    /// Proxies between the caller and the switch (Route set, in order).
+    pub caller_route: Vec<String>,
     /// Highest CSeq seen from the caller in this dialog.
     pub caller_cseq: u32,
     /// Forks.
@@ -159,8 +165,10 @@ pub struct Call {
     pub to_tag: String,
     /// The callee's Contact URI.
     pub callee_contact: String,
-    /// Address for requests to the callee.
-    pub callee_addr: Option<SocketAddr>,
+    /// Where requests to the callee go.
+    pub callee_addr: Option<Dest>,
+    /// Proxies between the switch and the callee (Route set, in order).
+    pub callee_route: Vec<String>,
     /// Highest CSeq seen from the callee in this dialog.
     pub callee_cseq: u32,
     /// A branch sent 180/183.
@@ -211,7 +219,7 @@ impl Call {
             answer_ms: self.answer_ms,
             end_ms: self.end_ms,
         };
-        put_str(&mut e.from, &self.caller.to_string());
+        put_str(&mut e.from, &self.caller_label);
         put_str(&mut e.to, &self.dialled);
         put_str(&mut e.call_id, &self.call_id);
         e
@@ -393,7 +401,7 @@ mod tests {
 
     #[test]
     fn retransmission_schedule() {
-        let dest = "127.0.0.1:1".parse().expect("addr");
+        let dest = Dest::Udp("127.0.0.1:1".parse().expect("addr"));
         let mut r = Retx::new(vec![], dest, 0, 4000);
         assert_eq!(r.due(499, 4000), Ok(false));
         assert_eq!(r.due(500, 4000), Ok(true));

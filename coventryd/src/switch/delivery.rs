@@ -129,7 +129,7 @@ impl Switch {
                 };
                 self.client_tx.start(
                     branch,
-                    dest,
+                    dest.into(),
                     bytes.clone(),
                     super::ClientTag::Delivery(r),
                     now_ms,

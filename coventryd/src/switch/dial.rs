@@ -160,7 +160,7 @@ impl Switch {
         self.dial_branches.insert(branch, (no, side));
         self.send(dest, bytes.clone());
         if let Some(leg) = self.dial_leg(no, side) {
-            leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
+            leg.retx = Some(Retx::new(bytes, dest.into(), now_ms, T2_MS * 16));
         }
     }
 
@@ -343,7 +343,7 @@ impl Switch {
         let dest = leg.dest;
         if method != "ACK" {
             self.client_tx
-                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+                .start(branch, dest.into(), bytes.clone(), ClientTag::Fire, now_ms);
         }
         self.send(dest, bytes);
     }
@@ -468,6 +468,8 @@ impl Switch {
                 .iter()
                 .max_by_key(|b| b.registered_ms)
                 .and_then(|b| Some((b.uri.clone(), b.dest()?, primary))),
+            // Click-to-dial joins two local phones; an upstream party is not offered.
+            Resolution::Upstream { .. } => None,
             Resolution::Fail { code, .. } => {
                 let decline = super::keypad::decline_all(offer, "0.0.0.0");
                 self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));

@@ -2,8 +2,10 @@
 //! busy, coverage, groups), the settings commands (FIFO, keypad codes, messages to
 //! `system`), expiries, and `why`.
 
+use super::upstream::RouteStatus;
 use super::Switch;
 use crate::settings::{ExtSettings, MAX_HOPS};
+use coventry_shared::config::RouteKind;
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
@@ -25,6 +27,15 @@ pub enum Resolution {
         /// Forward-on-no-answer target of the primary.
         noanswer: Option<String>,
         /// Why, step by step (for `why` and the log).
+        trail: Vec<String>,
+    },
+    /// Send it upstream on route `kind` (emergency or default), as `number`.
+    Upstream {
+        /// Which route.
+        kind: RouteKind,
+        /// The number to call there.
+        number: String,
+        /// Why.
         trail: Vec<String>,
     },
     /// The call fails with this status.
@@ -57,14 +68,64 @@ impl Switch {
 
     /// Where a call from `caller` to `dialled` goes now.
     pub(super) fn resolve(&self, dialled: &str, caller: u16) -> Resolution {
+        self.resolve_from(dialled, caller, false)
+    }
+
+    /// Where a call to `dialled` goes now; `from_upstream`: it came from the
+    /// upstream peer, which may reach local numbers only (the switch is no transit
+    /// exchange: only a local forward sends such a call back out).
+    pub(super) fn resolve_from(
+        &self,
+        dialled: &str,
+        caller: u16,
+        from_upstream: bool,
+    ) -> Resolution {
         let mut trail = Vec::new();
         let mut number = dialled.to_string();
-        if let Some(t) = self.speed_dial(&number) {
-            trail.push(format!("speed dial {number} is {t}"));
-            number = t;
+        if !from_upstream {
+            if let Some(t) = self.speed_dial(&number) {
+                trail.push(format!("speed dial {number} is {t}"));
+                number = t;
+            }
         }
-        for _hop in 0..=MAX_HOPS {
+        for hop in 0..=MAX_HOPS {
             let cfg = &self.config;
+            let outward = !(from_upstream && hop == 0);
+            if outward && cfg.upstream.is_emergency(&number) {
+                match (
+                    self.route_status(RouteKind::Emergency),
+                    &cfg.upstream.emergency_local,
+                ) {
+                    (RouteStatus::Up(..), _) | (RouteStatus::Down(_), None) => {
+                        trail.push(format!("{number} is an emergency number: emergency route"));
+                        return Resolution::Upstream {
+                            kind: RouteKind::Emergency,
+                            number,
+                            trail,
+                        };
+                    }
+                    (_, Some(local)) => {
+                        trail.push(format!(
+                            "{number} is an emergency number and no emergency route is up: \
+                             it rings {local} (emergency_local)"
+                        ));
+                        number = local.clone();
+                        continue;
+                    }
+                    (RouteStatus::None, None) => {
+                        trail.push(format!(
+                            "{number} is an emergency number, but there is no emergency route \
+                             or emergency_local"
+                        ));
+                        return Resolution::Fail {
+                            code: 404,
+                            reason: "Not Found (no emergency route)",
+                            outcome: CallOutcome::Unknown,
+                            trail,
+                        };
+                    }
+                }
+            }
             let fail = |code, reason, outcome, mut trail: Vec<String>, why: String| {
                 trail.push(why);
                 Resolution::Fail {
@@ -230,6 +291,21 @@ impl Switch {
                         format!("{number} cannot be called"),
                     );
                 }
+                Target::External(s)
+                    if outward
+                        && !s.is_empty()
+                        && s.len() <= 32
+                        && self.route_status(RouteKind::Default) != RouteStatus::None
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+*#-._".contains(&b)) =>
+                {
+                    trail.push(format!("{s} is not local: upstream"));
+                    return Resolution::Upstream {
+                        kind: RouteKind::Default,
+                        number: s,
+                        trail,
+                    };
+                }
                 Target::Unknown(s) | Target::External(s) => {
                     return fail(
                         404,
@@ -366,6 +442,23 @@ impl Switch {
                 trail,
                 ..
             } => (trail, format!("a call to {ext} gets {code} {reason}")),
+            Resolution::Upstream {
+                kind,
+                number,
+                trail,
+            } => {
+                let state = match self.route_status(kind) {
+                    RouteStatus::Up(..) => "connected",
+                    _ => "not connected: callers get 503",
+                };
+                (
+                    trail,
+                    format!(
+                        "a call to {ext} goes upstream to {number} on the {} route ({state})",
+                        kind.name()
+                    ),
+                )
+            }
         };
         (ResultCode::Ok, format!("{}. {end}", trail.join("; ")))
     }

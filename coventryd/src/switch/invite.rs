@@ -7,8 +7,10 @@ use super::call::{better_final, outcome_of, Branch, BranchState, Call, Retx};
 use super::features::Resolution;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
+use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::wire::{self, parse_name_addr, parse_uri, parse_via};
 use crate::transaction::T2_MS;
@@ -77,7 +79,11 @@ impl Switch {
         r: Replier,
     ) {
         if !tag_of(f.to).is_empty() || self.our_routes(f) > 0 {
-            return self.route_in_dialog(now_ms, src, req, f, Some(r));
+            let from = match r.dest {
+                Dest::Tcp(_) => Dest::Tcp(src),
+                Dest::Udp(_) => Dest::Udp(src),
+            };
+            return self.route_in_dialog(now_ms, from, req, f, Some(r));
         }
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return self.answer(now_ms, r, 483, None, &[]);
@@ -91,23 +97,30 @@ impl Switch {
         }) {
             return self.answer(now_ms, r, 482, None, &[]);
         }
-        let caller_user = user_of(f.from);
-        let claim = Claim {
-            user: &caller_user,
-            credentials: &f.proxy_authorization,
-            challenge_code: 407,
+        // Over TCP only the upstream peer reaches the switch (the I/O shell accepts
+        // no one else): its callers are not extensions and need no digest.
+        let from_upstream = r.dest.is_tcp();
+        let caller: u16 = if from_upstream {
+            0
+        } else {
+            let caller_user = user_of(f.from);
+            let claim = Claim {
+                user: &caller_user,
+                credentials: &f.proxy_authorization,
+                challenge_code: 407,
+            };
+            let Auth::Ok(caller_user) = self.authenticate(now_ms, src, req, claim, &r) else {
+                return;
+            };
+            caller_user.parse().unwrap_or(0)
         };
-        let Auth::Ok(caller_user) = self.authenticate(now_ms, src, req, claim, &r) else {
-            return;
-        };
-        let caller: u16 = caller_user.parse().unwrap_or(0);
         let dialled = req
             .uri
             .auth
             .as_ref()
             .map(|a| a.user.clone())
             .unwrap_or_else(|| user_of(f.to));
-        if dialled.starts_with(['*', '#']) {
+        if !from_upstream && dialled.starts_with(['*', '#']) {
             if let Some(outcome) = self.feature_code(now_ms, caller, &dialled) {
                 return self.answer_feature(now_ms, req, f, r, caller, outcome);
             }
@@ -119,11 +132,14 @@ impl Switch {
             .unwrap_or_default();
         let ring_ms = u64::from(self.config.calls.ring) * 1000;
         let contact = contact_uri(f);
+        let caller_route: Vec<String> = f.record_routes.iter().map(|r| r.to_string()).collect();
+        let caller_addr = self.dialog_hop(&caller_route, &contact).or(Some(r.dest));
         let mut call = Call {
             no,
             slot: None,
             call_id: f.call_id.to_string(),
             caller,
+            caller_label: self.caller_label(f, caller),
             callee: 0,
             dialled: dialled.clone(),
             phase: CallPhase::Dialing,
@@ -142,13 +158,15 @@ impl Switch {
             from_hdr: f.from.to_string(),
             to_hdr: f.to.to_string(),
             caller_tag: tag_of(f.from),
-            caller_addr: uri_addr(&contact).or(Some(src)),
+            caller_addr,
+            caller_route,
             caller_contact: contact,
             caller_cseq: f.cseq_number().unwrap_or(1),
             branches: Vec::new(),
             to_tag: String::new(),
             callee_contact: String::new(),
             callee_addr: None,
+            callee_route: Vec::new(),
             callee_cseq: 0,
             got_ringing: false,
             best: None,
@@ -159,9 +177,29 @@ impl Switch {
         };
         call.slot = self.calls.slots.take(no);
         call.invite = Some(Box::new(req.clone()));
-        let resolution = self.resolve(&dialled, caller);
+        let resolution = self.resolve_from(&dialled, caller, from_upstream);
         self.calls.by_call_id.insert(call.call_id.clone(), no);
         match resolution {
+            Resolution::Upstream {
+                kind,
+                number,
+                trail,
+            } => {
+                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                self.calls.insert(call);
+                self.send_invite_response(now_ms, no, None, 100);
+                self.call_event(no);
+                self.publish_call(no);
+                match self.route_status(kind) {
+                    RouteStatus::Up(link, peer) => {
+                        self.fork_upstream(now_ms, no, &number, link, peer)
+                    }
+                    RouteStatus::Down(link) => self.fail_route_down(now_ms, no, link),
+                    RouteStatus::None => {
+                        self.fail_call(now_ms, no, 404, None, CallOutcome::Unknown)
+                    }
+                }
+            }
             Resolution::Fail {
                 code,
                 reason,
@@ -218,13 +256,16 @@ impl Switch {
                     .map(move |b| (*e, b.uri.clone(), b.dest()))
             })
             .collect();
+        let Some(from) = self.calls.calls.get(&no).map(|c| c.replier.dest) else {
+            return;
+        };
         for (ext, uri, dest) in contacts {
-            let Some(dest) = dest else {
+            let Some(dest) = dest.map(Dest::Udp) else {
                 continue;
             };
             let id = format!("z9hG4bK{}x{}", self.instance, self.ids.next());
-            let via = format!("SIP/2.0/UDP {};branch={id};rport", self.via_host(dest.ip()));
-            let rr = self.record_route(dest.ip());
+            let via = self.via_to(dest, &id);
+            let rr = self.record_route_between(from, dest);
             let bytes = rewrite(
                 &req.headers,
                 &req.body,
@@ -296,13 +337,26 @@ impl Switch {
         reason: Option<&str>,
         outcome: CallOutcome,
     ) {
+        self.fail_call_with(now_ms, no, code, reason, outcome, &[]);
+    }
+
+    /// [`Switch::fail_call`] with extra headers in our final (Retry-After...).
+    pub(super) fn fail_call_with(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        code: u16,
+        reason: Option<&str>,
+        outcome: CallOutcome,
+        extra: &[(&str, &str)],
+    ) {
         let Some(call) = self.calls.calls.get_mut(&no) else {
             return;
         };
         if call.ended() || call.phase == CallPhase::Answered {
             return;
         }
-        let bytes = call.replier.build(code, reason, &[], None);
+        let bytes = call.replier.build(code, reason, extra, None);
         let dest = call.replier.dest;
         call.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
         let key = call.invite_key.clone();
@@ -332,7 +386,7 @@ impl Switch {
         }
         let record = Event::CallRecord {
             call: no,
-            from: call.caller.to_string(),
+            from: call.caller_label.clone(),
             to: call.dialled.clone(),
             start_ms: call.start_ms,
             answer_ms: call.answer_ms,
@@ -414,26 +468,27 @@ impl Switch {
         };
         let f = Fields::of(&resp.headers);
         let contact = contact_uri(&f);
-        let Some(dest) = uri_addr(&contact) else {
+        let route = self.route_beyond_us(&f.record_routes);
+        let Some(dest) = self.dialog_hop(&route, &contact) else {
             return;
         };
-        let via_host = self.via_host(dest.ip());
-        let mk = |method: &str, cseq: u32, branch: String| {
+        let routes = Self::route_lines(&route);
+        let mk = |sw: &Switch, method: &str, cseq: u32, branch: String| {
             format!(
-                "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {via_host};branch={branch};rport\r\n\
+                "{method} {contact} SIP/2.0\r\nVia: {}\r\n{routes}\
                  Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
                  Content-Length: 0\r\n\r\n",
-                call.from_hdr, f.to, call.call_id
+                sw.via_to(dest, &branch),
+                call.from_hdr,
+                f.to,
+                call.call_id
             )
             .into_bytes()
         };
-        let ack = mk(
-            "ACK",
-            call.invite_cseq,
-            format!("z9hG4bK{}a{}", self.instance, self.ids.next()),
-        );
+        let ack_branch = format!("z9hG4bK{}a{}", self.instance, self.ids.next());
+        let ack = mk(self, "ACK", call.invite_cseq, ack_branch);
         let bye_branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
-        let bye = mk("BYE", call.invite_cseq + 1, bye_branch.clone());
+        let bye = mk(self, "BYE", call.invite_cseq + 1, bye_branch.clone());
         self.send(dest, ack);
         self.client_tx
             .start(bye_branch, dest, bye.clone(), ClientTag::Fire, now_ms);
@@ -449,6 +504,13 @@ impl Switch {
         idx: usize,
     ) {
         let code = resp.status_code.code();
+        // Where in-dialog requests to the answering side go (operator hang-up).
+        let answer_path = (200..300).contains(&code).then(|| {
+            let f = Fields::of(&resp.headers);
+            let route = self.route_beyond_us(&f.record_routes);
+            let hop = self.dialog_hop(&route, &contact_uri(&f));
+            (route, hop)
+        });
         let Some(call) = self.calls.calls.get_mut(&no) else {
             return;
         };
@@ -515,7 +577,9 @@ impl Switch {
                 call.callee = branch_ext;
                 call.to_tag = tag;
                 call.callee_contact = contact_uri(&f);
-                call.callee_addr = uri_addr(&call.callee_contact).or(Some(branch_dest));
+                let (route, hop) = answer_path.unwrap_or_default();
+                call.callee_addr = hop.or(Some(branch_dest));
+                call.callee_route = route;
                 self.cancel_branches(now_ms, no, Some(idx));
                 self.call_event(no);
                 self.publish_call(no);
@@ -591,13 +655,7 @@ impl Switch {
 
     /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a
     /// 2xx is routed end to end like any in-dialog request.
-    pub(super) fn on_ack(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-    ) {
+    pub(super) fn on_ack(&mut self, now_ms: u64, from: Dest, req: &rsip::Request, f: &Fields<'_>) {
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
@@ -615,7 +673,7 @@ impl Switch {
             }
         }
         if self.our_routes(f) > 0 || !tag_of(f.to).is_empty() {
-            self.route_in_dialog(now_ms, src, req, f, None);
+            self.route_in_dialog(now_ms, from, req, f, None);
         }
     }
 
@@ -625,11 +683,12 @@ impl Switch {
     pub(super) fn route_in_dialog(
         &mut self,
         now_ms: u64,
-        src: SocketAddr,
+        from: Dest,
         req: &rsip::Request,
         f: &Fields<'_>,
         r: Option<Replier>,
     ) {
+        let (src, from_tcp) = (from.addr(), from.is_tcp());
         let method = req.method.to_string();
         let reject = |sw: &mut Switch, code: u16| {
             if let Some(r) = r.clone() {
@@ -645,14 +704,14 @@ impl Switch {
             return reject(self, 481);
         }
         let next_hop = match f.routes.get(ours) {
-            Some(route) => parse_name_addr(route).and_then(|n| uri_addr(&n.uri)),
-            None => uri_addr(&wire::format_uri(&req.uri)),
+            Some(route) => parse_name_addr(route).and_then(|n| self.hop_of(&n.uri)),
+            None => self.hop_of(&wire::format_uri(&req.uri)),
         };
         let Some(dest) = next_hop else {
             return reject(self, 404);
         };
-        if dest == self.local
-            || (dest.port() == self.local.port() && self.local.ip().is_unspecified())
+        if dest.addr() == self.local
+            || (dest.addr().port() == self.local.port() && self.local.ip().is_unspecified())
         {
             // Addressed to the switch itself with no further route (e.g. the ACK
             // of a 407): nothing to forward.
@@ -686,11 +745,12 @@ impl Switch {
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
         let branch = format!("{STATELESS_BRANCH}{:016x}", stable_hash(&incoming, &method));
-        let via = format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
-            self.via_host(dest.ip())
-        );
-        let top = wire::via_with_received_rport(f.vias[0], src);
+        let via = self.via_to(dest, &branch);
+        let top = if from_tcp {
+            wire::via_with_connection(f.vias[0], src)
+        } else {
+            wire::via_with_received_rport(f.vias[0], src)
+        };
         let bytes = rewrite(
             &req.headers,
             &req.body,
@@ -733,11 +793,22 @@ impl Switch {
     /// pass it to the next one.
     pub(super) fn relay_stateless_response(&mut self, resp: &rsip::Response) {
         let f = Fields::of(&resp.headers);
-        let Some(next) = f.vias.get(1).and_then(|v| parse_via(v)) else {
+        let Some(next_via) = f.vias.get(1) else {
             return;
         };
-        let Some(dest) = next.response_addr(5060) else {
+        let Some(addr) = parse_via(next_via).and_then(|v| v.response_addr(5060)) else {
             return;
+        };
+        // Over TCP the response goes back on the connection the request came on,
+        // whose remote end our received/rport recorded.
+        let tcp = next_via
+            .split_whitespace()
+            .next()
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/2.0/TCP"));
+        let dest = if tcp {
+            Dest::Tcp(addr)
+        } else {
+            Dest::Udp(addr)
         };
         let bytes = rewrite(
             &resp.headers,
@@ -921,6 +992,27 @@ impl Switch {
                 self.publish_call(no);
                 true
             }
+            Resolution::Upstream { kind, number, .. } => {
+                let RouteStatus::Up(link, peer) = self.route_status(kind) else {
+                    return false;
+                };
+                self.cancel_branches(now_ms, no, None);
+                let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
+                let window = ring_ms * u64::from(self.config.calls.noanswer);
+                if let Some(c) = self.calls.calls.get_mut(&no) {
+                    log::info!(
+                        "call {no}: no answer from {}, forwarding upstream to {number}",
+                        c.callee
+                    );
+                    c.callee = 0;
+                    c.deadline_ms = now_ms + window;
+                    c.noanswer = None;
+                    c.later.clear();
+                }
+                self.fork_upstream(now_ms, no, &number, link, peer);
+                self.publish_call(no);
+                true
+            }
             Resolution::Fail { .. } => false,
         }
     }
@@ -930,7 +1022,7 @@ impl Switch {
         if let Some(c) = self.calls.calls.get(&no) {
             self.out.events.push(Event::CallState {
                 call: no,
-                from: c.caller.to_string(),
+                from: c.caller_label.clone(),
                 to: c.dialled.clone(),
                 phase: c.phase,
                 rings: c.rings,
@@ -1005,7 +1097,7 @@ impl Switch {
             let Some(c) = self.calls.calls.get(&no) else {
                 continue;
             };
-            done.push(format!("{} ({} -> {})", no, c.caller, c.dialled));
+            done.push(format!("{} ({} -> {})", no, c.caller_label, c.dialled));
             if c.phase == CallPhase::Answered {
                 self.bye_both(now_ms, no);
                 self.end_call(now_ms, no, CallOutcome::Completed, 200);
@@ -1038,6 +1130,7 @@ impl Switch {
             (
                 dest,
                 c.callee_contact.clone(),
+                Self::route_lines(&c.callee_route),
                 c.from_hdr.clone(),
                 format!("{};tag={}", c.to_hdr, c.to_tag),
                 c.caller_cseq,
@@ -1047,19 +1140,20 @@ impl Switch {
             (
                 dest,
                 c.caller_contact.clone(),
+                Self::route_lines(&c.caller_route),
                 format!("{};tag={}", c.to_hdr, c.to_tag),
                 c.from_hdr.clone(),
                 c.callee_cseq,
             )
         });
         let call_id = c.call_id.clone();
-        for (dest, uri, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
+        for (dest, uri, routes, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
             let branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
             let bytes = format!(
-                "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+                "BYE {uri} SIP/2.0\r\nVia: {}\r\n{routes}Max-Forwards: 70\r\n\
                  From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n\
                  Content-Length: 0\r\n\r\n",
-                self.via_host(dest.ip())
+                self.via_to(dest, &branch)
             )
             .into_bytes();
             self.client_tx

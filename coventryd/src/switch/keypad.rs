@@ -7,14 +7,14 @@ use super::delivery::{Origin, Request as Delivery};
 use super::reply::Replier;
 use super::Switch;
 use crate::headers::Fields;
+use crate::sip::dest::Dest;
 use crate::sip::wire::parse_name_addr;
-use std::net::SocketAddr;
 
 /// A feature-code call the switch answered itself, waiting for the ACK.
 #[derive(Debug, Clone)]
 pub struct LocalDialog {
-    /// Where the BYE goes and its Request-URI.
-    pub dest: SocketAddr,
+    /// Where the BYE goes.
+    pub dest: Dest,
     /// The phone's Contact.
     pub contact: String,
     /// From of the BYE (our side: the INVITE's To with our tag).
@@ -95,7 +95,9 @@ impl Switch {
                 self.local_dialogs.insert(
                     f.call_id.to_string(),
                     LocalDialog {
-                        dest: super::invite::uri_addr(&phone_contact).unwrap_or(r.dest),
+                        dest: super::invite::uri_addr(&phone_contact)
+                            .map(Dest::Udp)
+                            .unwrap_or(r.dest),
                         contact: phone_contact,
                         from: format!("{};tag={}", f.to, r.to_tag),
                         to: f.from.to_string(),

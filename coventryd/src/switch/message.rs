@@ -58,13 +58,30 @@ impl Switch {
         let sender = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
-        let claim = Claim {
-            user: &sender,
-            credentials: &f.proxy_authorization,
-            challenge_code: 407,
-        };
-        let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
-            return;
+        // Over TCP only the upstream peer reaches the switch: its senders are not
+        // extensions and need no digest.
+        let from_upstream = r.dest.is_tcp();
+        let sender = if from_upstream {
+            let s: String = sender
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(32)
+                .collect();
+            if s.is_empty() {
+                "upstream".to_string()
+            } else {
+                s
+            }
+        } else {
+            let claim = Claim {
+                user: &sender,
+                credentials: &f.proxy_authorization,
+                challenge_code: 407,
+            };
+            let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
+                return;
+            };
+            sender
         };
         let text = match check_text(f.content_type, &req.body) {
             Ok(t) => t,
@@ -83,7 +100,11 @@ impl Switch {
                     .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             })
             .unwrap_or_default();
-        let from_ext: u16 = sender.parse().unwrap_or(0);
+        let from_ext: u16 = if from_upstream {
+            0
+        } else {
+            sender.parse().unwrap_or(0)
+        };
         let from_display = self
             .config
             .lines
@@ -98,6 +119,15 @@ impl Switch {
             &to_user,
         );
         let (targets, offline, single) = match target {
+            // Upstream senders reach extensions only (no broadcasts, no commands).
+            Target::Group(_) | Target::All | Target::System if from_upstream => {
+                self.reject_message(now_ms, r, &sender, &to_user, &text, 403, "Forbidden");
+                return;
+            }
+            Target::External(n) if !from_upstream => {
+                self.message_upstream(now_ms, req, r, &sender, &n, &text);
+                return;
+            }
             Target::Extension(n) => (vec![n], vec![], true),
             Target::Group(g) => {
                 let members = self.config.groups.get(&g).cloned().unwrap_or_default();
@@ -179,8 +209,9 @@ impl Switch {
         );
     }
 
+    /// Refuse a text: the event, the counter, the answer.
     #[allow(clippy::too_many_arguments)]
-    fn reject_message(
+    pub(super) fn reject_message(
         &mut self,
         now_ms: u64,
         r: Replier,

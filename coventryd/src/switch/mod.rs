@@ -15,11 +15,13 @@ mod passthrough;
 mod register;
 pub mod reply;
 mod system;
+pub mod upstream;
 
 use crate::fifo::Line;
 use crate::headers::Fields;
 use crate::registrar::{Change, Registrar};
 use crate::settings::Settings;
+use crate::sip::dest::Dest;
 use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
 use crate::sip::wire::{self, parse_name_addr, WireError};
 use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
@@ -38,8 +40,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// What the I/O layer must do after the core handled an input.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Datagrams to send.
-    pub sends: Vec<(SocketAddr, Vec<u8>)>,
+    /// Messages to send (datagrams to phones, TCP to upstream peers).
+    pub sends: Vec<(Dest, Vec<u8>)>,
     /// Events to append to the ring.
     pub events: Vec<Event>,
     /// Extensions whose contacts changed (republish their table entries).
@@ -111,6 +113,10 @@ pub struct Switch {
     dial_by_call_id: HashMap<String, u32>,
     /// Subscriptions the switch serves (BLF, system state), by Call-ID.
     subscriptions: HashMap<String, blf::Subscription>,
+    /// The upstream links and whether each is connected.
+    links: Vec<upstream::Link>,
+    /// MESSAGEs relayed upstream awaiting their answer, by client-transaction tag.
+    upstream_messages: HashMap<u64, upstream::UpstreamMessage>,
     /// The time of the latest input.
     last_now: u64,
     /// Token marking this instance's Record-Route and branches.
@@ -131,6 +137,8 @@ pub enum ClientTag {
     Delivery(DeliveryRef),
     /// A CANCEL or BYE the switch sends; only retransmission matters.
     Fire,
+    /// A MESSAGE relayed to the SMS route (key of `upstream_messages`).
+    Upstream(u64),
 }
 
 /// Cheap unique tokens for branches, tags and Call-IDs.
@@ -145,6 +153,12 @@ impl IdSource {
             prefix: rand::random(),
             counter: 0,
         }
+    }
+
+    /// A fresh number.
+    fn number(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
     }
 
     fn next(&mut self) -> String {
@@ -196,6 +210,8 @@ impl Switch {
             dial_branches: HashMap::new(),
             dial_by_call_id: HashMap::new(),
             subscriptions: HashMap::new(),
+            links: Vec::new(),
+            upstream_messages: HashMap::new(),
             last_now: 0,
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             jobs: Jobs::default(),
@@ -204,6 +220,7 @@ impl Switch {
             ids: IdSource::new(),
             out: Outbox::default(),
         };
+        sw.links = upstream::links_of(&sw.config.upstream);
         sw.apply_changes(dropped);
         sw
     }
@@ -258,6 +275,10 @@ impl Switch {
         } else {
             ""
         };
+        if config.upstream.links() != self.config.upstream.links() {
+            // The I/O shell reconnects and reports the new links' states.
+            self.links = upstream::links_of(&config.upstream);
+        }
         self.config = config;
         self.out.config_changed = true;
         if realm_changed {
@@ -285,7 +306,7 @@ impl Switch {
         self.last_now = now_ms;
         self.counters.sip_in += 1;
         match wire::parse_datagram(bytes, self.config.server.max_message) {
-            Ok(SipMessage::Request(req)) => self.on_request(now_ms, src, req),
+            Ok(SipMessage::Request(req)) => self.on_request(now_ms, Dest::Udp(src), req),
             Ok(SipMessage::Response(resp)) => self.on_response(now_ms, resp),
             Err(WireError::Empty) => {}
             Err(e) => {
@@ -314,12 +335,24 @@ impl Switch {
         }
     }
 
-    fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
-        self.counters.sip_out += 1;
-        self.out.sends.push((to, bytes));
+    /// Handle one message framed from the TCP connection whose remote end is
+    /// `peer` (an upstream peer: the I/O shell accepts no one else).
+    pub fn on_stream(&mut self, now_ms: u64, peer: SocketAddr, msg: SipMessage) {
+        self.last_now = now_ms;
+        self.counters.sip_in += 1;
+        match msg {
+            SipMessage::Request(req) => self.on_request(now_ms, Dest::Tcp(peer), req),
+            SipMessage::Response(resp) => self.on_response(now_ms, resp),
+        }
     }
 
-    fn on_request(&mut self, now_ms: u64, src: SocketAddr, req: rsip::Request) {
+    fn send(&mut self, to: impl Into<Dest>, bytes: Vec<u8>) {
+        self.counters.sip_out += 1;
+        self.out.sends.push((to.into(), bytes));
+    }
+
+    fn on_request(&mut self, now_ms: u64, from: Dest, req: rsip::Request) {
+        let src = from.addr();
         let method = req.method.to_string();
         let f = Fields::of(&req.headers);
         let Some(top) = f.vias.first().copied() else {
@@ -330,7 +363,7 @@ impl Switch {
             if dial.is_some() {
                 return; // the ACK of a click-to-dial leg's 2xx to us
             }
-            return self.on_ack(now_ms, src, &req, &f);
+            return self.on_ack(now_ms, from, &req, &f);
         }
         let branch = wire::parse_via(top)
             .and_then(|v| v.branch().map(str::to_string))
@@ -350,7 +383,7 @@ impl Switch {
             None => {}
         }
         let tag = self.ids.next();
-        let r = Replier::new(key, src, &method, &f, tag);
+        let r = Replier::new(key, from, &method, &f, tag);
         if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
         {
             return self.on_dial_request(now_ms, no, (src, &method), &f, r);
@@ -374,7 +407,7 @@ impl Switch {
                 if self.our_routes(&f) > 0
                     || parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()) =>
             {
-                self.route_in_dialog(now_ms, src, &req, &f, Some(r))
+                self.route_in_dialog(now_ms, from, &req, &f, Some(r))
             }
             "SUBSCRIBE" | "NOTIFY" | "PUBLISH" => self.on_passthrough(now_ms, src, &req, &f, r),
             "BYE" | "UPDATE" | "INFO" | "PRACK" | "REFER" => self.answer(now_ms, r, 481, None, &[]),
@@ -403,8 +436,12 @@ impl Switch {
             return;
         };
         if let Some(outcome) = self.client_tx.response(&branch, code, now_ms) {
-            if let ClientTag::Delivery(d) = outcome.tag {
-                self.delivery_done(now_ms, d, outcome.status);
+            match outcome.tag {
+                ClientTag::Delivery(d) => self.delivery_done(now_ms, d, outcome.status),
+                ClientTag::Upstream(id) => {
+                    self.upstream_message_done(now_ms, id, outcome.status, Some(&resp))
+                }
+                ClientTag::Fire => {}
             }
             return;
         }
@@ -460,8 +497,10 @@ impl Switch {
             self.send(to, bytes);
         }
         for o in done {
-            if let ClientTag::Delivery(d) = o.tag {
-                self.delivery_done(now_ms, d, o.status);
+            match o.tag {
+                ClientTag::Delivery(d) => self.delivery_done(now_ms, d, o.status),
+                ClientTag::Upstream(id) => self.upstream_message_done(now_ms, id, o.status, None),
+                ClientTag::Fire => {}
             }
         }
         self.calls_tick(now_ms);

@@ -1,17 +1,18 @@
 //! Responses to requests the switch answers itself.
 
 use crate::headers::Fields;
+use crate::sip::dest::Dest;
 use crate::sip::wire::{parse_via, reason_phrase, via_with_received_rport, ReplyContext};
 use std::fmt::Write;
-use std::net::SocketAddr;
 
 /// Everything needed to answer one request, captured when it arrived.
 #[derive(Debug, Clone)]
 pub struct Replier {
     /// Server-transaction key.
     pub key: String,
-    /// Where responses go (RFC 3261 18.2.2 / RFC 3581).
-    pub dest: SocketAddr,
+    /// Where responses go (RFC 3261 18.2.2 / RFC 3581): over TCP the connection
+    /// the request came on, over UDP the top Via's received/rport.
+    pub dest: Dest,
     /// The request's headers to echo (top Via already carries received/rport).
     pub ctx: ReplyContext,
     /// Our To tag for this transaction.
@@ -20,22 +21,20 @@ pub struct Replier {
 
 impl Replier {
     /// Capture the reply context of a request from `src`.
-    pub fn new(
-        key: String,
-        src: SocketAddr,
-        method: &str,
-        f: &Fields<'_>,
-        to_tag: String,
-    ) -> Replier {
+    pub fn new(key: String, src: Dest, method: &str, f: &Fields<'_>, to_tag: String) -> Replier {
         let mut vias: Vec<String> = f.vias.iter().map(|v| v.to_string()).collect();
         let mut dest = src;
         if let Some(top) = vias.first_mut() {
-            if let Some(v) = via_with_received_rport(top, src) {
+            if let Some(v) = via_with_received_rport(top, src.addr()) {
                 *top = v;
             }
-            dest = parse_via(top)
-                .and_then(|v| v.response_addr(5060))
-                .unwrap_or(src);
+            if let Dest::Udp(a) = src {
+                dest = Dest::Udp(
+                    parse_via(top)
+                        .and_then(|v| v.response_addr(5060))
+                        .unwrap_or(a),
+                );
+            }
         }
         Replier {
             key,
@@ -119,7 +118,7 @@ mod tests {
 
     #[test]
     fn builds_response_with_received_and_tag() {
-        let src: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        let src = Dest::Udp("127.0.0.1:6000".parse().expect("addr"));
         let f = Fields {
             vias: vec![
                 "SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport",

@@ -21,6 +21,8 @@ pub struct Lab {
     pub sw: Switch,
     pub now: u64,
     pub events: Vec<Event>,
+    /// Everything sent over TCP (to upstream peers), in order.
+    pub tcp: Vec<(SocketAddr, String)>,
 }
 
 pub fn addr(port: u16) -> SocketAddr {
@@ -78,6 +80,7 @@ impl Lab {
             sw,
             now: 1_000_000,
             events: Vec::new(),
+            tcp: Vec::new(),
         }
     }
 
@@ -87,13 +90,25 @@ impl Lab {
         self.collect()
     }
 
+    /// Feed a message framed from the TCP connection whose remote end is `peer`.
+    pub fn feed_tcp(&mut self, peer: SocketAddr, msg: &str) -> Vec<(SocketAddr, String)> {
+        let parsed = coventryd::sip::wire::parse_datagram(msg.as_bytes(), 65_535).expect("parse");
+        self.sw.on_stream(self.now, peer, parsed);
+        self.collect()
+    }
+
     pub fn collect(&mut self) -> Vec<(SocketAddr, String)> {
         let out = self.sw.take_out();
         self.events.extend(out.events);
-        out.sends
-            .into_iter()
-            .map(|(a, b)| (a, String::from_utf8_lossy(&b).into_owned()))
-            .collect()
+        let mut sent = Vec::new();
+        for (dest, bytes) in out.sends {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if dest.is_tcp() {
+                self.tcp.push((dest.addr(), text.clone()));
+            }
+            sent.push((dest.addr(), text));
+        }
+        sent
     }
 
     pub fn advance(&mut self, ms: u64) -> Vec<(SocketAddr, String)> {

@@ -1,0 +1,337 @@
+//! The upstream side of the core with a simulated clock and simulated links: which
+//! route a number takes, 503 while a route is down, what crosses between UDP phones
+//! and the TCP upstream (Via, Record-Route, identity, Geolocation), and calls and
+//! texts from upstream to local phones with their features. The end-to-end tests
+//! in `tests/tests/upstream.rs` run the same against a real Kamailio.
+
+mod common;
+
+use common::*;
+use coventry_shared::event::{CallOutcome, Event};
+use std::net::SocketAddr;
+
+const UPSTREAM: &str = "[upstream]\nroute = 127.0.0.1:5070\nemergency = 112, 911\n\
+                        emergency_route = 127.0.0.1:5071\nsms_route = 127.0.0.1:5072\n";
+
+fn kam(port: u16) -> SocketAddr {
+    addr(port)
+}
+
+fn lab_with(extra: &str) -> Lab {
+    let mut lab = Lab::with_config(&format!("{CONF}{UPSTREAM}{extra}"));
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    lab.register("36", 6036);
+    lab
+}
+
+/// All three links up.
+fn connected(extra: &str) -> Lab {
+    let mut lab = lab_with(extra);
+    lab.sw.on_link(0, Some(kam(5070)));
+    lab.sw.on_link(1, Some(kam(5071)));
+    lab.sw.on_link(2, Some(kam(5072)));
+    lab
+}
+
+/// Every entry of every `name` header of `msg`, top first.
+fn entries(msg: &str, name: &str) -> Vec<String> {
+    msg.split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(", ").map(|e| e.trim().to_string()))
+        .collect()
+}
+
+/// The TCP sends to `peer` so far.
+fn tcp_to(lab: &Lab, peer: u16) -> Vec<String> {
+    lab.tcp
+        .iter()
+        .filter(|(a, _)| a.port() == peer)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// An INVITE as the upstream would send it over TCP, to `to`.
+fn inbound_invite(to: &str, call_id: &str, conn: u16) -> String {
+    format!(
+        "INVITE sip:{to}@{SWITCH};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKk{call_id}\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKo{call_id}\r\n\
+         Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>, <sip:127.0.0.1:5070;lr>\r\n\
+         Max-Forwards: 69\r\nFrom: <sip:+441234@provider>;tag=out\r\nTo: <sip:{to}@provider>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:+441234@127.0.0.1:7000>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+    .replace("{conn}", &conn.to_string())
+}
+
+#[test]
+fn a_call_out_crosses_to_tcp_with_both_record_routes_and_comes_back() {
+    let mut lab = connected("");
+    let geo = "Geolocation: <cid:loc@21>;inserted-by=phone\r\nGeolocation-Routing: yes\r\n\
+               P-Asserted-Identity: <sip:99@forged>\r\n";
+    let build = |auth: &str, cseq: u32| {
+        format!(
+            "INVITE sip:0044123@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKo{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:0044123@test>\r\nCall-ID: out1\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n{geo}{auth}\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    };
+    let sent = lab.authed(6021, "21", "INVITE", build);
+    assert_eq!(status(to(&sent, 6021)[0]), 100);
+    let out = tcp_to(&lab, 5070);
+    assert_eq!(out.len(), 1, "one INVITE, over TCP, on the default route");
+    let inv = &out[0];
+    assert!(
+        inv.starts_with("INVITE sip:0044123@127.0.0.1:5070 SIP/2.0\r\n"),
+        "{inv}"
+    );
+    assert!(
+        header(inv, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TCP 127.0.0.1:5060;branch=")),
+        "{inv}"
+    );
+    let rr = entries(inv, "Record-Route");
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr[0].contains(";transport=tcp;lr"),
+        "TCP side first: {rr:?}"
+    );
+    assert!(!rr[1].contains("transport"), "then the UDP side: {rr:?}");
+    assert_eq!(
+        header(inv, "P-Asserted-Identity"),
+        Some("\"Extension 21\" <sip:21@test>")
+    );
+    assert!(
+        !inv.contains("forged"),
+        "the phone's own identity claim is dropped"
+    );
+    assert!(inv.contains("Geolocation: <cid:loc@21>;inserted-by=phone\r\n"));
+    assert!(inv.contains("Geolocation-Routing: yes\r\n"));
+    assert!(inv.ends_with(SDP));
+    assert!(header(inv, "Proxy-Authorization").is_none());
+
+    // 180 and 200 back over the route's connection; Kamailio record-routed too.
+    let with_rr = |code: u16| {
+        respond(inv, code, "far", 7000, if code == 200 { SDP } else { "" }).replacen(
+            "Record-Route: ",
+            "Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>, ",
+            1,
+        )
+    };
+    let ringing = lab.feed_tcp(kam(5070), &with_rr(180));
+    assert_eq!(status(to(&ringing, 6021)[0]), 180);
+    let ok = lab.feed_tcp(kam(5070), &with_rr(200));
+    let ok = to(&ok, 6021)[0].to_string();
+    assert_eq!(status(&ok), 200);
+    let rr = entries(&ok, "Record-Route");
+    assert_eq!(rr.len(), 3, "Kamailio's and our two: {rr:?}");
+    // The phone's ACK and BYE follow the route set: ours (both) then Kamailio's.
+    let mut routes = rr.clone();
+    routes.reverse();
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:far@127.0.0.1:7000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bK{method}\r\n\
+             Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:0044123@test>;tag=far\r\n\
+             Call-ID: out1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            routes.join(", ")
+        )
+    };
+    let before = lab.tcp.len();
+    let ack = lab.feed(6021, &in_dialog("ACK", 2));
+    assert!(to(&ack, 6021).is_empty());
+    let ack = &lab.tcp[before..];
+    assert_eq!(ack.len(), 1, "the ACK goes to Kamailio over TCP");
+    assert_eq!(ack[0].0, kam(5070));
+    assert!(ack[0].1.starts_with("ACK sip:far@127.0.0.1:7000"));
+    assert_eq!(
+        header(&ack[0].1, "Route"),
+        Some("<sip:127.0.0.1:5070;transport=tcp;lr>"),
+        "our two entries popped, Kamailio's kept"
+    );
+    assert!(header(&ack[0].1, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TCP")));
+
+    // The far end hangs up: Kamailio's BYE arrives on an inbound connection, its
+    // own Route entry already taken off.
+    let ours = rr[1..].join(", ");
+    let bye = format!(
+        "BYE sip:21@127.0.0.1:6021 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKkb\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKfb\r\nRoute: {ours}\r\nMax-Forwards: 69\r\n\
+         From: <sip:0044123@test>;tag=far\r\nTo: <sip:21@test>;tag=caller\r\nCall-ID: out1\r\n\
+         CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let fwd = lab.feed_tcp(kam(40001), &bye);
+    let fwd = to(&fwd, 6021)[0].to_string();
+    assert!(fwd.starts_with("BYE sip:21@127.0.0.1:6021"), "{fwd}");
+    assert!(header(&fwd, "Via").is_some_and(|v| v.starts_with("SIP/2.0/UDP")));
+    let before = lab.tcp.len();
+    lab.feed(6021, &respond(&fwd, 200, "caller", 6021, ""));
+    let back = &lab.tcp[before..];
+    assert_eq!(
+        back.len(),
+        1,
+        "the 200 goes back on the connection the BYE came on"
+    );
+    assert_eq!(back[0].0, kam(40001));
+    assert_eq!(status(&back[0].1), 200);
+    assert_eq!(lab.records()[0].0, CallOutcome::Completed);
+}
+
+#[test]
+fn a_route_that_is_down_gets_503_with_retry_after_at_once() {
+    let mut lab = lab_with("");
+    let sent = lab.invite("0044123", "down1");
+    let answers: Vec<u16> = to(&sent, 6021).iter().map(|m| status(m)).collect();
+    assert_eq!(answers, vec![100, 503], "{sent:?}");
+    let final_ = to(&sent, 6021)[1];
+    assert_eq!(header(final_, "Retry-After"), Some("30"));
+    assert!(lab.tcp.is_empty());
+    assert_eq!(lab.sw.links()[0].refused, 1);
+    assert_eq!(lab.records()[0].1, 503);
+    // Up again: the next call goes out.
+    lab.sw.on_link(0, Some(kam(5070)));
+    lab.invite("0044123", "down2");
+    assert_eq!(tcp_to(&lab, 5070).len(), 1);
+}
+
+#[test]
+fn emergency_numbers_take_their_own_route_or_ring_locally() {
+    let mut lab = connected("");
+    lab.invite("112", "e1");
+    let e = tcp_to(&lab, 5071);
+    assert_eq!(e.len(), 1, "112 goes on the emergency route");
+    assert!(e[0].starts_with("INVITE sip:112@127.0.0.1:5071 "));
+    assert!(tcp_to(&lab, 5070).is_empty());
+
+    // No emergency route up, emergency_local set: the attendant rings instead.
+    let mut lab = lab_with("emergency_local = 36\n");
+    let sent = lab.invite("911", "e2");
+    assert!(lab.tcp.is_empty());
+    assert!(to(&sent, 6036)[0].starts_with("INVITE sip:36@127.0.0.1:6036"));
+
+    // No upstream at all: non-local numbers get 404, emergency too (nothing to ring).
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    let sent = lab.invite("0044123", "n1");
+    assert_eq!(
+        to(&sent, 6021)
+            .iter()
+            .map(|m| status(m))
+            .collect::<Vec<_>>(),
+        vec![404]
+    );
+    let sent = lab.invite("112", "n2");
+    assert_eq!(
+        to(&sent, 6021)
+            .iter()
+            .map(|m| status(m))
+            .collect::<Vec<_>>(),
+        vec![404]
+    );
+}
+
+#[test]
+fn texts_to_numbers_go_to_the_sms_route() {
+    let mut lab = connected("");
+    let sent = lab.text("21", "0044777", "hello out there", "t1");
+    assert!(
+        to(&sent, 6021).is_empty(),
+        "the answer waits for the upstream's"
+    );
+    let m = tcp_to(&lab, 5072);
+    assert_eq!(m.len(), 1);
+    assert!(m[0].starts_with("MESSAGE sip:0044777@127.0.0.1:5072 SIP/2.0\r\n"));
+    assert!(m[0].ends_with("hello out there"));
+    assert_eq!(
+        header(&m[0], "P-Asserted-Identity"),
+        Some("\"Extension 21\" <sip:21@test>")
+    );
+    let ok = lab.feed_tcp(kam(5072), &respond(&m[0], 202, "sms", 5072, ""));
+    assert_eq!(status(to(&ok, 6021)[0]), 202);
+    assert!(lab
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Message { to, status: 202, .. } if to == "0044777")));
+
+    lab.sw.on_link(2, None);
+    let sent = lab.text("21", "0044777", "again", "t2");
+    assert_eq!(status(to(&sent, 6021)[0]), 503);
+    assert_eq!(header(to(&sent, 6021)[0], "Retry-After"), Some("30"));
+}
+
+#[test]
+fn calls_from_upstream_ring_local_phones_with_their_features() {
+    let mut lab = connected("");
+    // 35 is on DND and forwards on busy to 36.
+    lab.command("dnd 35 on");
+    lab.command("forward 35 36 busy");
+    let sent = lab.feed_tcp(kam(40002), &inbound_invite("35", "in1", 40002));
+    assert!(
+        sent.iter().all(|(_, m)| status(m) != 407),
+        "the upstream peer is not challenged"
+    );
+    let trying: Vec<_> = sent.iter().filter(|(a, _)| *a == kam(40002)).collect();
+    assert_eq!(
+        status(&trying[0].1),
+        100,
+        "answers go back on the connection"
+    );
+    let inv = to(&sent, 6036)[0].to_string();
+    assert!(inv.starts_with("INVITE sip:36@127.0.0.1:6036"), "{inv}");
+    let rr = entries(&inv, "Record-Route");
+    assert_eq!(rr.len(), 4, "ours and Kamailio's two: {rr:?}");
+    assert!(!rr[0].contains("transport"), "UDP side first: {rr:?}");
+    assert!(rr[1].contains("transport=tcp"), "then the TCP side: {rr:?}");
+    assert!(lab.events.iter().any(
+        |e| matches!(e, Event::CallState { from, to, .. } if from == "+441234" && to == "35")
+    ));
+    let ok = lab.feed(6036, &respond(&inv, 200, "callee", 6036, SDP));
+    assert!(ok.iter().any(|(a, m)| *a == kam(40002) && status(m) == 200));
+
+    // The operator hangs up: the far side's BYE follows Kamailio's Record-Route.
+    let before = lab.tcp.len();
+    lab.command("hangup 36");
+    let bye = &lab.tcp[before..];
+    assert_eq!(bye.len(), 1, "{bye:?}");
+    assert_eq!(bye[0].0, kam(5070), "to Kamailio's TCP side, over our link");
+    assert!(bye[0].1.starts_with("BYE sip:+441234@127.0.0.1:7000"));
+    assert!(bye[0]
+        .1
+        .contains("Route: <sip:127.0.0.1:5070;transport=tcp;lr>\r\n"));
+}
+
+#[test]
+fn the_upstream_reaches_local_numbers_only() {
+    let mut lab = connected("");
+    let sent = lab.feed_tcp(kam(40003), &inbound_invite("0044999", "transit", 40003));
+    let codes: Vec<u16> = sent.iter().map(|(_, m)| status(m)).collect();
+    assert!(
+        codes.contains(&404),
+        "no transit through the switch: {codes:?}"
+    );
+    assert!(lab.tcp.iter().all(|(_, m)| !m.starts_with("INVITE")));
+    let sent = lab.feed_tcp(kam(40003), &inbound_invite("*7836", "code", 40003));
+    assert!(
+        sent.iter().all(|(_, m)| status(m) != 200),
+        "no feature codes"
+    );
+
+    // A text from upstream reaches the phone, unchallenged; broadcasts are refused.
+    let msg = |to: &str| {
+        format!(
+            "MESSAGE sip:{to}@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKm{to}\r\n\
+             Max-Forwards: 69\r\nFrom: <sip:+441234@provider>;tag=m\r\nTo: <sip:{to}@provider>\r\n\
+             Call-ID: msg{to}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+        )
+    };
+    let sent = lab.feed_tcp(kam(40003), &msg("35"));
+    assert_eq!(texts(&sent, 6035), vec!["hi"]);
+    let sent = lab.feed_tcp(kam(40003), &msg("all"));
+    assert_eq!(status(&sent[0].1), 403);
+}
