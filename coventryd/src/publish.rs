@@ -5,8 +5,8 @@ use crate::settings::{ExtSettings, Forward};
 use coventry_shared::config::Config;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::{
-    put_str, set_bit, BlockInit, CallEntry, ContactEntry, Counters, StateWriter, EXT_CONFIGURED,
-    MAX_CONTACTS,
+    put_str, set_bit, BlockInit, CallEntry, ContactEntry, Counters, RouteEntry, StateWriter,
+    EXT_CONFIGURED, MAX_CONTACTS, MAX_ROUTES,
 };
 use std::io;
 use std::path::Path;
@@ -114,6 +114,14 @@ impl Publisher {
     /// Copy the counters.
     pub fn set_counters(&mut self, c: &Counters) {
         self.writer.body_mut().counters = *c;
+    }
+
+    /// Write the upstream connections (unused entries cleared).
+    pub fn set_routes(&mut self, routes: &[RouteEntry]) {
+        let mut body = self.writer.body_mut();
+        for (i, slot) in body.routes.iter_mut().enumerate().take(MAX_ROUTES) {
+            *slot = routes.get(i).copied().unwrap_or(RouteEntry::UNUSED);
+        }
     }
 
     /// Append an event to the ring.

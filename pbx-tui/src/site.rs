@@ -7,7 +7,7 @@
 use crate::ext_state::ExtState;
 use crate::sanitize::clean;
 use coventry_shared::dialplan::Plan;
-use coventry_shared::event::{CallOutcome, CallPhase};
+use coventry_shared::event::{CallOutcome, CallPhase, RouteState};
 use coventry_shared::stateblock::{
     call_state, get_bit, get_str, ContactEntry, Counters, ExtEntry, Snapshot, EXT_CONFIGURED,
 };
@@ -160,6 +160,17 @@ pub struct Daemon {
     pub realm: String,
 }
 
+/// One upstream connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The routes it serves (`default+sms`).
+    pub route: String,
+    /// The peer as configured.
+    pub addr: String,
+    /// Its state.
+    pub state: RouteState,
+}
+
 /// Everything the console shows about the switch, as of one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
@@ -173,6 +184,8 @@ pub struct Site {
     pub calls: Vec<Call>,
     /// The daemon's counters.
     pub counters: Counters,
+    /// The upstream connections (none when no upstream is configured).
+    pub upstream: Vec<Upstream>,
 }
 
 fn contact(c: &ContactEntry) -> Contact {
@@ -251,6 +264,14 @@ impl Site {
             exts,
             calls,
             counters: snap.body.counters,
+            upstream: snap
+                .routes()
+                .map(|r| Upstream {
+                    route: clean(&get_str(&r.name)),
+                    addr: clean(&get_str(&r.addr)),
+                    state: r.state(),
+                })
+                .collect(),
         }
     }
 

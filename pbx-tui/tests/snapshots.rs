@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use coventry_shared::dialplan::Plan;
-use coventry_shared::event::{CallOutcome, CallPhase, Event, Unregistration};
+use coventry_shared::event::{CallOutcome, CallPhase, Event, RouteState, Unregistration};
 use coventry_shared::stateblock::call_state;
 use pbx_tui::model::Model;
 use pbx_tui::msg::{DaemonMsg, Msg};
@@ -102,6 +102,36 @@ fn dnd_and_forwarded_extensions() {
     let mut m = model_with(Some(site), false, Vec::new());
     press(&mut m, "18");
     both_sizes("dnd_forward", &m);
+}
+
+#[test]
+fn upstream_state_in_the_header() {
+    let up = office()
+        .upstream("default+sms", "127.0.0.1:5070", RouteState::Connected)
+        .upstream("emergency", "10.0.0.9:5060", RouteState::Connected)
+        .site();
+    let m = model_with(Some(up), false, Vec::new());
+    let top = screen(&m, 120, 40);
+    assert!(
+        top.lines()
+            .next()
+            .is_some_and(|l| l.contains("upstream ok")),
+        "{top}"
+    );
+    let down = office()
+        .upstream("default+sms", "127.0.0.1:5070", RouteState::Connected)
+        .upstream("emergency", "10.0.0.9:5060", RouteState::Reconnecting)
+        .site();
+    let lost = Event::Upstream {
+        route: "emergency".into(),
+        addr: "10.0.0.9:5060".into(),
+        state: RouteState::Reconnecting,
+        detail: "connection refused".into(),
+    };
+    let m = model_with(Some(down), false, vec![lost]);
+    both_sizes("upstream_down", &m);
+    let none = model_with(Some(office().site()), false, Vec::new());
+    assert!(!screen(&none, 120, 40).contains("upstream"));
 }
 
 #[test]

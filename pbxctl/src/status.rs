@@ -4,7 +4,10 @@ use crate::daemon::{self, Liveness};
 use crate::error::Error;
 use crate::exts::{self, ExtState};
 use crate::output::{date_time, human_secs, sanitize, start_time, Out, Paint};
-use coventry_shared::stateblock::{get_bit, Counters, Snapshot, EXT_CONFIGURED};
+use coventry_shared::event::RouteState;
+use coventry_shared::stateblock::{
+    get_bit, get_str, Counters, RouteEntry, Snapshot, EXT_CONFIGURED,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -40,6 +43,58 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("commands_failed", commands_failed),
         ("calls", calls),
     ]
+}
+
+/// One upstream connection as JSON.
+fn route_json(r: &RouteEntry) -> Value {
+    json!({
+        "route": get_str(&r.name),
+        "addr": get_str(&r.addr),
+        "state": r.state().name(),
+        "since_ms": r.since_ms,
+        "retry_ms": r.retry_ms,
+        "connects": r.connects,
+        "failures": r.failures,
+        "sent": r.sent,
+        "received": r.received,
+        "refused": r.refused,
+        "last_error": get_str(&r.last_error),
+    })
+}
+
+/// One upstream connection as a line: `default+sms  127.0.0.1:5070  connected
+/// since 12:00:01 (sent 4, received 6)`.
+pub fn route_text(out: &Out, r: &RouteEntry, now_ms: u64) -> String {
+    let state = r.state();
+    let paint = match state {
+        RouteState::Connected => Paint::Green,
+        RouteState::Connecting | RouteState::Reconnecting => Paint::Yellow,
+        RouteState::Down => Paint::Red,
+    };
+    let mut line = format!(
+        "{:<22} {:<24} {} since {}",
+        sanitize(&get_str(&r.name)),
+        sanitize(&get_str(&r.addr)),
+        out.paint(paint, state.name()),
+        date_time(r.since_ms)
+    );
+    line.push_str(&format!(
+        " (sent {}, received {}, connects {}, failures {}, refused {})",
+        r.sent, r.received, r.connects, r.failures, r.refused
+    ));
+    if state != RouteState::Connected {
+        if r.retry_ms > now_ms {
+            line.push_str(&format!(
+                "; next try in {}s",
+                (r.retry_ms - now_ms).div_ceil(1000)
+            ));
+        }
+        let err = get_str(&r.last_error);
+        if !err.is_empty() {
+            line.push_str(&format!("; {}", sanitize(&err)));
+        }
+    }
+    line
 }
 
 /// Registered and configured extension counts of a snapshot.
@@ -157,6 +212,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             "events": h.event_head,
             "counters": counters,
             "settings": settings.iter().map(settings_json).collect::<Vec<_>>(),
+            "upstream": snap.routes().map(route_json).collect::<Vec<_>>(),
         }))?;
     } else {
         let daemon_line = match live {
@@ -193,6 +249,14 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
         for (k, v) in rows {
             let key = out.paint(Paint::Bold, &format!("{k:<12}"));
             out.line(&format!("{key} {v}"))?;
+        }
+        out.line(&out.paint(Paint::Bold, "upstream"))?;
+        let routes: Vec<&RouteEntry> = snap.routes().collect();
+        if routes.is_empty() {
+            out.line("  none configured: numbers that are not local get 404")?;
+        }
+        for r in routes {
+            out.line(&format!("  {}", route_text(out, r, now)))?;
         }
         out.line(&out.paint(Paint::Bold, "counters"))?;
         for (k, v) in counters {

@@ -284,6 +284,22 @@ pub struct RouteEntry {
 }
 
 impl RouteEntry {
+    /// An unused entry.
+    pub const UNUSED: RouteEntry = RouteEntry {
+        name: [0; 32],
+        addr: [0; 64],
+        state: 0,
+        _pad: [0; 7],
+        since_ms: 0,
+        retry_ms: 0,
+        connects: 0,
+        failures: 0,
+        sent: 0,
+        received: 0,
+        refused: 0,
+        last_error: [0; 64],
+    };
+
     /// Whether the entry is in use.
     pub fn in_use(&self) -> bool {
         self.state != 0

@@ -4,6 +4,7 @@
 use super::theme::Theme;
 use crate::clock;
 use crate::model::{Link, Model};
+use coventry_shared::event::RouteState;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -58,9 +59,32 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
         for part in [
             format!("reg {registered}/{configured}"),
             format!("calls {}", site.live_calls().count()),
-            format!("pid {}", d.pid),
-            d.bound.clone(),
         ] {
+            spans.push(sep());
+            spans.push(Span::raw(part));
+        }
+        if !site.upstream.is_empty() {
+            spans.push(sep());
+            spans.push(
+                match site
+                    .upstream
+                    .iter()
+                    .find(|u| u.state != RouteState::Connected)
+                {
+                    None => Span::styled("upstream ok", theme.health(true)),
+                    Some(u) => {
+                        // Short words: the header has 80 columns; the log says more.
+                        let word = match u.state {
+                            RouteState::Connecting => "connecting",
+                            RouteState::Reconnecting => "retrying",
+                            RouteState::Connected | RouteState::Down => "DOWN",
+                        };
+                        Span::styled(format!("upstream {} {word}", u.route), theme.health(false))
+                    }
+                },
+            );
+        }
+        for part in [format!("pid {}", d.pid), d.bound.clone()] {
             spans.push(sep());
             spans.push(Span::raw(part));
         }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use coventry_shared::dialplan::Plan;
-use coventry_shared::event::{Event, EventRecord};
+use coventry_shared::event::{Event, EventRecord, RouteState};
 use coventry_shared::stateblock::{
     call_state, put_str, set_bit, Body, CallEntry, HeaderInfo, Snapshot, EXT_CONFIGURED,
 };
@@ -150,6 +150,23 @@ impl Block {
         }
         self.snap.body.calls[self.calls] = c;
         self.calls += 1;
+        self
+    }
+
+    /// An upstream connection serving `route` at `addr` in `state`.
+    pub fn upstream(mut self, route: &str, addr: &str, state: RouteState) -> Block {
+        let slot = self
+            .snap
+            .body
+            .routes
+            .iter()
+            .take_while(|r| r.in_use())
+            .count();
+        let r = &mut self.snap.body.routes[slot];
+        put_str(&mut r.name, route);
+        put_str(&mut r.addr, addr);
+        r.state = state as u8;
+        r.since_ms = NOW - 60_000;
         self
     }
 
