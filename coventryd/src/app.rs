@@ -7,6 +7,7 @@ use crate::publish::Publisher;
 use crate::registrar::Registrar;
 use crate::sip::dest::Dest;
 use crate::switch::{Outbox, Switch};
+use crate::upstream::{Change, TcpEvent, Upstream};
 use coventry_shared::config::Config;
 use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
@@ -102,6 +103,56 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(sock)
 }
 
+fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
+}
+
+/// Bind the UDP socket, and with an upstream configured a TCP listener on the same
+/// address and port (upstream peers send their calls there). Port 0: the kernel
+/// picks a UDP port; a few tries find one that is free on TCP too.
+fn bind_sockets(
+    addr: SocketAddr,
+    with_tcp: bool,
+) -> io::Result<(UdpSocket, Option<tokio::net::TcpListener>)> {
+    let tries = if addr.port() == 0 && with_tcp { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let sock = bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on udp {addr}: {e}")))?;
+        if !with_tcp {
+            return Ok((sock, None));
+        }
+        let local = sock.local_addr()?;
+        match bind_tcp(local) {
+            Ok(l) => return Ok((sock, Some(l))),
+            Err(e) => {
+                last = Some(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on tcp {local}: {e}"),
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("cannot bind")))
+}
+
+/// A link changed: tell the core, log the event.
+fn link_changed(sw: &mut Switch, publisher: &mut Publisher, now: u64, ch: Change) {
+    sw.on_link(ch.link, ch.peer);
+    publisher.event(now, &ch.event);
+}
+
+/// Publish the upstream entries; the core counts the 503s.
+fn publish_routes(up: &Upstream, sw: &Switch, publisher: &mut Publisher) {
+    let mut entries = up.entries();
+    for (e, l) in entries.iter_mut().zip(sw.links()) {
+        e.refused = l.refused;
+    }
+    publisher.set_routes(&entries);
+}
+
 /// Run the switch until SIGTERM or SIGINT.
 pub async fn run(setup: Setup) -> io::Result<()> {
     let Setup {
@@ -112,8 +163,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         state_dir,
     } = setup;
     let addr = listen.unwrap_or(config.server.listen);
-    let sock = bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let (sock, listener) = bind_sockets(addr, !config.upstream.links().is_empty())?;
     let local = sock.local_addr()?;
 
     let registrar = match persist::load_registrations(&state_dir) {
@@ -172,9 +222,20 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         },
     );
     log::info!(
-        "listening on udp {local}; runtime dir {}",
+        "listening on udp {local}{}; runtime dir {}",
+        if listener.is_some() { " and tcp" } else { "" },
         runtime_dir.display()
     );
+    let (mut up, mut tcp_events) = Upstream::start(
+        &sw.config().upstream,
+        listener,
+        sw.config().server.max_message,
+        start,
+    );
+    for ch in up.snapshot() {
+        link_changed(&mut sw, &mut publisher, start, ch);
+    }
+    publish_routes(&up, &sw, &mut publisher);
 
     let mut persister = Persister {
         state_dir,
@@ -207,6 +268,21 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                     Err(e) => log::debug!("recv: {e}"),
                 }
             }
+            ev = tcp_events.recv() => {
+                let now = now_ms();
+                match ev {
+                    Some(TcpEvent::Message { peer, msg }) => {
+                        up.note_received(peer);
+                        guarded("TCP message", || sw.on_stream(now, peer, msg));
+                    }
+                    Some(ev) => {
+                        if let Some(ch) = up.apply(now, ev) {
+                            link_changed(&mut sw, &mut publisher, now, ch);
+                        }
+                    }
+                    None => {}
+                }
+            }
             lines = control.read_lines() => {
                 match lines {
                     Ok(lines) => {
@@ -227,9 +303,12 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
+                if up.take_dirty() {
+                    publish_routes(&up, &sw, &mut publisher);
+                }
                 persister.poll(now, sw.registrar());
             }
-            _ = hup.recv() => reload(&mut sw, config_path.as_ref(), None),
+            _ = hup.recv() => reload(&mut sw, &mut up, config_path.as_ref(), None),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -237,6 +316,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         if !out.is_empty() {
             flush(
                 &sock,
+                &mut up,
                 &mut sw,
                 &mut publisher,
                 &mut persister,
@@ -262,6 +342,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
 
 async fn flush(
     sock: &UdpSocket,
+    up: &mut Upstream,
     sw: &mut Switch,
     publisher: &mut Publisher,
     persister: &mut Persister,
@@ -269,7 +350,7 @@ async fn flush(
     mut out: Outbox,
 ) {
     if let Some(id) = out.reload.take() {
-        reload(sw, config_path, Some(id));
+        reload(sw, up, config_path, Some(id));
         out.merge(sw.take_out());
     }
     let now = now_ms();
@@ -304,7 +385,9 @@ async fn flush(
         let to = match dest {
             Dest::Udp(a) => a,
             Dest::Tcp(a) => {
-                log::debug!("no TCP connection to {a}; dropped");
+                if !up.send(a, bytes) {
+                    log::warn!("no TCP connection to {a}: message dropped");
+                }
                 continue;
             }
         };
@@ -326,14 +409,23 @@ async fn flush(
     persister.poll(now, sw.registrar());
 }
 
-/// Re-read the configuration file; the outcome becomes events.
-fn reload(sw: &mut Switch, path: Option<&PathBuf>, id: Option<Option<u64>>) {
+/// Re-read the configuration file; the outcome becomes events. Upstream links
+/// follow a changed `[upstream]` (the TCP listener itself needs a restart).
+fn reload(sw: &mut Switch, up: &mut Upstream, path: Option<&PathBuf>, id: Option<Option<u64>>) {
+    let before = sw.config().upstream.clone();
     let outcome = match path {
         None => Ok("built-in configuration: nothing to reload".to_string()),
         Some(p) => Config::load(p)
             .map_err(|e| e.to_string())
             .and_then(|c| sw.apply_config(c)),
     };
+    if outcome.is_ok() && sw.config().upstream != before {
+        let cfg = sw.config().upstream.clone();
+        for ch in up.reconfigure(&cfg, now_ms()) {
+            sw.on_link(ch.link, ch.peer);
+            sw.out.events.push(ch.event);
+        }
+    }
     match &outcome {
         Ok(text) => {
             log::info!("{text}");
