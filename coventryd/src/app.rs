@@ -303,9 +303,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
-                if up.take_dirty() {
-                    publish_routes(&up, &sw, &mut publisher);
-                }
+                // Like the counters: the routes' figures move without a state change.
+                publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
             }
             _ = hup.recv() => reload(&mut sw, &mut up, config_path.as_ref(), None),

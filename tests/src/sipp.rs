@@ -144,6 +144,13 @@ impl Sipp {
         self
     }
 
+    /// Bind this local port (`-p`) instead of a fresh one: a phone whose address
+    /// a peer was told beforehand.
+    pub fn on_port(mut self, port: u16) -> Sipp {
+        self.port = port;
+        self
+    }
+
     /// Local port sipp binds (`-p`).
     pub fn local_port(&self) -> u16 {
         self.port

@@ -184,7 +184,6 @@ pub struct Upstream {
     max_message: usize,
     next_link: u64,
     conn_ids: Arc<AtomicU64>,
-    dirty: bool,
 }
 
 impl Upstream {
@@ -231,7 +230,6 @@ impl Upstream {
             max_message,
             next_link: 0,
             conn_ids: Arc::new(AtomicU64::new(0)),
-            dirty: true,
         };
         for (target, kinds) in cfg.links() {
             let link = up.spawn_link(target, kinds, now_ms);
@@ -312,7 +310,6 @@ impl Upstream {
             return match conn.push(bytes) {
                 Ok(()) => {
                     link.status.sent += 1;
-                    self.dirty = true;
                     true
                 }
                 Err(e) => {
@@ -355,7 +352,6 @@ impl Upstream {
             .find(|l| l.conn.is_some() && l.status.peer == Some(peer))
         {
             link.status.received += 1;
-            self.dirty = true;
         }
     }
 
@@ -382,7 +378,6 @@ impl Upstream {
                 let i = self.index(link)?;
                 let l = self.links.get_mut(i)?;
                 l.conn = Some(conn);
-                self.dirty = true;
                 let t = l.status.connected(now_ms, peer)?;
                 log::info!("upstream {} ({}): {}", l.target, l.name(), t.detail);
                 Some(self.change(i, t))
@@ -395,7 +390,6 @@ impl Upstream {
                 let i = self.index(link)?;
                 let l = self.links.get_mut(i)?;
                 l.conn = None;
-                self.dirty = true;
                 log::debug!("upstream {}: {error}; retry in {retry_in:?}", l.target);
                 let t = l.status.failed(now_ms, &error, retry_in)?;
                 log::warn!(
@@ -481,12 +475,6 @@ impl Upstream {
             .collect()
     }
 
-    /// Whether [`Upstream::entries`] changed (counters included) since the last
-    /// call; for publishing on the tick.
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
-    }
-
     /// The state-block entries (at most `stateblock::MAX_ROUTES`), in link order.
     /// `refused` is the core's to fill in: it is the one that answers 503.
     pub fn entries(&self) -> Vec<RouteEntry> {
@@ -552,7 +540,6 @@ impl Upstream {
             l.task.abort();
         }
         self.links = links;
-        self.dirty = true;
         self.refresh_trust();
         self.snapshot()
     }

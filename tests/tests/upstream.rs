@@ -1,0 +1,428 @@
+//! The upstream adapter (issue 6) against a real Kamailio: the daemon keeps TCP
+//! connections to Kamailio's default, emergency and SMS sockets
+//! (`tests/kamailio/upstream.cfg`), Kamailio relays to sipp phones on the far side,
+//! and outside callers come in through Kamailio. Local phones are the in-test UA.
+//! Every test checks what the far side received (sipp's trace), what the local
+//! phones saw, the call records and the upstream state in the state block and
+//! `pbxctl status`.
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::event::{CallOutcome, Event, RouteState};
+use coventry_shared::stateblock::{get_str, Snapshot};
+use coventry_tests::kamailio::{free_udp_tcp_port, Kamailio, KamailioPorts};
+use coventry_tests::sipp::{logged, Sipp, SippChild};
+use coventry_tests::ua::dialog::sdp;
+use coventry_tests::ua::Ua;
+use coventry_tests::{pin_listen_port, poll_until, Conf, Switch, T};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Long enough for a link to come up or notice a loss (back-off is 1 s first).
+const LINK: Duration = Duration::from_secs(15);
+
+/// The far-side phones' ports: a sipp per route, each told its own port.
+struct FarSide {
+    uas: u16,
+    emergency_uas: u16,
+    sms_uas: u16,
+}
+
+/// Kamailio and a coventryd whose `[upstream]` points at it.
+struct Rig {
+    k: Kamailio,
+    sw: Switch,
+}
+
+fn far_side() -> FarSide {
+    FarSide {
+        uas: coventry_tests::free_udp_port(),
+        emergency_uas: coventry_tests::free_udp_port(),
+        sms_uas: coventry_tests::free_udp_port(),
+    }
+}
+
+/// Start Kamailio, then the switch with `conf` plus `[upstream]` routes to it.
+fn rig(far: &FarSide, conf: Conf) -> Rig {
+    let port = free_udp_tcp_port();
+    let k = Kamailio::start(KamailioPorts {
+        coventry: port,
+        uas: far.uas,
+        emergency_uas: far.emergency_uas,
+        sms_uas: far.sms_uas,
+    })
+    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"));
+    let conf = conf
+        .section("upstream", &format!("route = {}", k.main_addr()))
+        .section(
+            "upstream",
+            &format!("emergency_route = {}", k.emergency_addr()),
+        )
+        .section("upstream", &format!("sms_route = {}", k.sms_addr()))
+        .section("upstream", "emergency = 112, 911");
+    let sw = Switch::start(&pin_listen_port(&conf.build(), port));
+    let rig = Rig { k, sw };
+    rig.wait_routes("every route connected", |s| s == [RouteState::Connected; 3]);
+    rig
+}
+
+impl Rig {
+    /// Wait until the route states (in `[upstream]` order) satisfy `ok`.
+    fn wait_routes(&self, what: &str, ok: impl Fn(&[RouteState]) -> bool) -> Snapshot {
+        let deadline = Instant::now() + LINK;
+        loop {
+            let snap = self.sw.snapshot();
+            let states: Vec<RouteState> = snap.routes().map(|r| r.state()).collect();
+            if ok(&states) {
+                return snap;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: routes are {states:?}\n{}\n{}",
+                self.sw.log(),
+                self.k.report()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A registered in-test phone.
+fn phone(sw: &Switch, ext: u16) -> Ua {
+    let mut p = Ua::ext(sw.addr(), ext);
+    p.register(300);
+    p
+}
+
+/// A sipp phone on the far side, listening on `port` (UDP): it answers after
+/// 100 ms; `upstream_uas_call.xml` waits for the BYE, `uas_call_bye.xml` hangs up
+/// after 300 ms.
+fn far_phone(scenario: &str, port: u16, ext: &str) -> SippChild {
+    let sipp = Sipp::new(scenario)
+        .on_port(port)
+        .key("ext", ext)
+        .set("ring", "100")
+        .timeout(Duration::from_secs(20));
+    if scenario == "uas_call_bye.xml" {
+        sipp.set("hold", "300").spawn()
+    } else {
+        sipp.set("linger", "300").spawn()
+    }
+}
+
+/// `pbxctl status --json`'s `upstream` list.
+fn status_upstream(sw: &Switch) -> Vec<Value> {
+    let out = sw.pbxctl(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["upstream"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_call_out_completes_through_kamailio_and_ends_from_either_side() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21, 22]));
+    let mut a = phone(&r.sw, 21);
+
+    // 1. The local phone hangs up.
+    let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
+    let geo = "Geolocation: <cid:target123@21.example>;inserted-by=\"21\"".to_string();
+    let mut call = a.call_start_with("0044123", &sdp("21", 1, "sendrecv"), &[geo.clone()]);
+    a.call_expect(&mut call, 100, T);
+    a.call_expect(&mut call, 180, T);
+    let ok = a.call_expect(&mut call, 200, T);
+    // Our two Record-Route entries below Kamailio's: TCP facing it, UDP facing us.
+    let rr = ok.list("Record-Route");
+    let ours: Vec<&String> = rr.iter().filter(|e| e.contains(&r.sw.host())).collect();
+    assert_eq!(ours.len(), 2, "{}", ok.dump());
+    assert!(ours[0].contains("transport=tcp"), "{}", ok.dump());
+    assert!(!ours[1].contains("transport"), "{}", ok.dump());
+    a.ack(&mut call);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200, "BYE through both proxies");
+    let run = uas.wait();
+    run.assert_success("the far phone (answer, ACK, BYE)");
+    let inv = run.received("INVITE").remove(0);
+    assert!(
+        logged(&run.logs, "ruri").is_some_and(|u| u.starts_with("sip:0044123@")),
+        "{}",
+        run.logs
+    );
+    assert_eq!(
+        inv.header("Geolocation"),
+        Some(&geo["Geolocation: ".len()..]),
+        "Geolocation passes untouched:\n{}",
+        inv.dump()
+    );
+    assert!(
+        inv.header("P-Asserted-Identity")
+            .is_some_and(|p| p.contains("sip:21@")),
+        "the caller is asserted:\n{}",
+        inv.dump()
+    );
+    let vias = inv.list("Via");
+    assert!(
+        vias.iter()
+            .any(|v| v.starts_with("SIP/2.0/TCP") && v.contains(&r.sw.host())),
+        "our Via over TCP:\n{}",
+        inv.dump()
+    );
+    let rec = r.sw.expect_record(0, "21", "0044123", T);
+    assert_eq!(rec.outcome, CallOutcome::Completed);
+
+    // 2. The far phone hangs up: its BYE crosses Kamailio and the switch to us.
+    let mark = r.sw.mark();
+    let uas = far_phone("uas_call_bye.xml", far.uas, "0044124");
+    let mut call = a.call_start("0044124", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let bye = a.expect_method("BYE", "the far side's BYE", T);
+    a.respond(&bye, 200, None);
+    uas.wait().assert_success("the far phone that hangs up");
+    let rec = r.sw.expect_record(mark, "21", "0044124", T);
+    assert_eq!(rec.outcome, CallOutcome::Completed);
+
+    let ups = status_upstream(&r.sw);
+    assert_eq!(ups.len(), 3, "{ups:?}");
+    assert!(ups.iter().all(|u| u["state"] == "connected"), "{ups:?}");
+    assert!(ups[0]["sent"].as_u64().unwrap() >= 4, "{ups:?}");
+}
+
+#[test]
+fn an_emergency_number_takes_its_own_route() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21]));
+    let mut a = phone(&r.sw, 21);
+    let uas = far_phone("upstream_uas_call.xml", far.emergency_uas, "112");
+    let mut call = a.call_start("112", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200);
+    let run = uas.wait();
+    run.assert_success("the emergency desk");
+    assert!(
+        logged(&run.logs, "ruri").is_some_and(|u| u.starts_with("sip:112@")),
+        "{}",
+        run.logs
+    );
+    assert!(
+        r.k.rig_log().contains("emergency route"),
+        "Kamailio got it on its emergency socket:\n{}",
+        r.k.rig_log()
+    );
+}
+
+#[test]
+fn a_text_to_a_number_reaches_the_sms_route() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21]));
+    let mut a = phone(&r.sw, 21);
+    let gateway = Sipp::new("uas_message.xml")
+        .on_port(far.sms_uas)
+        .timeout(Duration::from_secs(15))
+        .spawn();
+    assert_eq!(a.message("0044777", "hello outside"), 200);
+    let run = gateway.wait();
+    run.assert_success("the SMS gateway");
+    assert_eq!(
+        logged(&run.logs, "text"),
+        Some("hello outside"),
+        "{}",
+        run.logs
+    );
+    assert!(r.k.rig_log().contains("sms route"), "{}", r.k.rig_log());
+    r.sw.wait_event(
+        |e| matches!(e, Event::Message { to, status: 200, .. } if to == "0044777"),
+        T,
+    )
+    .unwrap_or_else(|| panic!("no message event:\n{}", r.sw.events_text(0)));
+}
+
+#[test]
+fn an_inbound_call_follows_forward_on_busy() {
+    let far = far_side();
+    let conf = Conf::new(&[21, 22, 23]).ext_line(22, "lines = 1");
+    let r = rig(&far, conf);
+    let mut b = phone(&r.sw, 22);
+    let a = phone(&r.sw, 21);
+    let c = phone(&r.sw, 23);
+    let out = r.sw.pbxctl(&["forward", "22", "23", "--busy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 22 is busy: its one line is in a call with 21.
+    let mut busy = b.call_start("21", &sdp("22", 1, "sendrecv"));
+    let inv = a.expect_invite("22's call", T);
+    a.respond_sdp(&inv, 200, &sdp("21", 1, "sendrecv"));
+    b.call_expect(&mut busy, 200, T);
+    b.ack(&mut busy);
+
+    // An outside caller dials 22 through Kamailio.
+    let mark = r.sw.mark();
+    let caller = Sipp::new("upstream_uac_call.xml")
+        .remote(r.k.main_addr())
+        .key("ext", "+441632960001")
+        .key("target", "22")
+        .set("hold", "300")
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    let inv = c.expect_invite("the forwarded call", T);
+    assert!(
+        inv.header("From")
+            .is_some_and(|f| f.contains("+441632960001")),
+        "{}",
+        inv.dump()
+    );
+    let rr = inv.list("Record-Route");
+    assert!(!rr[0].contains("transport"), "UDP side first: {rr:?}");
+    assert!(rr[1].contains("transport=tcp"), "then the TCP side: {rr:?}");
+    c.respond(&inv, 180, None);
+    c.respond_sdp(&inv, 200, &sdp("23", 1, "sendrecv"));
+    c.expect_method("ACK", "the outside caller's ACK", T);
+    let bye = c.expect_method("BYE", "the outside caller's BYE", T);
+    c.respond(&bye, 200, None);
+    caller.wait().assert_success("the outside caller");
+    let rec = r.sw.expect_record(mark, "+441632960001", "22", T);
+    assert_eq!(rec.outcome, CallOutcome::Completed);
+    assert!(
+        r.sw.events_text(mark).contains("call"),
+        "{}",
+        r.sw.events_text(mark)
+    );
+}
+
+#[test]
+fn kamailio_stopped_gives_503_at_once_and_the_switch_reconnects() {
+    let far = far_side();
+    let mut r = rig(&far, Conf::new(&[21]));
+    let mut a = phone(&r.sw, 21);
+    let mark = r.sw.mark();
+    r.k.stop();
+    r.wait_routes("the routes notice", |s| {
+        s.iter().all(|st| *st != RouteState::Connected)
+    });
+    let ups = status_upstream(&r.sw);
+    assert!(
+        ups.iter()
+            .all(|u| u["state"] != "connected" && u["failures"].as_u64() >= Some(1)),
+        "{ups:?}"
+    );
+    let t0 = Instant::now();
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    let fin = a.call_expect_final(&mut call, 503, T);
+    assert!(t0.elapsed() < Duration::from_secs(2), "503 promptly");
+    assert!(fin.header("Retry-After").is_some(), "{}", fin.dump());
+    assert_eq!(a.message("0044777", "anyone?"), 503);
+    r.sw.wait_event_after(
+        mark,
+        |e| matches!(e, Event::Upstream { state, .. } if *state != RouteState::Connected),
+        T,
+    )
+    .unwrap_or_else(|| panic!("no Upstream event:\n{}", r.sw.events_text(mark)));
+    poll_until(T, || {
+        let snap = r.sw.snapshot();
+        let refused = snap.routes().map(|e| e.refused).collect::<Vec<_>>();
+        (refused == [1, 0, 1]).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the call counts on the default route, the text on sms"));
+    let snap = r.sw.snapshot();
+    assert!(snap.routes().all(|e| !get_str(&e.last_error).is_empty()));
+
+    // Kamailio comes back: the switch reconnects by itself and calls go through.
+    r.k.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    r.wait_routes("reconnected", |s| s == [RouteState::Connected; 3]);
+    let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200);
+    uas.wait().assert_success("the call after the reconnect");
+    let ups: Vec<RouteState> =
+        r.sw.events()
+            .iter()
+            .skip(mark)
+            .filter_map(|e| match &e.event {
+                Event::Upstream { route, state, .. } if route == "default" => Some(*state),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(
+        ups.first(),
+        Some(&RouteState::Reconnecting),
+        "an event when the route went: {ups:?}"
+    );
+    assert_eq!(
+        ups.last(),
+        Some(&RouteState::Connected),
+        "and when it came back: {ups:?}"
+    );
+}
+
+#[test]
+fn a_peer_sending_garbage_is_cut_off_and_local_calls_go_on() {
+    // A fake upstream: the switch connects, we send garbage.
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let port = free_udp_tcp_port();
+    let conf = Conf::new(&[21, 22]).section("upstream", &format!("route = {fake_addr}"));
+    let sw = Switch::start(&pin_listen_port(&conf.build(), port));
+    fake.set_nonblocking(false).unwrap();
+    let (mut conn, _) = fake.accept().unwrap();
+    conn.set_read_timeout(Some(T)).unwrap();
+    // A request head without Content-Length cannot be framed on a stream.
+    conn.write_all(
+        b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKg\r\n\
+          From: <sip:x@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: garbage\r\nCSeq: 1 OPTIONS\r\n\r\n\
+          and then some garbage",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let eof = conn.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(eof.is_ok(), "the switch closes the connection: {eof:?}");
+    assert!(
+        got.starts_with("SIP/2.0 400"),
+        "an error, then EOF: {got:?}"
+    );
+    // It reconnects by itself (back-off), not trusting the old stream.
+    let (mut again, _) = fake.accept().unwrap();
+    poll_until(T, || {
+        let e = sw.snapshot().routes().next().copied()?;
+        get_str(&e.last_error).contains("garbage").then_some(())
+    })
+    .unwrap_or_else(|| panic!("last_error names the garbage:\n{}", sw.log()));
+
+    // An inbound connection from a (trusted, loopback) peer sending garbage is cut off too.
+    let mut inbound = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    inbound.set_read_timeout(Some(T)).unwrap();
+    inbound.write_all(&[0xff; 9000]).unwrap();
+    let mut rest = Vec::new();
+    let eof = inbound.read_to_end(&mut rest);
+    assert!(
+        eof.is_ok(),
+        "the switch closes the inbound connection: {eof:?}"
+    );
+
+    // Local calls are not affected.
+    let mut a = phone(&sw, 21);
+    let b = phone(&sw, 22);
+    let mut call = a.call_start("22", &sdp("21", 1, "sendrecv"));
+    let inv = b.expect_invite("a local call", T);
+    b.respond_sdp(&inv, 200, &sdp("22", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200);
+    let _ = b.expect_method("BYE", "the BYE", T);
+    // The new link is alive: a CRLF ping from the peer gets its pong.
+    again.set_read_timeout(Some(T)).unwrap();
+    again.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    again.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n");
+}
