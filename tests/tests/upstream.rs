@@ -127,7 +127,11 @@ fn a_call_out_completes_through_kamailio_and_ends_from_either_side() {
     // 1. The local phone hangs up.
     let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
     let geo = "Geolocation: <cid:target123@21.example>;inserted-by=\"21\"".to_string();
-    let mut call = a.call_start_with("0044123", &sdp("21", 1, "sendrecv"), &[geo.clone()]);
+    let mut call = a.call_start_with(
+        "0044123",
+        &sdp("21", 1, "sendrecv"),
+        std::slice::from_ref(&geo),
+    );
     a.call_expect(&mut call, 100, T);
     a.call_expect(&mut call, 180, T);
     let ok = a.call_expect(&mut call, 200, T);
