@@ -430,3 +430,86 @@ fn a_peer_sending_garbage_is_cut_off_and_local_calls_go_on() {
     again.read_exact(&mut pong).unwrap();
     assert_eq!(&pong, b"\r\n");
 }
+
+#[test]
+fn a_text_from_outside_reaches_the_phone_and_status_shows_the_routes() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21]));
+    let a = phone(&r.sw, 21);
+    Sipp::new("upstream_uac_message.xml")
+        .remote(r.k.main_addr())
+        .key("ext", "+441632960002")
+        .key("target", "21")
+        .key("text", "parcel at the door")
+        .run()
+        .assert_success("a text from outside through Kamailio");
+    let m = a.expect_request("the text from outside", T);
+    assert_eq!(m.method().as_deref(), Some("MESSAGE"), "{}", m.dump());
+    assert_eq!(m.body, b"parcel at the door");
+    assert!(
+        m.header("From")
+            .is_some_and(|f| f.contains("+441632960002")),
+        "{}",
+        m.dump()
+    );
+    let out = r.sw.pbxctl(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for route in ["default", "emergency", "sms"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(route) && l.contains("connected")),
+            "pbxctl status shows {route}:\n{text}"
+        );
+    }
+    // Forwarded to an outside number, `why` names the route.
+    assert!(r.sw.pbxctl(&["forward", "21", "0044999"]).status.success());
+    let why = r.sw.pbxctl(&["why", "21"]);
+    let why = String::from_utf8_lossy(&why.stdout);
+    assert!(
+        why.contains("upstream to 0044999 on the default route (connected)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_reload_adds_an_upstream() {
+    let far = far_side();
+    let port = free_udp_tcp_port();
+    let k = Kamailio::start(KamailioPorts {
+        coventry: port,
+        uas: far.uas,
+        emergency_uas: far.emergency_uas,
+        sms_uas: far.sms_uas,
+    })
+    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"));
+    let sw = Switch::start(&pin_listen_port(&Conf::new(&[21]).build(), port));
+    let mut a = phone(&sw, 21);
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    a.call_expect_final(&mut call, 404, T);
+    assert!(status_upstream(&sw).is_empty());
+
+    let with = Conf::new(&[21]).section("upstream", &format!("route = {}", k.main_addr()));
+    std::fs::write(
+        sw.root().join("coventry.conf"),
+        pin_listen_port(&with.build(), port),
+    )
+    .unwrap();
+    let out = sw.pbxctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    poll_until(LINK, || {
+        let ups = status_upstream(&sw);
+        (ups.len() == 1 && ups[0]["state"] == "connected").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the new route connects:\n{}", sw.log()));
+    let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200);
+    uas.wait().assert_success("the first call after the reload");
+}
