@@ -186,6 +186,18 @@ impl Console {
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("1"), Some(st), _) if !st.is_empty() => Some(st.to_string()),
                 (Some("1"), _, Some(sig)) if !sig.is_empty() => Some(format!("sig {sig}")),
+                (Some("1"), _, _) => {
+                    // Dead but not reaped: tmux with libutempter can miss the
+                    // SIGCHLD of a pane that exits while utempter's helper runs
+                    // (tmux issue #311). Another SIGCHLD makes it reap.
+                    if let Ok(pid) = self.pane("#{pid}").parse::<i32>() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGCHLD,
+                        );
+                    }
+                    None
+                }
                 _ => None,
             }
         })
