@@ -113,3 +113,63 @@ fn oversized_and_garbage_get_answers_or_silence_not_panics() {
     assert_eq!(sw.counters().malformed, 1);
     assert_eq!(sw.counters().too_large, 1);
 }
+
+/// Requests and responses as they cross the upstream: a call out, a call in from
+/// the peer (over TCP), an in-dialog BYE with Route headers, a response.
+const UPSTREAM_SEEDS: &[&str] = &[
+    "INVITE sip:0044123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKu1;rport\r\n\
+     Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=1\r\nTo: <sip:0044123@test>\r\nCall-ID: u1\r\n\
+     CSeq: 1 INVITE\r\nContact: <sip:21@127.0.0.1:6000>\r\nGeolocation: <cid:x@y>\r\n\
+     Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+    "INVITE sip:21@127.0.0.1:5060;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKu2\r\n\
+     Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>, <sip:127.0.0.1:5070;lr>\r\nMax-Forwards: 69\r\n\
+     From: <sip:+44@p>;tag=2\r\nTo: <sip:21@p>\r\nCall-ID: u2\r\nCSeq: 1 INVITE\r\n\
+     Contact: <sip:+44@127.0.0.1:7000>\r\nContent-Length: 0\r\n\r\n",
+    "BYE sip:21@127.0.0.1:6000 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKu3\r\n\
+     Route: <sip:127.0.0.1:5060;transport=tcp;lr;cv=000000>, <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 69\r\n\
+     From: <sip:+44@p>;tag=2\r\nTo: <sip:21@p>;tag=9\r\nCall-ID: u2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+    "MESSAGE sip:21@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKu4\r\n\
+     From: <sip:+44@p>;tag=4\r\nTo: <sip:21@p>\r\nCall-ID: u4\r\nCSeq: 1 MESSAGE\r\n\
+     Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKcvs0000000000000001\r\n\
+     Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKx;rport=6000\r\nFrom: <sip:a@b>;tag=1\r\n\
+     To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+];
+
+/// A switch with a connected upstream link.
+fn upstream_switch() -> Switch {
+    let text = format!("{CONFIG}[upstream]\nroute = 127.0.0.1:5070\n");
+    let config = Config::parse(Path::new("test.conf"), &text).expect("config");
+    let mut sw = Switch::new(
+        config,
+        "127.0.0.1:5060".parse().expect("addr"),
+        Registrar::new(),
+    );
+    sw.on_link(0, Some("127.0.0.1:5070".parse().expect("addr")));
+    sw
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn mutated_upstream_traffic_never_panics(seed in 0..UPSTREAM_SEEDS.len(),
+                                             edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..12),
+                                             up in any::<bool>()) {
+        let mut sw = upstream_switch();
+        let bytes = mutate(UPSTREAM_SEEDS[seed].as_bytes(), &edits);
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        if let Ok(coventryd::sip::wire::StreamFrame::Message { msg, .. }) =
+            coventryd::sip::wire::parse_stream(&bytes, 8192)
+        {
+            sw.on_stream(1_000, peer, msg);
+        }
+        sw.on_datagram(1_001, src(), &bytes);
+        sw.on_link(0, up.then_some(peer));
+        sw.on_tick(40_000);
+        let out = sw.take_out();
+        for (to, _) in &out.sends {
+            prop_assert!(to.ip().is_loopback());
+        }
+    }
+}
