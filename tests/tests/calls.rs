@@ -1365,7 +1365,9 @@ fn sipp_hold_and_resume() {
 // ACK, 2xx, BYE, the failure and its ACK). sipp has no seed option: the runs are
 // random, so the four calls run at once and the phones stay 4 s after their last
 // message to answer retransmissions (four more tries). Extension 22 gets
-// `lines = 4` so the calls are not busy.
+// `lines = 4` so the calls are not busy. They were ignored for an occasional 408
+// seen while two retransmission bugs were being fixed; after the fixes 101 runs of
+// the three (1,212 calls, up to 6 runs at once and both cores loaded) all passed.
 
 const LOSS: u32 = 5;
 const LINGER: &str = "4000";
@@ -1396,7 +1398,6 @@ fn loss_records(sw: &Switch, n: usize, outcome: CallOutcome, status: u16) {
 }
 
 #[test]
-#[ignore = "random loss (sipp has no seed): an occasional 408 is still unexplained; run with --ignored"]
 fn sipp_calls_with_packet_loss() {
     let sw = Switch::start(&loss_conf().build());
     let uas = sipp_callee(
@@ -1424,7 +1425,6 @@ fn sipp_calls_with_packet_loss() {
 }
 
 #[test]
-#[ignore = "random loss (sipp has no seed): an occasional 408 is still unexplained; run with --ignored"]
 fn sipp_bye_from_callee_with_packet_loss() {
     let sw = Switch::start(&loss_conf().build());
     let uas = sipp_callee(
@@ -1450,7 +1450,6 @@ fn sipp_bye_from_callee_with_packet_loss() {
 }
 
 #[test]
-#[ignore = "random loss (sipp has no seed): an occasional 408 is still unexplained; run with --ignored"]
 fn sipp_busy_with_packet_loss() {
     let sw = Switch::start(&loss_conf().build());
     let uas = sipp_callee(
