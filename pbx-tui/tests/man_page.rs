@@ -84,7 +84,9 @@ From top to bottom:
 .TP
 .B header
 The switch's condition (\fBup\fR with its uptime, \fBSTALE\fR, \fBDOWN\fR), registered
-of configured extensions, live calls, the daemon's pid and address, and the time.
+of configured extensions, live calls, the upstream when one is configured
+(\fBupstream ok\fR, or the first route that is not connected:
+\fBupstream emergency retrying\fR), the daemon's pid and address, and the time.
 .TP
 .B banner
 Only when something is wrong: the daemon is down (no state block, or its process is

@@ -96,8 +96,14 @@ pub struct GlobalOpts {
 /// The commands of pbxctl.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
-    /// Show the daemon: pid, uptime, dial plan, address, heartbeat, counters, and the
-    /// extensions with forwards or do not disturb.
+    /// Show the daemon: pid, uptime, dial plan, address, heartbeat, the upstream
+    /// routes, counters, and the extensions with forwards or do not disturb.
+    ///
+    /// The upstream section lists each `[upstream]` peer with the routes it serves
+    /// (default, emergency, sms), its state (connecting, connected, reconnecting,
+    /// down) and since when, messages sent and received, connections made, failures,
+    /// calls and texts refused with 503 while it was not connected, and the last
+    /// error with the next attempt.
     ///
     /// The settings section lists, per extension, do not disturb and the forwards
     /// (always, busy, no-answer) with when they revert by themselves; the switch keeps

@@ -2,7 +2,7 @@
 //! so the same model always draws the same screen.
 //!
 //! ```text
-//! header   switch status, counts, clock
+//! header   switch status, counts, upstream, clock
 //! banner   only when the daemon is down or stale
 //! grid | detail of the selected extension
 //! calls
