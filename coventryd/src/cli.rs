@@ -7,6 +7,12 @@ use std::path::PathBuf;
 /// Coventry SIP switch: registers phones, connects calls and delivers text messages
 /// for a home, office or apartment building.
 ///
+/// Phones talk UDP SIP. Numbers that are not local, emergency numbers and texts to
+/// numbers go over TCP SIP to the `[upstream]` routes of the configuration (a SIP
+/// adapter, a provider, a Kamailio or Asterisk), kept connected with back-off and
+/// keep-alives; with an upstream configured the switch also listens on TCP, on the
+/// same address and port, for calls and texts from the upstream peers.
+///
 /// Runs in the foreground and logs to standard error. SIGTERM or SIGINT stop it
 /// cleanly; SIGHUP reloads the configuration. Without a configuration file it starts
 /// on a built-in default: a 2-digit plan with extensions 10-19 whose generated secrets
@@ -30,7 +36,8 @@ pub struct Cli {
     pub state_dir: Option<PathBuf>,
 
     /// Listen on this UDP address:port instead of the configured one (port 0 picks a
-    /// free port; the bound address is published in the state block).
+    /// free port; the bound address is published in the state block). With an
+    /// upstream configured, TCP listens on the same address and port.
     #[arg(long, value_name = "ADDR:PORT", env = "COVENTRY_LISTEN")]
     pub listen: Option<SocketAddr>,
 

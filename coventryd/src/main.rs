@@ -70,8 +70,21 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        let links = config.upstream.links();
+        let upstream = if links.is_empty() {
+            "none".to_string()
+        } else {
+            links
+                .iter()
+                .map(|(hp, kinds)| {
+                    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                    format!("{} {hp}", names.join("+"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "configuration ok: {} plan, {} extensions, {} groups, listen {}, realm {}",
+            "configuration ok: {} plan, {} extensions, {} groups, listen {}, realm {}, upstream {upstream}",
             config.server.plan,
             config.lines.len(),
             config.groups.len(),
