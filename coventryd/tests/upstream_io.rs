@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
 /// The longest any single expected thing may take.
@@ -118,7 +118,7 @@ async fn silent(s: &mut TcpStream, d: Duration) {
 /// The main loop's part: events applied, messages collected.
 struct Harness {
     up: Upstream,
-    rx: UnboundedReceiver<TcpEvent>,
+    rx: Receiver<TcpEvent>,
     messages: VecDeque<(SocketAddr, rsip::SipMessage)>,
     inbound_opened: Vec<SocketAddr>,
     inbound_closed: Vec<(SocketAddr, String)>,

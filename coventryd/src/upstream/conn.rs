@@ -112,7 +112,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     mut ctl: ConnCtl,
     mut params: ConnParams,
-    tx: &mpsc::UnboundedSender<TcpEvent>,
+    tx: &mpsc::Sender<TcpEvent>,
 ) -> String {
     let started = Instant::now();
     let mut keepalive = params.keepalive.as_ref().map(|(interval, timeout)| {
@@ -175,7 +175,7 @@ pub(crate) async fn run(
                 }
                 out.extend(framed.replies);
                 for msg in framed.messages {
-                    if tx.send(TcpEvent::Message { peer, msg }).is_err() {
+                    if tx.send(TcpEvent::Message { peer, msg }).await.is_err() {
                         return "switch stopped".to_owned();
                     }
                 }

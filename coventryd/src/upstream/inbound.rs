@@ -32,7 +32,7 @@ pub(crate) struct Acceptor {
     /// Source of connection ids.
     pub ids: Arc<AtomicU64>,
     /// Where events go.
-    pub tx: mpsc::UnboundedSender<TcpEvent>,
+    pub tx: mpsc::Sender<TcpEvent>,
 }
 
 impl Acceptor {
@@ -69,7 +69,7 @@ impl Acceptor {
                     }
                     let (handle, ctl) = conn::pair(self.ids.fetch_add(1, Ordering::Relaxed));
                     let id = handle.id();
-                    if self.tx.send(TcpEvent::InboundOpened { peer, conn: handle }).is_err() {
+                    if self.tx.send(TcpEvent::InboundOpened { peer, conn: handle }).await.is_err() {
                         return;
                     }
                     log::info!("tcp connection from upstream peer {peer}");
@@ -82,7 +82,7 @@ impl Acceptor {
                     };
                     conns.spawn(async move {
                         let error = conn::run(stream, peer, ctl, params, &tx).await;
-                        let _ = tx.send(TcpEvent::InboundClosed { peer, conn: id, error });
+                        let _ = tx.send(TcpEvent::InboundClosed { peer, conn: id, error }).await;
                     });
                 }
             }

@@ -31,7 +31,7 @@ pub(crate) struct LinkTask {
     /// Source of connection ids.
     pub ids: Arc<AtomicU64>,
     /// Where events go.
-    pub tx: mpsc::UnboundedSender<TcpEvent>,
+    pub tx: mpsc::Sender<TcpEvent>,
 }
 
 impl LinkTask {
@@ -45,7 +45,7 @@ impl LinkTask {
                 if ips != known_ips {
                     known_ips.clone_from(&ips);
                     let ev = TcpEvent::Resolved { link: self.id, ips };
-                    if self.tx.send(ev).is_err() {
+                    if self.tx.send(ev).await.is_err() {
                         return;
                     }
                 }
@@ -59,7 +59,7 @@ impl LinkTask {
                         peer,
                         conn: handle,
                     };
-                    if self.tx.send(up).is_err() {
+                    if self.tx.send(up).await.is_err() {
                         return;
                     }
                     let params = ConnParams {
@@ -83,7 +83,7 @@ impl LinkTask {
                 error,
                 retry_in,
             };
-            if self.tx.send(down).is_err() {
+            if self.tx.send(down).await.is_err() {
                 return;
             }
             tokio::time::sleep(retry_in).await;

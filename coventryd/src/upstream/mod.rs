@@ -7,7 +7,9 @@
 //! - `conn.rs`: one connection's read/write loop; `link.rs`: the persistent
 //!   outbound task per link; `inbound.rs`: the accept loop.
 //!
-//! Tasks report through one unbounded channel of [`TcpEvent`]s; the main loop hands
+//! Tasks report through one bounded channel of [`TcpEvent`]s (a peer sending faster
+//! than the switch handles waits: its reader stops reading, TCP pushes back); the
+//! main loop hands
 //! [`TcpEvent::Message`] to the core and everything else to [`Upstream::apply`],
 //! which keeps the picture the core and the state block see. Everything runs on the
 //! caller's tokio runtime; dropping the [`Upstream`] ends every task and connection.
@@ -35,6 +37,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+/// Events queued for the main loop before the connections' readers wait.
+pub const EVENTS: usize = 4096;
 
 /// Identifies one outbound link task (stable across reloads that keep the link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,7 +179,7 @@ impl Link {
 pub struct Upstream {
     links: Vec<Link>,
     inbound: HashMap<SocketAddr, Conn>,
-    tx: mpsc::UnboundedSender<TcpEvent>,
+    tx: mpsc::Sender<TcpEvent>,
     acceptor: Option<JoinHandle<()>>,
     trust_cfg: Vec<IpAddr>,
     trust: watch::Sender<HashSet<IpAddr>>,
@@ -196,7 +201,7 @@ impl Upstream {
         listener: Option<TcpListener>,
         max_message: usize,
         now_ms: u64,
-    ) -> (Upstream, mpsc::UnboundedReceiver<TcpEvent>) {
+    ) -> (Upstream, mpsc::Receiver<TcpEvent>) {
         Upstream::start_with(
             cfg,
             listener,
@@ -213,8 +218,8 @@ impl Upstream {
         max_message: usize,
         now_ms: u64,
         timings: Timings,
-    ) -> (Upstream, mpsc::UnboundedReceiver<TcpEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (Upstream, mpsc::Receiver<TcpEvent>) {
+        let (tx, rx) = mpsc::channel(EVENTS);
         let (trust, trust_rx) = watch::channel(HashSet::new());
         let (keepalive, _) = watch::channel(timings.keepalive);
         let mut up = Upstream {
