@@ -257,3 +257,41 @@ fn a_stranger_cannot_end_someone_elses_call() {
     assert!(to(&out, 6035).is_empty(), "the callee never sees it");
     assert!(lab.records().is_empty(), "the call goes on");
 }
+
+#[test]
+fn an_answered_call_ends_after_max_duration() {
+    let conf = CONF.replace("noanswer = 3\n", "noanswer = 3\nmax_duration = 60\n");
+    let mut lab = Lab::with_config(&conf);
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "long");
+    let inv = to(&sent, 6035)[0].to_string();
+    let ok = lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
+    assert_eq!(status(to(&ok, 6021)[0]), 200);
+    let quiet = lab.advance(59_000);
+    assert!(
+        quiet.iter().all(|(_, m)| !m.starts_with("BYE")),
+        "not before max_duration"
+    );
+    let byes = lab.advance(2_000);
+    let to_callee = to(&byes, 6035);
+    let to_caller = to(&byes, 6021);
+    assert!(
+        to_callee
+            .iter()
+            .any(|m| m.starts_with("BYE sip:x@127.0.0.1:6035")),
+        "{byes:?}"
+    );
+    assert!(
+        to_caller
+            .iter()
+            .any(|m| m.starts_with("BYE sip:21@127.0.0.1:6021")),
+        "{byes:?}"
+    );
+    let recs = lab.records();
+    assert_eq!((recs[0].0, recs[0].1), (CallOutcome::Completed, 200));
+    assert!(lab
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Warning { text } if text.contains("max_duration"))));
+}

@@ -75,6 +75,9 @@ pub struct CallsConfig {
     pub ring: u32,
     /// Rings before an unanswered call ends as "no answer".
     pub noanswer: u32,
+    /// Longest an answered call lasts, seconds (0: no limit): the switch then hangs
+    /// up both sides, so a call whose BYE was lost does not stay forever.
+    pub max_duration: u32,
 }
 
 /// One extension (a `[NN]` section).
@@ -403,6 +406,7 @@ impl Default for CallsConfig {
         CallsConfig {
             ring: 5,
             noanswer: 6,
+            max_duration: 43_200,
         }
     }
 }
@@ -788,6 +792,13 @@ impl<'f> Parser<'f> {
         match k {
             "ring" => self.calls.ring = num(v, 1, 60)?,
             "noanswer" | "no_answer" => self.calls.noanswer = num(v, 1, 100)?,
+            "max_duration" => {
+                let n = num(v, 0, 604_800)?;
+                if n > 0 && n < 60 {
+                    return Err("max_duration is 0 (no limit) or at least 60 seconds".into());
+                }
+                self.calls.max_duration = n;
+            }
             _ => return Err("unknown key".into()),
         }
         Ok(())
@@ -1046,7 +1057,8 @@ mod tests {
             c.calls,
             CallsConfig {
                 ring: 4,
-                noanswer: 3
+                noanswer: 3,
+                max_duration: 43_200,
             }
         );
         assert_eq!(c.groups[&100], vec![21, 22]);

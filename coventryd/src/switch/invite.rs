@@ -826,6 +826,7 @@ impl Switch {
     /// our final's retransmissions (G/H); then forget finished calls.
     pub(super) fn calls_tick(&mut self, now_ms: u64) {
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
+        let max_ms = u64::from(self.config.calls.max_duration) * 1000;
         // Live calls every tick; the ended ones lingering for Timer D (their
         // retransmissions, their removal) twice a second: under load they are
         // thousands, and T1 is 500 ms anyway.
@@ -873,6 +874,9 @@ impl Switch {
             {
                 no_answer = true;
             }
+            let too_long = call.phase == CallPhase::Answered
+                && max_ms > 0
+                && now_ms >= call.answer_ms.saturating_add(max_ms);
             if let Some(fr) = call.final_retx.as_mut() {
                 match fr.due(now_ms, T2_MS) {
                     Ok(true) => resend.push((fr.dest, fr.bytes.clone())),
@@ -887,6 +891,19 @@ impl Switch {
             if ring_changed {
                 self.call_event(no);
                 self.publish_call(no);
+            }
+            if too_long {
+                let text = format!(
+                    "call {no} hung up by the switch after {} s ([calls] max_duration)",
+                    max_ms / 1000
+                );
+                log::warn!("{text}");
+                self.out
+                    .events
+                    .push(coventry_shared::event::Event::Warning { text });
+                self.bye_both(now_ms, no);
+                self.end_call(now_ms, no, CallOutcome::Completed, 200);
+                continue;
             }
             for i in timed_out {
                 if let Some(b) = self
