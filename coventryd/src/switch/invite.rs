@@ -277,25 +277,39 @@ impl Switch {
                     ..Rewrite::default()
                 },
             );
-            self.send(dest, bytes.clone());
-            let Some(call) = self.calls.calls.get_mut(&no) else {
-                return;
-            };
-            let idx = call.branches.len();
-            call.branches.push(Branch {
-                id: id.clone(),
-                uri,
-                dest,
-                via,
-                state: BranchState::Calling,
-                retx: Retx::new(bytes, dest, now_ms, T2_MS * 16),
-                cancel_wanted: false,
-                cancelled: false,
-                status: None,
-                ext,
-            });
-            self.calls.by_branch.insert(id, (no, idx));
+            self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, ext);
         }
+    }
+
+    /// Send call `no`'s INVITE `bytes` as a new branch (`id`, our `via`) to `uri`
+    /// at `dest`, for extension `ext` (0: upstream), with Timers A and B.
+    pub(super) fn start_branch(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        (id, via): (String, String),
+        (uri, dest): (String, Dest),
+        bytes: Vec<u8>,
+        ext: u16,
+    ) {
+        self.send(dest, bytes.clone());
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        let idx = call.branches.len();
+        call.branches.push(Branch {
+            id: id.clone(),
+            uri,
+            dest,
+            via,
+            state: BranchState::Calling,
+            retx: Retx::new(bytes, dest, now_ms, T2_MS * 16),
+            cancel_wanted: false,
+            cancelled: false,
+            status: None,
+            ext,
+        });
+        self.calls.by_branch.insert(id, (no, idx));
     }
 
     /// Answer the caller's INVITE: `resp` relayed from a branch, or our own `code`.

@@ -6,14 +6,12 @@
 //! The connections themselves live in the I/O shell (`crate::upstream`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
-use super::call::{Branch, BranchState, Retx};
 use super::reply::Replier;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::wire::{parse_name_addr, parse_uri};
-use crate::transaction::T2_MS;
 use coventry_shared::config::{HostPort, Identity, RouteKind, UpstreamConfig};
 use coventry_shared::event::{CallOutcome, Event};
 use std::net::{IpAddr, SocketAddr};
@@ -192,8 +190,12 @@ impl Switch {
         format!("sip:{number}@{domain}")
     }
 
-    /// `"Display" <sip:21@realm>` for extension `ext`.
-    fn asserted_identity(&self, ext: u16) -> String {
+    /// The P-Asserted-Identity for requests from extension `ext` (none for calls
+    /// from upstream, `ext` 0, or with `identity = from`).
+    fn asserted_identity(&self, ext: u16) -> Option<String> {
+        if self.config.upstream.identity != Identity::Pai || ext == 0 {
+            return None;
+        }
         let display = self
             .config
             .lines
@@ -206,7 +208,7 @@ impl Switch {
             .domain
             .clone()
             .unwrap_or_else(|| self.config.server.realm.clone());
-        format!("\"{display}\" <sip:{ext}@{host}>")
+        Some(format!("\"{display}\" <sip:{ext}@{host}>"))
     }
 
     /// Refuse a request because its route is down: 503 with Retry-After.
@@ -239,8 +241,7 @@ impl Switch {
         let via = self.via_to(dest, &id);
         let rr = self.record_route_between(from, dest);
         let uri = self.upstream_uri(number, link);
-        let pai = (self.config.upstream.identity == Identity::Pai && caller != 0)
-            .then(|| self.asserted_identity(caller));
+        let pai = self.asserted_identity(caller);
         let mut prepend = vec![("Via", via.as_str()), ("Record-Route", rr.as_str())];
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
@@ -257,24 +258,7 @@ impl Switch {
                 ..Rewrite::default()
             },
         );
-        self.send(dest, bytes.clone());
-        let Some(call) = self.calls.calls.get_mut(&no) else {
-            return;
-        };
-        let idx = call.branches.len();
-        call.branches.push(Branch {
-            id: id.clone(),
-            uri,
-            dest,
-            via,
-            state: BranchState::Calling,
-            retx: Retx::new(bytes, dest, now_ms, T2_MS * 16),
-            cancel_wanted: false,
-            cancelled: false,
-            status: None,
-            ext: 0,
-        });
-        self.calls.by_branch.insert(id, (no, idx));
+        self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, 0);
     }
 
     /// A phone's MESSAGE to a non-local number: relayed to the SMS route, whose
@@ -315,9 +299,7 @@ impl Switch {
         let branch = format!("z9hG4bK{}m{}", self.instance, self.ids.next());
         let via = self.via_to(dest, &branch);
         let uri = self.upstream_uri(number, link);
-        let ext: u16 = sender.parse().unwrap_or(0);
-        let pai = (self.config.upstream.identity == Identity::Pai && ext != 0)
-            .then(|| self.asserted_identity(ext));
+        let pai = self.asserted_identity(sender.parse().unwrap_or(0));
         let mut prepend = vec![("Via", via.as_str())];
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
