@@ -43,16 +43,21 @@ fn far_side() -> FarSide {
     }
 }
 
-/// Start Kamailio, then the switch with `conf` plus `[upstream]` routes to it.
-fn rig(far: &FarSide, conf: Conf) -> Rig {
-    let port = free_udp_tcp_port();
-    let k = Kamailio::start(KamailioPorts {
+/// Kamailio relaying to `far`, and to the switch at `port`.
+fn kamailio(far: &FarSide, port: u16) -> Kamailio {
+    Kamailio::start(KamailioPorts {
         coventry: port,
         uas: far.uas,
         emergency_uas: far.emergency_uas,
         sms_uas: far.sms_uas,
     })
-    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"));
+    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"))
+}
+
+/// Start Kamailio, then the switch with `conf` plus `[upstream]` routes to it.
+fn rig(far: &FarSide, conf: Conf) -> Rig {
+    let port = free_udp_tcp_port();
+    let k = kamailio(far, port);
     let conf = conf
         .section("upstream", &format!("route = {}", k.main_addr()))
         .section(
@@ -475,13 +480,7 @@ fn a_text_from_outside_reaches_the_phone_and_status_shows_the_routes() {
 fn a_reload_adds_an_upstream() {
     let far = far_side();
     let port = free_udp_tcp_port();
-    let k = Kamailio::start(KamailioPorts {
-        coventry: port,
-        uas: far.uas,
-        emergency_uas: far.emergency_uas,
-        sms_uas: far.sms_uas,
-    })
-    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"));
+    let k = kamailio(&far, port);
     let sw = Switch::start(&pin_listen_port(&Conf::new(&[21]).build(), port));
     let mut a = phone(&sw, 21);
     let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
