@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use coventry_tests::ua::Ua;
-use coventry_tests::{Conf, Switch, T};
+use coventry_tests::{Conf, SnapshotExt, Switch, T};
 use std::time::Duration;
 
 fn conf() -> String {
@@ -139,4 +139,42 @@ fn expired_registrations_are_dropped_at_start() {
         !snap.is_registered(21),
         "an expired registration was restored"
     );
+}
+
+#[test]
+fn a_corrupt_settings_file_is_moved_aside_and_the_switch_starts() {
+    let mut sw = Switch::start(&conf());
+    let out = sw.pbxctl(&["dnd", "21", "on"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sw.wait_settings(21, "DND on", |r| r.dnd);
+    let path = sw.state_dir().join("settings.json");
+    assert!(path.exists(), "settings are saved at once");
+    sw.stop();
+    // A half-written file, as a disk full or a crashed editor would leave it.
+    std::fs::write(&path, b"{\"version\":1,\"settings\":{\"exts\":").unwrap();
+    sw.restart();
+    assert!(
+        !sw.snapshot().settings_of(21).dnd,
+        "the switch starts without the lost settings"
+    );
+    let moved: Vec<_> = std::fs::read_dir(sw.state_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("settings.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "the bad file is kept aside, not deleted");
+    assert!(
+        sw.log().contains("settings file unreadable"),
+        "and the log says so:\n{}",
+        sw.log()
+    );
+    // New settings are saved again.
+    assert!(sw.pbxctl(&["dnd", "22", "on"]).status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("22"), "{text}");
 }
