@@ -334,4 +334,14 @@ fn the_upstream_reaches_local_numbers_only() {
     assert_eq!(texts(&sent, 6035), vec!["hi"]);
     let sent = lab.feed_tcp(kam(40003), &msg("all"));
     assert_eq!(status(&sent[0].1), 403);
+
+    // Nor does it register extensions.
+    let reg = format!(
+        "REGISTER sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKreg\r\n\
+         From: <sip:35@test>;tag=r\r\nTo: <sip:35@test>\r\nCall-ID: reg-up\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sip:35@127.0.0.1:9999>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let sent = lab.feed_tcp(kam(40003), &reg);
+    assert_eq!(status(&sent[0].1), 403);
+    assert_eq!(sent[0].0, kam(40003));
 }

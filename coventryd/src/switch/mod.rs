@@ -389,6 +389,14 @@ impl Switch {
             return self.on_dial_request(now_ms, no, (src, &method), &f, r);
         }
         match method.as_str() {
+            // Phones register over UDP; the upstream peer speaks for no extension.
+            "REGISTER" if from.is_tcp() => self.answer(
+                now_ms,
+                r,
+                403,
+                Some("Forbidden (not from the upstream)"),
+                &[],
+            ),
             "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
             "MESSAGE" => self.on_message(now_ms, src, &req, &f, r),
             "OPTIONS" => self.answer(
