@@ -345,3 +345,39 @@ fn the_upstream_reaches_local_numbers_only() {
     assert_eq!(status(&sent[0].1), 403);
     assert_eq!(sent[0].0, kam(40003));
 }
+
+#[test]
+fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
+    let mut lab = connected("peer_secret = trunk-pw\n");
+    let first = lab.feed_tcp(kam(40004), &inbound_invite("35", "auth1", 40004));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].0, kam(40004));
+    assert_eq!(status(&first[0].1), 407);
+    assert!(
+        to(&first, 6035).is_empty(),
+        "nothing rings before the peer is known"
+    );
+    let challenge = header(&first[0].1, "Proxy-Authenticate").expect("challenge");
+    let uri = format!("sip:35@{SWITCH};transport=tcp");
+    let with = |password: &str, n: u32| {
+        let value = coventryd::sip::digest::answer_challenge(
+            challenge, "INVITE", &uri, "upstream", password, "cafe", n,
+        )
+        .expect("answer");
+        inbound_invite("35", &format!("auth{}", n + 1), 40004).replacen(
+            "Content-Type:",
+            &format!("Proxy-Authorization: {value}\r\nContent-Type:"),
+            1,
+        )
+    };
+    let wrong = lab.feed_tcp(kam(40004), &with("guess", 1));
+    assert_eq!(status(&wrong[0].1), 403, "{wrong:?}");
+    let right = lab.feed_tcp(kam(40004), &with("trunk-pw", 2));
+    let inv = to(&right, 6035);
+    assert_eq!(inv.len(), 1, "{right:?}");
+    assert!(inv[0].starts_with("INVITE sip:35@127.0.0.1:6035"));
+    assert!(
+        header(inv[0], "Proxy-Authorization").is_none(),
+        "the peer's credentials stay with the switch"
+    );
+}

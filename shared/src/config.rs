@@ -262,7 +262,7 @@ impl RouteKind {
 }
 
 /// `[upstream]`: where anything that is not local goes, over TCP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     /// The default route (`route`); none: non-local numbers get 404.
     pub route: Option<HostPort>,
@@ -282,6 +282,11 @@ pub struct UpstreamConfig {
     pub domain: Option<String>,
     /// Addresses accepted as the upstream peer besides the routes' own (`trust`).
     pub trust: Vec<IpAddr>,
+    /// Digest user the upstream peer authenticates as (`peer_user`).
+    pub peer_user: String,
+    /// With a secret (`peer_secret`) the peer's calls and texts must also answer a
+    /// digest challenge (407) as `peer_user`; without, its address is enough.
+    pub peer_secret: Option<String>,
     /// Seconds between CRLF keep-alive pings on an idle connection (`keepalive`).
     pub keepalive: u32,
     /// Seconds in the Retry-After of the 503 a caller gets while a route is down
@@ -300,9 +305,33 @@ impl Default for UpstreamConfig {
             identity: Identity::Pai,
             domain: None,
             trust: Vec::new(),
+            peer_user: "upstream".into(),
+            peer_secret: None,
             keepalive: 30,
             retry_after: 30,
         }
+    }
+}
+
+impl fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("route", &self.route)
+            .field("emergency", &self.emergency)
+            .field("emergency_route", &self.emergency_route)
+            .field("emergency_local", &self.emergency_local)
+            .field("sms_route", &self.sms_route)
+            .field("identity", &self.identity)
+            .field("domain", &self.domain)
+            .field("trust", &self.trust)
+            .field("peer_user", &self.peer_user)
+            .field(
+                "peer_secret",
+                &self.peer_secret.as_ref().map(|_| "<hidden>"),
+            )
+            .field("keepalive", &self.keepalive)
+            .field("retry_after", &self.retry_after)
+            .finish()
     }
 }
 
@@ -780,6 +809,23 @@ impl<'f> Parser<'f> {
                     );
                 }
                 u.trust = list;
+            }
+            "peer_user" => {
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                {
+                    return Err(format!("`{v}`: letters, digits, - . _ (at most 64)"));
+                }
+                u.peer_user = v.to_string();
+            }
+            "peer_secret" => {
+                if v.is_empty() {
+                    return Err("peer_secret must not be empty".into());
+                }
+                u.peer_secret = Some(v.to_string());
             }
             "keepalive" => u.keepalive = num(v, 5, 3600)?,
             "retry_after" => u.retry_after = num(v, 1, 3600)?,

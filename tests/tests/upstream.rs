@@ -512,3 +512,38 @@ fn a_reload_adds_an_upstream() {
     assert_eq!(a.bye(&mut d).status(), 200);
     uas.wait().assert_success("the first call after the reload");
 }
+
+#[test]
+fn with_a_peer_secret_kamailio_answers_the_challenge_and_the_call_goes_through() {
+    let far = far_side();
+    let conf = Conf::new(&[21])
+        .server("algorithm = md5")
+        .section("upstream", "peer_secret = peer-secret");
+    let r = rig(&far, conf);
+    let a = phone(&r.sw, 21);
+    let caller = Sipp::new("upstream_uac_call.xml")
+        .remote(r.k.main_addr())
+        .key("ext", "+441632960003")
+        .key("target", "21")
+        .set("hold", "200")
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    let inv = a.expect_invite("the call from outside, after the challenge", T);
+    assert!(
+        inv.header("Proxy-Authorization").is_none(),
+        "the peer's credentials stay with the switch:\n{}",
+        inv.dump()
+    );
+    a.respond(&inv, 180, None);
+    a.respond_sdp(&inv, 200, &sdp("21", 1, "sendrecv"));
+    a.expect_method("ACK", "the ACK", T);
+    let bye = a.expect_method("BYE", "the BYE", T);
+    a.respond(&bye, 200, None);
+    caller.wait().assert_success("the outside caller");
+    assert!(
+        r.k.rig_log().contains("answered the 407 challenge"),
+        "Kamailio was challenged:\n{}",
+        r.k.rig_log()
+    );
+    assert_eq!(r.sw.snapshot().body.counters.auth_failures, 0);
+}

@@ -84,6 +84,7 @@ impl Switch {
             user: &user,
             credentials: &f.proxy_authorization,
             challenge_code: 407,
+            peer: false,
         };
         let Auth::Ok(_) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;

@@ -101,6 +101,9 @@ impl Switch {
         // no one else): its callers are not extensions and need no digest.
         let from_upstream = r.dest.is_tcp();
         let caller: u16 = if from_upstream {
+            if !self.upstream_peer_allowed(now_ms, src, req, f, &r) {
+                return;
+            }
             0
         } else {
             let caller_user = user_of(f.from);
@@ -108,6 +111,7 @@ impl Switch {
                 user: &caller_user,
                 credentials: &f.proxy_authorization,
                 challenge_code: 407,
+                peer: false,
             };
             let Auth::Ok(caller_user) = self.authenticate(now_ms, src, req, claim, &r) else {
                 return;

@@ -62,6 +62,9 @@ impl Switch {
         // extensions and need no digest.
         let from_upstream = r.dest.is_tcp();
         let sender = if from_upstream {
+            if !self.upstream_peer_allowed(now_ms, src, req, f, &r) {
+                return;
+            }
             let s: String = sender
                 .chars()
                 .filter(|c| !c.is_control())
@@ -77,6 +80,7 @@ impl Switch {
                 user: &sender,
                 credentials: &f.proxy_authorization,
                 challenge_code: 407,
+                peer: false,
             };
             let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
                 return;

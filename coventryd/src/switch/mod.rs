@@ -478,6 +478,18 @@ impl Switch {
         })
     }
 
+    /// Credentials of the upstream peer, when `user` is its `peer_user` and it has a
+    /// `peer_secret`.
+    fn peer_credentials(config: &Config, user: &str) -> Option<Credentials> {
+        let u = &config.upstream;
+        let secret = u.peer_secret.as_ref().filter(|_| user == u.peer_user)?;
+        Some(Credentials {
+            password: Some(secret.clone()),
+            ha1_sha256: None,
+            ha1_md5: None,
+        })
+    }
+
     /// One log line per failed authentication (fail2ban-friendly) and an event.
     fn auth_failed(&mut self, user: &str, src: SocketAddr, method: &str, why: &str) {
         self.counters.auth_failures += 1;

@@ -30,6 +30,7 @@ impl Switch {
             user: &sender,
             credentials: &f.proxy_authorization,
             challenge_code: 407,
+            peer: false,
         };
         let Auth::Ok(_) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;

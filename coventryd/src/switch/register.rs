@@ -18,6 +18,8 @@ pub(super) struct Claim<'a> {
     pub credentials: &'a [&'a str],
     /// 401 or 407.
     pub challenge_code: u16,
+    /// The claim is the upstream peer's (`[upstream] peer_user`), not an extension's.
+    pub peer: bool,
 }
 
 /// Outcome of checking a request's credentials.
@@ -56,8 +58,13 @@ impl Switch {
         };
         let uri = digest_uri_to_check(&wire::format_uri(&req.uri), value);
         let config = &self.config;
+        let peer = claim.peer;
         let verdict = self.digest.verify(now, &method, &uri, value, |user| {
-            Switch::credentials(config, user)
+            if peer {
+                Switch::peer_credentials(config, user)
+            } else {
+                Switch::credentials(config, user)
+            }
         });
         match verdict {
             Verdict::Ok { username } => {
@@ -136,6 +143,7 @@ impl Switch {
             user: &user,
             credentials: &f.authorization,
             challenge_code: 401,
+            peer: false,
         };
         let Auth::Ok(user) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;

@@ -6,6 +6,7 @@
 //! The connections themselves live in the I/O shell (`crate::upstream`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
+use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
@@ -137,6 +138,30 @@ impl Switch {
     /// `Route:` header lines for `route`.
     pub(super) fn route_lines(route: &[String]) -> String {
         route.iter().map(|r| format!("Route: {r}\r\n")).collect()
+    }
+
+    /// Whether a call or text from the upstream peer may go on: always when no
+    /// `peer_secret` is set (its address was enough), else once it answered the
+    /// digest challenge as `peer_user` (until then it got 407, or 403).
+    pub(super) fn upstream_peer_allowed(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        f: &Fields<'_>,
+        r: &Replier,
+    ) -> bool {
+        if self.config.upstream.peer_secret.is_none() {
+            return true;
+        }
+        let user = self.config.upstream.peer_user.clone();
+        let claim = Claim {
+            user: &user,
+            credentials: &f.proxy_authorization,
+            challenge_code: 407,
+            peer: true,
+        };
+        matches!(self.authenticate(now_ms, src, req, claim, r), Auth::Ok(_))
     }
 
     /// Our Via for a request to `dest`.
