@@ -518,3 +518,29 @@ fn measure_idle_cpu_and_event_delay() {
         "an event took over 250 ms to show"
     );
 }
+
+#[test]
+fn the_header_follows_the_upstream() {
+    // A route to a port nobody listens on yet: the switch keeps retrying.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let conf = Conf::new(&[21]).section("upstream", &format!("route = 127.0.0.1:{port}"));
+    let sw = Switch::start(&conf.build());
+    let con = Console::start(&sw, "", 120, 30);
+    let s = con.wait("the route not connected", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|h| h.contains("upstream default+emergency+sms") && !h.contains("ok"))
+    });
+    assert!(s.contains("upstream"), "{s}");
+    // The peer comes up: the switch connects within its back-off and the header says so.
+    let peer = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the peer");
+    let s = con.wait_for(&["upstream ok"]);
+    assert!(
+        s.contains("connected to 127.0.0.1"),
+        "the log shows the change:\n{s}"
+    );
+    drop(peer);
+}
