@@ -381,3 +381,63 @@ fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
         "the peer's credentials stay with the switch"
     );
 }
+
+#[test]
+fn click_to_dial_reaches_a_number_through_the_upstream() {
+    let mut lab = connected("");
+    let (sent, _) = lab.command("#30 dial 21 0044555");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, SDP));
+    assert!(to(&out, 6021).is_empty(), "A's ACK waits for B's answer");
+    let inv_b = tcp_to(&lab, 5070);
+    assert_eq!(inv_b.len(), 1, "B is called over the upstream: {out:?}");
+    let inv_b = inv_b[0].clone();
+    assert!(
+        inv_b.starts_with("INVITE sip:0044555@127.0.0.1:5070 SIP/2.0\r\n"),
+        "{inv_b}"
+    );
+    assert!(header(&inv_b, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TCP")));
+    assert!(inv_b.ends_with(SDP), "A's offer goes to B byte for byte");
+    // B answers through Kamailio, which record-routed.
+    let ok = respond(&inv_b, 200, "tb", 7000, SDP).replacen(
+        "Contact:",
+        "Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>\r\nContact:",
+        1,
+    );
+    let before = lab.tcp.len();
+    let out = lab.feed_tcp(kam(5070), &ok);
+    let ack_b = &lab.tcp[before..];
+    assert_eq!(ack_b.len(), 1, "{ack_b:?}");
+    assert!(
+        ack_b[0].1.starts_with("ACK sip:x@127.0.0.1:7000"),
+        "{}",
+        ack_b[0].1
+    );
+    assert!(
+        ack_b[0]
+            .1
+            .contains("Route: <sip:127.0.0.1:5070;transport=tcp;lr>\r\n"),
+        "the ACK follows B's route set: {}",
+        ack_b[0].1
+    );
+    assert!(to(&out, 6021).iter().any(|m| m.starts_with("ACK ")));
+    // A hangs up: B gets its BYE through the upstream.
+    let bye = format!(
+        "BYE sip:system@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKab\r\n\
+         From: {};tag=ta\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        header(&inv_a, "To").unwrap_or(""),
+        header(&inv_a, "From").unwrap_or(""),
+        header(&inv_a, "Call-ID").unwrap_or("")
+    );
+    let before = lab.tcp.len();
+    let out = lab.feed(6021, &bye);
+    assert_eq!(status(to(&out, 6021)[0]), 200);
+    let bye_b = &lab.tcp[before..];
+    assert!(bye_b
+        .iter()
+        .any(|(a, m)| *a == kam(5070) && m.starts_with("BYE sip:x@127.0.0.1:7000")));
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Completed)
+    );
+}

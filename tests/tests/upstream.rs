@@ -7,7 +7,7 @@
 //! `pbxctl status`.
 #![allow(clippy::unwrap_used)]
 
-use coventry_shared::event::{CallOutcome, Event, RouteState};
+use coventry_shared::event::{CallOutcome, Event, ResultCode, RouteState};
 use coventry_shared::stateblock::{get_str, Snapshot};
 use coventry_tests::kamailio::{free_udp_tcp_port, Kamailio, KamailioPorts};
 use coventry_tests::sipp::{logged, Sipp, SippChild};
@@ -546,4 +546,45 @@ fn with_a_peer_secret_kamailio_answers_the_challenge_and_the_call_goes_through()
         r.k.rig_log()
     );
     assert_eq!(r.sw.snapshot().body.counters.auth_failures, 0);
+}
+
+#[test]
+fn click_to_dial_connects_an_extension_with_a_number_outside() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21]));
+    let a = phone(&r.sw, 21);
+    let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
+    let mark = r.sw.mark();
+    r.sw.fifo_write(b"#7 dial 21 0044123\n").unwrap();
+    let inv = a.expect_invite("the switch rings 21 first", T);
+    assert!(inv.body.is_empty(), "no offer to A: {}", inv.dump());
+    let offer = sdp("21", 1, "sendrecv");
+    a.respond_sdp(&inv, 200, &offer);
+    let ack = a.expect_method("ACK", "A's ACK with the far side's answer", T);
+    assert!(
+        String::from_utf8_lossy(&ack.body).contains("sipp callee"),
+        "{}",
+        ack.dump()
+    );
+    let result = r.sw.expect_event_after(
+        mark,
+        "the dial result",
+        |e| matches!(e, Event::CommandResult { id: Some(7), .. }),
+        T,
+    );
+    assert!(
+        matches!(&result, Event::CommandResult { code: ResultCode::Ok, text, .. } if text.contains("connected 21 and 0044123")),
+        "{result:?}"
+    );
+    let mut d = a.dialog_as_callee(&inv);
+    assert_eq!(a.bye(&mut d).status(), 200);
+    let run = uas.wait();
+    run.assert_success("the far side: INVITE with 21's offer, ACK, BYE");
+    let far_inv = run.received("INVITE").remove(0);
+    assert_eq!(
+        far_inv.body,
+        offer,
+        "21's offer reaches the far side byte for byte:\n{}",
+        far_inv.dump()
+    );
 }

@@ -2,12 +2,15 @@
 //! extension A with an INVITE without SDP; A's 200 carries A's offer, which the
 //! switch sends to B in a second INVITE; B's answer goes back to A in the ACK.
 //! The switch is the user agent on both legs, so a BYE from either side is
-//! answered and passed on as a BYE to the other.
+//! answered and passed on as a BYE to the other. B may be a number reached
+//! through the upstream (its leg goes over TCP and follows the route set).
 
 use super::call::Retx;
 use super::features::Resolution;
+use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
+use crate::sip::dest::Dest;
 use crate::sip::wire::parse_name_addr;
 use crate::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
@@ -23,17 +26,20 @@ pub enum Side {
     B,
 }
 
-/// One leg: a dialog between the switch (as a user agent) and a phone.
+/// One leg: a dialog between the switch (as a user agent) and a phone, or a
+/// party reached through the upstream.
 #[derive(Debug)]
 pub struct Leg {
     /// Call-ID of this leg.
     pub call_id: String,
     /// Branch of our INVITE.
     pub branch: String,
-    /// Request-URI of our INVITE (the phone's contact).
+    /// Request-URI of our INVITE (the phone's contact, or the number upstream).
     pub uri: String,
-    /// Where it goes.
-    pub dest: SocketAddr,
+    /// Where it goes (the first hop of `route` once answered).
+    pub dest: Dest,
+    /// Route set from the 2xx's Record-Route (proxies on the way, e.g. upstream).
+    pub route: Vec<String>,
     /// Our Via value.
     pub via: String,
     /// Our From (with our tag).
@@ -80,24 +86,15 @@ pub struct Dial {
 }
 
 impl Switch {
-    fn leg(
-        &mut self,
-        call_id: String,
-        uri: &str,
-        dest: SocketAddr,
-        from: String,
-        to: String,
-    ) -> Leg {
+    fn leg(&mut self, call_id: String, uri: &str, dest: Dest, from: String, to: String) -> Leg {
         let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
-        let via = format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
-            self.via_host(dest.ip())
-        );
+        let via = self.via_to(dest, &branch);
         Leg {
             call_id,
             branch,
             uri: uri.to_string(),
             dest,
+            route: Vec::new(),
             via,
             from,
             to,
@@ -123,9 +120,22 @@ impl Switch {
         } else {
             &leg.contact
         };
+        // In the dialog (after the 2xx) requests follow its route set; a CANCEL or
+        // the ACK of a failure go where the INVITE went.
+        let routes = if leg.answered && method != "CANCEL" {
+            Self::route_lines(&leg.route)
+        } else {
+            String::new()
+        };
+        let transport = if leg.dest.is_tcp() {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let mut m = format!(
-            "{method} {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
-             Call-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:system@{host}>\r\n",
+            "{method} {uri} SIP/2.0\r\nVia: {via}\r\n{routes}Max-Forwards: 70\r\nFrom: {}\r\n\
+             To: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:system@{host}{transport}>\r\n",
             leg.from, leg.to, leg.call_id
         )
         .into_bytes();
@@ -160,7 +170,7 @@ impl Switch {
         self.dial_branches.insert(branch, (no, side));
         self.send(dest, bytes.clone());
         if let Some(leg) = self.dial_leg(no, side) {
-            leg.retx = Some(Retx::new(bytes, dest.into(), now_ms, T2_MS * 16));
+            leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
         }
     }
 
@@ -206,7 +216,7 @@ impl Switch {
         let call_id = format!("{}@coventry", self.ids.next());
         let from = format!("\"Call to {target}\" <sip:{target}@{host}>;tag={tag}");
         let to = format!("<sip:{a}@{host}>");
-        let leg_a = self.leg(call_id, &uri, dest, from, to);
+        let leg_a = self.leg(call_id, &uri, Dest::Udp(dest), from, to);
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
         let slot = self.calls.slots.take(no);
         self.dials.insert(
@@ -334,16 +344,13 @@ impl Switch {
             return;
         };
         let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
-        let via = format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
-            self.via_host(leg.dest.ip())
-        );
+        let via = self.via_to(leg.dest, &branch);
         let cseq = if method == "ACK" { 1 } else { leg.cseq + 1 };
         let bytes = self.leg_request(leg, method, cseq, body, &via);
         let dest = leg.dest;
         if method != "ACK" {
             self.client_tx
-                .start(branch, dest.into(), bytes.clone(), ClientTag::Fire, now_ms);
+                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
         }
         self.send(dest, bytes);
     }
@@ -358,6 +365,15 @@ impl Switch {
     ) {
         let code = resp.status_code.code();
         let f = Fields::of(&resp.headers);
+        // Where requests in the dialog go: the answer's route set, else its contact.
+        let contact = f
+            .contacts
+            .first()
+            .and_then(|c| parse_name_addr(c))
+            .map(|n| n.uri)
+            .unwrap_or_default();
+        let route = self.route_beyond_us(&f.record_routes);
+        let hop = self.dialog_hop(&route, &contact);
         let Some(leg) = self.dial_leg(no, side) else {
             return;
         };
@@ -376,14 +392,10 @@ impl Switch {
             }
             leg.answered = true;
             leg.to = f.to.to_string();
-            leg.contact = f
-                .contacts
-                .first()
-                .and_then(|c| parse_name_addr(c))
-                .map(|n| n.uri)
-                .unwrap_or_default();
-            if let Some(a) = super::invite::uri_addr(&leg.contact) {
-                leg.dest = a;
+            leg.contact = contact;
+            leg.route = route;
+            if let Some(hop) = hop {
+                leg.dest = hop;
             }
             match side {
                 Side::A => self.dial_second_leg(now_ms, no, &resp.body),
@@ -461,20 +473,31 @@ impl Switch {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
-        let contact = match self.resolve(&target, a) {
-            Resolution::Ring { primary, .. } => self
-                .registrar
-                .contacts(primary)
-                .iter()
-                .max_by_key(|b| b.registered_ms)
-                .and_then(|b| Some((b.uri.clone(), b.dest()?, primary))),
-            // Click-to-dial joins two local phones; an upstream party is not offered.
-            Resolution::Upstream { .. } => None,
-            Resolution::Fail { code, .. } => {
+        let resolution = match self.resolve(&target, a) {
+            Resolution::Upstream { kind, number, .. } => match self.route_status(kind) {
+                RouteStatus::Up(link, peer) => Ok((
+                    Some((self.upstream_uri(&number, link), Dest::Tcp(peer), 0)),
+                    number,
+                )),
+                RouteStatus::Down(link) => Err((self.route_down(link).0, CallOutcome::Failed)),
+                RouteStatus::None => Err((404, CallOutcome::Unknown)),
+            },
+            Resolution::Ring { primary, .. } => Ok((
+                self.registrar
+                    .contacts(primary)
+                    .iter()
+                    .max_by_key(|b| b.registered_ms)
+                    .and_then(|b| Some((b.uri.clone(), Dest::Udp(b.dest()?), primary))),
+                primary.to_string(),
+            )),
+            Resolution::Fail { code, outcome, .. } => Err((code, outcome)),
+        };
+        let (contact, callee) = match resolution {
+            Ok(found) => found,
+            Err((code, outcome)) => {
                 let decline = super::keypad::decline_all(offer, "0.0.0.0");
                 self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));
                 self.leg_send(now_ms, no, Side::A, "BYE", None);
-                let outcome = super::call::outcome_of(code);
                 let word = match outcome {
                     CallOutcome::Busy => "is busy",
                     CallOutcome::Unavailable => "is not available",
@@ -508,7 +531,7 @@ impl Switch {
         let tag = self.ids.next();
         let call_id = format!("{}@coventry", self.ids.next());
         let from = format!("\"{}\" <sip:{a}@{host}>;tag={tag}", name.replace('"', ""));
-        let to = format!("<sip:{b}@{host}>");
+        let to = format!("<sip:{callee}@{host}>");
         let leg = self.leg(call_id, &uri, dest, from, to);
         if let Some(d) = self.dials.get_mut(&no) {
             d.leg_b = Some(leg);

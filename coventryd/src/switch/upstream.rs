@@ -204,7 +204,7 @@ impl Switch {
     }
 
     /// The Request-URI for `number` on the link at `peer`.
-    fn upstream_uri(&self, number: &str, link: usize) -> String {
+    pub(super) fn upstream_uri(&self, number: &str, link: usize) -> String {
         let domain = self
             .config
             .upstream
