@@ -235,7 +235,7 @@ pub enum CliCommand {
     /// Click-to-dial: ring an extension and, when it answers, connect it to a target.
     ///
     /// The switch rings EXT first; when it answers, the switch calls TARGET and joins
-    /// the two (RFC 3725). TARGET is an extension, a group, a speed dial, or a number
+    /// the two (RFC 3725). TARGET is an extension, a speed dial, or a number
     /// outside, reached through the upstream. The result tells whether the call could
     /// be started; how it goes on shows in calls and watch.
     #[command(visible_alias = "call")]
