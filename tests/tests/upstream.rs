@@ -588,3 +588,24 @@ fn click_to_dial_connects_an_extension_with_a_number_outside() {
         far_inv.dump()
     );
 }
+
+#[test]
+fn the_caller_cancels_a_call_ringing_outside() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21]));
+    let mut a = phone(&r.sw, 21);
+    // The far phone is an in-test UA on the far side's port, behind Kamailio.
+    let sock = std::net::UdpSocket::bind(("127.0.0.1", far.uas)).unwrap();
+    let far_phone = Ua::with_socket(sock, r.k.main_addr(), "0044123", "unused");
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    let inv = far_phone.expect_invite("the call through Kamailio", T);
+    far_phone.respond(&inv, 180, None);
+    a.call_expect(&mut call, 180, T);
+    let c = a.cancel(&call).expect("a response to the CANCEL");
+    assert_eq!(c.status(), Some(200), "{}", c.dump());
+    a.call_expect_final(&mut call, 487, T);
+    far_phone.expect_method("CANCEL", "the CANCEL through the switch and Kamailio", T);
+    assert_eq!(far_phone.invite_final(&inv), Some(487));
+    let rec = r.sw.expect_record(0, "21", "0044123", T);
+    assert_eq!((rec.outcome, rec.status), (CallOutcome::Cancelled, 487));
+}
