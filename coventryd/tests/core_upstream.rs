@@ -441,3 +441,27 @@ fn click_to_dial_reaches_a_number_through_the_upstream() {
         Some(CallOutcome::Completed)
     );
 }
+
+#[test]
+fn transport_tcp_means_tcp_only_towards_the_upstream() {
+    let mut lab = connected("");
+    let bye = |target: &str| {
+        format!(
+            "BYE sip:x@{target};transport=tcp SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bK{}\r\n\
+             Route: <sip:{SWITCH};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=a\r\n\
+             To: <sip:x@test>;tag=b\r\nCall-ID: t-{target}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            target.replace([':', '.'], "")
+        )
+    };
+    // A phone's contact that says TCP is still reached over UDP: the switch
+    // speaks TCP only to its upstream peers.
+    let sent = lab.feed(6021, &bye("127.0.0.2:7000"));
+    assert!(sent
+        .iter()
+        .any(|(a, m)| a.to_string() == "127.0.0.2:7000" && m.starts_with("BYE")));
+    assert!(lab.tcp.is_empty(), "{:?}", lab.tcp);
+    // The upstream peer's address with transport=tcp: its other connection.
+    lab.feed(6021, &bye("127.0.0.1:7001"));
+    assert_eq!(lab.tcp.len(), 1, "{:?}", lab.tcp);
+    assert!(lab.tcp[0].1.contains("Via: SIP/2.0/TCP"));
+}

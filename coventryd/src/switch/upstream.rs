@@ -83,7 +83,8 @@ impl Switch {
     }
 
     /// Where a request to `uri` goes (a Route entry or a Request-URI): over TCP
-    /// when it names `transport=tcp` or a connected upstream peer, else UDP. IP
+    /// to a connected upstream link, or with `transport=tcp` to an upstream peer's
+    /// address (their other connections); anything else is a phone, over UDP. IP
     /// literals only, apart from the configured upstream host names.
     pub(super) fn hop_of(&self, uri: &str) -> Option<Dest> {
         let u = parse_uri(uri)?;
@@ -105,12 +106,21 @@ impl Switch {
                     .map(Dest::Tcp);
             }
         };
-        let upstream = self.links.iter().any(|l| l.connected == Some(addr));
-        Some(if tcp || upstream {
+        let link = self.links.iter().any(|l| l.connected == Some(addr));
+        Some(if link || (tcp && self.is_upstream_ip(addr.ip())) {
             Dest::Tcp(addr)
         } else {
             Dest::Udp(addr)
         })
+    }
+
+    /// Whether `ip` is an upstream peer's: a link's, or in `trust`.
+    fn is_upstream_ip(&self, ip: IpAddr) -> bool {
+        self.config.upstream.trust.contains(&ip)
+            || self.links.iter().any(|l| {
+                l.connected.is_some_and(|a| a.ip() == ip)
+                    || l.peer.host.parse::<IpAddr>().is_ok_and(|h| h == ip)
+            })
     }
 
     /// Where a request inside a dialog goes: the first entry of its route set,
