@@ -938,7 +938,17 @@ impl<'f> Parser<'f> {
                 ));
             }
         }
-        let u = &self.upstream;
+        let mut upstream = self.upstream.clone();
+        if !self.upstream_lines.contains_key("emergency") {
+            // The default list yields to the site's own numbering: a 3-digit plan
+            // may well have an extension 112.
+            upstream.emergency.retain(|e| {
+                !e.parse::<u16>()
+                    .is_ok_and(|n| lines.contains_key(&n) || groups.contains_key(&n))
+                    && !speed.contains_key(e)
+            });
+        }
+        let u = &upstream;
         for e in &u.emergency {
             let clash = e
                 .parse::<u16>()
@@ -981,7 +991,7 @@ impl<'f> Parser<'f> {
             lines,
             speed,
             features: self.features,
-            upstream: self.upstream,
+            upstream,
         })
     }
 }
@@ -1210,8 +1220,12 @@ mod tests {
         assert!(parse("").expect("empty").upstream.links().is_empty());
         let e = parse("[upstream]\nroute = bad host:1\n").expect_err("host");
         assert_eq!((e.line, e.key.as_deref()), (2, Some("[upstream] route")));
-        let e = parse("[server]\ndigits = 3\n[112]\nsecret = x\n").expect_err("clash");
+        let e = parse("[server]\ndigits = 3\n[upstream]\nemergency = 112\n[112]\nsecret = x\n")
+            .expect_err("clash");
         assert!(e.message.contains("emergency"), "{e}");
+        // The default list gives way to an extension 112.
+        let c = parse("[server]\ndigits = 3\n[112]\nsecret = x\n").expect("default yields");
+        assert_eq!(c.upstream.emergency, vec!["911"]);
         let e = parse("[upstream]\nemergency_local = 30\n").expect_err("local");
         assert_eq!(e.line, 2);
         let e = parse("[upstream]\nidentity = both\n").expect_err("identity");
