@@ -68,21 +68,12 @@ impl Switch {
                 let host = self.via_host(r.dest.ip());
                 let sdp = decline_all(&req.body, host.split(':').next().unwrap_or("0.0.0.0"));
                 let contact = format!("<sip:system@{host}>");
-                let mut bytes = r.build(200, None, &[("Contact", &contact)], None);
-                // r.build writes a text/plain body; an SDP answer needs its own.
-                let head_end = bytes
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .unwrap_or(bytes.len());
-                bytes.truncate(head_end);
-                let head = String::from_utf8_lossy(&bytes).replace(
-                    "Content-Length: 0",
-                    &format!(
-                        "Content-Type: application/sdp\r\nContent-Length: {}",
-                        sdp.len()
-                    ),
+                let bytes = r.build_body(
+                    200,
+                    None,
+                    &[("Contact", &contact)],
+                    Some(("application/sdp", sdp.as_bytes())),
                 );
-                let bytes = format!("{head}\r\n\r\n{sdp}").into_bytes();
                 self.server_tx
                     .answered(r.key.clone(), r.dest, bytes.clone(), now_ms);
                 self.send(r.dest, bytes);

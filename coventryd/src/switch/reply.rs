@@ -60,6 +60,19 @@ impl Replier {
         extra: &[(&str, &str)],
         body: Option<&str>,
     ) -> Vec<u8> {
+        let body = body.map(|b| ("text/plain;charset=UTF-8", b.as_bytes()));
+        self.build_body(code, reason, extra, body)
+    }
+
+    /// The bytes of a response with `extra` headers and an optional body of the
+    /// given content type, copied byte for byte (an SDP answer).
+    pub fn build_body(
+        &self,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Vec<u8> {
         let c = &self.ctx;
         let mut out = String::with_capacity(320 + c.vias.iter().map(String::len).sum::<usize>());
         let reason = reason.unwrap_or_else(|| reason_phrase(code));
@@ -84,16 +97,22 @@ impl Replier {
         }
         out.push_str("Server: Coventry\r\n");
         match body {
-            Some(b) => {
+            Some((content_type, b)) => {
                 let _ = write!(
                     out,
-                    "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{b}",
+                    "Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
+                    clean(content_type),
                     b.len()
                 );
+                let mut bytes = out.into_bytes();
+                bytes.extend_from_slice(b);
+                bytes
             }
-            None => out.push_str("Content-Length: 0\r\n\r\n"),
+            None => {
+                out.push_str("Content-Length: 0\r\n\r\n");
+                out.into_bytes()
+            }
         }
-        out.into_bytes()
     }
 }
 
