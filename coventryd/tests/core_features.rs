@@ -447,3 +447,65 @@ fn system_subscription_gets_the_bitmaps() {
     let sent = subscribe(&mut lab, "system", "presence", "sys2");
     assert_eq!(status(to(&sent, 6038).last().copied().unwrap_or("")), 489);
 }
+
+#[test]
+fn click_to_dial_passes_a_hold_re_invite_to_the_other_side() {
+    let mut lab = lab();
+    let (sent, _) = lab.command("#21 dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
+    let inv_b = to(&out, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv_b, 200, "tb", 6035, ANSWER));
+    // A puts B on hold: a re-INVITE with a sendonly offer, in A's dialog.
+    let hold = OFFER.replace(
+        "m=audio 5000 RTP/AVP 0\r\n",
+        "m=audio 5000 RTP/AVP 0\r\na=sendonly\r\n",
+    );
+    let reinvite = format!(
+        "INVITE sip:system@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKhold\r\n\
+         From: {};tag=ta\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+        header(&inv_a, "To").unwrap_or(""),
+        header(&inv_a, "From").unwrap_or(""),
+        header(&inv_a, "Call-ID").unwrap_or(""),
+        hold.len()
+    );
+    let out = lab.feed(6021, &reinvite);
+    assert!(to(&out, 6021).is_empty(), "A waits for B's answer: {out:?}");
+    let re_b = to(&out, 6035)[0].to_string();
+    assert!(re_b.starts_with("INVITE sip:x@127.0.0.1:6035"), "{re_b}");
+    assert_eq!(header(&re_b, "CSeq"), Some("2 INVITE"));
+    assert!(
+        re_b.ends_with(&hold),
+        "the hold offer goes to B byte for byte"
+    );
+    // A's retransmission is absorbed while B thinks.
+    assert!(lab.feed(6021, &reinvite).is_empty());
+    let held = ANSWER.replace(
+        "m=audio 6000 RTP/AVP 0\r\n",
+        "m=audio 6000 RTP/AVP 0\r\na=recvonly\r\n",
+    );
+    let out = lab.feed(6035, &respond(&re_b, 200, "tb", 6035, &held));
+    let ack_b = to(&out, 6035);
+    assert!(
+        ack_b
+            .iter()
+            .any(|m| m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")),
+        "B's 200 is ACKed: {out:?}"
+    );
+    let ok_a = to(&out, 6021)[0];
+    assert_eq!(status(ok_a), 200);
+    assert_eq!(header(ok_a, "CSeq"), Some("2 INVITE"));
+    assert!(ok_a.ends_with(&held), "B's answer goes back to A: {ok_a}");
+    assert_eq!(header(ok_a, "Content-Type"), Some("application/sdp"));
+    // A re-INVITE without an offer is still refused.
+    let offerless = reinvite
+        .replace("z9hG4bKhold", "z9hG4bKnoof")
+        .replace("CSeq: 2 INVITE", "CSeq: 3 INVITE");
+    let offerless = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        offerless.split("Content-Type:").next().unwrap_or("")
+    );
+    let out = lab.feed(6021, &offerless);
+    assert_eq!(status(to(&out, 6021)[0]), 488);
+}

@@ -1013,3 +1013,32 @@ fn system_subscription_gets_the_bitmap_package() {
         ex.response.as_ref().map(Msg::dump)
     );
 }
+
+#[test]
+fn click_to_dial_hold_and_resume_cross_the_legs() {
+    let sw = Switch::start(&Conf::new(&[21, 35]).calls(1, 5).build());
+    let a = phone(&sw, 21);
+    let b = phone(&sw, 35);
+    let (inv_a, inv_b) = connect(&sw, &a, &b);
+    let mut da = a.dialog_as_callee(&inv_a);
+    for (version, offer_dir, answer_dir) in
+        [(2, "sendonly", "recvonly"), (3, "sendrecv", "sendrecv")]
+    {
+        let offer = sdp("21", version, offer_dir);
+        let p = a.send_in_dialog(&mut da, "INVITE", &[], Some((SDP, &offer)));
+        let re_b = b.expect_invite("A's re-INVITE passed to B", T);
+        assert_eq!(re_b.call_id(), inv_b.call_id(), "in B's own dialog");
+        assert_eq!(re_b.body, offer, "the offer byte for byte");
+        let answer = sdp("35", version, answer_dir);
+        b.respond_sdp(&re_b, 200, &answer);
+        b.expect_method("ACK", "the switch ACKs B's 200", T);
+        let ex = a.finish(&da, p);
+        assert_eq!(ex.status(), 200, "{}", ex.response().dump());
+        assert_eq!(ex.response().body, answer, "B's answer reaches A");
+    }
+    // Still connected; A hangs up as usual.
+    assert_eq!(a.bye(&mut da).status(), 200);
+    b.expect_method("BYE", "B's leg ends", T);
+    let r = sw.expect_record(0, "21", "35", T);
+    assert_eq!(r.outcome, CallOutcome::Completed);
+}

@@ -2,8 +2,10 @@
 //! extension A with an INVITE without SDP; A's 200 carries A's offer, which the
 //! switch sends to B in a second INVITE; B's answer goes back to A in the ACK.
 //! The switch is the user agent on both legs, so a BYE from either side is
-//! answered and passed on as a BYE to the other. B may be a number reached
-//! through the upstream (its leg goes over TCP and follows the route set).
+//! answered and passed on as a BYE to the other, and a re-INVITE (hold, resume)
+//! as a re-INVITE to the other whose answer goes back in the 200. B may be a
+//! number reached through the upstream (its leg goes over TCP and follows the
+//! route set).
 
 use super::call::Retx;
 use super::features::Resolution;
@@ -83,6 +85,21 @@ pub struct Dial {
     pub slot: Option<usize>,
     /// Result sent.
     pub reported: bool,
+    /// A re-INVITE from one side waiting for the other side's answer.
+    pub reinvite: Option<Reinvite>,
+}
+
+/// A re-INVITE passed from one leg to the other.
+#[derive(Debug)]
+pub struct Reinvite {
+    /// Answers the side that sent it.
+    pub replier: super::reply::Replier,
+    /// The leg it was passed to.
+    pub to: Side,
+    /// Our branch and CSeq of the re-INVITE on that leg.
+    pub branch: String,
+    /// Its CSeq number.
+    pub cseq: u32,
 }
 
 impl Switch {
@@ -233,6 +250,7 @@ impl Switch {
                 deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
                 slot,
                 reported: false,
+                reinvite: None,
             },
         );
         self.dial_by_call_id_insert(no);
@@ -572,7 +590,7 @@ impl Switch {
         &mut self,
         now_ms: u64,
         no: u32,
-        (src, method): (SocketAddr, &str),
+        (src, method, body): (SocketAddr, &str, &[u8]),
         f: &Fields<'_>,
         r: super::reply::Replier,
     ) {
@@ -604,6 +622,10 @@ impl Switch {
                 log::info!("click-to-dial call {no}: {who} hung up");
                 self.dial_end(now_ms, no, CallOutcome::Completed, 200, String::new());
             }
+            "INVITE" => {
+                let other = if side == Side::A { Side::B } else { Side::A };
+                self.dial_reinvite(now_ms, no, other, body, r)
+            }
             _ => self.answer(
                 now_ms,
                 r,
@@ -612,6 +634,120 @@ impl Switch {
                 &[],
             ),
         }
+    }
+
+    /// Pass a re-INVITE (hold, resume) with its offer `body` to the `other` leg;
+    /// its answer goes back in our 200 (see [`Switch::dial_reinvite_answered`]).
+    fn dial_reinvite(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        other: Side,
+        body: &[u8],
+        r: super::reply::Replier,
+    ) {
+        let pending = self.dials.get(&no).is_some_and(|d| d.reinvite.is_some());
+        let connected = self
+            .dials
+            .get(&no)
+            .and_then(|d| d.leg_b.as_ref())
+            .is_some_and(|b| b.answered);
+        if pending {
+            return self.answer(now_ms, r, 491, None, &[]);
+        }
+        if !connected || body.is_empty() {
+            // Offerless re-INVITEs (and any before both legs are up) stay unsupported.
+            return self.answer(
+                now_ms,
+                r,
+                488,
+                Some("Not Acceptable Here (re-INVITE without an offer)"),
+                &[],
+            );
+        }
+        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let Some(leg) = self.dial_leg(no, other) else {
+            return;
+        };
+        leg.cseq += 1;
+        let cseq = leg.cseq;
+        let dest = leg.dest;
+        let Some(leg) = self.dials.get(&no).and_then(|d| match other {
+            Side::A => Some(&d.leg_a),
+            Side::B => d.leg_b.as_ref(),
+        }) else {
+            return;
+        };
+        let via = self.via_to(dest, &branch);
+        let bytes = self.leg_request(leg, "INVITE", cseq, Some(body), &via);
+        self.server_tx.pending(r.key.clone(), now_ms);
+        self.client_tx.start(
+            branch.clone(),
+            dest,
+            bytes.clone(),
+            ClientTag::DialReinvite(no),
+            now_ms,
+        );
+        if let Some(d) = self.dials.get_mut(&no) {
+            d.reinvite = Some(Reinvite {
+                replier: r,
+                to: other,
+                branch,
+                cseq,
+            });
+        }
+        self.send(dest, bytes);
+    }
+
+    /// The other side answered a re-INVITE we passed on (`resp`; `None`: it never
+    /// did, `code` 408): ACK it, and answer the side that sent it with the same
+    /// status (and the SDP answer).
+    pub(super) fn dial_reinvite_answered(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        code: u16,
+        resp: Option<&rsip::Response>,
+    ) {
+        let Some(ri) = self.dials.get_mut(&no).and_then(|d| d.reinvite.take()) else {
+            return;
+        };
+        let Some(leg) = self.dials.get(&no).and_then(|d| match ri.to {
+            Side::A => Some(&d.leg_a),
+            Side::B => d.leg_b.as_ref(),
+        }) else {
+            return;
+        };
+        // A 2xx is ACKed end to end (new branch), a failure hop by hop (its branch).
+        let ack_branch = if (200..300).contains(&code) {
+            format!("z9hG4bK{}d{}", self.instance, self.ids.next())
+        } else {
+            ri.branch.clone()
+        };
+        if resp.is_some() {
+            let via = self.via_to(leg.dest, &ack_branch);
+            let ack = self.leg_request(leg, "ACK", ri.cseq, None, &via);
+            let dest = leg.dest;
+            self.send(dest, ack);
+        }
+        let host = self.via_host(ri.replier.dest.ip());
+        let contact = format!("<sip:system@{host}>");
+        let content_type = resp
+            .and_then(|r| Fields::of(&r.headers).content_type.map(str::to_string))
+            .unwrap_or_else(|| "application/sdp".to_string());
+        let body = resp
+            .filter(|r| !r.body.is_empty())
+            .map(|r| (content_type.as_str(), &r.body[..]));
+        let bytes = ri
+            .replier
+            .build_body(code, None, &[("Contact", &contact)], body);
+        self.server_tx.answered(
+            ri.replier.key.clone(),
+            ri.replier.dest,
+            bytes.clone(),
+            now_ms,
+        );
+        self.send(ri.replier.dest, bytes);
     }
 
     /// Timers of click-to-dial calls: INVITE retransmissions, A not answering.

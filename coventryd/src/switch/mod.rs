@@ -139,6 +139,8 @@ pub enum ClientTag {
     Fire,
     /// A MESSAGE relayed to the SMS route (key of `upstream_messages`).
     Upstream(u64),
+    /// A re-INVITE passed between the legs of click-to-dial call N.
+    DialReinvite(u32),
 }
 
 /// Cheap unique tokens for branches, tags and Call-IDs.
@@ -386,7 +388,7 @@ impl Switch {
         let r = Replier::new(key, from, &method, &f, tag);
         if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
         {
-            return self.on_dial_request(now_ms, no, (src, &method), &f, r);
+            return self.on_dial_request(now_ms, no, (src, &method, &req.body), &f, r);
         }
         match method.as_str() {
             // Phones register over UDP; the upstream peer speaks for no extension.
@@ -448,6 +450,9 @@ impl Switch {
                 ClientTag::Delivery(d) => self.delivery_done(now_ms, d, outcome.status),
                 ClientTag::Upstream(id) => {
                     self.upstream_message_done(now_ms, id, outcome.status, Some(&resp))
+                }
+                ClientTag::DialReinvite(no) => {
+                    self.dial_reinvite_answered(now_ms, no, outcome.status, Some(&resp))
                 }
                 ClientTag::Fire => {}
             }
@@ -520,6 +525,9 @@ impl Switch {
             match o.tag {
                 ClientTag::Delivery(d) => self.delivery_done(now_ms, d, o.status),
                 ClientTag::Upstream(id) => self.upstream_message_done(now_ms, id, o.status, None),
+                ClientTag::DialReinvite(no) => {
+                    self.dial_reinvite_answered(now_ms, no, o.status, None)
+                }
                 ClientTag::Fire => {}
             }
         }
