@@ -455,7 +455,16 @@ fn click_to_dial_passes_a_hold_re_invite_to_the_other_side() {
     let inv_a = to(&sent, 6021)[0].to_string();
     let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
     let inv_b = to(&out, 6035)[0].to_string();
-    lab.feed(6035, &respond(&inv_b, 200, "tb", 6035, ANSWER));
+    let ok_b = respond(&inv_b, 200, "tb", 6035, ANSWER);
+    lab.feed(6035, &ok_b);
+    // B did not get our ACK and sends its 200 again: it is ACKed again.
+    let again = lab.feed(6035, &ok_b);
+    assert!(
+        to(&again, 6035)
+            .iter()
+            .any(|m| m.starts_with("ACK ") && m.contains("CSeq: 1 ACK")),
+        "{again:?}"
+    );
     // A puts B on hold: a re-INVITE with a sendonly offer, in A's dialog.
     let hold = OFFER.replace(
         "m=audio 5000 RTP/AVP 0\r\n",
@@ -492,6 +501,14 @@ fn click_to_dial_passes_a_hold_re_invite_to_the_other_side() {
             .iter()
             .any(|m| m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")),
         "B's 200 is ACKed: {out:?}"
+    );
+    let re_ok = respond(&re_b, 200, "tb", 6035, &held);
+    let again = lab.feed(6035, &re_ok);
+    assert!(
+        to(&again, 6035)
+            .iter()
+            .any(|m| m.starts_with("ACK ") && m.contains("CSeq: 2 ACK")),
+        "the re-INVITE's 200 again: ACKed again: {again:?}"
     );
     let ok_a = to(&out, 6021)[0];
     assert_eq!(status(ok_a), 200);

@@ -58,6 +58,9 @@ pub struct Leg {
     pub answered: bool,
     /// Our next CSeq in this dialog.
     pub cseq: u32,
+    /// The last ACK we sent for a 2xx on this leg: sent again when the 2xx is
+    /// (our ACK was lost).
+    pub ack: Option<Vec<u8>>,
 }
 
 /// A click-to-dial session.
@@ -87,6 +90,8 @@ pub struct Dial {
     pub reported: bool,
     /// A re-INVITE from one side waiting for the other side's answer.
     pub reinvite: Option<Reinvite>,
+    /// Branches of answered re-INVITEs (to ACK their retransmitted 2xx).
+    pub branches: Vec<String>,
 }
 
 /// A re-INVITE passed from one leg to the other.
@@ -120,6 +125,7 @@ impl Switch {
             proceeding: false,
             answered: false,
             cseq: 1,
+            ack: None,
         }
     }
 
@@ -251,6 +257,7 @@ impl Switch {
                 slot,
                 reported: false,
                 reinvite: None,
+                branches: Vec::new(),
             },
         );
         self.dial_by_call_id_insert(no);
@@ -346,6 +353,9 @@ impl Switch {
         if let Some(d) = self.dials.remove(&no) {
             self.dial_by_call_id.remove(&d.leg_a.call_id);
             self.dial_branches.remove(&d.leg_a.branch);
+            for b in &d.branches {
+                self.dial_branches.remove(b);
+            }
             if let Some(b) = d.leg_b {
                 self.dial_by_call_id.remove(&b.call_id);
                 self.dial_branches.remove(&b.branch);
@@ -369,6 +379,8 @@ impl Switch {
         if method != "ACK" {
             self.client_tx
                 .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+        } else if let Some(leg) = self.dial_leg(no, side) {
+            leg.ack = Some(bytes.clone());
         }
         self.send(dest, bytes);
     }
@@ -406,7 +418,13 @@ impl Switch {
         leg.retx = None;
         if (200..300).contains(&code) {
             if leg.answered {
-                return; // a retransmitted 2xx: our ACK went already
+                // A retransmitted 2xx: our ACK was lost (or has not gone yet, while
+                // the other leg is still being set up).
+                if let Some(ack) = leg.ack.clone() {
+                    let dest = leg.dest;
+                    self.send(dest, ack);
+                }
+                return;
             }
             leg.answered = true;
             leg.to = f.to.to_string();
@@ -728,6 +746,16 @@ impl Switch {
             let via = self.via_to(leg.dest, &ack_branch);
             let ack = self.leg_request(leg, "ACK", ri.cseq, None, &via);
             let dest = leg.dest;
+            if (200..300).contains(&code) {
+                // Its retransmissions reach on_dial_response, which ACKs again.
+                self.dial_branches.insert(ri.branch.clone(), (no, ri.to));
+                if let Some(d) = self.dials.get_mut(&no) {
+                    d.branches.push(ri.branch.clone());
+                }
+                if let Some(leg) = self.dial_leg(no, ri.to) {
+                    leg.ack = Some(ack.clone());
+                }
+            }
             self.send(dest, ack);
         }
         let host = self.via_host(ri.replier.dest.ip());
