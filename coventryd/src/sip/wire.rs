@@ -1395,6 +1395,27 @@ impl ViaInfo {
         Some(SocketAddr::new(ip, port))
     }
 
+    /// Add `received`/`rport` for a request from `src` (RFC 3261 18.2.1, RFC 3581);
+    /// whether anything changed.
+    pub fn stamp_received_rport(&mut self, src: SocketAddr) -> bool {
+        let ip = src.ip().to_canonical();
+        let rport_requested = self.rport().is_some();
+        let host_is_src = self.host_ip().map(|h| h.to_canonical()) == Some(ip);
+        let mut changed = false;
+        if rport_requested {
+            self.set_param("rport", Some(src.port().to_string()));
+            changed = true;
+        }
+        if !host_is_src || rport_requested {
+            let received = ip.to_string();
+            if self.received() != Some(received.as_str()) {
+                self.set_param("received", Some(received));
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Set (or replace) a parameter, keeping its position if present.
     pub fn set_param(&mut self, name: &str, value: Option<String>) {
         match self
@@ -1469,22 +1490,7 @@ pub fn top_via_branch(msg: &impl HasHeaders) -> Option<String> {
 /// Returns `None` when nothing changes (or the value cannot be parsed).
 pub fn via_with_received_rport(value: &str, src: SocketAddr) -> Option<String> {
     let mut via = parse_via(value)?;
-    let ip = src.ip().to_canonical();
-    let rport_requested = via.rport().is_some();
-    let host_is_src = via.host_ip().map(|h| h.to_canonical()) == Some(ip);
-    let mut changed = false;
-    if rport_requested {
-        via.set_param("rport", Some(src.port().to_string()));
-        changed = true;
-    }
-    if !host_is_src || rport_requested {
-        let received = ip.to_string();
-        if via.received() != Some(received.as_str()) {
-            via.set_param("received", Some(received));
-            changed = true;
-        }
-    }
-    changed.then(|| via.to_string())
+    via.stamp_received_rport(src).then(|| via.to_string())
 }
 
 /// Rewrite the Via of a request that came over the TCP connection from `src` so

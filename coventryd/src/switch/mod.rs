@@ -367,10 +367,15 @@ impl Switch {
             }
             return self.on_ack(now_ms, from, &req, &f);
         }
-        let branch = wire::parse_via(top)
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
-        let key = server_key(&branch, top, &method);
+        let top_via = wire::parse_via(top);
+        let key = server_key(
+            top_via
+                .as_ref()
+                .and_then(|v| v.branch())
+                .unwrap_or_default(),
+            top,
+            &method,
+        );
         match self.server_tx.check(&key) {
             Some(Seen::Pending) => {
                 self.counters.retransmissions += 1;
@@ -385,7 +390,7 @@ impl Switch {
             None => {}
         }
         let tag = self.ids.next();
-        let r = Replier::new(key, from, &method, &f, tag);
+        let r = Replier::new(key, from, (&method, top_via), &f, tag);
         if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
         {
             return self.on_dial_request(now_ms, no, (src, &method, &req.body), &f, r);
@@ -437,6 +442,21 @@ impl Switch {
         let bytes = r.build(code, reason, extra, None);
         self.server_tx
             .answered(r.key, r.dest, bytes.clone(), now_ms);
+        self.send(r.dest, bytes);
+    }
+
+    /// [`Switch::answer`] for a request whose [`Replier`] the caller keeps.
+    fn answer_ref(
+        &mut self,
+        now_ms: u64,
+        r: &Replier,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        let bytes = r.build(code, reason, extra, None);
+        self.server_tx
+            .answered(r.key.clone(), r.dest, bytes.clone(), now_ms);
         self.send(r.dest, bytes);
     }
 

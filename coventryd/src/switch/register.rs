@@ -53,7 +53,7 @@ impl Switch {
             .copied();
         let method = req.method.to_string();
         let Some(value) = value else {
-            self.challenge(now_ms, now, (challenge_code, claimed), false, r.clone());
+            self.challenge(now_ms, now, (challenge_code, claimed), false, r);
             return Auth::Answered;
         };
         let uri = digest_uri_to_check(&wire::format_uri(&req.uri), value);
@@ -70,24 +70,18 @@ impl Switch {
             Verdict::Ok { username } => {
                 if username != claimed {
                     self.auth_failed(&username, src, &method, "credentials of another extension");
-                    self.answer(
-                        now_ms,
-                        r.clone(),
-                        403,
-                        Some("Forbidden (identity mismatch)"),
-                        &[],
-                    );
+                    self.answer_ref(now_ms, r, 403, Some("Forbidden (identity mismatch)"), &[]);
                     return Auth::Answered;
                 }
                 Auth::Ok(username)
             }
             Verdict::Stale => {
-                self.challenge(now_ms, now, (challenge_code, claimed), true, r.clone());
+                self.challenge(now_ms, now, (challenge_code, claimed), true, r);
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
                 self.auth_failed(claimed, src, &method, reason);
-                self.answer(now_ms, r.clone(), 403, Some("Forbidden"), &[]);
+                self.answer_ref(now_ms, r, 403, Some("Forbidden"), &[]);
                 Auth::Answered
             }
         }
@@ -102,7 +96,7 @@ impl Switch {
         now: std::time::SystemTime,
         (code, claimed): (u16, &str),
         stale: bool,
-        r: Replier,
+        r: &Replier,
     ) {
         let header = if code == 407 {
             "Proxy-Authenticate"
@@ -123,7 +117,7 @@ impl Switch {
             });
         }
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
-        self.answer(now_ms, r, code, None, &extra);
+        self.answer_ref(now_ms, r, code, None, &extra);
     }
 
     pub(super) fn on_register(

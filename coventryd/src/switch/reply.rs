@@ -2,7 +2,7 @@
 
 use crate::headers::Fields;
 use crate::sip::dest::Dest;
-use crate::sip::wire::{parse_via, reason_phrase, via_with_received_rport, ReplyContext};
+use crate::sip::wire::{reason_phrase, ReplyContext, ViaInfo};
 use std::fmt::Write;
 
 /// Everything needed to answer one request, captured when it arrived.
@@ -20,20 +20,26 @@ pub struct Replier {
 }
 
 impl Replier {
-    /// Capture the reply context of a request from `src`.
-    pub fn new(key: String, src: Dest, method: &str, f: &Fields<'_>, to_tag: String) -> Replier {
+    /// Capture the reply context of a request from `src`, with its method and its
+    /// top Via as parsed by the caller.
+    pub fn new(
+        key: String,
+        src: Dest,
+        (method, top_via): (&str, Option<ViaInfo>),
+        f: &Fields<'_>,
+        to_tag: String,
+    ) -> Replier {
         let mut vias: Vec<String> = f.vias.iter().map(|v| v.to_string()).collect();
         let mut dest = src;
         if let Some(top) = vias.first_mut() {
-            if let Some(v) = via_with_received_rport(top, src.addr()) {
-                *top = v;
-            }
-            if let Dest::Udp(a) = src {
-                dest = Dest::Udp(
-                    parse_via(top)
-                        .and_then(|v| v.response_addr(5060))
-                        .unwrap_or(a),
-                );
+            // Stamped with received/rport, and where responses go.
+            if let Some(mut v) = top_via {
+                if v.stamp_received_rport(src.addr()) {
+                    *top = v.to_string();
+                }
+                if let Dest::Udp(a) = src {
+                    dest = Dest::Udp(v.response_addr(5060).unwrap_or(a));
+                }
             }
         }
         Replier {
@@ -149,7 +155,8 @@ mod tests {
             cseq: "1 REGISTER",
             ..Fields::default()
         };
-        let r = Replier::new("k".into(), src, "REGISTER", &f, "t1".into());
+        let top = crate::sip::wire::parse_via(f.vias[0]);
+        let r = Replier::new("k".into(), src, ("REGISTER", top), &f, "t1".into());
         assert_eq!(r.dest, src);
         let text = String::from_utf8(r.build(401, None, &[("WWW-Authenticate", "Digest x")], None))
             .expect("utf8");
