@@ -116,6 +116,28 @@ fn far_phone(scenario: &str, port: u16, ext: &str) -> SippChild {
     }
 }
 
+/// An outside caller `from` (sipp, no digest) dialling `to` through Kamailio's
+/// UDP socket; it hangs up after 300 ms.
+fn outside_caller(k: &Kamailio, from: &str, to: &str) -> SippChild {
+    Sipp::new("upstream_uac_call.xml")
+        .remote(k.main_addr())
+        .key("ext", from)
+        .key("target", to)
+        .set("hold", "300")
+        .timeout(Duration::from_secs(20))
+        .spawn()
+}
+
+/// A local phone answers `inv` (180, 200 with SDP), takes the ACK, then the
+/// caller's BYE.
+fn answer_until_bye(phone: &Ua, inv: &coventry_tests::ua::Msg) {
+    phone.respond(inv, 180, None);
+    phone.respond_sdp(inv, 200, &sdp(&phone.user, 1, "sendrecv"));
+    phone.expect_method("ACK", "the caller's ACK", T);
+    let bye = phone.expect_method("BYE", "the caller's BYE", T);
+    phone.respond(&bye, 200, None);
+}
+
 /// `pbxctl status --json`'s `upstream` list.
 fn status_upstream(sw: &Switch) -> Vec<Value> {
     let out = sw.pbxctl(&["status", "--json"]);
@@ -272,13 +294,7 @@ fn an_inbound_call_follows_forward_on_busy() {
 
     // An outside caller dials 22 through Kamailio.
     let mark = r.sw.mark();
-    let caller = Sipp::new("upstream_uac_call.xml")
-        .remote(r.k.main_addr())
-        .key("ext", "+441632960001")
-        .key("target", "22")
-        .set("hold", "300")
-        .timeout(Duration::from_secs(20))
-        .spawn();
+    let caller = outside_caller(&r.k, "+441632960001", "22");
     let inv = c.expect_invite("the forwarded call", T);
     assert!(
         inv.header("From")
@@ -289,11 +305,7 @@ fn an_inbound_call_follows_forward_on_busy() {
     let rr = inv.list("Record-Route");
     assert!(!rr[0].contains("transport"), "UDP side first: {rr:?}");
     assert!(rr[1].contains("transport=tcp"), "then the TCP side: {rr:?}");
-    c.respond(&inv, 180, None);
-    c.respond_sdp(&inv, 200, &sdp("23", 1, "sendrecv"));
-    c.expect_method("ACK", "the outside caller's ACK", T);
-    let bye = c.expect_method("BYE", "the outside caller's BYE", T);
-    c.respond(&bye, 200, None);
+    answer_until_bye(&c, &inv);
     caller.wait().assert_success("the outside caller");
     let rec = r.sw.expect_record(mark, "+441632960001", "22", T);
     assert_eq!(rec.outcome, CallOutcome::Completed);
@@ -521,24 +533,14 @@ fn with_a_peer_secret_kamailio_answers_the_challenge_and_the_call_goes_through()
         .section("upstream", "peer_secret = peer-secret");
     let r = rig(&far, conf);
     let a = phone(&r.sw, 21);
-    let caller = Sipp::new("upstream_uac_call.xml")
-        .remote(r.k.main_addr())
-        .key("ext", "+441632960003")
-        .key("target", "21")
-        .set("hold", "200")
-        .timeout(Duration::from_secs(20))
-        .spawn();
+    let caller = outside_caller(&r.k, "+441632960003", "21");
     let inv = a.expect_invite("the call from outside, after the challenge", T);
     assert!(
         inv.header("Proxy-Authorization").is_none(),
         "the peer's credentials stay with the switch:\n{}",
         inv.dump()
     );
-    a.respond(&inv, 180, None);
-    a.respond_sdp(&inv, 200, &sdp("21", 1, "sendrecv"));
-    a.expect_method("ACK", "the ACK", T);
-    let bye = a.expect_method("BYE", "the BYE", T);
-    a.respond(&bye, 200, None);
+    answer_until_bye(&a, &inv);
     caller.wait().assert_success("the outside caller");
     assert!(
         r.k.rig_log().contains("answered the 407 challenge"),
