@@ -165,11 +165,12 @@ pub(crate) async fn run(
                     Err(e) => return format!("read: {e}"),
                 };
                 last_activity = Instant::now();
+                let awaiting_pong = keepalive.as_ref().is_some_and(|k| k.awaiting_pong());
                 if let Some(k) = keepalive.as_mut() {
                     k.read();
                 }
                 inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                let framed = framing::drain(&mut inbuf, params.max_message, peer);
+                let framed = framing::drain(&mut inbuf, params.max_message, peer, awaiting_pong);
                 for e in &framed.rejected {
                     log::debug!("tcp {peer}: dropped a message: {e}");
                 }

@@ -41,7 +41,9 @@ pub fn error_reply(error: &WireError, peer: SocketAddr) -> Option<Vec<u8>> {
 /// Take every complete frame off the front of `buf` (messages at most `max_len`
 /// bytes), leaving an incomplete tail. After a fatal error the buffer is left as
 /// it is: the connection is to be closed and nothing more read from it.
-pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr) -> Framed {
+/// `awaiting_pong`: we pinged, so a lone CRLF is its pong; otherwise a CRLF at the
+/// very end waits for the next bytes, in case it is the first half of a ping.
+pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr, awaiting_pong: bool) -> Framed {
     let mut out = Framed::default();
     let mut at = 0usize;
     // Every frame consumes at least one byte, so this bounds the loop.
@@ -52,6 +54,13 @@ pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr) -> Framed {
         }
         match wire::parse_stream(rest, max_len) {
             Ok(StreamFrame::Incomplete) => break,
+            Ok(StreamFrame::KeepAlive { consumed })
+                if !awaiting_pong && consumed < PING.len() && consumed >= rest.len() =>
+            {
+                // Fewer CR/LF than a ping at the end of what arrived: the rest of a
+                // ping may still come (a pong just waits for the next bytes).
+                break;
+            }
             Ok(StreamFrame::KeepAlive { consumed }) => {
                 if consumed >= PING.len() {
                     out.replies.extend_from_slice(PONG);
@@ -129,6 +138,11 @@ impl KeepAlive {
         self.last_write = now;
     }
 
+    /// Whether a ping went out and nothing has arrived since.
+    pub fn awaiting_pong(&self) -> bool {
+        self.ping_at.is_some()
+    }
+
     /// Bytes (anything) arrived: any outstanding ping is answered.
     pub fn read(&mut self) {
         self.ping_at = None;
@@ -178,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ping_split_across_reads_is_answered() {
+        let mut buf = b"\r\n".to_vec();
+        let f = drain(&mut buf, 4096, peer(), false);
+        assert!(
+            f.replies.is_empty(),
+            "not yet known: a pong, or half a ping"
+        );
+        assert_eq!(buf, b"\r\n");
+        buf.extend_from_slice(b"\r\n");
+        let f = drain(&mut buf, 4096, peer(), false);
+        assert_eq!(f.replies, PONG);
+        assert!(buf.is_empty());
+        // After our own ping a lone CRLF is its pong: taken at once, not answered.
+        let mut buf = b"\r\n".to_vec();
+        let f = drain(&mut buf, 4096, peer(), true);
+        assert!(f.replies.is_empty() && buf.is_empty());
+    }
+
+    #[test]
     fn messages_pings_and_tail() {
         let mut buf = Vec::new();
         buf.extend_from_slice(PING);
@@ -186,16 +219,16 @@ mod tests {
         buf.extend_from_slice(options("hello").as_bytes());
         let whole = options("").into_bytes();
         buf.extend_from_slice(&whole[..whole.len() - 10]);
-        let f = drain(&mut buf, 4096, peer());
+        let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.messages.len(), 2);
         assert_eq!(f.replies, PONG, "one pong for the ping, none for the pong");
         assert!(f.fatal.is_none() && f.rejected.is_empty());
         assert_eq!(buf, &whole[..whole.len() - 10]);
         buf.extend_from_slice(&whole[whole.len() - 10..]);
-        let f = drain(&mut buf, 4096, peer());
+        let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.messages.len(), 1);
         assert!(buf.is_empty());
-        let f = drain(&mut buf, 4096, peer());
+        let f = drain(&mut buf, 4096, peer(), false);
         assert!(f.messages.is_empty() && f.replies.is_empty() && f.fatal.is_none());
     }
 
@@ -205,7 +238,7 @@ mod tests {
         let mut buf = text.into_bytes();
         buf.extend_from_slice(b"more bytes that are never looked at");
         let before = buf.clone();
-        let f = drain(&mut buf, 4096, peer());
+        let f = drain(&mut buf, 4096, peer(), false);
         assert!(matches!(f.fatal, Some(WireError::Malformed { .. })));
         let reply = String::from_utf8_lossy(&f.replies).into_owned();
         assert!(reply.starts_with("SIP/2.0 400 "), "{reply}");
@@ -218,7 +251,7 @@ mod tests {
         let text = options(&"x".repeat(3000));
         let mut buf = text.into_bytes();
         buf.truncate(600);
-        let f = drain(&mut buf, 1024, peer());
+        let f = drain(&mut buf, 1024, peer(), false);
         assert!(matches!(f.fatal, Some(WireError::TooLarge { .. })));
         assert!(f.replies.starts_with(b"SIP/2.0 513 "));
     }
@@ -226,11 +259,11 @@ mod tests {
     #[test]
     fn garbage_without_blank_line_is_fatal_once_over_the_limit() {
         let mut buf = vec![b'x'; 100];
-        let f = drain(&mut buf, 1024, peer());
+        let f = drain(&mut buf, 1024, peer(), false);
         assert!(f.fatal.is_none() && f.messages.is_empty());
         assert_eq!(buf.len(), 100);
         buf.extend_from_slice(&[b'y'; 1000]);
-        let f = drain(&mut buf, 1024, peer());
+        let f = drain(&mut buf, 1024, peer(), false);
         assert!(f.fatal.is_some());
         assert!(f.replies.is_empty(), "nothing to answer");
     }
@@ -240,7 +273,7 @@ mod tests {
         let bad = options("").replace("SIP/2.0\r\n", "SIP/3.0\r\n");
         let mut buf = bad.into_bytes();
         buf.extend_from_slice(options("").as_bytes());
-        let f = drain(&mut buf, 4096, peer());
+        let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.rejected.len(), 1);
         assert_eq!(f.messages.len(), 1);
         assert!(f.fatal.is_none());
@@ -261,7 +294,7 @@ mod tests {
                 buf.push(alphabet[seed as usize % alphabet.len()]);
             }
             let len = buf.len();
-            let f = drain(&mut buf, 512, peer());
+            let f = drain(&mut buf, 512, peer(), false);
             assert!(buf.len() <= len);
             let _ = f;
         }
@@ -329,7 +362,7 @@ mod tests {
                 let n = (*cut.next().unwrap_or(&1)).min(stream.len() - at);
                 buf.extend_from_slice(&stream[at..at + n]);
                 at += n;
-                let f = drain(&mut buf, 1024, peer());
+                let f = drain(&mut buf, 1024, peer(), false);
                 prop_assert!(f.fatal.is_none());
                 got.extend(f.messages);
                 prop_assert!(buf.len() <= 1024 + 200);
