@@ -128,23 +128,7 @@ fn coventryd_man_page_is_current() {
         assert!(page.contains(needle), "coventryd.8 lacks {needle}");
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/coventryd.8");
-    if std::env::var_os("UPDATE_MAN").is_some_and(|v| !v.is_empty() && v != "0") {
-        std::fs::write(&path, &page).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return;
-    }
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current != page {
-        let line = current
-            .lines()
-            .zip(page.lines())
-            .position(|(a, b)| a != b)
-            .map_or_else(
-                || current.lines().count().min(page.lines().count()) + 1,
-                |i| i + 1,
-            );
-        panic!(
-            "man/coventryd.8 is stale (first difference at line {line}): \
-             run UPDATE_MAN=1 cargo test -p coventryd --test man_page"
-        );
+    if let Err(e) = coventry_shared::manpage::check_current(&path, &page, "coventryd") {
+        panic!("{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! man/pbx-tui.1 is generated from pbx-tui's clap definition, its key table
 //! (`keymap::KEYS`, the same table as the help screen) and the grid letters, and must
 //! match the checked-in file (`UPDATE_MAN=1 cargo test -p pbx-tui --test man_page`
-//! rewrites it). It must render with groff without a warning.
+//! rewrites it).
 
 use clap::CommandFactory;
 use clap_mangen::roff::{bold, roman, Roff};
@@ -253,43 +253,10 @@ fn man_page_is_current() {
             "the ACTIONS section lacks the verb {verb}"
         );
     }
-    let path = man_path();
-    if std::env::var_os("UPDATE_MAN").is_some_and(|v| !v.is_empty() && v != "0") {
-        std::fs::write(&path, &page).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return;
-    }
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current != page {
-        let line = current
-            .lines()
-            .zip(page.lines())
-            .position(|(a, b)| a != b)
-            .map_or_else(
-                || current.lines().count().min(page.lines().count()) + 1,
-                |i| i + 1,
-            );
-        panic!(
-            "man/pbx-tui.1 is stale (first difference at line {line}): \
-             run UPDATE_MAN=1 cargo test -p pbx-tui --test man_page"
-        );
+    if let Err(e) = coventry_shared::manpage::check_current(&man_path(), &page, "pbx-tui") {
+        panic!("{e}");
     }
 }
 
-#[test]
-fn man_page_renders_without_warnings() {
-    let Ok(probe) = std::process::Command::new("groff")
-        .arg("--version")
-        .output()
-    else {
-        eprintln!("skipped: groff is not installed");
-        return;
-    };
-    assert!(probe.status.success());
-    let o = std::process::Command::new("groff")
-        .args(["-man", "-Tutf8", "-ww", "-z"])
-        .arg(man_path())
-        .output()
-        .expect("groff");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && err.is_empty(), "{err}");
-}
+// Rendering without groff warnings is checked for every page in man/ by pbxctl's
+// man_page test.

@@ -14,25 +14,10 @@ fn man_dir() -> PathBuf {
 
 /// Compare `rendered` with the checked-in `man/NAME`, or rewrite it with UPDATE_MAN=1.
 fn check_current(name: &str, rendered: &str, package: &str) {
-    let path = man_dir().join(name);
-    if std::env::var_os("UPDATE_MAN").is_some_and(|v| !v.is_empty() && v != "0") {
-        std::fs::write(&path, rendered).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return;
-    }
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current != rendered {
-        let line = current
-            .lines()
-            .zip(rendered.lines())
-            .position(|(a, b)| a != b)
-            .map_or_else(
-                || current.lines().count().min(rendered.lines().count()) + 1,
-                |i| i + 1,
-            );
-        panic!(
-            "man/{name} is stale (first difference at line {line}): \
-             run UPDATE_MAN=1 cargo test -p {package} --test man_page"
-        );
+    if let Err(e) =
+        coventry_shared::manpage::check_current(&man_dir().join(name), rendered, package)
+    {
+        panic!("{e}");
     }
 }
 
