@@ -170,8 +170,28 @@ impl<T: Clone> ClientTransactions<T> {
         );
     }
 
-    /// A response with top-Via `branch` arrived; returns the outcome when final.
-    pub fn response(&mut self, branch: &str, status: u16, now_ms: u64) -> Option<Outcome<T>> {
+    /// Where the request with this branch went, while its transaction lives.
+    pub fn dest_of(&self, branch: &str) -> Option<Dest> {
+        self.map.get(branch).map(|tx| tx.dest)
+    }
+
+    /// A response with top-Via `branch` arrived from `from`; returns the outcome
+    /// when final. A response from anywhere but where the request went is not
+    /// this transaction's (a stranger cannot fake a delivery receipt).
+    pub fn response(
+        &mut self,
+        branch: &str,
+        from: Dest,
+        status: u16,
+        now_ms: u64,
+    ) -> Option<Outcome<T>> {
+        if !self
+            .map
+            .get(branch)
+            .is_some_and(|tx| tx.dest.same_party(from))
+        {
+            return None;
+        }
         if status < 200 {
             // Proceeding: retransmit at T2 from now on (RFC 3261 §17.1.2.2).
             if let Some(tx) = self.map.get_mut(branch) {
@@ -257,7 +277,7 @@ mod tests {
         assert_eq!(out.len(), 3);
         out.clear();
         // Provisional: T2 interval.
-        assert_eq!(c.response("b1", 100, 3600), None);
+        assert_eq!(c.response("b1", addr(), 100, 3600), None);
         c.tick(7000, &mut out);
         assert!(out.is_empty());
         c.tick(7600, &mut out);
@@ -272,14 +292,16 @@ mod tests {
         );
         assert_eq!(c.count(), 0);
         c.start("b2".into(), addr(), vec![], 8, 0);
+        let stranger = Dest::Udp("127.0.0.2:5000".parse().expect("addr"));
+        assert_eq!(c.response("b2", stranger, 200, 10), None);
         assert_eq!(
-            c.response("b2", 200, 10),
+            c.response("b2", addr(), 200, 10),
             Some(Outcome {
                 tag: 8,
                 status: 200
             })
         );
-        assert_eq!(c.response("b2", 200, 10), None);
+        assert_eq!(c.response("b2", addr(), 200, 10), None);
         // Over TCP: no retransmissions, Timer F still fires.
         let tcp = Dest::Tcp("127.0.0.1:5070".parse().expect("addr"));
         c.start("b3".into(), tcp, b"MESSAGE".to_vec(), 9, 0);

@@ -444,24 +444,53 @@ fn click_to_dial_reaches_a_number_through_the_upstream() {
 
 #[test]
 fn transport_tcp_means_tcp_only_towards_the_upstream() {
-    let mut lab = connected("");
-    let bye = |target: &str| {
+    let mut lab = connected("[37]\nsecret = pw37\n");
+    let bye = |target: &str, call_id: &str| {
         format!(
-            "BYE sip:x@{target};transport=tcp SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bK{}\r\n\
-             Route: <sip:{SWITCH};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=a\r\n\
-             To: <sip:x@test>;tag=b\r\nCall-ID: t-{target}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-            target.replace([':', '.'], "")
+            "BYE sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKb{call_id}\r\n\
+             Route: <sip:{SWITCH};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\n\
+             To: <sip:x@test>;tag=far\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    // A phone's contact that says TCP is still reached over UDP: the switch
+    // A phone whose contact says TCP is still reached over UDP: the switch
     // speaks TCP only to its upstream peers.
-    let sent = lab.feed(6021, &bye("127.0.0.2:7000"));
-    assert!(sent
-        .iter()
-        .any(|(a, m)| a.to_string() == "127.0.0.2:7000" && m.starts_with("BYE")));
-    assert!(lab.tcp.is_empty(), "{:?}", lab.tcp);
-    // The upstream peer's address with transport=tcp: its other connection.
-    lab.feed(6021, &bye("127.0.0.1:7001"));
-    assert_eq!(lab.tcp.len(), 1, "{:?}", lab.tcp);
-    assert!(lab.tcp[0].1.contains("Via: SIP/2.0/TCP"));
+    let phone: SocketAddr = "127.0.0.2:6037".parse().expect("addr");
+    let sent = lab.authed_at(phone, "37", "REGISTER", |auth, cseq| {
+        format!(
+            "REGISTER sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:6037;branch=z9hG4bKr{cseq}\r\n\
+             From: <sip:37@test>;tag=r\r\nTo: <sip:37@test>\r\nCall-ID: reg37\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:37@127.0.0.2:6037;transport=tcp>\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    assert_eq!(status(&sent[0].1), 200, "{sent:?}");
+    let sent = lab.invite("37", "tt1");
+    let inv = to(&sent, 6037)[0].to_string();
+    assert!(sent.iter().any(|(a, _)| *a == phone), "{sent:?}");
+    let ok = respond(&inv, 200, "far", 6037, SDP)
+        .replace("127.0.0.1:6037>", "127.0.0.2:6037;transport=tcp>");
+    lab.feed_at(phone, &ok);
+    let sent = lab.feed(6021, &bye("x@127.0.0.2:6037;transport=tcp", "tt1"));
+    assert!(
+        sent.iter()
+            .any(|(a, m)| *a == phone && m.starts_with("BYE")),
+        "{sent:?}"
+    );
+    assert!(
+        lab.tcp.iter().all(|(a, _)| a.port() == 5070),
+        "{:?}",
+        lab.tcp
+    );
+    // A far end whose contact is the upstream peer's address with transport=tcp
+    // (no Record-Route of its own): its other connection, over TCP.
+    lab.invite("0044123", "tt2");
+    let inv = tcp_to(&lab, 5070)[0].clone();
+    let ok = respond(&inv, 200, "far", 7001, SDP)
+        .replace("127.0.0.1:7001>", "127.0.0.1:7001;transport=tcp>");
+    lab.feed_tcp(kam(5070), &ok);
+    let before = lab.tcp.len();
+    lab.feed(6021, &bye("x@127.0.0.1:7001;transport=tcp", "tt2"));
+    let sent = &lab.tcp[before..];
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, kam(7001));
+    assert!(sent[0].1.contains("Via: SIP/2.0/TCP"));
 }

@@ -31,6 +31,21 @@ control FIFO are removed.
 Reload the configuration file, as
 .BR "pbxctl reload" .
 A file with errors is reported and the configuration in force is kept.
+.SH SECURITY
+Nobody acts through the switch without a secret. Every request that claims an
+extension (REGISTER, INVITE, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH) is challenged for
+that extension's digest. A request inside a dialog is relayed only when the switch
+created the dialog (it proxied the call, or passed the subscription through) and
+the request comes from one of the dialog's parties \(em the UDP address and port
+the switch saw or reached it at, or a current registration of that party's
+extension \(em and goes to the other party; a Route header naming the switch earns
+a stranger nothing. A response is accepted only from where its request went; the
+switch's branches and tags are random (CSPRNG), and the branches of requests it
+relays without keeping state carry an HMAC it checks on the way back. Identity
+headers from phones (\fBP\-Asserted\-Identity\fR, \fBP\-Preferred\-Identity\fR,
+\fBRemote\-Party\-ID\fR) are removed on every path; the phones' credentials
+(\fBProxy\-Authorization\fR) never leave the switch. What is refused is counted
+(\fBrefused\fR in \fBpbxctl status\fR) and logged.
 .SH "CONTROL AND MONITORING"
 coventryd publishes its state in a memory\-mapped state block and takes commands on a
 FIFO, both in the runtime directory.

@@ -27,6 +27,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         commands_ok,
         commands_failed,
         calls,
+        refused,
         reserved: _,
     } = *c;
     vec![
@@ -42,6 +43,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("commands_ok", commands_ok),
         ("commands_failed", commands_failed),
         ("calls", calls),
+        ("refused", refused),
     ]
 }
 

@@ -244,10 +244,13 @@ pub struct Counters {
     pub commands_ok: u64,
     /// Control lines rejected or failed.
     pub commands_failed: u64,
-    /// Calls started (calls issue).
+    /// Calls started.
     pub calls: u64,
+    /// Requests and responses refused at a trust boundary: in-dialog requests
+    /// from strangers, responses from where no request went, forged branches.
+    pub refused: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 20],
+    pub reserved: [u64; 19],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).

@@ -714,8 +714,8 @@ fn a_stranger_cannot_end_someone_elses_call() {
     let b = phone(&sw, 22);
     let (mut call, _) = answer(&sw, &mut a, &b, "22");
     // 23 knows everything about the dialog (Call-ID, tags, route) but is not
-    // one of its phones. The switch tells the call's phones by IP address (a
-    // NAT's port may change), so the stranger sits on another loopback address.
+    // one of its phones: the switch tells the call's phones by transport
+    // address (tests/trust.rs also tries another port of a party's host).
     let sock = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
     let mut c = Ua::with_socket(sock, sw.addr(), "23", &secret(23));
     c.register(300);

@@ -31,6 +31,18 @@ impl Dest {
         matches!(self, Dest::Tcp(_))
     }
 
+    /// Whether a message from `src` comes from the party known here: over UDP
+    /// the same address and port; over TCP the same peer host, since an upstream
+    /// peer reaches the switch on its own connections as well as on the switch's
+    /// (the TCP listener admits upstream peers only).
+    pub fn same_party(self, src: Dest) -> bool {
+        match (self, src) {
+            (Dest::Udp(a), Dest::Udp(b)) => a == b,
+            (Dest::Tcp(a), Dest::Tcp(b)) => a.ip() == b.ip(),
+            _ => false,
+        }
+    }
+
     /// The Via transport token (`UDP`, `TCP`).
     pub fn transport(self) -> &'static str {
         match self {
@@ -52,5 +64,21 @@ impl fmt::Display for Dest {
             Dest::Udp(a) => write!(f, "{a}"),
             Dest::Tcp(a) => write!(f, "tcp:{a}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dest;
+
+    #[test]
+    fn parties_are_transport_addresses() {
+        let udp = |s: &str| Dest::Udp(s.parse().expect("addr"));
+        let tcp = |s: &str| Dest::Tcp(s.parse().expect("addr"));
+        assert!(udp("127.0.0.1:5080").same_party(udp("127.0.0.1:5080")));
+        assert!(!udp("127.0.0.1:5080").same_party(udp("127.0.0.1:5081")));
+        assert!(!udp("127.0.0.1:5080").same_party(udp("127.0.0.2:5080")));
+        assert!(tcp("127.0.0.1:5070").same_party(tcp("127.0.0.1:40000")));
+        assert!(!tcp("127.0.0.1:5070").same_party(udp("127.0.0.1:5070")));
     }
 }

@@ -271,7 +271,7 @@ impl Switch {
         } else {
             format!("active;expires={remaining}")
         };
-        let branch = format!("z9hG4bK{}n{}", self.instance, self.ids.next());
+        let branch = super::new_branch(&self.instance, 'n');
         let bytes = format!(
             "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={branch};rport\r\nMax-Forwards: 70\r\n\
              From: {}\r\nTo: {}\r\nCall-ID: {id}\r\nCSeq: {} NOTIFY\r\nContact: <sip:system@{host}>\r\n\

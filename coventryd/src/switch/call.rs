@@ -150,6 +150,8 @@ pub struct Call {
     pub to_hdr: String,
     /// The caller's From tag.
     pub caller_tag: String,
+    /// Where the caller's INVITE came from (its CANCEL and ACK must too).
+    pub caller_src: Dest,
     /// The caller's Contact URI and where requests to it go.
     pub caller_contact: String,
     /// Where requests to the caller go (the first hop of `caller_route`, else

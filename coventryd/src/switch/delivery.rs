@@ -121,7 +121,7 @@ impl Switch {
                 let Some(dest) = dest else {
                     continue;
                 };
-                let branch = format!("z9hG4bK{}", self.ids.next());
+                let branch = self.branch('t');
                 let bytes = self.build_message(&job, &host, &uri, *ext, &branch, &dest);
                 let r = DeliveryRef {
                     job: id,

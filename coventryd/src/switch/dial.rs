@@ -17,7 +17,6 @@ use crate::sip::wire::parse_name_addr;
 use crate::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry};
-use std::net::SocketAddr;
 
 /// Which leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +39,9 @@ pub struct Leg {
     pub uri: String,
     /// Where it goes (the first hop of `route` once answered).
     pub dest: Dest,
+    /// Where our INVITE went: its responses come from there, and requests in
+    /// the dialog from there or from `dest`.
+    pub sent_to: Dest,
     /// Route set from the 2xx's Record-Route (proxies on the way, e.g. upstream).
     pub route: Vec<String>,
     /// Our Via value.
@@ -109,13 +111,14 @@ pub struct Reinvite {
 
 impl Switch {
     fn leg(&mut self, call_id: String, uri: &str, dest: Dest, from: String, to: String) -> Leg {
-        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let branch = self.branch('d');
         let via = self.via_to(dest, &branch);
         Leg {
             call_id,
             branch,
             uri: uri.to_string(),
             dest,
+            sent_to: dest,
             route: Vec::new(),
             via,
             from,
@@ -194,6 +197,15 @@ impl Switch {
         self.send(dest, bytes.clone());
         if let Some(leg) = self.dial_leg(no, side) {
             leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
+        }
+    }
+
+    /// Where the INVITE of call `no`'s leg `side` went.
+    pub(super) fn dial_leg_sent_to(&self, no: u32, side: Side) -> Option<Dest> {
+        let d = self.dials.get(&no)?;
+        match side {
+            Side::A => Some(d.leg_a.sent_to),
+            Side::B => d.leg_b.as_ref().map(|l| l.sent_to),
         }
     }
 
@@ -371,7 +383,7 @@ impl Switch {
         }) else {
             return;
         };
-        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let branch = self.branch('d');
         let via = self.via_to(leg.dest, &branch);
         let cseq = if method == "ACK" { 1 } else { leg.cseq + 1 };
         let bytes = self.leg_request(leg, method, cseq, body, &via);
@@ -608,28 +620,29 @@ impl Switch {
         &mut self,
         now_ms: u64,
         no: u32,
-        (src, method, body): (SocketAddr, &str, &[u8]),
+        (src, method, body): (Dest, &str, &[u8]),
         f: &Fields<'_>,
         r: super::reply::Replier,
     ) {
         let Some(d) = self.dials.get(&no) else {
             return;
         };
-        // Only the two phones may speak in these dialogs.
-        let phones: Vec<std::net::IpAddr> = [Some(&d.leg_a), d.leg_b.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|l| l.dest.ip())
-            .collect();
-        if !phones.contains(&src.ip()) {
-            log::warn!("click-to-dial call {no}: {method} from a stranger at {src}: refused");
-            return self.answer(now_ms, r, 403, None, &[]);
-        }
+        // Each leg is a dialog between the switch and one phone: only that phone
+        // (its transport address) may speak in it.
         let side = if d.leg_a.call_id == f.call_id {
             Side::A
         } else {
             Side::B
         };
+        let leg = match side {
+            Side::A => Some(&d.leg_a),
+            Side::B => d.leg_b.as_ref(),
+        };
+        if !leg.is_some_and(|l| l.dest.same_party(src) || l.sent_to.same_party(src)) {
+            log::warn!("click-to-dial call {no}: {method} from a stranger at {src}: refused");
+            self.counters.refused += 1;
+            return self.answer(now_ms, r, 403, None, &[]);
+        }
         match method {
             "ACK" => {}
             "BYE" => {
@@ -683,7 +696,7 @@ impl Switch {
                 &[],
             );
         }
-        let branch = format!("z9hG4bK{}d{}", self.instance, self.ids.next());
+        let branch = self.branch('d');
         let Some(leg) = self.dial_leg(no, other) else {
             return;
         };
@@ -738,7 +751,7 @@ impl Switch {
         };
         // A 2xx is ACKed end to end (new branch), a failure hop by hop (its branch).
         let ack_branch = if (200..300).contains(&code) {
-            format!("z9hG4bK{}d{}", self.instance, self.ids.next())
+            self.branch('d')
         } else {
             ri.branch.clone()
         };

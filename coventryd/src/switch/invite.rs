@@ -5,22 +5,20 @@
 
 use super::call::{better_final, outcome_of, Branch, BranchState, Call, Retx};
 use super::features::Resolution;
+use super::indialog::tag_of;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::trust::UNTRUSTED_IDENTITY;
 use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
-use crate::sip::wire::{self, parse_name_addr, parse_uri, parse_via};
+use crate::sip::wire::{parse_name_addr, parse_uri, parse_via};
 use crate::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
 use coventry_shared::stateblock::CallEntry;
 use std::net::{IpAddr, SocketAddr};
-
-/// Prefix of the Via branches of requests the switch forwards statelessly
-/// (in-dialog requests): responses carrying it are passed back the same way.
-pub const STATELESS_BRANCH: &str = "z9hG4bKcvs";
 
 /// The address part of a SIP URI as a socket address (IP literals only).
 pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
@@ -32,12 +30,6 @@ pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
 fn user_of(value: &str) -> String {
     parse_name_addr(value)
         .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
-        .unwrap_or_default()
-}
-
-fn tag_of(value: &str) -> String {
-    parse_name_addr(value)
-        .and_then(|n| n.tag().map(str::to_string))
         .unwrap_or_default()
 }
 
@@ -70,21 +62,18 @@ impl Switch {
             .count()
     }
 
+    /// A new call: an INVITE without a To tag, from `from`. A Route naming the
+    /// switch (a phone's outbound proxy setting) changes nothing: the caller
+    /// authenticates like any other, and our Route entries are taken off.
     pub(super) fn on_invite(
         &mut self,
         now_ms: u64,
-        src: SocketAddr,
+        from: Dest,
         req: &rsip::Request,
         f: &Fields<'_>,
         r: Replier,
     ) {
-        if !tag_of(f.to).is_empty() || self.our_routes(f) > 0 {
-            let from = match r.dest {
-                Dest::Tcp(_) => Dest::Tcp(src),
-                Dest::Udp(_) => Dest::Udp(src),
-            };
-            return self.route_in_dialog(now_ms, from, req, f, Some(r));
-        }
+        let src = from.addr();
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return self.answer(now_ms, r, 483, None, &[]);
         }
@@ -162,6 +151,7 @@ impl Switch {
             from_hdr: f.from.to_string(),
             to_hdr: f.to.to_string(),
             caller_tag: tag_of(f.from),
+            caller_src: from,
             caller_addr,
             caller_route,
             caller_contact: contact,
@@ -260,14 +250,20 @@ impl Switch {
                     .map(move |b| (*e, b.uri.clone(), b.dest()))
             })
             .collect();
-        let Some(from) = self.calls.calls.get(&no).map(|c| c.replier.dest) else {
+        let Some((from, caller)) = self
+            .calls
+            .calls
+            .get(&no)
+            .map(|c| (c.replier.dest, c.caller))
+        else {
             return;
         };
+        let ours = self.our_routes(&Fields::of(&req.headers));
         for (ext, uri, dest) in contacts {
             let Some(dest) = dest.map(Dest::Udp) else {
                 continue;
             };
-            let id = format!("z9hG4bK{}x{}", self.instance, self.ids.next());
+            let id = self.branch('x');
             let via = self.via_to(dest, &id);
             let rr = self.record_route_between(from, dest);
             let bytes = rewrite(
@@ -276,8 +272,10 @@ impl Switch {
                 &Rewrite {
                     start_line: format!("INVITE {uri} SIP/2.0"),
                     prepend: &[("Via", &via), ("Record-Route", &rr)],
+                    drop_routes: ours,
                     drop_proxy_auth: true,
                     decrement_max_forwards: true,
+                    drop_named: if caller != 0 { UNTRUSTED_IDENTITY } else { &[] },
                     ..Rewrite::default()
                 },
             );
@@ -316,12 +314,13 @@ impl Switch {
         self.calls.by_branch.insert(id, (no, idx));
     }
 
-    /// Answer the caller's INVITE: `resp` relayed from a branch, or our own `code`.
+    /// Answer the caller's INVITE: `resp` relayed from a branch (`Some(from)`:
+    /// where it came from), or our own `code`.
     fn send_invite_response(
         &mut self,
         now_ms: u64,
         no: u32,
-        resp: Option<&rsip::Response>,
+        resp: Option<(&rsip::Response, Dest)>,
         code: u16,
     ) {
         let Some(call) = self.calls.calls.get(&no) else {
@@ -329,12 +328,18 @@ impl Switch {
         };
         let dest = call.replier.dest;
         let bytes = match resp {
-            Some(resp) => rewrite(
+            Some((resp, from)) => rewrite(
                 &resp.headers,
                 &resp.body,
                 &Rewrite {
                     start_line: status_line(resp),
                     drop_top_via: true,
+                    // A phone asserts no identity; the upstream peer may.
+                    drop_named: if from.is_tcp() {
+                        &[]
+                    } else {
+                        UNTRUSTED_IDENTITY
+                    },
                     ..Rewrite::default()
                 },
             ),
@@ -447,9 +452,16 @@ impl Switch {
         let Some(b) = call.branches.get(idx) else {
             return;
         };
+        // The other phones of a call answered elsewhere stop ringing without
+        // showing a missed call (RFC 3326).
+        let reason = if call.phase == CallPhase::Answered {
+            "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
+        } else {
+            ""
+        };
         let bytes = format!(
             "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
-             Call-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+             Call-ID: {}\r\nCSeq: {} CANCEL\r\n{reason}Content-Length: 0\r\n\r\n",
             b.uri, b.via, call.from_hdr, call.to_hdr, call.call_id, call.invite_cseq
         )
         .into_bytes();
@@ -503,9 +515,9 @@ impl Switch {
             )
             .into_bytes()
         };
-        let ack_branch = format!("z9hG4bK{}a{}", self.instance, self.ids.next());
+        let ack_branch = self.branch('a');
         let ack = mk(self, "ACK", call.invite_cseq, ack_branch);
-        let bye_branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
+        let bye_branch = self.branch('b');
         let bye = mk(self, "BYE", call.invite_cseq + 1, bye_branch.clone());
         self.send(dest, ack);
         self.client_tx
@@ -535,6 +547,7 @@ impl Switch {
         let Some(b) = call.branches.get_mut(idx) else {
             return;
         };
+        let branch_dest = b.dest;
         if code < 200 {
             if b.state == BranchState::Calling {
                 b.state = BranchState::Proceeding;
@@ -557,7 +570,7 @@ impl Switch {
                 self.send_cancel(now_ms, no, idx);
             }
             if relay {
-                self.send_invite_response(now_ms, no, Some(resp), code);
+                self.send_invite_response(now_ms, no, Some((resp, branch_dest)), code);
             }
             if ringing {
                 self.call_event(no);
@@ -569,7 +582,6 @@ impl Switch {
         b.state = BranchState::Done;
         b.retx.bytes = Vec::new(); // no more retransmissions of this INVITE
         b.status = Some(code);
-        let branch_dest = b.dest;
         let branch_ext = b.ext;
         if (200..300).contains(&code) {
             let f = Fields::of(&resp.headers);
@@ -579,7 +591,7 @@ impl Switch {
                 // The answering phone re-sends its 200 (our ACK was lost, or the
                 // caller's): pass it on, even after the call ended, so the caller
                 // ACKs again. Never hang up the winning dialog ourselves.
-                self.send_invite_response(now_ms, no, Some(resp), code);
+                self.send_invite_response(now_ms, no, Some((resp, branch_dest)), code);
                 return;
             }
             if call.ended() || call.phase == CallPhase::Answered {
@@ -606,7 +618,7 @@ impl Switch {
                 }
             }
             // Every 2xx (and its retransmissions) goes back to the caller.
-            self.send_invite_response(now_ms, no, Some(resp), code);
+            self.send_invite_response(now_ms, no, Some((resp, branch_dest)), code);
             return;
         }
         if first_final {
@@ -630,6 +642,11 @@ impl Switch {
                         &Rewrite {
                             start_line: status_line(bytes_from_branch),
                             drop_top_via: true,
+                            drop_named: if branch_dest.is_tcp() {
+                                &[]
+                            } else {
+                                UNTRUSTED_IDENTITY
+                            },
                             ..Rewrite::default()
                         },
                     );
@@ -646,20 +663,26 @@ impl Switch {
         }
     }
 
-    /// The caller CANCELs its INVITE.
-    pub(super) fn on_cancel(&mut self, now_ms: u64, f: &Fields<'_>, r: Replier) {
+    /// The caller CANCELs its INVITE: the CANCEL must match the INVITE's branch
+    /// and come from where the INVITE came from.
+    pub(super) fn on_cancel(&mut self, now_ms: u64, from: Dest, f: &Fields<'_>, r: Replier) {
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
-        let no = self.calls.by_call_id.get(f.call_id).copied().filter(|no| {
-            self.calls
-                .calls
-                .get(no)
-                .is_some_and(|c| c.invite_branch == branch)
-        });
-        let Some(no) = no else {
+        let call = self
+            .calls
+            .by_call_id
+            .get(f.call_id)
+            .and_then(|no| self.calls.calls.get(no))
+            .filter(|c| c.invite_branch == branch);
+        let Some(no) = call.map(|c| c.no) else {
             return self.answer(now_ms, r, 481, None, &[]);
         };
+        if !call.is_some_and(|c| c.caller_src.same_party(from)) {
+            self.counters.refused += 1;
+            log::warn!("CANCEL of call {no} from a stranger at {from}: refused");
+            return self.answer(now_ms, r, 481, None, &[]);
+        }
         self.answer(now_ms, r, 200, None, &[]);
         let answered = self
             .calls
@@ -682,7 +705,7 @@ impl Switch {
         }
         if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
             if let Some(call) = self.calls.calls.get_mut(&no) {
-                if call.invite_branch == branch {
+                if call.invite_branch == branch && call.caller_src.same_party(from) {
                     // The call stays for Timer D so that failures the callee
                     // re-sends are ACKed again (RFC 3261 §17.1.1.2).
                     call.final_retx = None;
@@ -690,154 +713,9 @@ impl Switch {
                 }
             }
         }
-        if self.our_routes(f) > 0 || !tag_of(f.to).is_empty() {
+        if !tag_of(f.to).is_empty() {
             self.route_in_dialog(now_ms, from, req, f, None);
         }
-    }
-
-    /// Route a request inside a dialog by its Route header (we Record-Routed), or
-    /// by its Request-URI; statelessly, with a branch derived from the incoming one
-    /// so retransmissions take the same path.
-    pub(super) fn route_in_dialog(
-        &mut self,
-        now_ms: u64,
-        from: Dest,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Option<Replier>,
-    ) {
-        let (src, from_tcp) = (from.addr(), from.is_tcp());
-        let method = req.method.to_string();
-        let reject = |sw: &mut Switch, code: u16| {
-            if let Some(r) = r.clone() {
-                sw.answer(now_ms, r, code, None, &[]);
-            }
-        };
-        if f.max_forwards.is_some_and(|m| m.trim() == "0") {
-            return reject(self, 483);
-        }
-        let ours = self.our_routes(f);
-        let no = self.calls.by_call_id.get(f.call_id).copied();
-        if ours == 0 && no.is_none() {
-            return reject(self, 481);
-        }
-        let next_hop = match f.routes.get(ours) {
-            Some(route) => parse_name_addr(route).and_then(|n| self.hop_of(&n.uri)),
-            None => self.hop_of(&wire::format_uri(&req.uri)),
-        };
-        let Some(dest) = next_hop else {
-            return reject(self, 404);
-        };
-        if dest.addr() == self.local
-            || (dest.addr().port() == self.local.port() && self.local.ip().is_unspecified())
-        {
-            // Addressed to the switch itself with no further route (e.g. the ACK
-            // of a 407): nothing to forward.
-            return reject(self, 481);
-        }
-        // Only the call's own phones may speak in its dialog: nobody ends or
-        // re-INVITEs a call just because they learnt its Call-ID.
-        if let Some(no) = no {
-            if !self.is_participant(no, src) {
-                log::warn!("in-dialog {method} for call {no} from a stranger at {src}: refused");
-                return reject(self, 403);
-            }
-        }
-        // Track the dialog: CSeq per side, BYE ends the call.
-        if let Some(call) = no.and_then(|no| self.calls.calls.get_mut(&no)) {
-            let from_caller = tag_of(f.from) == call.caller_tag;
-            let cseq = f.cseq_number().unwrap_or(0);
-            if from_caller {
-                call.caller_cseq = call.caller_cseq.max(cseq);
-            } else {
-                call.callee_cseq = call.callee_cseq.max(cseq);
-            }
-            if method == "BYE" {
-                let no = call.no;
-                if call.phase == CallPhase::Answered {
-                    self.end_call(now_ms, no, CallOutcome::Completed, 200);
-                }
-            }
-        }
-        let incoming = parse_via(f.vias[0])
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
-        let branch = format!("{STATELESS_BRANCH}{:016x}", stable_hash(&incoming, &method));
-        let via = self.via_to(dest, &branch);
-        let top = if from_tcp {
-            wire::via_with_connection(f.vias[0], src)
-        } else {
-            wire::via_with_received_rport(f.vias[0], src)
-        };
-        let bytes = rewrite(
-            &req.headers,
-            &req.body,
-            &Rewrite {
-                start_line: format!("{method} {} SIP/2.0", wire::format_uri(&req.uri)),
-                prepend: &[("Via", &via)],
-                replace_top_via: top.as_deref(),
-                drop_routes: ours,
-                decrement_max_forwards: true,
-                ..Rewrite::default()
-            },
-        );
-        self.send(dest, bytes);
-    }
-
-    /// Whether `src` is one of the phones of call `no` (by IP address: its
-    /// contacts, where its requests came from, where we sent them).
-    fn is_participant(&self, no: u32, src: SocketAddr) -> bool {
-        let Some(c) = self.calls.calls.get(&no) else {
-            return false;
-        };
-        let ip = src.ip();
-        let mut known = vec![c.replier.dest.ip()];
-        known.extend(c.caller_addr.map(|a| a.ip()));
-        known.extend(c.callee_addr.map(|a| a.ip()));
-        known.extend(c.branches.iter().map(|b| b.dest.ip()));
-        for ext in [c.caller, c.callee] {
-            known.extend(
-                self.registrar
-                    .contacts(ext)
-                    .iter()
-                    .filter_map(|b| b.source.parse::<SocketAddr>().ok())
-                    .map(|a| a.ip()),
-            );
-        }
-        known.contains(&ip)
-    }
-
-    /// A response to a request we forwarded statelessly: take our Via off and
-    /// pass it to the next one.
-    pub(super) fn relay_stateless_response(&mut self, resp: &rsip::Response) {
-        let f = Fields::of(&resp.headers);
-        let Some(next_via) = f.vias.get(1) else {
-            return;
-        };
-        let Some(addr) = parse_via(next_via).and_then(|v| v.response_addr(5060)) else {
-            return;
-        };
-        // Over TCP the response goes back on the connection the request came on,
-        // whose remote end our received/rport recorded.
-        let tcp = next_via
-            .split_whitespace()
-            .next()
-            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/2.0/TCP"));
-        let dest = if tcp {
-            Dest::Tcp(addr)
-        } else {
-            Dest::Udp(addr)
-        };
-        let bytes = rewrite(
-            &resp.headers,
-            &resp.body,
-            &Rewrite {
-                start_line: status_line(resp),
-                drop_top_via: true,
-                ..Rewrite::default()
-            },
-        );
-        self.send(dest, bytes);
     }
 
     /// Timers of every call: INVITE retransmissions (A/B), rings, no answer, and
@@ -1183,7 +1061,7 @@ impl Switch {
         });
         let call_id = c.call_id.clone();
         for (dest, uri, routes, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
-            let branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
+            let branch = self.branch('b');
             let bytes = format!(
                 "BYE {uri} SIP/2.0\r\nVia: {}\r\n{routes}Max-Forwards: 70\r\n\
                  From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n\
@@ -1196,15 +1074,4 @@ impl Switch {
             self.send(dest, bytes);
         }
     }
-}
-
-/// A hash that is the same for a request and its retransmissions.
-pub(super) fn stable_hash(branch: &str, method: &str) -> u64 {
-    // FNV-1a: tiny, stable across runs (std's hasher is randomly keyed).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in branch.bytes().chain([b'|']).chain(method.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }

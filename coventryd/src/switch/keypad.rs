@@ -111,7 +111,7 @@ impl Switch {
         let Some(d) = self.local_dialogs.remove(call_id) else {
             return false;
         };
-        let branch = format!("z9hG4bK{}b{}", self.instance, self.ids.next());
+        let branch = self.branch('b');
         let bytes = format!(
             "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
              From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",

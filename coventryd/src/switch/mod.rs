@@ -8,6 +8,7 @@ mod command;
 mod delivery;
 mod dial;
 mod features;
+mod indialog;
 mod invite;
 mod keypad;
 mod message;
@@ -15,6 +16,7 @@ mod passthrough;
 mod register;
 pub mod reply;
 mod system;
+mod trust;
 pub mod upstream;
 
 use crate::fifo::Line;
@@ -113,6 +115,8 @@ pub struct Switch {
     dial_by_call_id: HashMap<String, u32>,
     /// Subscriptions the switch serves (BLF, system state), by Call-ID.
     subscriptions: HashMap<String, blf::Subscription>,
+    /// Subscriptions the switch passed between phones, by Call-ID.
+    relayed_subscriptions: HashMap<String, passthrough::RelayedSubscription>,
     /// The upstream links and whether each is connected.
     links: Vec<upstream::Link>,
     /// MESSAGEs relayed upstream awaiting their answer, by client-transaction tag.
@@ -121,6 +125,8 @@ pub struct Switch {
     last_now: u64,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
+    /// Secret behind the branches of requests relayed statelessly.
+    relay_key: trust::RelayKey,
     jobs: Jobs,
     counters: Counters,
     /// Address written into Via and our URIs.
@@ -143,30 +149,36 @@ pub enum ClientTag {
     DialReinvite(u32),
 }
 
-/// Cheap unique tokens for branches, tags and Call-IDs.
+/// Unguessable tokens for branches, tags and Call-IDs: 96 bits from the thread's
+/// CSPRNG each (never a counter), so nobody can predict the branch a response must
+/// carry or the tag of a dialog the switch is part of.
 struct IdSource {
-    prefix: u32,
     counter: u64,
 }
 
 impl IdSource {
     fn new() -> IdSource {
-        IdSource {
-            prefix: rand::random(),
-            counter: 0,
-        }
+        IdSource { counter: 0 }
     }
 
-    /// A fresh number.
+    /// A fresh number (keys of internal tables; never sent).
     fn number(&mut self) -> u64 {
         self.counter += 1;
         self.counter
     }
 
-    fn next(&mut self) -> String {
-        self.counter += 1;
-        format!("{:08x}{:x}", self.prefix, self.counter)
+    /// A fresh random token: 24 lower-case hex digits.
+    fn next(&self) -> String {
+        let mut bytes = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        hex::encode(bytes)
     }
+}
+
+/// A branch of this instance (`instance`) for a request of kind `kind`; see
+/// [`Switch::branch`].
+fn new_branch(instance: &str, kind: char) -> String {
+    format!("z9hG4bK{instance}{kind}{}", IdSource::new().next())
 }
 
 fn to_system_time(now_ms: u64) -> SystemTime {
@@ -212,10 +224,12 @@ impl Switch {
             dial_branches: HashMap::new(),
             dial_by_call_id: HashMap::new(),
             subscriptions: HashMap::new(),
+            relayed_subscriptions: HashMap::new(),
             links: Vec::new(),
             upstream_messages: HashMap::new(),
             last_now: 0,
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
+            relay_key: trust::RelayKey::random(),
             jobs: Jobs::default(),
             counters: Counters::default(),
             local,
@@ -309,7 +323,7 @@ impl Switch {
         self.counters.sip_in += 1;
         match wire::parse_datagram(bytes, self.config.server.max_message) {
             Ok(SipMessage::Request(req)) => self.on_request(now_ms, Dest::Udp(src), req),
-            Ok(SipMessage::Response(resp)) => self.on_response(now_ms, resp),
+            Ok(SipMessage::Response(resp)) => self.on_response(now_ms, Dest::Udp(src), resp),
             Err(WireError::Empty) => {}
             Err(e) => {
                 match &e {
@@ -344,7 +358,7 @@ impl Switch {
         self.counters.sip_in += 1;
         match msg {
             SipMessage::Request(req) => self.on_request(now_ms, Dest::Tcp(peer), req),
-            SipMessage::Response(resp) => self.on_response(now_ms, resp),
+            SipMessage::Response(resp) => self.on_response(now_ms, Dest::Tcp(peer), resp),
         }
     }
 
@@ -368,7 +382,9 @@ impl Switch {
             return self.on_ack(now_ms, from, &req, &f);
         }
         let top_via = wire::parse_via(top);
-        let key = server_key(
+        // The transaction is the sender's own: a stranger who copies a phone's
+        // branch and Via starts its own transaction, never pre-empts the phone's.
+        let mut key = server_key(
             top_via
                 .as_ref()
                 .and_then(|v| v.branch())
@@ -376,6 +392,8 @@ impl Switch {
             top,
             &method,
         );
+        key.push('|');
+        key.push_str(&from.to_string());
         match self.server_tx.check(&key) {
             Some(Seen::Pending) => {
                 self.counters.retransmissions += 1;
@@ -391,9 +409,11 @@ impl Switch {
         }
         let tag = self.ids.next();
         let r = Replier::new(key, from, (&method, top_via), &f, tag);
-        if let Some(no) = dial.filter(|_| parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()))
-        {
-            return self.on_dial_request(now_ms, no, (src, &method, &req.body), &f, r);
+        // A request with a To tag belongs to a dialog: only a dialog the switch
+        // made, and only from its parties, gets anywhere (see `indialog`).
+        let in_dialog = parse_name_addr(f.to).is_some_and(|n| n.tag().is_some());
+        if let Some(no) = dial.filter(|_| in_dialog) {
+            return self.on_dial_request(now_ms, no, (from, &method, &req.body), &f, r);
         }
         match method.as_str() {
             // Phones register over UDP; the upstream peer speaks for no extension.
@@ -413,14 +433,14 @@ impl Switch {
                 None,
                 &[("Allow", ALLOW), ("Accept", "text/plain")],
             ),
-            "INVITE" => self.on_invite(now_ms, src, &req, &f, r),
+            "INVITE" if in_dialog => self.route_in_dialog(now_ms, from, &req, &f, Some(r)),
+            "INVITE" => self.on_invite(now_ms, from, &req, &f, r),
             "SUBSCRIBE" if self.is_local_subscribe(&req, &f) => {
                 self.on_subscribe(now_ms, src, &req, &f, r)
             }
-            "CANCEL" => self.on_cancel(now_ms, &f, r),
+            "CANCEL" => self.on_cancel(now_ms, from, &f, r),
             "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" | "SUBSCRIBE" | "PUBLISH"
-                if self.our_routes(&f) > 0
-                    || parse_name_addr(f.to).is_some_and(|n| n.tag().is_some()) =>
+                if in_dialog =>
             {
                 self.route_in_dialog(now_ms, from, &req, &f, Some(r))
             }
@@ -460,12 +480,21 @@ impl Switch {
         self.send(r.dest, bytes);
     }
 
-    fn on_response(&mut self, now_ms: u64, resp: rsip::Response) {
+    /// A response from `src`. It is matched by its branch (unguessable) and taken
+    /// only from where the request went; anything else is dropped.
+    fn on_response(&mut self, now_ms: u64, src: Dest, resp: rsip::Response) {
         let code = resp.status_code.code();
         let Some(branch) = wire::top_via_branch(&resp) else {
             return;
         };
-        if let Some(outcome) = self.client_tx.response(&branch, code, now_ms) {
+        if self
+            .client_tx
+            .dest_of(&branch)
+            .is_some_and(|d| !d.same_party(src))
+        {
+            return self.foreign_response(src, code);
+        }
+        if let Some(outcome) = self.client_tx.response(&branch, src, code, now_ms) {
             match outcome.tag {
                 ClientTag::Delivery(d) => self.delivery_done(now_ms, d, outcome.status),
                 ClientTag::Upstream(id) => {
@@ -479,14 +508,36 @@ impl Switch {
             return;
         }
         if let Some((no, side)) = self.dial_branches.get(&branch).copied() {
-            return self.on_dial_response(now_ms, &resp, no, side);
+            if self
+                .dial_leg_sent_to(no, side)
+                .is_some_and(|d| d.same_party(src))
+            {
+                return self.on_dial_response(now_ms, &resp, no, side);
+            }
+            return self.foreign_response(src, code);
         }
         if let Some((no, idx)) = self.calls.by_branch.get(&branch).copied() {
-            return self.on_invite_response(now_ms, &resp, no, idx);
+            let sent_to = self
+                .calls
+                .calls
+                .get(&no)
+                .and_then(|c| c.branches.get(idx))
+                .map(|b| b.dest);
+            if sent_to.is_some_and(|d| d.same_party(src)) {
+                return self.on_invite_response(now_ms, &resp, no, idx);
+            }
+            return self.foreign_response(src, code);
         }
-        if branch.starts_with(invite::STATELESS_BRANCH) {
-            self.relay_stateless_response(&resp);
+        if branch.starts_with(trust::STATELESS_BRANCH) {
+            self.relay_stateless_response(src, &branch, &resp);
         }
+    }
+
+    /// A response carrying one of our branches from somewhere the request did not
+    /// go: forged or misrouted, dropped and counted.
+    fn foreign_response(&mut self, src: Dest, code: u16) {
+        self.counters.refused += 1;
+        log::debug!("dropped a {code} response from {src}: not where its request went");
     }
 
     /// Credentials of extension `user`, if configured.
@@ -553,6 +604,7 @@ impl Switch {
         }
         self.calls_tick(now_ms);
         self.dials_tick(now_ms);
+        self.forget_subscriptions(now_ms);
         self.expire_settings(now_ms);
         self.local_dialogs.retain(|_, d| d.expires_ms > now_ms);
         if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {
@@ -612,6 +664,13 @@ impl Switch {
             })
             .map(|a| a.ip())
             .unwrap_or(self.local.ip())
+    }
+
+    /// A fresh branch for a request the switch sends: the magic cookie, this
+    /// instance's token (loop detection), a letter saying what it is for, and
+    /// an unguessable part.
+    fn branch(&self, kind: char) -> String {
+        new_branch(&self.instance, kind)
     }
 
     /// Host:port for URIs the switch writes.

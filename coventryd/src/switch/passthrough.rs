@@ -1,17 +1,55 @@
 //! Out-of-dialog SUBSCRIBE, NOTIFY and PUBLISH between extensions: authenticated
 //! like every request that claims an extension, then relayed to the target's most
-//! recent registration (Record-Routed, so the subscription's NOTIFYs come back
-//! through the switch like any in-dialog request).
+//! recent registration. A SUBSCRIBE is Record-Routed and its dialog remembered
+//! (who subscribed, who notifies, until when), so the subscription's NOTIFYs and
+//! refreshes come back through the switch from those two parties only.
 
-use super::invite::{stable_hash, STATELESS_BRANCH};
+use super::indialog::{tag_of, Side};
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::trust::{back_of, UNTRUSTED_IDENTITY};
 use super::Switch;
 use crate::headers::Fields;
+use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, Rewrite};
 use crate::sip::wire::{self, parse_name_addr, parse_via};
 use coventry_shared::dialplan::{classify, Target};
 use std::net::SocketAddr;
+
+/// Most subscriptions passed through at once.
+pub const MAX_RELAYED_SUBSCRIPTIONS: usize = 4096;
+/// Most subscriptions one extension may hold through the switch.
+pub const MAX_RELAYED_PER_EXTENSION: usize = 64;
+/// Longest a subscription is remembered without a refresh, seconds.
+const MAX_SUBSCRIPTION_SECS: u64 = 86_400;
+/// Kept this long past its expiry (the final NOTIFY, crossing refreshes), ms.
+const SUBSCRIPTION_GRACE_MS: u64 = 32_000;
+
+/// A subscription the switch passed between two phones.
+#[derive(Debug, Clone)]
+pub struct RelayedSubscription {
+    /// Where the subscriber's SUBSCRIBE came from.
+    pub subscriber: Dest,
+    /// The subscribing extension.
+    pub subscriber_ext: u16,
+    /// The subscriber's From tag.
+    pub subscriber_tag: String,
+    /// Where the SUBSCRIBE went (the notifier's contact).
+    pub notifier: Dest,
+    /// The extension subscribed to.
+    pub notifier_ext: u16,
+    /// Forgotten after this (ms since the epoch) unless refreshed.
+    pub expires_ms: u64,
+}
+
+fn lifetime_ms(f: &Fields<'_>, now_ms: u64) -> u64 {
+    let secs = f
+        .expires
+        .and_then(|e| e.trim().parse::<u64>().ok())
+        .unwrap_or(3600)
+        .min(MAX_SUBSCRIPTION_SECS);
+    now_ms + secs * 1000 + SUBSCRIPTION_GRACE_MS
+}
 
 impl Switch {
     pub(super) fn on_passthrough(
@@ -32,7 +70,7 @@ impl Switch {
             challenge_code: 407,
             peer: false,
         };
-        let Auth::Ok(_) = self.authenticate(now_ms, src, req, claim, &r) else {
+        let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
             return;
         };
         let user = req
@@ -62,16 +100,29 @@ impl Switch {
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return self.answer(now_ms, r, 483, None, &[]);
         }
+        let dest = Dest::Udp(dest);
+        if method == "SUBSCRIBE" {
+            let subscriber_ext: u16 = sender.parse().unwrap_or(0);
+            if !self.remember_subscription(now_ms, Dest::Udp(src), subscriber_ext, (dest, ext), f) {
+                return self.answer(
+                    now_ms,
+                    r,
+                    503,
+                    Some("Service Unavailable (too many subscriptions)"),
+                    &[("Retry-After", "60")],
+                );
+            }
+        }
         let incoming = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
-        let branch = format!("{STATELESS_BRANCH}{:016x}", stable_hash(&incoming, &method));
-        let via = format!(
-            "SIP/2.0/UDP {};branch={branch};rport",
-            self.via_host(dest.ip())
-        );
-        let rr = self.record_route(dest.ip());
         let top = wire::via_with_received_rport(f.vias[0], src);
+        let back = back_of(top.as_deref().unwrap_or(f.vias[0])).unwrap_or(Dest::Udp(src));
+        let branch = self
+            .relay_key
+            .stateless_branch(&incoming, &method, back, dest);
+        let via = self.via_to(dest, &branch);
+        let rr = self.record_route(dest.ip());
         let mut prepend = vec![("Via", via.as_str())];
         if method == "SUBSCRIBE" {
             prepend.push(("Record-Route", rr.as_str()));
@@ -83,11 +134,85 @@ impl Switch {
                 start_line: format!("{method} {uri} SIP/2.0"),
                 prepend: &prepend,
                 replace_top_via: top.as_deref(),
+                drop_routes: self.our_routes(f),
                 drop_proxy_auth: true,
                 decrement_max_forwards: true,
+                drop_named: UNTRUSTED_IDENTITY,
                 ..Rewrite::default()
             },
         );
         self.send(dest, bytes);
+    }
+
+    /// Remember the dialog a SUBSCRIBE from `subscriber` (extension
+    /// `subscriber_ext`) to `notifier` is about to make. False when the tables
+    /// are full.
+    fn remember_subscription(
+        &mut self,
+        now_ms: u64,
+        subscriber: Dest,
+        subscriber_ext: u16,
+        (notifier, notifier_ext): (Dest, u16),
+        f: &Fields<'_>,
+    ) -> bool {
+        let expires_ms = lifetime_ms(f, now_ms);
+        if let Some(s) = self.relayed_subscriptions.get_mut(f.call_id) {
+            // A retransmission, or the same Call-ID subscribing again.
+            if s.subscriber.same_party(subscriber) {
+                s.expires_ms = expires_ms;
+                s.notifier = notifier;
+                s.notifier_ext = notifier_ext;
+                return true;
+            }
+            return false;
+        }
+        if self.relayed_subscriptions.len() >= MAX_RELAYED_SUBSCRIPTIONS {
+            self.forget_subscriptions(now_ms);
+        }
+        let held = self
+            .relayed_subscriptions
+            .values()
+            .filter(|s| s.subscriber_ext == subscriber_ext)
+            .count();
+        if self.relayed_subscriptions.len() >= MAX_RELAYED_SUBSCRIPTIONS
+            || held >= MAX_RELAYED_PER_EXTENSION
+        {
+            return false;
+        }
+        self.relayed_subscriptions.insert(
+            f.call_id.to_string(),
+            RelayedSubscription {
+                subscriber,
+                subscriber_ext,
+                subscriber_tag: tag_of(f.from),
+                notifier,
+                notifier_ext,
+                expires_ms,
+            },
+        );
+        true
+    }
+
+    /// A request inside a relayed subscription: a refresh from the subscriber
+    /// extends it.
+    pub(super) fn track_relayed_subscription(
+        &mut self,
+        now_ms: u64,
+        side: Side,
+        method: &str,
+        f: &Fields<'_>,
+    ) {
+        if side != Side::Caller || method != "SUBSCRIBE" {
+            return;
+        }
+        if let Some(s) = self.relayed_subscriptions.get_mut(f.call_id) {
+            s.expires_ms = lifetime_ms(f, now_ms);
+        }
+    }
+
+    /// Forget subscriptions past their expiry.
+    pub(super) fn forget_subscriptions(&mut self, now_ms: u64) {
+        self.relayed_subscriptions
+            .retain(|_, s| s.expires_ms > now_ms);
     }
 }

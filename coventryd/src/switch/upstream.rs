@@ -8,6 +8,7 @@
 
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::trust::UNTRUSTED_IDENTITY;
 use super::{ClientTag, Switch};
 use crate::headers::Fields;
 use crate::sip::dest::Dest;
@@ -16,10 +17,6 @@ use crate::sip::wire::{parse_name_addr, parse_uri};
 use coventry_shared::config::{HostPort, Identity, RouteKind, UpstreamConfig};
 use coventry_shared::event::{CallOutcome, Event};
 use std::net::{IpAddr, SocketAddr};
-
-/// Identity headers a phone may not set: the switch asserts identity itself
-/// (RFC 3325 §5: a trusted node removes them from untrusted sources).
-pub const UNTRUSTED_IDENTITY: &[&str] = &["P-Asserted-Identity", "P-Preferred-Identity"];
 
 /// What the core knows of one upstream link (a distinct peer of `[upstream]`).
 #[derive(Debug, Clone)]
@@ -272,7 +269,7 @@ impl Switch {
         let from = call.replier.dest;
         let caller = call.caller;
         let dest = Dest::Tcp(peer);
-        let id = format!("z9hG4bK{}x{}", self.instance, self.ids.next());
+        let id = self.branch('x');
         let via = self.via_to(dest, &id);
         let rr = self.record_route_between(from, dest);
         let uri = self.upstream_uri(number, link);
@@ -331,7 +328,7 @@ impl Switch {
             RouteStatus::Up(link, peer) => (link, peer),
         };
         let dest = Dest::Tcp(peer);
-        let branch = format!("z9hG4bK{}m{}", self.instance, self.ids.next());
+        let branch = self.branch('m');
         let via = self.via_to(dest, &branch);
         let uri = self.upstream_uri(number, link);
         let pai = self.asserted_identity(sender.parse().unwrap_or(0));

@@ -86,7 +86,12 @@ impl Lab {
 
     /// Feed a datagram; return what the switch sent, as (destination, text).
     pub fn feed(&mut self, from: u16, msg: &str) -> Vec<(SocketAddr, String)> {
-        self.sw.on_datagram(self.now, addr(from), msg.as_bytes());
+        self.feed_at(addr(from), msg)
+    }
+
+    /// Feed a datagram from any address (a stranger on 127.0.0.2).
+    pub fn feed_at(&mut self, from: SocketAddr, msg: &str) -> Vec<(SocketAddr, String)> {
+        self.sw.on_datagram(self.now, from, msg.as_bytes());
         self.collect()
     }
 
@@ -131,7 +136,18 @@ impl Lab {
         method: &str,
         build: impl Fn(&str, u32) -> String,
     ) -> Vec<(SocketAddr, String)> {
-        let first = self.feed(from, &build("", 1));
+        self.authed_at(addr(from), user, method, build)
+    }
+
+    /// [`Lab::authed`] from any address.
+    pub fn authed_at(
+        &mut self,
+        from: SocketAddr,
+        user: &str,
+        method: &str,
+        build: impl Fn(&str, u32) -> String,
+    ) -> Vec<(SocketAddr, String)> {
+        let first = self.feed_at(from, &build("", 1));
         let challenge = first
             .iter()
             .find_map(|(_, m)| header(m, "Proxy-Authenticate").or(header(m, "WWW-Authenticate")))
@@ -152,7 +168,7 @@ impl Lab {
             1,
         )
         .expect("answer");
-        self.feed(from, &build(&format!("{hdr}: {value}\r\n"), 2))
+        self.feed_at(from, &build(&format!("{hdr}: {value}\r\n"), 2))
     }
 
     pub fn register(&mut self, user: &str, port: u16) {
