@@ -1,0 +1,274 @@
+//! The switch's trust boundaries end to end, probed as an attacker on the same
+//! network would: a stranger on 127.0.0.2 with no secret sends every method with
+//! a Route naming the switch (its address, `0.0.0.0`, its Record-Route token),
+//! toward a number outside (toll fraud through a real Kamailio upstream), toward
+//! a phone's contact and toward a third address; it forges responses to a text
+//! and to a ringing call with the branches the switch really used; it CANCELs a
+//! call it learnt about. The real phones (in-test UAs on 127.0.0.1) and the
+//! upstream must see nothing of it, the stranger only refusals, and the
+//! switch's `refused` counter and log must say what happened.
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::stateblock::call_state::{ANSWERED, RINGING};
+use coventry_tests::kamailio::{free_udp_tcp_port, Kamailio, KamailioPorts};
+use coventry_tests::ua::dialog::{sdp, SDP};
+use coventry_tests::ua::{response_to, response_with, Ua};
+use coventry_tests::{free_udp_port, pin_listen_port, poll_until, Conf, SnapshotExt, Switch, T};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+/// How long a phone listens for something that must not come.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// Kamailio as the upstream and the switch on its defaults plus `[upstream]`.
+fn rig() -> (Kamailio, Switch) {
+    let port = free_udp_tcp_port();
+    let k = Kamailio::start(KamailioPorts {
+        coventry: port,
+        uas: free_udp_port(),
+        emergency_uas: free_udp_port(),
+        sms_uas: free_udp_port(),
+    })
+    .unwrap_or_else(|e| panic!("Kamailio did not start:\n{e}"));
+    let conf = Conf::new(&[21, 22, 23])
+        .section("upstream", &format!("route = {}", k.main_addr()))
+        .section("upstream", "emergency = 112");
+    let sw = Switch::start(&pin_listen_port(&conf.build(), port));
+    let up = poll_until(Duration::from_secs(15), || {
+        sw.snapshot()
+            .routes()
+            .all(|r| r.state() == coventry_shared::event::RouteState::Connected)
+            .then_some(())
+    });
+    assert!(up.is_some(), "the upstream never connected:\n{}", sw.log());
+    (k, sw)
+}
+
+fn phone(sw: &Switch, ext: u16) -> Ua {
+    let mut p = Ua::ext(sw.addr(), ext);
+    p.register(300);
+    p
+}
+
+/// The stranger: a socket on 127.0.0.2 (any port).
+fn stranger() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    s
+}
+
+/// Every response the stranger got within `QUIET`.
+fn answers(s: &UdpSocket) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65_535];
+    let end = std::time::Instant::now() + QUIET;
+    while std::time::Instant::now() < end {
+        if let Ok(n) = s.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    out
+}
+
+/// Kamailio's own log lines for requests that reached it over TCP (anything
+/// the switch relayed), ignoring the rig's readiness probes.
+fn upstream_requests(k: &Kamailio) -> Vec<String> {
+    k.rig_log()
+        .lines()
+        .filter(|l| l.contains("rig: in ") && l.contains("from tcp:") && !l.contains(" OPTIONS "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forged(
+    method: &str,
+    ruri: &str,
+    route: &str,
+    call_id: &str,
+    to_tag: &str,
+    me: SocketAddr,
+    n: usize,
+) -> String {
+    let extra = match method {
+        "INVITE" => "P-Asserted-Identity: <sip:+441111111111@provider>\r\n",
+        "NOTIFY" => "Event: check-sync;reboot=true\r\nSubscription-State: active\r\n",
+        "SUBSCRIBE" | "PUBLISH" => "Event: presence\r\nExpires: 60\r\n",
+        "REFER" => "Refer-To: <sip:00441234567890@127.0.0.1>\r\n",
+        _ => "",
+    };
+    let body: &[u8] = if method == "INVITE" { b"v=0\r\n" } else { b"" };
+    format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKevil{n};rport\r\n\
+         Route: {route}\r\nMax-Forwards: 70\r\nFrom: <sip:21@evil>;tag=evil\r\nTo: <sip:22@evil>{to_tag}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {n} {method}\r\nContact: <sip:evil@{me}>\r\n{extra}\
+         Content-Length: {}\r\n\r\n{}",
+        body.len(),
+        String::from_utf8_lossy(body)
+    )
+}
+
+#[test]
+fn nothing_a_stranger_sends_through_the_switch_leaves_it() {
+    let (k, sw) = rig();
+    let mut a = phone(&sw, 21);
+    let b = phone(&sw, 22);
+    // A live call whose Call-ID, tags and Record-Route the stranger learns.
+    let mut call = a.call_start("22", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 100, T);
+    let inv = b.expect_invite("the call", T);
+    b.respond_sdp(&inv, 200, &sdp("22", 1, "sendrecv"));
+    let ok = a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    b.expect_method("ACK", "ACK of the 200", T);
+    sw.wait_call_state(&call.call_id, ANSWERED);
+    let rr = ok.list("Record-Route");
+    let token = rr[0]
+        .split(';')
+        .find(|p| p.starts_with("cv="))
+        .unwrap()
+        .trim_end_matches('>')
+        .to_string();
+    let port = sw.addr().port();
+    let routes = [
+        format!("<sip:{};lr>", sw.host()),
+        format!("<sip:0.0.0.0:{port};lr>"),
+        format!("<sip:198.51.100.7:5060;lr;{token}>"),
+        rr.join(", "),
+    ];
+    let upstream = k.main_addr();
+    let targets = [
+        format!("sip:00441234567890@{upstream};transport=tcp"),
+        format!("sip:112@{upstream};transport=tcp"),
+        b.contact_uri(),
+        "sip:x@127.0.0.3:5060".to_string(),
+    ];
+    let dialogs = [
+        ("evil-1@x".to_string(), String::new()),
+        ("evil-2@x".to_string(), ";tag=guess".to_string()),
+        (
+            call.call_id.clone(),
+            format!(";tag={}", call.dialog().remote_tag.clone()),
+        ),
+    ];
+    let s = stranger();
+    let me = s.local_addr().unwrap();
+    let mut n = 0;
+    for method in [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "UPDATE",
+        "INFO",
+        "PRACK",
+        "REFER",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "PUBLISH",
+        "MESSAGE",
+    ] {
+        for route in &routes {
+            for target in &targets {
+                for (call_id, to_tag) in &dialogs {
+                    n += 1;
+                    let msg = forged(method, target, route, call_id, to_tag, me, n);
+                    s.send_to(msg.as_bytes(), sw.addr()).unwrap();
+                }
+            }
+        }
+    }
+    for reply in answers(&s) {
+        let code: u16 = reply[8..11].parse().unwrap_or(0);
+        assert!(
+            (400..500).contains(&code) || code == 100,
+            "the stranger gets refusals and challenges only: {reply}"
+        );
+    }
+    for (p, who) in [(&a, "caller"), (&b, "callee")] {
+        let got = p.recv_request(QUIET);
+        assert!(
+            got.is_none(),
+            "the {who} got {}",
+            got.map(|m| m.dump()).unwrap_or_default()
+        );
+    }
+    assert_eq!(
+        upstream_requests(&k),
+        Vec::<String>::new(),
+        "nothing went upstream"
+    );
+    let s2 = sw.snapshot();
+    assert_eq!(
+        s2.call_by_sip_id(&call.call_id).map(|c| c.state),
+        Some(ANSWERED),
+        "the live call goes on"
+    );
+    assert!(s2.body.counters.refused > 0, "{:?}", s2.body.counters);
+    let calls = sw.pbxctl(&["calls", "--json"]);
+    let text = String::from_utf8_lossy(&calls.stdout);
+    assert!(!text.contains("0044"), "no call of the stranger's: {text}");
+    assert!(sw.log().contains("from a stranger"), "{}", sw.log());
+    // The real parties still talk: the caller hangs up.
+    assert_eq!(a.bye(call.dialog()).status(), 200);
+}
+
+#[test]
+fn forged_answers_to_a_ringing_call_and_a_text_are_ignored() {
+    let (_k, sw) = rig();
+    let mut a = phone(&sw, 21);
+    let b = phone(&sw, 22);
+    let c = phone(&sw, 23);
+    // A ringing call: another extension (23, a registered phone) and the
+    // stranger answer it with the branch the switch really sent to 22.
+    let mut call = a.call_start("22", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 100, T);
+    let inv = b.expect_invite("the call", T);
+    b.respond(&inv, 180, None);
+    a.call_expect(&mut call, 180, T);
+    sw.wait_call_state(&call.call_id, RINGING);
+    let forged_ok = response_with(
+        &inv,
+        200,
+        &["Contact: <sip:thief@127.0.0.2:5060>".to_string()],
+        Some((SDP, &sdp("thief", 1, "sendrecv"))),
+    );
+    c.send_raw(&forged_ok);
+    let s = stranger();
+    s.send_to(&forged_ok, sw.addr()).unwrap();
+    assert!(
+        a.call_next(&mut call, QUIET).is_none(),
+        "no forged answer reaches the caller"
+    );
+    assert!(
+        b.recv_method("CANCEL", QUIET).is_none(),
+        "the callee keeps ringing"
+    );
+    // The real answer still connects the call.
+    b.respond_sdp(&inv, 200, &sdp("22", 1, "sendrecv"));
+    let ok = a.call_expect(&mut call, 200, T);
+    assert!(!ok.text().contains("thief"), "{}", ok.dump());
+    a.ack(&mut call);
+    sw.wait_call_state(&call.call_id, ANSWERED);
+
+    // A text 21 → 23 that 23 does not answer yet: a stranger's 200 with the
+    // right branch is no delivery receipt.
+    c.set_answer(0);
+    let mut sender = phone(&sw, 21);
+    let handle = std::thread::spawn(move || {
+        let ex = sender.message_exchange("23", "text/plain", b"hello");
+        ex.status()
+    });
+    let msg = c.expect_request("the text", T);
+    let fake = response_to(&msg, 200);
+    s.send_to(&fake, sw.addr()).unwrap();
+    std::thread::sleep(QUIET);
+    assert!(
+        !handle.is_finished(),
+        "the sender is still waiting for the real receipt"
+    );
+    c.send_raw(&response_to(&msg, 200));
+    assert_eq!(handle.join().unwrap(), 200);
+    let refused = sw.snapshot().body.counters.refused;
+    assert!(refused >= 3, "refused {refused}");
+}
