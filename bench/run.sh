@@ -179,7 +179,10 @@ write_config() {  # $1 file, $2 digits (2|3)
         # SHA-256 first it aborts the call ("authentication must use MD5 or AKAv1-MD5")
         echo "algorithm = md5"
         echo
-        for i in $(seq "$first" "$last"); do printf '[%d]\nsecret = pw%d\n\n' "$i" "$i"; done
+        # The rig's callees are sipp UASes taking many calls at once (a trunk, not
+        # a phone): with call waiting they ring, as they do through Kamailio, which
+        # knows no busy rule.
+        for i in $(seq "$first" "$last"); do printf '[%d]\nsecret = pw%d\ncall_waiting = yes\n\n' "$i" "$i"; done
     } > "$1"
     "$BIN" --config "$1" --check-config > /dev/null
 }

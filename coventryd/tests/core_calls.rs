@@ -105,7 +105,7 @@ fn no_answer_after_the_configured_rings_cancels_and_answers_480() {
 }
 
 #[test]
-fn silent_callee_times_out_busy_by_lines_and_failures() {
+fn silent_callee_times_out_busy_in_a_call_and_failures() {
     let mut lab = Lab::new();
     lab.register("21", 6021);
     lab.register("35", 6035);
@@ -122,22 +122,27 @@ fn silent_callee_times_out_busy_by_lines_and_failures() {
         Some(CallOutcome::TimedOut)
     );
 
-    // 35 has lines = 1: while one call rings, the next is busy at once.
+    // A call that only rings does not make 35 busy: a second one rings too.
     let sent = lab.invite("35", "c4");
     let inv = to(&sent, 6035)[0].to_string();
     lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
-    let busy = lab.invite("35", "c5");
-    assert_eq!(status(to(&busy, 6021)[0]), 486);
-    assert_eq!(lab.records().last().map(|r| r.0), Some(CallOutcome::Busy));
-    assert!(to(&busy, 6035).is_empty(), "35 is not disturbed");
-    // The callee refuses: 603 relayed, ACKed hop by hop.
-    let rej = lab.feed(6035, &respond(&inv, 603, "callee", 6035, ""));
+    let second = lab.invite("35", "c5");
+    let inv5 = to(&second, 6035)[0].to_string();
+    assert!(inv5.starts_with("INVITE "), "{second:?}");
+    // The callee refuses that one: 603 relayed, ACKed hop by hop.
+    let rej = lab.feed(6035, &respond(&inv5, 603, "callee", 6035, ""));
     assert_eq!(status(to(&rej, 6021)[0]), 603);
     assert!(to(&rej, 6035)[0].starts_with("ACK sip:35@127.0.0.1:6035"));
     assert_eq!(
         lab.records().last().map(|r| r.0),
         Some(CallOutcome::Rejected)
     );
+    // Once 35 is in a call (no call waiting), the next call is busy at once.
+    lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
+    let busy = lab.invite("35", "c6");
+    assert_eq!(status(to(&busy, 6021)[0]), 486);
+    assert_eq!(lab.records().last().map(|r| r.0), Some(CallOutcome::Busy));
+    assert!(to(&busy, 6035).is_empty(), "35 is not disturbed");
 
     for (number, code, outcome) in [
         ("36", 480, CallOutcome::Unavailable),

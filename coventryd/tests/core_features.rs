@@ -7,7 +7,7 @@ use common::*;
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
 
 const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
-    [calls]\nring = 2\nnoanswer = 3\n[groups]\n100 = 35 36\n[speed]\n11 = 35\n\
+    [calls]\nring = 2\nnoanswer = 3\n[groups]\n100 = 35 36\n[speed]\n9 = 35\n\
     [21]\nsecret = pw21\n[35]\nsecret = pw35\ncoverage = 36\ndelayed = 37\ndelay = 2\n\
     [36]\nsecret = pw36\n[37]\nsecret = pw37\n[38]\nsecret = pw38\n";
 
@@ -34,6 +34,9 @@ fn forward_always_busy_and_dnd() {
     let sent = lab.call_from("36", "38", "f1");
     assert_eq!(invites(&sent, 6021), 1, "forwarded to 21: {sent:?}");
     assert_eq!(invites(&sent, 6038), 0);
+    // 36 is in that call (it dials out) until it ends.
+    let (_, r) = lab.command("hangup 36");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
 
     let (_, r) = lab.command("#2 dnd 37 on");
     assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
@@ -124,8 +127,8 @@ fn group_call_answered_by_the_second_member_and_speed_dial() {
     let out = lab.feed(6036, &respond(&inv36, 200, "t36", 6036, SDP));
     assert_eq!(status(to(&out, 6021)[0]), 200);
     assert!(to(&out, 6035).iter().any(|m| m.starts_with("CANCEL ")));
-    let sent = lab.call_from("21", "11", "s1");
-    assert_eq!(invites(&sent, 6035), 1, "speed dial 11 is 35");
+    let sent = lab.call_from("21", "9", "s1");
+    assert_eq!(invites(&sent, 6035), 1, "speed dial 9 is 35");
 }
 
 #[test]
@@ -525,4 +528,53 @@ fn click_to_dial_passes_a_hold_re_invite_to_the_other_side() {
     );
     let out = lab.feed(6021, &offerless);
     assert_eq!(status(to(&out, 6021)[0]), 488);
+}
+
+#[test]
+fn an_extension_in_a_call_is_busy_unless_it_has_call_waiting() {
+    // 21 calls 35, 35 answers; 35 forwards on busy to 38; 36 calls 35.
+    let busy_case = |conf: &str| {
+        let mut lab = Lab::with_config(conf);
+        for e in ["21", "35", "36", "37", "38"] {
+            lab.register(e, 6000 + e.parse::<u16>().unwrap_or(0));
+        }
+        let sent = lab.call_from("21", "35", "b1");
+        let inv = to(&sent, 6035)[0].to_string();
+        lab.feed(6035, &respond(&inv, 200, "t", 6035, SDP));
+        let (_, r) = lab.command("forward 35 38 busy");
+        assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+        let (_, why) = lab.command("why 35");
+        let sent = lab.call_from("36", "35", "b2");
+        (lab, sent, why.map(|w| w.1).unwrap_or_default())
+    };
+    let (lab, sent, why) = busy_case(CONF);
+    assert_eq!(invites(&sent, 6035), 0, "35 is not disturbed: {sent:?}");
+    assert_eq!(invites(&sent, 6038), 1, "forward on busy rings 38");
+    assert!(why.contains("busy (in a call"), "{why}");
+    assert!(lab.sw.counters().calls >= 2);
+
+    let waiting = CONF.replace(
+        "[35]\nsecret = pw35\n",
+        "[35]\nsecret = pw35\ncall_waiting = yes\n",
+    );
+    let (_, sent, why) = busy_case(&waiting);
+    assert_eq!(invites(&sent, 6035), 1, "call waiting: 35 rings: {sent:?}");
+    assert_eq!(invites(&sent, 6038), 0);
+    assert!(!why.contains("busy"), "{why}");
+}
+
+#[test]
+fn speed_codes_may_not_shadow_numbers_or_codes() {
+    let mut lab = lab();
+    for code in ["21", "35", "100", "*78", "*7221"] {
+        let (_, r) = lab.command(&format!("speed {code} 36"));
+        let (rc, text) = r.expect("a result");
+        assert_eq!(rc, ResultCode::Failed, "{code}: {text}");
+        assert!(text.contains("refused"), "{text}");
+    }
+    let (_, r) = lab.command("speed 8 36");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+    // 21 still rings 21.
+    let sent = lab.call_from("36", "21", "sp1");
+    assert_eq!(invites(&sent, 6021), 1);
 }

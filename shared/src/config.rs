@@ -26,7 +26,8 @@
 //!
 //! Every error names the file, the line and the key.
 
-use crate::dialplan::Plan;
+use crate::control::ForwardKind;
+use crate::dialplan::{classify, Plan, Target};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -101,6 +102,28 @@ pub struct LineConfig {
     pub delayed: Vec<u16>,
     /// Rings before the delayed coverage joins (`delay`, default 2).
     pub delay: u8,
+    /// A second call rings while the extension is in a call (`call_waiting`,
+    /// default no: an extension in a call is busy).
+    pub call_waiting: bool,
+}
+
+impl LineConfig {
+    /// Extension `number` with every default: no secret yet, 2 contacts, no
+    /// coverage, no call waiting.
+    pub fn new(number: u16) -> LineConfig {
+        LineConfig {
+            number,
+            display: String::new(),
+            secret: None,
+            sha256: None,
+            md5: None,
+            lines: 2,
+            coverage: Vec::new(),
+            delayed: Vec::new(),
+            delay: 2,
+            call_waiting: false,
+        }
+    }
 }
 
 impl fmt::Debug for LineConfig {
@@ -113,6 +136,7 @@ impl fmt::Debug for LineConfig {
             .field("coverage", &self.coverage)
             .field("delayed", &self.delayed)
             .field("delay", &self.delay)
+            .field("call_waiting", &self.call_waiting)
             .finish()
     }
 }
@@ -154,7 +178,54 @@ impl Default for FeatureCodes {
     }
 }
 
+/// What a number dialled from a keypad means to the feature codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureUse<'a> {
+    /// Do not disturb on (`true`) or off.
+    Dnd(bool),
+    /// Clear a forward.
+    ForwardOff(ForwardKind),
+    /// Set a forward to the target that follows the code.
+    Forward(ForwardKind, &'a str),
+}
+
 impl FeatureCodes {
+    /// The feature `dialled` asks for, if any: one of the codes alone, or a
+    /// forward code followed by its target. The switch reads a number this way
+    /// before anything else, so nothing else may be dialled like it.
+    pub fn read<'a>(&self, dialled: &'a str) -> Option<FeatureUse<'a>> {
+        let fwd = |code: &str| dialled.strip_prefix(code).filter(|rest| !rest.is_empty());
+        let kinds = [
+            (
+                &self.forward_always,
+                &self.forward_always_off,
+                ForwardKind::Always,
+            ),
+            (
+                &self.forward_busy,
+                &self.forward_busy_off,
+                ForwardKind::Busy,
+            ),
+            (
+                &self.forward_noanswer,
+                &self.forward_noanswer_off,
+                ForwardKind::NoAnswer,
+            ),
+        ];
+        if dialled == self.dnd_on {
+            return Some(FeatureUse::Dnd(true));
+        }
+        if dialled == self.dnd_off {
+            return Some(FeatureUse::Dnd(false));
+        }
+        if let Some((_, _, k)) = kinds.iter().find(|(_, off, _)| dialled == off.as_str()) {
+            return Some(FeatureUse::ForwardOff(*k));
+        }
+        kinds
+            .iter()
+            .find_map(|(set, _, k)| fwd(set).map(|t| FeatureUse::Forward(*k, t)))
+    }
+
     /// Every code with its key name.
     pub fn all(&self) -> [(&'static str, &str); 8] {
         [
@@ -467,15 +538,9 @@ impl Config {
                 (
                     n,
                     LineConfig {
-                        number: n,
                         display: format!("Extension {n}"),
                         secret: Some(secret_for(n)),
-                        sha256: None,
-                        md5: None,
-                        lines: 2,
-                        coverage: Vec::new(),
-                        delayed: Vec::new(),
-                        delay: 2,
+                        ..LineConfig::new(n)
                     },
                 )
             })
@@ -649,20 +714,7 @@ impl<'f> Parser<'f> {
                         format!("extension {number} is already defined on line {first}"),
                     ));
                 }
-                self.lines.push((
-                    lineno,
-                    LineConfig {
-                        number,
-                        display: String::new(),
-                        secret: None,
-                        sha256: None,
-                        md5: None,
-                        lines: 2,
-                        coverage: Vec::new(),
-                        delayed: Vec::new(),
-                        delay: 2,
-                    },
-                ));
+                self.lines.push((lineno, LineConfig::new(number)));
                 Ok(Section::Line(self.lines.len() - 1))
             }
             _ => Err(self.err(
@@ -927,6 +979,9 @@ impl<'f> Parser<'f> {
                     "code defined twice",
                 ));
             }
+            if let Some(why) = speed_code_clash(plan, &groups, &self.features, code) {
+                return Err(self.err(*lineno, Some(format!("[speed] {code}")), why));
+            }
         }
         let codes = self.features.all();
         for (i, (name, code)) in codes.iter().enumerate() {
@@ -1038,9 +1093,45 @@ fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
         "coverage" => l.coverage = ext_list(v)?,
         "delayed" => l.delayed = ext_list(v)?,
         "delay" => l.delay = num(v, 1, 20)? as u8,
+        "call_waiting" => l.call_waiting = yes_no(v)?,
         _ => return Err("unknown key".into()),
     }
     Ok(())
+}
+
+/// Why `code` cannot be a speed dial, if it cannot: it would shadow what the
+/// switch reads first — a number of the plan's extension range (configured or
+/// not), a group, `all` or `system`, or a keypad feature code (alone, or a
+/// forward code with a target after it).
+pub fn speed_code_clash(
+    plan: Plan,
+    groups: &BTreeMap<u16, Vec<u16>>,
+    features: &FeatureCodes,
+    code: &str,
+) -> Option<String> {
+    if features.read(code).is_some() {
+        return Some(format!(
+            "{code} is read as a keypad feature code ([features])"
+        ));
+    }
+    match classify(plan, groups, |_| true, code) {
+        Target::Extension(_) => Some(format!(
+            "{code} is an extension number of the {}-digit plan",
+            plan.digits()
+        )),
+        Target::Group(g) => Some(format!("{code} is group {g}")),
+        Target::All | Target::System => Some(format!("{code} is a name of the switch")),
+        Target::Unknown(_) | Target::External(_) => None,
+    }
+}
+
+/// `yes`/`no` (also `true`/`false`, `on`/`off`, `1`/`0`).
+fn yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("`{v}` must be yes or no")),
+    }
 }
 
 /// Digits, `*` and `#`, 1 to 32 of them.
@@ -1159,7 +1250,7 @@ mod tests {
     #[test]
     fn features_speed_and_coverage() {
         let c = parse(
-            "[features]\ndnd_on = *5\n[speed]\n*1 = 0123456\n11 = 35\n\
+            "[features]\ndnd_on = *5\n[speed]\n*1 = 0123456\n9 = 35\n\
              [21]\nsecret = a\ncoverage = 22\ndelayed = 23, 24\ndelay = 3\n\
              [22]\nsecret = b\n[23]\nsecret = c\n[24]\nsecret = d\n",
         )
@@ -1178,6 +1269,29 @@ mod tests {
         assert!(e.message.contains("also"), "{e}");
         let e = parse("[speed]\n*1 = sip:x\n").expect_err("bad speed");
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn speed_codes_shadow_nothing() {
+        let conf = |speed: &str| {
+            parse(&format!(
+                "[groups]\n100 = 21\n[speed]\n{speed} = 35\n[21]\nsecret = a\n"
+            ))
+        };
+        for (code, why) in [
+            ("21", "extension number"),
+            ("35", "extension number"),
+            ("100", "group 100"),
+            ("*78", "feature code"),
+            ("*7235", "feature code"),
+        ] {
+            let e = conf(code).expect_err(code);
+            assert_eq!(e.key.as_deref(), Some(format!("[speed] {code}").as_str()));
+            assert!(e.message.contains(why), "{code}: {e}");
+        }
+        for code in ["9", "*1", "0", "999", "*7"] {
+            assert!(conf(code).is_ok(), "{code}");
+        }
     }
 
     #[test]

@@ -311,8 +311,9 @@ fn busy_callee() {
 }
 
 #[test]
-fn busy_when_all_lines_are_in_use() {
-    let sw = Switch::start(&conf().ext_line(22, "lines = 1").build());
+fn busy_while_in_a_call() {
+    // On the defaults (no call waiting) an extension in a call is busy.
+    let sw = start();
     let mut a = phone(&sw, 21);
     let b = phone(&sw, 22);
     let (mut first, _) = answer(&sw, &mut a, &b, "22");
@@ -1364,8 +1365,9 @@ fn sipp_hold_and_resume() {
 // the switch fail somewhere), so every retransmission path is used (INVITE, 407,
 // ACK, 2xx, BYE, the failure and its ACK). sipp has no seed option: the runs are
 // random, so the four calls run at once and the phones stay 4 s after their last
-// message to answer retransmissions (four more tries). Extension 22 gets
-// `lines = 4` so the calls are not busy. They were ignored for an occasional 408
+// message to answer retransmissions (four more tries). Extension 22 (one sipp
+// taking the four calls at once, as a phone with call waiting would) gets
+// `call_waiting = yes`, or the calls after the first would be busy. They were ignored for an occasional 408
 // seen while two retransmission bugs were being fixed; after the fixes 101 runs of
 // the three (1,212 calls, up to 6 runs at once and both cores loaded) all passed.
 
@@ -1378,7 +1380,7 @@ fn loss_conf() -> Conf {
     // With datagrams lost, a callee's 100/180 may need Timer A's retransmissions
     // (0.5, 1.5, 3.5 s) to get through: the no-answer window must outlast them,
     // or the switch rightly ends the call as timed out (408).
-    sipp_conf().calls(1, 12).ext_line(22, "lines = 4")
+    sipp_conf().calls(1, 12).ext_line(22, "call_waiting = yes")
 }
 
 fn loss_records(sw: &Switch, n: usize, outcome: CallOutcome, status: u16) {

@@ -166,13 +166,9 @@ fn both_succeed(caller: &SippRun, callee: &SippRun, what: &str) {
 }
 
 #[test]
-fn forward_on_busy_only_when_all_lines_are_in_use() {
-    let sw = Switch::start(
-        &Conf::new(&[21, 35, 36, 37])
-            .calls(1, 5)
-            .ext_line(35, "lines = 1")
-            .build(),
-    );
+fn forward_on_busy_when_in_a_call() {
+    // The defaults: no call waiting, so an extension in a call is busy.
+    let sw = Switch::start(&Conf::new(&[21, 35, 36, 37]).calls(1, 5).build());
     let mut p21 = phone(&sw, 21);
     let p35 = phone(&sw, 35);
     let p36 = phone(&sw, 36);
@@ -187,9 +183,9 @@ fn forward_on_busy_only_when_all_lines_are_in_use() {
     answer(&sw, &p21, &mut c1, &p35, &inv);
     sw.wait_bits(35, false, true);
 
-    // Its only line is in use: the call goes to 36.
+    // In a call: the call goes to 36.
     let (mut c2, inv36) = ring(&mut p37, "35", &p36);
-    never_rings(&p35, "its only line is in a call");
+    never_rings(&p35, "it is in a call");
     answer(&sw, &p37, &mut c2, &p36, &inv36);
     p37.bye(c2.dialog());
     record(&sw, "37", "35", CallOutcome::Completed, 200);

@@ -526,13 +526,7 @@ fn click_to_dial_connects_and_either_side_hangs_up() {
 
 #[test]
 fn click_to_dial_parties_are_busy_while_connected() {
-    let sw = Switch::start(
-        &Conf::new(&[21, 35, 37, 38])
-            .calls(1, 5)
-            .ext_line(21, "lines = 1")
-            .ext_line(35, "lines = 1")
-            .build(),
-    );
+    let sw = Switch::start(&Conf::new(&[21, 35, 37, 38]).calls(1, 5).build());
     let a = phone(&sw, 21);
     let b = phone(&sw, 35);
     let mut c = phone(&sw, 37);
@@ -561,7 +555,7 @@ fn click_to_dial_parties_are_busy_while_connected() {
         let fin = c.call_final(&mut call, T).and_then(|m| m.status());
         if rang.is_some() || fin != Some(486) {
             problems.push(format!(
-                "a call to {target} (lines = 1) during its click-to-dial call rang it: {}, \
+                "a call to {target} during its click-to-dial call rang it: {}, \
                  final {fin:?}",
                 rang.is_some()
             ));

@@ -109,32 +109,52 @@ fn sipp_sends_a_message_to_an_extension() {
 }
 
 #[test]
-fn delivered_message_is_a_fresh_request_from_the_sender() {
+fn a_relayed_text_keeps_what_the_sender_wrote() {
     let sw = Switch::start(&Conf::new(&[21, 22]).build());
     let mut phone = Ua::ext(sw.addr(), 22);
     phone.register(300);
     let mut sender = Ua::ext(sw.addr(), 21);
-    assert_eq!(sender.message("22", "line one"), 200);
+    let ex = sender.out_of_dialog(
+        "MESSAGE",
+        "22",
+        &[
+            "Geolocation: <cid:loc21@phone21>;inserted-by=phone21".to_string(),
+            "Geolocation-Routing: yes".to_string(),
+            "Date: Thu, 03 Dec 2026 10:00:00 GMT".to_string(),
+            "P-Asserted-Identity: <sip:99@forged>".to_string(),
+        ],
+        Some(("text/plain", b"line one")),
+    );
+    assert_eq!(ex.status(), 200, "{}", ex.response().dump());
+    let sent = Msg::parse(&ex.request, sw.addr()).unwrap();
     let m = phone.expect_request("MESSAGE", T);
     assert_from(&m, "21");
     assert_eq!(m.text(), "line one");
+    let dump = m.dump();
+    assert_eq!(m.call_id(), sent.call_id(), "the sender's Call-ID:\n{dump}");
+    assert_eq!(m.header("From"), sent.header("From"), "{dump}");
+    assert_eq!(
+        m.header("Geolocation"),
+        Some("<cid:loc21@phone21>;inserted-by=phone21"),
+        "{dump}"
+    );
+    assert_eq!(m.header("Geolocation-Routing"), Some("yes"), "{dump}");
+    assert_eq!(m.header("Date"), sent.header("Date"), "{dump}");
     assert!(
         m.header("Proxy-Authorization").is_none(),
-        "credentials must not be forwarded:\n{}",
-        m.dump()
-    );
-    assert_eq!(
-        m.list("Via").len(),
-        1,
-        "one Via of the switch's own:\n{}",
-        m.dump()
+        "credentials stay: {dump}"
     );
     assert!(
-        m.list("Via")[0].contains(&sw.addr().port().to_string()),
-        "{}",
-        m.dump()
+        !dump.contains("forged"),
+        "identity claims are removed: {dump}"
     );
-    assert_ne!(m.call_id(), None);
+    let vias = m.list("Via");
+    assert_eq!(vias.len(), 2, "the switch's Via over the sender's:\n{dump}");
+    assert!(vias[0].contains(&sw.addr().port().to_string()), "{dump}");
+    assert!(
+        vias[1].contains(&sender.local_addr().port().to_string()),
+        "{dump}"
+    );
 }
 
 #[test]

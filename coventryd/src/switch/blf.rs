@@ -310,7 +310,7 @@ impl Switch {
                 .iter()
                 .any(|d| d.1 == "early" && d.2 == "recipient")
         };
-        let busy = |e: u16| self.calls.active_for(e).next().is_some() || self.dials_for(e) > 0;
+        let busy = |e: u16| self.in_call(e);
         vec![
             (
                 "registered",

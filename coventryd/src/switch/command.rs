@@ -79,10 +79,10 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
                 Err(e) => result(sw, id, ResultCode::Failed, e),
             }
         }
-        Command::Speed { code, target } => {
-            let t = sw.set_speed(&code, target.as_deref());
-            result(sw, id, ResultCode::Ok, t)
-        }
+        Command::Speed { code, target } => match sw.set_speed(&code, target.as_deref()) {
+            Ok(t) => result(sw, id, ResultCode::Ok, t),
+            Err(e) => result(sw, id, ResultCode::Failed, e),
+        },
         Command::Why { ext } => {
             let (code, text) = sw.why(ext);
             result(sw, id, code, text)
@@ -177,6 +177,7 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
             text,
             targets,
             offline,
+            relayed: None,
         },
     );
 }

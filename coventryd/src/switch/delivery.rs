@@ -3,7 +3,9 @@
 //! whoever asked (a phone's MESSAGE transaction or a control command).
 
 use super::reply::Replier;
+use super::trust::UNTRUSTED_IDENTITY;
 use super::Switch;
+use crate::sip::forward::{rewrite, Rewrite};
 use coventry_shared::event::{Event, ResultCode};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -55,6 +57,19 @@ pub(super) struct Job {
     targets: Vec<Target>,
     /// Members that were offline when the job started (reported, not tried).
     offline: Vec<u16>,
+    /// A MESSAGE passed on: its headers are kept as the sender wrote them
+    /// (Call-ID, From, To, Geolocation...), except what the switch must change.
+    /// `None`: the switch's own text.
+    relayed: Option<Relayed>,
+}
+
+/// A MESSAGE the switch passes on to extensions.
+#[derive(Debug)]
+pub(super) struct Relayed {
+    /// The request as it arrived.
+    pub req: Box<rsip::Request>,
+    /// It came from the upstream peer, whose identity headers are kept.
+    pub from_upstream: bool,
 }
 
 /// All jobs in flight.
@@ -74,6 +89,8 @@ pub(super) struct Request {
     pub text: String,
     pub targets: Vec<u16>,
     pub offline: Vec<u16>,
+    /// The sender's own MESSAGE, when the text is one (see [`Job`]).
+    pub relayed: Option<Relayed>,
 }
 
 /// Better of two final statuses for the same target (2xx wins; then 6xx; then lowest).
@@ -102,6 +119,7 @@ impl Switch {
             text: req.text,
             targets: Vec::new(),
             offline: req.offline,
+            relayed: req.relayed,
         };
         let host = self.local_hostport();
         for (ti, ext) in req.targets.iter().enumerate() {
@@ -122,7 +140,10 @@ impl Switch {
                     continue;
                 };
                 let branch = self.branch('t');
-                let bytes = self.build_message(&job, &host, &uri, *ext, &branch, &dest);
+                let bytes = match &job.relayed {
+                    Some(m) => self.relay_message(m, &uri, &branch, dest),
+                    None => self.build_message(&job, &host, &uri, *ext, &branch, &dest),
+                };
                 let r = DeliveryRef {
                     job: id,
                     target: ti,
@@ -188,6 +209,33 @@ impl Switch {
             job.text
         );
         m.into_bytes()
+    }
+
+    /// A phone's MESSAGE `req` passed on to `uri` at `dest` as a proxy would:
+    /// our Via on top, the Request-URI the contact, Max-Forwards decremented,
+    /// our Route entries, the credentials meant for us and identity claims
+    /// removed; every other header and the body as the sender wrote them.
+    fn relay_message(&self, m: &Relayed, uri: &str, branch: &str, dest: SocketAddr) -> Vec<u8> {
+        let req = &m.req;
+        let f = crate::headers::Fields::of(&req.headers);
+        let via = self.via_to(dest.into(), branch);
+        rewrite(
+            &req.headers,
+            &req.body,
+            &Rewrite {
+                start_line: format!("MESSAGE {uri} SIP/2.0"),
+                prepend: &[("Via", &via)],
+                drop_routes: self.our_routes(&f),
+                drop_proxy_auth: true,
+                decrement_max_forwards: true,
+                drop_named: if m.from_upstream {
+                    &[]
+                } else {
+                    UNTRUSTED_IDENTITY
+                },
+                ..Rewrite::default()
+            },
+        )
     }
 
     /// The address to put in our Via for a request to `dest`.

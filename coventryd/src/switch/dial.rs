@@ -311,12 +311,7 @@ impl Switch {
         if let Some(slot) = d.slot {
             self.out.calls.insert(slot, e);
         }
-        let busy = phase != CallPhase::Ended;
-        self.out.bits.insert(d.a, (false, busy));
-        if d.b != 0 {
-            let b_busy = busy && phase == CallPhase::Answered;
-            self.out.bits.insert(d.b, (false, b_busy));
-        }
+        let (a, b) = (d.a, d.b);
         self.out.events.push(Event::CallState {
             call: no,
             from: d.a.to_string(),
@@ -324,6 +319,8 @@ impl Switch {
             phase,
             rings: 0,
         });
+        self.publish_bits(a);
+        self.publish_bits(b);
     }
 
     /// End a click-to-dial call: record, result, table.
@@ -363,6 +360,9 @@ impl Switch {
             super::command::result(self, id, code, text);
         }
         if let Some(d) = self.dials.remove(&no) {
+            // The lamps of its parties without it.
+            self.publish_bits(d.a);
+            self.publish_bits(d.b);
             self.dial_by_call_id.remove(&d.leg_a.call_id);
             self.dial_branches.remove(&d.leg_a.branch);
             for b in &d.branches {
@@ -589,9 +589,12 @@ impl Switch {
         self.send_invite(now_ms, no, Side::B, Some(offer));
     }
 
-    /// Click-to-dial calls in progress that involve extension `n`.
-    pub(super) fn dials_for(&self, n: u16) -> usize {
-        self.dials.values().filter(|d| d.a == n || d.b == n).count()
+    /// Whether `n` is a party of a click-to-dial call in progress: A from the
+    /// start, B once its leg answered.
+    pub(super) fn in_dial(&self, n: u16) -> bool {
+        self.dials
+            .values()
+            .any(|d| d.a == n || (d.b == n && d.leg_b.as_ref().is_some_and(|l| l.answered)))
     }
 
     /// The click-to-dial dialogs of `n` for BLF: (call, state, direction, peer).

@@ -5,7 +5,7 @@
 use super::upstream::RouteStatus;
 use super::Switch;
 use crate::settings::{ExtSettings, MAX_HOPS};
-use coventry_shared::config::RouteKind;
+use coventry_shared::config::{speed_code_clash, FeatureUse, RouteKind};
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
@@ -52,10 +52,32 @@ pub enum Resolution {
 }
 
 impl Switch {
-    /// Whether extension `n` has all its lines in calls.
+    /// Whether extension `n` is in a call: it called and the call is not over,
+    /// it answered one, or it is a party of a click-to-dial call. The busy lamp
+    /// shows this.
+    pub(super) fn in_call(&self, n: u16) -> bool {
+        self.calls
+            .live()
+            .any(|c| !c.ended() && (c.caller == n || (c.callee == n && c.answer_ms > 0)))
+            || self.in_dial(n)
+    }
+
+    /// The busy rule, the one every feature uses (forward on busy, coverage,
+    /// groups, `why`): an extension in a call is busy for a new call, unless its
+    /// line has call waiting (`call_waiting = yes`: the new call rings, and the
+    /// phone decides).
     pub(super) fn is_busy(&self, n: u16) -> bool {
-        let lines = usize::from(self.config.lines.get(&n).map_or(1, |l| l.lines));
-        self.calls.active_for(n).count() + self.dials_for(n) >= lines
+        let waiting = self.config.lines.get(&n).is_some_and(|l| l.call_waiting);
+        !waiting && self.in_call(n)
+    }
+
+    /// Whether extension `e` may ring for a call from `caller` as a group member
+    /// or coverage: another extension, registered, not on do not disturb, not busy.
+    fn is_free(&self, e: u16, caller: u16) -> bool {
+        e != caller
+            && !self.registrar.contacts(e).is_empty()
+            && !self.settings.get(e).dnd
+            && !self.is_busy(e)
     }
 
     /// The target of speed dial `code`, if it is one.
@@ -155,7 +177,7 @@ impl Switch {
                     let busy_reason = if s.dnd {
                         Some("is on do not disturb")
                     } else if self.is_busy(n) {
-                        Some("is busy (all its lines in calls)")
+                        Some("is busy (in a call, without call waiting)")
                     } else {
                         None
                     };
@@ -195,12 +217,7 @@ impl Switch {
                         );
                     }
                     let line = self.config.lines.get(&n);
-                    let free = |e: &u16| {
-                        *e != caller
-                            && !self.registrar.contacts(*e).is_empty()
-                            && !self.settings.get(*e).dnd
-                            && !self.is_busy(*e)
-                    };
+                    let free = |e: &u16| self.is_free(*e, caller);
                     let mut now = vec![n];
                     let coverage: Vec<u16> = line.map(|l| l.coverage.clone()).unwrap_or_default();
                     now.extend(coverage.iter().copied().filter(free));
@@ -243,12 +260,7 @@ impl Switch {
                     let ringing: Vec<u16> = members
                         .iter()
                         .copied()
-                        .filter(|e| {
-                            *e != caller
-                                && !self.registrar.contacts(*e).is_empty()
-                                && !self.settings.get(*e).dnd
-                                && !self.is_busy(*e)
-                        })
+                        .filter(|e| self.is_free(*e, caller))
                         .collect();
                     if ringing.is_empty() {
                         return fail(
@@ -383,7 +395,11 @@ impl Switch {
     }
 
     /// Set or clear a speed dial.
-    pub(super) fn set_speed(&mut self, code: &str, target: Option<&str>) -> String {
+    pub(super) fn set_speed(&mut self, code: &str, target: Option<&str>) -> Result<String, String> {
+        let cfg = &self.config;
+        if let Some(why) = speed_code_clash(cfg.server.plan, &cfg.groups, &cfg.features, code) {
+            return Err(format!("speed dial {code} refused: {why}"));
+        }
         let from_config = self.config.speed.get(code).map(String::as_str);
         match (target, from_config) {
             (None, None) => {
@@ -396,10 +412,10 @@ impl Switch {
             }
         }
         self.out.settings_changed = true;
-        match target {
+        Ok(match target {
             Some(t) => format!("speed dial {code} -> {t}"),
             None => format!("speed dial {code} cleared"),
-        }
+        })
     }
 
     fn settings_changed(&mut self, ext: u16) {
@@ -470,26 +486,14 @@ impl Switch {
         ext: u16,
         dialled: &str,
     ) -> Option<Result<String, String>> {
-        let f = self.config.features.clone();
-        let fwd = |code: &str| dialled.strip_prefix(code).filter(|rest| !rest.is_empty());
-        Some(if dialled == f.dnd_on {
-            self.set_dnd(now_ms, ext, true, None)
-        } else if dialled == f.dnd_off {
-            self.set_dnd(now_ms, ext, false, None)
-        } else if dialled == f.forward_always_off {
-            self.set_forward(now_ms, ext, ForwardKind::Always, None, None)
-        } else if dialled == f.forward_busy_off {
-            self.set_forward(now_ms, ext, ForwardKind::Busy, None, None)
-        } else if dialled == f.forward_noanswer_off {
-            self.set_forward(now_ms, ext, ForwardKind::NoAnswer, None, None)
-        } else if let Some(t) = fwd(&f.forward_always) {
-            self.set_forward(now_ms, ext, ForwardKind::Always, Some(t), None)
-        } else if let Some(t) = fwd(&f.forward_busy) {
-            self.set_forward(now_ms, ext, ForwardKind::Busy, Some(t), None)
-        } else if let Some(t) = fwd(&f.forward_noanswer) {
-            self.set_forward(now_ms, ext, ForwardKind::NoAnswer, Some(t), None)
-        } else {
-            return None;
+        let codes = &self.config.features;
+        Some(match codes.read(dialled)? {
+            FeatureUse::Dnd(on) => self.set_dnd(now_ms, ext, on, None),
+            FeatureUse::ForwardOff(kind) => self.set_forward(now_ms, ext, kind, None, None),
+            FeatureUse::Forward(kind, target) => {
+                let target = target.to_string();
+                self.set_forward(now_ms, ext, kind, Some(&target), None)
+            }
         })
     }
 }

@@ -960,25 +960,19 @@ impl Switch {
         }
     }
 
-    /// Queue the ringing/busy bits of `ext` from every call.
-    fn publish_bits(&mut self, ext: u16) {
+    /// Queue the lamp bits of `ext`: ringing (one of its phones rings for a
+    /// call), busy (in a call: [`Switch::in_call`]).
+    pub(super) fn publish_bits(&mut self, ext: u16) {
         if ext == 0 {
             return;
         }
-        let mut ringing = false;
-        let mut busy = false;
-        for c in self.calls.live() {
-            let rings_here = c
-                .branches
-                .iter()
-                .any(|b| b.ext == ext && b.state != BranchState::Done);
-            if c.phase == CallPhase::Ringing && rings_here {
-                ringing = true;
-            }
-            if c.caller == ext || (c.callee == ext && c.phase == CallPhase::Answered) {
-                busy = true;
-            }
-        }
+        let ringing = self.calls.live().any(|c| {
+            c.phase == CallPhase::Ringing
+                && c.branches
+                    .iter()
+                    .any(|b| b.ext == ext && b.state != BranchState::Done)
+        });
+        let busy = self.in_call(ext);
         self.out.bits.insert(ext, (ringing, busy));
     }
 

@@ -151,6 +151,7 @@ impl Switch {
                     text: chunk.iter().collect(),
                     targets: vec![ext],
                     offline: vec![],
+                    relayed: None,
                 },
             );
         }

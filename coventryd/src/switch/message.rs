@@ -1,6 +1,6 @@
 //! MESSAGE from a phone: authenticate the sender, check the text, deliver.
 
-use super::delivery::{Origin, Request};
+use super::delivery::{Origin, Relayed, Request};
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::Switch;
@@ -209,6 +209,10 @@ impl Switch {
                 text,
                 targets,
                 offline,
+                relayed: Some(Relayed {
+                    req: Box::new(req.clone()),
+                    from_upstream,
+                }),
             },
         );
     }
