@@ -578,3 +578,70 @@ fn speed_codes_may_not_shadow_numbers_or_codes() {
     let sent = lab.call_from("36", "21", "sp1");
     assert_eq!(invites(&sent, 6021), 1);
 }
+
+#[test]
+fn click_to_dial_calls_hang_up_like_any_call() {
+    let connected = |lab: &mut Lab| {
+        let (sent, _) = lab.command("dial 21 35");
+        let inv_a = to(&sent, 6021)[0].to_string();
+        lab.feed(6021, &respond(&inv_a, 180, "ta", 6021, ""));
+        let out = lab.feed(6021, &respond(&inv_a, 200, "ta", 6021, OFFER));
+        let inv_b = to(&out, 6035)[0].to_string();
+        lab.feed(6035, &respond(&inv_b, 200, "tb", 6035, ANSWER));
+        lab.phases();
+    };
+    for target in ["21", "35", "CALL"] {
+        let mut lab = lab();
+        connected(&mut lab);
+        let no = lab
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::CallState { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("a call number");
+        let target = if target == "CALL" {
+            no.to_string()
+        } else {
+            target.to_string()
+        };
+        let (out, _) = lab.command(&format!("#77 hangup {target}"));
+        let (code, text) = result_of(&lab, 77).expect("a result");
+        assert_eq!(code, ResultCode::Ok, "hangup {target}: {text}");
+        assert!(text.contains(&no.to_string()), "{text}");
+        assert!(
+            to(&out, 6021).iter().any(|m| m.starts_with("BYE ")),
+            "{out:?}"
+        );
+        assert!(
+            to(&out, 6035).iter().any(|m| m.starts_with("BYE ")),
+            "{out:?}"
+        );
+        assert_eq!(
+            lab.records().last().map(|r| r.0),
+            Some(CallOutcome::Completed)
+        );
+        lab.command(&format!("#78 hangup {target}"));
+        assert_eq!(
+            result_of(&lab, 78).map(|r| r.0),
+            Some(ResultCode::NotFound),
+            "ended once"
+        );
+    }
+    // Still ringing A: CANCEL, and the call is cancelled.
+    let mut lab = lab();
+    let (sent, _) = lab.command("dial 21 35");
+    let inv_a = to(&sent, 6021)[0].to_string();
+    lab.feed(6021, &respond(&inv_a, 180, "ta", 6021, ""));
+    let (out, _) = lab.command("#79 hangup 21");
+    assert_eq!(result_of(&lab, 79).map(|r| r.0), Some(ResultCode::Ok));
+    assert!(
+        to(&out, 6021).iter().any(|m| m.starts_with("CANCEL ")),
+        "{out:?}"
+    );
+    assert_eq!(
+        lab.records().last().map(|r| r.0),
+        Some(CallOutcome::Cancelled)
+    );
+}

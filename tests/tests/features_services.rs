@@ -1036,3 +1036,36 @@ fn click_to_dial_hold_and_resume_cross_the_legs() {
     let r = sw.expect_record(0, "21", "35", T);
     assert_eq!(r.outcome, CallOutcome::Completed);
 }
+
+#[test]
+fn pbxctl_hangup_ends_a_click_to_dial_call_by_extension_or_number() {
+    let sw = Switch::start(&Conf::new(&[21, 35]).calls(1, 5).build());
+    let a = phone(&sw, 21);
+    let b = phone(&sw, 35);
+    for how in ["ext", "number"] {
+        let (inv_a, _) = connect(&sw, &a, &b);
+        let target = if how == "ext" {
+            "21".to_string()
+        } else {
+            sw.snapshot()
+                .call_by_sip_id(inv_a.call_id().unwrap_or(""))
+                .map(|c| c.id.to_string())
+                .expect("the call in the table")
+        };
+        let o = sw.pbxctl(&["hangup", &target]);
+        assert_eq!(o.status.code(), Some(0), "hangup {target}: {}", show(&o));
+        a.expect_method("BYE", "the operator hung up (A)", T);
+        b.expect_method("BYE", "the operator hung up (B)", T);
+        let o = sw.pbxctl(&["hangup", &target]);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "nothing left to hang up: {}",
+            show(&o)
+        );
+        for e in [21, 35] {
+            let idle = coventry_tests::poll_until(T, || (!sw.snapshot().is_busy(e)).then_some(()));
+            assert!(idle.is_some(), "{e} is still busy after the hang-up");
+        }
+    }
+}

@@ -589,6 +589,59 @@ impl Switch {
         self.send_invite(now_ms, no, Side::B, Some(offer));
     }
 
+    /// The click-to-dial calls extension `n` is a party of.
+    pub(super) fn dials_of(&self, n: u16) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.a == n || d.b == n)
+            .map(|(no, _)| *no)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The operator ends click-to-dial call `no`: BYE on a connected leg,
+    /// CANCEL on a ringing one. Returns what was hung up, for the result.
+    pub(super) fn dial_hangup(&mut self, now_ms: u64, no: u32) -> Option<String> {
+        let d = self.dials.get(&no)?;
+        let label = format!("{no} ({} -> {})", d.a, d.target);
+        let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
+        let mut cancels = Vec::new();
+        let mut byes = Vec::new();
+        for (side, leg) in [(Side::A, Some(&d.leg_a)), (Side::B, d.leg_b.as_ref())] {
+            let Some(leg) = leg else {
+                continue;
+            };
+            if leg.answered {
+                byes.push(side);
+            } else if leg.proceeding {
+                let bytes = self.leg_request(leg, "CANCEL", 1, None, &leg.via);
+                cancels.push((leg.dest, bytes));
+            }
+        }
+        for (dest, bytes) in cancels {
+            self.send(dest, bytes);
+        }
+        for side in byes {
+            self.leg_send(now_ms, no, side, "BYE", None);
+        }
+        let (outcome, status) = if connected {
+            (CallOutcome::Completed, 200)
+        } else {
+            (CallOutcome::Cancelled, 487)
+        };
+        log::info!("click-to-dial call {no}: hung up by the operator");
+        self.dial_end(
+            now_ms,
+            no,
+            outcome,
+            status,
+            "hung up by the operator".into(),
+        );
+        Some(label)
+    }
+
     /// Whether `n` is a party of a click-to-dial call in progress: A from the
     /// start, B once its leg answered.
     pub(super) fn in_dial(&self, n: u16) -> bool {

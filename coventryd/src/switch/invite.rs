@@ -980,18 +980,30 @@ impl Switch {
     pub(super) fn hangup(&mut self, now_ms: u64, id: Option<u64>, target: &str) {
         use coventry_shared::event::ResultCode;
         let plan = self.config.server.plan;
-        let numbers: Vec<u32> = match target.parse::<u16>() {
-            Ok(ext) if target.len() == usize::from(plan.digits()) && plan.contains(ext) => {
-                self.calls.active_for(ext).map(|c| c.no).collect()
-            }
-            _ => target
+        let ext = target
+            .parse::<u16>()
+            .ok()
+            .filter(|e| target.len() == usize::from(plan.digits()) && plan.contains(*e));
+        let numbers: Vec<u32> = match ext {
+            Some(ext) => self.calls.active_for(ext).map(|c| c.no).collect(),
+            None => target
                 .parse::<u32>()
                 .ok()
                 .filter(|n| self.calls.calls.get(n).is_some_and(|c| !c.ended()))
                 .into_iter()
                 .collect(),
         };
-        if numbers.is_empty() {
+        // Click-to-dial calls end like any call.
+        let dials: Vec<u32> = match ext {
+            Some(ext) => self.dials_of(ext),
+            None => target
+                .parse::<u32>()
+                .ok()
+                .filter(|n| self.dials.contains_key(n))
+                .into_iter()
+                .collect(),
+        };
+        if numbers.is_empty() && dials.is_empty() {
             return super::command::result(
                 self,
                 id,
@@ -999,7 +1011,10 @@ impl Switch {
                 format!("no call matches {target}"),
             );
         }
-        let mut done = Vec::new();
+        let mut done: Vec<String> = dials
+            .into_iter()
+            .filter_map(|no| self.dial_hangup(now_ms, no))
+            .collect();
         for no in numbers {
             let Some(c) = self.calls.calls.get(&no) else {
                 continue;
