@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/tui_idle.sh - the attendant console's figures (issue 5), a measurement, not a
+# bench/tui_idle.sh - the attendant console's figures, a measurement, not a
 # test of correctness:
 #   - pbx-tui's CPU time over SECS seconds idle (default 60) with all 80 extensions
 #     of a 2-digit plan registered (target: under 1% of one core);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/upstream.sh - calls that leave the switch through the upstream (issue 6):
+# bench/upstream.sh - calls that leave the switch through the upstream:
 # sipp UAC (extension 21, INVITE challenged with 407) -> coventryd (UDP) -> TCP ->
 # Kamailio (the test rig's tests/kamailio/upstream.cfg) -> UDP -> sipp UAS, and
 # back. The same calls cross both proxies, so the figure is a same-run ratio:

@@ -1,5 +1,5 @@
 //! A real Kamailio 5.6 (Debian package `kamailio`) playing Coventry's upstream SIP
-//! network (issue 6), on 127.0.0.1, with the configuration template
+//! network, on 127.0.0.1, with the configuration template
 //! `tests/kamailio/upstream.cfg`.
 //!
 //! [`Kamailio::start`] picks its own listening ports at run time, renders the

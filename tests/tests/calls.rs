@@ -1,4 +1,4 @@
-//! Calls between extensions through the real daemon (issue 3): the in-test UA on
+//! Calls between extensions through the real daemon: the in-test UA on
 //! both ends where every byte and header must be checked, sipp UAC → coventryd →
 //! sipp UAS for the main flows, and the same flows with sipp's packet loss. Each
 //! test asserts what the phones receive (SDP byte for byte, Via, Record-Route,

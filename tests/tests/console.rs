@@ -1,4 +1,4 @@
-//! The attendant console end to end (issue 5): the real `pbx-tui` in tmux on an
+//! The attendant console end to end: the real `pbx-tui` in tmux on an
 //! 80x24 pane, against the real daemon, with phones played by the in-test UA. The
 //! tests read the screen with `tmux capture-pane -p`, type with `send-keys`, and
 //! check what the keys did in the switch's state block.
@@ -442,7 +442,7 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0)
 }
 
-/// The figures of issue 5: CPU over `TUI_IDLE_SECS` (60) seconds idle with all 80
+/// The console figures: CPU over `TUI_IDLE_SECS` (60) seconds idle with all 80
 /// extensions of the 2-digit plan registered, and event-to-screen delays.
 #[test]
 #[ignore = "a measurement (about 90 s): bench/tui_idle.sh runs it"]

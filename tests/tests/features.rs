@@ -1,4 +1,4 @@
-//! The switch features that decide where a call goes (issue 4), end to end: the
+//! The switch features that decide where a call goes, end to end: the
 //! real daemon, real phones (sipp and the in-test UA) and the real `pbxctl`.
 //! Forward always (sipp), busy, no answer; do not disturb; a refused loop; expiring
 //! forwards and DND (`--for`, `until=`); coverage and delayed coverage with their

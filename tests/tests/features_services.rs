@@ -1,4 +1,4 @@
-//! The switch's own services (issue 4), end to end with the real daemon, the
+//! The switch's own services, end to end with the real daemon, the
 //! in-test UA and the real `pbxctl`: keypad feature codes (answered with every
 //! stream declined, hung up after the ACK, confirmed by a text from `system`),
 //! `/commands` to `system`, broadcast receipts, click-to-dial with its failures,

@@ -1,7 +1,7 @@
 //! Self-test of the Kamailio rig (`tests/src/kamailio.rs`, `tests/kamailio/upstream.cfg`)
 //! with no coventryd: sipp plays Coventry (a TCP caller to the routes, a TCP
 //! callee for inbound calls) and the far ends (UDP). This tells a broken rig from a
-//! broken switch in the upstream tests of issue 6. Needs the Debian package
+//! broken switch in the upstream tests. Needs the Debian package
 //! `kamailio` (scripts/test installs it).
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! The upstream adapter (issue 6) against a real Kamailio: the daemon keeps TCP
+//! The upstream adapter against a real Kamailio: the daemon keeps TCP
 //! connections to Kamailio's default, emergency and SMS sockets
 //! (`tests/kamailio/upstream.cfg`), Kamailio relays to sipp phones on the far side,
 //! and outside callers come in through Kamailio. Local phones are the in-test UA.
