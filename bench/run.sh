@@ -18,7 +18,7 @@
 #   all       load + memory + micro (the default)
 #
 # Knobs (environment, defaults):
-#   RIG=/work/shared/bench      the shared reference rig (bench.sh, run-kamailio.sh,
+#   RIG=bench/rig               the reference rig (bench.sh, run-kamailio.sh,
 #                               scenarios/, lib/sippstats.py); read, never modified
 #   OUT=bench/results/<stamp>   results (git-ignored): coventryd-rN/ and
 #                               kamailio-rN/ per round, memory/, micro/, profile/,
@@ -51,7 +51,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-RIG=${RIG:-/work/shared/bench}
+RIG=${RIG:-$HERE/rig}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$HERE/results/$STAMP}
 COV_PORT=${COV_PORT:-5160}
@@ -144,7 +144,7 @@ need python3 "apt-get install -y python3"
 need cargo "install a Rust toolchain (rustup)"
 [ -x /usr/bin/time ] || { echo "run.sh: /usr/bin/time not found: apt-get install -y time" >&2; exit 2; }
 [ -r "$RIG/run-kamailio.sh" ] && [ -r "$RIG/scenarios/register.xml" ] \
-    || { echo "run.sh: the shared rig is not at RIG=$RIG" >&2; exit 2; }
+    || { echo "run.sh: the reference rig is not at RIG=$RIG" >&2; exit 2; }
 
 port_busy() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 

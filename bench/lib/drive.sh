@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# drive.sh - the shared rig's REGISTER and MESSAGE load against a target that
+# drive.sh - the reference rig's REGISTER and MESSAGE load against a target that
 # has no calls yet (coventryd), measured exactly as the rig measures Kamailio.
 #
 # Why not the rig's bench.sh itself: its "setup" phase always places 5 smoke
@@ -18,7 +18,7 @@
 #   registered to it, 5 smoke MESSAGEs (all must succeed).
 #
 # Environment (defaults as in the rig's bench.sh):
-#   RIG=/work/shared/bench   the shared rig (scenarios and lib/sippstats.py)
+#   RIG=bench/rig            the reference rig (scenarios and lib/sippstats.py)
 #   PROXY=127.0.0.1:5160     target (loopback only)     DOMAIN=$PROXY
 #   TARGET_PID=              target pid (CPU, RSS, PSS of it and its children)
 #   LABEL=coventryd          OUT=results/<stamp>-<LABEL> (next to this file's parent)
@@ -34,11 +34,11 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-RIG=${RIG:-/work/shared/bench}
+RIG=${RIG:-$HERE/../rig}
 SCEN=$RIG/scenarios
 STATS_PY=$RIG/lib/sippstats.py
 for f in "$SCEN/register.xml" "$SCEN/uac_message.xml" "$SCEN/uas_message.xml" "$STATS_PY"; do
-    [ -r "$f" ] || { echo "drive.sh: missing $f (set RIG= to the shared bench rig)" >&2; exit 2; }
+    [ -r "$f" ] || { echo "drive.sh: missing $f (set RIG= to the reference rig, bench/rig)" >&2; exit 2; }
 done
 
 PROXY=${PROXY:-127.0.0.1:5160}
