@@ -178,11 +178,12 @@ pub fn own_dir_problem(dir: Facts, euid: u32) -> Option<String> {
 }
 
 /// Why a reader running as `euid` may not trust the runtime directory `dir` whose
-/// parent directory is `parent` (`None`: it may). Trusted: a directory not writable
+/// parent directory is `parent` (`None` when it could not be examined) (`None`: it
+/// may). Trusted: a directory not writable
 /// by group or others, owned by `euid` or root, or by another user when `parent`
 /// belongs to root and is not writable by group or others (only root could have
 /// made it, as systemd does for a service's `RuntimeDirectory=`).
-pub fn client_dir_problem(dir: Facts, parent: Facts, euid: u32) -> Option<String> {
+pub fn client_dir_problem(dir: Facts, parent: Option<Facts>, euid: u32) -> Option<String> {
     if dir.kind() != S_IFDIR {
         return Some("it is not a directory".into());
     }
@@ -196,6 +197,13 @@ pub fn client_dir_problem(dir: Facts, parent: Facts, euid: u32) -> Option<String
     if dir.uid == euid || dir.uid == 0 {
         return None;
     }
+    let Some(parent) = parent else {
+        return Some(format!(
+            "it is owned by {}, neither you nor root, and its parent directory cannot \
+             be examined",
+            describe_uid(dir.uid)
+        ));
+    };
     if parent.uid == 0 && parent.kind() == S_IFDIR && parent.perms() & SHARED_WRITE == 0 {
         return None;
     }
@@ -295,8 +303,12 @@ impl Role {
 
 // ----- the directory handle -----
 
-fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+/// Flags for opening a directory itself: never through a link. The daemon reads
+/// its own directories (to list and fsync them); a reader needs only a handle
+/// (`O_PATH`), so search permission is enough for it.
+fn dir_flags(reader: bool) -> OFlags {
+    let access = if reader { OFlags::PATH } else { OFlags::RDONLY };
+    access | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
 fn io_err(e: Errno) -> io::Error {
@@ -304,8 +316,8 @@ fn io_err(e: Errno) -> io::Error {
 }
 
 /// Open the directory `path` itself, never through a symbolic link.
-fn open_dir(path: &Path) -> Result<File, TrustError> {
-    match rfs::openat(rfs::CWD, path, dir_flags(), Mode::empty()) {
+fn open_dir(path: &Path, reader: bool) -> Result<File, TrustError> {
+    match rfs::openat(rfs::CWD, path, dir_flags(reader), Mode::empty()) {
         Ok(fd) => Ok(File::from(fd)),
         Err(Errno::NOENT) => Err(TrustError::Missing(path.to_path_buf())),
         // O_NOFOLLOW|O_DIRECTORY on a link fails with ELOOP or ENOTDIR: say which.
@@ -406,7 +418,7 @@ impl SafeDir {
                 ),
             )
         };
-        let dir = match open_dir(path) {
+        let dir = match open_dir(path, false) {
             Err(TrustError::Untrusted(_, why)) => return Err(refuse(why, None)),
             other => other?,
         };
@@ -431,7 +443,7 @@ impl SafeDir {
     /// coventryd's own directory at `path`, which must exist (the directory of a file
     /// it writes); the same check as [`SafeDir::own`].
     pub fn open_own(path: &Path) -> Result<SafeDir, TrustError> {
-        let dir = open_dir(path)?;
+        let dir = open_dir(path, false)?;
         let euid = nix::unistd::geteuid().as_raw();
         if let Some(why) = own_dir_problem(meta_of(&dir, path)?, euid) {
             return Err(TrustError::Untrusted(
@@ -455,19 +467,17 @@ impl SafeDir {
     /// A daemon's runtime directory as a reader (pbxctl, pbx-tui) may trust it
     /// ([`client_dir_problem`]).
     pub fn trusted(path: &Path) -> Result<SafeDir, TrustError> {
-        let dir = open_dir(path)?;
-        let facts = meta_of(&dir, path)?;
-        // The parent of the directory we hold, whatever its path says now.
-        let parent = rfs::openat(
-            &dir,
-            "..",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map(File::from)
-        .map_err(|e| TrustError::Io(path.to_path_buf(), io_err(e)))?;
-        let parent_facts = meta_of(&parent, path)?;
+        let dir = open_dir(path, true)?;
+        let meta = dir
+            .metadata()
+            .map_err(|e| TrustError::Io(path.to_path_buf(), e))?;
+        let facts = Facts::of(&meta);
         let euid = nix::unistd::geteuid().as_raw();
+        let parent_facts = if facts.uid == euid || facts.uid == 0 {
+            None // not needed
+        } else {
+            parent_of(path, (meta.dev(), meta.ino()))
+        };
         if let Some(why) = client_dir_problem(facts, parent_facts, euid) {
             return Err(TrustError::Untrusted(
                 path.to_path_buf(),
@@ -694,6 +704,30 @@ impl SafeDir {
     }
 }
 
+/// The facts of the directory holding `path`, provided it really holds the
+/// directory `dev_ino` we opened (found by name, which needs only search
+/// permission there, and compared, so a path swapped in between is noticed).
+fn parent_of(path: &Path, dev_ino: (u64, u64)) -> Option<Facts> {
+    let name = path.file_name()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let p = rfs::openat(
+        rfs::CWD,
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+    .map(File::from)?;
+    let st = rfs::statat(&p, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    if (st.st_dev, st.st_ino) != dev_ino {
+        return None;
+    }
+    p.metadata().ok().map(|m| Facts::of(&m))
+}
+
 /// Split a file path into its directory (`.` for a bare name) and its name.
 fn split(path: &Path) -> io::Result<(PathBuf, String)> {
     let name = path
@@ -798,8 +832,8 @@ mod tests {
 
     #[test]
     fn readers_trust_their_own_roots_or_a_service_dir_made_by_root() {
-        let root_parent = facts(0, DIR | 0o755);
-        let tmp = facts(0, DIR | 0o1777);
+        let root_parent = Some(facts(0, DIR | 0o755));
+        let tmp = Some(facts(0, DIR | 0o1777));
         // Our own or root's: trusted wherever it is.
         assert_eq!(
             client_dir_problem(facts(1000, DIR | 0o700), tmp, 1000),
@@ -816,9 +850,15 @@ mod tests {
         assert!(why.contains("anyone could have made it"), "{why}");
         // Under a parent owned by another user, or one group-writable.
         assert!(
-            client_dir_problem(facts(998, DIR | 0o750), facts(998, DIR | 0o755), 1000).is_some()
+            client_dir_problem(facts(998, DIR | 0o750), Some(facts(998, DIR | 0o755)), 1000)
+                .is_some()
         );
-        assert!(client_dir_problem(facts(998, DIR | 0o750), facts(0, DIR | 0o775), 1000).is_some());
+        assert!(
+            client_dir_problem(facts(998, DIR | 0o750), Some(facts(0, DIR | 0o775)), 1000)
+                .is_some()
+        );
+        // A parent that could not be examined (or is not the directory's).
+        assert!(client_dir_problem(facts(998, DIR | 0o750), None, 1000).is_some());
         // Writable by others: never, not even our own.
         assert!(client_dir_problem(facts(1000, DIR | 0o777), root_parent, 1000).is_some());
         assert!(client_dir_problem(facts(0, DIR | 0o1777), root_parent, 1000).is_some());
