@@ -1005,6 +1005,12 @@ mod tests {
         nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(1)), None).expect("chown");
         let e = open_trusted(&state, Kind::Regular, false).expect_err("foreign");
         assert!(e.to_string().contains("owned by uid 1"), "{e}");
+        let control = control_path(t.path());
+        nix::unistd::mkfifo(&control, nix::sys::stat::Mode::from_bits_truncate(0o666))
+            .expect("mkfifo");
+        nix::unistd::chown(&control, Some(nix::unistd::Uid::from_raw(1)), None).expect("chown");
+        let e = open_trusted(&control, Kind::Fifo, true).expect_err("foreign FIFO");
+        assert!(e.to_string().contains("owned by uid 1"), "{e}");
         // A directory of another user under /tmp-like parent (world-writable).
         let sub = t.path().join("sub");
         std::fs::create_dir(&sub).expect("mkdir");

@@ -203,12 +203,6 @@ impl Lab {
 /// A daemon started by a test: stopped (TERM, then KILL) and reaped with it.
 struct Daemon(Option<Child>);
 
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.0.as_ref().map(Child::id).unwrap_or(0)
-    }
-}
-
 impl Drop for Daemon {
     fn drop(&mut self) {
         let Some(mut c) = self.0.take() else { return };
