@@ -299,6 +299,14 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             }
             _ = tick.tick() => {
                 let now = now_ms();
+                if let Some(a) = control.expire(now) {
+                    // A writer left a line without newline: drop it, answer it.
+                    sw.out.events.push(Event::CommandResult {
+                        id: a.id,
+                        code: ResultCode::BadSyntax,
+                        text: a.text(),
+                    });
+                }
                 sw.on_tick(now);
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.

@@ -2,22 +2,23 @@
 
 use clap::Parser;
 use coventry_shared::config::Config;
-use coventry_shared::runtime;
+use coventry_shared::runtime::{self, Role, SafeDir};
 use coventryd::{app, cli, secrets};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Numbers of the extensions in the built-in default configuration.
 const BUILTIN_EXTENSIONS: std::ops::RangeInclusive<u16> = 10..=19;
 
-fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+/// Make sure `dir` is a directory coventryd may keep its files in (created with
+/// `mode` when missing; refused when another user could have made or may write in
+/// it), and remove temporary files a crash left there.
+fn secure_dir(dir: &Path, mode: u32, role: Role) -> Result<(), String> {
+    let d = SafeDir::own(dir, mode, role).map_err(|e| e.to_string())?;
+    match d.remove_stale_temps() {
+        Ok(0) => {}
+        Ok(n) => log::info!("removed {n} temporary files left in {}", dir.display()),
+        Err(e) => log::warn!("cannot clean {}: {e}", dir.display()),
     }
     Ok(())
 }
@@ -37,7 +38,7 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
             .map(|c| (c, Some(p)))
             .map_err(|e| e.to_string()),
         None => {
-            make_dir(state_dir, 0o700).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+            secure_dir(state_dir, runtime::STATE_DIR_MODE, Role::State)?;
             let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();
             let secrets =
                 secrets::load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?;
@@ -93,9 +94,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    for (dir, mode) in [(&runtime_dir, 0o750), (&state_dir, 0o700)] {
-        if let Err(e) = make_dir(dir, mode) {
-            eprintln!("coventryd: cannot create {}: {e}", dir.display());
+    for (dir, mode, role) in [
+        (&runtime_dir, runtime::RUNTIME_DIR_MODE, Role::Runtime),
+        (&state_dir, runtime::STATE_DIR_MODE, Role::State),
+    ] {
+        if let Err(e) = secure_dir(dir, mode, role) {
+            eprintln!("coventryd: {e}");
             return ExitCode::from(1);
         }
     }

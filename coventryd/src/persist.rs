@@ -1,13 +1,13 @@
 //! Persistence in the state directory: files written atomically (temporary file,
 //! fsync, rename, fsync of the directory), so a `kill -9` at any moment leaves
-//! either the old or the new file, never a torn one.
+//! either the old or the new file, never a torn one. Files are created and read only
+//! through the daemon's own directory ([`SafeDir`]), never through a link.
 
 use crate::registrar::Registrar;
 use crate::settings::Settings;
+use coventry_shared::runtime::SafeDir;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// File holding the registrations.
@@ -23,25 +23,18 @@ struct RegistrationsFile {
     registrar: Registrar,
 }
 
-/// Write `bytes` to `path` atomically with mode `mode`.
+/// Write `bytes` to `path` atomically with mode `mode`: a temporary file created
+/// exclusively under an unpredictable name in the daemon's own directory (never
+/// through a link), fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    let (dir, name) = SafeDir::of_own_file(path)?;
+    dir.write_atomic(&name, bytes, mode)
+}
+
+/// The content of the daemon's own file at `path` (never read through a link).
+pub fn read_own(path: &Path) -> io::Result<Vec<u8>> {
+    let (dir, name) = SafeDir::of_own_file(path)?;
+    dir.read_own(&name).map(|(bytes, _)| bytes)
 }
 
 /// Serialise the registrar for [`save_registrations`] (cheap enough for the event loop).
@@ -76,7 +69,7 @@ pub fn save_settings(state_dir: &Path, s: &Settings) -> io::Result<()> {
 /// Load the settings; a corrupt file is moved aside and reported.
 pub fn load_settings(state_dir: &Path) -> Result<Option<Settings>, (String, PathBuf)> {
     let path = state_dir.join(SETTINGS_FILE);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_own(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err((e.to_string(), path)),
@@ -113,7 +106,7 @@ pub enum Loaded {
 /// Load registrations; a corrupt file is moved aside (never deleted) and reported.
 pub fn load_registrations(state_dir: &Path) -> Loaded {
     let path = registrations_path(state_dir);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_own(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::None,
         Err(e) => return Loaded::Corrupt(e.to_string(), path),
@@ -127,7 +120,14 @@ pub fn load_registrations(state_dir: &Path) -> Loaded {
 
 fn aside(path: &Path, why: String) -> Loaded {
     let bad = path.with_extension(format!("corrupt-{}", coventry_shared::now_ms()));
-    match std::fs::rename(path, &bad) {
+    let moved = SafeDir::of_own_file(path).and_then(|(dir, name)| {
+        let bad_name = bad
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dir.rename(&name, &bad_name)
+    });
+    match moved {
         Ok(()) => Loaded::Corrupt(why, bad),
         Err(_) => Loaded::Corrupt(why, path.to_path_buf()),
     }

@@ -3,11 +3,11 @@
 //! same INI form as coventry.conf so it can be pasted into a real configuration.
 
 use crate::persist::write_atomic;
+use coventry_shared::runtime::SafeDir;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// File name of the generated secrets in the state directory.
@@ -23,9 +23,11 @@ pub fn secrets_path(state_dir: &Path) -> PathBuf {
 pub fn load_or_create(state_dir: &Path, numbers: &[u16]) -> io::Result<BTreeMap<u16, String>> {
     let path = secrets_path(state_dir);
     let mut secrets = BTreeMap::new();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mode = std::fs::metadata(&path)?.permissions().mode();
+    match SafeDir::of_own_file(&path).and_then(|(dir, name)| dir.read_own(&name)) {
+        Ok((bytes, facts)) => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| io::Error::other(format!("{} is not UTF-8", path.display())))?;
+            let mode = facts.mode;
             if mode & 0o077 != 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
@@ -81,6 +83,7 @@ pub fn load_or_create(state_dir: &Path, numbers: &[u16]) -> io::Result<BTreeMap<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn generated_once_private_and_stable() {

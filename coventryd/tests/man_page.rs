@@ -56,8 +56,29 @@ use them, and so can a script: write one command per line to the FIFO, optionall
 with a request id (\fB#42 reload\fR), and read the command\-result event with that id
 with
 .BR "pbxctl watch" .
-Both files are created with owner and group permissions only: operators need to be
-in the daemon's group.
+Both files are created with owner and group permissions only (the state block 0640,
+the FIFO 0660): operators need to be in the daemon's group. A line is at most 512
+bytes; a writer should put a newline before its line and write both in one
+\fBwrite\fR(2), as pbxctl does, so that a partial line another writer left behind
+cannot join it. Empty lines are ignored; a line whose newline does not come within 2
+seconds is dropped and answered with a bad\-syntax result.
+.SH "RUNTIME AND STATE DIRECTORIES"
+coventryd keeps its files only in a runtime and a state directory that are real
+directories (not symbolic links) owned by the user it runs as and not writable by
+group or others. It creates a missing one with mode 0750 (runtime) or 0700 (state)
+and refuses to start with an existing one that fails this, naming the directory, its
+owner and mode and the fix: another user could have made it, for example
+\fI/tmp/coventry\-$UID\fR, to capture the FIFO or to have the daemon write through
+planted links. Every file is created afresh under an unpredictable temporary name,
+never through a link, with its mode set at creation, and renamed into place;
+temporary files a crash left behind are removed at start.
+.PP
+For a service, let the service manager make the runtime directory: with
+.BR systemd (1),
+\fBUser=coventry\fR and \fBRuntimeDirectory=coventry\fR give
+\fI/run/coventry\fR owned by the service; operators in its group then run
+.BR pbxctl (1)
+with \fBCOVENTRY_RUNTIME_DIR=/run/coventry\fR.
 .SH FILES
 .TP
 .I /etc/coventry.conf

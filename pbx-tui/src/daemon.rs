@@ -221,4 +221,30 @@ mod tests {
         );
         assert!(matches!(msgs[1], Msg::Site(_)));
     }
+
+    #[test]
+    fn a_truncated_block_reads_as_the_daemon_down() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state");
+        let w = StateWriter::create(&path, &init()).expect("create");
+        w.heartbeat(5_000);
+        let mut link = DaemonLink::new(&path);
+        let msgs = link.poll(5_000);
+        assert!(
+            matches!(msgs[0], Msg::Daemon(DaemonMsg::Up { .. })),
+            "{msgs:?}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(0)
+            .expect("truncate");
+        let msgs = link.poll(5_100);
+        assert!(
+            matches!(&msgs[..], [Msg::Daemon(DaemonMsg::Down { reason })] if reason.contains("truncated")),
+            "{msgs:?}"
+        );
+        drop(w);
+    }
 }

@@ -1,11 +1,11 @@
 //! Writing one command line to the daemon's control FIFO without ever hanging the
-//! console (the same approach as pbxctl: `O_WRONLY | O_NONBLOCK`, one `write`).
+//! console (the same approach as pbxctl: a FIFO we may trust, `O_WRONLY |
+//! O_NONBLOCK`, one framed `write`).
 
+use coventry_shared::control;
+use coventry_shared::runtime::{self, Kind, TrustError};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,40 +13,29 @@ use std::time::{Duration, Instant};
 /// long at most).
 pub const FULL_FIFO_PATIENCE: Duration = Duration::from_millis(300);
 
-/// Write `line` (checked, at most 512 bytes, so the write is atomic) to the FIFO at
-/// `path`. Errors are one line for the status line.
+/// Write `line` (checked, at most 512 bytes) to the FIFO at `path`, framed
+/// ([`control::frame`]) in one atomic `write`; the FIFO and its directory must be
+/// ones we may trust (see `coventry_shared::runtime`). Errors are one line for the
+/// status line.
 pub fn send_line(path: &Path, line: &str) -> Result<(), String> {
     let deadline = Instant::now() + FULL_FIFO_PATIENCE;
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err("daemon not running: no control FIFO".into())
-        }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-        Ok(m) if !m.file_type().is_fifo() => {
-            return Err(format!("{} is not a FIFO", path.display()))
-        }
-        Ok(_) => {}
-    }
-    let mut file = match OpenOptions::new()
-        .write(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(path)
-    {
+    let mut file = match runtime::open_trusted(path, Kind::Fifo, true) {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => {
+        Err(TrustError::Missing(_)) => return Err("daemon not running: no control FIFO".into()),
+        Err(TrustError::Io(_, e)) if e.raw_os_error() == Some(Errno::ENXIO as i32) => {
             return Err("daemon not running: nobody reads the control FIFO".into())
         }
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+        Err(TrustError::Io(p, e)) if e.kind() == ErrorKind::PermissionDenied => {
             return Err(format!(
                 "{}: permission denied (join the daemon's group)",
-                path.display()
+                p.display()
             ))
         }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(e.to_string()),
     };
-    let bytes = line.as_bytes();
+    let bytes = control::frame(line);
     loop {
-        match file.write(bytes) {
+        match file.write(&bytes) {
             Ok(n) if n == bytes.len() => return Ok(()),
             Ok(n) => {
                 return Err(format!(
@@ -72,7 +61,10 @@ pub fn send_line(path: &Path, line: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::OFlag;
+    use std::fs::OpenOptions;
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn no_fifo_or_no_reader_is_reported_at_once() {
@@ -102,6 +94,6 @@ mod tests {
         send_line(&p, "#7 reload\n").expect("sent");
         let mut got = String::new();
         reader.read_to_string(&mut got).ok();
-        assert_eq!(got, "#7 reload\n");
+        assert_eq!(got, "\n#7 reload\n", "framed by a leading newline");
     }
 }

@@ -175,7 +175,8 @@ The time zone of the times shown.
 .SH FILES
 .TP
 .I /run/coventry/state
-The state block, mapped read-only and looked at every \fB\-\-poll\-ms\fR
+The state block, read (never mapped, so a truncated file is reported as the
+daemon being down) every \fB\-\-poll\-ms\fR
 milliseconds; the console redraws only when what it shows changed (and once a second
 for the clocks), and only the characters that changed are sent to the terminal.
 .TP
@@ -185,6 +186,16 @@ The control FIFO, opened without blocking for each action.
 Both live in the runtime directory (\fI/run/coventry\fR for root); see
 \fB\-\-runtime\-dir\fR.
 Reading them needs membership in the daemon's group.
+.PP
+Neither is used unless it may be trusted: the runtime directory must be a real
+directory (not a symbolic link) that neither its group nor others may write to, owned
+by you, by root, or by another user (the daemon's service account) when its parent
+directory belongs to root and nobody else may write there \- as
+.BR systemd (1)
+makes a service's \fBRuntimeDirectory=\fR \- so that only root could have made it. A
+directory of another user under \fI/tmp\fR is refused. The state block must be a
+regular file and the FIFO a FIFO, neither a link, both owned by the directory's
+owner. A refusal is shown in the banner, as when the daemon is down.
 .SH EXAMPLES
 .EX
 pbx\-tui

@@ -14,14 +14,18 @@ pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
     runtime::runtime_dir(explicit.filter(|p| !p.as_os_str().is_empty()))
 }
 
-/// Open the state block in `dir`: a missing block means the daemon is not running
-/// (status 3); an unreadable or foreign file is another error (status 1).
+/// Open the state block in `dir` — the directory and the file checked the way
+/// every reader must (owned by us, root, or a service account; see
+/// `coventry_shared::runtime`): a missing or truncated block means the daemon is not
+/// running (status 3); an unreadable, untrusted or foreign file is another error
+/// (status 1).
 pub fn open_state(dir: &Path) -> Result<StateReader, Error> {
     StateReader::open(&runtime::state_path(dir)).map_err(|e| match e {
         OpenError::Missing(p) => Error::not_running(format!(
             "daemon not running: no state block at {}",
             p.display()
         )),
+        e @ OpenError::Truncated { .. } => Error::not_running(format!("daemon not running: {e}")),
         OpenError::Io(p, e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Error::failed(format!(
                 "{}: permission denied (pbxctl needs to be in the daemon's group)",
@@ -77,9 +81,7 @@ pub fn require_alive(reader: &StateReader) -> Result<(), Error> {
 pub fn live_snapshot(dir: &Path) -> Result<Snapshot, Error> {
     let reader = open_state(dir)?;
     require_alive(&reader)?;
-    let snap = reader
-        .snapshot()
-        .ok_or_else(|| Error::failed("could not read a consistent state block (daemon busy?)"))?;
+    let snap = snapshot(&reader)?;
     let now = coventry_shared::now_ms();
     if liveness(&reader, &snap.header, now) == Liveness::StaleHeartbeat {
         warn(&format!(
@@ -88,4 +90,19 @@ pub fn live_snapshot(dir: &Path) -> Result<Snapshot, Error> {
         ));
     }
     Ok(snap)
+}
+
+/// A consistent snapshot of `reader`'s block: a block cut or replaced while being
+/// read means the daemon is restarting (status 3); one that stays busy is status 1.
+pub fn snapshot(reader: &StateReader) -> Result<Snapshot, Error> {
+    reader.snapshot().ok_or_else(|| {
+        if reader.replaced() {
+            Error::not_running(
+                "daemon not running: its state block was truncated or replaced while being \
+                 read (restarting?)",
+            )
+        } else {
+            Error::failed("could not read a consistent state block (daemon busy?)")
+        }
+    })
 }

@@ -1,12 +1,10 @@
 //! Writing one command line to the control FIFO without ever hanging.
 
 use crate::error::Error;
-use coventry_shared::control::{Request, MAX_LINE};
+use coventry_shared::control::{self, Request, MAX_LINE};
+use coventry_shared::runtime::{self, Kind, TrustError};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,37 +38,35 @@ pub fn checked_line(request: &Request) -> Result<String, Error> {
     }
 }
 
-/// Write `line` (already checked) to the FIFO at `path` with a single `write`.
+/// Write `line` (already checked) to the FIFO at `path`, framed
+/// ([`control::frame`]: a newline first, so a partial line another writer left
+/// cannot join it) with a single `write`.
 ///
-/// The FIFO is opened with `O_WRONLY | O_NONBLOCK`, so this never blocks: no FIFO or
-/// nobody reading it (`ENXIO`) means the daemon is not running (status 3); a FIFO
-/// that stays full until `deadline` is a timeout (status 4).
+/// The FIFO is opened only when it and its directory may be trusted (a FIFO of the
+/// directory's owner, not a link; see `coventry_shared::runtime`), with
+/// `O_WRONLY | O_NONBLOCK`, so this never blocks: no FIFO or nobody reading it
+/// (`ENXIO`) means the daemon is not running (status 3); a FIFO that stays full
+/// until `deadline` is a timeout (status 4).
 pub fn send_line(path: &Path, line: &str, deadline: Instant) -> Result<(), Error> {
     let not_running =
         |why: &str| Error::not_running(format!("daemon not running: {why} ({})", path.display()));
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_running("no control FIFO")),
-        Err(e) => return Err(Error::failed(format!("{}: {e}", path.display()))),
-        Ok(m) if !m.file_type().is_fifo() => {
-            return Err(Error::failed(format!("{} is not a FIFO", path.display())))
-        }
-        Ok(_) => {}
-    }
-    let mut file = match OpenOptions::new()
-        .write(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(path)
-    {
+    let mut file = match runtime::open_trusted(path, Kind::Fifo, true) {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => {
+        Err(TrustError::Missing(_)) => return Err(not_running("no control FIFO")),
+        Err(TrustError::Io(_, e)) if e.raw_os_error() == Some(Errno::ENXIO as i32) => {
             return Err(not_running("nobody reads the control FIFO"))
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_running("no control FIFO")),
-        Err(e) => return Err(Error::failed(format!("{}: {e}", path.display()))),
+        Err(TrustError::Io(p, e)) if e.kind() == ErrorKind::PermissionDenied => {
+            return Err(Error::failed(format!(
+                "{}: permission denied (pbxctl needs to be in the daemon's group)",
+                p.display()
+            )))
+        }
+        Err(e) => return Err(Error::failed(e.to_string())),
     };
-    let bytes = line.as_bytes();
+    let bytes = control::frame(line);
     loop {
-        match file.write(bytes) {
+        match file.write(&bytes) {
             Ok(n) if n == bytes.len() => return Ok(()),
             Ok(n) => {
                 return Err(Error::failed(format!(

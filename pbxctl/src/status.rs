@@ -171,9 +171,7 @@ fn settings_json(e: &ExtState) -> Value {
 /// daemon's pid is gone or its heartbeat is stale.
 pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
     let reader = daemon::open_state(dir)?;
-    let snap = reader
-        .snapshot()
-        .ok_or_else(|| Error::failed("could not read a consistent state block (daemon busy?)"))?;
+    let snap = daemon::snapshot(&reader)?;
     let now = coventry_shared::now_ms();
     let h = &snap.header;
     let live = daemon::liveness(&reader, h, now);

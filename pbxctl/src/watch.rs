@@ -195,12 +195,27 @@ impl Printer<'_> {
     }
 
     fn daemon(&mut self, kind: &str, pid: u32, text: &str) -> Result<(), Error> {
+        self.daemon_why(kind, pid, None, text)
+    }
+
+    /// A line about the daemon; `reason` (JSON only) says why when it is not plain.
+    fn daemon_why(
+        &mut self,
+        kind: &str,
+        pid: u32,
+        reason: Option<&str>,
+        text: &str,
+    ) -> Result<(), Error> {
         if self.out.json {
-            self.out.json_line(&json!({
+            let mut v = json!({
                 "kind": kind,
                 "pid": pid,
                 "time_ms": coventry_shared::now_ms(),
-            }))
+            });
+            if let (Some(r), Some(obj)) = (reason, v.as_object_mut()) {
+                obj.insert("reason".into(), json!(r));
+            }
+            self.out.json_line(&v)
         } else {
             let text = self.out.paint(Paint::Bold, &format!("-- {text} --"));
             self.out.line(&text)
@@ -243,7 +258,21 @@ pub fn run(out: &mut Out, dir: &Path, opts: WatchOpts) -> Result<(), Error> {
             last_check = Some(now);
             match attached.take() {
                 Some(mut a) => {
-                    if a.reader.replaced() {
+                    if a.reader.truncated() {
+                        // Cut under us: nothing more can be read from it. Wait for a
+                        // whole block (the daemon's restart makes a new one).
+                        p.daemon_why(
+                            "daemon-stopped",
+                            a.pid,
+                            Some("truncated"),
+                            &format!(
+                                "the state block of coventryd (pid {}) was truncated; \
+                                 waiting for a new one",
+                                a.pid
+                            ),
+                        )?;
+                        attached = reattach(&mut p, &path)?;
+                    } else if a.reader.replaced() {
                         // Whatever the old daemon wrote last, then the new block.
                         p.drain(&mut a)?;
                         if p.done() {
@@ -296,8 +325,15 @@ fn reattach(p: &mut Printer<'_>, path: &Path) -> Result<Option<Attached>, Error>
             )?;
             Ok(Some(a))
         }
-        // Not there yet (or half made): look again later.
-        Err(OpenError::Missing(_) | OpenError::Invalid(_) | OpenError::Io(..)) => Ok(None),
+        // Not there yet (or half made, or cut): look again later.
+        Err(
+            OpenError::Missing(_)
+            | OpenError::Invalid(_)
+            | OpenError::Truncated { .. }
+            | OpenError::Io(..),
+        ) => Ok(None),
+        // A block we may not trust: never read it.
+        Err(e @ OpenError::Untrusted(_)) => Err(Error::failed(e.to_string())),
     }
 }
 

@@ -250,16 +250,27 @@ The time zone of the times shown by \fBwatch\fR, \fBcalls\fR and \fBstatus\fR, a
 .SH FILES
 .TP
 .I /run/coventry/state
-The state block: a fixed-size file the daemon maps read-write and pbxctl maps
-read-only (registrations, extension states, calls, counters, the event ring).
-Its absence means the daemon is not running.
+The state block: a fixed-size file the daemon maps read-write and pbxctl reads
+(registrations, extension states, calls, counters, the event ring).
+Its absence, or a truncated file, means the daemon is not running.
 .TP
 .I /run/coventry/control
-The control FIFO: one command per line.
+The control FIFO: one command per line; pbxctl writes a newline first, so that a
+partial line another writer left behind cannot join its command.
 .PP
 Both live in the runtime directory (\fI/run/coventry\fR for root); see
 \fB\-\-runtime\-dir\fR.
 Reading them needs membership in the daemon's group.
+.PP
+Neither is used unless it may be trusted: the runtime directory must be a real
+directory (not a symbolic link) that neither its group nor others may write to, owned
+by you, by root, or by another user (the daemon's service account) when its parent
+directory belongs to root and nobody else may write there \- as
+.BR systemd (1)
+makes a service's \fBRuntimeDirectory=\fR \- so that only root could have made it. A
+directory of another user under \fI/tmp\fR is refused. The state block must be a
+regular file and the FIFO a FIFO, neither a link, both owned by the directory's
+owner. A refusal says why and exits with status 1.
 .SH EXAMPLES
 .EX
 pbxctl status

@@ -1,12 +1,40 @@
 //! The control-command grammar spoken on the FIFO: `[#ID ]VERB ARGS`, one line.
 //!
-//! A line is at most [`MAX_LINE`] bytes including its newline, which is no more
-//! than POSIX's `PIPE_BUF` minimum, so concurrent writers never interleave.
+//! A line is at most [`MAX_LINE`] bytes including its newline. Programs write it
+//! framed ([`frame`]): a newline first, then the line, in one `write` of at most
+//! [`MAX_FRAME`] bytes — well within Linux's `PIPE_BUF` (4096), so concurrent writers
+//! never interleave, and the leading newline ends whatever partial line another
+//! writer left behind, so junk can never join a command. The daemon ignores empty
+//! lines and drops a partial line that waited [`PARTIAL_LINE_TIMEOUT_MS`] for its
+//! newline, answering it with an error result. A plain `echo "reload" > control`
+//! works as well.
 
 use std::fmt;
 
-/// Longest control line in bytes, newline included (POSIX `PIPE_BUF` minimum).
+/// Longest control line in bytes, newline included.
 pub const MAX_LINE: usize = 512;
+
+/// Most bytes of one framed write: the leading newline and a line.
+pub const MAX_FRAME: usize = MAX_LINE + 1;
+
+/// How long the daemon waits for the rest of a line without newline before it drops
+/// it with an error result (a writer that died mid-line, or junk).
+pub const PARTIAL_LINE_TIMEOUT_MS: u64 = 2_000;
+
+/// The bytes to write to the FIFO, in one `write`, for `line` (one line, its
+/// newline included, at most [`MAX_LINE`] bytes): a newline, then the line.
+pub fn frame(line: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(line.len() + 1);
+    v.push(b'\n');
+    v.extend_from_slice(line.as_bytes());
+    v
+}
+
+/// Whether `line` (without its newline) carries nothing, a framing newline's empty
+/// line (`\r` or blanks only): the daemon skips it without a result.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| b.is_ascii_whitespace())
+}
 
 /// A parsed control line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,7 +421,8 @@ fn split_id(text: &str) -> Result<(Option<u64>, &str), ParseError> {
     Ok((Some(id), &rest[end..]))
 }
 
-fn peek_id(line: &[u8]) -> Option<u64> {
+/// The request id at the start of a (possibly broken or partial) line, if any.
+pub fn peek_id(line: &[u8]) -> Option<u64> {
     let rest = line.strip_prefix(b"#")?;
     let digits: Vec<u8> = rest
         .iter()
@@ -523,6 +552,18 @@ mod tests {
         let mut long = b"#5 message 21 ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_LINE));
         assert_eq!(Request::parse(&long), Err((Some(5), ParseError::TooLong)));
+    }
+
+    #[test]
+    fn frames_start_with_a_newline_and_fit_one_atomic_write() {
+        let r = Request {
+            id: Some(7),
+            command: Command::Reload,
+        };
+        assert_eq!(frame(&r.to_line()), b"\n#7 reload\n");
+        const { assert!(MAX_FRAME <= 4096, "one atomic pipe write on Linux") };
+        assert!(is_blank(b"") && is_blank(b"\r") && is_blank(b"  \t"));
+        assert!(!is_blank(b"reload") && !is_blank(b"\x00"));
     }
 
     proptest! {

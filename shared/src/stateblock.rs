@@ -14,15 +14,22 @@
 //! counter moved. Each ring slot carries its own stamp (`seq + 1`), so a reader
 //! knows exactly which events it missed. Readers never block the writer.
 //!
+//! Readers do not map the file: they copy what they need with `pread` (see
+//! [`StateReader`]), so a state block truncated or replaced under them is an error
+//! they report, never a `SIGBUS`. The writer creates the file exclusively under a
+//! temporary name in its own runtime directory ([`crate::runtime::SafeDir`]) and
+//! renames it into place.
+//!
 //! This is the only module of Coventry with `unsafe` code.
 #![allow(unsafe_code)]
 
 use crate::dialplan::{Plan, MAX_EXTENSIONS};
 use crate::event::{Event, EventRecord, EventSlot};
-use memmap2::{Mmap, MmapMut};
-use std::fs::{File, OpenOptions};
+use crate::runtime::{self, Kind, SafeDir, TrustError};
+use memmap2::MmapMut;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -574,22 +581,17 @@ pub struct BodyGuard<'a> {
 
 impl StateWriter {
     /// Create a new state block at `path` (mode 0640), replacing any old one
-    /// atomically: it is built under a temporary name and renamed into place.
+    /// atomically: it is built in a file created exclusively under an unpredictable
+    /// temporary name in the daemon's own directory (never through a link) and
+    /// renamed into place.
     pub fn create(path: &Path, init: &BlockInit) -> io::Result<StateWriter> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".state.{}.tmp", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
-        file.set_len(TOTAL_SIZE as u64)?;
-        // SAFETY: the file was just created by us under a private temporary name and
-        // has its final length; nobody else maps it until the rename below, and the
-        // daemon never truncates it while mapped.
-        let map = unsafe { MmapMut::map_mut(&file)? };
+        let (dir, name) = SafeDir::of_own_file(path)?;
+        let tmp = dir.create_temp(&name, 0o640)?;
+        tmp.file().set_len(TOTAL_SIZE as u64)?;
+        // SAFETY: the file was just created by us, exclusively, under a temporary
+        // name, and has its final length; nobody else maps it until the rename
+        // below, and the daemon never truncates it while mapped.
+        let map = unsafe { MmapMut::map_mut(tmp.file())? };
         let mut w = StateWriter {
             map,
             plan: init.plan,
@@ -601,7 +603,7 @@ impl StateWriter {
                 e.number = init.plan.number_at(i).unwrap_or(0);
             }
         }
-        std::fs::rename(&tmp, path)?;
+        tmp.commit(&name, false)?;
         Ok(w)
     }
 
@@ -726,6 +728,16 @@ pub enum OpenError {
     Missing(PathBuf),
     /// The file exists but is not a state block of this ABI.
     Invalid(String),
+    /// A state block shorter than it must be: cut under the daemon, or half made.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// The runtime directory or the file may not be trusted (see
+    /// [`crate::runtime`]); the text says why and what to do.
+    Untrusted(String),
     /// Any other I/O error (e.g. permission denied).
     Io(PathBuf, io::Error),
 }
@@ -737,6 +749,13 @@ impl std::fmt::Display for OpenError {
                 write!(f, "{}: no state block (is coventryd running?)", p.display())
             }
             OpenError::Invalid(m) => write!(f, "invalid state block: {m}"),
+            OpenError::Truncated { path, len } => write!(
+                f,
+                "{}: the state block is truncated ({len} of {TOTAL_SIZE} bytes); \
+                 coventryd is restarting or the file was cut",
+                path.display()
+            ),
+            OpenError::Untrusted(m) => f.write_str(m),
             OpenError::Io(p, e) => write!(f, "{}: {e}", p.display()),
         }
     }
@@ -744,12 +763,21 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// A read-only mapping held by pbxctl, pbx-tui or any reader.
+/// A reader's handle on a state block, held by pbxctl, pbx-tui or any reader.
+///
+/// It copies what it reads with `pread` instead of mapping the file, so nothing a
+/// reader does can fault: a block truncated under it reads short, which every
+/// method turns into "nothing" (and [`StateReader::replaced`] into `true`). The
+/// seqlock protocol is the same as with a mapping: the counter and the slot stamps
+/// are read in separate copies before and after the data they guard (each an
+/// aligned 8-byte word, which the kernel copies in one access), with fences between.
 pub struct StateReader {
-    map: Mmap,
+    file: File,
     path: PathBuf,
     dev_ino: (u64, u64),
     plan: Plan,
+    /// The header as read at opening.
+    fixed: HeaderInfo,
 }
 
 /// Where a reader is in the event ring.
@@ -768,32 +796,44 @@ pub struct Polled {
     pub lost: u64,
 }
 
+const SEQ_OFFSET: usize = std::mem::offset_of!(Header, seq);
+const HEARTBEAT_OFFSET: usize = std::mem::offset_of!(Header, heartbeat_ms);
+const HEAD_OFFSET: usize = std::mem::offset_of!(Header, event_head);
+const SLOT_SIZE: usize = std::mem::size_of::<EventSlot>();
+/// Ring slots copied per `pread` when polling.
+const POLL_SLOTS: usize = 64;
+
 impl StateReader {
-    /// Map the state block at `path` read-only and check its header.
+    /// Open the state block at `path` for reading — its directory and the file
+    /// checked the way every reader must ([`runtime::open_trusted`]) — and check
+    /// its header.
     pub fn open(path: &Path) -> Result<StateReader, OpenError> {
-        let file = File::open(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => OpenError::Missing(path.to_path_buf()),
-            _ => OpenError::Io(path.to_path_buf(), e),
+        let file = runtime::open_trusted(path, Kind::Regular, false).map_err(|e| match e {
+            TrustError::Missing(_) => OpenError::Missing(path.to_path_buf()),
+            TrustError::Io(p, e) => OpenError::Io(p, e),
+            e @ TrustError::Untrusted(..) => OpenError::Untrusted(e.to_string()),
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
-        if meta.len() < TOTAL_SIZE as u64 {
-            return Err(OpenError::Invalid(format!(
-                "{} is {} bytes, expected {TOTAL_SIZE}",
-                path.display(),
-                meta.len()
-            )));
-        }
-        // SAFETY: read-only shared mapping of a file the daemon never truncates while
-        // it runs; a replacement is a new file (rename), so our mapping stays valid.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
-        // SAFETY: the map is at least TOTAL_SIZE ≥ size_of::<Header>() bytes and
-        // page-aligned; Header is plain old data.
-        let h: Header = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<Header>()) };
-        if h.magic != MAGIC {
+        StateReader::from_file(file, path)
+    }
+
+    /// Use `file`, opened from `path` by the caller, as a state block.
+    pub fn from_file(file: File, path: &Path) -> Result<StateReader, OpenError> {
+        let io_err = |e| OpenError::Io(path.to_path_buf(), e);
+        let meta = file.metadata().map_err(io_err)?;
+        let mut bytes = [0u8; HEADER_SIZE];
+        let n = read_some_at(&file, &mut bytes, 0).map_err(io_err)?;
+        if n >= MAGIC.len() && bytes[..MAGIC.len()] != MAGIC {
             return Err(OpenError::Invalid(format!("{}: bad magic", path.display())));
         }
+        if meta.len() < TOTAL_SIZE as u64 || n < HEADER_SIZE {
+            return Err(OpenError::Truncated {
+                path: path.to_path_buf(),
+                len: meta.len(),
+            });
+        }
+        // SAFETY: `bytes` holds HEADER_SIZE = size_of::<Header>() bytes; Header is
+        // plain old data, valid for any bytes; read_unaligned needs no alignment.
+        let h: Header = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Header>()) };
         if h.abi != ABI_VERSION || h.total_size != TOTAL_SIZE as u64 {
             return Err(OpenError::Invalid(format!(
                 "{}: ABI {} (size {}), this program reads ABI {ABI_VERSION} (size {TOTAL_SIZE})",
@@ -804,11 +844,23 @@ impl StateReader {
         }
         let plan = Plan::from_digits(h.digits)
             .ok_or_else(|| OpenError::Invalid(format!("bad dial plan digits {}", h.digits)))?;
+        if h.pid == 0 {
+            return Err(OpenError::Invalid(format!("{}: no pid", path.display())));
+        }
         Ok(StateReader {
-            map,
+            file,
             path: path.to_path_buf(),
             dev_ino: (meta.dev(), meta.ino()),
             plan,
+            fixed: HeaderInfo {
+                pid: h.pid,
+                plan,
+                start_ms: h.start_ms,
+                heartbeat_ms: h.heartbeat_ms,
+                bound: get_str(&h.bound),
+                realm: get_str(&h.realm),
+                event_head: h.event_head,
+            },
         })
     }
 
@@ -817,36 +869,59 @@ impl StateReader {
         self.plan
     }
 
-    fn atomic(&self, field: usize) -> &AtomicU64 {
-        // SAFETY: `field` is the offset of an 8-aligned u64 inside the map (a header
-        // counter or a slot stamp); the writer accesses these words atomically too.
-        // We only load through this reference; the page is read-only.
-        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(field).cast::<u64>().cast_mut()) }
-    }
-
-    /// Header facts (heartbeat and event head read now).
-    pub fn header(&self) -> HeaderInfo {
-        // SAFETY: as in `open`.
-        let h: Header = unsafe { std::ptr::read_volatile(self.map.as_ptr().cast::<Header>()) };
-        HeaderInfo {
-            pid: h.pid,
-            plan: self.plan,
-            start_ms: h.start_ms,
-            heartbeat_ms: self
-                .atomic(std::mem::offset_of!(Header, heartbeat_ms))
-                .load(Ordering::Acquire),
-            bound: get_str(&h.bound),
-            realm: get_str(&h.realm),
-            event_head: self
-                .atomic(std::mem::offset_of!(Header, event_head))
-                .load(Ordering::Acquire),
+    /// The 8-byte word at `offset` (8-aligned), read until two copies agree (a
+    /// guard against a copy torn by a concurrent store); `None` when the file is
+    /// too short.
+    fn load(&self, offset: usize) -> Option<u64> {
+        let mut last = None;
+        for _ in 0..4 {
+            let mut b = [0u8; 8];
+            self.file.read_exact_at(&mut b, offset as u64).ok()?;
+            let v = u64::from_ne_bytes(b);
+            if last == Some(v) {
+                break;
+            }
+            last = Some(v);
         }
+        last
     }
 
-    /// Whether the file at the path is no longer the one mapped (daemon restarted
-    /// or stopped): re-open then.
+    /// Header facts, read now (the values read at opening when the file can no
+    /// longer be read).
+    pub fn header(&self) -> HeaderInfo {
+        let mut h = self.fixed.clone();
+        let mut bytes = [0u8; HEADER_SIZE];
+        if self.file.read_exact_at(&mut bytes, 0).is_ok() {
+            // SAFETY: as in `from_file`.
+            let now: Header = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Header>()) };
+            h.pid = now.pid;
+            h.start_ms = now.start_ms;
+            h.bound = get_str(&now.bound);
+            h.realm = get_str(&now.realm);
+        }
+        if let Some(v) = self.load(HEARTBEAT_OFFSET) {
+            h.heartbeat_ms = v;
+        }
+        if let Some(v) = self.load(HEAD_OFFSET) {
+            h.event_head = v;
+        }
+        h
+    }
+
+    /// Whether the file we read is shorter than a state block: cut under us.
+    pub fn truncated(&self) -> bool {
+        self.file
+            .metadata()
+            .map_or(true, |m| m.len() < TOTAL_SIZE as u64)
+    }
+
+    /// Whether the file at the path is no longer the one we read (daemon restarted
+    /// or stopped), or it was truncated: re-open then.
     pub fn replaced(&self) -> bool {
-        match std::fs::metadata(&self.path) {
+        if self.truncated() {
+            return true;
+        }
+        match std::fs::symlink_metadata(&self.path) {
             Ok(m) => (m.dev(), m.ino()) != self.dev_ino,
             Err(_) => true,
         }
@@ -854,7 +929,15 @@ impl StateReader {
 
     /// Whether the daemon process named in the header still exists.
     pub fn daemon_alive(&self) -> bool {
-        let pid = nix::unistd::Pid::from_raw(self.header().pid as i32);
+        let mut b = [0u8; 4];
+        let pid = match self
+            .file
+            .read_exact_at(&mut b, std::mem::offset_of!(Header, pid) as u64)
+        {
+            Ok(()) if u32::from_ne_bytes(b) != 0 => u32::from_ne_bytes(b),
+            _ => self.fixed.pid,
+        };
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
         !matches!(
             nix::sys::signal::kill(pid, None),
             Err(nix::errno::Errno::ESRCH)
@@ -862,30 +945,32 @@ impl StateReader {
     }
 
     /// A consistent snapshot of the body. Retries while the writer is inside an
-    /// update; gives up (None) after `max_tries` attempts.
+    /// update; gives up (None) after `max_tries` attempts, or at once when the file
+    /// has become too short to read.
     pub fn snapshot_with(&self, max_tries: usize) -> Option<Snapshot> {
-        let seq = self.atomic(std::mem::offset_of!(Header, seq));
         let mut body = Body::boxed_zeroed();
         for attempt in 0..max_tries {
-            let s1 = seq.load(Ordering::Acquire);
+            let s1 = self.load(SEQ_OFFSET)?;
             if s1 % 2 == 1 {
                 if attempt > 16 {
                     std::thread::yield_now();
                 }
                 continue;
             }
-            // SAFETY: BODY_OFFSET..RING_OFFSET lies inside the map; Body is plain old
-            // data, so whatever bytes we copy form a valid value. A copy torn by a
-            // concurrent writer is detected by the sequence check below and discarded.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.map.as_ptr().add(BODY_OFFSET),
+            fence(Ordering::Acquire);
+            // SAFETY: the box holds one initialised Body (zeroed, then only ever
+            // written through this byte view); Body is plain old data, so whatever
+            // bytes are copied in form a valid value. A copy torn by a concurrent
+            // writer is detected by the sequence check below and discarded.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
                     (&mut *body as *mut Body).cast::<u8>(),
                     std::mem::size_of::<Body>(),
-                );
-            }
+                )
+            };
+            self.file.read_exact_at(bytes, BODY_OFFSET as u64).ok()?;
             fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s1 {
+            if self.load(SEQ_OFFSET)? == s1 {
                 return Some(Snapshot {
                     header: self.header(),
                     body,
@@ -915,16 +1000,21 @@ impl StateReader {
     }
 
     /// Read up to `max` events after `cursor`, advancing it. Events the writer has
-    /// already overwritten are counted in `lost`, exactly.
+    /// already overwritten are counted in `lost`, exactly. A file too short to read
+    /// yields what was read before.
     pub fn poll_events(&self, cursor: &mut EventCursor, max: usize) -> Polled {
         let mut out = Polled::default();
-        let head_a = self.atomic(std::mem::offset_of!(Header, event_head));
-        let mut head = head_a.load(Ordering::Acquire);
+        let Some(mut head) = self.load(HEAD_OFFSET) else {
+            return out;
+        };
         if cursor.next > head {
             // A cursor from another daemon's block: start at the end.
             cursor.next = head;
         }
-        // Bounded: at most RING_SLOTS + max iterations of real work.
+        let mut before = Vec::new();
+        let mut slots = Vec::new();
+        let mut after = Vec::new();
+        // Bounded: every round reads at least one slot, counts it lost or stops.
         for _ in 0..(RING_SLOTS + max + 1) {
             let oldest = head.saturating_sub(RING_SLOTS as u64);
             if cursor.next < oldest {
@@ -936,37 +1026,81 @@ impl StateReader {
             }
             let n = cursor.next;
             let idx = (n % RING_SLOTS as u64) as usize;
-            let off = RING_OFFSET + idx * std::mem::size_of::<EventSlot>();
-            let stamp = self.atomic(off);
-            let s1 = stamp.load(Ordering::Acquire);
-            // SAFETY: slot `idx` lies inside the map, 8-aligned; EventSlot is plain
-            // old data. A torn read is detected by comparing the stamp before and after.
-            let slot: EventSlot =
-                unsafe { std::ptr::read_volatile(self.map.as_ptr().add(off).cast::<EventSlot>()) };
+            let k = (head - n)
+                .min((max - out.events.len()) as u64)
+                .min((RING_SLOTS - idx) as u64)
+                .min(POLL_SLOTS as u64) as usize;
+            let offset = (RING_OFFSET + idx * SLOT_SIZE) as u64;
+            let len = k * SLOT_SIZE;
+            // Three separate copies: every stamp of the first is read before any
+            // byte of the second, every stamp of the third after; a slot whose
+            // stamps agree was not rewritten while the second was taken.
+            for buf in [&mut before, &mut slots, &mut after] {
+                buf.resize(len, 0);
+            }
+            if self.file.read_exact_at(&mut before, offset).is_err() {
+                break;
+            }
             fence(Ordering::Acquire);
-            let s2 = stamp.load(Ordering::Relaxed);
-            if s1 == n + 1 && s2 == n + 1 {
-                if let Some(event) = slot.decode() {
-                    out.events.push(EventRecord {
-                        seq: n,
-                        time_ms: slot.time_ms,
-                        event,
-                    });
-                }
-                cursor.next = n + 1;
-            } else {
-                // Overwritten (or being overwritten) under us: the writer lapped this
-                // reader. Re-read the head and skip what is gone.
-                head = head_a.load(Ordering::Acquire).max(n + 1);
-                if head.saturating_sub(RING_SLOTS as u64) <= n {
-                    // Being written for the first time or a stale head: treat as gone.
-                    out.lost += 1;
-                    cursor.next = n + 1;
+            if self.file.read_exact_at(&mut slots, offset).is_err() {
+                break;
+            }
+            fence(Ordering::Acquire);
+            if self.file.read_exact_at(&mut after, offset).is_err() {
+                break;
+            }
+            let stamp = |buf: &[u8], j: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&buf[j * SLOT_SIZE..j * SLOT_SIZE + 8]);
+                u64::from_ne_bytes(b)
+            };
+            for j in 0..k {
+                let nj = n + j as u64;
+                if stamp(&before, j) == nj + 1 && stamp(&after, j) == nj + 1 {
+                    // SAFETY: `slots` holds k whole slots; EventSlot is plain old
+                    // data, valid for any bytes; read_unaligned needs no alignment.
+                    let slot: EventSlot = unsafe {
+                        std::ptr::read_unaligned(
+                            slots.as_ptr().add(j * SLOT_SIZE).cast::<EventSlot>(),
+                        )
+                    };
+                    if let Some(event) = slot.decode() {
+                        out.events.push(EventRecord {
+                            seq: nj,
+                            time_ms: slot.time_ms,
+                            event,
+                        });
+                    }
+                    cursor.next = nj + 1;
+                } else {
+                    // Overwritten (or being overwritten) under us: the writer lapped
+                    // this reader. Re-read the head and skip what is gone.
+                    head = self.load(HEAD_OFFSET).unwrap_or(head).max(nj + 1);
+                    if head.saturating_sub(RING_SLOTS as u64) <= nj {
+                        // Being written for the first time or a stale head: gone.
+                        out.lost += 1;
+                        cursor.next = nj + 1;
+                    }
+                    break;
                 }
             }
         }
         out
     }
+}
+
+/// Read into `buf` from `offset` until it is full or the file ends; the bytes read.
+fn read_some_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

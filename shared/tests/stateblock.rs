@@ -270,3 +270,50 @@ fn lamps_follow_the_priority() {
     assert_eq!(lamps, "rBDFR-.");
     assert_eq!(s.lamp(99), Lamp::Unconfigured);
 }
+
+#[test]
+fn a_block_truncated_under_a_reader_is_reported_never_a_fault() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    w.heartbeat(1_234);
+    for i in 0..10 {
+        w.push_event(
+            i,
+            &Event::Notice {
+                text: i.to_string(),
+            },
+        );
+    }
+    let r = StateReader::open(&path).expect("open");
+    let mut cur = r.cursor_at_start();
+    assert_eq!(r.poll_events(&mut cur, 5).events.len(), 5);
+    assert!(!r.replaced());
+    for len in [
+        coventry_shared::stateblock::RING_OFFSET as u64 + 100,
+        300,
+        0,
+    ] {
+        // Cut the file the writer still maps (the writer no longer touches it).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open for cut")
+            .set_len(len)
+            .expect("truncate");
+        assert!(r.truncated() && r.replaced(), "cut to {len} unnoticed");
+        let polled = r.poll_events(&mut cur, 100);
+        assert!(polled.events.is_empty() && polled.lost == 0, "{polled:?}");
+        let h = r.header();
+        assert_eq!(h.bound, "127.0.0.1:5060");
+        match StateReader::open(&path) {
+            Err(OpenError::Truncated { len: l, .. }) => assert_eq!(l, len),
+            Err(e) => panic!("cut to {len}: {e}"),
+            Ok(_) => panic!("cut to {len}: opened"),
+        }
+        if len < coventry_shared::stateblock::RING_OFFSET as u64 {
+            assert!(r.snapshot().is_none(), "a snapshot of a cut body");
+        }
+    }
+    drop(w);
+}

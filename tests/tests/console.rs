@@ -414,6 +414,48 @@ fn console_survives_daemon_stop_crash_and_restart() {
 }
 
 #[test]
+fn console_reports_a_truncated_state_block_and_recovers() {
+    let mut sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let con = Console::start(&sw, "", 200, 24);
+    let first = sw.pid().expect("pid");
+    con.wait_for(&[&format!("pid {first}"), "\u{25cf} up"]);
+    let console_pid = con.pid();
+
+    // Freeze the daemon (so it does not write into the cut file) and cut its block:
+    // the console says so instead of dying of SIGBUS.
+    sw.signal(nix::sys::signal::Signal::SIGSTOP);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(coventry_shared::runtime::state_path(sw.runtime_dir()))
+        .expect("open state")
+        .set_len(0)
+        .expect("truncate");
+    let s = con.wait_for(&["COVENTRYD IS DOWN", "truncated", "\u{25cf} DOWN"]);
+    assert!(s.contains("21-"), "the last known grid stays:\n{s}");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(console_pid as i32), None).is_ok(),
+        "the console died"
+    );
+
+    // A new daemon: the console follows it and still acts.
+    sw.kill9();
+    sw.restart();
+    let second = sw.pid().expect("pid");
+    con.wait_for(&[
+        &format!("coventryd restarted (pid {second})"),
+        "\u{25cf} up",
+    ]);
+    con.keys(&["2", "1", "r"]);
+    con.wait_for(&["Release every registration of 21"]);
+    con.keys(&["y"]);
+    con.wait("the result of release", |s| {
+        status_line(s).starts_with("release 21: ok \u{2014} released 21")
+    });
+    con.keys(&["q"]);
+    assert_eq!(con.exit_status().as_deref(), Some("0"));
+}
+
+#[test]
 fn readonly_console_writes_nothing() {
     let sw = Switch::start(&Conf::new(&[21]).build());
     let con = Console::start(&sw, "--readonly", 80, 24);

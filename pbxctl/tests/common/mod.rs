@@ -179,6 +179,9 @@ fn serve(
         }
         while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=pos).collect();
+            if coventry_shared::control::is_blank(&line) {
+                continue; // the framing newline, as the daemon skips it
+            }
             received
                 .lock()
                 .expect("lock")
