@@ -2,6 +2,7 @@
 //! clock, signals, the state block and persistence.
 
 use crate::fifo::{self, ControlFifo};
+use crate::hooks::Hooks;
 use crate::persist::{self, Loaded};
 use crate::publish::Publisher;
 use crate::registrar::Registrar;
@@ -237,6 +238,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     }
     publish_routes(&up, &sw, &mut publisher);
 
+    let (mut hooks, mut hooks_done) = Hooks::new(&sw.config().hooks, &runtime_dir);
     let mut persister = Persister {
         state_dir,
         due_ms: None,
@@ -315,6 +317,15 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
             }
+            Some(done) = hooks_done.recv() => {
+                hooks.finished();
+                if let Some(ext) = done.reply_to {
+                    let now = now_ms();
+                    for line in &done.lines {
+                        sw.send_system_text(now, ext, line);
+                    }
+                }
+            }
             _ = hup.recv() => reload(&mut sw, &mut up, config_path.as_ref(), None),
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -325,8 +336,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 &sock,
                 &mut up,
                 &mut sw,
-                &mut publisher,
-                &mut persister,
+                (&mut publisher, &mut persister, &mut hooks),
                 config_path.as_ref(),
                 out,
             )
@@ -342,6 +352,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         },
     );
     persister.flush_now(sw.registrar());
+    hooks.kill_all();
     let _ = std::fs::remove_file(&fifo_path);
     let _ = std::fs::remove_file(state_path(&runtime_dir));
     Ok(())
@@ -351,8 +362,7 @@ async fn flush(
     sock: &UdpSocket,
     up: &mut Upstream,
     sw: &mut Switch,
-    publisher: &mut Publisher,
-    persister: &mut Persister,
+    (publisher, persister, hooks): (&mut Publisher, &mut Persister, &mut Hooks),
     config_path: Option<&PathBuf>,
     mut out: Outbox,
 ) {
@@ -363,6 +373,7 @@ async fn flush(
     let now = now_ms();
     if out.config_changed {
         publisher.set_config(sw.config());
+        hooks.reconfigure(&sw.config().hooks);
     }
     for ext in &out.dirty {
         publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
@@ -385,6 +396,13 @@ async fn flush(
     }
     for e in &out.events {
         publisher.event(now, e);
+    }
+    hooks.on_events(&out.events, now);
+    for c in out.chats.drain(..) {
+        if let Some(text) = hooks.chat(&c.name, c.from, &c.text, now) {
+            // Answered on the next turn of the loop.
+            sw.send_system_text(now, c.from, &text);
+        }
     }
     publisher.set_counters(sw.counters());
     // Published first: a phone's 200 never arrives before the state block shows it.

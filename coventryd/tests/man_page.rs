@@ -79,6 +79,51 @@ For a service, let the service manager make the runtime directory: with
 \fI/run/coventry\fR owned by the service; operators in its group then run
 .BR pbxctl (1)
 with \fBCOVENTRY_RUNTIME_DIR=/run/coventry\fR.
+.SH HOOKS
+Executables in the hook directory (\fB[hooks] dir\fR, default
+\fI/usr/libexec/coventry\fR) run on the switch's activity, by file name:
+.TP
+.B register
+a contact registered (a new phone, or a phone with a new contact);
+.TP
+.B release
+a contact is gone (unregistered, expired, released by the operator, removed
+from the configuration);
+.TP
+.B call
+a call ended, whatever its outcome: its record;
+.TP
+.BI msg\- NAME
+an extension sent \fB/msg\fR \fINAME TEXT\fR to \fBsystem\fR: the chat service
+\fINAME\fR (lower\-case letters, digits, \fB\-\fR and \fB_\fR). Each line the hook
+prints (at most 4) goes back to the sender as a text from \fBsystem\fR.
+.PP
+A hook gets one JSON object on its standard input, never arguments or a shell
+string, and an environment of \fBPATH\fR, \fBLANG\fR, \fBCOVENTRY_HOOK\fR (its
+name) and \fBCOVENTRY_RUNTIME_DIR\fR, so that it can answer with
+.BR pbxctl (1)
+or by writing the control FIFO. Examples:
+.PP
+.EX
+{"event":"register","time_ms":1796293582045,"ext":21,
+ "contact":"sip:21@192.0.2.7:5062","user_agent":"Linphone/5.1"}
+{"event":"release","time_ms":1796293590120,"ext":21,
+ "contact":"sip:21@192.0.2.7:5062","why":"expired"}
+{"event":"call","time_ms":1796293650000,"call":1004,"from":"21","to":"35",
+ "start_ms":1796293600000,"answer_ms":1796293604000,"end_ms":1796293650000,
+ "ring_ms":4000,"talk_ms":46000,"outcome":"completed","status":200}
+{"event":"message","time_ms":1796293700000,"name":"weather","from":21,
+ "text":"london tomorrow"}
+.EE
+.PP
+The switch never waits on a hook: at most \fB[hooks] max_running\fR run at once,
+others wait in a queue of \fB[hooks] queue\fR runs (beyond it a run is dropped and
+logged), a hook still running after \fB[hooks] timeout\fR seconds is killed with
+its process group, and its output is capped. Its exit status and the first lines
+of its standard error are logged. A hook that is missing is not run; one that is
+not executable, or that someone but the daemon's user or root owns or may write
+(or whose directory they may), is skipped with one log line. Hooks still running
+when the switch stops are killed.
 .SH FILES
 .TP
 .I /etc/coventry.conf

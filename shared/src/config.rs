@@ -332,6 +332,33 @@ impl RouteKind {
     }
 }
 
+/// `[hooks]`: the executables the switch runs on its activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    /// Where the hooks are (`dir`, default `/usr/libexec/coventry`).
+    pub dir: PathBuf,
+    /// A hook still running after this many seconds is killed (`timeout`, 10).
+    pub timeout: u32,
+    /// Hooks running at once (`max_running`, 4).
+    pub max_running: usize,
+    /// Runs waiting for a slot; beyond it they are dropped and counted (`queue`, 256).
+    pub queue: usize,
+    /// Bytes of output kept per stream (`max_output`, 65536).
+    pub max_output: usize,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            dir: PathBuf::from("/usr/libexec/coventry"),
+            timeout: 10,
+            max_running: 4,
+            queue: 256,
+            max_output: 65_536,
+        }
+    }
+}
+
 /// `[upstream]`: where anything that is not local goes, over TCP.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
@@ -455,6 +482,8 @@ pub struct Config {
     pub features: FeatureCodes,
     /// `[upstream]`: the TCP routes for everything not local.
     pub upstream: UpstreamConfig,
+    /// `[hooks]`: scripts run on the switch's activity.
+    pub hooks: HooksConfig,
 }
 
 /// A configuration error with its place.
@@ -556,6 +585,7 @@ impl Config {
             speed: BTreeMap::new(),
             features: FeatureCodes::default(),
             upstream: UpstreamConfig::default(),
+            hooks: HooksConfig::default(),
         }
     }
 
@@ -579,6 +609,7 @@ struct Parser<'f> {
     speed: Vec<(usize, String, String)>,
     features: FeatureCodes,
     upstream: UpstreamConfig,
+    hooks: HooksConfig,
     /// Line of `[upstream] emergency` / `emergency_local`, for errors found at the end.
     upstream_lines: BTreeMap<&'static str, usize>,
     /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
@@ -593,6 +624,7 @@ enum Section {
     Speed,
     Features,
     Upstream,
+    Hooks,
     Line(usize),
 }
 
@@ -607,6 +639,7 @@ impl<'f> Parser<'f> {
             speed: Vec::new(),
             features: FeatureCodes::default(),
             upstream: UpstreamConfig::default(),
+            hooks: HooksConfig::default(),
             upstream_lines: BTreeMap::new(),
             coverage_lines: Vec::new(),
         }
@@ -680,6 +713,9 @@ impl<'f> Parser<'f> {
                         Section::Upstream => self
                             .upstream_key(lineno, &k, val)
                             .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Hooks => self
+                            .hooks_key(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
                             if k == "coverage" || k == "delayed" {
                                 let n = self.lines[i].1.number;
@@ -703,6 +739,7 @@ impl<'f> Parser<'f> {
             "speed" => Ok(Section::Speed),
             "features" => Ok(Section::Features),
             "upstream" => Ok(Section::Upstream),
+            "hooks" => Ok(Section::Hooks),
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -720,7 +757,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups, speed, features, upstream or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features, upstream, hooks or an extension number)",
             )),
         }
     }
@@ -881,6 +918,24 @@ impl<'f> Parser<'f> {
             }
             "keepalive" => u.keepalive = num(v, 5, 3600)?,
             "retry_after" => u.retry_after = num(v, 1, 3600)?,
+            _ => return Err("unknown key".into()),
+        }
+        Ok(())
+    }
+
+    fn hooks_key(&mut self, k: &str, v: &str) -> Result<(), String> {
+        let h = &mut self.hooks;
+        match k {
+            "dir" => {
+                if !v.starts_with('/') {
+                    return Err("dir must be an absolute path".into());
+                }
+                h.dir = PathBuf::from(v);
+            }
+            "timeout" => h.timeout = num(v, 1, 3600)?,
+            "max_running" => h.max_running = num(v, 1, 64)? as usize,
+            "queue" => h.queue = num(v, 0, 100_000)? as usize,
+            "max_output" => h.max_output = num(v, 0, 16 << 20)? as usize,
             _ => return Err("unknown key".into()),
         }
         Ok(())
@@ -1047,6 +1102,7 @@ impl<'f> Parser<'f> {
             speed,
             features: self.features,
             upstream,
+            hooks: self.hooks,
         })
     }
 }

@@ -15,7 +15,7 @@ mod message;
 mod passthrough;
 mod register;
 pub mod reply;
-mod system;
+pub mod system;
 mod trust;
 pub mod upstream;
 
@@ -64,6 +64,8 @@ pub struct Outbox {
     pub settings: BTreeSet<u16>,
     /// Settings (incl. speed dials) changed: persist now.
     pub settings_changed: bool,
+    /// `/msg NAME TEXT` for chat services (hooks).
+    pub chats: Vec<system::Chat>,
 }
 
 impl Outbox {
@@ -80,6 +82,7 @@ impl Outbox {
             && self.bits.is_empty()
             && self.settings.is_empty()
             && !self.settings_changed
+            && self.chats.is_empty()
     }
 
     /// Append `other`'s work to this one.
@@ -95,6 +98,7 @@ impl Outbox {
         self.bits.extend(other.bits);
         self.settings.extend(other.settings);
         self.settings_changed |= other.settings_changed;
+        self.chats.extend(other.chats);
     }
 }
 

@@ -6,10 +6,29 @@ use super::Switch;
 use coventry_shared::control::ForwardKind;
 
 /// What `/help` says.
-pub const HELP: &str = "/status, /who, /forward NUMBER|off [busy|noanswer], /dnd on|off, /msg TEXT";
+pub const HELP: &str =
+    "/status, /who, /forward NUMBER|off [busy|noanswer], /dnd on|off, /msg NAME TEXT";
+
+/// A `/msg NAME TEXT` for the chat service NAME (a hook, run by the I/O shell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    /// The service's name as typed (lower-cased).
+    pub name: String,
+    /// The extension that wrote.
+    pub from: u16,
+    /// What it wrote after the name.
+    pub text: String,
+}
 
 impl Switch {
-    /// Carry out a `/command` from `ext`; the reply text.
+    /// A text from `system` to `ext`: a chat service's answer, or why there is
+    /// none.
+    pub fn send_system_text(&mut self, now_ms: u64, ext: u16, text: &str) {
+        self.last_now = now_ms;
+        self.system_reply(now_ms, ext, text);
+    }
+
+    /// Carry out a `/command` from `ext`; the reply text (empty: none).
     pub(super) fn system_command(&mut self, now_ms: u64, ext: u16, text: &str) -> String {
         let mut words = text.split_whitespace();
         let verb = words.next().unwrap_or("").to_ascii_lowercase();
@@ -75,7 +94,19 @@ impl Switch {
                     Ok(t) | Err(t) => t,
                 }
             }
-            "/msg" => "no chat service configured".into(),
+            "/msg" => {
+                let (Some(name), Some(_)) = (args.first(), args.get(1)) else {
+                    return "usage: /msg NAME TEXT".into();
+                };
+                let text = args[1..].join(" ");
+                self.out.chats.push(Chat {
+                    name: name.to_ascii_lowercase(),
+                    from: ext,
+                    text,
+                });
+                // The chat service answers with texts of its own.
+                String::new()
+            }
             "" => format!("empty command; {HELP}"),
             other => format!("unknown command {other}; {HELP}"),
         }
