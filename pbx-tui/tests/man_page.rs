@@ -163,9 +163,9 @@ The terminal changed size: the screen is drawn again to fit.
 .PP
 The console ends with its terminal.
 When the terminal goes away (the SSH connection drops, the tmux session is killed)
-the console ends by the SIGHUP the hang-up brings or, without one, because reading
-the terminal gives end-of-file or an error; it never keeps running without a
-terminal.
+the console ends at once, on whichever it sees first: the SIGHUP the hang-up brings
+(status 129), or reading the terminal giving end-of-file or an error (status 1, with
+a word on standard error); it never keeps running without a terminal.
 In the console's raw mode Ctrl\-C is a key (quit, or cancel what is being typed),
 not SIGINT.
 .SH "EXIT STATUS"
@@ -175,7 +175,7 @@ The operator quit.
 .TP
 .B 1
 The console could not run (no terminal, a terminal error), or its terminal went
-away without a SIGHUP (end-of-file or an error reading it).
+away (end-of-file or an error reading it).
 .TP
 .B 129, 130, 131, 143
 A signal ended it: SIGHUP, SIGINT, SIGQUIT, SIGTERM (128 plus its number).
