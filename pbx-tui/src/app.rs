@@ -130,10 +130,12 @@ pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
         match input.wait(signals.fd(), wait) {
             Wake::Keys(keys) => {
                 for key in keys {
-                    apply(&mut model, &mut tty, &control, Msg::Key(key)).map_err(io)?;
-                    if model.quit {
+                    // A signal stops a long paste of keys (each may wait for a full
+                    // control FIFO) at once.
+                    if model.quit || signals.ending().is_some() {
                         break;
                     }
+                    apply(&mut model, &mut tty, &control, Msg::Key(key)).map_err(io)?;
                 }
             }
             Wake::Ended(why) => {

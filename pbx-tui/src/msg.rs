@@ -1,6 +1,7 @@
 //! What comes into `update` ([`Msg`]) and what goes out of it ([`Effect`]).
 //!
-//! Keys, the clock and everything read from the state block arrive as messages;
+//! Keys, the clock, everything read from the state block, the terminal going away
+//! and the ending signals arrive as messages;
 //! `update` changes the model and answers with effects (a line for the control FIFO,
 //! quitting) that the event loop carries out. Nothing else touches the world.
 

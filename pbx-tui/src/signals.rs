@@ -90,6 +90,13 @@ impl SignalWatch {
         self.wake.as_fd()
     }
 
+    /// The first ending signal, if one came (without emptying anything): for
+    /// loops over many keys to stop early.
+    pub fn ending(&self) -> Option<i32> {
+        let sig = self.ending.load(Ordering::SeqCst);
+        (sig != 0).then_some(sig)
+    }
+
     /// What came since the last call; empties the wake-up socket.
     pub fn take(&self) -> Caught {
         let mut buf = [0u8; 64];
@@ -98,9 +105,8 @@ impl SignalWatch {
                 break;
             }
         }
-        let ending = self.ending.load(Ordering::SeqCst);
         Caught {
-            ending: (ending != 0).then_some(ending),
+            ending: self.ending(),
             resized: self.resized.swap(false, Ordering::SeqCst),
         }
     }
