@@ -1,26 +1,23 @@
-//! The event loop, the only place with I/O: it waits for a key, the next look at
-//! the state block or the next second, whichever comes first (never spinning), feeds
-//! what happened to `update`, carries out the effects, and draws only when the
-//! model says something visible changed.
+//! The event loop, the only place with I/O: it waits for a key, a signal, the next
+//! look at the state block or the next second, whichever comes first (never
+//! spinning), feeds what happened to `update`, carries out the effects, and draws
+//! only when the model says something visible changed.
+//!
+//! It ends when the operator quits, when its terminal is gone (end-of-file or an
+//! error reading it: a hang-up) and on SIGTERM, SIGHUP, SIGINT and SIGQUIT, in
+//! every state: nothing on the screen waits for anything but the next turn.
 
 use crate::clock;
 use crate::daemon::DaemonLink;
 use crate::fifo;
+use crate::input::{Input, Wake};
 use crate::model::{Model, Options};
-use crate::msg::{Effect, Msg};
+use crate::msg::{Effect, Ending, Msg};
+use crate::signals::SignalWatch;
 use crate::terminal::Tty;
-use crossterm::event::{self, Event};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Input events handled per wake-up at most.
-const MAX_EVENTS_PER_WAKE: usize = 64;
-/// Wake-ups in a row with nothing but empty events before the terminal is taken
-/// for gone (a real terminal never does this: mouse and focus events are off).
-const MAX_IDLE_WAKES: u32 = 10_000;
 
 /// How the console runs.
 #[derive(Debug, Clone)]
@@ -63,19 +60,13 @@ fn apply(model: &mut Model, tty: &mut Tty, control: &Path, msg: Msg) -> std::io:
     Ok(())
 }
 
-/// Run the console until the operator quits or a signal (TERM, HUP, INT) ends it.
-pub fn run(settings: Settings) -> Result<(), String> {
+/// Run the console until the operator quits (`Ok(None)`), its terminal goes away
+/// or a signal ends it (`Ok(Some(why))`).
+pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
     let state = coventry_shared::runtime::state_path(&settings.runtime_dir);
     let control = coventry_shared::runtime::control_path(&settings.runtime_dir);
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-    }
+    // Before the terminal is touched, so a signal during the set-up counts too.
+    let signals = SignalWatch::start().map_err(|e| format!("cannot handle signals: {e}"))?;
     let now_ms = clock::now_ms();
     let mut offset = clock::local_offset_s(now_ms);
     let mut offset_checked = Instant::now();
@@ -89,10 +80,26 @@ pub fn run(settings: Settings) -> Result<(), String> {
     });
     let mut link = DaemonLink::new(&state);
     let mut tty = Tty::enter().map_err(|e| e.to_string())?;
+    let mut input = Input::new(std::io::stdin());
     let io = |e: std::io::Error| format!("terminal: {e}");
     let mut next_poll = Instant::now();
-    let mut idle_wakes = 0u32;
     loop {
+        let caught = signals.take();
+        if let Some(sig) = caught.ending {
+            apply(
+                &mut model,
+                &mut tty,
+                &control,
+                Msg::End(Ending::Signal(sig)),
+            )
+            .map_err(io)?;
+        }
+        if caught.resized {
+            apply(&mut model, &mut tty, &control, Msg::Resize).map_err(io)?;
+        }
+        if model.quit {
+            return Ok(model.ending);
+        }
         if Instant::now() >= next_poll {
             for m in link.poll(clock::now_ms()) {
                 apply(&mut model, &mut tty, &control, m).map_err(io)?;
@@ -109,43 +116,33 @@ pub fn run(settings: Settings) -> Result<(), String> {
             utc_offset_s: offset,
         };
         apply(&mut model, &mut tty, &control, tick).map_err(io)?;
-        if model.needs_draw() {
+        if model.needs_draw() && !model.quit {
             tty.draw(&model).map_err(io)?;
             model.drawn();
         }
-        if model.quit || stop.load(Ordering::Relaxed) {
-            return Ok(());
+        if model.quit {
+            return Ok(model.ending);
         }
         let to_second = Duration::from_millis(1000 - now_ms % 1000);
         let wait = next_poll
             .saturating_duration_since(Instant::now())
             .min(to_second);
-        if event::poll(wait).map_err(io)? {
-            // Bounded, so a flood of input (or a terminal that hung up and reads
-            // as endless empty events) never keeps the loop from the signals and
-            // the state block.
-            let mut useful = false;
-            for _ in 0..MAX_EVENTS_PER_WAKE {
-                let msg = match event::read().map_err(io)? {
-                    Event::Key(k) => Some(Msg::Key(k)),
-                    Event::Resize(..) => Some(Msg::Resize),
-                    _ => None,
-                };
-                if let Some(m) = msg {
-                    useful = true;
-                    apply(&mut model, &mut tty, &control, m).map_err(io)?;
-                }
-                if model.quit
-                    || stop.load(Ordering::Relaxed)
-                    || !event::poll(Duration::ZERO).map_err(io)?
-                {
-                    break;
+        match input.wait(signals.fd(), wait) {
+            Wake::Keys(keys) => {
+                for key in keys {
+                    // A signal stops a long paste of keys (each may wait for a full
+                    // control FIFO) at once.
+                    if model.quit || signals.ending().is_some() {
+                        break;
+                    }
+                    apply(&mut model, &mut tty, &control, Msg::Key(key)).map_err(io)?;
                 }
             }
-            idle_wakes = if useful { 0 } else { idle_wakes + 1 };
-            if idle_wakes > MAX_IDLE_WAKES {
-                return Err("terminal: it keeps waking us with nothing to read (hung up?)".into());
+            Wake::Ended(why) => {
+                let end = Msg::End(Ending::TerminalGone(why));
+                apply(&mut model, &mut tty, &control, end).map_err(io)?;
             }
+            Wake::Woken | Wake::Timeout => {}
         }
     }
 }

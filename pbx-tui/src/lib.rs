@@ -13,8 +13,9 @@
 //! - **view** ([`view`]) draws the model; it takes `&self` and reads the clock from
 //!   the model, so it is deterministic.
 //!
-//! [`app`] is the event loop, the only code with I/O besides [`fifo`] and
-//! [`terminal`]. Like pbxctl, the console reads only the state block and writes only
+//! [`app`] is the event loop, the only code with I/O besides [`fifo`],
+//! [`terminal`], [`input`] (reading the terminal; [`keys`] decodes what it read)
+//! and [`signals`]. Like pbxctl, the console reads only the state block and writes only
 //! the control FIFO; it links no SIP code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,19 +28,23 @@ pub mod complete;
 pub mod daemon;
 pub mod ext_state;
 pub mod fifo;
+pub mod input;
 pub mod keymap;
+pub mod keys;
 pub mod line_edit;
 pub mod log;
 pub mod model;
 pub mod msg;
 pub mod sanitize;
+pub mod signals;
 pub mod site;
 pub mod terminal;
 pub mod update;
 pub mod view;
 
-/// Run the console as the command line asks.
-pub fn run(cli: cli::Cli) -> Result<(), String> {
+/// Run the console as the command line asks. `Ok(None)` when the operator quit,
+/// `Ok(Some(why))` when its terminal went away or a signal ended it.
+pub fn run(cli: cli::Cli) -> Result<Option<msg::Ending>, String> {
     let runtime_dir = coventry_shared::runtime::runtime_dir(
         cli.runtime_dir
             .as_deref()

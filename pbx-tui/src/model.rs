@@ -4,6 +4,7 @@
 
 use crate::line_edit::LineEdit;
 use crate::log::EventLog;
+use crate::msg::Ending;
 use crate::site::Site;
 use coventry_shared::control::Command;
 use coventry_shared::event::CallPhase;
@@ -192,6 +193,8 @@ pub struct Model {
     pub call_phases: HashMap<u32, CallPhase>,
     /// Leave at the next turn of the loop.
     pub quit: bool,
+    /// Why the console ends, when the operator did not quit (the first reason).
+    pub ending: Option<Ending>,
     /// Something visible changed since the last draw.
     pub dirty: bool,
 }
@@ -215,6 +218,7 @@ impl Model {
             next_id: o.first_request_id.max(1),
             call_phases: HashMap::new(),
             quit: false,
+            ending: None,
             dirty: true,
         }
     }

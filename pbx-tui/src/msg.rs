@@ -1,6 +1,7 @@
 //! What comes into `update` ([`Msg`]) and what goes out of it ([`Effect`]).
 //!
-//! Keys, the clock and everything read from the state block arrive as messages;
+//! Keys, the clock, everything read from the state block, the terminal going away
+//! and the ending signals arrive as messages;
 //! `update` changes the model and answers with effects (a line for the control FIFO,
 //! quitting) that the event loop carries out. Nothing else touches the world.
 
@@ -33,6 +34,10 @@ pub enum Msg {
         /// Events the daemon overwrote before the console read them.
         lost: u64,
     },
+    /// The console must end, whatever it is doing (a prompt, a confirmation, the
+    /// help, a command awaiting its result): its terminal is gone or a signal
+    /// came.
+    End(Ending),
     /// A line could not be written to the control FIFO.
     SendFailed {
         /// Its request id.
@@ -40,6 +45,27 @@ pub enum Msg {
         /// Why.
         error: String,
     },
+}
+
+/// Why the console ends when the operator did not quit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Its terminal is gone: reading it gave end-of-file or an error (a hang-up:
+    /// the SSH link dropped, the tmux session was killed), said in words.
+    TerminalGone(String),
+    /// An ending signal came (SIGTERM, SIGHUP, SIGINT, SIGQUIT): its number.
+    Signal(i32),
+}
+
+impl Ending {
+    /// The exit status: 1 when the terminal is gone, 128 + the number after a
+    /// signal.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Ending::TerminalGone(_) => 1,
+            Ending::Signal(sig) => crate::signals::exit_status(*sig),
+        }
+    }
 }
 
 /// The daemon's condition as seen through its state block.

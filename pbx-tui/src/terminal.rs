@@ -10,13 +10,17 @@ use crossterm::terminal::{
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{self, BufWriter, IsTerminal, Stdout};
+use std::mem::ManuallyDrop;
 use std::sync::Once;
 
 type Backend = CrosstermBackend<BufWriter<Stdout>>;
 
 /// The console's terminal; dropping it restores the operator's terminal.
 pub struct Tty {
-    terminal: Terminal<Backend>,
+    // Never dropped: ratatui's drop shows the cursor and, when that fails (the
+    // terminal is gone), reports it with `eprintln!`, which panics when stderr is
+    // that terminal. [`restore`] shows the cursor instead, ignoring failures.
+    terminal: ManuallyDrop<Terminal<Backend>>,
 }
 
 /// Put the terminal back: leave the alternate screen, show the cursor, cooked mode.
@@ -48,8 +52,10 @@ impl Tty {
         install_panic_hook();
         enable_raw_mode()?;
         let mut tty = Tty {
-            terminal: Terminal::new(CrosstermBackend::new(BufWriter::new(io::stdout())))
-                .inspect_err(|_| restore())?,
+            terminal: ManuallyDrop::new(
+                Terminal::new(CrosstermBackend::new(BufWriter::new(io::stdout())))
+                    .inspect_err(|_| restore())?,
+            ),
         };
         execute!(io::stdout(), EnterAlternateScreen)?;
         tty.terminal.clear()?;

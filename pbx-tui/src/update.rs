@@ -33,6 +33,11 @@ impl Model {
                 return self.on_key(key);
             }
             Msg::Resize => self.dirty = true,
+            Msg::End(ending) => {
+                // In every mode: nothing the console shows or awaits may hold it.
+                self.ending.get_or_insert(ending);
+                return self.quit();
+            }
             Msg::Tick {
                 now_ms,
                 utc_offset_s,

@@ -147,13 +147,38 @@ verb expects them.
 \fBhelp\fR shows the keys, \fBquit\fR leaves.
 "##;
 
-const TAIL: &str = r##".SH "EXIT STATUS"
+const TAIL: &str = r##".SH SIGNALS
+.TP
+.B SIGTERM, SIGHUP, SIGINT, SIGQUIT
+End the console at once, whatever is on the screen (a prompt, a confirmation, the
+help, the command line, a command awaiting its result, a banner for a daemon that is
+down): the terminal is put back as it was, where it still exists, and the exit status
+is 128 plus the signal's number.
+Should the console not have finished half a second later (its terminal stopped taking
+output, as over a stalled SSH link), it puts the terminal modes back and ends anyway,
+with the same status.
+.TP
+.B SIGWINCH
+The terminal changed size: the screen is drawn again to fit.
+.PP
+The console ends with its terminal.
+When the terminal goes away (the SSH connection drops, the tmux session is killed)
+the console ends at once, on whichever it sees first: the SIGHUP the hang-up brings
+(status 129), or reading the terminal giving end-of-file or an error (status 1, with
+a word on standard error); it never keeps running without a terminal.
+In the console's raw mode Ctrl\-C is a key (quit, or cancel what is being typed),
+not SIGINT.
+.SH "EXIT STATUS"
 .TP
 .B 0
-the operator quit (or the console was ended by SIGTERM, SIGHUP or SIGINT)
+The operator quit.
 .TP
 .B 1
-the console could not run (no terminal, a terminal error)
+The console could not run (no terminal, a terminal error), or its terminal went
+away (end-of-file or an error reading it).
+.TP
+.B 129, 130, 131, 143
+A signal ended it: SIGHUP, SIGINT, SIGQUIT, SIGTERM (128 plus its number).
 .PP
 The terminal is restored on every exit, and on a panic.
 A missing or stopped daemon is not an error: the console waits for it.
@@ -251,6 +276,7 @@ fn man_page_is_current() {
         ".SH KEYS",
         ".SH SCREEN",
         ".SH \"EXIT STATUS\"",
+        ".SH SIGNALS",
         "\\-\\-readonly",
         "NO_COLOR",
         "\\(<-",

@@ -10,7 +10,7 @@ use coventry_shared::event::{CallPhase, Event, EventRecord, ResultCode};
 use coventry_shared::stateblock::call_state;
 use crossterm::event::KeyCode;
 use pbx_tui::model::{Link, Mode, Model, Tone};
-use pbx_tui::msg::{DaemonMsg, Effect, Msg};
+use pbx_tui::msg::{DaemonMsg, Effect, Ending, Msg};
 
 fn office_model() -> Model {
     let mut m = model(office().dnd(22, 0).site());
@@ -393,6 +393,59 @@ fn quitting() {
     let mut m = office_model();
     assert_eq!(m.update(ctrl('l')), vec![Effect::Repaint]);
     assert!(!m.quit);
+}
+
+/// The terminal going away or an ending signal ends the console in every mode: no
+/// prompt, confirmation, help screen or command awaiting its result holds it.
+#[test]
+fn the_terminal_gone_or_a_signal_ends_every_mode() {
+    type InMode = fn(&Mode) -> bool;
+    let modes: [(&str, InMode); 9] = [
+        ("", |m| *m == Mode::Normal),
+        ("?", |m| matches!(m, Mode::Help { .. })),
+        (":", |m| matches!(m, Mode::Command(_))),
+        (":hangup 2", |m| matches!(m, Mode::Command(_))),
+        ("f", |m| matches!(m, Mode::Prompt(_))),
+        ("/reg", |m| matches!(m, Mode::Filter { .. })),
+        ("2", |m| matches!(m, Mode::Jump(_))),
+        ("r", |m| matches!(m, Mode::Confirm(_))),
+        // A command sent, its result still awaited.
+        ("d", |m| *m == Mode::Normal),
+    ];
+    let endings = [
+        Ending::TerminalGone("the terminal hung up (end of input)".into()),
+        Ending::Signal(1),
+        Ending::Signal(15),
+    ];
+    for (keys, in_mode) in modes {
+        for ending in &endings {
+            let mut m = office_model();
+            press(&mut m, keys);
+            assert!(in_mode(&m.mode), "{keys:?} gives {:?}", m.mode);
+            assert_eq!(m.update(Msg::End(ending.clone())), vec![Effect::Quit]);
+            assert!(m.quit, "{keys:?} {ending:?}");
+            assert_eq!(m.ending.as_ref(), Some(ending));
+            // A second reason changes nothing: the first one is the exit status.
+            m.update(Msg::End(Ending::Signal(2)));
+            assert_eq!(m.ending.as_ref(), Some(ending));
+        }
+    }
+    // Also with no daemon at all.
+    let mut m = model_with(None, false, Vec::new());
+    m.update(Msg::Daemon(DaemonMsg::Down {
+        reason: "no state block".into(),
+    }));
+    assert_eq!(m.update(Msg::End(Ending::Signal(15))), vec![Effect::Quit]);
+    assert!(m.quit);
+}
+
+#[test]
+fn exit_statuses() {
+    assert_eq!(Ending::TerminalGone(String::new()).exit_status(), 1);
+    assert_eq!(Ending::Signal(1).exit_status(), 129);
+    assert_eq!(Ending::Signal(2).exit_status(), 130);
+    assert_eq!(Ending::Signal(3).exit_status(), 131);
+    assert_eq!(Ending::Signal(15).exit_status(), 143);
 }
 
 #[test]

@@ -290,7 +290,9 @@ pub enum CliCommand {
     /// Events the daemon overwrote before pbxctl could read them are reported as
     /// `-- N events lost --` ({"kind":"lost","count":N}). When the daemon stops or
     /// restarts, watch says so and follows the new daemon. Without --count or
-    /// --duration it runs until interrupted or its output is closed.
+    /// --duration it runs until a signal ends it or its output is closed (the
+    /// pipe's reader leaves, the terminal hangs up), which it notices at once,
+    /// also when no event comes; a closed output ends it quietly with status 0.
     Watch(WatchArgs),
 }
 

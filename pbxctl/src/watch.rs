@@ -7,7 +7,10 @@ use crate::wait::POLL;
 use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteState};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde_json::{json, Value};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -308,8 +311,47 @@ pub fn run(out: &mut Out, dir: &Path, opts: WatchOpts) -> Result<(), Error> {
         if let Some(d) = deadline {
             nap = nap.min(d.saturating_duration_since(now));
         }
-        std::thread::sleep(nap);
+        nap_unless_output_gone(nap)?;
     }
+}
+
+/// Whether an output with these poll events is gone: `Some(Ok)` when its reader
+/// left (a pipe without reader, a terminal that hung up, a closed socket), the
+/// same normal stop as a write that meets a closed pipe; `Some(Err)` when standard
+/// output is not open at all.
+fn output_gone(revents: PollFlags) -> Option<Error> {
+    if revents.contains(PollFlags::POLLNVAL) {
+        Some(Error::failed("standard output is not open"))
+    } else if revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
+        Some(Error::output(std::io::ErrorKind::BrokenPipe.into()))
+    } else {
+        None
+    }
+}
+
+/// Sleep `nap`, waking early to stop when standard output goes away: a watch with
+/// no events to print would otherwise live on (`pbxctl watch | head -1` on a quiet
+/// switch, a terminal that hung up without SIGHUP) until the next event failed to
+/// print. Output that cannot be watched (a file) is simply slept on.
+fn nap_unless_output_gone(nap: Duration) -> Result<(), Error> {
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let ms = nap.as_micros().div_ceil(1000).min(60_000);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    // No events asked for: only the error, hang-up and invalid conditions wake it.
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+    match nix::poll::poll(&mut fds, timeout) {
+        Ok(0) | Err(Errno::EINTR) => return Ok(()),
+        Ok(_) => {
+            if let Some(e) = fds[0].revents().and_then(output_gone) {
+                return Err(e);
+            }
+        }
+        Err(_) => {}
+    }
+    // Woken for something else: finish the nap, so the loop never spins.
+    std::thread::sleep(nap.saturating_sub(started.elapsed()));
+    Ok(())
 }
 
 /// Open a new state block at `path` if there is one, announcing the new daemon.
@@ -340,7 +382,19 @@ fn reattach(p: &mut Printer<'_>, path: &Path) -> Result<Option<Attached>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Status;
     use coventry_shared::event::Unregistration;
+
+    #[test]
+    fn gone_output_stops_quietly_unless_never_open() {
+        assert_eq!(output_gone(PollFlags::empty()), None);
+        let closed = output_gone(PollFlags::POLLERR).expect("a pipe without reader");
+        assert_eq!((closed.status, closed.message), (Status::Ok, None));
+        let hung_up = output_gone(PollFlags::POLLHUP).expect("a hung-up terminal");
+        assert_eq!(hung_up.status, Status::Ok);
+        let nval = output_gone(PollFlags::POLLNVAL).expect("no stdout");
+        assert_eq!(nval.status, Status::Failed);
+    }
 
     #[test]
     fn json_has_kind_and_fields() {

@@ -21,6 +21,7 @@
 //! `COVENTRY_KEEP_TMP=1` keeps the temporary directories for inspection.
 
 pub mod kamailio;
+pub mod pty;
 pub mod sipp;
 pub mod ua;
 

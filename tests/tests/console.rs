@@ -3,19 +3,27 @@
 //! tests read the screen with `tmux capture-pane -p`, type with `send-keys`, and
 //! check what the keys did in the switch's state block.
 //!
+//! How the console ends: SIGTERM, SIGHUP, SIGINT and SIGQUIT in every state, the
+//! tmux session killed, its pty closed (on a pty of its own, `coventry_tests::pty`),
+//! a signal while it is stuck writing to a stalled terminal — each time the process
+//! must be gone within a second.
+//!
 //! `measure_idle_cpu_and_event_delay` (ignored; `bench/tui_idle.sh` runs it) measures
 //! the console's CPU time over 60 s idle with 80 registered extensions and the delay
 //! from an event in the state block to its appearance on the screen.
 //!
-//! Needs tmux (Debian package `tmux`). The console binary is
+//! Needs tmux (Debian package `tmux`), and `setsid` and `stty` (util-linux,
+//! coreutils) for the pty tests. The console binary is
 //! `<target>/<profile>/pbx-tui`, built on first use like the daemon (`PBX_TUI_BIN`
 //! names another one; `COVENTRY_TEST_NO_BUILD=1` skips the build).
 
 use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::stateblock::get_str;
+use coventry_tests::pty::{process_gone, sleeping_in, wait_process_gone, PtyChild, PtyOpts};
 use coventry_tests::ua::dialog::sdp;
 use coventry_tests::ua::Ua;
 use coventry_tests::{bin_dir, poll_until, run_bounded, workspace_dir, Conf, Switch, T};
+use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -76,6 +84,8 @@ fn pbx_tui_bin() -> PathBuf {
 struct Console {
     _dir: tempfile::TempDir,
     socket: PathBuf,
+    /// The console's pid (the pane's: its shell execs the console).
+    pid: u32,
 }
 
 fn quote(p: &Path) -> String {
@@ -85,6 +95,11 @@ fn quote(p: &Path) -> String {
 impl Console {
     /// Start the console on `sw`'s runtime directory in a `w`×`h` pane.
     fn start(sw: &Switch, extra: &str, w: u16, h: u16) -> Console {
+        Console::start_in(sw.runtime_dir(), extra, w, h)
+    }
+
+    /// Start the console on the runtime directory `dir` (with or without a daemon).
+    fn start_in(runtime_dir: &Path, extra: &str, w: u16, h: u16) -> Console {
         if Command::new("tmux").arg("-V").output().is_err() {
             panic!("tmux is not installed (Debian package `tmux`; scripts/test should install it)");
         }
@@ -96,9 +111,13 @@ impl Console {
         let program = format!(
             "exec {} --runtime-dir {} {extra}",
             quote(&pbx_tui_bin()),
-            quote(sw.runtime_dir())
+            quote(runtime_dir)
         );
-        let c = Console { _dir: dir, socket };
+        let mut c = Console {
+            _dir: dir,
+            socket,
+            pid: 0,
+        };
         c.tmux(&[
             "-f",
             "/dev/null",
@@ -118,6 +137,7 @@ impl Console {
             "remain-on-exit",
             "on",
         ]);
+        c.pid = c.pane("#{pane_pid}").parse().expect("pane pid");
         c
     }
 
@@ -174,7 +194,7 @@ impl Console {
 
     /// The console's pid.
     fn pid(&self) -> u32 {
-        self.pane("#{pane_pid}").parse().expect("pane pid")
+        self.pid
     }
 
     /// The exit status once the console has exited (`sig N` when a signal
@@ -217,24 +237,16 @@ impl Drop for Console {
             }
         }
         // End the console itself first: killing the tmux server alone can leave
-        // it behind, orphaned.
-        let pid = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["display-message", "-p", "-t", "console", "#{pane_pid}"])
-            .output()
-            .ok()
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<i32>()
-                    .ok()
-            });
-        if let Some(pid) = pid {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        // it behind, orphaned (and a test may have killed the session already).
+        let ours = std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("pbx-tui"));
+        if ours && !process_gone(self.pid) {
+            if let Ok(pid) = i32::try_from(self.pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
         let _ = Command::new("tmux")
             .arg("-S")
@@ -585,4 +597,245 @@ fn the_header_follows_the_upstream() {
         "the log shows the change:\n{s}"
     );
     drop(peer);
+}
+
+// ----- the console ends with its terminal -----
+
+/// How long the console may take to be gone after a hang-up or an ending signal.
+const GONE_T: Duration = Duration::from_secs(1);
+
+/// The signals that end the console, with the exit status each gives.
+const ENDING: [(Signal, i32); 4] = [
+    (Signal::SIGTERM, 143),
+    (Signal::SIGHUP, 129),
+    (Signal::SIGINT, 130),
+    (Signal::SIGQUIT, 131),
+];
+
+/// `pbx-tui` on a pty of its own (no tmux), 80×24.
+fn console_on_pty(runtime_dir: &Path, opts: PtyOpts) -> PtyChild {
+    let dir = runtime_dir.display().to_string();
+    let con = PtyChild::spawn(&pbx_tui_bin(), &["--runtime-dir", &dir], opts);
+    // Drawn: raw mode is on and the loop is running.
+    con.wait_output("Coventry", SCREEN_T);
+    con
+}
+
+/// Wait for a console on a pty to be gone; panics when it is still there after
+/// [`GONE_T`], naming `what` and where it sleeps.
+fn expect_gone(con: &mut PtyChild, what: &str) -> std::process::ExitStatus {
+    let pid = con.pid();
+    match con.wait_gone(GONE_T) {
+        Some((status, took)) => {
+            eprintln!("{what}: gone after {} ms, {status}", took.as_millis());
+            status
+        }
+        None => panic!(
+            "{what}: pbx-tui (pid {pid}) still runs after {GONE_T:?} (sleeping in {:?}, {} CPU ticks)",
+            sleeping_in(pid),
+            cpu_ticks(pid)
+        ),
+    }
+}
+
+/// Signal the console in tmux and check it is gone within [`GONE_T`] with the
+/// status of that signal.
+fn expect_ended_by(con: &Console, sig: Signal, status: i32, state: &str) {
+    let pid = con.pid();
+    let raw = i32::try_from(pid).expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig).expect("kill");
+    match wait_process_gone(pid, GONE_T) {
+        Some(took) => eprintln!("{sig} in {state}: gone after {} ms", took.as_millis()),
+        None => panic!(
+            "{sig} in {state}: pbx-tui (pid {pid}) still runs after {GONE_T:?} (sleeping in {:?})",
+            sleeping_in(pid)
+        ),
+    }
+    assert_eq!(
+        con.exit_status(),
+        Some(status.to_string()),
+        "exit status after {sig} in {state}"
+    );
+}
+
+/// One console per ending signal, each brought into a state by `keys` until the
+/// screen shows `shows`; then each gets its signal.
+fn signal_in_state(runtime_dir: &Path, state: &str, keys: &[&str], shows: &[&str]) {
+    let consoles: Vec<(Signal, i32, Console)> = ENDING
+        .iter()
+        .map(|(sig, status)| (*sig, *status, Console::start_in(runtime_dir, "", 80, 24)))
+        .collect();
+    for (_, _, con) in &consoles {
+        con.wait_for(&["Coventry"]);
+        for k in keys {
+            con.keys(&[k]);
+        }
+        con.wait_for(shows);
+    }
+    for (sig, status, con) in &consoles {
+        expect_ended_by(con, *sig, *status, state);
+    }
+}
+
+/// SIGTERM, SIGHUP, SIGINT and SIGQUIT end the console within a second whatever
+/// it shows — the grid, the help, the command line, a prompt, a confirmation, a
+/// command awaiting its result, the banner of a stopped daemon, no daemon at all —
+/// with status 128 + the signal's number.
+#[test]
+fn signals_end_the_console_in_every_state() {
+    let mut sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let dir = sw.runtime_dir().to_path_buf();
+    signal_in_state(&dir, "the grid", &[], &["21-", "\u{25cf} up"]);
+    signal_in_state(&dir, "the help", &["?"], &["Help: every key"]);
+    signal_in_state(
+        &dir,
+        "the command line",
+        &[":", "release 2"],
+        &[":release 2"],
+    );
+    signal_in_state(&dir, "a prompt", &["2", "1", "f"], &["Forward 21 to"]);
+    signal_in_state(
+        &dir,
+        "a confirmation",
+        &["2", "1", "x"],
+        &["Hang up every call of 21"],
+    );
+    // The daemon frozen: the command is sent and its result never comes.
+    let consoles: Vec<(Signal, i32, Console)> = ENDING
+        .iter()
+        .map(|(sig, status)| (*sig, *status, Console::start_in(&dir, "", 80, 24)))
+        .collect();
+    for (_, _, con) in &consoles {
+        con.wait_for(&["21-", "\u{25cf} up"]);
+    }
+    sw.signal(Signal::SIGSTOP);
+    for (_, _, con) in &consoles {
+        con.keys(&["2", "1", "d"]);
+        con.wait_for(&["dnd 21 on: sent, waiting for the daemon"]);
+    }
+    for (sig, status, con) in &consoles {
+        expect_ended_by(con, *sig, *status, "a command awaiting its result");
+    }
+    sw.signal(Signal::SIGCONT);
+    // The daemon stops under the consoles: the banner.
+    let consoles: Vec<(Signal, i32, Console)> = ENDING
+        .iter()
+        .map(|(sig, status)| (*sig, *status, Console::start_in(&dir, "", 80, 24)))
+        .collect();
+    for (_, _, con) in &consoles {
+        con.wait_for(&["22-", "\u{25cf} up"]);
+    }
+    sw.stop();
+    for (_, _, con) in &consoles {
+        con.wait_for(&["COVENTRYD IS DOWN"]);
+    }
+    for (sig, status, con) in &consoles {
+        expect_ended_by(con, *sig, *status, "the banner of a stopped daemon");
+    }
+    // No daemon ever.
+    let empty = tempfile::tempdir().expect("tempdir");
+    signal_in_state(empty.path(), "no daemon", &[], &["COVENTRYD IS DOWN"]);
+    signal_in_state(
+        empty.path(),
+        "no daemon, the help",
+        &["?"],
+        &["Help: every key"],
+    );
+}
+
+/// Killing the tmux session (what an SSH drop does to the console's pty) ends the
+/// console within a second, with a daemon and without, and from the help screen.
+#[test]
+fn killing_the_tmux_session_ends_the_console() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let empty = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &Path, &[&str], &str); 3] = [
+        ("with a daemon", sw.runtime_dir(), &[], "\u{25cf} up"),
+        ("without a daemon", empty.path(), &[], "COVENTRYD IS DOWN"),
+        ("in the help", sw.runtime_dir(), &["?"], "Help: every key"),
+    ];
+    for (what, dir, keys, shows) in cases {
+        let con = Console::start_in(dir, "", 80, 24);
+        con.wait_for(&["Coventry"]);
+        for k in keys {
+            con.keys(&[k]);
+        }
+        con.wait_for(&[shows]);
+        let pid = con.pid();
+        con.tmux(&["kill-session", "-t", "console"]);
+        match wait_process_gone(pid, GONE_T) {
+            Some(took) => eprintln!("kill-session {what}: gone after {} ms", took.as_millis()),
+            None => panic!(
+                "kill-session {what}: pbx-tui (pid {pid}) still runs after {GONE_T:?} \
+                 (sleeping in {:?}, {} CPU ticks)",
+                sleeping_in(pid),
+                cpu_ticks(pid)
+            ),
+        }
+    }
+}
+
+/// Closing the pty ends the console within a second: as the controlling terminal
+/// (the kernel sends SIGHUP: status 129, or 1 when the end of input is seen first)
+/// and as a terminal that is not the controlling one (no SIGHUP: reading it fails,
+/// status 1 and a word on stderr), with and without a daemon.
+#[test]
+fn closing_the_pty_ends_the_console() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let empty = tempfile::tempdir().expect("tempdir");
+    for (what, dir) in [
+        ("with a daemon", sw.runtime_dir()),
+        ("without a daemon", empty.path()),
+    ] {
+        let mut con = console_on_pty(dir, PtyOpts::default());
+        con.hang_up();
+        let status = expect_gone(&mut con, &format!("hang-up {what}"));
+        assert!(
+            matches!(status.code(), Some(129 | 1)),
+            "hang-up {what}: {status}"
+        );
+
+        let mut con = console_on_pty(
+            dir,
+            PtyOpts {
+                ctty: false,
+                stderr_pipe: true,
+                ..PtyOpts::default()
+            },
+        );
+        con.type_bytes(b"?");
+        con.wait_output("Help", SCREEN_T);
+        con.hang_up();
+        let status = expect_gone(&mut con, &format!("end of input {what}"));
+        let err = con.stderr_text();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "end of input {what}: {status}; {err}"
+        );
+        assert!(err.contains("pbx-tui: the terminal"), "{err}");
+    }
+}
+
+/// A console stuck writing to a terminal that takes no more output (a stalled SSH
+/// link) still ends within a second of SIGTERM, with status 143.
+#[test]
+fn a_console_stuck_on_a_stalled_terminal_ends_on_sigterm() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let mut con = console_on_pty(empty.path(), PtyOpts::default());
+    con.stop_output();
+    // The clock's next redraw blocks in write(2).
+    let pid = con.pid();
+    let stuck = poll_until(Duration::from_secs(5), || {
+        let w = sleeping_in(pid);
+        (w.contains("wait_woken") || w.contains("write")).then_some(w)
+    });
+    assert!(
+        stuck.is_some(),
+        "pbx-tui never blocked writing (sleeps in {:?})",
+        sleeping_in(pid)
+    );
+    con.signal(Signal::SIGTERM);
+    let status = expect_gone(&mut con, "SIGTERM while stuck writing");
+    assert_eq!(status.code(), Some(143), "{status}");
 }
