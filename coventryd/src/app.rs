@@ -5,6 +5,7 @@ use crate::fifo::{self, ControlFifo};
 use crate::hooks::Hooks;
 use crate::persist::{self, Loaded};
 use crate::publish::Publisher;
+use crate::records::{self, Records};
 use crate::registrar::Registrar;
 use crate::sip::dest::Dest;
 use crate::switch::{Outbox, Switch};
@@ -163,6 +164,11 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         runtime_dir,
         state_dir,
     } = setup;
+    // Before anything a client can see (the state block): a SIGTERM that comes as
+    // soon as the switch looks ready must stop it cleanly, not kill it.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let addr = listen.unwrap_or(config.server.listen);
     let (sock, listener) = bind_sockets(addr, !config.upstream.links().is_empty())?;
     let local = sock.local_addr()?;
@@ -193,7 +199,10 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     };
     let plan = config.server.plan;
     let realm = config.server.realm.clone();
-    let mut sw = Switch::new(config, local, registrar).with_settings(settings);
+    let mut records = Records::start(&state_dir, &config.records);
+    let mut sw = Switch::new(config, local, registrar)
+        .with_settings(settings)
+        .resume_call_numbers(records::first_call_number(&state_dir));
     sw.on_tick(now_ms());
 
     let fifo_path = control_path(&runtime_dir);
@@ -246,9 +255,6 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let mut buf = vec![0u8; 65_536];
 
     loop {
@@ -336,7 +342,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 &sock,
                 &mut up,
                 &mut sw,
-                (&mut publisher, &mut persister, &mut hooks),
+                (&mut publisher, &mut persister, &mut hooks, &mut records),
                 config_path.as_ref(),
                 out,
             )
@@ -353,6 +359,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     );
     persister.flush_now(sw.registrar());
     hooks.kill_all();
+    records.stop();
     let _ = std::fs::remove_file(&fifo_path);
     let _ = std::fs::remove_file(state_path(&runtime_dir));
     Ok(())
@@ -362,7 +369,12 @@ async fn flush(
     sock: &UdpSocket,
     up: &mut Upstream,
     sw: &mut Switch,
-    (publisher, persister, hooks): (&mut Publisher, &mut Persister, &mut Hooks),
+    (publisher, persister, hooks, records): (
+        &mut Publisher,
+        &mut Persister,
+        &mut Hooks,
+        &mut Records,
+    ),
     config_path: Option<&PathBuf>,
     mut out: Outbox,
 ) {
@@ -374,6 +386,7 @@ async fn flush(
     if out.config_changed {
         publisher.set_config(sw.config());
         hooks.reconfigure(&sw.config().hooks);
+        records.configure(&sw.config().records);
     }
     for ext in &out.dirty {
         publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
@@ -394,10 +407,16 @@ async fn flush(
     for (ext, (ringing, busy)) in &out.bits {
         publisher.set_call_bits(*ext, *ringing, *busy);
     }
+    if let Some(n) = out.call_numbers_reserved {
+        records.reserve_call_numbers(n);
+    }
+    // Records are handed to their writer before the events that announce them.
+    records.append(&out.records);
     for e in &out.events {
         publisher.event(now, e);
     }
     hooks.on_events(&out.events, now);
+    hooks.on_records(&out.records, now);
     for c in out.chats.drain(..) {
         if let Some(text) = hooks.chat(&c.name, c.from, &c.text, now) {
             // Answered on the next turn of the loop.

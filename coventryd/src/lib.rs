@@ -8,6 +8,7 @@ pub mod headers;
 pub mod hooks;
 pub mod persist;
 pub mod publish;
+pub mod records;
 pub mod registrar;
 pub mod secrets;
 pub mod settings;

@@ -195,7 +195,7 @@ fn system_commands_reply_and_only_change_the_sender() {
     let sent = lab.text("36", "system", "/msg hello", "m6");
     assert!(texts(&sent, 6036)
         .iter()
-        .any(|t| t == "no chat service configured"));
+        .any(|t| t == "usage: /msg NAME TEXT"));
     let sent = lab.text("36", "system", "/help", "m7");
     assert!(texts(&sent, 6036).iter().any(|t| t.contains("/forward")));
 }

@@ -65,7 +65,8 @@ seconds is dropped and answered with a bad\-syntax result.
 .SH "RUNTIME AND STATE DIRECTORIES"
 coventryd keeps its files only in a runtime and a state directory that are real
 directories (not symbolic links) owned by the user it runs as and not writable by
-group or others. It creates a missing one with mode 0750 (runtime) or 0700 (state)
+group or others. It creates a missing one with mode 0750 (its group may read: the
+state block, and the call records; the secrets and settings are the owner's only),
 and refuses to start with an existing one that fails this, naming the directory, its
 owner and mode and the fix: another user could have made it, for example
 \fI/tmp/coventry\-$UID\fR, to capture the FIFO or to have the daemon write through
@@ -91,7 +92,11 @@ a contact is gone (unregistered, expired, released by the operator, removed
 from the configuration);
 .TP
 .B call
-a call ended, whatever its outcome: its record;
+a call ended, whatever its outcome: its record, as in the records file
+(outcome, SIP status, caller, number dialled, who answered, start, answer and
+end times, ring and talk time, route: \fBlocal\fR, \fBupstream\fR,
+\fBemergency\fR, \fBfeature\fR or \fBclick\-to\-dial\fR, and the forwards
+followed);
 .TP
 .BI msg\- NAME
 an extension sent \fB/msg\fR \fINAME TEXT\fR to \fBsystem\fR: the chat service
@@ -109,9 +114,11 @@ or by writing the control FIFO. Examples:
  "contact":"sip:21@192.0.2.7:5062","user_agent":"Linphone/5.1"}
 {"event":"release","time_ms":1796293590120,"ext":21,
  "contact":"sip:21@192.0.2.7:5062","why":"expired"}
-{"event":"call","time_ms":1796293650000,"call":1004,"from":"21","to":"35",
+{"event":"call","time_ms":1796293650000,"call":1004,"outcome":"completed",
+ "status":200,"caller":"21","dialled":"35","answered_by":"36",
  "start_ms":1796293600000,"answer_ms":1796293604000,"end_ms":1796293650000,
- "ring_ms":4000,"talk_ms":46000,"outcome":"completed","status":200}
+ "ring_ms":4000,"talk_ms":46000,"route":"local",
+ "forwards":[{"from":35,"to":"36","why":"busy"}]}
 {"event":"message","time_ms":1796293700000,"name":"weather","from":21,
  "text":"london tomorrow"}
 .EE
@@ -143,7 +150,13 @@ The control FIFO (in the runtime directory).
 The state directory: registrations and operator settings (forwards, do not disturb,
 speed dials), saved atomically so that they survive a restart, and the generated
 .I secrets
-of the built\-in default configuration.
+of the built\-in default configuration (the owner's only); the call records
+.I records.jsonl
+and its rotated copies (readable by the daemon's group, see
+.BR "pbxctl records" )
+and
+.IR next\-call ,
+the first call number of the next start.
 .PP
 The paths are those of a daemon run by root; see \fB\-\-runtime\-dir\fR and
 \fB\-\-state\-dir\fR for the others.

@@ -282,6 +282,37 @@ pub enum CliCommand {
         ext: u16,
     },
 
+    /// List the call records the daemon keeps in its state directory, oldest first:
+    /// call number, start, caller, number dialled, who answered, outcome, SIP status,
+    /// ring and talk time, route (local, upstream, emergency, feature,
+    /// click-to-dial) and the forwards followed.
+    ///
+    /// Reads the records files (`records.jsonl` and its rotated copies) directly, so
+    /// it works while the daemon is down; the daemon's group may read them. With
+    /// --json a JSON array of record objects, as they are stored.
+    Records {
+        /// Only calls this extension or number made, was dialled on, answered or
+        /// forwarded.
+        #[arg(long, value_name = "EXT")]
+        ext: Option<String>,
+        /// Only calls since then: today, yesterday, 90m, 12h, 2d, 2026-12-02 or
+        /// "2026-12-02 18:00" (local time).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only calls with this outcome (completed, busy, no-answer, rejected,
+        /// cancelled, unknown-number, incomplete-number, unavailable, timed-out,
+        /// failed).
+        #[arg(long, value_name = "OUTCOME")]
+        outcome: Option<String>,
+        /// Only the last N matching records.
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
+        /// The daemon's state directory [default: /var/lib/coventry for root, else
+        /// $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
+        #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+
     /// Follow the event ring: one line per event (registrations, calls, messages,
     /// results...).
     ///

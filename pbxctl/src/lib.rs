@@ -15,6 +15,7 @@ pub mod error;
 pub mod exts;
 pub mod fifo;
 pub mod output;
+pub mod records;
 pub mod regs;
 pub mod status;
 pub mod wait;
@@ -86,6 +87,30 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             g.timeout,
             coventry_shared::control::Command::Why { ext },
         ),
+        CliCommand::Records {
+            ext,
+            since,
+            outcome,
+            last,
+            state_dir,
+        } => {
+            let filter = records::Filter {
+                ext,
+                since_ms: since
+                    .map(|s| records::parse_since(&s, coventry_shared::now_ms()))
+                    .transpose()
+                    .map_err(Error::usage)?,
+                outcome: outcome
+                    .map(|o| {
+                        coventry_shared::event::CallOutcome::from_name(&o)
+                            .ok_or_else(|| Error::usage(format!("no outcome called {o:?}")))
+                    })
+                    .transpose()?,
+                last,
+            };
+            let dir = coventry_shared::runtime::state_dir(state_dir.as_deref());
+            records::run(&mut out, g.json, &dir, &filter)
+        }
         CliCommand::Watch(w) => watch::run(
             &mut out,
             &dir,

@@ -359,6 +359,24 @@ impl Default for HooksConfig {
     }
 }
 
+/// `[records]`: the call records file in the state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsConfig {
+    /// Rotate the file when it grows past this many bytes (`max_size`, 10 MiB).
+    pub max_size: u64,
+    /// Rotated files kept (`keep`, 5); 0 keeps none.
+    pub keep: u32,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            max_size: 10 << 20,
+            keep: 5,
+        }
+    }
+}
+
 /// `[upstream]`: where anything that is not local goes, over TCP.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
@@ -484,6 +502,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// `[hooks]`: scripts run on the switch's activity.
     pub hooks: HooksConfig,
+    /// `[records]`: the call records file.
+    pub records: RecordsConfig,
 }
 
 /// A configuration error with its place.
@@ -586,6 +606,7 @@ impl Config {
             features: FeatureCodes::default(),
             upstream: UpstreamConfig::default(),
             hooks: HooksConfig::default(),
+            records: RecordsConfig::default(),
         }
     }
 
@@ -610,6 +631,7 @@ struct Parser<'f> {
     features: FeatureCodes,
     upstream: UpstreamConfig,
     hooks: HooksConfig,
+    records: RecordsConfig,
     /// Line of `[upstream] emergency` / `emergency_local`, for errors found at the end.
     upstream_lines: BTreeMap<&'static str, usize>,
     /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
@@ -625,6 +647,7 @@ enum Section {
     Features,
     Upstream,
     Hooks,
+    Records,
     Line(usize),
 }
 
@@ -640,6 +663,7 @@ impl<'f> Parser<'f> {
             features: FeatureCodes::default(),
             upstream: UpstreamConfig::default(),
             hooks: HooksConfig::default(),
+            records: RecordsConfig::default(),
             upstream_lines: BTreeMap::new(),
             coverage_lines: Vec::new(),
         }
@@ -716,6 +740,9 @@ impl<'f> Parser<'f> {
                         Section::Hooks => self
                             .hooks_key(&k, val)
                             .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Records => self
+                            .records_key(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
                             if k == "coverage" || k == "delayed" {
                                 let n = self.lines[i].1.number;
@@ -740,6 +767,7 @@ impl<'f> Parser<'f> {
             "features" => Ok(Section::Features),
             "upstream" => Ok(Section::Upstream),
             "hooks" => Ok(Section::Hooks),
+            "records" => Ok(Section::Records),
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -757,7 +785,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups, speed, features, upstream, hooks or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features, upstream, hooks, records or an extension number)",
             )),
         }
     }
@@ -941,6 +969,15 @@ impl<'f> Parser<'f> {
         Ok(())
     }
 
+    fn records_key(&mut self, k: &str, v: &str) -> Result<(), String> {
+        match k {
+            "max_size" => self.records.max_size = u64::from(num(v, 4096, u32::MAX)?),
+            "keep" => self.records.keep = num(v, 0, 100)?,
+            _ => return Err("unknown key".into()),
+        }
+        Ok(())
+    }
+
     fn calls_key(&mut self, k: &str, v: &str) -> Result<(), String> {
         match k {
             "ring" => self.calls.ring = num(v, 1, 60)?,
@@ -1103,6 +1140,7 @@ impl<'f> Parser<'f> {
             features: self.features,
             upstream,
             hooks: self.hooks,
+            records: self.records,
         })
     }
 }

@@ -115,29 +115,39 @@ impl CallPhase {
     }
 }
 
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a call ended. Serialized by its [`CallOutcome::name`] (call records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u16)]
 pub enum CallOutcome {
     /// Answered, then hung up by either side (or the operator).
+    #[serde(rename = "completed")]
     Completed = 0,
-    /// The callee was busy (486), or had all its lines in use.
+    /// The callee was busy (486): in a call, or on do not disturb.
+    #[serde(rename = "busy")]
     Busy = 1,
     /// Nobody answered within the configured rings (480).
+    #[serde(rename = "no-answer")]
     NoAnswer = 2,
     /// The callee declined (603).
+    #[serde(rename = "rejected")]
     Rejected = 3,
     /// The caller hung up while it rang (487).
+    #[serde(rename = "cancelled")]
     Cancelled = 4,
     /// No such number (404).
+    #[serde(rename = "unknown-number")]
     Unknown = 5,
     /// Too few digits (484).
+    #[serde(rename = "incomplete-number")]
     Incomplete = 6,
     /// The callee is not registered (480).
+    #[serde(rename = "unavailable")]
     Unavailable = 7,
     /// No answer from the callee's phone at all (408).
+    #[serde(rename = "timed-out")]
     TimedOut = 8,
     /// Any other failure (the SIP status says which).
+    #[serde(rename = "failed")]
     Failed = 9,
 }
 
@@ -156,6 +166,25 @@ impl CallOutcome {
             8 => CallOutcome::TimedOut,
             _ => CallOutcome::Failed,
         }
+    }
+
+    /// Every outcome, in number order.
+    pub const ALL: [CallOutcome; 10] = [
+        CallOutcome::Completed,
+        CallOutcome::Busy,
+        CallOutcome::NoAnswer,
+        CallOutcome::Rejected,
+        CallOutcome::Cancelled,
+        CallOutcome::Unknown,
+        CallOutcome::Incomplete,
+        CallOutcome::Unavailable,
+        CallOutcome::TimedOut,
+        CallOutcome::Failed,
+    ];
+
+    /// The outcome called `name` ([`CallOutcome::name`]).
+    pub fn from_name(name: &str) -> Option<CallOutcome> {
+        CallOutcome::ALL.into_iter().find(|o| o.name() == name)
     }
 
     /// Short lowercase name.

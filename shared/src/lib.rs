@@ -1,13 +1,14 @@
 //! The Coventry contract shared by coventryd, pbxctl and pbx-tui: where the runtime
 //! files live, the state block and its event ring, the control-command grammar, the
-//! dial plan and the configuration (and the man-page check their tests share). The
-//! programs share no other code.
+//! dial plan, the call records file and the configuration (and the man-page check
+//! their tests share). The programs share no other code.
 
 pub mod config;
 pub mod control;
 pub mod dialplan;
 pub mod event;
 pub mod manpage;
+pub mod record;
 pub mod runtime;
 pub mod stateblock;
 

@@ -44,8 +44,9 @@ pub const STATE_FILE: &str = "state";
 pub const CONTROL_FILE: &str = "control";
 /// Mode of a runtime directory coventryd creates (its group may read).
 pub const RUNTIME_DIR_MODE: u32 = 0o750;
-/// Mode of a state directory coventryd creates.
-pub const STATE_DIR_MODE: u32 = 0o700;
+/// Mode of a state directory coventryd creates: its group may read the call
+/// records (`pbxctl records`); the secrets and settings files are the owner's only.
+pub const STATE_DIR_MODE: u32 = 0o750;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -588,6 +589,39 @@ impl SafeDir {
         let t = self.create_temp(name, mode)?;
         (&t.file).write_all(bytes)?;
         t.commit(name, true)
+    }
+
+    /// For the daemon: its own regular file `name` opened for appending (created
+    /// with `mode` when missing; never through a link, never someone else's).
+    pub fn open_append(&self, name: &str, mode: u32) -> io::Result<File> {
+        let flags = OFlags::WRONLY
+            | OFlags::APPEND
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
+        let file = match rfs::openat(&self.dir, name, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::LOOP) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: is a symbolic link", self.path.join(name).display()),
+                ))
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        let facts = Facts::of(&file.metadata()?);
+        if facts.kind() != S_IFREG || facts.uid != self.owner {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a regular file of {}",
+                    self.path.join(name).display(),
+                    describe_uid(self.owner)
+                ),
+            ));
+        }
+        Ok(file)
     }
 
     /// For the daemon: the content of its own regular file `name` (never through a

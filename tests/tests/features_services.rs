@@ -237,8 +237,9 @@ fn system_commands_reply_and_change_only_the_sender() {
     for part in ["forward busy to 21", "forward noanswer to 35", "dnd on"] {
         assert!(status.contains(part), "/status shows {part}: {status}");
     }
+    // No hook directory here: the chat service is not there.
     let r = command(&mut p36, "/msg hello there");
-    assert_eq!(r, "no chat service configured");
+    assert_eq!(r, "chat service hello is not available");
     let r = command(&mut p36, "/bogus");
     assert!(r.contains("unknown command"), "{r}");
 

@@ -122,9 +122,11 @@ fn register_release_and_call_hooks_get_their_data_on_stdin() {
     assert_eq!(a.bye(call.dialog()).status(), 200);
     let rec = h.wait("call", "completed call", |v| v["outcome"] == "completed");
     assert_eq!(
-        (rec["from"].as_str(), rec["to"].as_str()),
+        (rec["caller"].as_str(), rec["dialled"].as_str()),
         (Some("21"), Some("22"))
     );
+    assert_eq!(rec["answered_by"], "22");
+    assert_eq!(rec["route"], "local");
     assert_eq!(rec["status"], 200);
     assert!(rec["talk_ms"].as_u64().unwrap() >= 100, "{rec}");
     b.set_answer(486);

@@ -404,7 +404,7 @@ fn the_default_tmp_runtime_dir_is_closed_to_other_users() {
     assert_eq!(mode(TMP_RUNTIME), (NOBODY, 0o750));
     assert_eq!(mode(format!("{TMP_RUNTIME}/state")), (NOBODY, 0o640));
     assert_eq!(mode(format!("{TMP_RUNTIME}/control")), (NOBODY, 0o660));
-    assert_eq!(mode(TMP_STATE), (NOBODY, 0o700));
+    assert_eq!(mode(TMP_STATE), (NOBODY, 0o750));
     assert!(
         entries(TMP_RUNTIME).iter().all(|n| !n.ends_with(".tmp")),
         "{:?}",

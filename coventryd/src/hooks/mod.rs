@@ -17,6 +17,7 @@ mod runner;
 
 use coventry_shared::config::HooksConfig;
 use coventry_shared::event::Event;
+use coventry_shared::record::CallRecord;
 use coventry_shared::runtime::Facts;
 use queue::Queue;
 use serde_json::{json, Value};
@@ -76,29 +77,6 @@ pub fn job_for(event: &Event, time_ms: u64) -> Option<Job> {
             json!({"event": "release", "time_ms": time_ms, "ext": ext,
                    "contact": contact, "why": why.name()}),
         ),
-        Event::CallRecord {
-            call,
-            from,
-            to,
-            start_ms,
-            answer_ms,
-            end_ms,
-            outcome,
-            status,
-        } => {
-            let (ring_ms, talk_ms) = if *answer_ms > 0 {
-                (answer_ms - start_ms, end_ms.saturating_sub(*answer_ms))
-            } else {
-                (end_ms.saturating_sub(*start_ms), 0)
-            };
-            (
-                "call",
-                json!({"event": "call", "time_ms": time_ms, "call": call, "from": from,
-                       "to": to, "start_ms": start_ms, "answer_ms": answer_ms,
-                       "end_ms": end_ms, "ring_ms": ring_ms, "talk_ms": talk_ms,
-                       "outcome": outcome.name(), "status": status}),
-            )
-        }
         _ => return None,
     };
     Some(Job {
@@ -208,6 +186,22 @@ impl Hooks {
             if let Some(job) = job_for(e, time_ms) {
                 self.submit(job);
             }
+        }
+    }
+
+    /// Run the `call` hook for each of `records`.
+    pub fn on_records(&mut self, records: &[CallRecord], time_ms: u64) {
+        for r in records {
+            let mut input = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Some(obj) = input.as_object_mut() {
+                obj.insert("event".into(), json!("call"));
+                obj.insert("time_ms".into(), json!(time_ms));
+            }
+            self.submit(Job {
+                hook: "call".into(),
+                input,
+                reply_to: None,
+            });
         }
     }
 
@@ -325,7 +319,7 @@ mod tests {
 
     #[test]
     fn events_become_jobs_with_their_data() {
-        use coventry_shared::event::{CallOutcome, Unregistration};
+        use coventry_shared::event::Unregistration;
         let j = job_for(
             &Event::Registered {
                 ext: 21,
@@ -351,23 +345,6 @@ mod tests {
             (j.hook.as_str(), &j.input["why"]),
             ("release", &json!("expired"))
         );
-        let j = job_for(
-            &Event::CallRecord {
-                call: 1000,
-                from: "21".into(),
-                to: "35".into(),
-                start_ms: 1_000,
-                answer_ms: 4_000,
-                end_ms: 10_000,
-                outcome: CallOutcome::Completed,
-                status: 200,
-            },
-            5,
-        )
-        .expect("job");
-        assert_eq!(j.input["ring_ms"], 3_000);
-        assert_eq!(j.input["talk_ms"], 6_000);
-        assert_eq!(j.input["outcome"], "completed");
         assert!(job_for(&Event::Notice { text: "x".into() }, 5).is_none());
     }
 }

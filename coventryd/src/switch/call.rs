@@ -185,6 +185,10 @@ pub struct Call {
     pub delay: u8,
     /// Forward-on-no-answer target still to try.
     pub noanswer: Option<String>,
+    /// Where it went (for the record).
+    pub route: coventry_shared::record::Route,
+    /// The forwards it followed.
+    pub hops: Vec<coventry_shared::record::Hop>,
 }
 
 impl Call {
@@ -330,6 +334,11 @@ pub struct CallBook {
 impl CallBook {
     /// A new call number: from 1000 on, so a call number never reads as an
     /// extension number (`hangup 42` can only mean extension 42).
+    /// The next number handed out is `first` (or the first call number).
+    pub fn resume_at(&mut self, first: u32) {
+        self.next = first.saturating_sub(1);
+    }
+
     pub fn number(&mut self) -> u32 {
         self.next = self.next.wrapping_add(1).max(FIRST_CALL_NUMBER);
         self.next

@@ -16,6 +16,7 @@ use crate::sip::dest::Dest;
 use crate::sip::wire::parse_name_addr;
 use crate::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
+use coventry_shared::record::{CallRecord, Route};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry};
 
 /// Which leg.
@@ -244,7 +245,7 @@ impl Switch {
         if self.is_busy(a) {
             return super::command::result(self, id, ResultCode::Failed, format!("{a} is busy"));
         }
-        let no = self.calls.number();
+        let no = self.call_number();
         self.counters.calls += 1;
         let host = self.local_hostport();
         let tag = self.ids.next();
@@ -330,6 +331,26 @@ impl Switch {
         };
         let (id, reported) = (d.id, d.reported);
         d.reported = true;
+        let answer_ms = (d.answer_ms > 0).then_some(d.answer_ms);
+        let (ring_ms, talk_ms) = CallRecord::times(d.start_ms, answer_ms, now_ms);
+        self.out.records.push(CallRecord {
+            call: no,
+            outcome,
+            status,
+            caller: d.a.to_string(),
+            dialled: d.target.clone(),
+            answered_by: answer_ms.map(|_| match d.b {
+                0 => d.target.clone(),
+                b => b.to_string(),
+            }),
+            start_ms: d.start_ms,
+            answer_ms,
+            end_ms: now_ms,
+            ring_ms,
+            talk_ms,
+            route: Route::ClickToDial,
+            forwards: Vec::new(),
+        });
         let record = Event::CallRecord {
             call: no,
             from: d.a.to_string(),

@@ -9,6 +9,7 @@ use coventry_shared::config::{speed_code_clash, FeatureUse, RouteKind};
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
+use coventry_shared::record::{Hop, HopReason};
 
 /// Where a call goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Resolution {
         delay: u8,
         /// Forward-on-no-answer target of the primary.
         noanswer: Option<String>,
+        /// The forwards followed to get here.
+        hops: Vec<Hop>,
         /// Why, step by step (for `why` and the log).
         trail: Vec<String>,
     },
@@ -35,6 +38,8 @@ pub enum Resolution {
         kind: RouteKind,
         /// The number to call there.
         number: String,
+        /// The forwards followed to get here.
+        hops: Vec<Hop>,
         /// Why.
         trail: Vec<String>,
     },
@@ -103,6 +108,7 @@ impl Switch {
         from_upstream: bool,
     ) -> Resolution {
         let mut trail = Vec::new();
+        let mut hops = Vec::new();
         let mut number = dialled.to_string();
         if !from_upstream {
             if let Some(t) = self.speed_dial(&number) {
@@ -123,6 +129,7 @@ impl Switch {
                         return Resolution::Upstream {
                             kind: RouteKind::Emergency,
                             number,
+                            hops,
                             trail,
                         };
                     }
@@ -171,6 +178,11 @@ impl Switch {
                     };
                     if let Some(t) = follow(ForwardKind::Always, &s) {
                         trail.push(format!("{n} forwards every call to {t}"));
+                        hops.push(Hop {
+                            from: n,
+                            to: t.clone(),
+                            why: HopReason::Always,
+                        });
                         number = t;
                         continue;
                     }
@@ -184,6 +196,11 @@ impl Switch {
                     if let Some(why) = busy_reason {
                         if let Some(t) = follow(ForwardKind::Busy, &s) {
                             trail.push(format!("{n} {why}, and forwards on busy to {t}"));
+                            hops.push(Hop {
+                                from: n,
+                                to: t.clone(),
+                                why: HopReason::Busy,
+                            });
                             number = t;
                             continue;
                         }
@@ -205,6 +222,11 @@ impl Switch {
                             .or_else(|| follow(ForwardKind::Busy, &s))
                         {
                             trail.push(format!("{n} is not registered, so it forwards to {t}"));
+                            hops.push(Hop {
+                                from: n,
+                                to: t.clone(),
+                                why: HopReason::Unregistered,
+                            });
                             number = t;
                             continue;
                         }
@@ -252,6 +274,7 @@ impl Switch {
                         later,
                         delay,
                         noanswer,
+                        hops,
                         trail,
                     };
                 }
@@ -278,6 +301,7 @@ impl Switch {
                         later: Vec::new(),
                         delay: 0,
                         noanswer: None,
+                        hops,
                         trail,
                     };
                 }
@@ -315,6 +339,7 @@ impl Switch {
                     return Resolution::Upstream {
                         kind: RouteKind::Default,
                         number: s,
+                        hops,
                         trail,
                     };
                 }
@@ -462,6 +487,7 @@ impl Switch {
                 kind,
                 number,
                 trail,
+                ..
             } => {
                 let state = match self.route_status(kind) {
                     RouteStatus::Up(..) => "connected",

@@ -16,7 +16,9 @@ use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::wire::{parse_name_addr, parse_uri, parse_via};
 use crate::transaction::T2_MS;
+use coventry_shared::config::RouteKind;
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventry_shared::record::{CallRecord, Hop, HopReason, Route};
 use coventry_shared::stateblock::CallEntry;
 use std::net::{IpAddr, SocketAddr};
 
@@ -118,7 +120,7 @@ impl Switch {
                 return self.answer_feature(now_ms, req, f, r, caller, outcome);
             }
         }
-        let no = self.calls.number();
+        let no = self.call_number();
         self.counters.calls += 1;
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
@@ -168,6 +170,8 @@ impl Switch {
             later: Vec::new(),
             delay: 0,
             noanswer: None,
+            route: Route::Local,
+            hops: Vec::new(),
         };
         call.slot = self.calls.slots.take(no);
         call.invite = Some(Box::new(req.clone()));
@@ -177,9 +181,15 @@ impl Switch {
             Resolution::Upstream {
                 kind,
                 number,
+                hops,
                 trail,
             } => {
                 log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                call.hops = hops;
+                call.route = match kind {
+                    RouteKind::Emergency => Route::Emergency,
+                    _ => Route::Upstream,
+                };
                 self.calls.insert(call);
                 self.send_invite_response(now_ms, no, None, 100);
                 self.call_event(no);
@@ -211,9 +221,11 @@ impl Switch {
                 later,
                 delay,
                 noanswer,
+                hops,
                 trail,
             } => {
                 log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                call.hops = hops;
                 call.callee = primary;
                 call.later = later;
                 call.delay = delay;
@@ -407,6 +419,27 @@ impl Switch {
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
         }
+        let answer_ms = (call.answer_ms > 0).then_some(call.answer_ms);
+        let (ring_ms, talk_ms) = CallRecord::times(call.start_ms, answer_ms, now_ms);
+        let answered_by = answer_ms.map(|_| match call.callee {
+            0 => call.dialled.clone(),
+            e => e.to_string(),
+        });
+        self.out.records.push(CallRecord {
+            call: no,
+            outcome,
+            status,
+            caller: call.caller_label.clone(),
+            dialled: call.dialled.clone(),
+            answered_by,
+            start_ms: call.start_ms,
+            answer_ms,
+            end_ms: now_ms,
+            ring_ms,
+            talk_ms,
+            route: call.route,
+            forwards: std::mem::take(&mut call.hops),
+        });
         let record = Event::CallRecord {
             call: no,
             from: call.caller_label.clone(),
@@ -896,6 +929,11 @@ impl Switch {
                         "call {no}: no answer from {}, forwarding to {target}",
                         c.callee
                     );
+                    c.hops.push(Hop {
+                        from: c.callee,
+                        to: target.to_string(),
+                        why: HopReason::NoAnswer,
+                    });
                     c.callee = primary;
                     c.deadline_ms = now_ms + window;
                     c.noanswer = noanswer.filter(|t| t != target);
@@ -917,6 +955,12 @@ impl Switch {
                         "call {no}: no answer from {}, forwarding upstream to {number}",
                         c.callee
                     );
+                    c.hops.push(Hop {
+                        from: c.callee,
+                        to: target.to_string(),
+                        why: HopReason::NoAnswer,
+                    });
+                    c.route = Route::Upstream;
                     c.callee = 0;
                     c.deadline_ms = now_ms + window;
                     c.noanswer = None;

@@ -9,6 +9,8 @@ use super::Switch;
 use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::wire::parse_name_addr;
+use coventry_shared::event::CallOutcome;
+use coventry_shared::record::{CallRecord, Route};
 
 /// A feature-code call the switch answered itself, waiting for the ACK.
 #[derive(Debug, Clone)]
@@ -63,6 +65,32 @@ impl Switch {
             Err(e) => format!("not done: {e}"),
         };
         log::info!("feature code from {ext}: {text}");
+        let dialled = req
+            .uri
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_default();
+        let (call_outcome, status, answered_by) = match outcome {
+            Ok(_) => (CallOutcome::Completed, 200, Some("system".to_string())),
+            Err(_) => (CallOutcome::Failed, 403, None),
+        };
+        let call = self.call_number();
+        self.out.records.push(CallRecord {
+            call,
+            outcome: call_outcome,
+            status,
+            caller: ext.to_string(),
+            dialled,
+            answer_ms: answered_by.as_ref().map(|_| now_ms),
+            answered_by,
+            start_ms: now_ms,
+            end_ms: now_ms,
+            ring_ms: 0,
+            talk_ms: 0,
+            route: Route::Feature,
+            forwards: Vec::new(),
+        });
         match outcome {
             Ok(_) => {
                 let host = self.via_host(r.dest.ip());

@@ -66,6 +66,11 @@ pub struct Outbox {
     pub settings_changed: bool,
     /// `/msg NAME TEXT` for chat services (hooks).
     pub chats: Vec<system::Chat>,
+    /// Records of calls that ended, to append to the records file.
+    pub records: Vec<coventry_shared::record::CallRecord>,
+    /// Call numbers are used up to here: keep a higher first number for the
+    /// next start (see [`Switch::resume_call_numbers`]).
+    pub call_numbers_reserved: Option<u32>,
 }
 
 impl Outbox {
@@ -83,6 +88,8 @@ impl Outbox {
             && self.settings.is_empty()
             && !self.settings_changed
             && self.chats.is_empty()
+            && self.records.is_empty()
+            && self.call_numbers_reserved.is_none()
     }
 
     /// Append `other`'s work to this one.
@@ -99,6 +106,8 @@ impl Outbox {
         self.settings.extend(other.settings);
         self.settings_changed |= other.settings_changed;
         self.chats.extend(other.chats);
+        self.records.extend(other.records);
+        self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
     }
 }
 
@@ -131,6 +140,8 @@ pub struct Switch {
     instance: String,
     /// Secret behind the branches of requests relayed statelessly.
     relay_key: trust::RelayKey,
+    /// Call numbers below this are reserved on disk.
+    call_numbers_until: u32,
     jobs: Jobs,
     counters: Counters,
     /// Address written into Via and our URIs.
@@ -234,6 +245,7 @@ impl Switch {
             last_now: 0,
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
+            call_numbers_until: 0,
             jobs: Jobs::default(),
             counters: Counters::default(),
             local,
@@ -252,6 +264,25 @@ impl Switch {
         self.settings.retain_extensions(|e| cfg.is_configured(e));
         self.out.settings.extend(self.settings.extensions());
         self
+    }
+
+    /// Number calls from `first` on (the I/O shell keeps the first number of the
+    /// next start on disk, so a call number names one call for good).
+    pub fn resume_call_numbers(mut self, first: u32) -> Switch {
+        self.calls.resume_at(first);
+        self.call_numbers_until = first;
+        self
+    }
+
+    /// A new call number; when numbers run into what was reserved on disk, asks
+    /// the I/O shell to reserve the next block first.
+    fn call_number(&mut self) -> u32 {
+        let no = self.calls.number();
+        if no >= self.call_numbers_until || no < call::FIRST_CALL_NUMBER {
+            self.call_numbers_until = no.saturating_add(CALL_NUMBER_BLOCK);
+            self.out.call_numbers_reserved = Some(self.call_numbers_until);
+        }
+        no
     }
 
     /// The operator settings.
@@ -682,6 +713,10 @@ impl Switch {
         self.local.to_string()
     }
 }
+
+/// Call numbers reserved on disk at a time: after a crash at most this many go
+/// unused, and the disk is written once per this many calls.
+pub const CALL_NUMBER_BLOCK: u32 = 1000;
 
 /// Methods the switch accepts (for `Allow`).
 pub const ALLOW: &str =
