@@ -202,7 +202,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut records = Records::start(&state_dir, &config.records);
     let mut sw = Switch::new(config, local, registrar)
         .with_settings(settings)
-        .resume_call_numbers(records::first_call_number(&state_dir));
+        .resume_call_numbers(records::first_call_number(&state_dir))
+        .with_runstate(&persist::load_runstate(&state_dir));
     sw.on_tick(now_ms());
 
     let fifo_path = control_path(&runtime_dir);
@@ -219,11 +220,12 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         },
     )?;
     publisher.set_config(sw.config());
+    publisher.set_runstate(sw.runstate().0);
     for (ext, b) in sw.registrar().iter() {
         publisher.set_contacts(ext, b);
     }
     for ext in sw.settings().extensions().collect::<Vec<_>>() {
-        publisher.set_settings(ext, &sw.settings().get(ext));
+        publisher.set_settings(ext, &sw.ext_settings(ext));
     }
     publisher.event(
         start,
@@ -392,7 +394,7 @@ async fn flush(
         publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
     }
     for ext in &out.settings {
-        publisher.set_settings(*ext, &sw.settings().get(*ext));
+        publisher.set_settings(*ext, &sw.ext_settings(*ext));
     }
     if out.settings_changed {
         // Settings change rarely and must survive a kill -9: written before
@@ -406,6 +408,12 @@ async fn flush(
     }
     for (ext, (ringing, busy)) in &out.bits {
         publisher.set_call_bits(*ext, *ringing, *busy);
+    }
+    if let Some(name) = &out.runstate {
+        publisher.set_runstate(name);
+        if let Err(e) = persist::save_runstate(&persister.state_dir, name) {
+            log::error!("cannot keep the run state: {e}");
+        }
     }
     if let Some(n) = out.call_numbers_reserved {
         records.reserve_call_numbers(n);

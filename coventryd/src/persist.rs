@@ -5,6 +5,7 @@
 
 use crate::registrar::Registrar;
 use crate::settings::Settings;
+use coventry_shared::runstate::{valid_name, DEFAULT_RUNSTATE, RUNSTATE_FILE};
 use coventry_shared::runtime::SafeDir;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -45,6 +46,26 @@ pub fn encode_registrations(reg: &Registrar, now_ms: u64) -> Vec<u8> {
         registrar: reg.clone(),
     })
     .unwrap_or_default()
+}
+
+/// Keep `name` as the run state in force (see `shared::runstate`).
+pub fn save_runstate(state_dir: &Path, name: &str) -> io::Result<()> {
+    write_atomic(
+        &state_dir.join(RUNSTATE_FILE),
+        format!("{name}\n").as_bytes(),
+        0o640,
+    )
+}
+
+/// The run state kept in `state_dir` (by the daemon, or by `pbxctl runstate`
+/// while it was down); the default when there is none or it is unreadable.
+pub fn load_runstate(state_dir: &Path) -> String {
+    read_own(&state_dir.join(RUNSTATE_FILE))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| valid_name(s))
+        .unwrap_or_else(|| DEFAULT_RUNSTATE.to_string())
 }
 
 /// File holding the operator settings (forwards, DND, speed dials).

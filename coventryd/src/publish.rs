@@ -116,6 +116,11 @@ impl Publisher {
         self.writer.body_mut().counters = *c;
     }
 
+    /// Write the run state in force.
+    pub fn set_runstate(&mut self, name: &str) {
+        put_str(&mut self.writer.body_mut().site.runstate, name);
+    }
+
     /// Write the upstream connections (unused entries cleared).
     pub fn set_routes(&mut self, routes: &[RouteEntry]) {
         let mut body = self.writer.body_mut();

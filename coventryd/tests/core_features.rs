@@ -645,3 +645,37 @@ fn click_to_dial_calls_hang_up_like_any_call() {
         Some(CallOutcome::Cancelled)
     );
 }
+
+#[test]
+fn a_run_state_overlays_forwards_dnd_coverage_and_groups() {
+    let conf = format!("{CONF}[runstate night]\nforward.35 = 38\ndnd.36 = on\ngroup.100 = 37\n");
+    let mut lab = Lab::with_config(&conf);
+    for e in ["21", "35", "36", "37", "38"] {
+        lab.register(e, 6000 + e.parse::<u16>().unwrap_or(0));
+    }
+    let (_, r) = lab.command("#1 runstate");
+    assert_eq!(r, Some((ResultCode::Ok, "day".to_string())));
+    let (_, r) = lab.command("#2 runstate holiday");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::NotFound), "no such state");
+    let (_, r) = lab.command("#3 runstate night");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+    let sent = lab.call_from("21", "35", "rs1");
+    assert_eq!(
+        invites(&sent, 6038),
+        1,
+        "night: 35 forwards to 38: {sent:?}"
+    );
+    assert_eq!(invites(&sent, 6035), 0);
+    let (_, why) = lab.command("#4 why 35");
+    assert!(why.expect("why").1.starts_with("run state night in force"));
+    let sent = lab.call_from("21", "100", "rs2");
+    assert_eq!(invites(&sent, 6037), 1, "night: group 100 is 37 alone");
+    assert_eq!(invites(&sent, 6035) + invites(&sent, 6036), 0);
+    lab.command("hangup 21");
+    lab.command("hangup 21");
+    // Back to day: the configuration again.
+    let (_, r) = lab.command("#5 runstate day");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
+    let sent = lab.call_from("36", "35", "rs3");
+    assert_eq!(invites(&sent, 6035), 1, "day: 35 rings: {sent:?}");
+}

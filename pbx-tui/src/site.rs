@@ -186,6 +186,8 @@ pub struct Site {
     pub counters: Counters,
     /// The upstream connections (none when no upstream is configured).
     pub upstream: Vec<Upstream>,
+    /// The run state in force (`day` unless one was chosen).
+    pub runstate: String,
 }
 
 fn contact(c: &ContactEntry) -> Contact {
@@ -272,6 +274,10 @@ impl Site {
                     state: r.state(),
                 })
                 .collect(),
+            runstate: match clean(&get_str(&snap.body.site.runstate)) {
+                r if r.is_empty() => coventry_shared::runstate::DEFAULT_RUNSTATE.to_string(),
+                r => r,
+            },
         }
     }
 

@@ -282,6 +282,25 @@ pub enum CliCommand {
         ext: u16,
     },
 
+    /// Show the run state in force (day, night, holiday...: the [runstate NAME]
+    /// sections of coventry.conf), or put NAME in force.
+    ///
+    /// With the switch running it applies at once (every forward, do not disturb,
+    /// coverage and group the state names) and is kept for the next start. With the
+    /// switch down the choice is written to its state directory and applies when
+    /// it starts, so a crontab line works either way. `day` is always known: the
+    /// configuration as it is, without any state's changes.
+    Runstate {
+        /// The run state to put in force.
+        #[arg(value_name = "NAME")]
+        name: Option<String>,
+        /// The daemon's state directory (used while it is down) [default:
+        /// /var/lib/coventry for root, else $XDG_STATE_HOME/coventry or
+        /// ~/.local/state/coventry].
+        #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+
     /// List the call records the daemon keeps in its state directory, oldest first:
     /// call number, start, caller, number dialled, who answered, outcome, SIP status,
     /// ring and talk time, route (local, upstream, emergency, feature,

@@ -17,6 +17,7 @@ pub mod fifo;
 pub mod output;
 pub mod records;
 pub mod regs;
+pub mod runstate;
 pub mod status;
 pub mod wait;
 pub mod watch;
@@ -87,6 +88,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             g.timeout,
             coventry_shared::control::Command::Why { ext },
         ),
+        CliCommand::Runstate { name, state_dir } => {
+            let sdir = coventry_shared::runtime::state_dir(state_dir.as_deref());
+            runstate::run(&mut out, g.json, (&dir, &sdir), g.timeout, name)
+        }
         CliCommand::Records {
             ext,
             since,

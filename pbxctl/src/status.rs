@@ -179,6 +179,10 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
     let uptime_s = now.saturating_sub(h.start_ms) / 1000;
     let (registered, configured) = extension_counts(&snap);
     let counters = counter_list(&snap.body.counters);
+    let runstate = match get_str(&snap.body.site.runstate) {
+        r if r.is_empty() => coventry_shared::runstate::DEFAULT_RUNSTATE.to_string(),
+        r => r,
+    };
     let settings: Vec<ExtState> = exts::collect(&snap)
         .into_iter()
         .filter(ExtState::has_settings)
@@ -205,6 +209,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             "plan": h.plan.to_string(),
             "bound": h.bound,
             "realm": h.realm,
+            "runstate": runstate,
             "heartbeat_ms": h.heartbeat_ms,
             "heartbeat_age_ms": age_ms,
             "registered": registered,
@@ -239,6 +244,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             ("dial plan", h.plan.to_string()),
             ("bound", sanitize(&h.bound)),
             ("realm", sanitize(&h.realm)),
+            ("run state", sanitize(&runstate)),
             ("heartbeat", heartbeat),
             (
                 "extensions",

@@ -28,6 +28,7 @@
 
 use crate::control::ForwardKind;
 use crate::dialplan::{classify, Plan, Target};
+use crate::runstate::{valid_name as valid_runstate, RunState};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -504,6 +505,8 @@ pub struct Config {
     pub hooks: HooksConfig,
     /// `[records]`: the call records file.
     pub records: RecordsConfig,
+    /// `[runstate NAME]` sections.
+    pub runstates: BTreeMap<String, RunState>,
 }
 
 /// A configuration error with its place.
@@ -607,6 +610,7 @@ impl Config {
             upstream: UpstreamConfig::default(),
             hooks: HooksConfig::default(),
             records: RecordsConfig::default(),
+            runstates: BTreeMap::new(),
         }
     }
 
@@ -632,6 +636,8 @@ struct Parser<'f> {
     upstream: UpstreamConfig,
     hooks: HooksConfig,
     records: RecordsConfig,
+    /// `[runstate NAME]` sections with their first line, in order.
+    runstates: Vec<(usize, String, RunState)>,
     /// Line of `[upstream] emergency` / `emergency_local`, for errors found at the end.
     upstream_lines: BTreeMap<&'static str, usize>,
     /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
@@ -648,6 +654,7 @@ enum Section {
     Upstream,
     Hooks,
     Records,
+    RunState(usize),
     Line(usize),
 }
 
@@ -664,6 +671,7 @@ impl<'f> Parser<'f> {
             upstream: UpstreamConfig::default(),
             hooks: HooksConfig::default(),
             records: RecordsConfig::default(),
+            runstates: Vec::new(),
             upstream_lines: BTreeMap::new(),
             coverage_lines: Vec::new(),
         }
@@ -743,6 +751,10 @@ impl<'f> Parser<'f> {
                         Section::Records => self
                             .records_key(&k, val)
                             .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::RunState(i) => self.runstates[i]
+                            .2
+                            .set(&k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
                             if k == "coverage" || k == "delayed" {
                                 let n = self.lines[i].1.number;
@@ -768,6 +780,22 @@ impl<'f> Parser<'f> {
             "upstream" => Ok(Section::Upstream),
             "hooks" => Ok(Section::Hooks),
             "records" => Ok(Section::Records),
+            n if n.starts_with("runstate ") || n.starts_with("runstate\t") => {
+                let state = n["runstate".len()..].trim().to_string();
+                let key = Some(format!("[{name}]"));
+                if !valid_runstate(&state) {
+                    return Err(self.err(
+                        lineno,
+                        key,
+                        "a run state's name is 1 to 31 lower-case letters, digits, - or _",
+                    ));
+                }
+                if self.runstates.iter().any(|(_, s, _)| *s == state) {
+                    return Err(self.err(lineno, key, format!("run state {state} is defined twice")));
+                }
+                self.runstates.push((lineno, state, RunState::default()));
+                Ok(Section::RunState(self.runstates.len() - 1))
+            }
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -785,7 +813,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups, speed, features, upstream, hooks, records or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features, upstream, hooks, records, runstate NAME or an extension number)",
             )),
         }
     }
@@ -1131,6 +1159,45 @@ impl<'f> Parser<'f> {
                 ));
             }
         }
+        let mut runstates = BTreeMap::new();
+        for (lineno, name, state) in &self.runstates {
+            let key = Some(format!("[runstate {name}]"));
+            let unknown = state
+                .numbers()
+                .find(|n| !lines.contains_key(n))
+                .map(|n| format!("{n} is not a configured extension"))
+                .or_else(|| {
+                    state.groups.iter().find_map(|(g, members)| {
+                        if !groups.contains_key(g) {
+                            Some(format!("{g} is not a group of [groups]"))
+                        } else {
+                            members
+                                .iter()
+                                .find(|m| !lines.contains_key(m))
+                                .map(|m| format!("group {g}: member {m} has no [{m}] section"))
+                        }
+                    })
+                })
+                .or_else(|| {
+                    state.coverage.iter().find_map(|(n, list)| {
+                        list.iter()
+                            .find(|m| **m == *n || !lines.contains_key(m))
+                            .map(|m| {
+                                format!("coverage of {n}: {m} must be another configured extension")
+                            })
+                    })
+                })
+                .or_else(|| {
+                    state.forwards.iter().find_map(|((n, _), t)| {
+                        (t.as_deref() == Some(n.to_string().as_str()))
+                            .then(|| format!("{n} cannot forward to itself"))
+                    })
+                });
+            if let Some(why) = unknown {
+                return Err(self.err(*lineno, key, why));
+            }
+            runstates.insert(name.clone(), state.clone());
+        }
         Ok(Config {
             server: self.server,
             calls: self.calls,
@@ -1141,6 +1208,7 @@ impl<'f> Parser<'f> {
             upstream,
             hooks: self.hooks,
             records: self.records,
+            runstates,
         })
     }
 }

@@ -102,6 +102,11 @@ pub enum Command {
         /// Extension.
         ext: u16,
     },
+    /// `runstate [NAME]`: show the run state in force, or put NAME in force.
+    RunState {
+        /// The state to put in force (`None`: just say which is).
+        name: Option<String>,
+    },
     /// `speed CODE TARGET|off`: set or clear a speed dial.
     Speed {
         /// The short code (digits).
@@ -112,7 +117,7 @@ pub enum Command {
 }
 
 /// Which forward a `forward` command sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ForwardKind {
     /// Every call.
     Always,
@@ -206,12 +211,14 @@ pub const USAGE_DND: &str = "dnd EXT on|off [until=UNIX]";
 pub const USAGE_DIAL: &str = "dial EXT TARGET";
 /// Usage of `why`.
 pub const USAGE_WHY: &str = "why EXT";
+/// Usage of `runstate`.
+pub const USAGE_RUNSTATE: &str = "runstate [NAME] (NAME: lower-case letters, digits, - and _)";
 /// Usage of `speed`.
 pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
 
 /// Every verb, for completion and help.
 pub const VERBS: &[&str] = &[
-    "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why",
+    "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why", "runstate",
 ];
 
 impl Request {
@@ -346,6 +353,13 @@ impl Request {
                     _ => return Err(usage()),
                 }
             }
+            "runstate" => Command::RunState {
+                name: match args {
+                    "" => None,
+                    n if crate::runstate::valid_name(n) => Some(n.to_string()),
+                    _ => return Err(err(ParseError::Usage(USAGE_RUNSTATE))),
+                },
+            },
             "reload" => {
                 if !args.is_empty() {
                     return Err(err(ParseError::Usage(USAGE_RELEASE_RELOAD)));
@@ -405,6 +419,10 @@ impl fmt::Display for Command {
             }
             Command::Dial { ext, target } => write!(f, "dial {ext} {target}"),
             Command::Why { ext } => write!(f, "why {ext}"),
+            Command::RunState { name } => match name {
+                Some(n) => write!(f, "runstate {n}"),
+                None => f.write_str("runstate"),
+            },
             Command::Speed { code, target } => {
                 write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
             }

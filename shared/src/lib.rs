@@ -9,6 +9,7 @@ pub mod dialplan;
 pub mod event;
 pub mod manpage;
 pub mod record;
+pub mod runstate;
 pub mod runtime;
 pub mod stateblock;
 

@@ -468,7 +468,17 @@ impl SafeDir {
     /// A daemon's runtime directory as a reader (pbxctl, pbx-tui) may trust it
     /// ([`client_dir_problem`]).
     pub fn trusted(path: &Path) -> Result<SafeDir, TrustError> {
-        let dir = open_dir(path, true)?;
+        SafeDir::trusted_with(path, true)
+    }
+
+    /// A daemon's directory as [`SafeDir::trusted`], opened so that a client may
+    /// also create files in it (`pbxctl runstate` while the daemon is down).
+    pub fn trusted_for_writing(path: &Path) -> Result<SafeDir, TrustError> {
+        SafeDir::trusted_with(path, false)
+    }
+
+    fn trusted_with(path: &Path, reader: bool) -> Result<SafeDir, TrustError> {
+        let dir = open_dir(path, reader)?;
         let meta = dir
             .metadata()
             .map_err(|e| TrustError::Io(path.to_path_buf(), e))?;
@@ -483,8 +493,9 @@ impl SafeDir {
             return Err(TrustError::Untrusted(
                 path.to_path_buf(),
                 format!(
-                    "refusing it as coventryd's runtime directory: {why}. Name the \
-                     daemon's runtime directory with --runtime-dir or COVENTRY_RUNTIME_DIR"
+                    "refusing it as coventryd's directory: {why}. Name the daemon's \
+                     directory with its option (--runtime-dir or COVENTRY_RUNTIME_DIR; \
+                     --state-dir or COVENTRY_STATE_DIR)"
                 ),
             ));
         }

@@ -36,7 +36,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
 /// Layout version; readers refuse any other.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// Contacts kept per extension.
 pub const MAX_CONTACTS: usize = 4;
 /// Calls in the call table.
@@ -335,6 +335,18 @@ pub struct Body {
     pub counters: Counters,
     /// Upstream connections, in `[upstream]` order.
     pub routes: [RouteEntry; MAX_ROUTES],
+    /// What holds for the whole switch.
+    pub site: SiteEntry,
+}
+
+/// What holds for the whole switch (not one extension, call or route).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SiteEntry {
+    /// The run state in force (`day`, `night`...), NUL-padded.
+    pub runstate: [u8; 32],
+    /// Reserved, zero.
+    pub reserved: [u8; 224],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -1132,8 +1144,13 @@ mod tests {
         assert_eq!(offset_of!(RouteEntry, since_ms), 104);
         assert_eq!(offset_of!(Body, routes), 600 * 1160 + 400 + 128 * 144 + 256);
         assert_eq!(
-            size_of::<Body>(),
+            offset_of!(Body, site),
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224
+        );
+        assert_eq!(size_of::<SiteEntry>(), 256);
+        assert_eq!(
+            size_of::<Body>(),
+            600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 256
         );
         assert_eq!(RING_OFFSET % 8, 0);
         assert_eq!(TOTAL_SIZE, 512 + size_of::<Body>() + 1024 * 768);

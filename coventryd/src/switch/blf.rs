@@ -203,7 +203,7 @@ impl Switch {
             out.push((c.no.to_string(), state, direction, peer));
         }
         out.extend(self.dial_dialogs_of(ext));
-        if self.settings.get(ext).dnd {
+        if self.ext_settings(ext).dnd {
             out.push(("dnd".into(), "confirmed", "recipient", "dnd".into()));
         }
         out
@@ -318,8 +318,8 @@ impl Switch {
             ),
             ("ringing", bit(&ringing)),
             ("busy", bit(&busy)),
-            ("dnd", bit(&|e| self.settings.get(e).dnd)),
-            ("forwarded", bit(&|e| self.settings.get(e).forwarded())),
+            ("dnd", bit(&|e| self.ext_settings(e).dnd)),
+            ("forwarded", bit(&|e| self.ext_settings(e).forwarded())),
         ]
     }
 

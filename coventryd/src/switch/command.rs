@@ -88,6 +88,10 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             result(sw, id, code, text)
         }
         Command::Dial { ext, target } => sw.dial(now_ms, id, ext, &target),
+        Command::RunState { name } => match sw.set_runstate(name.as_deref()) {
+            Ok(t) => result(sw, id, ResultCode::Ok, t),
+            Err(e) => result(sw, id, ResultCode::NotFound, e),
+        },
     }
 }
 

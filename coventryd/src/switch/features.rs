@@ -4,12 +4,13 @@
 
 use super::upstream::RouteStatus;
 use super::Switch;
-use crate::settings::{ExtSettings, MAX_HOPS};
+use crate::settings::{ExtSettings, Forward, MAX_HOPS};
 use coventry_shared::config::{speed_code_clash, FeatureUse, RouteKind};
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
 use coventry_shared::record::{Hop, HopReason};
+use coventry_shared::runstate::{RunState, DEFAULT_RUNSTATE};
 
 /// Where a call goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +77,97 @@ impl Switch {
         !waiting && self.in_call(n)
     }
 
+    /// The run state in force and what it changes (none for a state without a
+    /// section, such as the default `day`).
+    pub fn runstate(&self) -> (&str, Option<&RunState>) {
+        (&self.runstate, self.config.runstates.get(&self.runstate))
+    }
+
+    /// The settings of `n` in force: the operator's, with what the run state in
+    /// force says for `n` on top.
+    pub fn ext_settings(&self, n: u16) -> ExtSettings {
+        let mut s = self.settings.get(n);
+        let Some(state) = self.runstate().1 else {
+            return s;
+        };
+        for ((e, kind), target) in &state.forwards {
+            if *e != n {
+                continue;
+            }
+            let f = target.as_ref().map(|t| Forward {
+                target: t.clone(),
+                until_ms: None,
+            });
+            match kind {
+                ForwardKind::Always => s.always = f,
+                ForwardKind::Busy => s.busy = f,
+                ForwardKind::NoAnswer => s.noanswer = f,
+            }
+        }
+        if let Some(on) = state.dnd.get(&n) {
+            s.dnd = *on;
+            s.dnd_until_ms = None;
+        }
+        s
+    }
+
+    /// The coverage of `n` in force (the run state's, else the configuration's).
+    pub(super) fn coverage_of(&self, n: u16) -> Vec<u16> {
+        self.runstate()
+            .1
+            .and_then(|s| s.coverage.get(&n).cloned())
+            .or_else(|| self.config.lines.get(&n).map(|l| l.coverage.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The members of group `g` in force (the run state's, else the
+    /// configuration's).
+    pub(super) fn members_of(&self, g: u16) -> Vec<u16> {
+        self.runstate()
+            .1
+            .and_then(|s| s.groups.get(&g).cloned())
+            .or_else(|| self.config.groups.get(&g).cloned())
+            .unwrap_or_default()
+    }
+
+    /// `runstate [NAME]`: say which run state is in force, or put NAME in force
+    /// (a name with a `[runstate NAME]` section, or the default `day`).
+    pub(super) fn set_runstate(&mut self, name: Option<&str>) -> Result<String, String> {
+        let Some(name) = name else {
+            return Ok(self.runstate.clone());
+        };
+        if name != DEFAULT_RUNSTATE && !self.config.runstates.contains_key(name) {
+            let known: Vec<&str> = std::iter::once(DEFAULT_RUNSTATE)
+                .chain(self.config.runstates.keys().map(String::as_str))
+                .collect();
+            return Err(format!("no run state {name} (known: {})", known.join(", ")));
+        }
+        let before: Vec<u16> = self.runstate_numbers();
+        self.runstate = name.to_string();
+        let mut touched = before;
+        touched.extend(self.runstate_numbers());
+        self.out.settings.extend(touched);
+        self.out.runstate = Some(self.runstate.clone());
+        let text = format!("run state {name}");
+        log::info!("{text}");
+        self.out.events.push(Event::Notice { text: text.clone() });
+        Ok(text)
+    }
+
+    /// The extensions the run state in force changes.
+    fn runstate_numbers(&self) -> Vec<u16> {
+        self.runstate()
+            .1
+            .map(|s| s.numbers().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether extension `e` may ring for a call from `caller` as a group member
     /// or coverage: another extension, registered, not on do not disturb, not busy.
     fn is_free(&self, e: u16, caller: u16) -> bool {
         e != caller
             && !self.registrar.contacts(e).is_empty()
-            && !self.settings.get(e).dnd
+            && !self.ext_settings(e).dnd
             && !self.is_busy(e)
     }
 
@@ -171,7 +257,7 @@ impl Switch {
                 &number,
             ) {
                 Target::Extension(n) => {
-                    let s = self.settings.get(n);
+                    let s = self.ext_settings(n);
                     let registered = !self.registrar.contacts(n).is_empty();
                     let follow = |kind: ForwardKind, s: &ExtSettings| {
                         s.forward(kind).map(|f| f.target.clone())
@@ -241,7 +327,7 @@ impl Switch {
                     let line = self.config.lines.get(&n);
                     let free = |e: &u16| self.is_free(*e, caller);
                     let mut now = vec![n];
-                    let coverage: Vec<u16> = line.map(|l| l.coverage.clone()).unwrap_or_default();
+                    let coverage = self.coverage_of(n);
                     now.extend(coverage.iter().copied().filter(free));
                     let later: Vec<u16> = line
                         .map(|l| {
@@ -279,7 +365,7 @@ impl Switch {
                     };
                 }
                 Target::Group(g) => {
-                    let members = self.config.groups.get(&g).cloned().unwrap_or_default();
+                    let members = self.members_of(g);
                     let ringing: Vec<u16> = members
                         .iter()
                         .copied()
@@ -502,6 +588,10 @@ impl Switch {
                 )
             }
         };
+        let mut trail = trail;
+        if let (name, Some(_)) = self.runstate() {
+            trail.insert(0, format!("run state {name} in force"));
+        }
         (ResultCode::Ok, format!("{}. {end}", trail.join("; ")))
     }
 

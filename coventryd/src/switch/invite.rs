@@ -853,7 +853,7 @@ impl Switch {
                     .into_iter()
                     .filter(|e| {
                         !self.registrar.contacts(*e).is_empty()
-                            && !self.settings.get(*e).dnd
+                            && !self.ext_settings(*e).dnd
                             && !self.is_busy(*e)
                     })
                     .collect();

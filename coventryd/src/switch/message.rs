@@ -134,7 +134,7 @@ impl Switch {
             }
             Target::Extension(n) => (vec![n], vec![], true),
             Target::Group(g) => {
-                let members = self.config.groups.get(&g).cloned().unwrap_or_default();
+                let members = self.members_of(g);
                 let (on, off): (Vec<u16>, Vec<u16>) = members
                     .into_iter()
                     .filter(|m| *m != from_ext)

@@ -71,6 +71,8 @@ pub struct Outbox {
     /// Call numbers are used up to here: keep a higher first number for the
     /// next start (see [`Switch::resume_call_numbers`]).
     pub call_numbers_reserved: Option<u32>,
+    /// The run state in force changed to this: keep it, publish it.
+    pub runstate: Option<String>,
 }
 
 impl Outbox {
@@ -90,6 +92,7 @@ impl Outbox {
             && self.chats.is_empty()
             && self.records.is_empty()
             && self.call_numbers_reserved.is_none()
+            && self.runstate.is_none()
     }
 
     /// Append `other`'s work to this one.
@@ -108,6 +111,7 @@ impl Outbox {
         self.chats.extend(other.chats);
         self.records.extend(other.records);
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
+        self.runstate = other.runstate.or(self.runstate.take());
     }
 }
 
@@ -142,6 +146,8 @@ pub struct Switch {
     relay_key: trust::RelayKey,
     /// Call numbers below this are reserved on disk.
     call_numbers_until: u32,
+    /// The run state in force.
+    runstate: String,
     jobs: Jobs,
     counters: Counters,
     /// Address written into Via and our URIs.
@@ -246,6 +252,7 @@ impl Switch {
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
             call_numbers_until: 0,
+            runstate: coventry_shared::runstate::DEFAULT_RUNSTATE.to_string(),
             jobs: Jobs::default(),
             counters: Counters::default(),
             local,
@@ -263,6 +270,30 @@ impl Switch {
         let cfg = &self.config;
         self.settings.retain_extensions(|e| cfg.is_configured(e));
         self.out.settings.extend(self.settings.extensions());
+        self
+    }
+
+    /// Start in run state `name` (kept on disk); an unknown one is logged and the
+    /// default is used.
+    pub fn with_runstate(mut self, name: &str) -> Switch {
+        if name == coventry_shared::runstate::DEFAULT_RUNSTATE
+            || self.config.runstates.contains_key(name)
+        {
+            self.runstate = name.to_string();
+        } else {
+            log::warn!(
+                "run state {name:?} is not in the configuration: starting in {}",
+                self.runstate
+            );
+            self.out.runstate = Some(self.runstate.clone());
+        }
+        self.out.settings.extend(
+            self.config
+                .runstates
+                .get(&self.runstate)
+                .map(|s| s.numbers().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
         self
     }
 
@@ -345,6 +376,14 @@ impl Switch {
         }
         // Bindings beyond a lowered `lines` limit stay until they expire or refresh.
         self.apply_changes(dropped);
+        if self.runstate != coventry_shared::runstate::DEFAULT_RUNSTATE
+            && !self.config.runstates.contains_key(&self.runstate)
+        {
+            log::warn!("run state {} left the configuration", self.runstate);
+            let _ = self.set_runstate(Some(coventry_shared::runstate::DEFAULT_RUNSTATE));
+        }
+        // What a run state changes may have changed with the file.
+        self.out.settings.extend(self.config.lines.keys().copied());
         Ok(format!(
             "reloaded: {} extensions, {} groups{listen_note}",
             self.config.lines.len(),

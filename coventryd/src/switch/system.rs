@@ -114,7 +114,7 @@ impl Switch {
 
     /// `/status` for `ext`.
     fn status_text(&self, ext: u16) -> String {
-        let s = self.settings.get(ext);
+        let s = self.ext_settings(ext);
         let contacts = self.registrar.contacts(ext).len();
         let mut parts = vec![format!("{ext}: {contacts} contact(s)")];
         for kind in [

@@ -63,6 +63,10 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
             spans.push(sep());
             spans.push(Span::raw(part));
         }
+        if site.runstate != coventry_shared::runstate::DEFAULT_RUNSTATE {
+            spans.push(sep());
+            spans.push(Span::styled(site.runstate.clone(), theme.title()));
+        }
         if !site.upstream.is_empty() {
             spans.push(sep());
             spans.push(
