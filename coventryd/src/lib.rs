@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod fifo;
 pub mod headers;
+pub mod logfmt;
 pub mod persist;
 pub mod publish;
 pub mod registrar;

@@ -27,6 +27,8 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         commands_ok,
         commands_failed,
         calls,
+        digests_checked,
+        auth_refused,
         reserved: _,
     } = *c;
     vec![
@@ -42,6 +44,8 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("commands_ok", commands_ok),
         ("commands_failed", commands_failed),
         ("calls", calls),
+        ("digests_checked", digests_checked),
+        ("auth_refused", auth_refused),
     ]
 }
 

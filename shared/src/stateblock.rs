@@ -246,8 +246,13 @@ pub struct Counters {
     pub commands_failed: u64,
     /// Calls started (calls issue).
     pub calls: u64,
+    /// Digest responses compared with a computed digest (the guessing work done).
+    pub digests_checked: u64,
+    /// Requests refused unchecked because their source or user name has to wait
+    /// after failed authentications (`[security]`).
+    pub auth_refused: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 20],
+    pub reserved: [u64; 18],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).
