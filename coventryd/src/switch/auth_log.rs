@@ -139,6 +139,25 @@ impl AuthLog {
     }
 }
 
+impl AuthLog {
+    /// Every summary still open, whether its window has ended or not (at stop, so
+    /// no count is lost).
+    pub fn take_all(&mut self) -> Vec<Summary> {
+        let mut out = std::mem::take(&mut self.ready);
+        self.windows.retain(|source, w| {
+            if w.suppressed > 0 {
+                out.push(Summary {
+                    source: *source,
+                    count: w.suppressed,
+                });
+            }
+            false
+        });
+        self.next_due_ms = None;
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +189,18 @@ mod tests {
         );
         assert!(log.take_summaries(1_000_000 + 2 * WINDOW_MS).is_empty());
         // A new minute: lines again.
-        assert!(log.note(1_000_000 + 2 * WINDOW_MS, src).write);
+        let later = 1_000_000 + 2 * WINDOW_MS;
+        let writes: Vec<bool> = (0..4).map(|_| log.note(later, src).write).collect();
+        assert_eq!(writes, [true, true, true, false]);
+        // At stop, what is open is reported at once.
+        assert_eq!(
+            log.take_all(),
+            vec![Summary {
+                source: src,
+                count: 1
+            }]
+        );
+        assert!(log.take_all().is_empty());
     }
 
     #[test]

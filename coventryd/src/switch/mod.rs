@@ -22,6 +22,7 @@ pub mod upstream;
 
 use crate::fifo::Line;
 use crate::headers::Fields;
+use crate::logfmt::quoted;
 use crate::registrar::{Change, Registrar};
 use crate::settings::Settings;
 use crate::sip::dest::Dest;
@@ -333,7 +334,7 @@ impl Switch {
                     WireError::TooLarge { .. } => self.counters.too_large += 1,
                     _ => self.counters.malformed += 1,
                 }
-                log::debug!("dropped datagram from {src}: {e}");
+                log::debug!("dropped datagram from {src}: {}", quoted(&e.to_string()));
                 if let Some(mut ctx) = e.reply_context().cloned() {
                     ctx.apply_received_rport(src);
                     let dest = ctx
@@ -532,6 +533,13 @@ impl Switch {
         })
     }
 
+    /// The daemon is stopping: write what is still pending in the log (the
+    /// counts of failure lines left out), so nothing is lost.
+    pub fn on_stop(&mut self) {
+        let summaries = self.auth_log.take_all();
+        register::log_summaries(&summaries);
+    }
+
     /// Handle a control line.
     pub fn on_control(&mut self, now_ms: u64, line: Line) {
         self.last_now = now_ms;
@@ -577,7 +585,7 @@ impl Switch {
                     uri,
                     user_agent,
                 } => {
-                    log::info!("{ext} registered {uri}");
+                    log::info!("{ext} registered {}", quoted(&uri));
                     self.out.dirty.insert(ext);
                     self.out.persist_now = true;
                     self.out.events.push(Event::Registered {
@@ -591,7 +599,7 @@ impl Switch {
                     self.out.persist_later = true;
                 }
                 Change::Removed { ext, uri, why } => {
-                    log::info!("{ext} {} {uri}", why.name());
+                    log::info!("{ext} {} {}", why.name(), quoted(&uri));
                     self.out.dirty.insert(ext);
                     self.out.persist_now = true;
                     self.out.events.push(Event::Unregistered {

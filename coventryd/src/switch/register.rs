@@ -1,5 +1,6 @@
 //! REGISTER: digest authentication, then bindings (RFC 3261 §10.3).
 
+use super::auth_log;
 use super::guard::Admission;
 use super::reply::Replier;
 use super::{to_system_time, Switch};
@@ -217,14 +218,8 @@ impl Switch {
     /// Clock work of authentication: summaries of the failure lines left out, and
     /// forgetting old failures now and then.
     pub(super) fn auth_tick(&mut self, now_ms: u64) {
-        for s in self.auth_log.take_summaries(now_ms) {
-            log::warn!(
-                "auth failed: source={} suppressed={} (more failed authentications from this \
-                 address within a minute)",
-                s.source,
-                s.count
-            );
-        }
+        let summaries = self.auth_log.take_summaries(now_ms);
+        log_summaries(&summaries);
         if now_ms.saturating_sub(self.guard_expired_ms) >= GUARD_EXPIRY_INTERVAL_MS {
             self.guard_expired_ms = now_ms;
             self.guard.expire(now_ms);
@@ -362,6 +357,18 @@ impl Switch {
         self.answer(now_ms, r, 200, None, &extra);
     }
 }
+/// One line per address whose failure lines were left out, with their count.
+pub(super) fn log_summaries(summaries: &[auth_log::Summary]) {
+    for s in summaries {
+        log::warn!(
+            "auth failed: source={} suppressed={} (more failed authentications from this \
+             address within a minute)",
+            s.source,
+            s.count
+        );
+    }
+}
+
 /// The User-Agent of `req` (empty without one), for failure lines.
 fn user_agent(req: &rsip::Request) -> &str {
     use rsip::prelude::UntypedHeader;
