@@ -911,6 +911,14 @@ impl<'f> Parser<'f> {
                 "max_backoff is smaller than backoff",
             ));
         }
+        if sec.forget_after < sec.max_backoff {
+            return Err(self.err(
+                0,
+                Some("[security] forget_after".into()),
+                "forget_after is smaller than max_backoff (failures would be forgotten \
+                 before the longest wait is over)",
+            ));
+        }
         let mut lines = BTreeMap::new();
         for (lineno, l) in &self.lines {
             let key = Some(format!("[{}]", l.number));
@@ -1270,6 +1278,8 @@ mod tests {
         let e = parse("[security]\nbackoff = 60\nmax_backoff = 30\n[21]\nsecret = a\n")
             .expect_err("order");
         assert_eq!(e.key.as_deref(), Some("[security] max_backoff"));
+        let e = parse("[security]\nmax_backoff = 7200\n[21]\nsecret = a\n").expect_err("forget");
+        assert_eq!(e.key.as_deref(), Some("[security] forget_after"));
         let e = parse("[security]\nlockout = 1\n").expect_err("unknown");
         assert!(e.to_string().contains("unknown key"));
     }
