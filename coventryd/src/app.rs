@@ -352,6 +352,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         }
     }
 
+    sw.on_stop();
     log::info!("stopping");
     publisher.event(
         now_ms(),

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod fifo;
 pub mod headers;
 pub mod hooks;
+pub mod logfmt;
 pub mod persist;
 pub mod publish;
 pub mod records;

@@ -1,34 +1,79 @@
-//! Challenges offer only algorithms the claimed extension can answer.
+//! Challenges tell nothing about the claimed user: every claim (an extension with a
+//! secret, one with stored hashes only, one that does not exist, a name outside the
+//! plan) gets the same header set, the switch's one offer, for 401 and 407 alike.
 
 use coventry_shared::config::Config;
 use coventryd::registrar::Registrar;
 use coventryd::switch::Switch;
 use std::path::Path;
 
-fn challenge_for(user: &str) -> String {
-    let conf = "[server]\nrealm = test\nalgorithm = sha256, md5\n\
-                [21]\nsecret = pw21\n\
-                [22]\nmd5 = 0123456789abcdef0123456789abcdef\n\
-                [23]\nsha256 = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
-    let config = Config::parse(Path::new("t.conf"), conf).expect("config");
-    let mut sw = Switch::new(
+const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const MD5: &str = "0123456789abcdef0123456789abcdef";
+
+fn switch(server: &str) -> Switch {
+    let conf = format!(
+        "[server]\nrealm = test\n{server}\n\
+         [21]\nsecret = pw21\n\
+         [22]\nmd5 = {MD5}\nsha256 = {SHA}\n"
+    );
+    let config = Config::parse(Path::new("t.conf"), &conf).expect("config");
+    Switch::new(
         config,
         "127.0.0.1:5060".parse().expect("addr"),
         Registrar::new(),
-    );
+    )
+}
+
+/// The first response to an unauthenticated `method` claiming `user`.
+fn challenge(sw: &mut Switch, method: &str, user: &str) -> String {
+    let (to, ruri) = if method == "REGISTER" {
+        (user.to_string(), "sip:127.0.0.1".to_string())
+    } else {
+        ("21".to_string(), "sip:21@127.0.0.1".to_string())
+    };
+    let id: String = format!("{method}{user}")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     let req = format!(
-        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK{user}\r\n\
-         From: <sip:{user}@test>;tag=1\r\nTo: <sip:{user}@test>\r\nCall-ID: c{user}\r\n\
-         CSeq: 1 REGISTER\r\nContact: <sip:{user}@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n"
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK{id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@test>;tag=1\r\nTo: <sip:{to}@test>\r\n\
+         Call-ID: c{id}\r\nCSeq: 1 {method}\r\nContact: <sip:{user}@127.0.0.1:6000>\r\n\
+         Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
     );
     sw.on_datagram(0, "127.0.0.1:6000".parse().expect("addr"), req.as_bytes());
     let out = sw.take_out();
-    String::from_utf8(out.sends[0].1.clone()).expect("utf8")
+    let Some((_, bytes)) = out.sends.first() else {
+        panic!("no answer to {req}");
+    };
+    String::from_utf8(bytes.clone()).expect("utf8")
 }
 
-fn algorithms(resp: &str) -> Vec<&str> {
+/// The challenge headers with their nonces blanked: the shape of the challenge.
+fn shape(resp: &str) -> Vec<String> {
+    let status = resp.lines().next().unwrap_or("").to_string();
+    let mut v = vec![status];
+    v.extend(
+        resp.lines()
+            .filter(|l| l.starts_with("WWW-Authenticate:") || l.starts_with("Proxy-Authenticate:"))
+            .map(|l| {
+                let mut out = String::new();
+                let mut rest = l;
+                while let Some(i) = rest.find("nonce=\"") {
+                    out.push_str(&rest[..i + 7]);
+                    rest = &rest[i + 7..];
+                    rest = &rest[rest.find('"').unwrap_or(0)..];
+                }
+                out.push_str(rest);
+                out
+            }),
+    );
+    v
+}
+
+fn algorithms(resp: &str) -> Vec<&'static str> {
     resp.lines()
-        .filter(|l| l.starts_with("WWW-Authenticate:"))
+        .filter(|l| l.starts_with("WWW-Authenticate:") || l.starts_with("Proxy-Authenticate:"))
         .map(|l| {
             if l.contains("algorithm=MD5") {
                 "MD5"
@@ -40,20 +85,42 @@ fn algorithms(resp: &str) -> Vec<&str> {
 }
 
 #[test]
-fn secret_lines_get_every_algorithm_sha256_first() {
-    let r = challenge_for("21");
-    assert!(r.starts_with("SIP/2.0 401"), "{r}");
-    assert_eq!(algorithms(&r), vec!["SHA-256", "MD5"]);
+fn every_claimed_user_gets_the_same_challenge() {
+    let mut sw = switch("");
+    for method in ["REGISTER", "INVITE", "MESSAGE"] {
+        let reference = challenge(&mut sw, method, "21");
+        let code = if method == "REGISTER" { "401" } else { "407" };
+        assert!(
+            reference.starts_with(&format!("SIP/2.0 {code}")),
+            "{reference}"
+        );
+        assert_eq!(algorithms(&reference), vec!["SHA-256", "MD5"]);
+        // 22: hashes only; 24: in the plan, not configured; the rest: not extensions.
+        for user in ["22", "24", "99", "5000", "admin", "x source=6.6.6.6:1"] {
+            let r = challenge(&mut sw, method, user);
+            assert_eq!(
+                shape(&r),
+                shape(&reference),
+                "{method} claiming {user}:\n{r}"
+            );
+        }
+    }
 }
 
 #[test]
-fn hash_only_lines_get_their_algorithm_only() {
-    assert_eq!(algorithms(&challenge_for("22")), vec!["MD5"]);
-    assert_eq!(algorithms(&challenge_for("23")), vec!["SHA-256"]);
-}
-
-#[test]
-fn unknown_users_are_challenged_like_everyone_else() {
-    // No hint that 24 does not exist: the same challenge as a real line.
-    assert_eq!(algorithms(&challenge_for("24")), vec!["SHA-256", "MD5"]);
+fn the_offer_follows_the_configuration_for_everyone() {
+    let mut sw = switch("algorithm = md5");
+    for user in ["21", "22", "24"] {
+        assert_eq!(
+            algorithms(&challenge(&mut sw, "REGISTER", user)),
+            vec!["MD5"]
+        );
+    }
+    let mut sw = switch("algorithm = sha256");
+    for user in ["21", "22", "24"] {
+        assert_eq!(
+            algorithms(&challenge(&mut sw, "REGISTER", user)),
+            vec!["SHA-256"]
+        );
+    }
 }

@@ -359,7 +359,7 @@ fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
     );
     let challenge = header(&first[0].1, "Proxy-Authenticate").expect("challenge");
     let uri = format!("sip:35@{SWITCH};transport=tcp");
-    let with = |password: &str, n: u32| {
+    let with_challenge = |challenge: &str, password: &str, n: u32| {
         let value = coventryd::sip::digest::answer_challenge(
             challenge, "INVITE", &uri, "upstream", password, "cafe", n,
         )
@@ -370,9 +370,14 @@ fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
             1,
         )
     };
-    let wrong = lab.feed_tcp(kam(40004), &with("guess", 1));
+    let wrong = lab.feed_tcp(kam(40004), &with_challenge(challenge, "guess", 1));
     assert_eq!(status(&wrong[0].1), 403, "{wrong:?}");
-    let right = lab.feed_tcp(kam(40004), &with("trunk-pw", 2));
+    // That nonce is dead after the wrong answer: even the right one gets a fresh
+    // challenge, which then works.
+    let again = lab.feed_tcp(kam(40004), &with_challenge(challenge, "trunk-pw", 2));
+    assert_eq!(status(&again[0].1), 407, "{again:?}");
+    let fresh = header(&again[0].1, "Proxy-Authenticate").expect("fresh challenge");
+    let right = lab.feed_tcp(kam(40004), &with_challenge(fresh, "trunk-pw", 3));
     let inv = to(&right, 6035);
     assert_eq!(inv.len(), 1, "{right:?}");
     assert!(inv[0].starts_with("INVITE sip:35@127.0.0.1:6035"));

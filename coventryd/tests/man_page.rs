@@ -131,6 +131,41 @@ of its standard error are logged. A hook that is missing is not run; one that is
 not executable, or that someone but the daemon's user or root owns or may write
 (or whose directory they may), is skipped with one log line. Hooks still running
 when the switch stops are killed.
+.SH LOGGING
+coventryd logs to standard error, one line per event, with its level in brackets
+(\fB[WARN ]\fR); under systemd the journal stamps the lines. The level is chosen with
+\fBCOVENTRY_LOG\fR (default \fBinfo\fR). Every field taken from a request (user
+names, methods, user agents, contact URIs) is written in double quotes, with
+\fB"\fR and \fB\e\fR escaped, control characters and anything outside printable
+ASCII written as escapes, and long values cut: only text outside quotes is the
+switch's own. Addresses are those the request came from, as the switch saw them.
+.PP
+A failed authentication (wrong password, unknown user, a nonce that already failed,
+credentials of another extension) or a request refused while its address waits
+after such failures (see \fB[security]\fR in
+.BR coventry.conf (5))
+gives one line that starts with the source address:
+.PP
+.EX
+[WARN ] auth failed: source=203.0.113.9:5060 user="21" method="REGISTER" reason="wrong response" ua="friendly\-scanner"
+[WARN ] auth failed: source=203.0.113.9:5060 user="21" method="REGISTER" reason="waiting after failed authentications" retry_after=40 ua="friendly\-scanner"
+[WARN ] auth failed: source=203.0.113.9 suppressed=995 (more failed authentications from this address within a minute)
+.EE
+.PP
+At most \fB[security] log_failures\fR such lines (default 10) are written per
+address and minute; the rest are counted, and one summary line per address says how
+many were left out, when the minute ends or when the daemon stops. Each written line
+also puts an \fBAuthFailed\fR event in the event ring. The counters
+\fBauth_failures\fR, \fBauth_refused\fR and \fBdigests_checked\fR
+.RB ( "pbxctl status" )
+count them all.
+.PP
+For fail2ban, the repository ships a filter and a jail in \fIcontrib/fail2ban/\fR:
+copy \fIfilter.d/coventry.conf\fR to \fI/etc/fail2ban/filter.d/\fR and
+\fIjail.d/coventry.conf\fR to \fI/etc/fail2ban/jail.d/\fR. The filter matches
+the address after \fBsource=\fR at the start of these lines only, so text a caller
+puts in its request cannot make it ban another address. Check it against a log with
+\fBfail2ban\-regex /var/log/syslog /etc/fail2ban/filter.d/coventry.conf\fR.
 .SH FILES
 .TP
 .I /etc/coventry.conf

@@ -28,6 +28,8 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         commands_failed,
         calls,
         refused,
+        digests_checked,
+        auth_refused,
         reserved: _,
     } = *c;
     vec![
@@ -44,6 +46,8 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("commands_failed", commands_failed),
         ("calls", calls),
         ("refused", refused),
+        ("digests_checked", digests_checked),
+        ("auth_refused", auth_refused),
     ]
 }
 

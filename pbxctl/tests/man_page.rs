@@ -151,7 +151,9 @@ Errors still go to standard error as text, and the exit status tells what happen
 counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
 \fBretransmissions\fR, \fBregisters\fR, \fBauth_failures\fR, \fBmessages_delivered\fR,
 \fBmessages_failed\fR, \fBcommands_ok\fR, \fBcommands_failed\fR, \fBcalls\fR,
-\fBrefused\fR: requests and responses refused at a trust boundary);
+\fBrefused\fR (requests and responses refused at a trust boundary),
+\fBdigests_checked\fR (credentials compared with a computed digest),
+\fBauth_refused\fR (refused unchecked after failed authentications));
 and \fBsettings\fR, an array with one \fB{"ext", "name", "dnd", "dnd_until_ms",
 "forward_always", "forward_busy", "forward_noanswer", "forward_until_ms"}\fR object
 per extension on do not disturb or with a forward (the same fields as in \fBexts\fR).

@@ -70,6 +70,27 @@ pub struct ServerConfig {
     pub max_message: usize,
 }
 
+/// `[security]`: how the switch slows down password guessing and keeps its log
+/// readable under a guessing flood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// Failed authentications from one address (IPv4, or IPv6 /64) before it has
+    /// to wait (`source_failures`).
+    pub source_failures: u32,
+    /// Failed authentications for one extension, from addresses it is not known
+    /// at, before such addresses have to wait (`extension_failures`).
+    pub extension_failures: u32,
+    /// The first wait, seconds (`backoff`); it doubles with every further failure.
+    pub backoff: u32,
+    /// The longest wait, seconds (`max_backoff`).
+    pub max_backoff: u32,
+    /// Failures are forgotten this long after the last one, seconds (`forget_after`).
+    pub forget_after: u32,
+    /// Failed-authentication log lines per address per minute (`log_failures`);
+    /// the rest are counted in one summary line.
+    pub log_failures: u32,
+}
+
 /// `[calls]`: call timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallsConfig {
@@ -507,6 +528,8 @@ pub struct Config {
     pub records: RecordsConfig,
     /// `[runstate NAME]` sections.
     pub runstates: BTreeMap<String, RunState>,
+    /// `[security]`: password-guessing limits.
+    pub security: SecurityConfig,
 }
 
 /// A configuration error with its place.
@@ -549,6 +572,19 @@ impl Default for ServerConfig {
             default_expires: 3600,
             nonce_lifetime: 300,
             max_message: 8192,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            source_failures: 5,
+            extension_failures: 10,
+            backoff: 10,
+            max_backoff: 600,
+            forget_after: 3600,
+            log_failures: 10,
         }
     }
 }
@@ -611,6 +647,7 @@ impl Config {
             hooks: HooksConfig::default(),
             records: RecordsConfig::default(),
             runstates: BTreeMap::new(),
+            security: SecurityConfig::default(),
         }
     }
 
@@ -638,6 +675,7 @@ struct Parser<'f> {
     records: RecordsConfig,
     /// `[runstate NAME]` sections with their first line, in order.
     runstates: Vec<(usize, String, RunState)>,
+    security: SecurityConfig,
     /// Line of `[upstream] emergency` / `emergency_local`, for errors found at the end.
     upstream_lines: BTreeMap<&'static str, usize>,
     /// Line numbers of `coverage`/`delayed` keys, for errors found at the end.
@@ -655,6 +693,7 @@ enum Section {
     Hooks,
     Records,
     RunState(usize),
+    Security,
     Line(usize),
 }
 
@@ -672,6 +711,7 @@ impl<'f> Parser<'f> {
             hooks: HooksConfig::default(),
             records: RecordsConfig::default(),
             runstates: Vec::new(),
+            security: SecurityConfig::default(),
             upstream_lines: BTreeMap::new(),
             coverage_lines: Vec::new(),
         }
@@ -755,6 +795,8 @@ impl<'f> Parser<'f> {
                             .2
                             .set(&k, val)
                             .map_err(|m| self.err(lineno, kname, m))?,
+                        Section::Security => security_key(&mut self.security, &k, val)
+                            .map_err(|m| self.err(lineno, kname, m))?,
                         Section::Line(i) => {
                             if k == "coverage" || k == "delayed" {
                                 let n = self.lines[i].1.number;
@@ -796,6 +838,7 @@ impl<'f> Parser<'f> {
                 self.runstates.push((lineno, state, RunState::default()));
                 Ok(Section::RunState(self.runstates.len() - 1))
             }
+            "security" => Ok(Section::Security),
             n if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u16 = n
                     .parse()
@@ -813,7 +856,7 @@ impl<'f> Parser<'f> {
             _ => Err(self.err(
                 lineno,
                 Some(format!("[{name}]")),
-                "unknown section (expected server, calls, groups, speed, features, upstream, hooks, records, runstate NAME or an extension number)",
+                "unknown section (expected server, calls, groups, speed, features, upstream, hooks, records, security, runstate NAME or an extension number)",
             )),
         }
     }
@@ -1032,6 +1075,22 @@ impl<'f> Parser<'f> {
                 "min_expires is larger than max_expires",
             ));
         }
+        let sec = &self.security;
+        if sec.backoff > sec.max_backoff {
+            return Err(self.err(
+                0,
+                Some("[security] max_backoff".into()),
+                "max_backoff is smaller than backoff",
+            ));
+        }
+        if sec.forget_after < sec.max_backoff {
+            return Err(self.err(
+                0,
+                Some("[security] forget_after".into()),
+                "forget_after is smaller than max_backoff (failures would be forgotten \
+                 before the longest wait is over)",
+            ));
+        }
         let mut lines = BTreeMap::new();
         for (lineno, l) in &self.lines {
             let key = Some(format!("[{}]", l.number));
@@ -1051,6 +1110,30 @@ impl<'f> Parser<'f> {
                     key,
                     "no secret, sha256 or md5: nobody could register this extension",
                 ));
+            }
+            // Every phone is offered the same algorithms (the challenge must not tell
+            // which extensions exist or how their secrets are stored), so every line
+            // must be able to answer each of them.
+            if l.secret.is_none() {
+                let missing = s.algorithms.iter().find(|a| match a {
+                    DigestAlgorithm::Sha256 => l.sha256.is_none(),
+                    DigestAlgorithm::Md5 => l.md5.is_none(),
+                });
+                if let Some(a) = missing {
+                    let name = match a {
+                        DigestAlgorithm::Sha256 => "sha256",
+                        DigestAlgorithm::Md5 => "md5",
+                    };
+                    return Err(self.err(
+                        *lineno,
+                        key,
+                        format!(
+                            "no secret and no {name} hash, but [server] algorithm offers {name} \
+                             to every phone: add {name} = HEX (or a secret), or leave {name} out \
+                             of [server] algorithm"
+                        ),
+                    ));
+                }
             }
             let mut l = l.clone();
             if l.display.is_empty() {
@@ -1209,8 +1292,22 @@ impl<'f> Parser<'f> {
             hooks: self.hooks,
             records: self.records,
             runstates,
+            security: self.security,
         })
     }
+}
+
+fn security_key(s: &mut SecurityConfig, k: &str, v: &str) -> Result<(), String> {
+    match k {
+        "source_failures" => s.source_failures = num(v, 1, 1000)?,
+        "extension_failures" => s.extension_failures = num(v, 1, 1000)?,
+        "backoff" => s.backoff = num(v, 1, 3600)?,
+        "max_backoff" => s.max_backoff = num(v, 1, 86_400)?,
+        "forget_after" => s.forget_after = num(v, 60, 604_800)?,
+        "log_failures" => s.log_failures = num(v, 1, 1000)?,
+        _ => return Err("unknown key".into()),
+    }
+    Ok(())
 }
 
 fn num(v: &str, min: u32, max: u32) -> Result<u32, String> {
@@ -1407,6 +1504,52 @@ mod tests {
         let e = parse("[server]\ndigits = 3\n[groups]\n150 = 150\n[150]\nsecret=x\n")
             .expect_err("group in plan");
         assert!(e.message.contains("cannot be a group"));
+    }
+
+    #[test]
+    fn security_section() {
+        let c = parse("[21]\nsecret = a\n").expect("valid");
+        assert_eq!(c.security, SecurityConfig::default());
+        let c = parse(
+            "[security]\nsource_failures = 3\nextension_failures = 7\nbackoff = 5\n\
+             max_backoff = 60\nforget_after = 120\nlog_failures = 2\n[21]\nsecret = a\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.security,
+            SecurityConfig {
+                source_failures: 3,
+                extension_failures: 7,
+                backoff: 5,
+                max_backoff: 60,
+                forget_after: 120,
+                log_failures: 2,
+            }
+        );
+        let e = parse("[security]\nbackoff = 0\n").expect_err("zero");
+        assert_eq!((e.line, e.key.as_deref()), (2, Some("[security] backoff")));
+        let e = parse("[security]\nbackoff = 60\nmax_backoff = 30\n[21]\nsecret = a\n")
+            .expect_err("order");
+        assert_eq!(e.key.as_deref(), Some("[security] max_backoff"));
+        let e = parse("[security]\nmax_backoff = 7200\n[21]\nsecret = a\n").expect_err("forget");
+        assert_eq!(e.key.as_deref(), Some("[security] forget_after"));
+        let e = parse("[security]\nlockout = 1\n").expect_err("unknown");
+        assert!(e.to_string().contains("unknown key"));
+    }
+
+    #[test]
+    fn every_line_answers_every_offered_algorithm() {
+        let md5 = "md5 = 0123456789abcdef0123456789abcdef";
+        let sha = "sha256 = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        // The default offer is SHA-256 and MD5: a line with one hash cannot answer both.
+        let e = parse(&format!("[21]\nsecret = a\n[22]\n{md5}\n")).expect_err("md5 only");
+        assert_eq!((e.line, e.key.as_deref()), (3, Some("[22]")));
+        assert!(e.message.contains("no sha256 hash"), "{e}");
+        let e = parse(&format!("[server]\nalgorithm = md5\n[22]\n{sha}\n")).expect_err("sha");
+        assert!(e.message.contains("no md5 hash"), "{e}");
+        parse(&format!("[server]\nalgorithm = md5\n[22]\n{md5}\n")).expect("md5 offer");
+        parse(&format!("[server]\nalgorithm = sha256\n[22]\n{sha}\n")).expect("sha offer");
+        parse(&format!("[22]\n{md5}\n{sha}\n")).expect("both hashes");
     }
 
     #[test]

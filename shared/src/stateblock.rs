@@ -256,8 +256,13 @@ pub struct Counters {
     /// Requests and responses refused at a trust boundary: in-dialog requests
     /// from strangers, responses from where no request went, forged branches.
     pub refused: u64,
+    /// Digest responses compared with a computed digest (the guessing work done).
+    pub digests_checked: u64,
+    /// Requests refused unchecked because their source or user name has to wait
+    /// after failed authentications (`[security]`).
+    pub auth_refused: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 19],
+    pub reserved: [u64; 17],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).

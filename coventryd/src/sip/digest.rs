@@ -4,8 +4,15 @@
 //! Nonces are self-validating: `hex(issued_secs || random || HMAC-SHA-256(key,
 //! issued_secs || random)[..16])`, so accepting one needs no per-nonce storage.
 //! A bounded map remembers, for nonces that have been used successfully, the
-//! highest nonce-count seen (replay protection); entries are pruned once their
-//! nonce expires.
+//! highest nonce-count seen (replay protection), and the nonces that got a wrong
+//! answer: those are dead, and their next use gets a fresh challenge without any
+//! digest being computed, so one nonce cannot serve a string of guesses. Entries
+//! are pruned once their nonce expires; when the map is full, the oldest go and
+//! every nonce issued up to them counts as stale from then on (the floor).
+//!
+//! The work done for a user name that has no credentials is the same as for one
+//! that has (a digest is computed over a stand-in secret), so the time to answer
+//! does not tell which extensions exist.
 //!
 //! Pure code: the caller supplies the time; the only side effect is drawing
 //! random bytes for the key and the nonces.
@@ -201,21 +208,27 @@ pub enum Verdict {
         /// The authenticated user name.
         username: String,
     },
-    /// The response was right but the nonce has expired: re-challenge with `stale=true`.
+    /// The response was right but the nonce has expired, or the nonce is not one
+    /// of ours (issued before a restart, or forged; nothing was checked then):
+    /// re-challenge with `stale=true`.
     Stale,
     /// Authentication failed; `reason` is short and suitable for a log line.
     Rejected {
         /// Why, e.g. "wrong response", "replayed nonce", "unknown user".
         reason: &'static str,
     },
+    /// The nonce already got a wrong answer: nothing was checked; challenge afresh.
+    Dead,
 }
 
-/// Replay-protection state of one nonce that has been used successfully.
+/// Replay-protection state of one nonce that has been used, successfully or not.
 #[derive(Debug, Clone, Copy)]
 struct NonceUse {
     issued: u64,
     highest_nc: Option<u32>,
     used_without_qop: bool,
+    /// It got a wrong answer: refuse any further use.
+    dead: bool,
 }
 
 /// Issues challenges and verifies digest responses for one realm.
@@ -229,6 +242,8 @@ pub struct DigestAuthority {
     /// under pressure: treat them as stale rather than risk a replay.
     floor: Option<u64>,
     last_prune: u64,
+    /// Responses compared with a computed digest so far.
+    checked: u64,
 }
 
 impl std::fmt::Debug for DigestAuthority {
@@ -281,6 +296,7 @@ impl DigestAuthority {
             used: HashMap::new(),
             floor: None,
             last_prune: 0,
+            checked: 0,
         }
     }
 
@@ -297,6 +313,12 @@ impl DigestAuthority {
     /// How many used nonces are currently remembered.
     pub fn tracked_nonces(&self) -> usize {
         self.used.len()
+    }
+
+    /// How many responses have been compared with a computed digest (right or
+    /// wrong, known user or not): the work a guesser got out of the switch.
+    pub fn digests_checked(&self) -> u64 {
+        self.checked
     }
 
     /// One header value per offered algorithm, for WWW-Authenticate (401) or
@@ -444,8 +466,14 @@ impl DigestAuthority {
             return reject("uri mismatch");
         }
         let Some((payload, issued)) = self.open_nonce(nonce) else {
-            return reject("invalid nonce");
+            // Not one of ours: most likely issued before a restart (a new key).
+            // Nothing was checked; the phone starts over with a fresh nonce, and no
+            // failure is counted against it.
+            return Verdict::Stale;
         };
+        if self.used.get(&payload).is_some_and(|u| u.dead) {
+            return Verdict::Dead;
+        }
         let qop = match p.qop.as_deref() {
             None => None,
             Some(q) if q.eq_ignore_ascii_case("auth") => {
@@ -463,12 +491,18 @@ impl DigestAuthority {
             return reject("malformed response");
         };
 
-        let Some(creds) = lookup(username) else {
-            return reject("unknown user");
+        // Without credentials, the same work over a stand-in secret (never right:
+        // `known` is false), then the same outcome as a wrong password.
+        let creds = lookup(username);
+        let missing = if creds.is_some() {
+            "no credentials for algorithm"
+        } else {
+            "unknown user"
         };
-        let Some(ha1) = creds.ha1(algorithm, username, &self.realm) else {
-            return reject("no credentials for algorithm");
-        };
+        let ha1 = creds.and_then(|c| c.ha1(algorithm, username, &self.realm));
+        let known = ha1.is_some();
+        let ha1 = ha1.unwrap_or_else(|| self.stand_in_ha1(algorithm, username));
+        self.checked += 1;
         let expected = compute_response(
             algorithm,
             &ha1,
@@ -480,8 +514,9 @@ impl DigestAuthority {
         let Some(want) = decode_digest(&expected, algorithm) else {
             return reject("internal digest error");
         };
-        if !bool::from(want.ct_eq(&given)) {
-            return reject("wrong response");
+        if !known || !bool::from(want.ct_eq(&given)) {
+            self.kill(payload, issued, now_s);
+            return reject(if known { "wrong response" } else { missing });
         }
 
         if self.is_expired(issued, now_s) {
@@ -515,6 +550,7 @@ impl DigestAuthority {
                         issued,
                         highest_nc: qop.map(|(.., nc)| nc),
                         used_without_qop: qop.is_none(),
+                        dead: false,
                     },
                 );
             }
@@ -522,6 +558,37 @@ impl DigestAuthority {
         Verdict::Ok {
             username: username.to_string(),
         }
+    }
+}
+
+impl DigestAuthority {
+    /// Mark a nonce that got a wrong answer dead (bounded like the replay map; one
+    /// that already expired or lies below the floor is refused anyway).
+    fn kill(&mut self, payload: [u8; PAYLOAD_LEN], issued: u64, now_s: u64) {
+        if let Some(u) = self.used.get_mut(&payload) {
+            u.dead = true;
+            return;
+        }
+        if self.is_expired(issued, now_s) || self.floor.is_some_and(|f| issued <= f) {
+            return;
+        }
+        self.make_room(now_s);
+        self.used.insert(
+            payload,
+            NonceUse {
+                issued,
+                highest_nc: None,
+                used_without_qop: false,
+                dead: true,
+            },
+        );
+    }
+
+    /// An HA1 for a user without credentials: keyed by the secret key, so it is
+    /// as costly as a real one and matches no password anyone knows.
+    fn stand_in_ha1(&self, algorithm: Algorithm, username: &str) -> String {
+        let tag = self.mac(username.as_bytes());
+        algorithm.hash_hex(&[&tag, self.realm.as_bytes()])
     }
 }
 

@@ -197,11 +197,13 @@ fn wrong_password_unknown_user_wrong_realm() {
         a.verify(t0(), "REGISTER", URI, &h, users),
         rejected("wrong response")
     );
+    let ch = challenge(&mut a, t0(), Algorithm::Sha256);
     let h = answer(&ch, "99", "s3cret", 1);
     assert_eq!(
         a.verify(t0(), "REGISTER", URI, &h, users),
         rejected("unknown user")
     );
+    let ch = challenge(&mut a, t0(), Algorithm::Sha256);
     let h = answer(
         &ch.replace("realm=\"coventry\"", "realm=\"other\""),
         "21",
@@ -218,8 +220,108 @@ fn wrong_password_unknown_user_wrong_realm() {
         a.verify(t0(), "INVITE", URI, &h, users),
         rejected("wrong response")
     );
-    // After failures the right answer still works.
+    // The nonce got wrong answers: it is dead, even for the right one.
+    assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), Verdict::Dead);
+    // A fresh nonce and the right answer work.
+    let ch = challenge(&mut a, t0(), Algorithm::Sha256);
+    let h = answer(&ch, "21", "s3cret", 1);
     assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), ok("21"));
+}
+
+#[test]
+fn a_wrong_answer_kills_the_nonce_without_more_work() {
+    let mut a = authority();
+    let ch = challenge(&mut a, t0(), Algorithm::Md5);
+    let before = a.digests_checked();
+    assert_eq!(
+        a.verify(
+            t0(),
+            "REGISTER",
+            URI,
+            &answer(&ch, "21", "guess1", 1),
+            users
+        ),
+        rejected("wrong response")
+    );
+    assert_eq!(a.digests_checked(), before + 1);
+    // Guess after guess on the same nonce: refused, no digest computed.
+    for (i, pw) in ["guess2", "guess3", "s3cret"].iter().enumerate() {
+        let h = answer(&ch, "21", pw, 2 + i as u32);
+        assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), Verdict::Dead);
+    }
+    assert_eq!(a.digests_checked(), before + 1);
+    // Unknown users cost the same work and kill the nonce the same way.
+    let ch = challenge(&mut a, t0(), Algorithm::Md5);
+    let h = answer(&ch, "99", "anything", 1);
+    assert_eq!(
+        a.verify(t0(), "REGISTER", URI, &h, users),
+        rejected("unknown user")
+    );
+    assert_eq!(a.digests_checked(), before + 2);
+    let h = answer(&ch, "21", "s3cret", 2);
+    assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), Verdict::Dead);
+    // A nonce answered rightly lives on (nc counting as before), until a wrong
+    // answer comes with it.
+    let ch = challenge(&mut a, t0(), Algorithm::Md5);
+    assert_eq!(
+        a.verify(
+            t0(),
+            "REGISTER",
+            URI,
+            &answer(&ch, "21", "s3cret", 1),
+            users
+        ),
+        ok("21")
+    );
+    assert_eq!(
+        a.verify(
+            t0(),
+            "REGISTER",
+            URI,
+            &answer(&ch, "21", "s3cret", 2),
+            users
+        ),
+        ok("21")
+    );
+    assert_eq!(
+        a.verify(t0(), "REGISTER", URI, &answer(&ch, "21", "bad", 3), users),
+        rejected("wrong response")
+    );
+    assert_eq!(
+        a.verify(
+            t0(),
+            "REGISTER",
+            URI,
+            &answer(&ch, "21", "s3cret", 4),
+            users
+        ),
+        Verdict::Dead
+    );
+}
+
+#[test]
+fn dead_nonces_are_bounded_and_stay_dead_past_eviction() {
+    let mut a = authority();
+    let n = MAX_TRACKED_NONCES + 50;
+    let mut first = None;
+    for i in 0..n {
+        let when = t0() + secs((i * 100 / n) as u64);
+        let ch = challenge(&mut a, when, Algorithm::Md5);
+        let h = answer(&ch, "21", "wrong", 1);
+        assert_eq!(
+            a.verify(when, "REGISTER", URI, &h, users),
+            rejected("wrong response")
+        );
+        first.get_or_insert(ch);
+        assert!(a.tracked_nonces() <= MAX_TRACKED_NONCES);
+    }
+    // The first dead nonce was evicted: it lies below the floor, so even the
+    // right answer only gets a fresh challenge (stale), never a success.
+    let h = answer(&first.expect("first"), "21", "s3cret", 2);
+    assert_eq!(
+        a.verify(t0() + secs(100), "REGISTER", URI, &h, users),
+        Verdict::Stale
+    );
 }
 
 #[test]
@@ -409,15 +511,12 @@ fn absent_algorithm_means_md5() {
 }
 
 #[test]
-fn forged_and_foreign_nonces() {
+fn forged_and_foreign_nonces_get_a_fresh_challenge() {
     let mut a = authority();
     let mut other = authority();
     let ch = challenge(&mut other, t0(), Algorithm::Sha256);
     let h = answer(&ch, "21", "s3cret", 1);
-    assert_eq!(
-        a.verify(t0(), "REGISTER", URI, &h, users),
-        rejected("invalid nonce")
-    );
+    assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), Verdict::Stale);
     // Tampering with the timestamp breaks the MAC.
     let ch = challenge(&mut a, t0(), Algorithm::Sha256);
     let nonce = parse_credentials(&ch)
@@ -429,15 +528,12 @@ fn forged_and_foreign_nonces() {
     forged[15] = if forged[15] == b'0' { b'1' } else { b'0' };
     let forged = String::from_utf8(forged).expect("ascii");
     let h = answer(&ch.replace(&nonce, &forged), "21", "s3cret", 1);
-    assert_eq!(
-        a.verify(t0(), "REGISTER", URI, &h, users),
-        rejected("invalid nonce")
-    );
+    assert_eq!(a.verify(t0(), "REGISTER", URI, &h, users), Verdict::Stale);
     for junk in ["", "zz", "00", &"0".repeat(64), &nonce[..62]] {
         let h = answer(&ch.replace(&nonce, junk), "21", "s3cret", 1);
         assert_eq!(
             a.verify(t0(), "REGISTER", URI, &h, users),
-            rejected("invalid nonce"),
+            Verdict::Stale,
             "{junk}"
         );
     }

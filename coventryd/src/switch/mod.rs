@@ -2,12 +2,15 @@
 //! changes plus an [`Outbox`] of datagrams to send and events to publish. No I/O
 //! happens here, so the whole core is testable without sockets.
 
+mod auth_log;
 mod blf;
+mod bounded;
 mod call;
 mod command;
 mod delivery;
 mod dial;
 mod features;
+mod guard;
 mod indialog;
 mod invite;
 mod keypad;
@@ -21,6 +24,7 @@ pub mod upstream;
 
 use crate::fifo::Line;
 use crate::headers::Fields;
+use crate::logfmt::quoted;
 use crate::registrar::{Change, Registrar};
 use crate::settings::Settings;
 use crate::sip::dest::Dest;
@@ -119,6 +123,12 @@ impl Outbox {
 pub struct Switch {
     config: Config,
     digest: DigestAuthority,
+    /// Failed authentications per source and user name, and who has to wait.
+    guard: guard::AuthGuard,
+    /// When the guard last dropped what it had forgotten.
+    guard_expired_ms: u64,
+    /// Rate limit of the failed-authentication log lines.
+    auth_log: auth_log::AuthLog,
     registrar: Registrar,
     server_tx: ServerTransactions,
     client_tx: ClientTransactions<ClientTag>,
@@ -206,7 +216,10 @@ fn to_system_time(now_ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(now_ms)
 }
 
-fn algorithms(config: &Config) -> Vec<Algorithm> {
+/// The switch's digest offer: the algorithms every challenge carries, in order of
+/// preference. One rule for every claimed user (existing or not, however its
+/// secret is stored; the configuration makes sure each line can answer all).
+fn offer(config: &Config) -> Vec<Algorithm> {
     config
         .server
         .algorithms
@@ -221,7 +234,7 @@ fn algorithms(config: &Config) -> Vec<Algorithm> {
 fn new_digest(config: &Config) -> DigestAuthority {
     DigestAuthority::new(
         config.server.realm.clone(),
-        algorithms(config),
+        offer(config),
         Duration::from_secs(u64::from(config.server.nonce_lifetime)),
     )
 }
@@ -234,6 +247,9 @@ impl Switch {
         let dropped = registrar.retain_extensions(|e| config.is_configured(e));
         let mut sw = Switch {
             digest: new_digest(&config),
+            guard: guard::AuthGuard::new(guard::Rules::of(&config.security)),
+            guard_expired_ms: 0,
+            auth_log: auth_log::AuthLog::new(config.security.log_failures),
             config,
             registrar,
             server_tx: ServerTransactions::default(),
@@ -361,6 +377,8 @@ impl Switch {
             // The I/O shell reconnects and reports the new links' states.
             self.links = upstream::links_of(&config.upstream);
         }
+        self.guard.set_rules(guard::Rules::of(&config.security));
+        self.auth_log.set_limit(config.security.log_failures);
         self.config = config;
         self.out.config_changed = true;
         if realm_changed {
@@ -404,7 +422,7 @@ impl Switch {
                     WireError::TooLarge { .. } => self.counters.too_large += 1,
                     _ => self.counters.malformed += 1,
                 }
-                log::debug!("dropped datagram from {src}: {e}");
+                log::debug!("dropped datagram from {src}: {}", quoted(&e.to_string()));
                 if let Some(mut ctx) = e.reply_context().cloned() {
                     ctx.apply_received_rport(src);
                     let dest = ctx
@@ -640,15 +658,11 @@ impl Switch {
         })
     }
 
-    /// One log line per failed authentication (fail2ban-friendly) and an event.
-    fn auth_failed(&mut self, user: &str, src: SocketAddr, method: &str, why: &str) {
-        self.counters.auth_failures += 1;
-        let user: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
-        log::warn!("auth failed: user={user} source={src} method={method} reason={why}");
-        self.out.events.push(Event::AuthFailed {
-            user,
-            source: src.to_string(),
-        });
+    /// The daemon is stopping: write what is still pending in the log (the
+    /// counts of failure lines left out), so nothing is lost.
+    pub fn on_stop(&mut self) {
+        let summaries = self.auth_log.take_all();
+        register::log_summaries(&summaries);
     }
 
     /// Handle a control line.
@@ -676,6 +690,7 @@ impl Switch {
                 ClientTag::Fire => {}
             }
         }
+        self.auth_tick(now_ms);
         self.calls_tick(now_ms);
         self.dials_tick(now_ms);
         self.forget_subscriptions(now_ms);
@@ -696,7 +711,7 @@ impl Switch {
                     uri,
                     user_agent,
                 } => {
-                    log::info!("{ext} registered {uri}");
+                    log::info!("{ext} registered {}", quoted(&uri));
                     self.out.dirty.insert(ext);
                     self.out.persist_now = true;
                     self.out.events.push(Event::Registered {
@@ -710,7 +725,7 @@ impl Switch {
                     self.out.persist_later = true;
                 }
                 Change::Removed { ext, uri, why } => {
-                    log::info!("{ext} {} {uri}", why.name());
+                    log::info!("{ext} {} {}", why.name(), quoted(&uri));
                     self.out.dirty.insert(ext);
                     self.out.persist_now = true;
                     self.out.events.push(Event::Unregistered {

@@ -1,14 +1,21 @@
 //! REGISTER: digest authentication, then bindings (RFC 3261 §10.3).
 
+use super::auth_log;
+use super::guard::Admission;
 use super::reply::Replier;
 use super::{to_system_time, Switch};
 use crate::headers::Fields;
+use crate::logfmt::quoted;
 use crate::registrar::{ContactRequest, RegisterMeta};
-use crate::sip::digest::parse_credentials;
 use crate::sip::digest::Verdict;
+use crate::sip::digest::{claimed_username, parse_credentials};
 use crate::sip::wire::{self, parse_name_addr, parse_uri};
+use coventry_shared::event::Event;
 use coventry_shared::stateblock::MAX_CONTACTS;
 use std::net::SocketAddr;
+
+/// How often the guard's forgotten entries are dropped, ms.
+const GUARD_EXPIRY_INTERVAL_MS: u64 = 10_000;
 
 /// Who a request claims to come from and the credentials it carries.
 pub(super) struct Claim<'a> {
@@ -33,6 +40,8 @@ pub(super) enum Auth {
 impl Switch {
     /// Authenticate `req` with `values` (Authorization or Proxy-Authorization);
     /// challenge (`challenge_code` 401/407) or refuse (403) when it does not pass.
+    /// A source or user name that has to wait after failed authentications (the
+    /// auth guard) gets `503` with `Retry-After` and nothing is checked.
     pub(super) fn authenticate(
         &mut self,
         now_ms: u64,
@@ -52,13 +61,31 @@ impl Switch {
             .or_else(|| values.first())
             .copied();
         let method = req.method.to_string();
+        // The guard keeps account under the name whose secret would be checked.
+        let who = value
+            .and_then(claimed_username)
+            .unwrap_or_else(|| claimed.to_string());
+        let bound = self.is_bound(&who, src);
+        if let Admission::Wait { retry_after_s } = self.guard.admit(now_ms, src, &who, bound) {
+            self.auth_refused(now_ms, src, req, &who, retry_after_s);
+            let retry = retry_after_s.to_string();
+            self.answer_ref(
+                now_ms,
+                r,
+                503,
+                Some("Service Unavailable (too many failed authentications)"),
+                &[("Retry-After", &retry)],
+            );
+            return Auth::Answered;
+        }
         let Some(value) = value else {
-            self.challenge(now_ms, now, (challenge_code, claimed), false, r);
+            self.challenge(now_ms, now, (challenge_code, false), r);
             return Auth::Answered;
         };
         let uri = digest_uri_to_check(&wire::format_uri(&req.uri), value);
         let config = &self.config;
         let peer = claim.peer;
+        let checked = self.digest.digests_checked();
         let verdict = self.digest.verify(now, &method, &uri, value, |user| {
             if peer {
                 Switch::peer_credentials(config, user)
@@ -66,36 +93,61 @@ impl Switch {
                 Switch::credentials(config, user)
             }
         });
+        self.counters.digests_checked += self.digest.digests_checked().saturating_sub(checked);
         match verdict {
             Verdict::Ok { username } => {
                 if username != claimed {
-                    self.auth_failed(&username, src, &method, "credentials of another extension");
+                    let bound = self.is_bound(claimed, src);
+                    self.guard.failed(now_ms, src, claimed, bound);
+                    let why = "credentials of another extension";
+                    self.auth_failed(now_ms, src, req, &username, why);
                     self.answer_ref(now_ms, r, 403, Some("Forbidden (identity mismatch)"), &[]);
                     return Auth::Answered;
                 }
+                self.guard.succeeded(now_ms, src, &username);
                 Auth::Ok(username)
             }
             Verdict::Stale => {
-                self.challenge(now_ms, now, (challenge_code, claimed), true, r);
+                self.challenge(now_ms, now, (challenge_code, true), r);
+                Auth::Answered
+            }
+            Verdict::Dead => {
+                // A guess on a nonce that already failed: counted, never checked.
+                self.guard.failed(now_ms, src, &who, bound);
+                self.auth_failed(now_ms, src, req, &who, "nonce already failed");
+                self.challenge(now_ms, now, (challenge_code, false), r);
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
-                self.auth_failed(claimed, src, &method, reason);
+                self.guard.failed(now_ms, src, &who, bound);
+                self.auth_failed(now_ms, src, req, &who, reason);
                 self.answer_ref(now_ms, r, 403, Some("Forbidden"), &[]);
                 Auth::Answered
             }
         }
     }
 
-    /// Challenge with every configured algorithm the claimed extension can answer:
-    /// a line configured with only an MD5 (or only a SHA-256) hash is offered only
-    /// that algorithm, so its phone never picks one the switch cannot check.
+    /// Whether extension `user` has a binding registered from exactly `src`.
+    fn is_bound(&self, user: &str, src: SocketAddr) -> bool {
+        let Ok(ext) = user.parse::<u16>() else {
+            return false;
+        };
+        let bindings = self.registrar.contacts(ext);
+        if bindings.is_empty() {
+            return false;
+        }
+        let src = src.to_string();
+        bindings.iter().any(|b| b.source == src)
+    }
+
+    /// Challenge with the switch's one offer (see `offer` in the switch module):
+    /// the same header set whoever is claimed, whether that extension exists or
+    /// how its secret is stored, so the challenge tells an attacker nothing.
     fn challenge(
         &mut self,
         now_ms: u64,
         now: std::time::SystemTime,
-        (code, claimed): (u16, &str),
-        stale: bool,
+        (code, stale): (u16, bool),
         r: &Replier,
     ) {
         let header = if code == 407 {
@@ -103,21 +155,75 @@ impl Switch {
         } else {
             "WWW-Authenticate"
         };
-        let hashes_only = claimed
-            .parse::<u16>()
-            .ok()
-            .and_then(|n| self.config.lines.get(&n))
-            .filter(|l| l.secret.is_none())
-            .map(|l| (l.sha256.is_some(), l.md5.is_some()));
-        let mut values = self.digest.challenges(now, stale);
-        if let Some((sha256, md5)) = hashes_only {
-            values.retain(|v| {
-                let is_md5 = v.contains("algorithm=MD5");
-                (is_md5 && md5) || (!is_md5 && sha256)
-            });
-        }
+        let values = self.digest.challenges(now, stale);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
         self.answer_ref(now_ms, r, code, None, &extra);
+    }
+
+    /// One failed authentication: counted, logged (rate-limited per address, every
+    /// network field quoted) with its event.
+    pub(super) fn auth_failed(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        user: &str,
+        why: &str,
+    ) {
+        self.counters.auth_failures += 1;
+        if !self.auth_log.note(now_ms, src.ip()).write {
+            return;
+        }
+        log::warn!(
+            "auth failed: source={src} user={} method={} reason={} ua={}",
+            quoted(user),
+            quoted(&req.method.to_string()),
+            quoted(why),
+            quoted(user_agent(req)),
+        );
+        self.auth_failed_event(user, src);
+    }
+
+    /// A request refused unchecked by the guard: counted, logged like a failure.
+    fn auth_refused(
+        &mut self,
+        now_ms: u64,
+        src: SocketAddr,
+        req: &rsip::Request,
+        user: &str,
+        retry_after_s: u64,
+    ) {
+        self.counters.auth_refused += 1;
+        if !self.auth_log.note(now_ms, src.ip()).write {
+            return;
+        }
+        log::warn!(
+            "auth failed: source={src} user={} method={} reason={} retry_after={retry_after_s} ua={}",
+            quoted(user),
+            quoted(&req.method.to_string()),
+            quoted("waiting after failed authentications"),
+            quoted(user_agent(req)),
+        );
+        self.auth_failed_event(user, src);
+    }
+
+    fn auth_failed_event(&mut self, user: &str, src: SocketAddr) {
+        let user: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
+        self.out.events.push(Event::AuthFailed {
+            user,
+            source: src.to_string(),
+        });
+    }
+
+    /// Clock work of authentication: summaries of the failure lines left out, and
+    /// forgetting old failures now and then.
+    pub(super) fn auth_tick(&mut self, now_ms: u64) {
+        let summaries = self.auth_log.take_summaries(now_ms);
+        log_summaries(&summaries);
+        if now_ms.saturating_sub(self.guard_expired_ms) >= GUARD_EXPIRY_INTERVAL_MS {
+            self.guard_expired_ms = now_ms;
+            self.guard.expire(now_ms);
+        }
     }
 
     pub(super) fn on_register(
@@ -251,6 +357,30 @@ impl Switch {
         self.answer(now_ms, r, 200, None, &extra);
     }
 }
+/// One line per address whose failure lines were left out, with their count.
+pub(super) fn log_summaries(summaries: &[auth_log::Summary]) {
+    for s in summaries {
+        log::warn!(
+            "auth failed: source={} suppressed={} (more failed authentications from this \
+             address within a minute)",
+            s.source,
+            s.count
+        );
+    }
+}
+
+/// The User-Agent of `req` (empty without one), for failure lines.
+fn user_agent(req: &rsip::Request) -> &str {
+    use rsip::prelude::UntypedHeader;
+    req.headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::UserAgent(v) => Some(v.value()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// The URI the digest response must have been computed over: the Request-URI, or
 /// the switch's own address when the phone used that (sipp and some phones put
 /// `sip:HOST:PORT` there). Anything else must match the Request-URI exactly, so a
