@@ -31,29 +31,7 @@ pub fn hour_minute(ms: u64, offset_s: i32) -> String {
     t
 }
 
-/// A call duration: `0:07`, `12:34`, `1:02:03`.
-pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-/// A longer span, two units at most: `45s`, `12m03s`, `1h02m`, `3d04h`.
-pub fn span(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else if s < 86_400 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else {
-        format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600)
-    }
-}
+pub use coventry_shared::client::text::{call_clock as duration, span};
 
 #[cfg(test)]
 mod tests {
@@ -66,12 +44,5 @@ mod tests {
         assert_eq!(time_of_day(3_723_000, 3600), "02:02:03");
         assert_eq!(time_of_day(0, -3600), "23:00:00");
         assert_eq!(hour_minute(3_723_000, 0), "01:02");
-        assert_eq!(duration(7_900), "0:07");
-        assert_eq!(duration(754_000), "12:34");
-        assert_eq!(duration(3_723_000), "1:02:03");
-        assert_eq!(span(45_000), "45s");
-        assert_eq!(span(723_000), "12m03s");
-        assert_eq!(span(3_720_000), "1h02m");
-        assert_eq!(span(273_600_000), "3d04h");
     }
 }

@@ -3,12 +3,11 @@
 
 use crate::msg::{DaemonMsg, Msg};
 use crate::site::Site;
+use coventry_shared::client::{liveness, Liveness};
 use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Heartbeats older than this (ms) mean the daemon is stuck (pbxctl judges the same).
-pub const STALE_AFTER_MS: u64 = 3000;
 /// How often a missing state block is looked for again.
 pub const REOPEN_EVERY: Duration = Duration::from_millis(500);
 /// Events already in the ring that the log starts with.
@@ -118,15 +117,13 @@ impl DaemonLink {
             return out;
         };
         let h = reader.header();
-        let condition = if !reader.daemon_alive() {
-            Condition::Down(format!(
+        let condition = match liveness(reader, &h, now_ms) {
+            Liveness::Gone => Condition::Down(format!(
                 "its process (pid {}) is gone; the state block is left over",
                 h.pid
-            ))
-        } else if now_ms.saturating_sub(h.heartbeat_ms) > STALE_AFTER_MS {
-            Condition::Stale
-        } else {
-            Condition::Up(h.pid)
+            )),
+            Liveness::StaleHeartbeat => Condition::Stale,
+            Liveness::Running => Condition::Up(h.pid),
         };
         self.report(condition, &mut out);
         let Some(reader) = &self.reader else {

@@ -224,7 +224,7 @@ impl Model {
     }
 
     /// The selected extension's entry, if there is a snapshot.
-    pub fn selected_ext(&self) -> Option<&crate::site::Ext> {
+    pub fn selected_ext(&self) -> Option<&coventry_shared::client::view::ExtView> {
         self.site.as_ref().and_then(|s| s.ext(self.selected))
     }
 

@@ -6,7 +6,7 @@
 use clap::CommandFactory;
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
-use pbx_tui::ext_state::ExtState;
+use coventry_shared::stateblock::Lamp;
 use pbx_tui::keymap::KEYS;
 use std::path::{Path, PathBuf};
 
@@ -69,7 +69,7 @@ fn keys_section() -> String {
 /// The grid letters, from the code that draws them.
 fn letters() -> String {
     let mut s = String::new();
-    for st in ExtState::ALL {
+    for st in Lamp::ALL {
         s.push_str(&format!(
             ".TP\n.B {}\n{}\n",
             roff_key(&st.letter().to_string()),

@@ -130,7 +130,8 @@ pub enum CliCommand {
     /// incomplete-number, unavailable, timed-out, failed). The duration of an answered
     /// call is its talk time; of any other call, the time since it started (until it
     /// ended). The switch keeps ended calls in its table for about 10 seconds. Prints
-    /// "no calls" when there are none (still status 0).
+    /// "no calls" when there are none (still status 0). Live calls come first (oldest
+    /// first), then the ended ones (last ended first).
     Calls {
         /// Show only calls from or to this extension (as dialled).
         #[arg(value_name = "EXT")]

@@ -6,9 +6,10 @@ use crate::cli::{ExpiryArgs, OnOff};
 use crate::daemon;
 use crate::error::{Error, Status};
 use crate::fifo;
-use crate::output::{sanitize, warn, Out, Paint};
+use crate::output::{warn, Out, Paint};
 use crate::wait::{self, CommandOutcome};
 use chrono::{DateTime, LocalResult, NaiveTime, TimeZone};
+use coventry_shared::client::text::display_safe;
 use coventry_shared::control::{Command, ForwardKind, Request};
 use coventry_shared::event::ResultCode;
 use coventry_shared::runtime;
@@ -193,7 +194,7 @@ fn finish(outcome: &CommandOutcome, text: &str) -> Result<(), Error> {
     if outcome.code == ResultCode::Ok {
         Ok(())
     } else {
-        warn(&format!("{}: {}", outcome.code.name(), sanitize(text)));
+        warn(&format!("{}: {}", outcome.code.name(), display_safe(text)));
         Err(Error::quiet(Status::Failed))
     }
 }
@@ -206,7 +207,7 @@ fn report(out: &mut Out, request: &Request, outcome: &CommandOutcome) -> Result<
         let text = if outcome.text.is_empty() {
             "ok".to_string()
         } else {
-            sanitize(&outcome.text)
+            display_safe(&outcome.text)
         };
         let line = out.paint(Paint::Green, &text);
         out.line(&line)?;
@@ -237,7 +238,7 @@ fn report_why(out: &mut Out, sent: &Sent) -> Result<(), Error> {
         out.json_line(&Value::Object(result_json(&sent.request, outcome)))?;
     } else if outcome.code == ResultCode::Ok {
         for l in why_lines(&outcome.text) {
-            out.line(&sanitize(&l))?;
+            out.line(&display_safe(&l))?;
         }
     }
     finish(outcome, &outcome.text)
@@ -324,7 +325,7 @@ fn report_message(out: &mut Out, sent: &Sent) -> Result<(), Error> {
         snap.as_ref()
             .and_then(|s| {
                 let i = s.header.plan.index_of(ext)?;
-                s.exts().get(i).map(|e| sanitize(&e.name()))
+                s.exts().get(i).map(|e| display_safe(&e.name()))
             })
             .unwrap_or_default()
     };
@@ -334,7 +335,7 @@ fn report_message(out: &mut Out, sent: &Sent) -> Result<(), Error> {
         (true, false) => Paint::Yellow,
         (false, _) => Paint::Red,
     };
-    let line = out.paint(paint, &sanitize(&summary));
+    let line = out.paint(paint, &display_safe(&summary));
     out.line(&line)?;
     let mut table = out.table(&["EXT", "NAME", "RESULT", "STATUS"]);
     let mut paints = Vec::new();

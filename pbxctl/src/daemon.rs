@@ -2,12 +2,10 @@
 
 use crate::error::Error;
 use crate::output::warn;
+use coventry_shared::client::{heartbeat_age_ms, liveness, Liveness};
 use coventry_shared::runtime;
-use coventry_shared::stateblock::{HeaderInfo, OpenError, Snapshot, StateReader};
+use coventry_shared::stateblock::{OpenError, Snapshot, StateReader};
 use std::path::{Path, PathBuf};
-
-/// Heartbeats older than this (ms) mean the daemon is stuck or gone.
-pub const STALE_AFTER_MS: u64 = 3000;
 
 /// The runtime directory from `--runtime-dir`/`COVENTRY_RUNTIME_DIR` or the default.
 pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
@@ -34,33 +32,6 @@ pub fn open_state(dir: &Path) -> Result<StateReader, Error> {
         }
         other => Error::failed(other.to_string()),
     })
-}
-
-/// How alive the daemon behind a state block looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    /// Its process exists and its heartbeat is fresh.
-    Running,
-    /// Its process exists but the heartbeat is older than [`STALE_AFTER_MS`].
-    StaleHeartbeat,
-    /// Its process is gone: the block is left over.
-    Gone,
-}
-
-/// Judge the daemon of `reader` given its header `h` at `now_ms`.
-pub fn liveness(reader: &StateReader, h: &HeaderInfo, now_ms: u64) -> Liveness {
-    if !reader.daemon_alive() {
-        Liveness::Gone
-    } else if heartbeat_age_ms(h, now_ms) > STALE_AFTER_MS {
-        Liveness::StaleHeartbeat
-    } else {
-        Liveness::Running
-    }
-}
-
-/// Milliseconds since the last heartbeat (0 if the clock went backwards).
-pub fn heartbeat_age_ms(h: &HeaderInfo, now_ms: u64) -> u64 {
-    now_ms.saturating_sub(h.heartbeat_ms)
 }
 
 /// Fail with status 3 unless the daemon's process exists.

@@ -158,40 +158,9 @@ impl Out {
     }
 }
 
-/// Make text from the network safe for a terminal: control characters (escape
-/// sequences, newlines) become visible `\u{..}` escapes.
-pub fn sanitize(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    let mut s = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            s.push_str(&c.escape_unicode().to_string());
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
-
 /// Print `pbxctl: MESSAGE` on stderr (ignoring a closed stderr).
 pub fn warn(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "pbxctl: {message}");
-}
-
-/// Human form of a duration in seconds: `45s`, `12m 05s`, `3h 02m 01s`, `2d 03h 04m`.
-pub fn human_secs(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d}d {h:02}h {m:02}m")
-    } else if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
-    } else if m > 0 {
-        format!("{m}m {s:02}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// Local wall-clock time of `ms` (since the epoch) as `HH:MM:SS.mmm`.
@@ -247,20 +216,6 @@ mod tests {
         assert!(colour_allowed(true, Some(OsStr::new(""))));
         assert!(!colour_allowed(true, Some(OsStr::new("1"))));
         assert!(!colour_allowed(false, None));
-    }
-
-    #[test]
-    fn sanitizes_control_characters() {
-        assert_eq!(sanitize("plain ✓"), "plain ✓");
-        assert_eq!(sanitize("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_secs(5), "5s");
-        assert_eq!(human_secs(65), "1m 05s");
-        assert_eq!(human_secs(3 * 3600 + 61), "3h 01m 01s");
-        assert_eq!(human_secs(2 * 86_400 + 3 * 3600 + 4 * 60), "2d 03h 04m");
     }
 
     #[test]

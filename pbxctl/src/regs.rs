@@ -2,34 +2,28 @@
 
 use crate::daemon;
 use crate::error::Error;
-use crate::output::{sanitize, Out};
-use coventry_shared::stateblock::{get_str, Snapshot};
+use crate::output::Out;
+use coventry_shared::client::text::display_safe;
+use coventry_shared::client::view::{self, ContactView};
+use coventry_shared::stateblock::Snapshot;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// One registered contact, as listed by `regs`.
+/// One registered contact with its extension, as listed by `regs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reg {
     /// Extension number.
     pub ext: u16,
     /// Display name of the extension.
     pub name: String,
-    /// Contact URI.
-    pub contact: String,
-    /// Source address:port of the REGISTER.
-    pub source: String,
-    /// User-Agent of the phone.
-    pub user_agent: String,
-    /// When it registered, ms since the epoch.
-    pub registered_ms: u64,
-    /// When it expires, ms since the epoch.
-    pub expires_ms: u64,
+    /// The contact.
+    pub contact: ContactView,
 }
 
 impl Reg {
     /// Whole seconds until it expires (0 when overdue).
     pub fn expires_in(&self, now_ms: u64) -> u64 {
-        self.expires_ms.saturating_sub(now_ms) / 1000
+        self.contact.expires_ms.saturating_sub(now_ms) / 1000
     }
 
     /// The JSON object for `--json`.
@@ -37,11 +31,11 @@ impl Reg {
         json!({
             "ext": self.ext,
             "name": self.name,
-            "contact": self.contact,
-            "source": self.source,
-            "user_agent": self.user_agent,
-            "registered_ms": self.registered_ms,
-            "expires_ms": self.expires_ms,
+            "contact": self.contact.uri,
+            "source": self.contact.source,
+            "user_agent": self.contact.user_agent,
+            "registered_ms": self.contact.registered_ms,
+            "expires_ms": self.contact.expires_ms,
             "expires_in": self.expires_in(now_ms),
         })
     }
@@ -49,27 +43,18 @@ impl Reg {
 
 /// Every registered contact in `snap`, in extension order, optionally of `only` one.
 pub fn collect(snap: &Snapshot, only: Option<u16>) -> Vec<Reg> {
-    let mut regs = Vec::new();
-    for e in snap.exts() {
-        if only.is_some_and(|n| n != e.number) {
-            continue;
-        }
-        for c in e.active_contacts() {
-            if c.expires_ms == 0 {
-                continue;
-            }
-            regs.push(Reg {
-                ext: e.number,
-                name: e.name(),
-                contact: get_str(&c.uri),
-                source: get_str(&c.source),
-                user_agent: get_str(&c.user_agent),
-                registered_ms: c.registered_ms,
-                expires_ms: c.expires_ms,
-            });
-        }
-    }
-    regs
+    view::extensions(snap)
+        .into_iter()
+        .filter(|e| only.is_none_or(|n| n == e.number))
+        .flat_map(|e| {
+            let (ext, name) = (e.number, e.name);
+            e.contacts.into_iter().map(move |contact| Reg {
+                ext,
+                name: name.clone(),
+                contact,
+            })
+        })
+        .collect()
 }
 
 /// List registered contacts of the daemon in `dir`, or of extension `only`.
@@ -99,10 +84,10 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
     for r in &regs {
         table.add_row(vec![
             r.ext.to_string(),
-            sanitize(&r.name),
-            sanitize(&r.contact),
-            sanitize(&r.source),
-            sanitize(&r.user_agent),
+            display_safe(&r.name),
+            display_safe(&r.contact.uri),
+            display_safe(&r.contact.source),
+            display_safe(&r.contact.user_agent),
             format!("{}s", r.expires_in(now)),
         ]);
     }

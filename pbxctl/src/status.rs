@@ -1,13 +1,13 @@
 //! `status`: the daemon at a glance.
 
-use crate::daemon::{self, Liveness};
+use crate::daemon;
 use crate::error::Error;
-use crate::exts::{self, ExtState};
-use crate::output::{date_time, human_secs, sanitize, start_time, Out, Paint};
+use crate::output::{date_time, start_time, Out, Paint};
+use coventry_shared::client::text::{display_safe, span};
+use coventry_shared::client::view::{self, ExtView, RouteView};
+use coventry_shared::client::{heartbeat_age_ms, liveness, Liveness};
 use coventry_shared::event::RouteState;
-use coventry_shared::stateblock::{
-    get_bit, get_str, Counters, RouteEntry, Snapshot, EXT_CONFIGURED,
-};
+use coventry_shared::stateblock::Counters;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -52,26 +52,26 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
 }
 
 /// One upstream connection as JSON.
-fn route_json(r: &RouteEntry) -> Value {
+fn route_json(r: &RouteView) -> Value {
     json!({
-        "route": get_str(&r.name),
-        "addr": get_str(&r.addr),
-        "state": r.state().name(),
+        "route": r.name,
+        "addr": r.addr,
+        "state": r.state.name(),
         "since_ms": r.since_ms,
-        "retry_ms": r.retry_ms,
+        "retry_ms": r.retry_ms.unwrap_or(0),
         "connects": r.connects,
         "failures": r.failures,
         "sent": r.sent,
         "received": r.received,
         "refused": r.refused,
-        "last_error": get_str(&r.last_error),
+        "last_error": r.last_error.as_deref().unwrap_or(""),
     })
 }
 
 /// One upstream connection as a line: `default+sms  127.0.0.1:5070  connected
 /// since 12:00:01 (sent 4, received 6)`.
-pub fn route_text(out: &Out, r: &RouteEntry, now_ms: u64) -> String {
-    let state = r.state();
+pub fn route_text(out: &Out, r: &RouteView, now_ms: u64) -> String {
+    let state = r.state;
     let paint = match state {
         RouteState::Connected => Paint::Green,
         RouteState::Connecting | RouteState::Reconnecting => Paint::Yellow,
@@ -79,8 +79,8 @@ pub fn route_text(out: &Out, r: &RouteEntry, now_ms: u64) -> String {
     };
     let mut line = format!(
         "{:<22} {:<24} {} since {}",
-        sanitize(&get_str(&r.name)),
-        sanitize(&get_str(&r.addr)),
+        display_safe(&r.name),
+        display_safe(&r.addr),
         out.paint(paint, state.name()),
         date_time(r.since_ms)
     );
@@ -89,49 +89,42 @@ pub fn route_text(out: &Out, r: &RouteEntry, now_ms: u64) -> String {
         r.sent, r.received, r.connects, r.failures, r.refused
     ));
     if state != RouteState::Connected {
-        if r.retry_ms > now_ms {
+        if let Some(retry) = r.retry_ms.filter(|t| *t > now_ms) {
             line.push_str(&format!(
                 "; next try in {}s",
-                (r.retry_ms - now_ms).div_ceil(1000)
+                (retry - now_ms).div_ceil(1000)
             ));
         }
-        let err = get_str(&r.last_error);
-        if !err.is_empty() {
-            line.push_str(&format!("; {}", sanitize(&err)));
+        if let Some(err) = &r.last_error {
+            line.push_str(&format!("; {}", display_safe(err)));
         }
     }
     line
 }
 
 /// Registered and configured extension counts of a snapshot.
-pub fn extension_counts(snap: &Snapshot) -> (usize, usize) {
-    let registered = (0..snap.header.plan.count())
-        .filter(|i| get_bit(&snap.body.bitmaps.registered, *i))
-        .count();
-    let configured = snap
-        .exts()
-        .iter()
-        .filter(|e| e.flags & EXT_CONFIGURED != 0)
-        .count();
+pub fn extension_counts(exts: &[ExtView]) -> (usize, usize) {
+    let registered = exts.iter().filter(|e| e.registered).count();
+    let configured = exts.iter().filter(|e| e.configured).count();
     (registered, configured)
 }
 
-/// ` until HH:MM:SS (in 1h 02m 03s)` for an expiry at `ms`, or nothing.
+/// ` until HH:MM:SS (in 1h02m)` for an expiry at `ms`, or nothing.
 fn until(ms: Option<u64>, now_ms: u64) -> String {
     match ms {
         Some(ms) => format!(
             " until {} (in {})",
             start_time(ms, now_ms),
-            human_secs(ms.saturating_sub(now_ms).div_ceil(1000))
+            span(ms.saturating_sub(now_ms).div_ceil(1000) * 1000)
         ),
         None => String::new(),
     }
 }
 
 /// One line of the settings section for people: what is set on `e`, e.g.
-/// `dnd until 17:00:00 (in 2h 00m 00s); forward always 35, busy 36 (earliest expiry
-/// 18:00:00, in 3h 00m 00s)`.
-pub fn settings_text(e: &ExtState, now_ms: u64) -> String {
+/// `dnd until 17:00:00 (in 2h00m); forward always 35, busy 36 (earliest expiry
+/// 18:00:00, in 3h00m)`.
+pub fn settings_text(e: &ExtView, now_ms: u64) -> String {
     let mut parts = Vec::new();
     if e.dnd {
         parts.push(format!("dnd{}", until(e.dnd_until_ms, now_ms)));
@@ -140,7 +133,7 @@ pub fn settings_text(e: &ExtState, now_ms: u64) -> String {
     if !fwd.is_empty() {
         let list: Vec<String> = fwd
             .iter()
-            .map(|(k, t)| format!("{k} {}", sanitize(t)))
+            .map(|(k, t)| format!("{k} {}", display_safe(t)))
             .collect();
         // The state block keeps one expiry per extension, the earliest of its
         // forwards': with several forwards, say which it is.
@@ -148,7 +141,7 @@ pub fn settings_text(e: &ExtState, now_ms: u64) -> String {
             (Some(ms), n) if n > 1 => format!(
                 " (earliest expiry {}, in {})",
                 start_time(ms, now_ms),
-                human_secs(ms.saturating_sub(now_ms).div_ceil(1000))
+                span(ms.saturating_sub(now_ms).div_ceil(1000) * 1000)
             ),
             (ms, _) => until(ms, now_ms),
         };
@@ -158,9 +151,9 @@ pub fn settings_text(e: &ExtState, now_ms: u64) -> String {
 }
 
 /// The JSON object of an extension's settings.
-fn settings_json(e: &ExtState) -> Value {
+fn settings_json(e: &ExtView) -> Value {
     json!({
-        "ext": e.ext,
+        "ext": e.number,
         "name": e.name,
         "dnd": e.dnd,
         "dnd_until_ms": e.dnd_until_ms,
@@ -178,19 +171,15 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
     let snap = daemon::snapshot(&reader)?;
     let now = coventry_shared::now_ms();
     let h = &snap.header;
-    let live = daemon::liveness(&reader, h, now);
-    let age_ms = daemon::heartbeat_age_ms(h, now);
+    let live = liveness(&reader, h, now);
+    let age_ms = heartbeat_age_ms(h, now);
     let uptime_s = now.saturating_sub(h.start_ms) / 1000;
-    let (registered, configured) = extension_counts(&snap);
+    let exts = view::extensions(&snap);
+    let (registered, configured) = extension_counts(&exts);
     let counters = counter_list(&snap.body.counters);
-    let runstate = match get_str(&snap.body.site.runstate) {
-        r if r.is_empty() => coventry_shared::runstate::DEFAULT_RUNSTATE.to_string(),
-        r => r,
-    };
-    let settings: Vec<ExtState> = exts::collect(&snap)
-        .into_iter()
-        .filter(ExtState::has_settings)
-        .collect();
+    let runstate = view::runstate(&snap);
+    let routes = view::routes(&snap);
+    let settings: Vec<ExtView> = exts.into_iter().filter(ExtView::has_settings).collect();
     let state = match live {
         Liveness::Running => "running",
         Liveness::StaleHeartbeat => "stale",
@@ -221,7 +210,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             "events": h.event_head,
             "counters": counters,
             "settings": settings.iter().map(settings_json).collect::<Vec<_>>(),
-            "upstream": snap.routes().map(route_json).collect::<Vec<_>>(),
+            "upstream": routes.iter().map(route_json).collect::<Vec<_>>(),
         }))?;
     } else {
         let daemon_line = match live {
@@ -243,12 +232,16 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             ("coventryd", daemon_line),
             (
                 "uptime",
-                format!("{} (since {})", human_secs(uptime_s), date_time(h.start_ms)),
+                format!(
+                    "{} (since {})",
+                    span(uptime_s * 1000),
+                    date_time(h.start_ms)
+                ),
             ),
             ("dial plan", h.plan.to_string()),
-            ("bound", sanitize(&h.bound)),
-            ("realm", sanitize(&h.realm)),
-            ("run state", sanitize(&runstate)),
+            ("bound", display_safe(&h.bound)),
+            ("realm", display_safe(&h.realm)),
+            ("run state", display_safe(&runstate)),
             ("heartbeat", heartbeat),
             (
                 "extensions",
@@ -261,11 +254,10 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             out.line(&format!("{key} {v}"))?;
         }
         out.line(&out.paint(Paint::Bold, "upstream"))?;
-        let routes: Vec<&RouteEntry> = snap.routes().collect();
         if routes.is_empty() {
             out.line("  none configured: numbers that are not local get 404")?;
         }
-        for r in routes {
+        for r in &routes {
             out.line(&format!("  {}", route_text(out, r, now)))?;
         }
         out.line(&out.paint(Paint::Bold, "counters"))?;
@@ -278,15 +270,15 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
         }
         let width = settings
             .iter()
-            .map(|e| sanitize(&e.name).chars().count())
+            .map(|e| display_safe(&e.name).chars().count())
             .max()
             .unwrap_or(0);
         for e in &settings {
-            let name = sanitize(&e.name);
+            let name = display_safe(&e.name);
             let pad = width - name.chars().count();
             let line = format!(
                 "  {:<4} {name}{:pad$}  {}",
-                e.ext,
+                e.number,
                 "",
                 settings_text(e, now)
             );

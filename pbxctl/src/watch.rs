@@ -2,8 +2,9 @@
 
 use crate::daemon;
 use crate::error::Error;
-use crate::output::{clock, sanitize, Out, Paint};
+use crate::output::{clock, Out, Paint};
 use crate::wait::POLL;
+use coventry_shared::client::text::display_safe;
 use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteState};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
@@ -99,7 +100,7 @@ pub fn event_json(rec: &EventRecord) -> Value {
 }
 
 /// Whole seconds talked in a call answered at `answer_ms` (0: never) up to `end_ms`.
-pub fn talk_secs(answer_ms: u64, end_ms: u64) -> u64 {
+fn talk_secs(answer_ms: u64, end_ms: u64) -> u64 {
     if answer_ms == 0 {
         0
     } else {
@@ -109,7 +110,7 @@ pub fn talk_secs(answer_ms: u64, end_ms: u64) -> u64 {
 
 /// The text line of one event: local time and the event's display form.
 pub fn event_line(out: &Out, rec: &EventRecord) -> String {
-    let text = sanitize(&rec.event.to_string());
+    let text = display_safe(&rec.event.to_string());
     let paint = match &rec.event {
         Event::Warning { .. } => Some(Paint::Yellow),
         Event::Upstream { state, .. } if *state != RouteState::Connected => Some(Paint::Yellow),

@@ -828,7 +828,8 @@ impl Drop for Switch {
     }
 }
 
-/// One slot of the call table, decoded.
+/// One slot of the call table with its raw fields, for tests that check what the
+/// daemon wrote (clients read `coventry_shared::client::view::CallView` instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRow {
     /// Switch-local call number.
@@ -881,7 +882,8 @@ impl CallRow {
 
 /// Call-table and bitmap reads on a [`Snapshot`].
 pub trait SnapshotExt {
-    /// Every used slot of the call table (`id != 0`).
+    /// Every slot of the call table that holds a call, by the clients' one rule
+    /// (`coventry_shared::client::view::slot_in_use`).
     fn calls(&self) -> Vec<CallRow>;
     /// The slot whose SIP Call-ID is `call_id` (or a prefix of it, the field is cut).
     fn call_by_sip_id(&self, call_id: &str) -> Option<CallRow>;
@@ -920,7 +922,7 @@ impl SnapshotExt for Snapshot {
         self.body
             .calls
             .iter()
-            .filter(|c| c.id != 0)
+            .filter(|c| coventry_shared::client::view::slot_in_use(c))
             .map(CallRow::of)
             .collect()
     }

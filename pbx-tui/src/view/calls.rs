@@ -3,10 +3,11 @@
 
 use super::theme::Theme;
 use crate::clock;
-use crate::ext_state::ExtState;
 use crate::model::Model;
-use crate::site::{Call, Site};
+use crate::site::Site;
+use coventry_shared::client::view::CallView as Call;
 use coventry_shared::event::CallPhase;
+use coventry_shared::stateblock::Lamp;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -17,15 +18,18 @@ use ratatui::Frame;
 pub fn call_state_text(c: &Call) -> String {
     match c.phase {
         CallPhase::Ringing => format!("ringing \u{d7}{}", c.rings),
-        CallPhase::Ended => format!("ended {} {}", c.outcome.name(), c.cause),
+        CallPhase::Ended => match c.outcome {
+            Some((outcome, status)) => format!("ended {} {status}", outcome.name()),
+            None => "ended".to_string(),
+        },
         p => p.name().to_string(),
     }
 }
 
 fn style(theme: Theme, c: &Call) -> Style {
     match c.phase {
-        CallPhase::Dialing | CallPhase::Ringing => theme.state(ExtState::Ringing),
-        CallPhase::Answered => theme.state(ExtState::Busy),
+        CallPhase::Dialing | CallPhase::Ringing => theme.state(Lamp::Ringing),
+        CallPhase::Answered => theme.state(Lamp::Busy),
         CallPhase::Ended => theme.label(),
     }
 }
@@ -55,10 +59,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
                 Span::styled(format!(" {:<5} ", c.id), theme.label()),
                 Span::raw(format!("{:>6} \u{2192} {:<12} ", c.from, c.to)),
                 Span::styled(format!("{:<26}", call_state_text(c)), style(theme, c)),
-                Span::raw(format!(
-                    "{:>8}",
-                    clock::duration(c.duration_ms(model.now_ms))
-                )),
+                Span::raw(format!("{:>8}", clock::duration(c.shown_ms(model.now_ms)))),
             ])
         })
         .collect();

@@ -5,7 +5,8 @@ use super::calls::call_state_text;
 use super::theme::Theme;
 use crate::clock;
 use crate::model::Model;
-use crate::site::{Ext, Site};
+use crate::site::Site;
+use coventry_shared::client::view::ExtView as Ext;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -22,25 +23,19 @@ fn row<'a>(theme: Theme, label: &str, value: Vec<Span<'a>>) -> Line<'a> {
     Line::from(spans)
 }
 
-fn until(model: &Model, ms: u64) -> String {
-    if ms == 0 {
-        String::new()
-    } else {
-        format!(" until {}", clock::hour_minute(ms, model.utc_offset_s))
+fn until(model: &Model, ms: Option<u64>) -> String {
+    match ms {
+        None => String::new(),
+        Some(ms) => format!(" until {}", clock::hour_minute(ms, model.utc_offset_s)),
     }
 }
 
 fn forwards(model: &Model, e: &Ext) -> String {
-    let mut parts = Vec::new();
-    for (kind, target) in [
-        ("always", &e.forward_always),
-        ("busy", &e.forward_busy),
-        ("no answer", &e.forward_noanswer),
-    ] {
-        if !target.is_empty() {
-            parts.push(format!("{kind}\u{2192}{target}"));
-        }
-    }
+    let parts: Vec<String> = e
+        .forwards()
+        .iter()
+        .map(|(kind, target)| format!("{kind}\u{2192}{target}"))
+        .collect();
     if parts.is_empty() {
         return if e.forwarded {
             "on".into()
@@ -65,7 +60,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
         .borders(Borders::TOP | Borders::LEFT)
         .border_style(theme.border())
         .title(Span::styled(title, theme.title()));
-    let state = e.state();
+    let state = e.lamp();
     let mut lines = vec![row(
         theme,
         "state",
@@ -101,7 +96,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
                 c.from,
                 c.to,
                 call_state_text(c),
-                clock::duration(c.duration_ms(model.now_ms))
+                clock::duration(c.shown_ms(model.now_ms))
             ))],
         ));
     }

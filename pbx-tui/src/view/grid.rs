@@ -3,10 +3,10 @@
 //! plan is shown a page of rows at a time, the page that holds the selection.
 
 use super::theme::Theme;
-use crate::ext_state::ExtState;
 use crate::model::Model;
 use crate::site::Site;
 use coventry_shared::dialplan::Plan;
+use coventry_shared::stateblock::Lamp;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -16,13 +16,13 @@ use ratatui::Frame;
 pub const PER_ROW: usize = 10;
 
 /// The letters of the legend under the grid and their short meaning.
-const LEGEND: [(ExtState, &str); 6] = [
-    (ExtState::Ringing, "ring"),
-    (ExtState::Busy, "busy"),
-    (ExtState::Dnd, "dnd"),
-    (ExtState::Forwarded, "fwd"),
-    (ExtState::Registered, "reg"),
-    (ExtState::Offline, "off"),
+const LEGEND: [(Lamp, &str); 6] = [
+    (Lamp::Ringing, "ring"),
+    (Lamp::Busy, "busy"),
+    (Lamp::Dnd, "dnd"),
+    (Lamp::Forwarded, "fwd"),
+    (Lamp::Registered, "reg"),
+    (Lamp::Offline, "off"),
 ];
 
 /// Width of one cell: marker, number, letter.
@@ -73,7 +73,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
     for r in first..first + visible {
         let mut spans = Vec::with_capacity(PER_ROW * 2);
         for e in site.exts.iter().skip(r * PER_ROW).take(PER_ROW) {
-            let state = e.state();
+            let state = e.lamp();
             let selected = e.number == model.selected;
             let mut style = theme.state(state);
             if selected {

@@ -83,7 +83,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                             RouteState::Reconnecting => "retrying",
                             RouteState::Connected | RouteState::Down => "DOWN",
                         };
-                        Span::styled(format!("upstream {} {word}", u.route), theme.health(false))
+                        Span::styled(format!("upstream {} {word}", u.name), theme.health(false))
                     }
                 },
             );

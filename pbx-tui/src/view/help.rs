@@ -2,9 +2,9 @@
 //! in two columns when they fit.
 
 use super::theme::Theme;
-use crate::ext_state::ExtState;
 use crate::keymap::{KEYS, LEFT_TOPICS};
 use crate::model::Model;
+use coventry_shared::stateblock::Lamp;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -36,7 +36,7 @@ pub fn help_lines(theme: Theme) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
     right.push(Line::styled("  e.g. :forward 21 35 busy", theme.label()));
     right.push(Line::from(""));
     right.push(Line::styled(" Grid letters", theme.title()));
-    for chunk in ExtState::ALL.chunks(3) {
+    for chunk in Lamp::ALL.chunks(3) {
         let mut spans = vec![Span::raw(" ")];
         for s in chunk {
             spans.push(Span::styled(format!(" {}", s.letter()), theme.state(*s)));

@@ -1,8 +1,8 @@
 //! Styles: colours on a colour terminal; with `NO_COLOR` (or `--no-color`) only
 //! bold, dim and reverse video, so every state still reads by its letter.
 
-use crate::ext_state::ExtState;
 use crate::model::Tone;
+use coventry_shared::stateblock::Lamp;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The styles of one console.
@@ -26,15 +26,15 @@ impl Theme {
     }
 
     /// A grid cell's letter and number in state `s`.
-    pub fn state(self, s: ExtState) -> Style {
+    pub fn state(self, s: Lamp) -> Style {
         match s {
-            ExtState::Ringing => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            ExtState::Busy => self.fg(Color::Red).add_modifier(Modifier::BOLD),
-            ExtState::Dnd => self.fg(Color::Magenta),
-            ExtState::Forwarded => self.fg(Color::Cyan),
-            ExtState::Registered => self.fg(Color::Green),
-            ExtState::Offline => Style::new(),
-            ExtState::Unconfigured => Style::new().add_modifier(Modifier::DIM),
+            Lamp::Ringing => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            Lamp::Busy => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            Lamp::Dnd => self.fg(Color::Magenta),
+            Lamp::Forwarded => self.fg(Color::Cyan),
+            Lamp::Registered => self.fg(Color::Green),
+            Lamp::Offline => Style::new(),
+            Lamp::Unconfigured => Style::new().add_modifier(Modifier::DIM),
         }
     }
 
