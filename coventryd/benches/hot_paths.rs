@@ -28,7 +28,7 @@
 //!   (4,000/s) and `on_tick` runs every 100 virtual ms, timed, so transactions,
 //!   nonces and bindings expire as in the daemon at that rate.
 
-use coventry_shared::config::Config;
+use coventryd::config::Config;
 use coventryd::registrar::Registrar;
 use coventryd::sip::digest::{answer_challenge, Algorithm, Credentials, DigestAuthority, Verdict};
 use coventryd::sip::wire::parse_datagram;

@@ -1,6 +1,7 @@
 //! The I/O shell around the switch core: the UDP socket, the control FIFO, the
 //! clock, signals, the state block and persistence.
 
+use crate::config::Config;
 use crate::fifo::{self, ControlFifo};
 use crate::hooks::Hooks;
 use crate::persist::{self, Loaded};
@@ -10,7 +11,6 @@ use crate::registrar::Registrar;
 use crate::sip::dest::Dest;
 use crate::switch::{Outbox, Switch};
 use crate::upstream::{Change, TcpEvent, Upstream};
-use coventry_shared::config::Config;
 use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
 use coventry_shared::runtime::{control_path, state_path};

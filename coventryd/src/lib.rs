@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod fifo;
 pub mod headers;
 pub mod hooks;

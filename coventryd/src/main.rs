@@ -1,8 +1,8 @@
 //! coventryd — the Coventry SIP switch.
 
 use clap::Parser;
-use coventry_shared::config::Config;
 use coventry_shared::runtime::{self, Role, SafeDir};
+use coventryd::config::Config;
 use coventryd::{app, cli, secrets};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,7 +42,7 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
             let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();
             let secrets =
                 secrets::load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?;
-            let listen = coventry_shared::config::ServerConfig::default().listen;
+            let listen = coventryd::config::ServerConfig::default().listen;
             let config = Config::builtin(listen, |n| secrets.get(&n).cloned().unwrap_or_default());
             log::info!(
                 "no configuration file: built-in default, extensions {}-{}, secrets in {}",

@@ -9,7 +9,7 @@
 //! channel; if the disk stalls long enough for the channel to fill, records are
 //! dropped, counted and logged rather than let memory grow.
 
-use coventry_shared::config::RecordsConfig;
+use crate::config::RecordsConfig;
 use coventry_shared::record::{rotated_name, CallRecord, NEXT_CALL_FILE, RECORDS_FILE};
 use coventry_shared::runtime::SafeDir;
 use std::fs::File;

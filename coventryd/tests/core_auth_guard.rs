@@ -268,8 +268,8 @@ fn the_knobs_apply_and_reload() {
     let (st, sent) = g.attempt(src, "21", "c");
     assert_eq!((st, header(&sent[0].1, "Retry-After")), (503, Some("3")));
     // A reload with the defaults: five failures before waiting again.
-    let config = coventry_shared::config::Config::parse(std::path::Path::new("t.conf"), CONF)
-        .expect("config");
+    let config =
+        coventryd::config::Config::parse(std::path::Path::new("t.conf"), CONF).expect("config");
     g.lab.sw.apply_config(config).expect("reload");
     g.lab.now += 3000;
     let other = at("127.0.0.3:5062");

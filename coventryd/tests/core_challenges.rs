@@ -2,7 +2,7 @@
 //! secret, one with stored hashes only, one that does not exist, a name outside the
 //! plan) gets the same header set, the switch's one offer, for 401 and 407 alike.
 
-use coventry_shared::config::Config;
+use coventryd::config::Config;
 use coventryd::registrar::Registrar;
 use coventryd::switch::Switch;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The switch core never panics, whatever arrives from the network or the FIFO,
 //! and still registers afterwards.
 
-use coventry_shared::config::Config;
+use coventryd::config::Config;
 use coventryd::fifo::Line;
 use coventryd::registrar::Registrar;
 use coventryd::switch::Switch;

@@ -2,9 +2,9 @@
 //! plain tokio listeners and streams, ports are chosen by the kernel, and every wait
 //! is bounded. Timings are shortened through `Upstream::start_with`.
 
-use coventry_shared::config::{HostPort, RouteKind, UpstreamConfig};
 use coventry_shared::event::{Event, RouteState};
 use coventry_shared::stateblock::get_str;
+use coventryd::config::{HostPort, RouteKind, UpstreamConfig};
 use coventryd::upstream::{Change, TcpEvent, Timings, Upstream};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

@@ -154,10 +154,7 @@ fn calls_table_shows_live_calls_then_ended_ones() {
     assert_eq!(r[1..4], ["22", "40", "answered"], "{s}");
     assert_eq!(r[4], "2");
     assert!(is_clock(r[5]), "{s}");
-    assert!(
-        r[6] == "1m30s" || r[6] == "1m31s",
-        "talk time: {s}"
-    );
+    assert!(r[6] == "1m30s" || r[6] == "1m31s", "talk time: {s}");
     assert_eq!(r[7], "-");
 
     // Ringing: the rings so far; duration since the start.

@@ -4,7 +4,6 @@
 //! their tests share). The programs share no other code.
 
 pub mod client;
-pub mod config;
 pub mod control;
 pub mod dialplan;
 pub mod event;

@@ -1245,7 +1245,7 @@ mod tests {
             .section("features", "dnd_on = *55")
             .section("speed", "8 = 21")
             .build();
-        let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text)
+        let c = coventryd::config::Config::parse(Path::new("t.conf"), &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(c.server.realm, "test");
         assert_eq!(c.server.listen.port(), 0);
@@ -1256,7 +1256,7 @@ mod tests {
         assert_eq!(c.speed["8"], "21");
         assert_eq!(c.features.dnd_on, "*55");
         let text3 = Conf::new(&[210]).digits(3).build();
-        let c = coventry_shared::config::Config::parse(Path::new("t.conf"), &text3)
+        let c = coventryd::config::Config::parse(Path::new("t.conf"), &text3)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.server.plan.digits(), 3);
     }

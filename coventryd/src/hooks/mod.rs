@@ -15,7 +15,7 @@
 pub mod queue;
 mod runner;
 
-use coventry_shared::config::HooksConfig;
+use crate::config::HooksConfig;
 use coventry_shared::event::Event;
 use coventry_shared::record::CallRecord;
 use coventry_shared::runtime::Facts;

@@ -17,7 +17,7 @@
 //! attacker cycling addresses or names cannot grow memory.
 
 use super::bounded::{BoundedMap, Worth};
-use coventry_shared::config::SecurityConfig;
+use crate::config::SecurityConfig;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Most source addresses tracked.

@@ -22,6 +22,7 @@ pub mod system;
 mod trust;
 pub mod upstream;
 
+use crate::config::{Config, DigestAlgorithm};
 use crate::fifo::Line;
 use crate::headers::Fields;
 use crate::logfmt::quoted;
@@ -32,7 +33,6 @@ use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
 use crate::sip::wire::{self, parse_name_addr, WireError};
 use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
 use call::CallBook;
-use coventry_shared::config::{Config, DigestAlgorithm};
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::CallEntry;
 use coventry_shared::stateblock::Counters;

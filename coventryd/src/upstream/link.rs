@@ -5,7 +5,7 @@
 use super::conn::{self, ConnParams};
 use super::status::backoff_delay;
 use super::{LinkId, TcpEvent, Timings};
-use coventry_shared::config::HostPort;
+use crate::config::HostPort;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

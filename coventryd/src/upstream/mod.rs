@@ -24,8 +24,8 @@ pub use conn::{Conn, ConnId, QUEUE};
 pub use inbound::MAX_INBOUND;
 pub use status::DOWN_AFTER;
 
+use crate::config::{HostPort, RouteKind, UpstreamConfig};
 use conn::PushError;
-use coventry_shared::config::{HostPort, RouteKind, UpstreamConfig};
 use coventry_shared::event::{Event, RouteState};
 use coventry_shared::stateblock::{put_str, RouteEntry, MAX_ROUTES};
 use status::{LinkStatus, Transition};

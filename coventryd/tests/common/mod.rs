@@ -2,8 +2,8 @@
 //! moves, phones that are just ports, and every datagram the switch sends.
 #![allow(dead_code)]
 
-use coventry_shared::config::Config;
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventryd::config::Config;
 use coventryd::registrar::Registrar;
 use coventryd::sip::digest::answer_challenge;
 use coventryd::switch::Switch;

@@ -26,9 +26,9 @@
 //!
 //! Every error names the file, the line and the key.
 
-use crate::control::ForwardKind;
-use crate::dialplan::{classify, Plan, Target};
-use crate::runstate::{valid_name as valid_runstate, RunState};
+use coventry_shared::control::ForwardKind;
+use coventry_shared::dialplan::{classify, Plan, Target};
+use coventry_shared::runstate::{valid_name as valid_runstate, RunState};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
