@@ -350,6 +350,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             )
             .await;
         }
+        publisher.wake_readers();
     }
 
     sw.on_stop();
@@ -360,6 +361,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             text: "coventryd stopping".into(),
         },
     );
+    publisher.wake_readers();
     persister.flush_now(sw.registrar());
     hooks.kill_all();
     records.stop();

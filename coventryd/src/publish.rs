@@ -14,6 +14,8 @@ use std::path::Path;
 /// The daemon's view of the state block.
 pub struct Publisher {
     writer: StateWriter,
+    /// Events were appended since readers were last woken.
+    unannounced: bool,
 }
 
 impl Publisher {
@@ -21,6 +23,7 @@ impl Publisher {
     pub fn create(path: &Path, init: &BlockInit) -> io::Result<Publisher> {
         Ok(Publisher {
             writer: StateWriter::create(path, init)?,
+            unannounced: false,
         })
     }
 
@@ -132,6 +135,15 @@ impl Publisher {
     /// Append an event to the ring.
     pub fn event(&mut self, now_ms: u64, e: &Event) {
         self.writer.push_event(now_ms, e);
+        self.unannounced = true;
+    }
+
+    /// Wake the readers sleeping on the event ring if events were appended since
+    /// the last call: once per turn of the daemon's loop, not once per event.
+    pub fn wake_readers(&mut self) {
+        if std::mem::take(&mut self.unannounced) {
+            self.writer.wake_readers();
+        }
     }
 
     /// Record the heartbeat.

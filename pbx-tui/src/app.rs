@@ -1,6 +1,6 @@
-//! The event loop, the only place with I/O: it waits for a key, a signal, the next
-//! look at the state block or the next second, whichever comes first (never
-//! spinning), feeds what happened to `update`, carries out the effects, and draws
+//! The event loop, the only place with I/O: it waits for a key, a signal, an event
+//! from the daemon (`ring_wake`), the next periodic look at the state block or the
+//! next second, whichever comes first (never spinning), feeds what happened to `update`, carries out the effects, and draws
 //! only when the model says something visible changed.
 //!
 //! It ends when the operator quits, when its terminal is gone (end-of-file or an
@@ -13,6 +13,7 @@ use crate::fifo;
 use crate::input::{Input, Wake};
 use crate::model::{Model, Options};
 use crate::msg::{Effect, Ending, Msg};
+use crate::ring_wake::RingWake;
 use crate::signals::SignalWatch;
 use crate::terminal::Tty;
 use std::collections::VecDeque;
@@ -79,6 +80,8 @@ pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
         runtime_dir: settings.runtime_dir.display().to_string(),
     });
     let mut link = DaemonLink::new(&state);
+    let ring = RingWake::start(state.clone(), signals.waker().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("cannot watch the event ring: {e}"))?;
     let mut tty = Tty::enter().map_err(|e| e.to_string())?;
     let mut input = Input::new(std::io::stdin());
     let io = |e: std::io::Error| format!("terminal: {e}");
@@ -99,6 +102,10 @@ pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
         }
         if model.quit {
             return Ok(model.ending);
+        }
+        if ring.take() {
+            // The daemon wrote events: look now, not at the next periodic look.
+            next_poll = Instant::now();
         }
         if Instant::now() >= next_poll {
             for m in link.poll(clock::now_ms()) {

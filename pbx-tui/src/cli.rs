@@ -47,8 +47,10 @@ pub struct Cli {
     #[arg(long)]
     pub no_color: bool,
 
-    /// How often the state block is looked at, in milliseconds (50-2000). Changes
-    /// appear on the screen at most this long after they happen.
+    /// How often the state block is looked at, in milliseconds (50-2000). Events
+    /// (registrations, calls, texts, command results) wake the console at once;
+    /// other changes (counters, expiry times) appear at most this long after they
+    /// happen.
     #[arg(
         long,
         value_name = "MS",

@@ -34,6 +34,7 @@ pub mod line_edit;
 pub mod log;
 pub mod model;
 pub mod msg;
+pub mod ring_wake;
 pub mod sanitize;
 pub mod signals;
 pub mod site;

@@ -40,6 +40,8 @@ pub struct Caught {
 /// The signal thread and what it noted.
 pub struct SignalWatch {
     wake: UnixStream,
+    /// A writing end of the wake-up socket for others who wake the loop.
+    waker: UnixStream,
     ending: Arc<AtomicI32>,
     resized: Arc<AtomicBool>,
     handle: Handle,
@@ -56,6 +58,7 @@ impl SignalWatch {
         let ending = Arc::new(AtomicI32::new(0));
         let resized = Arc::new(AtomicBool::new(false));
         let (noted, winched) = (Arc::clone(&ending), Arc::clone(&resized));
+        let spare = waker.try_clone()?;
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
@@ -79,6 +82,7 @@ impl SignalWatch {
             })?;
         Ok(SignalWatch {
             wake,
+            waker: spare,
             ending,
             resized,
             handle,
@@ -88,6 +92,12 @@ impl SignalWatch {
     /// What the event loop waits on (readable when a signal came).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
+    }
+
+    /// Another writing end of the wake-up socket: a byte written to it wakes the
+    /// loop like a signal does (see `ring_wake`).
+    pub fn waker(&self) -> io::Result<UnixStream> {
+        self.waker.try_clone()
     }
 
     /// The first ending signal, if one came (without emptying anything): for

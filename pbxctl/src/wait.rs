@@ -5,9 +5,8 @@ use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::stateblock::{EventCursor, StateReader};
 use std::time::{Duration, Instant};
 
-/// How often the ring is polled.
-pub const POLL: Duration = Duration::from_millis(20);
-/// How often the daemon's process is checked while waiting.
+/// How often the daemon's process is checked while waiting (between, pbxctl sleeps
+/// until the daemon wakes it with an event).
 const ALIVE_CHECK: Duration = Duration::from_millis(250);
 /// Events read per poll call.
 const BATCH: usize = 256;
@@ -32,7 +31,7 @@ pub fn request_id() -> u64 {
     (ms << 22) | pid
 }
 
-/// Poll the ring from `cursor` until a command result with `id` shows up, the
+/// Read the ring from `cursor` until a command result with `id` shows up, the
 /// daemon goes away (status 3) or `deadline` passes (status 4).
 pub fn wait_for_result(
     reader: &StateReader,
@@ -88,7 +87,10 @@ pub fn wait_for_result(
             }
             return Err(Error::timeout(msg));
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(now)));
+        reader.wait_for_events(
+            &cursor,
+            ALIVE_CHECK.min(deadline.saturating_duration_since(now)),
+        );
     }
 }
 

@@ -3,7 +3,6 @@
 use crate::daemon;
 use crate::error::Error;
 use crate::output::{clock, Out, Paint};
-use crate::wait::POLL;
 use coventry_shared::client::text::display_safe;
 use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteState};
 use coventry_shared::runtime;
@@ -308,11 +307,18 @@ pub fn run(out: &mut Out, dir: &Path, opts: WatchOpts) -> Result<(), Error> {
                 None => attached = reattach(&mut p, &path)?,
             }
         }
-        let mut nap = POLL;
+        let mut nap = CHECK_EVERY;
         if let Some(d) = deadline {
             nap = nap.min(d.saturating_duration_since(now));
         }
-        nap_unless_output_gone(nap)?;
+        match attached.as_ref() {
+            // Asleep until the daemon announces an event (or the nap is over).
+            Some(a) => {
+                a.reader.wait_for_events(&a.cursor, nap);
+                nap_unless_output_gone(Duration::ZERO)?;
+            }
+            None => nap_unless_output_gone(nap)?,
+        }
     }
 }
 

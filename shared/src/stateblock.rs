@@ -26,12 +26,14 @@
 use crate::dialplan::{Plan, MAX_EXTENSIONS};
 use crate::event::{Event, EventRecord, EventSlot};
 use crate::runtime::{self, Kind, SafeDir, TrustError};
-use memmap2::MmapMut;
+use memmap2::{Mmap, MmapMut, MmapOptions};
+use rustix::thread::futex;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
@@ -705,6 +707,18 @@ impl StateWriter {
         n
     }
 
+    /// Wake every reader sleeping in [`StateReader::wait_for_events`]: one system
+    /// call, made once after a batch of [`StateWriter::push_event`]s.
+    pub fn wake_readers(&self) {
+        // SAFETY: WAKE_OFFSET is the 4-aligned low word of `event_head`, inside the
+        // map, which lives as long as &self; the word is only ever read through it.
+        let word = unsafe {
+            AtomicU32::from_ptr(self.map.as_ptr().add(WAKE_OFFSET).cast::<u32>().cast_mut())
+        };
+        // Not PRIVATE: the waiters are other processes mapping the same file.
+        let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+    }
+
     /// Flush the map to the file (best effort; readers see changes without it).
     pub fn flush(&self) -> io::Result<()> {
         self.map.flush_async()
@@ -790,6 +804,10 @@ impl std::error::Error for OpenError {}
 /// aligned 8-byte word, which the kernel copies in one access), with fences between.
 pub struct StateReader {
     file: File,
+    /// The header's page mapped read-only, only for its address: the futex word
+    /// readers sleep on. Never read through (a truncated file would fault); the
+    /// kernel reads the word and reports a fault as an error instead.
+    wake_page: Option<Mmap>,
     path: PathBuf,
     dev_ino: (u64, u64),
     plan: Plan,
@@ -816,6 +834,16 @@ pub struct Polled {
 const SEQ_OFFSET: usize = std::mem::offset_of!(Header, seq);
 const HEARTBEAT_OFFSET: usize = std::mem::offset_of!(Header, heartbeat_ms);
 const HEAD_OFFSET: usize = std::mem::offset_of!(Header, event_head);
+/// The futex word readers sleep on: the low 32 bits of `event_head`, which change
+/// with every event.
+const WAKE_OFFSET: usize = if cfg!(target_endian = "little") {
+    HEAD_OFFSET
+} else {
+    HEAD_OFFSET + 4
+};
+/// Longest single sleep in [`StateReader::wait_for_events`] when the block cannot be
+/// mapped for a futex (the reader then polls).
+const POLL_FALLBACK: Duration = Duration::from_millis(20);
 const SLOT_SIZE: usize = std::mem::size_of::<EventSlot>();
 /// Ring slots copied per `pread` when polling.
 const POLL_SLOTS: usize = 64;
@@ -864,8 +892,12 @@ impl StateReader {
         if h.pid == 0 {
             return Err(OpenError::Invalid(format!("{}: no pid", path.display())));
         }
+        // SAFETY: mapped read-only and never dereferenced by this process (see
+        // `wake_page`); only its address is handed to futex(2).
+        let wake_page = unsafe { MmapOptions::new().len(HEADER_SIZE).map(&file) }.ok();
         Ok(StateReader {
             file,
+            wake_page,
             path: path.to_path_buf(),
             dev_ino: (meta.dev(), meta.ino()),
             plan,
@@ -884,6 +916,37 @@ impl StateReader {
     /// The dial plan.
     pub fn plan(&self) -> Plan {
         self.plan
+    }
+
+    /// Sleep until an event past `cursor` is in the ring, `timeout` passes or a
+    /// signal arrives, whichever is first; at once if one is there already. The
+    /// daemon wakes sleepers through a futex on the ring head (see
+    /// [`StateWriter::wake_readers`]), so an event is seen within microseconds
+    /// and nothing is polled meanwhile.
+    pub fn wait_for_events(&self, cursor: &EventCursor, timeout: Duration) {
+        let Some(head) = self.load(HEAD_OFFSET) else {
+            return; // cut under us: the caller finds out
+        };
+        if head != cursor.next || timeout.is_zero() {
+            return;
+        }
+        let Some(page) = &self.wake_page else {
+            std::thread::sleep(timeout.min(POLL_FALLBACK));
+            return;
+        };
+        // SAFETY: WAKE_OFFSET + 4 <= HEADER_SIZE, 4-aligned in a page-aligned map
+        // that lives as long as &self. Only futex(2) reads through the reference
+        // (see `wake_page`).
+        let word =
+            unsafe { AtomicU32::from_ptr(page.as_ptr().add(WAKE_OFFSET).cast::<u32>().cast_mut()) };
+        let ts = futex::Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // The word is the head's low half: if the head moved since it was loaded,
+        // the kernel returns at once (EAGAIN). Timeouts, signals and faults (a
+        // truncated file) simply end the wait.
+        let _ = futex::wait(word, futex::Flags::empty(), head as u32, Some(&ts));
     }
 
     /// The 8-byte word at `offset` (8-aligned), read until two copies agree (a

@@ -314,6 +314,54 @@ fn a_block_truncated_under_a_reader_is_reported_never_a_fault() {
         if len < coventry_shared::stateblock::RING_OFFSET as u64 {
             assert!(r.snapshot().is_none(), "a snapshot of a cut body");
         }
+        // Waiting on a cut block neither faults nor hangs.
+        r.wait_for_events(&cur, std::time::Duration::from_millis(10));
     }
     drop(w);
+}
+
+/// A reader sleeping on the ring is woken by the writer's next event (another
+/// thread here; another process in the field, the futex is shared), returns at
+/// once when an event is already there, and wakes at its timeout otherwise.
+#[test]
+fn a_sleeping_reader_is_woken_by_the_next_event() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state");
+    let mut w = StateWriter::create(&path, &init()).expect("create");
+    let r = StateReader::open(&path).expect("open");
+    let mut cur = r.cursor_at_end();
+
+    // Nothing happens: the wait ends at its timeout.
+    let t = Instant::now();
+    r.wait_for_events(&cur, Duration::from_millis(50));
+    assert!(
+        t.elapsed() >= Duration::from_millis(40),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // An event is already there: no sleep at all.
+    w.push_event(1, &Event::Notice { text: "a".into() });
+    w.wake_readers();
+    let t = Instant::now();
+    r.wait_for_events(&cur, Duration::from_secs(30));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(r.poll_events(&mut cur, 10).events.len(), 1);
+
+    // Asleep when the event comes: woken long before the timeout.
+    let sleeper = std::thread::spawn(move || {
+        let t = Instant::now();
+        r.wait_for_events(&cur, Duration::from_secs(30));
+        (t.elapsed(), r.poll_events(&mut cur, 10).events.len())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    w.push_event(2, &Event::Notice { text: "b".into() });
+    w.wake_readers();
+    let (slept, got) = sleeper.join().expect("sleeper");
+    assert_eq!(got, 1);
+    assert!(
+        slept < Duration::from_secs(10),
+        "woken by the event, not the timeout: {slept:?}"
+    );
 }
