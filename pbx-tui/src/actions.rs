@@ -4,7 +4,7 @@
 
 use crate::model::Ask;
 use crate::site::Site;
-use coventry_shared::control::{Command, Request, MAX_LINE};
+use coventry_shared::control::{Command, Request};
 
 /// Longest message text, in characters (the daemon refuses more).
 pub const MAX_TEXT: usize = 160;
@@ -126,30 +126,6 @@ pub fn question(c: &Command, site: Option<&Site>) -> String {
     }
 }
 
-/// The FIFO line for `request`, checked as pbxctl checks it: at most [`MAX_LINE`]
-/// bytes (so the write is atomic), one line, and read back by the daemon's own
-/// parser as the same request.
-pub fn checked_line(request: &Request) -> Result<String, String> {
-    let line = request.to_line();
-    if line.len() > MAX_LINE {
-        return Err(format!(
-            "command is {} bytes, the control FIFO takes at most {MAX_LINE}",
-            line.len()
-        ));
-    }
-    if line.trim_end_matches('\n').contains(['\n', '\r']) {
-        return Err("a command must be one line".into());
-    }
-    match Request::parse(line.as_bytes()) {
-        Ok(parsed) if parsed == *request => Ok(line),
-        Ok(parsed) => Err(format!(
-            "the daemon would read `{}` instead of `{}`",
-            parsed.command, request.command
-        )),
-        Err((_, e)) => Err(e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,30 +197,5 @@ mod tests {
             text: "x".into()
         }));
         assert!(!is_destructive(&Command::Reload));
-    }
-
-    #[test]
-    fn lines_are_checked() {
-        let r = Request {
-            id: Some(9),
-            command: Command::Reload,
-        };
-        assert_eq!(checked_line(&r), Ok("#9 reload\n".into()));
-        let long = Request {
-            id: Some(9),
-            command: Command::Message {
-                target: "21".into(),
-                text: "x".repeat(600),
-            },
-        };
-        assert!(checked_line(&long).is_err());
-        let padded = Request {
-            id: Some(9),
-            command: Command::Message {
-                target: "21".into(),
-                text: " x ".into(),
-            },
-        };
-        assert!(checked_line(&padded).is_err());
     }
 }

@@ -9,16 +9,20 @@
 
 use crate::clock;
 use crate::daemon::DaemonLink;
-use crate::fifo;
 use crate::input::{Input, Wake};
 use crate::model::{Model, Options};
 use crate::msg::{Effect, Ending, Msg};
 use crate::ring_wake::RingWake;
 use crate::signals::SignalWatch;
 use crate::terminal::Tty;
+use coventry_shared::client::send::{first_request_id, send_line};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How long a full FIFO is retried before giving up (the screen stays frozen that
+/// long at most).
+pub const FULL_FIFO_PATIENCE: Duration = Duration::from_millis(300);
 
 /// How the console runs.
 #[derive(Debug, Clone)]
@@ -33,20 +37,16 @@ pub struct Settings {
     pub poll: Duration,
 }
 
-/// A request id base unique to this process: its pid above a counter that starts
-/// at the current second (so ids stay below 2^53 and differ between runs).
-pub fn first_request_id(now_ms: u64) -> u64 {
-    let pid = u64::from(std::process::id()) & ((1 << 22) - 1);
-    (pid << 30) | ((now_ms / 1000) & ((1 << 30) - 1)).max(1)
-}
-
 fn apply(model: &mut Model, tty: &mut Tty, control: &Path, msg: Msg) -> std::io::Result<()> {
     let mut queue = VecDeque::from([msg]);
     while let Some(m) = queue.pop_front() {
         for effect in model.update(m) {
             match effect {
                 Effect::Send { id, line } => {
-                    if let Err(error) = fifo::send_line(control, &line) {
+                    if let Err(error) =
+                        send_line(control, &line, Instant::now() + FULL_FIFO_PATIENCE)
+                            .map_err(|e| e.to_string())
+                    {
                         queue.push_back(Msg::SendFailed { id, error });
                     }
                 }
@@ -151,17 +151,5 @@ pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
             }
             Wake::Woken | Wake::Timeout => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_fit_in_a_double() {
-        let id = first_request_id(clock::now_ms());
-        assert!(id > 0 && id < 1 << 53);
-        assert_eq!(id >> 30, u64::from(std::process::id()) & ((1 << 22) - 1));
     }
 }

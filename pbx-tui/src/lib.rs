@@ -26,7 +26,6 @@ pub mod cli;
 pub mod clock;
 pub mod complete;
 pub mod daemon;
-pub mod fifo;
 pub mod input;
 pub mod keymap;
 pub mod keys;

@@ -8,6 +8,7 @@ use crate::log::LogLine;
 use crate::model::{Ask, CommandLine, Confirm, Link, Mode, Model, Pending, Prompt, Status, Tone};
 use crate::msg::{DaemonMsg, Effect, Msg};
 use crate::site::Site;
+use coventry_shared::client::send::checked_line;
 use coventry_shared::control::{Command, Request};
 use coventry_shared::event::{Event, EventRecord};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -397,7 +398,7 @@ impl Model {
             command,
         };
         let shown = request.command.to_string();
-        match actions::checked_line(&request) {
+        match checked_line(&request).map_err(|e| e.to_string()) {
             Ok(line) => {
                 self.next_id += 1;
                 self.pending.insert(

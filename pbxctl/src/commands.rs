@@ -5,10 +5,10 @@
 use crate::cli::{ExpiryArgs, OnOff};
 use crate::daemon;
 use crate::error::{Error, Status};
-use crate::fifo;
 use crate::output::{warn, Out, Paint};
 use crate::wait::{self, CommandOutcome};
 use chrono::{DateTime, LocalResult, NaiveTime, TimeZone};
+use coventry_shared::client::send::{checked_line, first_request_id, send_line};
 use coventry_shared::client::text::display_safe;
 use coventry_shared::control::{Command, ForwardKind, Request};
 use coventry_shared::event::ResultCode;
@@ -142,19 +142,19 @@ pub struct Sent {
 
 /// Send `command` to the daemon in `dir` and wait up to `timeout` for its result.
 pub fn send(dir: &Path, timeout: Duration, command: Command) -> Result<Sent, Error> {
-    let id = wait::request_id();
+    let id = first_request_id(coventry_shared::now_ms());
     let request = Request {
         id: Some(id),
         command,
     };
     // Everything that can be checked locally is, before the daemon is involved.
-    let line = fifo::checked_line(&request)?;
+    let line = checked_line(&request)?;
     let reader = daemon::open_state(dir)?;
     daemon::require_alive(&reader)?;
     let deadline = Instant::now() + timeout;
     // The cursor is taken before the line is written so the result cannot slip by.
     let cursor = reader.cursor_at_end();
-    fifo::send_line(&runtime::control_path(dir), &line, deadline)?;
+    send_line(&runtime::control_path(dir), &line, deadline)?;
     let outcome = wait::wait_for_result(&reader, cursor, id, deadline)?;
     Ok(Sent {
         request,

@@ -93,6 +93,21 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<coventry_shared::client::send::SendError> for Error {
+    /// How a command that could not be handed to the daemon ends: a line the daemon
+    /// would misread is a usage error (2), no daemon is status 3, a FIFO that stays
+    /// full is a timeout (4), anything else a failure (1).
+    fn from(e: coventry_shared::client::send::SendError) -> Error {
+        use coventry_shared::client::send::SendError;
+        match e {
+            SendError::Invalid(m) => Error::usage(m),
+            SendError::NotRunning(m) => Error::not_running(m),
+            SendError::Full(m) => Error::timeout(format!("timed out: {m}")),
+            SendError::Refused(m) | SendError::Failed(m) => Error::failed(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

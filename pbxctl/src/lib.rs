@@ -13,7 +13,6 @@ pub mod commands;
 pub mod daemon;
 pub mod error;
 pub mod exts;
-pub mod fifo;
 pub mod output;
 pub mod records;
 pub mod regs;

@@ -22,15 +22,6 @@ pub struct CommandOutcome {
     pub text: String,
 }
 
-/// A request id unique to this invocation: the low 31 bits of the time in
-/// milliseconds above the 22 bits of the pid (Linux pids are below 2^22). It fits in
-/// 53 bits, so JSON readers that use doubles keep it exact.
-pub fn request_id() -> u64 {
-    let ms = coventry_shared::now_ms() & ((1 << 31) - 1);
-    let pid = u64::from(std::process::id()) & ((1 << 22) - 1);
-    (ms << 22) | pid
-}
-
 /// Read the ring from `cursor` until a command result with `id` shows up, the
 /// daemon goes away (status 3) or `deadline` passes (status 4).
 pub fn wait_for_result(
@@ -90,21 +81,6 @@ pub fn wait_for_result(
         reader.wait_for_events(
             &cursor,
             ALIVE_CHECK.min(deadline.saturating_duration_since(now)),
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_fit_and_carry_the_pid() {
-        let id = request_id();
-        assert!(id < 1 << 53);
-        assert_eq!(
-            id & ((1 << 22) - 1),
-            u64::from(std::process::id()) & ((1 << 22) - 1)
         );
     }
 }

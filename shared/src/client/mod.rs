@@ -7,6 +7,7 @@
 //!   format for durations;
 //! - [`Liveness`]: one judgement of whether the daemon behind a block is running.
 
+pub mod send;
 pub mod text;
 pub mod view;
 
