@@ -31,7 +31,7 @@
 use coventryd::config::Config;
 use coventryd::registrar::Registrar;
 use coventryd::sip::digest::{answer_challenge, Algorithm, Credentials, DigestAuthority, Verdict};
-use coventryd::sip::wire::parse_datagram;
+use coventryd::sip::framing::parse_datagram;
 use coventryd::switch::Switch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::cell::RefCell;

@@ -5,7 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod fifo;
-pub mod headers;
 pub mod hooks;
 pub mod logfmt;
 pub mod persist;

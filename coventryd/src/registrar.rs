@@ -30,7 +30,7 @@ impl Binding {
     /// or (for a host name the switch does not resolve) the address the
     /// REGISTER came from.
     pub fn dest(&self) -> Option<std::net::SocketAddr> {
-        crate::sip::wire::parse_uri(&self.uri)
+        crate::sip::parse::parse_uri(&self.uri)
             .and_then(|u| {
                 let ip: std::net::IpAddr = u.host.parse().ok()?;
                 Some(std::net::SocketAddr::new(ip, u.port_or_default()))

@@ -159,8 +159,8 @@ proptest! {
         let mut sw = upstream_switch();
         let bytes = mutate(UPSTREAM_SEEDS[seed].as_bytes(), &edits);
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        if let Ok(coventryd::sip::wire::StreamFrame::Message { msg, .. }) =
-            coventryd::sip::wire::parse_stream(&bytes, 8192)
+        if let Ok(coventryd::sip::framing::StreamFrame::Message { msg, .. }) =
+            coventryd::sip::framing::parse_stream(&bytes, 8192)
         {
             sw.on_stream(1_000, peer, msg);
         }

@@ -615,8 +615,8 @@ fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
         return true;
     }
     match (
-        super::wire::parse_uri(digest_uri),
-        super::wire::parse_uri(request_uri),
+        super::parse::parse_uri(digest_uri),
+        super::parse::parse_uri(request_uri),
     ) {
         (Some(a), Some(b)) => a.same_target(&b),
         _ => false,

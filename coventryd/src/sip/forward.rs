@@ -3,7 +3,7 @@
 //! Max-Forwards decremented, credentials meant for us removed. The body is copied
 //! byte for byte (SDP is never touched) and Content-Length recomputed.
 
-use super::wire::header_name_value;
+use super::headers::header_name_value;
 use rsip::prelude::UntypedHeader;
 use rsip::Header;
 use std::fmt::Write;
@@ -81,7 +81,7 @@ pub fn status_line(resp: &rsip::Response) -> String {
     let code = resp.status_code.code();
     let reason = match &resp.status_code {
         rsip::StatusCode::Other(_, r) if !r.is_empty() && r != "Other" => r.as_str(),
-        _ => super::wire::reason_phrase(code),
+        _ => super::reason::reason_phrase(code),
     };
     let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
     format!("SIP/2.0 {code} {reason}")
@@ -90,7 +90,7 @@ pub fn status_line(resp: &rsip::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::wire::parse_datagram;
+    use crate::sip::framing::parse_datagram;
 
     #[test]
     fn forwards_body_exactly_and_rewrites_headers() {

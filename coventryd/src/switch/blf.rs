@@ -7,8 +7,8 @@
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::{ClientTag, Switch};
-use crate::headers::Fields;
-use crate::sip::wire::parse_name_addr;
+use crate::sip::headers::Fields;
+use crate::sip::parse::parse_name_addr;
 use coventry_shared::event::CallPhase;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -217,7 +217,7 @@ impl Switch {
     /// removed; every other header and the body as the sender wrote them.
     fn relay_message(&self, m: &Relayed, uri: &str, branch: &str, dest: SocketAddr) -> Vec<u8> {
         let req = &m.req;
-        let f = crate::headers::Fields::of(&req.headers);
+        let f = crate::sip::headers::Fields::of(&req.headers);
         let via = self.via_to(dest.into(), branch);
         rewrite(
             &req.headers,

@@ -7,10 +7,10 @@
 
 use super::trust::{back_of, UNTRUSTED_IDENTITY};
 use super::Switch;
-use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
-use crate::sip::wire::{self, parse_name_addr, parse_via};
+use crate::sip::headers::Fields;
+use crate::sip::{parse, parse::parse_name_addr, parse::parse_via, serialize};
 use coventry_shared::event::{CallOutcome, CallPhase};
 use std::net::SocketAddr;
 
@@ -171,7 +171,7 @@ impl Switch {
         let ours = self.our_routes(f);
         let next_hop = match f.routes.get(ours) {
             Some(route) => parse_name_addr(route).and_then(|n| self.hop_of(&n.uri)),
-            None => self.hop_of(&wire::format_uri(&req.uri)),
+            None => self.hop_of(&serialize::format_uri(&req.uri)),
         };
         let Some(dest) = next_hop else {
             return reject(self, 404, None);
@@ -236,8 +236,8 @@ impl Switch {
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
         let top = match from {
-            Dest::Tcp(src) => wire::via_with_connection(f.vias[0], src),
-            Dest::Udp(src) => wire::via_with_received_rport(f.vias[0], src),
+            Dest::Tcp(src) => parse::via_with_connection(f.vias[0], src),
+            Dest::Udp(src) => parse::via_with_received_rport(f.vias[0], src),
         };
         let back = back_of(top.as_deref().unwrap_or(f.vias[0])).unwrap_or(from);
         let branch = self
@@ -248,7 +248,7 @@ impl Switch {
             &req.headers,
             &req.body,
             &Rewrite {
-                start_line: format!("{method} {} SIP/2.0", wire::format_uri(&req.uri)),
+                start_line: format!("{method} {} SIP/2.0", serialize::format_uri(&req.uri)),
                 prepend: &[("Via", &via)],
                 replace_top_via: top.as_deref(),
                 drop_routes: ours,

@@ -6,9 +6,9 @@
 use super::delivery::{Origin, Request as Delivery};
 use super::reply::Replier;
 use super::Switch;
-use crate::headers::Fields;
 use crate::sip::dest::Dest;
-use crate::sip::wire::parse_name_addr;
+use crate::sip::headers::Fields;
+use crate::sip::parse::parse_name_addr;
 use coventry_shared::event::CallOutcome;
 use coventry_shared::record::{CallRecord, Route};
 

@@ -24,13 +24,13 @@ pub mod upstream;
 
 use crate::config::{Config, DigestAlgorithm};
 use crate::fifo::Line;
-use crate::headers::Fields;
 use crate::logfmt::quoted;
 use crate::registrar::{Change, Registrar};
 use crate::settings::Settings;
 use crate::sip::dest::Dest;
 use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
-use crate::sip::wire::{self, parse_name_addr, WireError};
+use crate::sip::headers::Fields;
+use crate::sip::{error, error::WireError, framing, parse, parse::parse_name_addr, reason};
 use crate::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
 use call::CallBook;
 use coventry_shared::event::Event;
@@ -413,7 +413,7 @@ impl Switch {
     pub fn on_datagram(&mut self, now_ms: u64, src: SocketAddr, bytes: &[u8]) {
         self.last_now = now_ms;
         self.counters.sip_in += 1;
-        match wire::parse_datagram(bytes, self.config.server.max_message) {
+        match framing::parse_datagram(bytes, self.config.server.max_message) {
             Ok(SipMessage::Request(req)) => self.on_request(now_ms, Dest::Udp(src), req),
             Ok(SipMessage::Response(resp)) => self.on_response(now_ms, Dest::Udp(src), resp),
             Err(WireError::Empty) => {}
@@ -428,7 +428,7 @@ impl Switch {
                     let dest = ctx
                         .vias
                         .first()
-                        .and_then(|v| wire::parse_via(v))
+                        .and_then(|v| parse::parse_via(v))
                         .and_then(|v| v.response_addr(5060))
                         .unwrap_or(src);
                     let code = if matches!(e, WireError::TooLarge { .. }) {
@@ -436,7 +436,7 @@ impl Switch {
                     } else {
                         ctx.status
                     };
-                    let bytes = wire::error_response(&ctx, code, wire::reason_phrase(code));
+                    let bytes = error::error_response(&ctx, code, reason::reason_phrase(code));
                     self.send(dest, bytes);
                 }
             }
@@ -473,7 +473,7 @@ impl Switch {
             }
             return self.on_ack(now_ms, from, &req, &f);
         }
-        let top_via = wire::parse_via(top);
+        let top_via = parse::parse_via(top);
         // The transaction is the sender's own: a stranger who copies a phone's
         // branch and Via starts its own transaction, never pre-empts the phone's.
         let mut key = server_key(
@@ -576,7 +576,7 @@ impl Switch {
     /// only from where the request went; anything else is dropped.
     fn on_response(&mut self, now_ms: u64, src: Dest, resp: rsip::Response) {
         let code = resp.status_code.code();
-        let Some(branch) = wire::top_via_branch(&resp) else {
+        let Some(branch) = parse::top_via_branch(&resp) else {
             return;
         };
         if self

@@ -9,10 +9,10 @@ use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::{back_of, UNTRUSTED_IDENTITY};
 use super::Switch;
-use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, Rewrite};
-use crate::sip::wire::{self, parse_name_addr, parse_via};
+use crate::sip::headers::Fields;
+use crate::sip::{parse, parse::parse_name_addr, parse::parse_via};
 use coventry_shared::dialplan::{classify, Target};
 use std::net::SocketAddr;
 
@@ -116,7 +116,7 @@ impl Switch {
         let incoming = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
-        let top = wire::via_with_received_rport(f.vias[0], src);
+        let top = parse::via_with_received_rport(f.vias[0], src);
         let back = back_of(top.as_deref().unwrap_or(f.vias[0])).unwrap_or(Dest::Udp(src));
         let branch = self
             .relay_key

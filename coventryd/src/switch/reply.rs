@@ -1,8 +1,8 @@
 //! Responses to requests the switch answers itself.
 
-use crate::headers::Fields;
 use crate::sip::dest::Dest;
-use crate::sip::wire::{reason_phrase, ReplyContext, ViaInfo};
+use crate::sip::headers::Fields;
+use crate::sip::{error::ReplyContext, parse::ViaInfo, reason::reason_phrase};
 use std::fmt::Write;
 
 /// Everything needed to answer one request, captured when it arrived.
@@ -123,7 +123,7 @@ impl Replier {
 }
 
 fn has_tag(to: &str) -> bool {
-    crate::sip::wire::parse_name_addr(to).is_some_and(|n| n.tag().is_some())
+    crate::sip::parse::parse_name_addr(to).is_some_and(|n| n.tag().is_some())
 }
 
 fn clean(s: &str) -> std::borrow::Cow<'_, str> {
@@ -155,7 +155,7 @@ mod tests {
             cseq: "1 REGISTER",
             ..Fields::default()
         };
-        let top = crate::sip::wire::parse_via(f.vias[0]);
+        let top = crate::sip::parse::parse_via(f.vias[0]);
         let r = Replier::new("k".into(), src, ("REGISTER", top), &f, "t1".into());
         assert_eq!(r.dest, src);
         let text = String::from_utf8(r.build(401, None, &[("WWW-Authenticate", "Digest x")], None))

@@ -9,7 +9,7 @@
 //! subscriptions passed through).
 
 use crate::sip::dest::Dest;
-use crate::sip::wire::parse_via;
+use crate::sip::parse::parse_via;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;

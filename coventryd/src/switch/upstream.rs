@@ -11,10 +11,10 @@ use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::{ClientTag, Switch};
 use crate::config::{HostPort, Identity, RouteKind, UpstreamConfig};
-use crate::headers::Fields;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
-use crate::sip::wire::{parse_name_addr, parse_uri};
+use crate::sip::headers::Fields;
+use crate::sip::{parse::parse_name_addr, parse::parse_uri};
 use coventry_shared::event::{CallOutcome, Event};
 use std::net::{IpAddr, SocketAddr};
 

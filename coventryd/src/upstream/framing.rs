@@ -2,7 +2,7 @@
 //! keep-alive pongs and error replies, and the keep-alive clock of an outbound
 //! link. No sockets: the connection loop in `conn.rs` feeds bytes and times in.
 
-use crate::sip::wire::{self, StreamFrame, WireError};
+use crate::sip::{error, error::WireError, framing, framing::StreamFrame, reason};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,11 @@ pub fn error_reply(error: &WireError, peer: SocketAddr) -> Option<Vec<u8>> {
     } else {
         ctx.status
     };
-    Some(wire::error_response(&ctx, code, wire::reason_phrase(code)))
+    Some(error::error_response(
+        &ctx,
+        code,
+        reason::reason_phrase(code),
+    ))
 }
 
 /// Take every complete frame off the front of `buf` (messages at most `max_len`
@@ -52,7 +56,7 @@ pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr, awaiting_pong:
         if rest.is_empty() {
             break;
         }
-        match wire::parse_stream(rest, max_len) {
+        match framing::parse_stream(rest, max_len) {
             Ok(StreamFrame::Incomplete) => break,
             Ok(StreamFrame::KeepAlive { consumed })
                 if !awaiting_pong && consumed < PING.len() && consumed >= rest.len() =>

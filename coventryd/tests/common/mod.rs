@@ -97,7 +97,8 @@ impl Lab {
 
     /// Feed a message framed from the TCP connection whose remote end is `peer`.
     pub fn feed_tcp(&mut self, peer: SocketAddr, msg: &str) -> Vec<(SocketAddr, String)> {
-        let parsed = coventryd::sip::wire::parse_datagram(msg.as_bytes(), 65_535).expect("parse");
+        let parsed =
+            coventryd::sip::framing::parse_datagram(msg.as_bytes(), 65_535).expect("parse");
         self.sw.on_stream(self.now, peer, parsed);
         self.collect()
     }

@@ -1,6 +1,8 @@
-use super::*;
+use super::{error::*, framing::*, headers::*, normalize::*, parse::*, reason::*, serialize::*};
 use proptest::prelude::*;
 use rsip::prelude::*;
+use rsip::Header;
+use std::net::{IpAddr, SocketAddr};
 
 const REGISTER: &str = "REGISTER sip:192.168.1.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.168.1.21:5060;branch=z9hG4bK776asdhds;rport\r\n\
