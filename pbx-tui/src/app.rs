@@ -26,7 +26,7 @@ pub const FULL_FIFO_PATIENCE: Duration = Duration::from_millis(300);
 
 /// How the console runs.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct RunSettings {
     /// The daemon's runtime directory.
     pub runtime_dir: PathBuf,
     /// Refuse every action.
@@ -63,7 +63,7 @@ fn apply(model: &mut Model, tty: &mut Tty, control: &Path, msg: Msg) -> std::io:
 
 /// Run the console until the operator quits (`Ok(None)`), its terminal goes away
 /// or a signal ends it (`Ok(Some(why))`).
-pub fn run(settings: Settings) -> Result<Option<Ending>, String> {
+pub fn run(settings: RunSettings) -> Result<Option<Ending>, String> {
     let state = coventry_shared::runtime::state_path(&settings.runtime_dir);
     let control = coventry_shared::runtime::control_path(&settings.runtime_dir);
     // Before the terminal is touched, so a signal during the set-up counts too.

@@ -49,7 +49,7 @@ pub fn run(cli: cli::Cli) -> Result<Option<msg::Ending>, String> {
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty()),
     );
-    app::run(app::Settings {
+    app::run(app::RunSettings {
         runtime_dir,
         readonly: cli.readonly,
         color: cli.color(),

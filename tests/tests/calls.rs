@@ -12,7 +12,7 @@
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
 use coventry_shared::stateblock::call_state::{ANSWERED, DIALING, ENDED, RINGING};
 use coventry_tests::sipp::{register_phone, Sipp, SippChild, SippRun};
-use coventry_tests::ua::dialog::{sdp, tag_of, uri_of, Call, SDP};
+use coventry_tests::ua::dialog::{sdp, tag_of, uri_of, UaCall, SDP};
 use coventry_tests::ua::{Msg, Ua};
 use coventry_tests::{secret, CallRow, Conf, Record, SnapshotExt, Switch, T};
 use serde_json::Value;
@@ -56,7 +56,7 @@ fn switch_hostport(sw: &Switch) -> String {
 /// the contact, the switch's Via on top of the caller's, Record-Route naming the
 /// switch with `lr`, Max-Forwards decremented, the same Call-ID/From, the SDP
 /// byte for byte.
-fn check_forwarded_invite(sw: &Switch, caller: &Ua, call: &Call, callee: &Ua, inv: &Msg) {
+fn check_forwarded_invite(sw: &Switch, caller: &Ua, call: &UaCall, callee: &Ua, inv: &Msg) {
     let dump = inv.dump();
     assert_eq!(
         inv.uri().unwrap(),
@@ -101,7 +101,7 @@ fn check_forwarded_invite(sw: &Switch, caller: &Ua, call: &Call, callee: &Ua, in
 
 /// A call from `a` to `b` (a registered UA) answered: returns the caller's call
 /// and the INVITE as the callee got it. Checks 100 and 180 on the way.
-fn answer(sw: &Switch, a: &mut Ua, b: &Ua, target: &str) -> (Call, Msg) {
+fn answer(sw: &Switch, a: &mut Ua, b: &Ua, target: &str) -> (UaCall, Msg) {
     let mut call = a.call_start(target, &sdp(&a.user, 1, "sendrecv"));
     a.call_expect(&mut call, 100, T);
     let inv = b.expect_invite("the call", T);

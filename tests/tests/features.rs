@@ -12,7 +12,7 @@
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
 use coventry_shared::stateblock::call_state::{ANSWERED, RINGING};
 use coventry_tests::sipp::{register_phone, Sipp, SippRun};
-use coventry_tests::ua::dialog::{sdp, Call};
+use coventry_tests::ua::dialog::{sdp, UaCall};
 use coventry_tests::ua::{Msg, Ua};
 use coventry_tests::{secret, Conf, ExtSettingsRow, Record, SnapshotExt, Switch, T};
 use serde_json::Value;
@@ -69,7 +69,7 @@ fn record(sw: &Switch, from: &str, to: &str, outcome: CallOutcome, status: u16) 
 
 /// `a` calls `target`; the phone `rings` gets the INVITE (with `a`'s offer byte
 /// for byte). Returns the call and the INVITE.
-fn ring(a: &mut Ua, target: &str, rings: &Ua) -> (Call, Msg) {
+fn ring(a: &mut Ua, target: &str, rings: &Ua) -> (UaCall, Msg) {
     let offer = sdp(&a.user, 1, "sendrecv");
     let mut call = a.call_start(target, &offer);
     a.call_expect(&mut call, 100, T);
@@ -80,7 +80,7 @@ fn ring(a: &mut Ua, target: &str, rings: &Ua) -> (Call, Msg) {
 
 /// The callee answers `inv` with 200 and an SDP answer; the caller gets it and
 /// ACKs; the callee gets the ACK.
-fn answer(sw: &Switch, a: &Ua, call: &mut Call, b: &Ua, inv: &Msg) {
+fn answer(sw: &Switch, a: &Ua, call: &mut UaCall, b: &Ua, inv: &Msg) {
     let answer_sdp = sdp(&b.user, 1, "sendrecv");
     b.respond_sdp(inv, 200, &answer_sdp);
     let ok = a.call_expect(call, 200, T);

@@ -112,7 +112,7 @@ pub type Running = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i32
 
 /// Where the hooks run, and how.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct RunnerSetup {
     /// The hook directory.
     pub dir: PathBuf,
     /// Killed after this long.
@@ -127,7 +127,7 @@ pub struct Settings {
 
 /// The hook runner: queue, running count, the channel finished runs come back on.
 pub struct Hooks {
-    settings: Settings,
+    settings: RunnerSetup,
     queue: Queue<Job>,
     done_tx: mpsc::Sender<Done>,
     /// Per hook, the last reason it was skipped (logged once per reason).
@@ -140,7 +140,7 @@ impl Hooks {
     pub fn new(cfg: &HooksConfig, runtime_dir: &Path) -> (Hooks, mpsc::Receiver<Done>) {
         let (done_tx, done_rx) = mpsc::channel(cfg.max_running.max(1) * 2);
         let hooks = Hooks {
-            settings: Settings {
+            settings: RunnerSetup {
                 dir: cfg.dir.clone(),
                 timeout: std::time::Duration::from_secs(u64::from(cfg.timeout)),
                 max_output: cfg.max_output,

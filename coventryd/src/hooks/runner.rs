@@ -1,6 +1,6 @@
 //! Running one hook: the process, its stdin, its capped output, its deadline.
 
-use super::{Done, Job, Settings, MAX_REPLY_LINES};
+use super::{Done, Job, RunnerSetup, MAX_REPLY_LINES};
 use coventry_shared::runtime::RUNTIME_DIR_ENV;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -39,7 +39,7 @@ fn reply_lines(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Run hook `path` for `job`; report on `tx` when it ended, however it ended.
-pub async fn run(path: PathBuf, job: Job, s: Settings, tx: mpsc::Sender<Done>) {
+pub async fn run(path: PathBuf, job: Job, s: RunnerSetup, tx: mpsc::Sender<Done>) {
     let lines = run_inner(&path, &job, &s).await;
     let _ = tx
         .send(Done {
@@ -50,7 +50,7 @@ pub async fn run(path: PathBuf, job: Job, s: Settings, tx: mpsc::Sender<Done>) {
         .await;
 }
 
-async fn run_inner(path: &PathBuf, job: &Job, s: &Settings) -> Vec<String> {
+async fn run_inner(path: &PathBuf, job: &Job, s: &RunnerSetup) -> Vec<String> {
     let name = path.display();
     let mut cmd = Command::new(path);
     cmd.env_clear()

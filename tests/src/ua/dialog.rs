@@ -32,7 +32,7 @@ pub struct Dialog {
 
 /// One outgoing call (the caller's INVITE client transaction and what came back).
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct UaCall {
     /// The number dialled.
     pub target: String,
     /// Request-URI of the INVITE.
@@ -66,7 +66,7 @@ pub struct Call {
     pub auto_ack: bool,
 }
 
-impl Call {
+impl UaCall {
     /// Status codes received so far for the current INVITE, in order.
     pub fn statuses(&self) -> Vec<u16> {
         self.responses.iter().filter_map(Msg::status).collect()
@@ -239,7 +239,7 @@ impl Ua {
         format!("Contact: <{}>", self.contact_uri())
     }
 
-    fn invite_bytes(&self, call: &Call, extra: &[String], auth: Option<(&str, &str)>) -> Vec<u8> {
+    fn invite_bytes(&self, call: &UaCall, extra: &[String], auth: Option<(&str, &str)>) -> Vec<u8> {
         let mut ex = vec![self.contact_header()];
         ex.extend(extra.iter().cloned());
         if let Some((n, v)) = auth {
@@ -407,9 +407,9 @@ impl Ua {
     /// branch), INVITE again with Proxy-Authorization (digest URI = Request-URI).
     /// Returns once the authenticated INVITE is sent (or the first INVITE got a
     /// final response that is not a challenge). `extra`: more header lines.
-    pub fn call_start_with(&mut self, target: &str, sdp: &[u8], extra: &[String]) -> Call {
+    pub fn call_start_with(&mut self, target: &str, sdp: &[u8], extra: &[String]) -> UaCall {
         let ruri = self.target_uri(target);
-        let mut call = Call {
+        let mut call = UaCall {
             target: target.to_string(),
             ruri,
             call_id: unique("call-"),
@@ -451,15 +451,15 @@ impl Ua {
     }
 
     /// [`Ua::call_start_with`] without extra headers.
-    pub fn call_start(&mut self, target: &str, sdp: &[u8]) -> Call {
+    pub fn call_start(&mut self, target: &str, sdp: &[u8]) -> UaCall {
         self.call_start_with(target, sdp, &[])
     }
 
     /// The INVITE of `call` with credentials `auth` (a header line) instead of an
     /// answer to the challenge: for spoofing tests. Sends it and returns the call.
-    pub fn call_start_raw(&mut self, target: &str, sdp: &[u8], auth: Option<&str>) -> Call {
+    pub fn call_start_raw(&mut self, target: &str, sdp: &[u8], auth: Option<&str>) -> UaCall {
         let ruri = self.target_uri(target);
-        let mut call = Call {
+        let mut call = UaCall {
             target: target.to_string(),
             ruri,
             call_id: unique("call-"),
@@ -486,7 +486,7 @@ impl Ua {
     /// INVITE is retransmitted (Timer A) until a response arrives; a non-2xx final
     /// is ACKed (hop-by-hop, every time it comes); the first 2xx makes the dialog,
     /// a retransmitted 2xx gets the ACK again once it was sent.
-    pub fn call_next(&self, call: &mut Call, timeout: Duration) -> Option<Msg> {
+    pub fn call_next(&self, call: &mut UaCall, timeout: Duration) -> Option<Msg> {
         let deadline = Instant::now() + timeout;
         let mut interval = Duration::from_millis(500);
         loop {
@@ -533,7 +533,7 @@ impl Ua {
 
     /// The first final response to the current INVITE (provisional ones are
     /// collected in `call.responses`), within `timeout`.
-    pub fn call_final(&self, call: &mut Call, timeout: Duration) -> Option<Msg> {
+    pub fn call_final(&self, call: &mut UaCall, timeout: Duration) -> Option<Msg> {
         if let Some(f) = &call.final_response {
             return Some(f.clone());
         }
@@ -549,7 +549,7 @@ impl Ua {
 
     /// Wait for a response with `status` to the current INVITE (it may have
     /// arrived already); panics with what came instead.
-    pub fn call_expect(&self, call: &mut Call, status: u16, timeout: Duration) -> Msg {
+    pub fn call_expect(&self, call: &mut UaCall, status: u16, timeout: Duration) -> Msg {
         if let Some(m) = call.responses.iter().find(|m| m.status() == Some(status)) {
             return m.clone();
         }
@@ -575,7 +575,7 @@ impl Ua {
     }
 
     /// Wait for the final response; panics unless it is `status`.
-    pub fn call_expect_final(&self, call: &mut Call, status: u16, timeout: Duration) -> Msg {
+    pub fn call_expect_final(&self, call: &mut UaCall, status: u16, timeout: Duration) -> Msg {
         match self.call_final(call, timeout) {
             Some(m) if m.status() == Some(status) => m,
             Some(m) => panic!(
@@ -592,7 +592,7 @@ impl Ua {
 
     /// The (early) dialog a response to `call`'s INVITE makes, caller side: the
     /// route set is its Record-Route reversed, the target its Contact.
-    pub fn dialog_as_caller(&self, call: &Call, resp: &Msg) -> Dialog {
+    pub fn dialog_as_caller(&self, call: &UaCall, resp: &Msg) -> Dialog {
         let to = resp.header("To").unwrap_or("");
         let mut route = resp.list("Record-Route");
         route.reverse();
@@ -614,7 +614,7 @@ impl Ua {
 
     /// The ACK for a non-2xx final response: same branch and Request-URI as the
     /// INVITE, To from the response (RFC 3261 §17.1.1.3).
-    pub fn ack_non2xx(&self, call: &Call, resp: &Msg) -> Vec<u8> {
+    pub fn ack_non2xx(&self, call: &UaCall, resp: &Msg) -> Vec<u8> {
         self.build_request(
             "ACK",
             &call.ruri,
@@ -629,7 +629,7 @@ impl Ua {
     }
 
     /// ACK the 2xx of `call` (along the dialog's route) and return the bytes sent.
-    pub fn ack(&self, call: &mut Call) -> Vec<u8> {
+    pub fn ack(&self, call: &mut UaCall) -> Vec<u8> {
         let cseq = call.cseq;
         let d = call.dialog().clone();
         let bytes = self.dialog_request_bytes(&d, "ACK", cseq, &unique("z9hG4bK"), &[], None);
@@ -708,7 +708,7 @@ impl Ua {
 
     /// CANCEL the current INVITE of `call`; returns the response to the CANCEL
     /// (the INVITE's own responses stay for [`Ua::call_next`]).
-    pub fn cancel(&self, call: &Call) -> Option<Msg> {
+    pub fn cancel(&self, call: &UaCall) -> Option<Msg> {
         let bytes = self.build_request(
             "CANCEL",
             &call.ruri,
@@ -892,7 +892,7 @@ pub struct Pending {
     pub request: Vec<u8>,
 }
 
-impl Call {
+impl UaCall {
     fn clone_key(&self) -> (String, u32) {
         (self.call_id.clone(), self.cseq)
     }
