@@ -41,9 +41,9 @@ pub const MAX_LINES: u8 = 4;
 /// A digest algorithm the switch offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DigestAlgorithm {
-    /// SHA-256 (RFC 8760); preferred.
+    /// SHA-256 (RFC 8760): stronger, but some phones fail when it is offered.
     Sha256,
-    /// MD5, for older phones.
+    /// MD5: what every phone answers; the default offer.
     Md5,
 }
 
@@ -566,7 +566,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             plan: Plan::TwoDigit,
             realm: "coventry".into(),
-            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            algorithms: vec![DigestAlgorithm::Md5],
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
@@ -1541,12 +1541,15 @@ mod tests {
     fn every_line_answers_every_offered_algorithm() {
         let md5 = "md5 = 0123456789abcdef0123456789abcdef";
         let sha = "sha256 = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        // The default offer is SHA-256 and MD5: a line with one hash cannot answer both.
-        let e = parse(&format!("[21]\nsecret = a\n[22]\n{md5}\n")).expect_err("md5 only");
+        // The default offer is MD5 alone: a line with only a SHA-256 hash cannot answer.
+        let e = parse(&format!("[21]\nsecret = a\n[22]\n{sha}\n")).expect_err("sha only");
         assert_eq!((e.line, e.key.as_deref()), (3, Some("[22]")));
-        assert!(e.message.contains("no sha256 hash"), "{e}");
-        let e = parse(&format!("[server]\nalgorithm = md5\n[22]\n{sha}\n")).expect_err("sha");
         assert!(e.message.contains("no md5 hash"), "{e}");
+        parse(&format!("[22]\n{md5}\n")).expect("md5 on the default offer");
+        // Offering both: a line with one hash cannot answer both.
+        let both = "[server]\nalgorithm = sha256, md5\n";
+        let e = parse(&format!("{both}[22]\n{md5}\n")).expect_err("md5 only");
+        assert!(e.message.contains("no sha256 hash"), "{e}");
         parse(&format!("[server]\nalgorithm = md5\n[22]\n{md5}\n")).expect("md5 offer");
         parse(&format!("[server]\nalgorithm = sha256\n[22]\n{sha}\n")).expect("sha offer");
         parse(&format!("[22]\n{md5}\n{sha}\n")).expect("both hashes");

@@ -1238,7 +1238,6 @@ mod tests {
     #[test]
     fn conf_builds_valid_config() {
         let text = Conf::new(&[21, 22])
-            .server("algorithm = md5")
             .ext_line(22, "lines = 2")
             .group(100, &[21, 22])
             .section("speed", "9 = 22")

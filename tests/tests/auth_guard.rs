@@ -315,7 +315,6 @@ fn svcrack_gives_up_without_the_secret() {
     let secret = "4242";
     let sw = Switch::start(
         &Conf::new(&[35])
-            .server("algorithm = md5")
             .ext_line(21, &format!("secret = {secret}"))
             .build(),
     );

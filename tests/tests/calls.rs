@@ -1180,7 +1180,7 @@ fn reload_keeps_calls_in_progress() {
 // sipp UAC extension -> coventryd -> sipp UAS extension.
 
 fn sipp_conf() -> Conf {
-    conf().server("algorithm = md5")
+    conf()
 }
 
 /// A sipp caller for extension 21 calling `target`.

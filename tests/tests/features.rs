@@ -102,12 +102,7 @@ fn never_rings(p: &Ua, why: &str) {
 
 #[test]
 fn forward_always_sipp_call_reaches_the_target() {
-    let sw = Switch::start(
-        &Conf::new(&[21, 35, 36])
-            .calls(1, 5)
-            .server("algorithm = md5")
-            .build(),
-    );
+    let sw = Switch::start(&Conf::new(&[21, 35, 36]).calls(1, 5).build());
     let p35 = phone(&sw, 35);
     let uas = register_phone(
         &sw,
@@ -566,7 +561,6 @@ fn group_call_answered_by_the_second_member_sipp() {
         &Conf::new(&[21, 35, 36])
             .calls(1, 5)
             .group(100, &[35, 36])
-            .server("algorithm = md5")
             .build(),
     );
     // 35 rings until cancelled; 36 rings 500 ms, answers, and is hung up.

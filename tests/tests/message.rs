@@ -75,7 +75,7 @@ fn sipp_phone_receives_a_message_from_an_extension() {
 
 #[test]
 fn sipp_sends_a_message_to_an_extension() {
-    let sw = Switch::start(&Conf::new(&[21, 22]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
     let mut phone = Ua::ext(sw.addr(), 22);
     phone.register(300);
     let host = sw.host();
@@ -359,7 +359,7 @@ fn a_dead_contact_does_not_delay_delivery() {
 
 #[test]
 fn sipp_to_sipp() {
-    let sw = Switch::start(&Conf::new(&[21, 22]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
     let uas = sipp_phone(&sw, 22);
     let host = sw.host();
     Sipp::new("uac_message.xml")

@@ -45,7 +45,7 @@ fn objects(v: &Value) -> Vec<&serde_json::Map<String, Value>> {
 
 #[test]
 fn pbxctl_message_reaches_a_sipp_phone() {
-    let sw = Switch::start(&Conf::new(&[21, 22]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
     let uas = sipp_phone(&sw, 22);
     let mark = sw.mark();
     let o = sw.pbxctl(&["message", "22", "lunch", "is", "ready"]);

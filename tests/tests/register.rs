@@ -20,7 +20,11 @@ fn options_is_answered() {
 
 #[test]
 fn sha256_register_offers_both_algorithms_and_publishes_state() {
-    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let sw = Switch::start(
+        &Conf::new(&[21, 22])
+            .server("algorithm = sha256, md5")
+            .build(),
+    );
     let mut ua = Ua::ext(sw.addr(), 21).with_algo(Algo::Sha256);
     let mark = sw.mark();
 
@@ -99,7 +103,7 @@ fn md5_register_from_the_in_test_ua() {
 #[test]
 fn md5_register_with_sipp() {
     // sipp 3.6 answers only the first challenge and only MD5.
-    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21]).build());
     let sipp = Sipp::new("uac_register.xml").remote(sw.addr());
     let contact = sipp.contact_uri("21");
     let run = sipp
@@ -150,7 +154,7 @@ fn wrong_password_is_403_and_logged() {
 
 #[test]
 fn wrong_password_with_sipp_is_403() {
-    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21]).build());
     let sipp = Sipp::new("uac_register_403.xml").remote(sw.addr());
     let contact = sipp.contact_uri("21");
     sipp.key("ext", "21")
@@ -217,7 +221,7 @@ fn unregister_removes_the_contact() {
 
 #[test]
 fn unregister_with_sipp() {
-    let sw = Switch::start(&Conf::new(&[21]).server("algorithm = md5").build());
+    let sw = Switch::start(&Conf::new(&[21]).build());
     let reg = Sipp::new("uac_register.xml").remote(sw.addr());
     let contact = reg.contact_uri("21");
     reg.key("ext", "21")
