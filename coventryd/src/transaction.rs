@@ -6,6 +6,7 @@
 
 use crate::sip::dest::Dest;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 /// RFC 3261 T1 (RTT estimate), ms.
 pub const T1_MS: u64 = 500;
@@ -21,6 +22,16 @@ pub const TIMEOUT_MS: u64 = 64 * T1_MS;
 pub const SERVER_RETAIN_MS: u64 = 5_000;
 /// Most server transactions kept; beyond it the oldest are forgotten first.
 pub const MAX_SERVER_TRANSACTIONS: usize = 100_000;
+/// Most bytes of kept responses (and keys), all sources together; beyond it the
+/// oldest are forgotten first. Under a 4,000 requests/s load 5 s of answers take
+/// about 12 MB.
+pub const MAX_SERVER_BYTES: usize = 32 << 20;
+/// Most bytes one source address may hold; beyond it that source's own oldest
+/// are forgotten, so a flood of large requests (75 Vias each) costs its sender
+/// retransmission absorption and nobody else anything.
+pub const MAX_SOURCE_BYTES: usize = 8 << 20;
+/// What an entry costs beyond its key and response (map slot, order entries).
+const ENTRY_OVERHEAD: usize = 96;
 
 /// What the server side knows of a request seen before.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +46,28 @@ pub enum Seen {
 struct ServerEntry {
     seen: Seen,
     expires_ms: u64,
+    /// Bytes counted for it.
+    size: usize,
+    /// The address it is counted against (answered entries).
+    source: Option<IpAddr>,
 }
 
-/// Server transactions keyed by top-Via branch, sent-by and method.
+/// One source's share of the kept responses.
+#[derive(Debug, Default)]
+struct SourceShare {
+    bytes: usize,
+    /// Its keys, oldest first (some may already be gone).
+    keys: VecDeque<String>,
+}
+
+/// Server transactions keyed by top-Via branch, sent-by and method, bounded in
+/// bytes overall and per source address.
 #[derive(Debug, Default)]
 pub struct ServerTransactions {
     map: HashMap<String, ServerEntry>,
     order: VecDeque<(u64, String)>,
+    bytes: usize,
+    sources: HashMap<IpAddr, SourceShare>,
 }
 
 /// The key of a server transaction (RFC 3261 §17.2.3).
@@ -69,33 +95,101 @@ impl ServerTransactions {
 
     /// Start a transaction whose final response comes later.
     pub fn pending(&mut self, key: String, now_ms: u64) {
-        self.insert(key, Seen::Pending, now_ms);
+        self.insert(key, Seen::Pending, None, now_ms);
     }
 
     /// Record the final response of a transaction (kept for Timer J).
     pub fn answered(&mut self, key: String, to: Dest, bytes: Vec<u8>, now_ms: u64) {
-        self.insert(key, Seen::Answered(to, bytes), now_ms);
+        let source = Some(to.addr().ip());
+        self.insert(key, Seen::Answered(to, bytes), source, now_ms);
     }
 
-    fn insert(&mut self, key: String, seen: Seen, now_ms: u64) {
+    fn insert(&mut self, key: String, seen: Seen, source: Option<IpAddr>, now_ms: u64) {
         let expires_ms = now_ms + SERVER_RETAIN_MS;
-        if self
-            .map
-            .insert(key.clone(), ServerEntry { seen, expires_ms })
-            .is_none()
-        {
-            self.order.push_back((expires_ms, key));
-        } else {
-            // Re-inserted (pending → answered): keep one order entry, refreshed.
-            self.order.push_back((expires_ms, key));
+        let size = key.len()
+            + ENTRY_OVERHEAD
+            + match &seen {
+                Seen::Pending => 0,
+                Seen::Answered(_, b) => b.len(),
+            };
+        self.remove(&key);
+        self.bytes += size;
+        if let Some(ip) = source {
+            let share = self.sources.entry(ip).or_default();
+            share.bytes += size;
+            share.keys.push_back(key.clone());
         }
-        while self.map.len() > MAX_SERVER_TRANSACTIONS {
+        self.map.insert(
+            key.clone(),
+            ServerEntry {
+                seen,
+                expires_ms,
+                size,
+                source,
+            },
+        );
+        self.order.push_back((expires_ms, key.clone()));
+        if let Some(ip) = source {
+            self.shed_source(ip, &key);
+        }
+        while self.bytes > MAX_SERVER_BYTES || self.map.len() > MAX_SERVER_TRANSACTIONS {
             match self.order.pop_front() {
-                Some((_, k)) => {
-                    self.map.remove(&k);
-                }
+                Some((_, k)) if k != key => self.remove(&k),
+                Some(_) => {}
                 None => break,
             }
+        }
+        self.shrink();
+    }
+
+    /// Forget `ip`'s oldest answers (never `keep`) until it is within its share.
+    fn shed_source(&mut self, ip: IpAddr, keep: &str) {
+        let rounds = self.sources.get(&ip).map_or(0, |s| s.keys.len());
+        for _ in 0..rounds {
+            let Some(share) = self.sources.get_mut(&ip) else {
+                return;
+            };
+            if share.bytes <= MAX_SOURCE_BYTES {
+                return;
+            }
+            match share.keys.pop_front() {
+                Some(k) if k != keep => {
+                    // A key seen again since is counted by its newest entry.
+                    if self.map.get(&k).is_some_and(|e| e.source == Some(ip)) {
+                        self.remove(&k);
+                    }
+                }
+                Some(k) => share.keys.push_back(k),
+                None => return,
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        let Some(e) = self.map.remove(key) else {
+            return;
+        };
+        self.bytes -= e.size;
+        if let Some(ip) = e.source {
+            if let Some(share) = self.sources.get_mut(&ip) {
+                share.bytes -= e.size;
+                if share.bytes == 0 {
+                    self.sources.remove(&ip);
+                } else if share.keys.front().is_some_and(|k| k == key) {
+                    share.keys.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Give memory back after a burst: tables much larger than their contents
+    /// are shrunk.
+    fn shrink(&mut self) {
+        if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 4 {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        if self.order.capacity() > 1024 && self.order.len() < self.order.capacity() / 4 {
+            self.order.shrink_to(self.order.len() * 2);
         }
     }
 
@@ -107,16 +201,23 @@ impl ServerTransactions {
             }
             if let Some((_, k)) = self.order.pop_front() {
                 if self.map.get(&k).is_some_and(|e| e.expires_ms <= now_ms) {
-                    self.map.remove(&k);
+                    self.remove(&k);
                 }
             }
         }
+        self.shrink();
     }
 
     /// Transactions held.
     #[cfg(test)]
     pub fn count(&self) -> usize {
         self.map.len()
+    }
+
+    /// Bytes held, overall and for `ip`.
+    #[cfg(test)]
+    fn held(&self, ip: IpAddr) -> (usize, usize) {
+        (self.bytes, self.sources.get(&ip).map_or(0, |s| s.bytes))
     }
 }
 
@@ -262,6 +363,33 @@ mod tests {
         s.expire(100 + SERVER_RETAIN_MS);
         assert!(s.check(&k).is_none());
         assert_eq!(s.count(), 0);
+    }
+
+    #[test]
+    fn large_answers_are_bounded_per_source_and_overall() {
+        let mut s = ServerTransactions::default();
+        let flood = Dest::Udp("127.0.0.2:5000".parse().expect("addr"));
+        let phone = addr();
+        s.answered("phone|1".into(), phone, vec![b'p'; 500], 0);
+        let big = vec![b'v'; 7_000];
+        for n in 0..10_000 {
+            s.answered(format!("flood|{n}"), flood, big.clone(), n / 10);
+        }
+        let (all, flooder) = s.held(flood.addr().ip());
+        assert!(flooder <= MAX_SOURCE_BYTES, "{flooder}");
+        assert!(all <= MAX_SERVER_BYTES, "{all}");
+        assert!(s.check("phone|1").is_some(), "the phone's answer survives");
+        assert!(s.check("flood|9999").is_some(), "the newest is kept");
+        assert!(s.check("flood|0").is_none(), "the oldest went first");
+        s.expire(10_000 + SERVER_RETAIN_MS);
+        assert_eq!(s.count(), 0);
+        assert_eq!(s.held(flood.addr().ip()), (0, 0));
+        assert!(s.sources.is_empty());
+        assert!(
+            s.map.capacity() < 2048,
+            "memory given back: {}",
+            s.map.capacity()
+        );
     }
 
     #[test]
