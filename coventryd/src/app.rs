@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::fifo::{self, ControlFifo};
 use crate::hooks::Hooks;
+use crate::intake::Intake;
 use crate::persist::{self, Loaded};
 use crate::publish::Publisher;
 use crate::records::{self, Records};
@@ -32,6 +33,9 @@ const PERSIST_SOON_MS: u64 = 0;
 const PERSIST_LATER_MS: u64 = 5_000;
 /// Datagrams handled per wake-up before other work gets a turn.
 const BATCH: usize = 64;
+/// Most datagrams read from the socket per wake-up: more than [`BATCH`], so that
+/// reading keeps ahead of handling and a flood waits in its own queue.
+const DRAIN: usize = 256;
 /// Receive buffer asked of the kernel, bytes.
 const RCVBUF: usize = 4 << 20;
 
@@ -89,6 +93,16 @@ impl Persister {
 /// Run one input through the core; a bug that panics on it costs that input, not
 /// the switch (the panic is logged with what was being handled). The parsers are
 /// fuzzed so this should never fire.
+/// Hand the switch up to [`BATCH`] datagrams, one per waiting source in turn.
+fn serve(sw: &mut Switch, intake: &mut Intake) {
+    let now = now_ms();
+    for _ in 0..BATCH {
+        let Some(d) = intake.pop() else { break };
+        guarded("datagram", || sw.on_datagram(now, d.src, &d.data));
+        intake.recycle(d.data);
+    }
+}
+
 fn guarded(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
         log::error!("internal error while handling a {what}; input dropped");
@@ -258,26 +272,30 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 65_536];
+    let mut intake = Intake::default();
 
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 match r {
                     Ok((n, src)) => {
-                        let now = now_ms();
-                        guarded("datagram", || sw.on_datagram(now, src, &buf[..n]));
-                        for _ in 1..BATCH {
+                        intake.push(src, &buf[..n]);
+                        // Read ahead of the switch, so that one source's flood
+                        // fills its own queue rather than the kernel's buffer.
+                        for _ in 1..DRAIN {
                             match sock.try_recv_from(&mut buf) {
                                 Ok((n, src)) => {
-                                    guarded("datagram", || sw.on_datagram(now, src, &buf[..n]))
+                                    intake.push(src, &buf[..n]);
                                 }
                                 Err(_) => break,
                             }
                         }
+                        serve(&mut sw, &mut intake);
                     }
                     Err(e) => log::debug!("recv: {e}"),
                 }
             }
+            _ = std::future::ready(()), if !intake.is_empty() => serve(&mut sw, &mut intake),
             ev = tcp_events.recv() => {
                 let now = now_ms();
                 match ev {
@@ -321,6 +339,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
+                publisher.set_shed(intake.shed());
                 // Like the counters: the routes' figures move without a state change.
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod fifo;
 pub mod hooks;
+pub mod intake;
 pub mod logfmt;
 pub mod persist;
 pub mod publish;

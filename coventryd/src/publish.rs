@@ -114,9 +114,17 @@ impl Publisher {
         set_bit(&mut body.bitmaps.forwarded, i, s.forwarded());
     }
 
-    /// Copy the counters.
+    /// Copy the switch's counters (the shell's own, such as `shed`, are kept).
     pub fn set_counters(&mut self, c: &Counters) {
-        self.writer.body_mut().counters = *c;
+        let mut body = self.writer.body_mut();
+        let shed = body.counters.shed;
+        body.counters = *c;
+        body.counters.shed = shed;
+    }
+
+    /// Write the count of datagrams the intake shed.
+    pub fn set_shed(&mut self, n: u64) {
+        self.writer.body_mut().counters.shed = n;
     }
 
     /// Write the run state in force.

@@ -46,6 +46,16 @@ headers from phones (\fBP\-Asserted\-Identity\fR, \fBP\-Preferred\-Identity\fR,
 \fBRemote\-Party\-ID\fR) are removed on every path; the phones' credentials
 (\fBProxy\-Authorization\fR) never leave the switch. What is refused is counted
 (\fBrefused\fR in \fBpbxctl status\fR) and logged.
+.PP
+No source address can size the switch's memory or take its time from others.
+Datagrams are read ahead of their handling into one queue per source address
+(4096 datagrams and 8 MiB in all) and handled one per waiting source in turn; when
+the queues are full, the source holding the most loses datagrams (\fBshed\fR in
+\fBpbxctl status\fR), so a phone on another address is served within one round
+however hard one address floods. The answers kept to absorb retransmissions
+(5 seconds each) are bounded in bytes: 8 MiB per source address, 32 MiB in all,
+the oldest forgotten first; a request's size, such as 75 Via headers copied into
+its answer, costs its sender's share and nobody else's.
 .SH "CONTROL AND MONITORING"
 coventryd publishes its state in a memory\-mapped state block and takes commands on a
 FIFO, both in the runtime directory.

@@ -30,6 +30,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         refused,
         digests_checked,
         auth_refused,
+        shed,
         reserved: _,
     } = *c;
     vec![
@@ -48,6 +49,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("refused", refused),
         ("digests_checked", digests_checked),
         ("auth_refused", auth_refused),
+        ("shed", shed),
     ]
 }
 

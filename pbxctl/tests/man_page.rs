@@ -152,7 +152,9 @@ counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
 \fBmessages_failed\fR, \fBcommands_ok\fR, \fBcommands_failed\fR, \fBcalls\fR,
 \fBrefused\fR (requests and responses refused at a trust boundary),
 \fBdigests_checked\fR (credentials compared with a computed digest),
-\fBauth_refused\fR (refused unchecked after failed authentications));
+\fBauth_refused\fR (refused unchecked after failed authentications),
+\fBshed\fR (datagrams dropped unread from a source that had used its share while
+others waited));
 and \fBsettings\fR, an array with one \fB{"ext", "name", "dnd", "dnd_until_ms",
 "forward_always", "forward_busy", "forward_noanswer", "forward_until_ms"}\fR object
 per extension on do not disturb or with a forward (the same fields as in \fBexts\fR).

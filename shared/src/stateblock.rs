@@ -263,8 +263,11 @@ pub struct Counters {
     /// Requests refused unchecked because their source or user name has to wait
     /// after failed authentications (`[security]`).
     pub auth_refused: u64,
+    /// Datagrams dropped unread because their source address had used its share
+    /// of the switch's intake while other sources waited (a flood).
+    pub shed: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 17],
+    pub reserved: [u64; 16],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).
