@@ -252,6 +252,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         if listener.is_some() { " and tcp" } else { "" },
         runtime_dir.display()
     );
+    if let Some(w) = sw.config().upstream.local_trust_warning() {
+        log::warn!("{w}");
+    }
     let (mut up, mut tcp_events) = Upstream::start(
         &sw.config().upstream,
         listener,

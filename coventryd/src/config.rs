@@ -499,6 +499,47 @@ impl UpstreamConfig {
         out
     }
 
+    /// Upstream peers on this host (loopback routes or trusted addresses) that
+    /// are trusted by address alone, with no `peer_secret`: any local user can
+    /// connect from that address and send calls and texts as the peer.
+    pub fn local_peers_without_secret(&self) -> Vec<String> {
+        if self.peer_secret.is_some() {
+            return Vec::new();
+        }
+        let local = |host: &str| {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback())
+        };
+        let mut out: Vec<String> = self
+            .links()
+            .into_iter()
+            .filter(|(hp, _)| local(&hp.host))
+            .map(|(hp, _)| hp.to_string())
+            .collect();
+        out.extend(
+            self.trust
+                .iter()
+                .filter(|ip| ip.to_canonical().is_loopback())
+                .map(IpAddr::to_string),
+        );
+        out
+    }
+
+    /// The warning for [`UpstreamConfig::local_peers_without_secret`], if any.
+    pub fn local_trust_warning(&self) -> Option<String> {
+        let peers = self.local_peers_without_secret();
+        (!peers.is_empty()).then(|| {
+            format!(
+                "upstream peer {} on this host is trusted by address alone: any local user \
+                 can connect from it and call or text as the upstream; set [upstream] \
+                 peer_secret (and peer_user) so that it must answer a digest challenge",
+                peers.join(", ")
+            )
+        })
+    }
+
     /// Whether `number` is an emergency number.
     pub fn is_emergency(&self, number: &str) -> bool {
         self.emergency.iter().any(|e| e == number)
@@ -1535,6 +1576,28 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("[security] forget_after"));
         let e = parse("[security]\nlockout = 1\n").expect_err("unknown");
         assert!(e.to_string().contains("unknown key"));
+    }
+
+    #[test]
+    fn a_local_peer_without_secret_is_named() {
+        let c = parse("[upstream]\nroute = 127.0.0.1:5070\n[21]\nsecret = a\n").expect("ok");
+        assert_eq!(
+            c.upstream.local_peers_without_secret(),
+            vec!["127.0.0.1:5070"]
+        );
+        assert!(c.upstream.local_trust_warning().is_some());
+        let c = parse("[upstream]\nroute = localhost\ntrust = ::1, 10.0.0.7\n[21]\nsecret = a\n")
+            .expect("ok");
+        assert_eq!(
+            c.upstream.local_peers_without_secret(),
+            vec!["localhost:5060", "::1"]
+        );
+        let c =
+            parse("[upstream]\nroute = 127.0.0.1\npeer_secret = s3cret-long\n[21]\nsecret = a\n")
+                .expect("ok");
+        assert!(c.upstream.local_trust_warning().is_none());
+        let c = parse("[upstream]\nroute = 192.0.2.7\n[21]\nsecret = a\n").expect("ok");
+        assert!(c.upstream.local_trust_warning().is_none());
     }
 
     #[test]

@@ -92,6 +92,9 @@ fn main() -> ExitCode {
             cli.listen.unwrap_or(config.server.listen),
             config.server.realm
         );
+        if let Some(w) = config.upstream.local_trust_warning() {
+            eprintln!("coventryd: warning: {w}");
+        }
         return ExitCode::SUCCESS;
     }
     for (dir, mode, role) in [

@@ -56,6 +56,13 @@ however hard one address floods. The answers kept to absorb retransmissions
 (5 seconds each) are bounded in bytes: 8 MiB per source address, 32 MiB in all,
 the oldest forgotten first; a request's size, such as 75 Via headers copied into
 its answer, costs its sender's share and nobody else's.
+.PP
+The upstream peer is trusted by its address unless \fB[upstream] peer_secret\fR
+makes it answer a digest challenge; a peer on this host without one is named in a
+warning at start and by \fB\-\-check\-config\fR, since any local user could
+connect from its address. Inbound TCP connections must deliver a message within
+10 seconds of opening and of each message's first byte; when all 64 slots are
+taken, the oldest connection that delivered nothing yet makes room.
 .SH "CONTROL AND MONITORING"
 coventryd publishes its state in a memory\-mapped state block and takes commands on a
 FIFO, both in the runtime directory.

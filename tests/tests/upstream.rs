@@ -609,3 +609,66 @@ fn the_caller_cancels_a_call_ringing_outside() {
     let rec = r.sw.expect_record(0, "21", "0044123", T);
     assert_eq!((rec.outcome, rec.status), (CallOutcome::Cancelled, 487));
 }
+
+#[test]
+fn slow_writers_cannot_hold_the_inbound_slots_and_a_local_peer_without_secret_is_named() {
+    // The route's peer never answers; the inbound side is what is probed.
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free_udp_tcp_port();
+    let conf = Conf::new(&[21]).section(
+        "upstream",
+        &format!("route = {}", fake.local_addr().unwrap()),
+    );
+    let sw = Switch::start(&pin_listen_port(&conf.build(), port));
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    // Every slot taken by a connection that only ever sends the start of a request.
+    let slow: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut c = TcpStream::connect(at).unwrap();
+            c.write_all(b"OPTIONS sip:").unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A peer that speaks at once still gets a slot and its answer.
+    let mut peer = TcpStream::connect(at).unwrap();
+    peer.set_read_timeout(Some(T)).unwrap();
+    peer.write_all(
+        format!(
+            "OPTIONS sip:{at};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKpeer1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:upstream@127.0.0.1>;tag=1\r\nTo: <sip:{at}>\r\n\
+             Call-ID: peer-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // The whole answer (it has no body).
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") && got.len() < 8192 {
+        peer.read_exact(&mut byte).unwrap();
+        got.push(byte[0]);
+    }
+    assert!(
+        got.starts_with(b"SIP/2.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // The slow writers are cut off within the message deadline (10 s).
+    for mut c in slow {
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut rest = Vec::new();
+        let eof = c.read_to_end(&mut rest);
+        assert!(eof.is_ok(), "a slow writer is closed: {eof:?}");
+    }
+    let log = sw.log();
+    assert!(log.contains("no complete message within 10 s"), "{log}");
+    assert!(log.contains("evicted"), "{log}");
+    // The peer that delivered keeps its connection.
+    peer.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    peer.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n");
+    // A peer on this host trusted by address alone is named in the log.
+    assert!(log.contains("trusted by address alone"), "{log}");
+}

@@ -7,10 +7,12 @@ use super::TcpEvent;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// Messages a connection's write queue holds; a peer that lets it fill up is cut off.
 pub const QUEUE: usize = 1024;
@@ -101,8 +103,35 @@ pub(crate) struct ConnParams {
     pub keepalive: Option<(watch::Receiver<Duration>, Duration)>,
     /// Close after this long without a byte in either direction (inbound).
     pub idle: Option<Duration>,
+    /// Inbound: a message must be complete this long after its first byte, and
+    /// the first one this long after the connection opened (a slow writer
+    /// holding a slot is cut off).
+    pub message_deadline: Option<Duration>,
+    /// Inbound: told when the first message is complete; evicts the connection
+    /// while none is.
+    pub probation: Option<Arc<Probation>>,
     /// How long the error reply to a broken stream may take to go out.
     pub flush_timeout: Duration,
+}
+
+/// An inbound connection on probation until it delivers a complete message:
+/// until then the accept loop may evict it to make room for a new one.
+#[derive(Debug, Default)]
+pub(crate) struct Probation {
+    proven: AtomicBool,
+    evict: Notify,
+}
+
+impl Probation {
+    /// Whether the connection delivered a complete message.
+    pub(crate) fn proven(&self) -> bool {
+        self.proven.load(Ordering::Relaxed)
+    }
+
+    /// Close the connection (it has not proven itself).
+    pub(crate) fn evict(&self) {
+        self.evict.notify_one();
+    }
 }
 
 /// Run a connection until it ends; returns why it ended. Framed messages go to
@@ -123,6 +152,8 @@ pub(crate) async fn run(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: VecDeque<u8> = VecDeque::new();
     let mut last_activity = started;
+    // Since when bytes of an unfinished message wait (inbound: from the start).
+    let mut partial_since = params.message_deadline.map(|_| started);
     // After a framing error: why, and until when the reply may take to go out.
     let mut closing: Option<(String, Instant)> = None;
 
@@ -145,6 +176,9 @@ pub(crate) async fn run(
         if let Some(idle) = params.idle {
             at(later(last_activity, idle));
         }
+        if let (Some(limit), Some(since)) = (params.message_deadline, partial_since) {
+            at(later(since, limit));
+        }
         if let Some((_, until)) = &closing {
             at(*until);
         }
@@ -153,6 +187,10 @@ pub(crate) async fn run(
         tokio::select! {
             reason = &mut ctl.cut => {
                 return reason.unwrap_or_else(|_| "closed by the switch".to_owned());
+            }
+            () = evicted(params.probation.as_deref()) => {
+                return "evicted: a new connection needed the slot before this one sent a message"
+                    .to_owned();
             }
             r = stream.readable(), if closing.is_none() => {
                 if let Err(e) = r {
@@ -175,6 +213,18 @@ pub(crate) async fn run(
                     log::debug!("tcp {peer}: dropped a message: {e}");
                 }
                 out.extend(framed.replies);
+                if params.message_deadline.is_some() {
+                    if inbuf.is_empty() {
+                        partial_since = None;
+                    } else if partial_since.is_none() {
+                        partial_since = Some(last_activity);
+                    }
+                }
+                if !framed.messages.is_empty() {
+                    if let Some(p) = &params.probation {
+                        p.proven.store(true, Ordering::Relaxed);
+                    }
+                }
                 for msg in framed.messages {
                     if tx.send(TcpEvent::Message { peer, msg }).await.is_err() {
                         return "switch stopped".to_owned();
@@ -228,6 +278,11 @@ pub(crate) async fn run(
                         return format!("idle for {} s", idle.as_secs());
                     }
                 }
+                if let (Some(limit), Some(since)) = (params.message_deadline, partial_since) {
+                    if now >= later(since, limit) {
+                        return format!("no complete message within {} s", limit.as_secs());
+                    }
+                }
                 if let Some(k) = keepalive.as_mut() {
                     match k.poll(now) {
                         KeepAliveAction::Wait => {}
@@ -242,6 +297,14 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// Resolves when `probation` evicts the connection; never without one.
+async fn evicted(probation: Option<&Probation>) {
+    match probation {
+        Some(p) => p.evict.notified().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -67,6 +67,8 @@ impl LinkTask {
                         keepalive: Some((self.keepalive.clone(), self.timings.pong_timeout)),
                         idle: None,
                         flush_timeout: self.timings.flush_timeout,
+                        message_deadline: None,
+                        probation: None,
                     };
                     conn::run(stream, peer, ctl, params, &self.tx).await
                 }
