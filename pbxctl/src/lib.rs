@@ -13,6 +13,7 @@ pub mod commands;
 pub mod daemon;
 pub mod error;
 pub mod exts;
+pub mod legacy;
 pub mod output;
 pub mod records;
 pub mod regs;

@@ -193,6 +193,10 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Longest text a phone is sent, in characters (not bytes): the switch
+/// refuses longer ones, and the clients check before sending.
+pub const MAX_TEXT_CHARS: usize = 160;
+
 /// Usage of `message`.
 pub const USAGE_MESSAGE: &str = "message TARGET TEXT";
 /// Usage of `release`.

@@ -10,8 +10,7 @@ use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::Event;
 use std::net::SocketAddr;
 
-/// Longest text message, in characters.
-pub const MAX_TEXT_CHARS: usize = 160;
+pub use coventry_shared::control::MAX_TEXT_CHARS;
 
 /// Why a text cannot be sent, as a SIP status and reason.
 pub(super) fn check_text(
