@@ -1,155 +1,80 @@
-//! The link to the daemon: opening (and re-opening) its state block, judging
-//! whether it is alive, and turning what changed since the last look into messages.
+//! The link to the daemon: the shared follower of its state block
+//! ([`Follower`]) turned into the console's messages, plus a new site snapshot
+//! whenever what the screen shows of the block changed.
 
 use crate::msg::{DaemonMsg, Msg};
 use crate::site::Site;
-use coventry_shared::client::{liveness, Liveness};
-use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use coventry_shared::client::follow::{Change, Follower, Start};
+use coventry_shared::stateblock::StateReader;
+use std::path::Path;
+use std::time::Duration;
 
 /// How often a missing state block is looked for again.
 pub const REOPEN_EVERY: Duration = Duration::from_millis(500);
 /// Events already in the ring that the log starts with.
 pub const HISTORY: u64 = 200;
-/// Events read per call of `poll_events`.
-const BATCH: usize = 512;
-
-/// What was last reported about the daemon, to report only changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Condition {
-    Up(u32),
-    Stale,
-    Down(String),
-}
 
 /// The console's view of one runtime directory's state block.
 pub struct DaemonLink {
-    path: PathBuf,
-    reader: Option<StateReader>,
-    cursor: EventCursor,
+    follower: Follower,
     last_site: Option<Site>,
-    condition: Option<Condition>,
-    last_attempt: Option<Instant>,
-    ever_up: bool,
-    new_block: bool,
+    /// A new daemon replaced the one seen before, not yet reported up.
+    restarted: bool,
 }
 
 impl DaemonLink {
     /// A link to the state block at `path` (opened at the first poll).
     pub fn new(path: &Path) -> DaemonLink {
         DaemonLink {
-            path: path.to_path_buf(),
-            reader: None,
-            cursor: EventCursor { next: 0 },
+            follower: Follower::new(
+                path,
+                Start::Last(HISTORY),
+                Start::Last(HISTORY),
+                REOPEN_EVERY,
+            ),
             last_site: None,
-            condition: None,
-            last_attempt: None,
-            ever_up: false,
-            new_block: false,
+            restarted: false,
         }
     }
 
-    fn report(&mut self, c: Condition, out: &mut Vec<Msg>) {
-        if self.condition.as_ref() == Some(&c) {
-            return;
-        }
-        out.push(Msg::Daemon(match &c {
-            Condition::Up(pid) => {
-                let again = self.ever_up && self.new_block;
-                self.ever_up = true;
-                self.new_block = false;
-                DaemonMsg::Up { pid: *pid, again }
-            }
-            Condition::Stale => DaemonMsg::Stale {
-                heartbeat_ms: self.reader.as_ref().map_or(0, |r| r.header().heartbeat_ms),
-            },
-            Condition::Down(reason) => DaemonMsg::Down {
-                reason: reason.clone(),
-            },
-        }));
-        self.condition = Some(c);
-    }
-
-    fn open(&mut self, out: &mut Vec<Msg>) {
-        if self
-            .last_attempt
-            .is_some_and(|t| t.elapsed() < REOPEN_EVERY)
-        {
-            return;
-        }
-        self.last_attempt = Some(Instant::now());
-        match StateReader::open(&self.path) {
-            Ok(r) => {
-                let head = r.header().event_head;
-                let oldest = r.cursor_at_start().next;
-                self.cursor = EventCursor {
-                    next: head.saturating_sub(HISTORY).max(oldest),
-                };
-                self.reader = Some(r);
-                self.last_site = None;
-                self.new_block = true;
-            }
-            Err(e) => {
-                let reason = match e {
-                    OpenError::Missing(p) => {
-                        format!("no state block at {} (is coventryd running?)", p.display())
-                    }
-                    other => other.to_string(),
-                };
-                self.report(Condition::Down(reason), out);
-            }
-        }
+    /// The block being read, if one is open.
+    pub fn reader(&self) -> Option<&StateReader> {
+        self.follower.reader()
     }
 
     /// Look at the state block: what changed since the last poll, as messages (the
     /// daemon's condition first, then a new snapshot, then new events).
     pub fn poll(&mut self, now_ms: u64) -> Vec<Msg> {
         let mut out = Vec::new();
-        if self.reader.as_ref().is_some_and(StateReader::replaced) {
-            self.reader = None;
-            self.last_attempt = None;
+        let mut events_out = Vec::new();
+        for change in self.follower.poll(now_ms) {
+            match change {
+                Change::Restarted { .. } => {
+                    // A new daemon: its site is news even if it looks the same.
+                    self.last_site = None;
+                    self.restarted = true;
+                }
+                Change::Up { pid } => {
+                    let again = std::mem::take(&mut self.restarted);
+                    out.push(Msg::Daemon(DaemonMsg::Up { pid, again }));
+                }
+                Change::Stale { heartbeat_ms } => {
+                    out.push(Msg::Daemon(DaemonMsg::Stale { heartbeat_ms }));
+                }
+                Change::Down(why) => out.push(Msg::Daemon(DaemonMsg::Down {
+                    reason: why.to_string(),
+                })),
+                Change::Events { events, lost } => events_out.push(Msg::Events { events, lost }),
+            }
         }
-        if self.reader.is_none() {
-            self.open(&mut out);
-        }
-        let Some(reader) = &self.reader else {
-            return out;
-        };
-        let h = reader.header();
-        let condition = match liveness(reader, &h, now_ms) {
-            Liveness::Gone => Condition::Down(format!(
-                "its process (pid {}) is gone; the state block is left over",
-                h.pid
-            )),
-            Liveness::StaleHeartbeat => Condition::Stale,
-            Liveness::Running => Condition::Up(h.pid),
-        };
-        self.report(condition, &mut out);
-        let Some(reader) = &self.reader else {
-            return out;
-        };
-        if let Some(snap) = reader.snapshot() {
+        if let Some(snap) = self.follower.reader().and_then(StateReader::snapshot) {
             let site = Site::from_snapshot(&snap);
             if self.last_site.as_ref() != Some(&site) {
                 self.last_site = Some(site.clone());
                 out.push(Msg::Site(Box::new(site)));
             }
         }
-        let mut events = Vec::new();
-        let mut lost = 0;
-        loop {
-            let polled = reader.poll_events(&mut self.cursor, BATCH);
-            lost += polled.lost;
-            let n = polled.events.len();
-            events.extend(polled.events);
-            if n < BATCH {
-                break;
-            }
-        }
-        if !events.is_empty() || lost > 0 {
-            out.push(Msg::Events { events, lost });
-        }
+        out.extend(events_out);
         out
     }
 }
@@ -213,10 +138,14 @@ mod tests {
         w.heartbeat(10_000);
         let msgs = link.poll(10_000);
         assert!(
-            matches!(msgs[0], Msg::Daemon(DaemonMsg::Up { again: true, .. })),
+            matches!(&msgs[0], Msg::Daemon(DaemonMsg::Down { reason }) if reason.contains("stopped")),
             "{msgs:?}"
         );
-        assert!(matches!(msgs[1], Msg::Site(_)));
+        assert!(
+            matches!(msgs[1], Msg::Daemon(DaemonMsg::Up { again: true, .. })),
+            "{msgs:?}"
+        );
+        assert!(matches!(msgs[2], Msg::Site(_)));
     }
 
     #[test]

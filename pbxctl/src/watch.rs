@@ -3,10 +3,10 @@
 use crate::daemon;
 use crate::error::Error;
 use crate::output::{clock, Out, Paint};
+use coventry_shared::client::follow::{Change, Down, Follower, Start};
 use coventry_shared::client::text::display_safe;
 use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteState};
 use coventry_shared::runtime;
-use coventry_shared::stateblock::{EventCursor, OpenError, StateReader};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde_json::{json, Value};
@@ -14,10 +14,8 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How often the daemon's process and the state block file are checked.
+/// How often the daemon's process and the state block file are checked at least.
 const CHECK_EVERY: Duration = Duration::from_millis(250);
-/// Events read per poll call.
-const BATCH: usize = 512;
 
 /// Options of `watch`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,25 +126,6 @@ pub fn event_line(out: &Out, rec: &EventRecord) -> String {
     format!("{} {text}", out.paint(Paint::Dim, &clock(rec.time_ms)))
 }
 
-struct Attached {
-    reader: StateReader,
-    cursor: EventCursor,
-    pid: u32,
-    stop_reported: bool,
-}
-
-impl Attached {
-    fn new(reader: StateReader, cursor: EventCursor) -> Attached {
-        let pid = reader.header().pid;
-        Attached {
-            reader,
-            cursor,
-            pid,
-            stop_reported: false,
-        }
-    }
-}
-
 struct Printer<'a> {
     out: &'a mut Out,
     printed: u64,
@@ -158,29 +137,22 @@ impl Printer<'_> {
         self.limit.is_some_and(|n| self.printed >= n)
     }
 
-    /// Print everything new in the ring (until the count is reached).
-    fn drain(&mut self, a: &mut Attached) -> Result<(), Error> {
-        while !self.done() {
-            let room = self.limit.map_or(BATCH, |n| {
-                usize::try_from(n - self.printed).map_or(BATCH, |r| r.min(BATCH))
-            });
-            let polled = a.reader.poll_events(&mut a.cursor, room);
-            if polled.lost > 0 {
-                self.lost(polled.lost)?;
-            }
-            let n = polled.events.len();
-            for rec in &polled.events {
-                if self.out.json {
-                    self.out.json_line(&event_json(rec))?;
-                } else {
-                    let line = event_line(self.out, rec);
-                    self.out.line(&line)?;
-                }
-                self.printed += 1;
-            }
-            if n < room {
+    /// Print events (until the count is reached).
+    fn events(&mut self, events: &[EventRecord], lost: u64) -> Result<(), Error> {
+        if lost > 0 {
+            self.lost(lost)?;
+        }
+        for rec in events {
+            if self.done() {
                 break;
             }
+            if self.out.json {
+                self.out.json_line(&event_json(rec))?;
+            } else {
+                let line = event_line(self.out, rec);
+                self.out.line(&line)?;
+            }
+            self.printed += 1;
         }
         Ok(())
     }
@@ -197,12 +169,8 @@ impl Printer<'_> {
         }
     }
 
-    fn daemon(&mut self, kind: &str, pid: u32, text: &str) -> Result<(), Error> {
-        self.daemon_why(kind, pid, None, text)
-    }
-
     /// A line about the daemon; `reason` (JSON only) says why when it is not plain.
-    fn daemon_why(
+    fn daemon(
         &mut self,
         kind: &str,
         pid: u32,
@@ -224,6 +192,47 @@ impl Printer<'_> {
             self.out.line(&text)
         }
     }
+
+    /// Report what the follower saw: events, and the daemon stopping or coming back.
+    fn change(&mut self, c: Change) -> Result<(), Error> {
+        match c {
+            Change::Events { events, lost } => self.events(&events, lost),
+            Change::Restarted { pid } => self.daemon(
+                "daemon-restarted",
+                pid,
+                None,
+                &format!("coventryd restarted (pid {pid})"),
+            ),
+            Change::Down(Down::Gone(pid)) => self.daemon(
+                "daemon-stopped",
+                pid,
+                None,
+                &format!("coventryd stopped (pid {pid} is gone); waiting for it"),
+            ),
+            Change::Down(Down::Replaced(pid)) => self.daemon(
+                "daemon-stopped",
+                pid,
+                None,
+                &format!("coventryd stopped (pid {pid}); waiting for it"),
+            ),
+            // Cut under us: nothing more can be read from it. A whole block (the
+            // daemon's restart makes a new one) is waited for.
+            Change::Down(Down::Truncated(pid)) => self.daemon(
+                "daemon-stopped",
+                pid,
+                Some("truncated"),
+                &format!(
+                    "the state block of coventryd (pid {pid}) was truncated; waiting for a new one"
+                ),
+            ),
+            // A block we may not trust: never read it.
+            Change::Down(d @ Down::Untrusted(_)) => Err(Error::failed(d.to_string())),
+            // Not there yet (or half made): looked for again.
+            Change::Down(Down::Missing(_) | Down::Unreadable(_))
+            | Change::Up { .. }
+            | Change::Stale { .. } => Ok(()),
+        }
+    }
 }
 
 /// Follow the event ring of the daemon in `dir` until the count or duration in `opts`
@@ -231,93 +240,42 @@ impl Printer<'_> {
 /// that, a stopped daemon is reported and waited for.
 pub fn run(out: &mut Out, dir: &Path, opts: WatchOpts) -> Result<(), Error> {
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let path = runtime::state_path(dir);
     let reader = daemon::open_state(dir)?;
-    let cursor = if opts.from_start {
-        // From sequence 0: whatever the ring no longer holds is reported as lost.
-        EventCursor { next: 0 }
+    // --from-start: from sequence 0, whatever the ring no longer holds reported
+    // as lost. A new daemon's ring is read whole.
+    let first = if opts.from_start {
+        Start::Zero
     } else {
-        reader.cursor_at_end()
+        Start::End
     };
-    let mut attached = Some(Attached::new(reader, cursor));
+    let mut follower = Follower::new(&runtime::state_path(dir), first, Start::Zero, CHECK_EVERY)
+        .with_reader(reader);
     let mut p = Printer {
         out,
         printed: 0,
         limit: opts.count,
     };
-    let mut last_check: Option<Instant> = None;
     loop {
-        if let Some(a) = attached.as_mut() {
-            p.drain(a)?;
-        }
-        if p.done() {
-            return Ok(());
+        for c in follower.poll(coventry_shared::now_ms()) {
+            p.change(c)?;
+            if p.done() {
+                return Ok(());
+            }
         }
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Ok(());
         }
-        if last_check.is_none_or(|t| now.duration_since(t) >= CHECK_EVERY) {
-            last_check = Some(now);
-            match attached.take() {
-                Some(mut a) => {
-                    if a.reader.truncated() {
-                        // Cut under us: nothing more can be read from it. Wait for a
-                        // whole block (the daemon's restart makes a new one).
-                        p.daemon_why(
-                            "daemon-stopped",
-                            a.pid,
-                            Some("truncated"),
-                            &format!(
-                                "the state block of coventryd (pid {}) was truncated; \
-                                 waiting for a new one",
-                                a.pid
-                            ),
-                        )?;
-                        attached = reattach(&mut p, &path)?;
-                    } else if a.reader.replaced() {
-                        // Whatever the old daemon wrote last, then the new block.
-                        p.drain(&mut a)?;
-                        if p.done() {
-                            return Ok(());
-                        }
-                        if !a.stop_reported {
-                            p.daemon(
-                                "daemon-stopped",
-                                a.pid,
-                                &format!("coventryd stopped (pid {}); waiting for it", a.pid),
-                            )?;
-                        }
-                        attached = reattach(&mut p, &path)?;
-                    } else {
-                        if !a.stop_reported && !a.reader.daemon_alive() {
-                            a.stop_reported = true;
-                            p.daemon(
-                                "daemon-stopped",
-                                a.pid,
-                                &format!(
-                                    "coventryd stopped (pid {} is gone); waiting for it",
-                                    a.pid
-                                ),
-                            )?;
-                        }
-                        attached = Some(a);
-                    }
-                }
-                None => attached = reattach(&mut p, &path)?,
-            }
-        }
         let mut nap = CHECK_EVERY;
         if let Some(d) = deadline {
             nap = nap.min(d.saturating_duration_since(now));
         }
-        match attached.as_ref() {
+        if follower.reader().is_some() {
             // Asleep until the daemon announces an event (or the nap is over).
-            Some(a) => {
-                a.reader.wait_for_events(&a.cursor, nap);
-                nap_unless_output_gone(Duration::ZERO)?;
-            }
-            None => nap_unless_output_gone(nap)?,
+            follower.wait(nap);
+            nap_unless_output_gone(Duration::ZERO)?;
+        } else {
+            nap_unless_output_gone(nap)?;
         }
     }
 }
@@ -359,31 +317,6 @@ fn nap_unless_output_gone(nap: Duration) -> Result<(), Error> {
     // Woken for something else: finish the nap, so the loop never spins.
     std::thread::sleep(nap.saturating_sub(started.elapsed()));
     Ok(())
-}
-
-/// Open a new state block at `path` if there is one, announcing the new daemon.
-fn reattach(p: &mut Printer<'_>, path: &Path) -> Result<Option<Attached>, Error> {
-    match StateReader::open(path) {
-        Ok(reader) => {
-            // A new daemon starts its ring at 0: read all of it.
-            let a = Attached::new(reader, EventCursor { next: 0 });
-            p.daemon(
-                "daemon-restarted",
-                a.pid,
-                &format!("coventryd restarted (pid {})", a.pid),
-            )?;
-            Ok(Some(a))
-        }
-        // Not there yet (or half made, or cut): look again later.
-        Err(
-            OpenError::Missing(_)
-            | OpenError::Invalid(_)
-            | OpenError::Truncated { .. }
-            | OpenError::Io(..),
-        ) => Ok(None),
-        // A block we may not trust: never read it.
-        Err(e @ OpenError::Untrusted(_)) => Err(Error::failed(e.to_string())),
-    }
 }
 
 #[cfg(test)]

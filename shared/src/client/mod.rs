@@ -5,8 +5,11 @@
 //!   upstream routes) with one rule for which call slots are live;
 //! - [`text`]: one display-safe form of text that came from the network, and one
 //!   format for durations;
-//! - [`Liveness`]: one judgement of whether the daemon behind a block is running.
+//! - [`Liveness`]: one judgement of whether the daemon behind a block is running;
+//! - [`follow`]: one follower of the block and its event ring across restarts;
+//! - [`send`]: one control sender with one request-id scheme.
 
+pub mod follow;
 pub mod send;
 pub mod text;
 pub mod view;
