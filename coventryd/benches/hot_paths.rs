@@ -29,9 +29,9 @@
 //!   nonces and bindings expire as in the daemon at that rate.
 
 use coventryd::config::Config;
-use coventryd::registrar::Registrar;
 use coventryd::sip::digest::{answer_challenge, Algorithm, Credentials, DigestAuthority, Verdict};
 use coventryd::sip::framing::parse_datagram;
+use coventryd::switch::registrar::Registrar;
 use coventryd::switch::Switch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::cell::RefCell;

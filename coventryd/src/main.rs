@@ -2,8 +2,9 @@
 
 use clap::Parser;
 use coventry_shared::runtime::{self, Role, SafeDir};
+use coventryd::cli;
 use coventryd::config::Config;
-use coventryd::{app, cli, secrets};
+use coventryd::shell::{app, secrets};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

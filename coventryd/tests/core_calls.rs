@@ -181,7 +181,7 @@ fn caller_cancel_and_operator_hangup() {
     lab.feed(6035, &respond(&inv, 200, "callee", 6035, SDP));
     lab.sw.on_control(
         lab.now,
-        coventryd::fifo::Line::Complete(b"#9 hangup 35".to_vec()),
+        coventryd::switch::Line::Complete(b"#9 hangup 35".to_vec()),
     );
     let out = lab.collect();
     assert!(

@@ -3,7 +3,7 @@
 //! plan) gets the same header set, the switch's one offer, for 401 and 407 alike.
 
 use coventryd::config::Config;
-use coventryd::registrar::Registrar;
+use coventryd::switch::registrar::Registrar;
 use coventryd::switch::Switch;
 use std::path::Path;
 

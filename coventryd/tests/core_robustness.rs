@@ -2,8 +2,8 @@
 //! and still registers afterwards.
 
 use coventryd::config::Config;
-use coventryd::fifo::Line;
-use coventryd::registrar::Registrar;
+use coventryd::switch::registrar::Registrar;
+use coventryd::switch::Line;
 use coventryd::switch::Switch;
 use proptest::prelude::*;
 use std::net::SocketAddr;

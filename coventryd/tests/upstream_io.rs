@@ -5,7 +5,7 @@
 use coventry_shared::event::{Event, RouteState};
 use coventry_shared::stateblock::get_str;
 use coventryd::config::{HostPort, RouteKind, UpstreamConfig};
-use coventryd::upstream::{Change, TcpEvent, Timings, Upstream};
+use coventryd::shell::links::{Change, TcpEvent, Timings, Upstream};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

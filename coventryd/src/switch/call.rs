@@ -38,8 +38,8 @@ impl Retx {
         Retx {
             bytes,
             dest,
-            next_ms: now_ms + crate::transaction::T1_MS,
-            interval_ms: crate::transaction::T1_MS,
+            next_ms: now_ms + crate::switch::transaction::T1_MS,
+            interval_ms: crate::switch::transaction::T1_MS,
             deadline_ms: now_ms + TRANSACTION_TIMEOUT_MS,
         }
         .capped(cap_ms)

@@ -3,10 +3,18 @@
 use super::delivery::{Origin, Request as Delivery};
 use super::message::MAX_TEXT_CHARS;
 use super::Switch;
-use crate::fifo::Line;
 use coventry_shared::control::{Command, ParseError, Request};
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{Event, ResultCode, Unregistration};
+
+/// One control line as the shell read it from the FIFO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line (without its newline), at most the FIFO's line limit.
+    Complete(Vec<u8>),
+    /// A line that went over the limit; its first bytes, for the request id.
+    TooLong(Vec<u8>),
+}
 
 /// Request id at the start of a (possibly broken) line.
 fn leading_id(bytes: &[u8]) -> Option<u64> {

@@ -14,7 +14,7 @@ use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
-use crate::transaction::T2_MS;
+use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
 use coventry_shared::record::{CallRecord, Route};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry};

@@ -5,7 +5,7 @@
 use super::upstream::RouteStatus;
 use super::Switch;
 use crate::config::{speed_code_clash, FeatureUse, RouteKind};
-use crate::settings::{ExtSettings, Forward, MAX_HOPS};
+use crate::switch::settings::{ExtSettings, Forward, MAX_HOPS};
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::{CallOutcome, Event, ResultCode};

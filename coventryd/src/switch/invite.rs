@@ -16,7 +16,7 @@ use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, parse::parse_via};
-use crate::transaction::T2_MS;
+use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
 use coventry_shared::record::{CallRecord, Hop, HopReason, Route};
 use coventry_shared::stateblock::CallEntry;

@@ -121,7 +121,7 @@ impl Switch {
                         from: format!("{};tag={}", f.to, r.to_tag),
                         to: f.from.to_string(),
                         cseq: 1,
-                        expires_ms: now_ms + crate::transaction::TIMEOUT_MS,
+                        expires_ms: now_ms + crate::switch::transaction::TIMEOUT_MS,
                     },
                 );
             }

@@ -3,7 +3,7 @@
 //! and the upstream peers (TCP): Via and Record-Route for each transport, the
 //! caller's identity asserted, 503 with Retry-After while a route is down.
 //!
-//! The connections themselves live in the I/O shell (`crate::upstream`); it tells
+//! The connections themselves live in the I/O shell (`crate::shell::links`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
 use super::register::{Auth, Claim};

@@ -4,8 +4,8 @@
 
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
 use coventryd::config::Config;
-use coventryd::registrar::Registrar;
 use coventryd::sip::digest::answer_challenge;
+use coventryd::switch::registrar::Registrar;
 use coventryd::switch::Switch;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -240,7 +240,7 @@ impl Lab {
         let before = self.events.len();
         self.sw.on_control(
             self.now,
-            coventryd::fifo::Line::Complete(line.as_bytes().to_vec()),
+            coventryd::switch::Line::Complete(line.as_bytes().to_vec()),
         );
         let sent = self.collect();
         let result = self.events[before..].iter().find_map(|e| match e {

@@ -3,8 +3,8 @@
 //! either the old or the new file, never a torn one. Files are created and read only
 //! through the daemon's own directory ([`SafeDir`]), never through a link.
 
-use crate::registrar::Registrar;
-use crate::settings::Settings;
+use crate::switch::registrar::Registrar;
+use crate::switch::settings::Settings;
 use coventry_shared::runstate::{valid_name, DEFAULT_RUNSTATE, RUNSTATE_FILE};
 use coventry_shared::runtime::SafeDir;
 use serde::{Deserialize, Serialize};
@@ -157,7 +157,7 @@ fn aside(path: &Path, why: String) -> Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registrar::{ContactRequest, RegisterMeta};
+    use crate::switch::registrar::{ContactRequest, RegisterMeta};
 
     #[test]
     fn round_trip_and_corrupt() {

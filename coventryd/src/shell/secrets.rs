@@ -2,7 +2,7 @@
 //! state directory in a file only the daemon's user can read (mode 0600), in the
 //! same INI form as coventry.conf so it can be pasted into a real configuration.
 
-use crate::persist::write_atomic;
+use crate::shell::persist::write_atomic;
 use coventry_shared::runtime::SafeDir;
 use rand::distributions::Alphanumeric;
 use rand::Rng;

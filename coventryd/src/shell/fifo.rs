@@ -4,6 +4,7 @@
 //! newline writers put first, see [`coventry_shared::control::frame`]) are skipped;
 //! a partial line that waits too long for its newline is dropped and answered.
 
+pub use crate::switch::Line;
 use coventry_shared::control::{self, MAX_LINE, PARTIAL_LINE_TIMEOUT_MS};
 use coventry_shared::runtime::SafeDir;
 use std::io;
@@ -13,15 +14,6 @@ use tokio::net::unix::pipe;
 
 /// Mode of the control FIFO: the daemon's user and group may write.
 pub const FIFO_MODE: u32 = 0o660;
-
-/// One line read from the FIFO.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    /// A complete line (without its newline), at most `MAX_LINE` bytes.
-    Complete(Vec<u8>),
-    /// A line that went over `MAX_LINE`; its first bytes, for the request id.
-    TooLong(Vec<u8>),
-}
 
 /// A partial line dropped because its newline did not come in time.
 #[derive(Debug, Clone, PartialEq, Eq)]

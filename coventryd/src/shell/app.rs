@@ -2,16 +2,16 @@
 //! clock, signals, the state block and persistence.
 
 use crate::config::Config;
-use crate::fifo::{self, ControlFifo};
-use crate::hooks::Hooks;
-use crate::intake::Intake;
-use crate::persist::{self, Loaded};
-use crate::publish::Publisher;
-use crate::records::{self, Records};
-use crate::registrar::Registrar;
+use crate::shell::fifo::{self, ControlFifo};
+use crate::shell::hooks::Hooks;
+use crate::shell::intake::Intake;
+use crate::shell::links::{Change, TcpEvent, Upstream};
+use crate::shell::persist::{self, Loaded};
+use crate::shell::publish::Publisher;
+use crate::shell::records::{self, Records};
 use crate::sip::dest::Dest;
+use crate::switch::registrar::Registrar;
 use crate::switch::{Outbox, Switch};
-use crate::upstream::{Change, TcpEvent, Upstream};
 use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
 use coventry_shared::runtime::{control_path, state_path};

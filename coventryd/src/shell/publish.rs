@@ -1,8 +1,8 @@
 //! Publishing the switch's state into the shared-memory state block.
 
 use crate::config::Config;
-use crate::registrar::Binding;
-use crate::settings::{ExtSettings, Forward};
+use crate::switch::registrar::Binding;
+use crate::switch::settings::{ExtSettings, Forward};
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::{
     put_str, set_bit, BlockInit, CallEntry, ContactEntry, Counters, RouteEntry, StateWriter,
