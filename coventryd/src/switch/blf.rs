@@ -182,19 +182,19 @@ impl Switch {
     fn dialogs_of(&self, ext: u16) -> Vec<(String, &'static str, &'static str, String)> {
         let mut out = Vec::new();
         for c in self.calls.live() {
-            let (state, direction, peer) = if c.caller == ext {
+            let (state, direction, peer) = if c.caller.is(ext) {
                 let s = if c.phase == CallPhase::Answered {
                     "confirmed"
                 } else {
                     "early"
                 };
                 (s, "initiator", c.dialled.clone())
-            } else if c.callee == ext && c.phase == CallPhase::Answered {
+            } else if c.callee.is(ext) && c.phase == CallPhase::Answered {
                 ("confirmed", "recipient", c.caller_label.clone())
             } else if c
                 .branches
                 .iter()
-                .any(|b| b.ext == ext && b.status.is_none())
+                .any(|b| b.ext == Some(ext) && b.status.is_none())
             {
                 ("early", "recipient", c.caller_label.clone())
             } else {

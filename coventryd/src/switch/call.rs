@@ -97,8 +97,59 @@ pub struct Branch {
     pub cancelled: bool,
     /// Final status received.
     pub status: Option<u16>,
-    /// The extension this contact belongs to.
-    pub ext: u16,
+    /// The extension this contact belongs to (none: the upstream).
+    pub ext: Option<u16>,
+}
+
+/// One party of a call's dialog: which extension it is and how the switch
+/// reaches it. The caller's is known from its INVITE; the callee's once it
+/// answers (until then only the extension ringing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Party {
+    /// Its extension (none: a number outside, reached through the upstream).
+    pub ext: Option<u16>,
+    /// Its tag in the dialog (the caller's From tag, the callee's To tag).
+    pub tag: Option<String>,
+    /// Its Contact URI.
+    pub contact: Option<String>,
+    /// Where requests to it go (the first hop of `route`, else its contact).
+    pub addr: Option<Dest>,
+    /// Proxies between it and the switch (Route set, in order).
+    pub route: Vec<String>,
+    /// Highest CSeq seen from it in this dialog.
+    pub cseq: u32,
+}
+
+impl Party {
+    /// Whether it is extension `ext`.
+    pub fn is(&self, ext: u16) -> bool {
+        self.ext == Some(ext)
+    }
+}
+
+/// The caller's INVITE as the switch received it: its server transaction and
+/// the headers requests of the switch's own in the dialog are built from.
+#[derive(Debug)]
+pub struct CallerInvite {
+    /// The request, kept to fork again (delayed coverage, forward on no answer)
+    /// until the call ends.
+    pub request: Option<Box<rsip::Request>>,
+    /// Its server-transaction key.
+    pub key: String,
+    /// Its Via branch (its CANCEL and non-2xx ACK carry it).
+    pub branch: String,
+    /// Answers it.
+    pub replier: Replier,
+    /// Our non-2xx final, re-sent until the caller ACKs (Timer G/H).
+    pub final_retx: Option<Retx>,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// The caller's From (with tag).
+    pub from_hdr: String,
+    /// Its To (without tag).
+    pub to_hdr: String,
+    /// Where it came from (its CANCEL and ACK must too).
+    pub src: Dest,
 }
 
 /// One call through the switch.
@@ -110,75 +161,39 @@ pub struct Call {
     pub slot: Option<usize>,
     /// SIP Call-ID.
     pub call_id: String,
-    /// Calling extension (0: a call from upstream).
-    pub caller: u16,
+    /// The calling party (no extension: a call from upstream).
+    pub caller: Party,
     /// The caller as shown: the extension, or the upstream caller's number.
     pub caller_label: String,
-    /// Called extension (0 when the number was not an extension).
-    pub callee: u16,
+    /// The called party: the extension ringing or answering (none when the
+    /// number was not an extension), and once answered how to reach it.
+    pub callee: Party,
     /// What was dialled.
     pub dialled: String,
     /// Where the call is.
     pub phase: CallPhase,
     /// Rings so far.
     pub rings: u8,
-    /// Start, answer, end (ms since the epoch; 0 = not yet).
+    /// When it started, ms since the epoch.
     pub start_ms: u64,
-    /// Answer time.
-    pub answer_ms: u64,
-    /// End time.
-    pub end_ms: u64,
+    /// When it was answered.
+    pub answer_ms: Option<u64>,
+    /// When it ended.
+    pub end_ms: Option<u64>,
     /// When ringing started.
-    pub ring_started_ms: u64,
+    pub ring_started_ms: Option<u64>,
     /// No answer by then: CANCEL and 480 (or 408 when nothing rang).
     pub deadline_ms: u64,
     /// How it ended.
     pub outcome: Option<(CallOutcome, u16)>,
-    /// Server-transaction key of the caller's INVITE.
-    pub invite_key: String,
-    /// The caller's INVITE branch (its CANCEL and non-2xx ACK carry it).
-    pub invite_branch: String,
-    /// Answers the caller's INVITE.
-    pub replier: Replier,
-    /// Our non-2xx final to the caller, re-sent until the caller ACKs (Timer G/H).
-    pub final_retx: Option<Retx>,
-    /// INVITE CSeq number.
-    pub invite_cseq: u32,
-    /// The caller's From (with tag) and the INVITE's To (without tag).
-    pub from_hdr: String,
-    /// To of the INVITE.
-    pub to_hdr: String,
-    /// The caller's From tag.
-    pub caller_tag: String,
-    /// Where the caller's INVITE came from (its CANCEL and ACK must too).
-    pub caller_src: Dest,
-    /// The caller's Contact URI and where requests to it go.
-    pub caller_contact: String,
-    /// Where requests to the caller go (the first hop of `caller_route`, else
-    /// its contact).
-    pub caller_addr: Option<Dest>,
-    /// Proxies between the caller and the switch (Route set, in order).
-    pub caller_route: Vec<String>,
-    /// Highest CSeq seen from the caller in this dialog.
-    pub caller_cseq: u32,
+    /// The caller's INVITE and its server transaction.
+    pub invite: CallerInvite,
     /// Forks.
     pub branches: Vec<Branch>,
-    /// The answering side's To tag and Contact.
-    pub to_tag: String,
-    /// The callee's Contact URI.
-    pub callee_contact: String,
-    /// Where requests to the callee go.
-    pub callee_addr: Option<Dest>,
-    /// Proxies between the switch and the callee (Route set, in order).
-    pub callee_route: Vec<String>,
-    /// Highest CSeq seen from the callee in this dialog.
-    pub callee_cseq: u32,
     /// A branch sent 180/183.
     pub got_ringing: bool,
     /// Best final status from the branches so far.
     pub best: Option<u16>,
-    /// The caller's INVITE, kept to fork again (delayed coverage, forward on no answer).
-    pub invite: Option<Box<rsip::Request>>,
     /// Delayed coverage still to join.
     pub later: Vec<u16>,
     /// Rings before `later` joins.
@@ -192,6 +207,44 @@ pub struct Call {
 }
 
 impl Call {
+    /// A new call `no` with Call-ID `call_id` from `caller` (shown as `label`) to
+    /// `dialled`, started at `now_ms` by `invite`, unanswered by `deadline_ms`.
+    pub fn new(
+        no: u32,
+        call_id: &str,
+        (caller, label): (Party, String),
+        dialled: &str,
+        invite: CallerInvite,
+        (now_ms, deadline_ms): (u64, u64),
+    ) -> Call {
+        Call {
+            no,
+            slot: None,
+            call_id: call_id.to_string(),
+            caller,
+            caller_label: label,
+            callee: Party::default(),
+            dialled: dialled.to_string(),
+            phase: CallPhase::Dialing,
+            rings: 0,
+            start_ms: now_ms,
+            answer_ms: None,
+            end_ms: None,
+            ring_started_ms: None,
+            deadline_ms,
+            outcome: None,
+            invite,
+            branches: Vec::new(),
+            got_ringing: false,
+            best: None,
+            later: Vec::new(),
+            delay: 0,
+            noanswer: None,
+            route: coventry_shared::record::Route::Local,
+            hops: Vec::new(),
+        }
+    }
+
     /// Whether the call is over.
     pub fn ended(&self) -> bool {
         self.phase == CallPhase::Ended
@@ -201,7 +254,7 @@ impl Call {
     /// every branch finished.
     pub fn finished(&self) -> bool {
         self.ended()
-            && self.final_retx.is_none()
+            && self.invite.final_retx.is_none()
             && self.branches.iter().all(|b| b.state == BranchState::Done)
     }
 
@@ -222,8 +275,8 @@ impl Call {
             to: [0; 24],
             call_id: [0; 62],
             start_ms: self.start_ms,
-            answer_ms: self.answer_ms,
-            end_ms: self.end_ms,
+            answer_ms: self.answer_ms.unwrap_or(0),
+            end_ms: self.end_ms.unwrap_or(0),
         };
         put_str(&mut e.from, &self.caller_label);
         put_str(&mut e.to, &self.dialled);
@@ -373,7 +426,7 @@ impl CallBook {
     /// Calls in progress (not ended) that involve `ext`.
     pub fn active_for(&self, ext: u16) -> impl Iterator<Item = &Call> {
         self.live()
-            .filter(move |c| !c.ended() && (c.caller == ext || c.callee == ext))
+            .filter(move |c| !c.ended() && (c.caller.is(ext) || c.callee.is(ext)))
     }
 }
 

@@ -64,7 +64,7 @@ impl Switch {
     pub(super) fn in_call(&self, n: u16) -> bool {
         self.calls
             .live()
-            .any(|c| !c.ended() && (c.caller == n || (c.callee == n && c.answer_ms > 0)))
+            .any(|c| !c.ended() && (c.caller.is(n) || (c.callee.is(n) && c.answer_ms.is_some())))
             || self.in_dial(n)
     }
 

@@ -82,10 +82,10 @@ pub(super) fn tag_of(value: &str) -> String {
 impl Switch {
     /// Where extension `ext`'s phones are: their contacts and where they
     /// registered from (a phone that moved re-registers before it speaks).
-    fn phones_of(&self, ext: u16) -> Vec<Dest> {
-        if ext == 0 {
+    fn phones_of(&self, ext: Option<u16>) -> Vec<Dest> {
+        let Some(ext) = ext else {
             return Vec::new();
-        }
+        };
         self.registrar
             .contacts(ext)
             .iter()
@@ -103,12 +103,12 @@ impl Switch {
             .get(call_id)
             .and_then(|no| self.calls.calls.get(no))
         {
-            let mut caller = vec![c.caller_src, c.replier.dest];
-            caller.extend(c.caller_addr);
-            caller.extend(self.phones_of(c.caller));
+            let mut caller = vec![c.invite.src, c.invite.replier.dest];
+            caller.extend(c.caller.addr);
+            caller.extend(self.phones_of(c.caller.ext));
             let mut callee: Vec<Dest> = c.branches.iter().map(|b| b.dest).collect();
-            callee.extend(c.callee_addr);
-            callee.extend(self.phones_of(c.callee));
+            callee.extend(c.callee.addr);
+            callee.extend(self.phones_of(c.callee.ext));
             for b in &c.branches {
                 callee.extend(self.phones_of(b.ext));
             }
@@ -116,14 +116,14 @@ impl Switch {
                 caller,
                 callee,
                 call: Some(c.no),
-                caller_tag: c.caller_tag.clone(),
+                caller_tag: c.caller.tag.clone().unwrap_or_default(),
             });
         }
         let s = self.relayed_subscriptions.get(call_id)?;
         let mut caller = vec![s.subscriber];
-        caller.extend(self.phones_of(s.subscriber_ext));
+        caller.extend(self.phones_of(Some(s.subscriber_ext).filter(|e| *e != 0)));
         let mut callee = vec![s.notifier];
-        callee.extend(self.phones_of(s.notifier_ext));
+        callee.extend(self.phones_of(Some(s.notifier_ext).filter(|e| *e != 0)));
         Some(Parties {
             caller,
             callee,
@@ -212,8 +212,8 @@ impl Switch {
         };
         let cseq = f.cseq_number().unwrap_or(0);
         match side {
-            Side::Caller => call.caller_cseq = call.caller_cseq.max(cseq),
-            Side::Callee => call.callee_cseq = call.callee_cseq.max(cseq),
+            Side::Caller => call.caller.cseq = call.caller.cseq.max(cseq),
+            Side::Callee => call.callee.cseq = call.callee.cseq.max(cseq),
         }
         if method == "BYE" && call.phase == CallPhase::Answered {
             self.end_call(now_ms, no, CallOutcome::Completed, 200);

@@ -3,7 +3,7 @@
 //! responses, CANCELs the losing branches, and follows each call through every
 //! state to its record.
 
-use super::call::{better_final, outcome_of, Branch, BranchState, Call, Retx};
+use super::call::{better_final, outcome_of, Branch, BranchState, Call, CallerInvite, Party, Retx};
 use super::features::Resolution;
 use super::indialog::tag_of;
 use super::register::{Auth, Claim};
@@ -91,11 +91,11 @@ impl Switch {
         // Over TCP only the upstream peer reaches the switch (the I/O shell accepts
         // no one else): its callers are not extensions and need no digest.
         let from_upstream = r.dest.is_tcp();
-        let caller: u16 = if from_upstream {
+        let caller: Option<u16> = if from_upstream {
             if !self.upstream_peer_allowed(now_ms, src, req, f, &r) {
                 return;
             }
-            0
+            None
         } else {
             let caller_user = user_of(f.from);
             let claim = Claim {
@@ -107,7 +107,7 @@ impl Switch {
             let Auth::Ok(caller_user) = self.authenticate(now_ms, src, req, claim, &r) else {
                 return;
             };
-            caller_user.parse().unwrap_or(0)
+            caller_user.parse().ok()
         };
         let dialled = req
             .uri
@@ -115,9 +115,9 @@ impl Switch {
             .as_ref()
             .map(|a| a.user.clone())
             .unwrap_or_else(|| user_of(f.to));
-        if !from_upstream && dialled.starts_with(['*', '#']) {
-            if let Some(outcome) = self.feature_code(now_ms, caller, &dialled) {
-                return self.answer_feature(now_ms, req, f, r, caller, outcome);
+        if let (Some(ext), true) = (caller, dialled.starts_with(['*', '#'])) {
+            if let Some(outcome) = self.feature_code(now_ms, ext, &dialled) {
+                return self.answer_feature(now_ms, req, f, r, ext, outcome);
             }
         }
         let no = self.call_number();
@@ -129,53 +129,37 @@ impl Switch {
         let contact = contact_uri(f);
         let caller_route: Vec<String> = f.record_routes.iter().map(|r| r.to_string()).collect();
         let caller_addr = self.dialog_hop(&caller_route, &contact).or(Some(r.dest));
-        let mut call = Call {
-            no,
-            slot: None,
-            call_id: f.call_id.to_string(),
-            caller,
-            caller_label: self.caller_label(f, caller),
-            callee: 0,
-            dialled: dialled.clone(),
-            phase: CallPhase::Dialing,
-            rings: 0,
-            start_ms: now_ms,
-            answer_ms: 0,
-            end_ms: 0,
-            ring_started_ms: 0,
-            deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
-            outcome: None,
-            invite_key: r.key.clone(),
-            invite_branch: branch,
+        let caller = Party {
+            ext: caller,
+            tag: Some(tag_of(f.from)),
+            contact: Some(contact),
+            addr: caller_addr,
+            route: caller_route,
+            cseq: f.cseq_number().unwrap_or(1),
+        };
+        let invite = CallerInvite {
+            request: Some(Box::new(req.clone())),
+            key: r.key.clone(),
+            branch,
             replier: r,
             final_retx: None,
-            invite_cseq: f.cseq_number().unwrap_or(1),
+            cseq: f.cseq_number().unwrap_or(1),
             from_hdr: f.from.to_string(),
             to_hdr: f.to.to_string(),
-            caller_tag: tag_of(f.from),
-            caller_src: from,
-            caller_addr,
-            caller_route,
-            caller_contact: contact,
-            caller_cseq: f.cseq_number().unwrap_or(1),
-            branches: Vec::new(),
-            to_tag: String::new(),
-            callee_contact: String::new(),
-            callee_addr: None,
-            callee_route: Vec::new(),
-            callee_cseq: 0,
-            got_ringing: false,
-            best: None,
-            invite: None,
-            later: Vec::new(),
-            delay: 0,
-            noanswer: None,
-            route: Route::Local,
-            hops: Vec::new(),
+            src: from,
         };
+        let label = self.caller_label(f, caller.ext);
+        let deadline_ms = now_ms + ring_ms * u64::from(self.config.calls.noanswer);
+        let mut call = Call::new(
+            no,
+            f.call_id,
+            (caller, label),
+            &dialled,
+            invite,
+            (now_ms, deadline_ms),
+        );
         call.slot = self.calls.slots.take(no);
-        call.invite = Some(Box::new(req.clone()));
-        let resolution = self.resolve_from(&dialled, caller, from_upstream);
+        let resolution = self.resolve_from(&dialled, call.caller.ext.unwrap_or(0), from_upstream);
         self.calls.by_call_id.insert(call.call_id.clone(), no);
         match resolution {
             Resolution::Upstream {
@@ -184,7 +168,11 @@ impl Switch {
                 hops,
                 trail,
             } => {
-                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                log::debug!(
+                    "call {no} {} -> {dialled}: {}",
+                    call.caller_label,
+                    trail.join("; ")
+                );
                 call.hops = hops;
                 call.route = match kind {
                     RouteKind::Emergency => Route::Emergency,
@@ -210,7 +198,11 @@ impl Switch {
                 outcome,
                 trail,
             } => {
-                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                log::debug!(
+                    "call {no} {} -> {dialled}: {}",
+                    call.caller_label,
+                    trail.join("; ")
+                );
                 self.calls.insert(call);
                 self.publish_call(no);
                 self.fail_call(now_ms, no, code, Some(reason), outcome);
@@ -224,9 +216,13 @@ impl Switch {
                 hops,
                 trail,
             } => {
-                log::debug!("call {no} {caller} -> {dialled}: {}", trail.join("; "));
+                log::debug!(
+                    "call {no} {} -> {dialled}: {}",
+                    call.caller_label,
+                    trail.join("; ")
+                );
                 call.hops = hops;
-                call.callee = primary;
+                call.callee.ext = Some(primary);
                 call.later = later;
                 call.delay = delay;
                 call.noanswer = noanswer;
@@ -250,7 +246,12 @@ impl Switch {
 
     /// Send the caller's INVITE to every registered contact of `exts`.
     fn fork(&mut self, now_ms: u64, no: u32, exts: &[u16]) {
-        let Some(req) = self.calls.calls.get(&no).and_then(|c| c.invite.clone()) else {
+        let Some(req) = self
+            .calls
+            .calls
+            .get(&no)
+            .and_then(|c| c.invite.request.clone())
+        else {
             return;
         };
         let contacts: Vec<(u16, String, Option<SocketAddr>)> = exts
@@ -266,7 +267,7 @@ impl Switch {
             .calls
             .calls
             .get(&no)
-            .map(|c| (c.replier.dest, c.caller))
+            .map(|c| (c.invite.replier.dest, c.caller.ext))
         else {
             return;
         };
@@ -287,16 +288,20 @@ impl Switch {
                     drop_routes: ours,
                     drop_proxy_auth: true,
                     decrement_max_forwards: true,
-                    drop_named: if caller != 0 { UNTRUSTED_IDENTITY } else { &[] },
+                    drop_named: if caller.is_some() {
+                        UNTRUSTED_IDENTITY
+                    } else {
+                        &[]
+                    },
                     ..Rewrite::default()
                 },
             );
-            self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, ext);
+            self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, Some(ext));
         }
     }
 
     /// Send call `no`'s INVITE `bytes` as a new branch (`id`, our `via`) to `uri`
-    /// at `dest`, for extension `ext` (0: upstream), with Timers A and B.
+    /// at `dest`, for extension `ext` (none: upstream), with Timers A and B.
     pub(super) fn start_branch(
         &mut self,
         now_ms: u64,
@@ -304,7 +309,7 @@ impl Switch {
         (id, via): (String, String),
         (uri, dest): (String, Dest),
         bytes: Vec<u8>,
-        ext: u16,
+        ext: Option<u16>,
     ) {
         self.send(dest, bytes.clone());
         let Some(call) = self.calls.calls.get_mut(&no) else {
@@ -338,7 +343,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get(&no) else {
             return;
         };
-        let dest = call.replier.dest;
+        let dest = call.invite.replier.dest;
         let bytes = match resp {
             Some((resp, from)) => rewrite(
                 &resp.headers,
@@ -355,9 +360,9 @@ impl Switch {
                     ..Rewrite::default()
                 },
             ),
-            None => call.replier.build(code, None, &[], None),
+            None => call.invite.replier.build(code, None, &[], None),
         };
-        let key = call.invite_key.clone();
+        let key = call.invite.key.clone();
         self.server_tx.answered(key, dest, bytes.clone(), now_ms);
         self.send(dest, bytes);
     }
@@ -391,10 +396,10 @@ impl Switch {
         if call.ended() || call.phase == CallPhase::Answered {
             return;
         }
-        let bytes = call.replier.build(code, reason, extra, None);
-        let dest = call.replier.dest;
-        call.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
-        let key = call.invite_key.clone();
+        let bytes = call.invite.replier.build(code, reason, extra, None);
+        let dest = call.invite.replier.dest;
+        call.invite.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
+        let key = call.invite.key.clone();
         self.server_tx.answered(key, dest, bytes.clone(), now_ms);
         self.send(dest, bytes);
         self.cancel_branches(now_ms, no, None);
@@ -410,20 +415,20 @@ impl Switch {
             return;
         }
         call.phase = CallPhase::Ended;
-        call.end_ms = now_ms;
+        call.end_ms = Some(now_ms);
         self.calls.active.remove(&no);
         // What lingers for Timer D needs no INVITE to fork again.
-        call.invite = None;
+        call.invite.request = None;
         call.later.clear();
         call.outcome = Some((outcome, status));
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
         }
-        let answer_ms = (call.answer_ms > 0).then_some(call.answer_ms);
+        let answer_ms = call.answer_ms;
         let (ring_ms, talk_ms) = CallRecord::times(call.start_ms, answer_ms, now_ms);
-        let answered_by = answer_ms.map(|_| match call.callee {
-            0 => call.dialled.clone(),
-            e => e.to_string(),
+        let answered_by = answer_ms.map(|_| match call.callee.ext {
+            None => call.dialled.clone(),
+            Some(e) => e.to_string(),
         });
         self.out.records.push(CallRecord {
             call: no,
@@ -445,7 +450,7 @@ impl Switch {
             from: call.caller_label.clone(),
             to: call.dialled.clone(),
             start_ms: call.start_ms,
-            answer_ms: call.answer_ms,
+            answer_ms: call.answer_ms.unwrap_or(0),
             end_ms: now_ms,
             outcome,
             status,
@@ -495,7 +500,7 @@ impl Switch {
         let bytes = format!(
             "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
              Call-ID: {}\r\nCSeq: {} CANCEL\r\n{reason}Content-Length: 0\r\n\r\n",
-            b.uri, b.via, call.from_hdr, call.to_hdr, call.call_id, call.invite_cseq
+            b.uri, b.via, call.invite.from_hdr, call.invite.to_hdr, call.call_id, call.invite.cseq
         )
         .into_bytes();
         let (dest, id) = (b.dest, b.id.clone());
@@ -516,7 +521,7 @@ impl Switch {
         let bytes = format!(
             "ACK {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\n\
              Call-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            b.uri, b.via, call.from_hdr, call.call_id, call.invite_cseq
+            b.uri, b.via, call.invite.from_hdr, call.call_id, call.invite.cseq
         )
         .into_bytes();
         let dest = b.dest;
@@ -542,16 +547,16 @@ impl Switch {
                  Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
                  Content-Length: 0\r\n\r\n",
                 sw.via_to(dest, &branch),
-                call.from_hdr,
+                call.invite.from_hdr,
                 f.to,
                 call.call_id
             )
             .into_bytes()
         };
         let ack_branch = self.branch('a');
-        let ack = mk(self, "ACK", call.invite_cseq, ack_branch);
+        let ack = mk(self, "ACK", call.invite.cseq, ack_branch);
         let bye_branch = self.branch('b');
-        let bye = mk(self, "BYE", call.invite_cseq + 1, bye_branch.clone());
+        let bye = mk(self, "BYE", call.invite.cseq + 1, bye_branch.clone());
         self.send(dest, ack);
         self.client_tx
             .start(bye_branch, dest, bye.clone(), ClientTag::Fire, now_ms);
@@ -596,7 +601,7 @@ impl Switch {
             if ringing {
                 call.phase = CallPhase::Ringing;
                 call.rings = 1;
-                call.ring_started_ms = now_ms;
+                call.ring_started_ms = Some(now_ms);
             }
             let relay = code != 100 && !call.ended() && call.phase != CallPhase::Answered;
             if cancel_now {
@@ -619,7 +624,7 @@ impl Switch {
         if (200..300).contains(&code) {
             let f = Fields::of(&resp.headers);
             let tag = tag_of(f.to);
-            let winner = call.answer_ms > 0 && tag == call.to_tag;
+            let winner = call.answer_ms.is_some() && call.callee.tag.as_ref() == Some(&tag);
             if winner {
                 // The answering phone re-sends its 200 (our ACK was lost, or the
                 // caller's): pass it on, even after the call ended, so the caller
@@ -634,19 +639,22 @@ impl Switch {
             }
             if call.phase != CallPhase::Answered {
                 call.phase = CallPhase::Answered;
-                call.answer_ms = now_ms;
+                call.answer_ms = Some(now_ms);
                 // With coverage or a group, whoever picked up is the callee now.
-                let rang = call.callee;
-                call.callee = branch_ext;
-                call.to_tag = tag;
-                call.callee_contact = contact_uri(&f);
+                let rang = call.callee.ext;
                 let (route, hop) = answer_path.unwrap_or_default();
-                call.callee_addr = hop.or(Some(branch_dest));
-                call.callee_route = route;
+                call.callee = Party {
+                    ext: branch_ext,
+                    tag: Some(tag),
+                    contact: Some(contact_uri(&f)),
+                    addr: hop.or(Some(branch_dest)),
+                    route,
+                    cseq: 0,
+                };
                 self.cancel_branches(now_ms, no, Some(idx));
                 self.call_event(no);
                 self.publish_call(no);
-                if rang != branch_ext {
+                if let (Some(rang), true) = (rang, rang != branch_ext) {
                     self.publish_bits(rang);
                 }
             }
@@ -683,9 +691,9 @@ impl Switch {
                             ..Rewrite::default()
                         },
                     );
-                    let dest = call.replier.dest;
-                    call.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
-                    let key = call.invite_key.clone();
+                    let dest = call.invite.replier.dest;
+                    call.invite.final_retx = Some(Retx::new(bytes.clone(), dest, now_ms, T2_MS));
+                    let key = call.invite.key.clone();
                     self.server_tx.answered(key, dest, bytes.clone(), now_ms);
                     self.send(dest, bytes);
                     self.end_call(now_ms, no, outcome, code);
@@ -707,11 +715,11 @@ impl Switch {
             .by_call_id
             .get(f.call_id)
             .and_then(|no| self.calls.calls.get(no))
-            .filter(|c| c.invite_branch == branch);
+            .filter(|c| c.invite.branch == branch);
         let Some(no) = call.map(|c| c.no) else {
             return self.answer(now_ms, r, 481, None, &[]);
         };
-        if !call.is_some_and(|c| c.caller_src.same_party(from)) {
+        if !call.is_some_and(|c| c.invite.src.same_party(from)) {
             self.counters.refused += 1;
             log::warn!("CANCEL of call {no} from a stranger at {from}: refused");
             return self.answer(now_ms, r, 481, None, &[]);
@@ -738,10 +746,10 @@ impl Switch {
         }
         if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
             if let Some(call) = self.calls.calls.get_mut(&no) {
-                if call.invite_branch == branch && call.caller_src.same_party(from) {
+                if call.invite.branch == branch && call.invite.src.same_party(from) {
                     // The call stays for Timer D so that failures the callee
                     // re-sends are ACKed again (RFC 3261 §17.1.1.2).
-                    call.final_retx = None;
+                    call.invite.final_retx = None;
                     return;
                 }
             }
@@ -786,8 +794,8 @@ impl Switch {
                 }
             }
             if call.phase == CallPhase::Ringing {
-                let due =
-                    1 + (now_ms.saturating_sub(call.ring_started_ms) / ring_ms).min(254) as u8;
+                let started = call.ring_started_ms.unwrap_or(now_ms);
+                let due = 1 + (now_ms.saturating_sub(started) / ring_ms).min(254) as u8;
                 if due > call.rings {
                     call.rings = due;
                     ring_changed = true;
@@ -805,12 +813,14 @@ impl Switch {
             }
             let too_long = call.phase == CallPhase::Answered
                 && max_ms > 0
-                && now_ms >= call.answer_ms.saturating_add(max_ms);
-            if let Some(fr) = call.final_retx.as_mut() {
+                && call
+                    .answer_ms
+                    .is_some_and(|t| now_ms >= t.saturating_add(max_ms));
+            if let Some(fr) = call.invite.final_retx.as_mut() {
                 match fr.due(now_ms, T2_MS) {
                     Ok(true) => resend.push((fr.dest, fr.bytes.clone())),
                     Ok(false) => {}
-                    Err(()) => call.final_retx = None,
+                    Err(()) => call.invite.final_retx = None,
                 }
             }
             let got_ringing = call.got_ringing;
@@ -898,7 +908,9 @@ impl Switch {
                 self.fail_call(now_ms, no, best, None, outcome_of(best));
             }
             if self.calls.calls.get(&no).is_some_and(|c| {
-                c.finished() && now_ms >= c.end_ms + super::call::TRANSACTION_TIMEOUT_MS
+                c.finished()
+                    && c.end_ms
+                        .is_some_and(|t| now_ms >= t + super::call::TRANSACTION_TIMEOUT_MS)
             }) {
                 self.calls.remove(no);
             }
@@ -911,10 +923,10 @@ impl Switch {
     /// Nobody answered and the callee forwards on no answer: ring the target
     /// instead (the caller keeps hearing ringback). False when that fails too.
     fn forward_unanswered(&mut self, now_ms: u64, no: u32, target: &str) -> bool {
-        let Some(caller) = self.calls.calls.get(&no).map(|c| c.caller) else {
+        let Some(caller) = self.calls.calls.get(&no).map(|c| c.caller.ext) else {
             return false;
         };
-        match self.resolve(target, caller) {
+        match self.resolve(target, caller.unwrap_or(0)) {
             Resolution::Ring {
                 primary,
                 now,
@@ -925,16 +937,15 @@ impl Switch {
                 let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
                 let window = ring_ms * u64::from(self.config.calls.noanswer);
                 if let Some(c) = self.calls.calls.get_mut(&no) {
-                    log::info!(
-                        "call {no}: no answer from {}, forwarding to {target}",
-                        c.callee
-                    );
-                    c.hops.push(Hop {
-                        from: c.callee,
-                        to: target.to_string(),
-                        why: HopReason::NoAnswer,
-                    });
-                    c.callee = primary;
+                    if let Some(from) = c.callee.ext {
+                        log::info!("call {no}: no answer from {from}, forwarding to {target}");
+                        c.hops.push(Hop {
+                            from,
+                            to: target.to_string(),
+                            why: HopReason::NoAnswer,
+                        });
+                    }
+                    c.callee.ext = Some(primary);
                     c.deadline_ms = now_ms + window;
                     c.noanswer = noanswer.filter(|t| t != target);
                     c.later.clear();
@@ -951,17 +962,18 @@ impl Switch {
                 let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
                 let window = ring_ms * u64::from(self.config.calls.noanswer);
                 if let Some(c) = self.calls.calls.get_mut(&no) {
-                    log::info!(
-                        "call {no}: no answer from {}, forwarding upstream to {number}",
-                        c.callee
-                    );
-                    c.hops.push(Hop {
-                        from: c.callee,
-                        to: target.to_string(),
-                        why: HopReason::NoAnswer,
-                    });
+                    if let Some(from) = c.callee.ext {
+                        log::info!(
+                            "call {no}: no answer from {from}, forwarding upstream to {number}"
+                        );
+                        c.hops.push(Hop {
+                            from,
+                            to: target.to_string(),
+                            why: HopReason::NoAnswer,
+                        });
+                    }
                     c.route = Route::Upstream;
-                    c.callee = 0;
+                    c.callee.ext = None;
                     c.deadline_ms = now_ms + window;
                     c.noanswer = None;
                     c.later.clear();
@@ -995,8 +1007,8 @@ impl Switch {
         if let Some(slot) = c.slot {
             self.out.calls.insert(slot, c.entry());
         }
-        let mut exts: Vec<u16> = c.branches.iter().map(|b| b.ext).collect();
-        exts.extend([c.caller, c.callee]);
+        let mut exts: Vec<u16> = c.branches.iter().filter_map(|b| b.ext).collect();
+        exts.extend([c.caller.ext, c.callee.ext].into_iter().flatten());
         exts.sort_unstable();
         exts.dedup();
         for ext in exts {
@@ -1014,7 +1026,7 @@ impl Switch {
             c.phase == CallPhase::Ringing
                 && c.branches
                     .iter()
-                    .any(|b| b.ext == ext && b.state != BranchState::Done)
+                    .any(|b| b.ext == Some(ext) && b.state != BranchState::Done)
         });
         let busy = self.in_call(ext);
         self.out.bits.insert(ext, (ringing, busy));
@@ -1090,26 +1102,27 @@ impl Switch {
         let Some(c) = self.calls.calls.get_mut(&no) else {
             return;
         };
-        c.caller_cseq += 1;
-        c.callee_cseq += 1;
-        let to_callee = c.callee_addr.map(|dest| {
+        c.caller.cseq += 1;
+        c.callee.cseq += 1;
+        let to_tag = c.callee.tag.clone().unwrap_or_default();
+        let to_callee = c.callee.addr.map(|dest| {
             (
                 dest,
-                c.callee_contact.clone(),
-                Self::route_lines(&c.callee_route),
-                c.from_hdr.clone(),
-                format!("{};tag={}", c.to_hdr, c.to_tag),
-                c.caller_cseq,
+                c.callee.contact.clone().unwrap_or_default(),
+                Self::route_lines(&c.callee.route),
+                c.invite.from_hdr.clone(),
+                format!("{};tag={to_tag}", c.invite.to_hdr),
+                c.caller.cseq,
             )
         });
-        let to_caller = c.caller_addr.map(|dest| {
+        let to_caller = c.caller.addr.map(|dest| {
             (
                 dest,
-                c.caller_contact.clone(),
-                Self::route_lines(&c.caller_route),
-                format!("{};tag={}", c.to_hdr, c.to_tag),
-                c.from_hdr.clone(),
-                c.callee_cseq,
+                c.caller.contact.clone().unwrap_or_default(),
+                Self::route_lines(&c.caller.route),
+                format!("{};tag={to_tag}", c.invite.to_hdr),
+                c.invite.from_hdr.clone(),
+                c.callee.cseq,
             )
         });
         let call_id = c.call_id.clone();

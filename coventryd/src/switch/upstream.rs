@@ -224,8 +224,9 @@ impl Switch {
 
     /// The P-Asserted-Identity for requests from extension `ext` (none for calls
     /// from upstream, `ext` 0, or with `identity = from`).
-    fn asserted_identity(&self, ext: u16) -> Option<String> {
-        if self.config.upstream.identity != Identity::Pai || ext == 0 {
+    fn asserted_identity(&self, ext: Option<u16>) -> Option<String> {
+        let ext = ext?;
+        if self.config.upstream.identity != Identity::Pai {
             return None;
         }
         let display = self
@@ -263,11 +264,11 @@ impl Switch {
         let Some(call) = self.calls.calls.get(&no) else {
             return;
         };
-        let Some(req) = call.invite.clone() else {
+        let Some(req) = call.invite.request.clone() else {
             return;
         };
-        let from = call.replier.dest;
-        let caller = call.caller;
+        let from = call.invite.replier.dest;
+        let caller = call.caller.ext;
         let dest = Dest::Tcp(peer);
         let id = self.branch('x');
         let via = self.via_to(dest, &id);
@@ -286,11 +287,15 @@ impl Switch {
                 prepend: &prepend,
                 drop_proxy_auth: true,
                 decrement_max_forwards: true,
-                drop_named: if caller != 0 { UNTRUSTED_IDENTITY } else { &[] },
+                drop_named: if caller.is_some() {
+                    UNTRUSTED_IDENTITY
+                } else {
+                    &[]
+                },
                 ..Rewrite::default()
             },
         );
-        self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, 0);
+        self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, None);
     }
 
     /// A phone's MESSAGE to a non-local number: relayed to the SMS route, whose
@@ -331,7 +336,7 @@ impl Switch {
         let branch = self.branch('m');
         let via = self.via_to(dest, &branch);
         let uri = self.upstream_uri(number, link);
-        let pai = self.asserted_identity(sender.parse().unwrap_or(0));
+        let pai = self.asserted_identity(sender.parse().ok());
         let mut prepend = vec![("Via", via.as_str())];
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
@@ -399,9 +404,9 @@ impl Switch {
 
     /// The caller as shown in the call table and records: the extension, or for a
     /// call from upstream the user part of its From.
-    pub(super) fn caller_label(&self, f: &Fields<'_>, caller: u16) -> String {
-        if caller != 0 {
-            return caller.to_string();
+    pub(super) fn caller_label(&self, f: &Fields<'_>, caller: Option<u16>) -> String {
+        if let Some(ext) = caller {
+            return ext.to_string();
         }
         parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
