@@ -495,7 +495,7 @@ impl Switch {
                 self.counters.retransmissions += 1;
                 return;
             }
-            Some(Seen::Answered(to, bytes)) => {
+            Some(Seen::Answered(to, bytes) | Seen::Relayed(to, bytes)) => {
                 self.counters.retransmissions += 1;
                 let (to, bytes) = (*to, bytes.clone());
                 self.send(to, bytes);

@@ -141,6 +141,10 @@ impl Switch {
                 ..Rewrite::default()
             },
         );
+        // Its retransmissions are relayed again, not judged anew: their nonce
+        // was used once already.
+        self.server_tx
+            .relayed(r.key, r.dest, dest, bytes.clone(), now_ms);
         self.send(dest, bytes);
     }
 

@@ -40,6 +40,10 @@ pub enum Seen {
     Pending,
     /// Answered: re-send these bytes to this address.
     Answered(Dest, Vec<u8>),
+    /// Relayed without state (the answer comes from the far side): forward the
+    /// retransmission again, these bytes to this address, without judging it anew
+    /// (its nonce was used once already).
+    Relayed(Dest, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -65,7 +69,10 @@ struct SourceShare {
 #[derive(Debug, Default)]
 pub struct ServerTransactions {
     map: HashMap<String, ServerEntry>,
+    /// Expiry order of answered and relayed entries (same retention each).
     order: VecDeque<(u64, String)>,
+    /// Expiry order of pending entries (a longer retention of their own).
+    pending_order: VecDeque<(u64, String)>,
     bytes: usize,
     sources: HashMap<IpAddr, SourceShare>,
 }
@@ -93,9 +100,18 @@ impl ServerTransactions {
         self.map.get(key).map(|e| &e.seen)
     }
 
-    /// Start a transaction whose final response comes later.
+    /// Start a transaction whose final response comes later: it absorbs
+    /// retransmissions until then, however long that takes (at most the client
+    /// transaction's Timer F it waits on, plus the retention of its answer).
     pub fn pending(&mut self, key: String, now_ms: u64) {
-        self.insert(key, Seen::Pending, None, now_ms);
+        self.insert(key, Seen::Pending, None, now_ms + TIMEOUT_MS);
+    }
+
+    /// A request from `source` relayed statelessly as `bytes` to `to`: its
+    /// retransmissions are relayed again as they were.
+    pub fn relayed(&mut self, key: String, source: Dest, to: Dest, bytes: Vec<u8>, now_ms: u64) {
+        let ip = Some(source.addr().ip());
+        self.insert(key, Seen::Relayed(to, bytes), ip, now_ms);
     }
 
     /// Record the final response of a transaction (kept for Timer J).
@@ -110,7 +126,7 @@ impl ServerTransactions {
             + ENTRY_OVERHEAD
             + match &seen {
                 Seen::Pending => 0,
-                Seen::Answered(_, b) => b.len(),
+                Seen::Answered(_, b) | Seen::Relayed(_, b) => b.len(),
             };
         self.remove(&key);
         self.bytes += size;
@@ -128,7 +144,11 @@ impl ServerTransactions {
                 source,
             },
         );
-        self.order.push_back((expires_ms, key.clone()));
+        if matches!(self.map.get(&key).map(|e| &e.seen), Some(Seen::Pending)) {
+            self.pending_order.push_back((expires_ms, key.clone()));
+        } else {
+            self.order.push_back((expires_ms, key.clone()));
+        }
         if let Some(ip) = source {
             self.shed_source(ip, &key);
         }
@@ -169,17 +189,7 @@ impl ServerTransactions {
         let Some(e) = self.map.remove(key) else {
             return;
         };
-        self.bytes -= e.size;
-        if let Some(ip) = e.source {
-            if let Some(share) = self.sources.get_mut(&ip) {
-                share.bytes -= e.size;
-                if share.bytes == 0 {
-                    self.sources.remove(&ip);
-                } else if share.keys.front().is_some_and(|k| k == key) {
-                    share.keys.pop_front();
-                }
-            }
-        }
+        forget(&mut self.bytes, &mut self.sources, key, e.size, e.source);
     }
 
     /// Give memory back after a burst: tables much larger than their contents
@@ -188,20 +198,26 @@ impl ServerTransactions {
         if self.map.capacity() > 1024 && self.map.len() < self.map.capacity() / 4 {
             self.map.shrink_to(self.map.len() * 2);
         }
-        if self.order.capacity() > 1024 && self.order.len() < self.order.capacity() / 4 {
-            self.order.shrink_to(self.order.len() * 2);
+        for order in [&mut self.order, &mut self.pending_order] {
+            if order.capacity() > 1024 && order.len() < order.capacity() / 4 {
+                order.shrink_to(order.len() * 2);
+            }
         }
     }
 
     /// Forget transactions whose Timer J ran out.
     pub fn expire(&mut self, now_ms: u64) {
-        while let Some((exp, _)) = self.order.front() {
-            if *exp > now_ms {
-                break;
-            }
-            if let Some((_, k)) = self.order.pop_front() {
-                if self.map.get(&k).is_some_and(|e| e.expires_ms <= now_ms) {
-                    self.remove(&k);
+        for order in [&mut self.order, &mut self.pending_order] {
+            while let Some((exp, _)) = order.front() {
+                if *exp > now_ms {
+                    break;
+                }
+                if let Some((_, k)) = order.pop_front() {
+                    if let Some(e) = self.map.get(&k).filter(|e| e.expires_ms <= now_ms) {
+                        let (size, source) = (e.size, e.source);
+                        self.map.remove(&k);
+                        forget(&mut self.bytes, &mut self.sources, &k, size, source);
+                    }
                 }
             }
         }
@@ -218,6 +234,27 @@ impl ServerTransactions {
     #[cfg(test)]
     fn held(&self, ip: IpAddr) -> (usize, usize) {
         (self.bytes, self.sources.get(&ip).map_or(0, |s| s.bytes))
+    }
+}
+
+/// Take an entry's bytes off the totals it counted in.
+fn forget(
+    bytes: &mut usize,
+    sources: &mut HashMap<IpAddr, SourceShare>,
+    key: &str,
+    size: usize,
+    source: Option<IpAddr>,
+) {
+    *bytes -= size;
+    if let Some(ip) = source {
+        if let Some(share) = sources.get_mut(&ip) {
+            share.bytes -= size;
+            if share.bytes == 0 {
+                sources.remove(&ip);
+            } else if share.keys.front().is_some_and(|k| k == key) {
+                share.keys.pop_front();
+            }
+        }
     }
 }
 
@@ -362,6 +399,35 @@ mod tests {
         assert!(s.check(&k).is_some());
         s.expire(100 + SERVER_RETAIN_MS);
         assert!(s.check(&k).is_none());
+        assert_eq!(s.count(), 0);
+    }
+
+    #[test]
+    fn a_pending_transaction_absorbs_until_its_answer_however_late() {
+        let mut s = ServerTransactions::default();
+        s.pending("msg|1".into(), 0);
+        s.answered("other|1".into(), addr(), b"SIP/2.0 200 OK".to_vec(), 0);
+        // Past the retention of answers, before Timer F of what it waits on.
+        s.expire(SERVER_RETAIN_MS + 2_500);
+        assert_eq!(
+            s.check("msg|1"),
+            Some(&Seen::Pending),
+            "7.5 s: still absorbed"
+        );
+        assert!(
+            s.check("other|1").is_none(),
+            "answers go after their retention"
+        );
+        // Answered at 32 s: kept for the retention from then.
+        s.answered("msg|1".into(), addr(), b"SIP/2.0 408".to_vec(), TIMEOUT_MS);
+        s.expire(TIMEOUT_MS + SERVER_RETAIN_MS - 1);
+        assert!(matches!(s.check("msg|1"), Some(Seen::Answered(..))));
+        s.expire(TIMEOUT_MS + SERVER_RETAIN_MS + 1);
+        assert!(s.check("msg|1").is_none());
+        // One never answered goes at last.
+        s.pending("lost|1".into(), 0);
+        s.expire(TIMEOUT_MS + SERVER_RETAIN_MS);
+        assert!(s.check("lost|1").is_none());
         assert_eq!(s.count(), 0);
     }
 
