@@ -38,14 +38,7 @@ use std::str::FromStr;
 /// Most contacts one extension may register (`lines`).
 pub const MAX_LINES: u8 = 4;
 
-/// A digest algorithm the switch offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DigestAlgorithm {
-    /// SHA-256 (RFC 8760): stronger, but some phones fail when it is offered.
-    Sha256,
-    /// MD5: what every phone answers; the default offer.
-    Md5,
-}
+pub use coventry_shared::auth::DigestAlgorithm;
 
 /// `[server]`: where and how the switch listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +120,9 @@ pub struct LineConfig {
     /// A second call rings while the extension is in a call (`call_waiting`,
     /// default no: an extension in a call is busy).
     pub call_waiting: bool,
+    /// Digest algorithms offered when a phone claims this extension
+    /// (`algorithm`); none: the `[server]` offer.
+    pub algorithms: Option<Vec<DigestAlgorithm>>,
 }
 
 impl LineConfig {
@@ -144,7 +140,14 @@ impl LineConfig {
             delayed: Vec::new(),
             delay: 2,
             call_waiting: false,
+            algorithms: None,
         }
+    }
+
+    /// What a phone claiming this extension is offered: its own `algorithm`,
+    /// else `server`'s.
+    pub fn offer<'a>(&'a self, server: &'a [DigestAlgorithm]) -> &'a [DigestAlgorithm] {
+        self.algorithms.as_deref().unwrap_or(server)
     }
 }
 
@@ -159,6 +162,7 @@ impl fmt::Debug for LineConfig {
             .field("delayed", &self.delayed)
             .field("delay", &self.delay)
             .field("call_waiting", &self.call_waiting)
+            .field("algorithms", &self.algorithms)
             .finish()
     }
 }
@@ -924,22 +928,7 @@ impl<'f> Parser<'f> {
                 s.realm = v.to_string()
             }
             "algorithm" | "algorithms" => {
-                let mut algs = Vec::new();
-                for a in v.split(|c: char| c == ',' || c.is_whitespace()) {
-                    let alg = match a.to_ascii_lowercase().as_str() {
-                        "" => continue,
-                        "sha256" | "sha-256" => DigestAlgorithm::Sha256,
-                        "md5" => DigestAlgorithm::Md5,
-                        other => return Err(format!("unknown algorithm `{other}` (sha256, md5)")),
-                    };
-                    if !algs.contains(&alg) {
-                        algs.push(alg);
-                    }
-                }
-                if algs.is_empty() {
-                    return Err("at least one algorithm (sha256, md5)".into());
-                }
-                s.algorithms = algs;
+                s.algorithms = algorithm_list(v)?;
             }
             "min_expires" => s.min_expires = num(v, 1, 86_400)?,
             "max_expires" => s.max_expires = num(v, 1, 86_400)?,
@@ -1152,26 +1141,28 @@ impl<'f> Parser<'f> {
                     "no secret, sha256 or md5: nobody could register this extension",
                 ));
             }
-            // Every phone is offered the same algorithms (the challenge must not tell
-            // which extensions exist or how their secrets are stored), so every line
-            // must be able to answer each of them.
+            // A phone claiming this line is offered its algorithms (the [server]
+            // offer unless the line has its own), so the line must be able to answer
+            // each of them.
             if l.secret.is_none() {
-                let missing = s.algorithms.iter().find(|a| match a {
+                let missing = l.offer(&s.algorithms).iter().find(|a| match a {
                     DigestAlgorithm::Sha256 => l.sha256.is_none(),
                     DigestAlgorithm::Md5 => l.md5.is_none(),
                 });
                 if let Some(a) = missing {
-                    let name = match a {
-                        DigestAlgorithm::Sha256 => "sha256",
-                        DigestAlgorithm::Md5 => "md5",
+                    let name = a.key();
+                    let whose = if l.algorithms.is_some() {
+                        "its algorithm key offers"
+                    } else {
+                        "[server] algorithm offers"
                     };
                     return Err(self.err(
                         *lineno,
                         key,
                         format!(
-                            "no secret and no {name} hash, but [server] algorithm offers {name} \
-                             to every phone: add {name} = HEX (or a secret), or leave {name} out \
-                             of [server] algorithm"
+                            "no secret and no {name} hash, but {whose} {name} to a phone \
+                             claiming it: add {name} = HEX (or a secret), or leave {name} out \
+                             of the offer"
                         ),
                     ));
                 }
@@ -1362,6 +1353,25 @@ fn is_hex(v: &str, len: usize) -> bool {
     v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A list of digest algorithms (`sha256, md5`), in order, without repeats.
+fn algorithm_list(v: &str) -> Result<Vec<DigestAlgorithm>, String> {
+    let mut algs = Vec::new();
+    for a in v.split(|c: char| c == ',' || c.is_whitespace()) {
+        if a.is_empty() {
+            continue;
+        }
+        let alg = DigestAlgorithm::parse_key(a)
+            .ok_or_else(|| format!("unknown algorithm `{a}` (sha256, md5)"))?;
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
+    }
+    if algs.is_empty() {
+        return Err("at least one algorithm (sha256, md5)".into());
+    }
+    Ok(algs)
+}
+
 fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
     match k {
         "secret" => {
@@ -1394,6 +1404,7 @@ fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
         "delayed" => l.delayed = ext_list(v)?,
         "delay" => l.delay = num(v, 1, 20)? as u8,
         "call_waiting" => l.call_waiting = yes_no(v)?,
+        "algorithm" | "algorithms" => l.algorithms = Some(algorithm_list(v)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())
@@ -1576,6 +1587,20 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("[security] forget_after"));
         let e = parse("[security]\nlockout = 1\n").expect_err("unknown");
         assert!(e.to_string().contains("unknown key"));
+    }
+
+    #[test]
+    fn a_line_may_have_its_own_offer() {
+        let sha = "sha256 = 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        // A SHA-256-only line on the default (MD5) server offer: with its own offer.
+        let c = parse(&format!("[22]\n{sha}\nalgorithm = sha256\n")).expect("own offer");
+        let l = &c.lines[&22];
+        assert_eq!(l.offer(&c.server.algorithms), &[DigestAlgorithm::Sha256]);
+        // Its own offer must be answerable too.
+        let e = parse(&format!("[22]\n{sha}\nalgorithm = sha256, md5\n")).expect_err("no md5");
+        assert!(e.message.contains("its algorithm key offers md5"), "{e}");
+        let e = parse("[22]\nsecret = x\nalgorithm = sha512\n").expect_err("unknown");
+        assert!(e.message.contains("unknown algorithm"), "{e}");
     }
 
     #[test]

@@ -124,3 +124,73 @@ fn the_offer_follows_the_configuration_for_everyone() {
         );
     }
 }
+
+/// A switch whose 23 has an offer of its own.
+fn switch_with_line_offer(line: &str) -> Switch {
+    let conf =
+        format!("[server]\nrealm = test\n[21]\nsecret = pw21\n[23]\nsecret = pw23\n{line}\n");
+    let config = Config::parse(Path::new("t.conf"), &conf).expect("config");
+    Switch::new(
+        config,
+        "127.0.0.1:5060".parse().expect("addr"),
+        Registrar::new(),
+    )
+}
+
+#[test]
+fn a_line_with_its_own_offer_gets_it_and_everyone_else_the_servers() {
+    let mut sw = switch_with_line_offer("algorithm = sha256");
+    assert_eq!(
+        algorithms(&challenge(&mut sw, "REGISTER", "23")),
+        vec!["SHA-256"]
+    );
+    for user in ["21", "24", "99", "admin"] {
+        assert_eq!(
+            algorithms(&challenge(&mut sw, "REGISTER", user)),
+            vec!["MD5"],
+            "{user}"
+        );
+    }
+    let mut sw = switch_with_line_offer("algorithm = sha256, md5");
+    assert_eq!(
+        algorithms(&challenge(&mut sw, "REGISTER", "23")),
+        vec!["SHA-256", "MD5"]
+    );
+}
+
+#[test]
+fn a_right_answer_in_an_algorithm_the_line_is_not_offered_is_refused() {
+    let mut sw = switch_with_line_offer("algorithm = sha256");
+    let ch = challenge(&mut sw, "REGISTER", "23");
+    let nonce = ch
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("nonce")
+        .to_string();
+    // A correct MD5 answer (the phone ignored the offer): refused, not registered.
+    let uri = "sip:127.0.0.1";
+    let h = |s: String| {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(s.as_bytes()))
+    };
+    let ha1 = h("23:test:pw23".to_string());
+    let ha2 = h(format!("REGISTER:{uri}"));
+    let response = h(format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+    let req = format!(
+        "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKmd5try\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:23@test>;tag=1\r\nTo: <sip:23@test>\r\n\
+         Call-ID: md5try\r\nCSeq: 2 REGISTER\r\nContact: <sip:23@127.0.0.1:6000>\r\n\
+         Authorization: Digest username=\"23\", realm=\"test\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"abc\"\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sw.on_datagram(0, "127.0.0.1:6000".parse().expect("addr"), req.as_bytes());
+    let out = sw.take_out();
+    let resp = String::from_utf8(out.sends[0].1.clone()).expect("utf8");
+    assert!(
+        resp.starts_with("SIP/2.0 403 Forbidden (algorithm not offered)"),
+        "{resp}"
+    );
+    assert!(sw.registrar().contacts(23).is_empty());
+}

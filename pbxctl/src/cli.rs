@@ -114,7 +114,8 @@ pub enum CliCommand {
     /// printed, flagged as stale).
     Status,
 
-    /// List registered contacts: extension, name, contact, source, user agent, expiry.
+    /// List registered contacts: extension, name, contact, source, user agent, the
+    /// digest algorithm it registered with (AUTH), expiry.
     Regs {
         /// Show only this extension.
         #[arg(value_name = "EXT")]

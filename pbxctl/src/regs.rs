@@ -34,6 +34,7 @@ impl Reg {
             "contact": self.contact.uri,
             "source": self.contact.source,
             "user_agent": self.contact.user_agent,
+            "algorithm": self.contact.algorithm.map(|a| a.key()),
             "registered_ms": self.contact.registered_ms,
             "expires_ms": self.contact.expires_ms,
             "expires_in": self.expires_in(now_ms),
@@ -80,7 +81,15 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
             None => "no registered contacts".to_string(),
         });
     }
-    let mut table = out.table(&["EXT", "NAME", "CONTACT", "SOURCE", "USER AGENT", "EXPIRES"]);
+    let mut table = out.table(&[
+        "EXT",
+        "NAME",
+        "CONTACT",
+        "SOURCE",
+        "USER AGENT",
+        "AUTH",
+        "EXPIRES",
+    ]);
     for r in &regs {
         table.add_row(vec![
             r.ext.to_string(),
@@ -88,6 +97,7 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
             display_safe(&r.contact.uri),
             display_safe(&r.contact.source),
             display_safe(&r.contact.user_agent),
+            r.contact.algorithm.map_or("-", |a| a.as_str()).to_string(),
             format!("{}s", r.expires_in(now)),
         ]);
     }

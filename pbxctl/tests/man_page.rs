@@ -160,8 +160,10 @@ and \fBsettings\fR, an array with one \fB{"ext", "name", "dnd", "dnd_until_ms",
 per extension on do not disturb or with a forward (the same fields as in \fBexts\fR).
 .TP
 .B regs
-An array of \fB{"ext", "name", "contact", "source", "user_agent", "registered_ms",
-"expires_ms", "expires_in"}\fR objects, \fBexpires_in\fR in seconds.
+An array of \fB{"ext", "name", "contact", "source", "user_agent", "algorithm",
+"registered_ms", "expires_ms", "expires_in"}\fR objects, \fBexpires_in\fR in seconds,
+\fBalgorithm\fR the digest algorithm the registration authenticated with
+("md5" or "sha256"; null when not recorded).
 .TP
 .B calls
 An array of \fB{"call", "from", "to", "state", "ended", "rings", "start_ms",

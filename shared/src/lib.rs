@@ -3,6 +3,7 @@
 //! dial plan, the call records file and the configuration (and the man-page check
 //! their tests share). The programs share no other code.
 
+pub mod auth;
 pub mod client;
 pub mod control;
 pub mod dialplan;

@@ -38,7 +38,7 @@ use std::time::Duration;
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
 /// Layout version; readers refuse any other.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Contacts kept per extension.
 pub const MAX_CONTACTS: usize = 4;
 /// Calls in the call table.
@@ -109,7 +109,12 @@ pub struct ContactEntry {
     /// Source address:port the REGISTER came from, NUL-padded.
     pub source: [u8; 48],
     /// User-Agent, NUL-padded.
-    pub user_agent: [u8; 64],
+    pub user_agent: [u8; 56],
+    /// The digest algorithm its REGISTER authenticated with
+    /// ([`crate::auth::DigestAlgorithm::code`]; 0: not recorded).
+    pub algorithm: u8,
+    /// Padding.
+    pub _pad: [u8; 7],
     /// When it (last) registered, ms since the epoch.
     pub registered_ms: u64,
     /// When it expires, ms since the epoch; 0 = slot unused.

@@ -456,3 +456,40 @@ fn sipsak_options_ping() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn regs_and_the_state_block_show_each_registrations_algorithm() {
+    // 21 on the default offer (MD5); 22 offered SHA-256 by its own key.
+    let sw = Switch::start(
+        &Conf::new(&[21, 22])
+            .ext_line(22, "algorithm = sha256")
+            .build(),
+    );
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(120);
+    let mut b = Ua::ext(sw.addr(), 22).with_algo(Algo::Sha256);
+    let ex = b.register_exchange(Some(120), None);
+    let offered: Vec<Algo> = ex
+        .challenge
+        .as_ref()
+        .map(|c| c.challenges().iter().map(|c| c.algorithm).collect())
+        .unwrap_or_default();
+    assert_eq!(offered, vec![Algo::Sha256]);
+    assert_eq!(ex.status(), 200);
+    let o = sw.pbxctl(&["regs", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_ext = |n: u64| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ext"] == n)
+            .map(|r| r["algorithm"].clone())
+    };
+    assert_eq!(by_ext(21), Some(serde_json::json!("md5")), "{v}");
+    assert_eq!(by_ext(22), Some(serde_json::json!("sha256")), "{v}");
+    let table = String::from_utf8_lossy(&sw.pbxctl(&["regs"]).stdout).to_string();
+    assert!(
+        table.contains("AUTH") && table.contains("SHA-256") && table.contains("MD5"),
+        "{table}"
+    );
+}

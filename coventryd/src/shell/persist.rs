@@ -170,6 +170,7 @@ mod tests {
             call_id: "c",
             cseq: 1,
             now_ms: 5,
+            algorithm: None,
         };
         r.register(
             21,

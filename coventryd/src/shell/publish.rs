@@ -59,6 +59,7 @@ impl Publisher {
             put_str(&mut slot.uri, &b.uri);
             put_str(&mut slot.source, &b.source);
             put_str(&mut slot.user_agent, &b.user_agent);
+            slot.algorithm = b.algorithm.map_or(0, |a| a.code());
             slot.registered_ms = b.registered_ms;
             slot.expires_ms = b.expires_ms;
         }
@@ -66,7 +67,9 @@ impl Publisher {
             *slot = ContactEntry {
                 uri: [0; 128],
                 source: [0; 48],
-                user_agent: [0; 64],
+                user_agent: [0; 56],
+                algorithm: 0,
+                _pad: [0; 7],
                 registered_ms: 0,
                 expires_ms: 0,
             };

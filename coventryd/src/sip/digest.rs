@@ -36,78 +36,23 @@ const PAYLOAD_LEN: usize = 16;
 /// Bytes of truncated HMAC appended to the payload.
 const MAC_LEN: usize = 16;
 
-/// A digest algorithm (RFC 7616 3.3 / RFC 8760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// `SHA-256`, preferred.
-    Sha256,
-    /// `MD5`, for older phones; what an absent `algorithm` parameter means.
-    Md5,
-}
+pub use coventry_shared::auth::DigestAlgorithm as Algorithm;
 
-impl Algorithm {
-    /// The token used on the wire: `SHA-256` or `MD5`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::Sha256 => "SHA-256",
-            Algorithm::Md5 => "MD5",
-        }
-    }
-
-    /// Parse `SHA-256` / `MD5` (case-insensitive). `-sess` variants are not supported.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("SHA-256") {
-            Some(Algorithm::Sha256)
-        } else if s.eq_ignore_ascii_case("MD5") {
-            Some(Algorithm::Md5)
-        } else {
-            None
-        }
-    }
-
-    /// Length of a hex digest for this algorithm.
-    fn hex_len(self) -> usize {
-        match self {
-            Algorithm::Sha256 => 64,
-            Algorithm::Md5 => 32,
-        }
-    }
-
-    /// Lower-case hex of H(parts joined by ':').
-    fn hash_hex(self, parts: &[&[u8]]) -> String {
-        match self {
-            Algorithm::Sha256 => hex::encode(hash_joined::<Sha256>(parts)),
-            Algorithm::Md5 => hex::encode(hash_joined::<Md5>(parts)),
-        }
+/// Length of a hex digest of `algorithm`.
+fn hex_len(algorithm: Algorithm) -> usize {
+    match algorithm {
+        Algorithm::Sha256 => 64,
+        Algorithm::Md5 => 32,
     }
 }
 
-impl std::fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// Lower-case hex of H(parts joined by ':') with `algorithm`.
+fn hash_hex(algorithm: Algorithm, parts: &[&[u8]]) -> String {
+    match algorithm {
+        Algorithm::Sha256 => hex::encode(hash_joined::<Sha256>(parts)),
+        Algorithm::Md5 => hex::encode(hash_joined::<Md5>(parts)),
     }
 }
-
-impl std::str::FromStr for Algorithm {
-    type Err = UnknownAlgorithm;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::parse(s).ok_or(UnknownAlgorithm)
-    }
-}
-
-/// Error of `Algorithm::from_str` for anything but `SHA-256` / `MD5`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnknownAlgorithm;
-
-impl std::fmt::Display for UnknownAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unknown digest algorithm (expected SHA-256 or MD5)")
-    }
-}
-
-impl std::error::Error for UnknownAlgorithm {}
 
 fn hash_joined<D: Digest>(parts: &[&[u8]]) -> sha2::digest::Output<D> {
     let mut h = D::new();
@@ -122,7 +67,10 @@ fn hash_joined<D: Digest>(parts: &[&[u8]]) -> sha2::digest::Output<D> {
 
 /// HA1 = H(username ":" realm ":" password), lower-case hex.
 pub fn compute_ha1(algorithm: Algorithm, username: &str, realm: &str, password: &str) -> String {
-    algorithm.hash_hex(&[username.as_bytes(), realm.as_bytes(), password.as_bytes()])
+    hash_hex(
+        algorithm,
+        &[username.as_bytes(), realm.as_bytes(), password.as_bytes()],
+    )
 }
 
 /// The request-digest (RFC 7616 3.4.1) for `qop=auth` (when `qop_nc_cnonce` is
@@ -135,17 +83,23 @@ pub fn compute_response(
     method: &str,
     uri: &str,
 ) -> String {
-    let ha2 = algorithm.hash_hex(&[method.as_bytes(), uri.as_bytes()]);
+    let ha2 = hash_hex(algorithm, &[method.as_bytes(), uri.as_bytes()]);
     match qop_nc_cnonce {
-        Some((qop, nc, cnonce)) => algorithm.hash_hex(&[
-            ha1.as_bytes(),
-            nonce.as_bytes(),
-            nc.as_bytes(),
-            cnonce.as_bytes(),
-            qop.as_bytes(),
-            ha2.as_bytes(),
-        ]),
-        None => algorithm.hash_hex(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
+        Some((qop, nc, cnonce)) => hash_hex(
+            algorithm,
+            &[
+                ha1.as_bytes(),
+                nonce.as_bytes(),
+                nc.as_bytes(),
+                cnonce.as_bytes(),
+                qop.as_bytes(),
+                ha2.as_bytes(),
+            ],
+        ),
+        None => hash_hex(
+            algorithm,
+            &[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()],
+        ),
     }
 }
 
@@ -179,7 +133,7 @@ impl Credentials {
         };
         if let Some(h) = stored {
             let h = h.trim();
-            if h.len() == algorithm.hex_len() && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if h.len() == hex_len(algorithm) && h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Some(h.to_ascii_lowercase());
             }
         }
@@ -324,12 +278,24 @@ impl DigestAuthority {
     /// One header value per offered algorithm, for WWW-Authenticate (401) or
     /// Proxy-Authenticate (407). All share one fresh nonce.
     pub fn challenges(&mut self, now: SystemTime, stale: bool) -> Vec<String> {
+        let offer = self.algorithms.clone();
+        self.challenges_for(now, stale, &offer)
+    }
+
+    /// Like [`DigestAuthority::challenges`], offering `offer` (in that order; each
+    /// should be one this authority accepts).
+    pub fn challenges_for(
+        &mut self,
+        now: SystemTime,
+        stale: bool,
+        offer: &[Algorithm],
+    ) -> Vec<String> {
         let now_s = unix_secs(now);
         self.maybe_prune(now_s);
         let nonce = self.make_nonce(now_s);
         let mut realm = String::with_capacity(self.realm.len() + 2);
         push_quoted(&mut realm, &self.realm);
-        self.algorithms
+        offer
             .iter()
             .map(|a| {
                 let mut c = format!(
@@ -588,14 +554,14 @@ impl DigestAuthority {
     /// as costly as a real one and matches no password anyone knows.
     fn stand_in_ha1(&self, algorithm: Algorithm, username: &str) -> String {
         let tag = self.mac(username.as_bytes());
-        algorithm.hash_hex(&[&tag, self.realm.as_bytes()])
+        hash_hex(algorithm, &[&tag, self.realm.as_bytes()])
     }
 }
 
 /// Decode a hex digest of the right length for `algorithm` (either case).
 fn decode_digest(hex_str: &str, algorithm: Algorithm) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    let n = algorithm.hex_len() / 2;
+    let n = hex_len(algorithm) / 2;
     hex::decode_to_slice(hex_str.as_bytes(), out.get_mut(..n)?).ok()?;
     Some(out)
 }

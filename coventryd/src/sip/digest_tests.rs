@@ -128,8 +128,6 @@ fn algorithm_names() {
     assert_eq!(Algorithm::parse("sha-256"), Some(Algorithm::Sha256));
     assert_eq!(Algorithm::parse("MD5"), Some(Algorithm::Md5));
     assert_eq!(Algorithm::parse("MD5-sess"), None);
-    assert_eq!("SHA-256".parse::<Algorithm>(), Ok(Algorithm::Sha256));
-    assert!("SHA-512-256".parse::<Algorithm>().is_err());
     assert_eq!(Algorithm::Sha256.to_string(), "SHA-256");
 }
 

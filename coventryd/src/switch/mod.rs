@@ -27,7 +27,7 @@ pub mod upstream;
 
 pub use command::Line;
 
-use crate::config::{Config, DigestAlgorithm};
+use crate::config::Config;
 use crate::logfmt::quoted;
 use crate::sip::dest::Dest;
 use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
@@ -220,25 +220,27 @@ fn to_system_time(now_ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(now_ms)
 }
 
-/// The switch's digest offer: the algorithms every challenge carries, in order of
-/// preference. One rule for every claimed user (existing or not, however its
-/// secret is stored; the configuration makes sure each line can answer all).
-fn offer(config: &Config) -> Vec<Algorithm> {
-    config
-        .server
-        .algorithms
-        .iter()
-        .map(|a| match a {
-            DigestAlgorithm::Sha256 => Algorithm::Sha256,
-            DigestAlgorithm::Md5 => Algorithm::Md5,
-        })
-        .collect()
+/// The algorithms the digest authority accepts: every one offered to anyone.
+/// Which a claimed user is offered is `Switch::offer_for` (the `[server]` offer,
+/// or a line's own), and an answer in another is refused after the check.
+fn accepted(config: &Config) -> Vec<Algorithm> {
+    // The server's offer first, then what lines offer of their own: the
+    // authority accepts any of them; who is offered what is the switch's rule.
+    let mut all = config.server.algorithms.clone();
+    for l in config.lines.values() {
+        for a in l.algorithms.iter().flatten() {
+            if !all.contains(a) {
+                all.push(*a);
+            }
+        }
+    }
+    all
 }
 
 fn new_digest(config: &Config) -> DigestAuthority {
     DigestAuthority::new(
         config.server.realm.clone(),
-        offer(config),
+        accepted(config),
         Duration::from_secs(u64::from(config.server.nonce_lifetime)),
     )
 }

@@ -5,8 +5,8 @@ use super::guard::Admission;
 use super::reply::Replier;
 use super::{to_system_time, Switch};
 use crate::logfmt::quoted;
-use crate::sip::digest::Verdict;
 use crate::sip::digest::{claimed_username, parse_credentials};
+use crate::sip::digest::{Algorithm, Verdict};
 use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, serialize};
 use crate::switch::registrar::{ContactRequest, RegisterMeta};
@@ -53,13 +53,10 @@ impl Switch {
         let (values, claimed, challenge_code) =
             (claim.credentials, claim.user, claim.challenge_code);
         let now = to_system_time(now_ms);
-        let realm = self.config.server.realm.clone();
-        // Prefer credentials for our realm; a phone may carry several.
-        let value = values
-            .iter()
-            .find(|v| v.contains(&format!("realm=\"{realm}\"")))
-            .or_else(|| values.first())
-            .copied();
+        let (value, algorithm) = match self.credentials_of(values) {
+            Some((v, a)) => (Some(v), Some(a)),
+            None => (None, None),
+        };
         let method = req.method.to_string();
         // The guard keeps account under the name whose secret would be checked.
         let who = value
@@ -79,7 +76,7 @@ impl Switch {
             return Auth::Answered;
         }
         let Some(value) = value else {
-            self.challenge(now_ms, now, (challenge_code, false), r);
+            self.challenge(now_ms, now, (challenge_code, false), (r, &who));
             return Auth::Answered;
         };
         let uri = digest_uri_to_check(&serialize::format_uri(&req.uri), value);
@@ -104,18 +101,31 @@ impl Switch {
                     self.answer_ref(now_ms, r, 403, Some("Forbidden (identity mismatch)"), &[]);
                     return Auth::Answered;
                 }
+                if algorithm.is_some_and(|a| !self.offer_for(&username).contains(&a)) {
+                    // Right, but with an algorithm this line is not offered (its
+                    // own `algorithm` keeps MD5 out, say).
+                    self.auth_failed(now_ms, src, req, &username, "algorithm not offered");
+                    self.answer_ref(
+                        now_ms,
+                        r,
+                        403,
+                        Some("Forbidden (algorithm not offered)"),
+                        &[],
+                    );
+                    return Auth::Answered;
+                }
                 self.guard.succeeded(now_ms, src, &username);
                 Auth::Ok(username)
             }
             Verdict::Stale => {
-                self.challenge(now_ms, now, (challenge_code, true), r);
+                self.challenge(now_ms, now, (challenge_code, true), (r, &who));
                 Auth::Answered
             }
             Verdict::Dead => {
                 // A guess on a nonce that already failed: counted, never checked.
                 self.guard.failed(now_ms, src, &who, bound);
                 self.auth_failed(now_ms, src, req, &who, "nonce already failed");
-                self.challenge(now_ms, now, (challenge_code, false), r);
+                self.challenge(now_ms, now, (challenge_code, false), (r, &who));
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
@@ -140,22 +150,50 @@ impl Switch {
         bindings.iter().any(|b| b.source == src)
     }
 
-    /// Challenge with the switch's one offer (see `offer` in the switch module):
-    /// the same header set whoever is claimed, whether that extension exists or
-    /// how its secret is stored, so the challenge tells an attacker nothing.
+    /// The credentials among `values` that the switch checks (those for its
+    /// realm; a phone may carry several), and the algorithm they use (MD5 when
+    /// they name none).
+    pub(super) fn credentials_of<'v>(&self, values: &[&'v str]) -> Option<(&'v str, Algorithm)> {
+        let realm = format!("realm=\"{}\"", self.config.server.realm);
+        let value = values
+            .iter()
+            .find(|v| v.contains(&realm))
+            .or_else(|| values.first())
+            .copied()?;
+        let algorithm = parse_credentials(value)
+            .ok()
+            .and_then(|p| p.algorithm.and_then(|a| Algorithm::parse(&a)))
+            .unwrap_or(Algorithm::Md5);
+        Some((value, algorithm))
+    }
+
+    /// What a phone claiming `user` is offered: the line's own `algorithm`, else
+    /// the `[server]` offer — the same for every name that is not a line with an
+    /// offer of its own, existing or not, so the challenge does not tell which
+    /// extensions exist.
+    pub(super) fn offer_for(&self, user: &str) -> &[Algorithm] {
+        let server = &self.config.server.algorithms;
+        user.parse::<u16>()
+            .ok()
+            .and_then(|n| self.config.lines.get(&n))
+            .map_or(server.as_slice(), |l| l.offer(server))
+    }
+
+    /// Challenge a phone claiming `user` with its offer ([`Switch::offer_for`]).
     fn challenge(
         &mut self,
         now_ms: u64,
         now: std::time::SystemTime,
         (code, stale): (u16, bool),
-        r: &Replier,
+        (r, user): (&Replier, &str),
     ) {
         let header = if code == 407 {
             "Proxy-Authenticate"
         } else {
             "WWW-Authenticate"
         };
-        let values = self.digest.challenges(now, stale);
+        let offer = self.offer_for(user).to_vec();
+        let values = self.digest.challenges_for(now, stale, &offer);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
         self.answer_ref(now_ms, r, code, None, &extra);
     }
@@ -322,6 +360,7 @@ impl Switch {
                 call_id: f.call_id,
                 cseq: f.cseq_number().unwrap_or(0),
                 now_ms,
+                algorithm: self.credentials_of(&f.authorization).map(|(_, a)| a),
             };
             match self.registrar.register(ext, max_contacts, &requests, &meta) {
                 Ok(changes) => self.apply_changes(changes),

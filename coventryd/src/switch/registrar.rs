@@ -2,6 +2,7 @@
 //!
 //! Pure state: no I/O, no clock of its own (times are passed in, ms since the epoch).
 
+use coventry_shared::auth::DigestAlgorithm;
 use coventry_shared::event::Unregistration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,6 +24,10 @@ pub struct Binding {
     pub registered_ms: u64,
     /// When it expires, ms since the epoch.
     pub expires_ms: u64,
+    /// The digest algorithm its REGISTER authenticated with (none in files of
+    /// older versions).
+    #[serde(default)]
+    pub algorithm: Option<DigestAlgorithm>,
 }
 
 impl Binding {
@@ -102,6 +107,8 @@ pub struct RegisterMeta<'a> {
     pub cseq: u32,
     /// Now, ms since the epoch.
     pub now_ms: u64,
+    /// The digest algorithm it authenticated with.
+    pub algorithm: Option<DigestAlgorithm>,
 }
 
 impl Registrar {
@@ -162,6 +169,7 @@ impl Registrar {
                     b.call_id = meta.call_id.to_string();
                     b.cseq = meta.cseq;
                     b.source = meta.source.to_string();
+                    b.algorithm = meta.algorithm;
                     if b.user_agent != meta.user_agent {
                         b.user_agent = meta.user_agent.to_string();
                     }
@@ -188,6 +196,7 @@ impl Registrar {
                         cseq: meta.cseq,
                         registered_ms: meta.now_ms,
                         expires_ms: meta.now_ms + u64::from(secs) * 1000,
+                        algorithm: meta.algorithm,
                     });
                     changes.push(Change::Added {
                         ext,
@@ -267,6 +276,7 @@ mod tests {
             call_id,
             cseq,
             now_ms,
+            algorithm: None,
         }
     }
 
@@ -343,6 +353,7 @@ mod dest_tests {
             cseq: 1,
             registered_ms: 0,
             expires_ms: 1,
+            algorithm: None,
         }
     }
 

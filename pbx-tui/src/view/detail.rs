@@ -108,6 +108,9 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
             about.push_str(&format!(" \u{b7} {}", c.user_agent));
         }
         about.push_str(&format!(" \u{b7} from {}", c.source));
+        if let Some(a) = c.algorithm {
+            about.push_str(&format!(" \u{b7} {a}"));
+        }
         lines.push(row(theme, "", vec![Span::raw(about)]));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -4,6 +4,7 @@
 //! pass them through [`super::text::display_safe`] before a terminal sees them.
 //! Absent values are `None`, never empty strings or zero times.
 
+use crate::auth::DigestAlgorithm;
 use crate::dialplan::Plan;
 use crate::event::{CallOutcome, CallPhase, RouteState};
 use crate::stateblock::{
@@ -20,6 +21,8 @@ pub struct ContactView {
     pub source: String,
     /// Its User-Agent (empty when it sent none).
     pub user_agent: String,
+    /// The digest algorithm it registered with (none: not recorded).
+    pub algorithm: Option<DigestAlgorithm>,
     /// When it (last) registered, ms since the epoch.
     pub registered_ms: u64,
     /// When it expires, ms since the epoch.
@@ -32,6 +35,7 @@ impl ContactView {
             uri: get_str(&c.uri),
             source: get_str(&c.source),
             user_agent: get_str(&c.user_agent),
+            algorithm: DigestAlgorithm::from_code(c.algorithm),
             registered_ms: c.registered_ms,
             expires_ms: c.expires_ms,
         }
