@@ -666,18 +666,7 @@ impl Config {
     /// from `secret_for` (the daemon generates them and keeps them readable by the
     /// operator only).
     pub fn builtin(listen: SocketAddr, secret_for: impl Fn(u16) -> String) -> Config {
-        let lines = (10..=19)
-            .map(|n| {
-                (
-                    n,
-                    LineConfig {
-                        display: format!("Extension {n}"),
-                        secret: Some(secret_for(n)),
-                        ..LineConfig::new(n)
-                    },
-                )
-            })
-            .collect();
+        let lines = builtin_lines(&secret_for);
         Config {
             server: ServerConfig {
                 listen,
@@ -694,6 +683,30 @@ impl Config {
             runstates: BTreeMap::new(),
             security: SecurityConfig::default(),
         }
+    }
+
+    /// A file with no extension sections (only `[server]` keys, say) keeps the
+    /// built-in default's extensions and their secrets from `secret_for`: tuning
+    /// one key must not leave a switch nobody can register with. In a plan the
+    /// built-in numbers do not fit, the error says what to add.
+    pub fn with_builtin_lines(
+        mut self,
+        secret_for: impl Fn(u16) -> String,
+    ) -> Result<Config, String> {
+        if !self.lines.is_empty() {
+            return Ok(self);
+        }
+        if self.server.plan != Plan::TwoDigit {
+            return Err(format!(
+                "no extension sections, and the built-in extensions {}-{} are not numbers of \
+                 the {} plan: add a section for each extension ([100] secret = ...)",
+                BUILTIN_EXTENSIONS.start(),
+                BUILTIN_EXTENSIONS.end(),
+                self.server.plan
+            ));
+        }
+        self.lines = builtin_lines(&secret_for);
+        Ok(self)
     }
 
     /// Parse `text`, naming `file` in errors.
@@ -1351,6 +1364,25 @@ fn num(v: &str, min: u32, max: u32) -> Result<u32, String> {
 
 fn is_hex(v: &str, len: usize) -> bool {
     v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The extensions of the built-in default (and of a file without extension
+/// sections).
+pub const BUILTIN_EXTENSIONS: std::ops::RangeInclusive<u16> = 10..=19;
+
+fn builtin_lines(secret_for: &impl Fn(u16) -> String) -> BTreeMap<u16, LineConfig> {
+    BUILTIN_EXTENSIONS
+        .map(|n| {
+            (
+                n,
+                LineConfig {
+                    display: format!("Extension {n}"),
+                    secret: Some(secret_for(n)),
+                    ..LineConfig::new(n)
+                },
+            )
+        })
+        .collect()
 }
 
 /// A list of digest algorithms (`sha256, md5`), in order, without repeats.

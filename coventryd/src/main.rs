@@ -3,13 +3,10 @@
 use clap::Parser;
 use coventry_shared::runtime::{self, Role, SafeDir};
 use coventryd::cli;
-use coventryd::config::Config;
+use coventryd::config::{Config, BUILTIN_EXTENSIONS};
 use coventryd::shell::{app, secrets};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Numbers of the extensions in the built-in default configuration.
-const BUILTIN_EXTENSIONS: std::ops::RangeInclusive<u16> = 10..=19;
 
 /// Make sure `dir` is a directory coventryd may keep its files in (created with
 /// `mode` when missing; refused when another user could have made or may write in
@@ -35,9 +32,21 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
         }
     };
     match path {
-        Some(p) => Config::load(&p)
-            .map(|c| (c, Some(p)))
-            .map_err(|e| e.to_string()),
+        Some(p) => {
+            let config = Config::load(&p).map_err(|e| e.to_string())?;
+            if config.lines.is_empty() && !cli.check_config {
+                secure_dir(state_dir, runtime::STATE_DIR_MODE, Role::State)?;
+            }
+            let (config, note) = secrets::complete(config, &p, state_dir, cli.check_config)?;
+            if let Some(n) = note {
+                if cli.check_config {
+                    eprintln!("coventryd: note: {n}");
+                } else {
+                    log::warn!("{n}");
+                }
+            }
+            Ok((config, Some(p)))
+        }
         None => {
             secure_dir(state_dir, runtime::STATE_DIR_MODE, Role::State)?;
             let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();

@@ -79,3 +79,70 @@ fn builtin_default_is_a_working_and_secure_switch() {
     let again = std::fs::read_to_string(&secrets_path).unwrap();
     assert_eq!(secret_of(&again, 10), s10);
 }
+
+#[test]
+fn a_file_with_only_server_keys_keeps_the_builtin_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, state) = (dir.path().join("run"), dir.path().join("state"));
+    let conf = dir.path().join("coventry.conf");
+    std::fs::write(&conf, "[server]\nlisten = 127.0.0.1:0\nalgorithm = md5\n").unwrap();
+    // The check says what applies, and writes nothing.
+    let o = Command::new(coventryd_bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("10 extensions"), "{out}");
+    assert!(
+        err.contains("no extension sections") && err.contains("10-19"),
+        "{err}"
+    );
+    assert!(!state.join("secrets").exists(), "a check writes no secrets");
+
+    let mut child = Command::new(coventryd_bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--runtime-dir")
+        .arg(&run)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader =
+        poll_until(T, || StateReader::open(&state_path(&run)).ok()).expect("the daemon came up");
+    let addr = reader.header().bound.parse().unwrap();
+    let text = std::fs::read_to_string(state.join("secrets")).unwrap();
+    let mut phone = Ua::new(addr, "10", &secret_of(&text, 10));
+    phone.register(300);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = poll_until(T, || child.try_wait().unwrap()).expect("stops on SIGTERM");
+    assert!(st.success());
+
+    // In a 3-digit plan the built-in numbers do not fit: the check says so.
+    std::fs::write(&conf, "[server]\ndigits = 3\n").unwrap();
+    let o = Command::new(coventryd_bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("no extension sections"), "{err}");
+}

@@ -9,6 +9,7 @@ use crate::shell::links::{Change, TcpEvent, Upstream};
 use crate::shell::persist::{self, Loaded};
 use crate::shell::publish::Publisher;
 use crate::shell::records::{self, Records};
+use crate::shell::secrets;
 use crate::sip::dest::Dest;
 use crate::switch::registrar::Registrar;
 use crate::switch::{Outbox, Switch};
@@ -18,7 +19,7 @@ use coventry_shared::runtime::{control_path, state_path};
 use coventry_shared::stateblock::BlockInit;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
@@ -356,7 +357,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                     }
                 }
             }
-            _ = hup.recv() => reload(&mut sw, &mut up, config_path.as_ref(), None),
+            _ = hup.recv() => {
+                reload(&mut sw, &mut up, (config_path.as_ref(), &persister.state_dir), None)
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -406,7 +409,7 @@ async fn flush(
     mut out: Outbox,
 ) {
     if let Some(id) = out.reload.take() {
-        reload(sw, up, config_path, Some(id));
+        reload(sw, up, (config_path, &persister.state_dir), Some(id));
         out.merge(sw.take_out());
     }
     let now = now_ms();
@@ -488,13 +491,24 @@ async fn flush(
 
 /// Re-read the configuration file; the outcome becomes events. Upstream links
 /// follow a changed `[upstream]` (the TCP listener itself needs a restart).
-fn reload(sw: &mut Switch, up: &mut Upstream, path: Option<&PathBuf>, id: Option<Option<u64>>) {
+fn reload(
+    sw: &mut Switch,
+    up: &mut Upstream,
+    (path, state_dir): (Option<&PathBuf>, &Path),
+    id: Option<Option<u64>>,
+) {
     let before = sw.config().upstream.clone();
     let outcome = match path {
         None => Ok("built-in configuration: nothing to reload".to_string()),
         Some(p) => Config::load(p)
             .map_err(|e| e.to_string())
-            .and_then(|c| sw.apply_config(c)),
+            .and_then(|c| secrets::complete(c, p, state_dir, false))
+            .and_then(|(c, note)| {
+                if let Some(n) = note {
+                    log::warn!("{n}");
+                }
+                sw.apply_config(c)
+            }),
     };
     if outcome.is_ok() && sw.config().upstream != before {
         let cfg = sw.config().upstream.clone();

@@ -2,6 +2,7 @@
 //! state directory in a file only the daemon's user can read (mode 0600), in the
 //! same INI form as coventry.conf so it can be pasted into a real configuration.
 
+use crate::config::{Config, BUILTIN_EXTENSIONS};
 use crate::shell::persist::write_atomic;
 use coventry_shared::runtime::SafeDir;
 use rand::distributions::Alphanumeric;
@@ -12,6 +13,41 @@ use std::path::{Path, PathBuf};
 
 /// File name of the generated secrets in the state directory.
 pub const SECRETS_FILE: &str = "secrets";
+
+/// Complete `config`, read from `path`: when the file has no extension sections,
+/// the built-in extensions apply with their secrets from `state_dir` (generated
+/// there when missing, unless `check_only`). The second value says so, for the
+/// log and `--check-config`.
+pub fn complete(
+    config: Config,
+    path: &Path,
+    state_dir: &Path,
+    check_only: bool,
+) -> Result<(Config, Option<String>), String> {
+    if !config.lines.is_empty() {
+        return Ok((config, None));
+    }
+    let numbers: Vec<u16> = if check_only {
+        Vec::new()
+    } else {
+        BUILTIN_EXTENSIONS.collect()
+    };
+    let secrets = load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?;
+    let config = config.with_builtin_lines(|n| {
+        secrets
+            .get(&n)
+            .cloned()
+            .unwrap_or_else(|| "generated-at-first-start".to_string())
+    })?;
+    let note = format!(
+        "{} has no extension sections: the built-in extensions {}-{} apply, secrets in {}",
+        path.display(),
+        BUILTIN_EXTENSIONS.start(),
+        BUILTIN_EXTENSIONS.end(),
+        secrets_path(state_dir).display()
+    );
+    Ok((config, Some(note)))
+}
 
 /// Path of the secrets file.
 pub fn secrets_path(state_dir: &Path) -> PathBuf {
