@@ -46,6 +46,8 @@ pub fn config_text(sip_port: u16, ctrl_port: u16, wav: &str) -> String {
         "module_path /usr/lib/baresip/modules\n\
          sip_listen 127.0.0.1:{sip_port}\n\
          audio_source ausine,440\n\
+         ausrc_srate 48000\n\
+         auplay_srate 48000\n\
          audio_player aufile,{wav}\n\
          audio_alert aufile,{wav}.alert\n\
          module g711.so\n\
