@@ -20,6 +20,7 @@
 //! Every wait is bounded; when a test fails, the daemon's log (stderr) is printed.
 //! `COVENTRY_KEEP_TMP=1` keeps the temporary directories for inspection.
 
+pub mod baresip;
 pub mod kamailio;
 pub mod pty;
 pub mod sipp;
