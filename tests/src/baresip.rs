@@ -48,8 +48,11 @@ pub fn config_text(sip_port: u16, ctrl_port: u16, wav: &str) -> String {
          audio_source ausine,440\n\
          ausrc_srate 48000\n\
          auplay_srate 48000\n\
+         ausrc_channels 2\n\
+         auplay_channels 2\n\
          audio_player aufile,{wav}\n\
          audio_alert aufile,{wav}.alert\n\
+         module stdio.so\n\
          module g711.so\n\
          module ausine.so\n\
          module aufile.so\n\
@@ -75,6 +78,13 @@ impl Baresip {
     /// Start baresip with `accounts` as its accounts file (one line per account,
     /// e.g. `<sip:10@127.0.0.1:5060>;auth_pass=SECRET`).
     pub fn start(accounts: &str) -> Baresip {
+        Baresip::start_with_contacts(accounts, "")
+    }
+
+    /// Like [`Baresip::start`], with `contacts` as its contacts file (one
+    /// `"Name" <sip:...>` per line; the first is the current contact, the one
+    /// `message` texts).
+    pub fn start_with_contacts(accounts: &str, contacts: &str) -> Baresip {
         let dir = tempfile::Builder::new()
             .prefix("coventry-baresip-")
             .tempdir()
@@ -89,6 +99,9 @@ impl Baresip {
         let conf = config_text(sip_port, ctrl_port, &wav.display().to_string());
         std::fs::write(dir.path().join("config"), conf).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("accounts"), accounts).unwrap_or_else(|e| panic!("{e}"));
+        if !contacts.is_empty() {
+            std::fs::write(dir.path().join("contacts"), contacts).unwrap_or_else(|e| panic!("{e}"));
+        }
         let log = std::fs::File::create(dir.path().join("log")).unwrap_or_else(|e| panic!("{e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(baresip_bin())
@@ -215,6 +228,11 @@ impl Baresip {
         }
     }
 
+    /// The events seen so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     /// Forget the events seen so far.
     pub fn clear_events(&self) {
         if let Ok(mut e) = self.events.lock() {
@@ -225,6 +243,11 @@ impl Baresip {
     /// Everything baresip printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Its private configuration directory (config, accounts, log, recordings).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// The address it listens on for SIP.

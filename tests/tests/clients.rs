@@ -1,46 +1,173 @@
-//! Real phones on the switch's default digest offer (no `algorithm` key): baresip
-//! registers, calls another baresip (answered, media peer to peer: the SDP
-//! addresses are the phones' own) and hangs up from either side.
+//! Real phones on the switch's defaults (no `algorithm` key): two baresips
+//! register, call each other (answered, media peer to peer, hung up from either
+//! side), text each other in UTF-8, and keep working across a daemon restart
+//! with their refresh answered `401 stale` and re-authenticated.
 #![allow(clippy::unwrap_used)]
 
 use coventry_tests::baresip::Baresip;
-use coventry_tests::{secret, Conf, Switch};
+use coventry_tests::{poll_until, secret, Conf, Switch};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn phone(sw: &Switch, ext: u16) -> Baresip {
+/// A baresip registered as `ext` (asking for `regint` seconds) whose current
+/// contact is `peer`.
+fn phone(sw: &Switch, ext: u16, peer: u16, regint: u32) -> Baresip {
     let acc = format!(
-        "<sip:{ext}@{}>;auth_pass={};regint=60\n",
+        "<sip:{ext}@{}>;auth_pass={};regint={regint}\n",
         sw.addr(),
         secret(ext)
     );
-    let mut b = Baresip::start(&acc);
+    let contacts = format!("\"Extension {peer}\" <sip:{peer}@{}>\n", sw.addr());
+    let mut b = Baresip::start_with_contacts(&acc, &contacts);
     b.wait_registered(WAIT);
     b
+}
+
+/// `a` calls `b`, `b` answers (with `media`: until `b`'s RTCP report counts
+/// audio packets from `a`, which only the phones carry: the switch has no media
+/// port), one of them hangs up; both see the call end.
+fn call(sw: &Switch, a: &mut Baresip, b: &mut Baresip, caller_hangs_up: bool, media: bool) {
+    a.clear_events();
+    b.clear_events();
+    a.command("dial", &format!("sip:11@{}", sw.addr()));
+    b.wait_event("CALL_INCOMING", WAIT);
+    b.request("accept", "");
+    a.wait_event("CALL_ESTABLISHED", WAIT);
+    b.wait_event("CALL_ESTABLISHED", WAIT);
+    if media {
+        // RTCP reports come every few seconds.
+        poll_until(Duration::from_secs(12), || {
+            b.events()
+                .iter()
+                .filter(|e| e["type"] == "CALL_RTCP")
+                .any(|e| {
+                    e["rtcp_stats"]["rx"]["sent"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0)
+                })
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("no audio reached the callee:\n{:?}", b.events()));
+    }
+    if caller_hangs_up {
+        a.command("hangup", "");
+    } else {
+        b.command("hangup", "");
+    }
+    a.wait_event("CALL_CLOSED", WAIT);
+    b.wait_event("CALL_CLOSED", WAIT);
 }
 
 #[test]
 fn baresip_registers_calls_and_hangs_up_from_either_side() {
     let sw = Switch::start(&Conf::new(&[10, 11]).build());
-    let mut a = phone(&sw, 10);
-    let mut b = phone(&sw, 11);
+    let mut a = phone(&sw, 10, 11, 600);
+    let mut b = phone(&sw, 11, 10, 600);
     assert!(!sw.contacts(10).is_empty(), "10 registered:\n{}", sw.log());
+    call(&sw, &mut a, &mut b, true, true);
+    call(&sw, &mut a, &mut b, false, false);
+}
 
-    for caller_hangs_up in [true, false] {
-        a.clear_events();
-        b.clear_events();
-        a.command("dial", &format!("sip:11@{}", sw.addr()));
-        b.wait_event("CALL_INCOMING", WAIT);
-        b.request("accept", "");
-        a.wait_event("CALL_ESTABLISHED", WAIT);
-        b.wait_event("CALL_ESTABLISHED", WAIT);
-        if caller_hangs_up {
-            a.command("hangup", "");
-        } else {
-            b.command("hangup", "");
+#[test]
+fn baresip_texts_in_utf8_both_ways() {
+    let sw = Switch::start(&Conf::new(&[10, 11]).build());
+    let mut a = phone(&sw, 10, 11, 600);
+    let mut b = phone(&sw, 11, 10, 600);
+    a.request("message", "Grüße aus Coventry ✓");
+    poll_until(WAIT, || {
+        b.log().contains("Grüße aus Coventry ✓").then_some(())
+    })
+    .unwrap_or_else(|| panic!("11 got no text:\n{}\nswitch:\n{}", b.log(), sw.log()));
+    b.request("message", "¡Recibido! 👍");
+    poll_until(WAIT, || a.log().contains("¡Recibido! 👍").then_some(()))
+        .unwrap_or_else(|| panic!("10 got no text:\n{}\nswitch:\n{}", a.log(), sw.log()));
+}
+
+#[test]
+fn baresip_keeps_working_across_a_restart_and_its_refresh() {
+    // A short registration (a test about min_expires) so that the refresh
+    // comes while the test waits.
+    let mut sw = Switch::start(&Conf::new(&[10, 11]).server("min_expires = 10").build());
+    let mut a = phone(&sw, 10, 11, 10);
+    let mut b = phone(&sw, 11, 10, 10);
+    sw.restart();
+    // Past a refresh of each phone (at most 10 s apart), made with the old
+    // run's nonce: answered 401 stale, then 200 with a fresh one.
+    std::thread::sleep(Duration::from_secs(12));
+    for p in [&mut a, &mut b] {
+        let info = p.request("reginfo", "");
+        assert!(
+            info.contains("OK "),
+            "still registered: {info}\n{}",
+            p.log()
+        );
+        assert!(!p.log().contains("403"), "never refused:\n{}", p.log());
+    }
+    call(&sw, &mut a, &mut b, true, false);
+}
+
+/// The README's own baresip example, followed literally against the built-in
+/// default (only the address is this machine's): `/uanew sip:10@ADDR;auth_pass=SECRET`
+/// with the secret read from the secrets file.
+#[test]
+fn the_readme_baresip_example_registers_on_the_builtin_default() {
+    use coventry_shared::runtime::state_path;
+    use coventry_shared::stateblock::StateReader;
+    use std::process::{Command, Stdio};
+    let readme =
+        std::fs::read_to_string(coventry_tests::workspace_dir().join("README.md")).unwrap();
+    let example = readme
+        .lines()
+        .find_map(|l| l.split("`/uanew ").nth(1))
+        .and_then(|rest| rest.split('`').next())
+        .expect("the README shows a /uanew example")
+        .to_string();
+    if std::path::Path::new("/etc/coventry.conf").exists() {
+        eprintln!("skipped: /etc/coventry.conf exists, so the built-in default is not used");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (run, state) = (dir.path().join("run"), dir.path().join("state"));
+    let daemon = Command::new(coventry_tests::coventryd_bin())
+        .args(["--listen", "127.0.0.1:0", "--runtime-dir"])
+        .arg(&run)
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("COVENTRY_CONFIG")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = EndsWithTest(daemon);
+    let reader = poll_until(WAIT, || StateReader::open(&state_path(&run)).ok())
+        .expect("the built-in default came up");
+    let addr = reader.header().bound.clone();
+    let secrets = std::fs::read_to_string(state.join("secrets")).unwrap();
+    let secret = secrets
+        .lines()
+        .skip_while(|l| l.trim() != "[10]")
+        .find_map(|l| l.strip_prefix("secret"))
+        .and_then(|v| v.split_once('=').map(|(_, s)| s.trim().to_string()))
+        .unwrap();
+    let account = example
+        .replace("192.168.1.5", &addr)
+        .replace("SECRET", &secret);
+    let mut phone = Baresip::start("");
+    phone.command("uanew", &account);
+    phone.wait_registered(WAIT);
+}
+
+/// A process stopped (SIGTERM, then SIGKILL) when the test ends, also on panic.
+struct EndsWithTest(std::process::Child);
+
+impl Drop for EndsWithTest {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if poll_until(WAIT, || self.0.try_wait().ok().flatten()).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        a.wait_event("CALL_CLOSED", WAIT);
-        b.wait_event("CALL_CLOSED", WAIT);
     }
 }
