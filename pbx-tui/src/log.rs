@@ -52,7 +52,7 @@ impl LogKind {
         match e {
             Event::Registered { .. } | Event::Unregistered { .. } => LogKind::Registration,
             Event::CallState { .. } | Event::CallRecord { .. } => LogKind::Call,
-            Event::Message { .. } => LogKind::Message,
+            Event::Message { .. } | Event::Delivering { .. } => LogKind::Message,
             Event::CommandResult { code, .. } => {
                 if *code == coventry_shared::event::ResultCode::Ok {
                     LogKind::Result

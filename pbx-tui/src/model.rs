@@ -80,6 +80,8 @@ pub struct Pending {
     pub command: String,
     /// When it was sent, ms since the epoch.
     pub sent_ms: u64,
+    /// A message's receipts as they come (none for other commands).
+    pub delivery: Option<coventry_shared::client::receipts::Delivery>,
 }
 
 /// What a prompt asks for.

@@ -8,6 +8,7 @@ use crate::log::LogLine;
 use crate::model::{Ask, CommandLine, Confirm, Link, Mode, Model, Pending, Prompt, Status, Tone};
 use crate::msg::{DaemonMsg, Effect, Msg};
 use crate::site::Site;
+use coventry_shared::client::receipts::{Delivery, Verdict};
 use coventry_shared::client::send::checked_line;
 use coventry_shared::control::{Command, Request};
 use coventry_shared::event::{Event, EventRecord};
@@ -86,14 +87,31 @@ impl Model {
             .collect();
         for id in late {
             if let Some(p) = self.pending.remove(&id) {
-                self.say(
-                    Tone::Bad,
-                    format!(
-                        "{}: no result from the daemon within {} s",
-                        p.command,
-                        RESULT_TIMEOUT_MS / 1000
+                let (tone, text) = match &p.delivery {
+                    // A message: what is known at the timeout; the rest comes to
+                    // the log as events.
+                    Some(d) if d.total() > 0 => (
+                        match d.verdict() {
+                            Verdict::All => Tone::Good,
+                            Verdict::Some => Tone::Waiting,
+                            Verdict::None | Verdict::NothingYet => Tone::Bad,
+                        },
+                        format!(
+                            "{}: {} (later outcomes go to the log)",
+                            p.command,
+                            d.summary()
+                        ),
                     ),
-                );
+                    _ => (
+                        Tone::Bad,
+                        format!(
+                            "{}: no result from the daemon within {} s",
+                            p.command,
+                            RESULT_TIMEOUT_MS / 1000
+                        ),
+                    ),
+                };
+                self.say(tone, text);
             }
         }
     }
@@ -163,6 +181,11 @@ impl Model {
             ));
         }
         for rec in events {
+            for p in self.pending.values_mut() {
+                if let Some(d) = p.delivery.as_mut() {
+                    d.note(&rec.event);
+                }
+            }
             match &rec.event {
                 Event::CommandResult {
                     id: Some(id),
@@ -172,10 +195,20 @@ impl Model {
                     if let Some(p) = self.pending.remove(id) {
                         let ok = *code == coventry_shared::event::ResultCode::Ok;
                         let mut s = format!("{}: {}", p.command, code.name());
+                        // A message's typed receipts say more than the text.
+                        let text = match &p.delivery {
+                            Some(d) if d.total() > 0 => d.summary(),
+                            _ => text.clone(),
+                        };
                         if !text.is_empty() {
                             s.push_str(&format!(" \u{2014} {text}"));
                         }
-                        self.say(if ok { Tone::Good } else { Tone::Bad }, s);
+                        let tone = match p.delivery.as_ref().map(|d| (d.total(), d.verdict())) {
+                            Some((n, Verdict::Some)) if n > 0 => Tone::Waiting,
+                            _ if ok => Tone::Good,
+                            _ => Tone::Bad,
+                        };
+                        self.say(tone, s);
                     }
                 }
                 Event::CallState { call, phase, .. } => {
@@ -401,11 +434,14 @@ impl Model {
         match checked_line(&request).map_err(|e| e.to_string()) {
             Ok(line) => {
                 self.next_id += 1;
+                let delivery =
+                    matches!(request.command, Command::Message { .. }).then(|| Delivery::new(id));
                 self.pending.insert(
                     id,
                     Pending {
                         command: shown.clone(),
                         sent_ms: self.now_ms,
+                        delivery,
                     },
                 );
                 self.say(

@@ -23,6 +23,7 @@ fn office_events() -> Vec<Event> {
             user_agent: "Linphone/5.2.5 (Android)".into(),
         },
         Event::Message {
+            id: None,
             from: "21".into(),
             to: "11".into(),
             status: 200,
@@ -271,6 +272,7 @@ fn network_text_is_sanitised() {
         .reg(23, "Evil\x1b]0;owned\x07UA\u{202e}", 60)
         .site();
     let events = vec![Event::Message {
+        id: None,
         from: "23".into(),
         to: "21".into(),
         status: 200,

@@ -546,6 +546,7 @@ fn filter_applies_as_typed_and_escape_restores() {
                 text: "coventryd started".into(),
             },
             Event::Message {
+                id: None,
                 from: "21".into(),
                 to: "22".into(),
                 status: 200,
@@ -585,4 +586,49 @@ fn ids_count_up_from_the_base() {
     m.next_id = 500;
     let fx = press(&mut m, "dd");
     assert_eq!(lines(&fx), vec!["#500 dnd 21 on\n", "#501 dnd 21 on\n"]);
+}
+
+#[test]
+fn a_message_to_all_reports_its_receipts_at_the_timeout() {
+    let mut m = office_model();
+    press(&mut m, "Mshutdown at 5\n");
+    assert_eq!(
+        lines(&press(&mut m, "y")),
+        vec!["#1 message all shutdown at 5\n"]
+    );
+    let ev = |event| EventRecord {
+        seq: 0,
+        time_ms: NOW,
+        event,
+    };
+    m.update(Msg::Events {
+        events: vec![
+            ev(Event::Delivering {
+                id: Some(1),
+                to: "all".into(),
+                targets: vec![21, 22],
+                offline: vec![],
+            }),
+            ev(Event::Message {
+                id: Some(1),
+                from: "operator".into(),
+                to: "21".into(),
+                status: 200,
+                text: "shutdown at 5".into(),
+            }),
+        ],
+        lost: 0,
+    });
+    // 22 never answers: at the timeout the console says what it knows.
+    m.update(Msg::Tick {
+        now_ms: NOW + 5_000,
+        utc_offset_s: 0,
+    });
+    let (tone, text) = status(&m);
+    assert_eq!(tone, Tone::Waiting);
+    assert!(
+        text.contains("all: delivered to 1 of 2 registered now, 1 not answered yet"),
+        "{text}"
+    );
+    assert!(m.pending.is_empty());
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 /// Exit statuses of pbxctl and what they mean, in order. The `--help` text and the
 /// man page's EXIT STATUS section are both made from (and tested against) this table.
 pub const EXIT_CODES: &[(u8, &str)] = &[
-    (0, "success"),
+    (0, "success (message: every target has the text)"),
     (
         1,
-        "the daemon rejected the command or it failed; or another error",
+        "the daemon rejected the command or it failed; or another error \
+         (message: no target has the text, and none can get it any more)",
     ),
     (
         2,
@@ -22,18 +23,25 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         4,
-        "timed out waiting for the command result (see --timeout)",
+        "timed out waiting for the command result (see --timeout) \
+         (message: no target had the text by then, some had not answered)",
+    ),
+    (
+        5,
+        "message: some targets have the text, others refused it, are offline \
+         or had not answered within --timeout",
     ),
 ];
 
 /// The `after_long_help` text of `pbxctl --help`; must list [`EXIT_CODES`].
 pub const AFTER_LONG_HELP: &str = "\
 Exit status:
-  0  success
-  1  the daemon rejected the command or it failed; or another error
+  0  success (message: every target has the text)
+  1  the daemon rejected the command or it failed; or another error (message: no target has the text, and none can get it any more)
   2  usage error (bad arguments, line too long for the control FIFO)
   3  daemon not running (no state block, pid gone, FIFO not read)
-  4  timed out waiting for the command result (see --timeout)
+  4  timed out waiting for the command result (see --timeout) (message: no target had the text by then, some had not answered)
+  5  message: some targets have the text, others refused it, are offline or had not answered within --timeout
 
 Environment:
   COVENTRY_RUNTIME_DIR  runtime directory (as --runtime-dir)
@@ -150,11 +158,19 @@ pub enum CliCommand {
     /// ringing, busy, in DND and forwarded; then the legend.
     Exts,
 
-    /// Send a text message to an extension, a group or `all`, and wait for the result.
+    /// Send a text message to an extension, a group or `all`, and report each
+    /// target's receipt within --timeout.
     ///
     /// The words of TEXT are joined with single spaces. The daemon delivers it only to
-    /// contacts registered now; an offline target is a failure (status 1). Put `--`
-    /// before text that starts with a hyphen.
+    /// phones registered now: `all` means every extension registered now, a group's
+    /// members that are not are reported offline. pbxctl prints one line (`all:
+    /// delivered to 2 of 3 registered now, 1 not answered yet`) and, for several
+    /// targets, a table of receipts: delivered, refused (with the phone's status),
+    /// no-answer (the switch gave up after 32 s), offline, or waiting (no answer yet
+    /// when --timeout ran out: pbxctl returns then, and later outcomes still arrive as
+    /// events in `pbxctl watch`). The exit status tells a script how it went: 0 every
+    /// target has it, 5 some do, 1 none does, 4 none yet. Put `--` before text that
+    /// starts with a hyphen.
     #[command(visible_alias = "msg")]
     Message {
         /// Extension number, group number or `all`.

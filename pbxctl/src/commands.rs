@@ -6,8 +6,9 @@ use crate::cli::{ExpiryArgs, OnOff};
 use crate::daemon;
 use crate::error::{Error, Status};
 use crate::output::{warn, Out, Paint};
-use crate::wait::{self, CommandOutcome};
+use crate::wait::{self, CommandOutcome, Waited};
 use chrono::{DateTime, LocalResult, NaiveTime, TimeZone};
+use coventry_shared::client::receipts::{Delivery, Outcome, Verdict};
 use coventry_shared::client::send::{checked_line, first_request_id, send_line};
 use coventry_shared::client::text::display_safe;
 use coventry_shared::control::{Command, ForwardKind, Request};
@@ -166,9 +167,11 @@ pub fn send(dir: &Path, timeout: Duration, command: Command) -> Result<Sent, Err
 /// Send `command` to the daemon in `dir`, wait up to `timeout` for its result and
 /// print it. Status 1 when the result is not `ok`.
 pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
+    if matches!(command, Command::Message { .. }) {
+        return send_message(out, dir, timeout, command);
+    }
     let sent = send(dir, timeout, command)?;
     match sent.request.command {
-        Command::Message { .. } => report_message(out, &sent),
         Command::Why { .. } => report_why(out, &sent),
         _ => report(out, &sent.request, &sent.outcome),
     }
@@ -244,113 +247,178 @@ fn report_why(out: &mut Out, sent: &Sent) -> Result<(), Error> {
     finish(outcome, &outcome.text)
 }
 
-/// What happened to a message at one extension, from a broadcast's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// Extension.
-    pub ext: u16,
-    /// `delivered`, `offline`, `failed`, `timed-out`.
-    pub result: String,
-    /// The SIP status behind it, when the daemon gave one.
-    pub status: Option<u16>,
+/// What pbxctl learnt of a `message` command: the request, its receipts, the
+/// state block they came from and how many events were overwritten unread.
+pub struct Followed {
+    /// What was sent.
+    pub request: Request,
+    /// Its receipts and (when it came in time) its result.
+    pub delivery: Delivery,
+    /// The state block (for names).
+    pub reader: StateReader,
+    /// Events overwritten before pbxctl read them.
+    pub lost: u64,
 }
 
-/// Split a group or `all` message result, `all: delivered to 4 of 5; 21 delivered;
-/// 36 failed 486; 38 offline`, into its summary and receipts. `None` when the text
-/// carries no receipts (a single extension: `delivered to 21`) or is not in that form.
-pub fn parse_receipts(text: &str) -> Option<(String, Vec<Receipt>)> {
-    let mut parts = text.split("; ");
-    let summary = parts.next()?.to_string();
-    let receipts: Vec<Receipt> = parts
-        .map(|p| {
-            let words: Vec<&str> = p.split(' ').collect();
-            let (ext, word, status) = match words.as_slice() {
-                [e, w] => (e, w, None),
-                [e, w, s] => (e, w, Some(*s)),
-                _ => return None,
-            };
-            let number = |s: &str| {
-                (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| s.parse::<u16>().ok())
-                    .flatten()
-            };
-            let known =
-                !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-            Some(Receipt {
-                ext: number(ext)?,
-                result: known.then(|| word.to_string())?,
-                status: match status {
-                    Some(s) => Some(number(s)?),
-                    None => None,
-                },
-            })
-        })
-        .collect::<Option<_>>()?;
-    (!receipts.is_empty()).then_some((summary, receipts))
+/// Send a `message` command and follow its receipts until its result or the
+/// timeout, whichever comes first: what is known then is the answer.
+pub fn follow_message(dir: &Path, timeout: Duration, command: Command) -> Result<Followed, Error> {
+    let id = first_request_id(coventry_shared::now_ms());
+    let request = Request {
+        id: Some(id),
+        command,
+    };
+    let line = checked_line(&request)?;
+    let reader = daemon::open_state(dir)?;
+    daemon::require_alive(&reader)?;
+    let deadline = Instant::now() + timeout;
+    let cursor = reader.cursor_at_end();
+    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let mut delivery = Delivery::new(id);
+    let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
+        delivery.note(e);
+    })?;
+    let lost = match &waited {
+        Waited::Deadline { lost } => *lost,
+        Waited::Result(_) => 0,
+    };
+    Ok(Followed {
+        request,
+        delivery,
+        reader,
+        lost,
+    })
+}
+
+fn send_message(
+    out: &mut Out,
+    dir: &Path,
+    timeout: Duration,
+    command: Command,
+) -> Result<(), Error> {
+    let f = follow_message(dir, timeout, command)?;
+    report_message(out, &f.request, &f.delivery, &f.reader, f.lost)
+}
+
+/// The text of a receipt's status column.
+fn status_text(o: Outcome) -> String {
+    o.status()
+        .map_or_else(|| "-".to_string(), |s| s.to_string())
 }
 
 /// The colour of a receipt's row.
-fn receipt_paint(r: &Receipt) -> Option<Paint> {
-    match r.result.as_str() {
-        "delivered" => Some(Paint::Green),
-        "offline" => Some(Paint::Dim),
-        _ => Some(Paint::Red),
+fn receipt_paint(o: Outcome) -> Option<Paint> {
+    match o {
+        Outcome::Delivered => Some(Paint::Green),
+        Outcome::Offline | Outcome::Waiting => Some(Paint::Dim),
+        Outcome::Refused(_) | Outcome::NoAnswer => Some(Paint::Red),
     }
 }
 
-fn report_message(out: &mut Out, sent: &Sent) -> Result<(), Error> {
-    let outcome = &sent.outcome;
-    let Some((summary, receipts)) = parse_receipts(&outcome.text) else {
-        if out.json {
-            let mut m = result_json(&sent.request, outcome);
-            m.insert("receipts".into(), json!([]));
-            out.json_line(&Value::Object(m))?;
-            return finish(outcome, &outcome.text);
-        }
-        return report(out, &sent.request, outcome);
+/// Print what is known of a message and end with the status its verdict means:
+/// 0 every target has it, 5 some have it, 1 nobody has it (or the switch refused
+/// the command), 4 nobody yet and some have not answered by the timeout.
+fn report_message(
+    out: &mut Out,
+    request: &Request,
+    d: &Delivery,
+    reader: &StateReader,
+    lost: u64,
+) -> Result<(), Error> {
+    // Refused before anything was sent (no such target, nobody online...).
+    let refused = d
+        .result
+        .as_ref()
+        .filter(|(code, _)| *code != ResultCode::Ok && d.total() == 0);
+    let summary = match (refused, &d.result) {
+        (Some((_, text)), _) => text.clone(),
+        (None, Some((code, text))) if *code != ResultCode::Ok && d.delivered() == 0 => text.clone(),
+        (None, _) if d.total() == 0 => "no receipt within the timeout".to_string(),
+        (None, _) => d.summary(),
+    };
+    let status = match (refused, d.verdict()) {
+        (Some(_), _) => Status::Failed,
+        (None, _) if d.total() == 0 => Status::Timeout,
+        (None, Verdict::All) => Status::Ok,
+        (None, Verdict::Some) => Status::Partial,
+        (None, Verdict::None) => Status::Failed,
+        (None, Verdict::NothingYet) => Status::Timeout,
     };
     if out.json {
-        let mut m = result_json(&sent.request, outcome);
-        m.insert("summary".into(), json!(summary));
-        let list: Vec<Value> = receipts
-            .iter()
-            .map(|r| json!({"ext": r.ext, "result": r.result, "status": r.status}))
+        let receipts: Vec<Value> = d
+            .receipts()
+            .into_iter()
+            .map(|(ext, o)| json!({"ext": ext, "result": o.name(), "status": o.status()}))
             .collect();
-        m.insert("receipts".into(), Value::Array(list));
-        out.json_line(&Value::Object(m))?;
-        return finish(outcome, &summary);
+        out.json_line(&json!({
+            "id": request.id,
+            "command": request.command.to_string(),
+            "to": d.to,
+            "done": d.done(),
+            "code": d.result.as_ref().map(|(c, _)| c.name()),
+            "ok": status == Status::Ok,
+            "text": summary,
+            "delivered": d.delivered(),
+            "waiting": d.waiting(),
+            "total": d.total(),
+            "lost": lost,
+            "receipts": receipts,
+        }))?;
+    } else {
+        if status == Status::Failed {
+            // As every refused command: `pbxctl: CODE: TEXT` on standard error.
+            let (code, text) = d
+                .result
+                .clone()
+                .unwrap_or((ResultCode::Failed, summary.clone()));
+            warn(&format!("{}: {}", code.name(), display_safe(&text)));
+        } else {
+            let paint = match status {
+                Status::Ok => Paint::Green,
+                _ => Paint::Yellow,
+            };
+            let mut line = display_safe(&summary);
+            if !d.done() && d.total() > 0 {
+                line.push_str(" (later outcomes arrive as events: pbxctl watch)");
+            }
+            let line = out.paint(paint, &line);
+            out.line(&line)?;
+        }
+        if d.total() > 1 {
+            let snap = reader.snapshot();
+            let name = |ext: u16| {
+                snap.as_ref()
+                    .and_then(|s| {
+                        let i = s.header.plan.index_of(ext)?;
+                        s.exts().get(i).map(|e| display_safe(&e.name()))
+                    })
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "-".to_string())
+            };
+            let mut table = out.table(&["EXT", "NAME", "RESULT", "STATUS"]);
+            let mut paints = Vec::new();
+            for (ext, o) in d.receipts() {
+                table.add_row(vec![
+                    ext.to_string(),
+                    name(ext),
+                    o.name().to_string(),
+                    status_text(o),
+                ]);
+                paints.push(receipt_paint(o));
+            }
+            out.print_table_painted(&table, &paints)?;
+        }
+        if lost > 0 {
+            warn(&format!(
+                "{lost} events were overwritten before pbxctl read them"
+            ));
+        }
     }
-    let snap = sent.reader.snapshot();
-    let name = |ext: u16| {
-        snap.as_ref()
-            .and_then(|s| {
-                let i = s.header.plan.index_of(ext)?;
-                s.exts().get(i).map(|e| display_safe(&e.name()))
-            })
-            .unwrap_or_default()
-    };
-    let all_delivered = receipts.iter().all(|r| r.result == "delivered");
-    let paint = match (outcome.code == ResultCode::Ok, all_delivered) {
-        (true, true) => Paint::Green,
-        (true, false) => Paint::Yellow,
-        (false, _) => Paint::Red,
-    };
-    let line = out.paint(paint, &display_safe(&summary));
-    out.line(&line)?;
-    let mut table = out.table(&["EXT", "NAME", "RESULT", "STATUS"]);
-    let mut paints = Vec::new();
-    for r in &receipts {
-        let n = name(r.ext);
-        table.add_row(vec![
-            r.ext.to_string(),
-            if n.is_empty() { "-".to_string() } else { n },
-            r.result.clone(),
-            r.status.map_or_else(|| "-".to_string(), |s| s.to_string()),
-        ]);
-        paints.push(receipt_paint(r));
+    if status == Status::Ok {
+        Ok(())
+    } else {
+        Err(Error::quiet(status))
     }
-    out.print_table_painted(&table, &paints)?;
-    finish(outcome, &summary)
 }
 
 #[cfg(test)]
@@ -435,43 +503,5 @@ mod tests {
             ]
         );
         assert_eq!(why_lines("just one thing"), vec!["just one thing"]);
-    }
-
-    #[test]
-    fn receipts_are_parsed() {
-        let (s, r) = parse_receipts(
-            "all: delivered to 2 of 4; 21 delivered; 36 failed 486; 38 offline; \
-             40 timed-out 408",
-        )
-        .expect("receipts");
-        assert_eq!(s, "all: delivered to 2 of 4");
-        assert_eq!(
-            r,
-            vec![
-                Receipt {
-                    ext: 21,
-                    result: "delivered".into(),
-                    status: None
-                },
-                Receipt {
-                    ext: 36,
-                    result: "failed".into(),
-                    status: Some(486)
-                },
-                Receipt {
-                    ext: 38,
-                    result: "offline".into(),
-                    status: None
-                },
-                Receipt {
-                    ext: 40,
-                    result: "timed-out".into(),
-                    status: Some(408)
-                },
-            ]
-        );
-        assert_eq!(parse_receipts("delivered to 21"), None);
-        assert_eq!(parse_receipts("odd; text here now"), None);
-        assert_eq!(parse_receipts("x; 21 delivered 2xx"), None);
     }
 }

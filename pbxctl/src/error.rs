@@ -16,6 +16,8 @@ pub enum Status {
     NotRunning = 3,
     /// 4: timed out waiting for the result.
     Timeout = 4,
+    /// 5: a message reached some of its targets, not all.
+    Partial = 5,
 }
 
 impl Status {
@@ -120,6 +122,7 @@ mod tests {
             Status::Usage,
             Status::NotRunning,
             Status::Timeout,
+            Status::Partial,
         ];
         let documented: Vec<u8> = crate::cli::EXIT_CODES.iter().map(|(c, _)| *c).collect();
         let ours: Vec<u8> = all.iter().map(|s| s.code()).collect();

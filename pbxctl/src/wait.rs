@@ -26,10 +26,47 @@ pub struct CommandOutcome {
 /// daemon goes away (status 3) or `deadline` passes (status 4).
 pub fn wait_for_result(
     reader: &StateReader,
-    mut cursor: EventCursor,
+    cursor: EventCursor,
     id: u64,
     deadline: Instant,
 ) -> Result<CommandOutcome, Error> {
+    match wait_watching(reader, cursor, id, deadline, |_| {})? {
+        Waited::Result(o) => Ok(o),
+        Waited::Deadline { lost } => {
+            let mut msg = format!("timed out waiting for the result of request #{id}");
+            if lost > 0 {
+                msg.push_str(&format!(
+                    " ({lost} events were overwritten before pbxctl read them; \
+                     the result may have been among them)"
+                ));
+            }
+            Err(Error::timeout(msg))
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// The command's result came.
+    Result(CommandOutcome),
+    /// The deadline passed first; `lost` events were overwritten unread.
+    Deadline {
+        /// Events lost meanwhile.
+        lost: u64,
+    },
+}
+
+/// Like [`wait_for_result`], handing every event read to `watch` on the way (a
+/// message command's receipts come before its result), and telling a passed
+/// deadline apart from a daemon gone (status 3).
+pub fn wait_watching(
+    reader: &StateReader,
+    mut cursor: EventCursor,
+    id: u64,
+    deadline: Instant,
+    mut watch: impl FnMut(&Event),
+) -> Result<Waited, Error> {
     let mut lost = 0u64;
     let mut last_check = Instant::now();
     loop {
@@ -38,6 +75,7 @@ pub fn wait_for_result(
             lost += polled.lost;
             let n = polled.events.len();
             for rec in polled.events {
+                watch(&rec.event);
                 if let Event::CommandResult {
                     id: Some(got),
                     code,
@@ -45,7 +83,7 @@ pub fn wait_for_result(
                 } = rec.event
                 {
                     if got == id {
-                        return Ok(CommandOutcome { id, code, text });
+                        return Ok(Waited::Result(CommandOutcome { id, code, text }));
                     }
                 }
             }
@@ -69,14 +107,7 @@ pub fn wait_for_result(
             }
         }
         if now >= deadline {
-            let mut msg = format!("timed out waiting for the result of request #{id}");
-            if lost > 0 {
-                msg.push_str(&format!(
-                    " ({lost} events were overwritten before pbxctl read them; \
-                     the result may have been among them)"
-                ));
-            }
-            return Err(Error::timeout(msg));
+            return Ok(Waited::Deadline { lost });
         }
         reader.wait_for_events(
             &cursor,

@@ -45,11 +45,18 @@ pub fn event_json(rec: &EventRecord) -> Value {
             json!({ "ext": ext, "contact": contact, "why": why.name() })
         }
         Event::Message {
+            id,
             from,
             to,
             status,
             text,
-        } => json!({ "from": from, "to": to, "status": status, "text": text }),
+        } => json!({ "id": id, "from": from, "to": to, "status": status, "text": text }),
+        Event::Delivering {
+            id,
+            to,
+            targets,
+            offline,
+        } => json!({ "id": id, "to": to, "targets": targets, "offline": offline }),
         Event::CommandResult { id, code, text } => {
             json!({ "id": id, "code": code.name(), "text": text })
         }

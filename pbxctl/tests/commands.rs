@@ -171,7 +171,7 @@ fn message_sends_one_line_with_an_id_and_prints_the_result() {
     let f = Fake::answering(answer_ok("delivered to 21 (2 contacts)"));
     let o = f.run(&["message", "21", "hello", "big", "world"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(stdout(&o), "delivered to 21 (2 contacts)\n");
+    assert_eq!(stdout(&o), "delivered to 21\n");
     assert!(o.stderr.is_empty());
     let lines = f.lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -189,8 +189,12 @@ fn message_sends_one_line_with_an_id_and_prints_the_result() {
     assert_eq!(v["id"].as_u64(), Some(id2));
     assert_eq!(v["code"], "ok");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["text"], "delivered to 21 (2 contacts)");
+    assert_eq!(v["text"], "all: delivered to 2 of 2 registered now");
     assert_eq!(v["command"], "message all dinner is ready");
+    assert_eq!(
+        v["receipts"][1],
+        serde_json::json!({"ext": 22, "result": "delivered", "status": 200})
+    );
 }
 
 #[test]

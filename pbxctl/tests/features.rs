@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use coventry_shared::event::ResultCode;
+use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
 use coventry_shared::stateblock::{put_str, set_bit, EXT_CONFIGURED};
 use serde_json::{json, Value};
@@ -316,66 +316,111 @@ fn why_prints_one_step_per_line_and_raw_json() {
     assert_eq!(v["code"], "ok");
 }
 
-const RECEIPTS: &str =
-    "all: delivered to 2 of 5; 21 delivered; 35 delivered; 36 failed 486; 38 offline; \
-     40 timed-out 408";
+/// The receipts of a text as the switch sends them: whom it went to, who was
+/// offline, then each target's outcome (`None`: no answer yet).
+fn receipts(to: &str, outcomes: &[(u16, Option<u16>)], offline: &[u16]) -> Receipts {
+    let (to, outcomes, offline) = (to.to_string(), outcomes.to_vec(), offline.to_vec());
+    Box::new(move |r, _| {
+        let mut ev = vec![Event::Delivering {
+            id: r.id,
+            to: to.clone(),
+            targets: outcomes.iter().map(|(e, _)| *e).collect(),
+            offline: offline.clone(),
+        }];
+        ev.extend(outcomes.iter().filter_map(|(e, s)| {
+            s.map(|status| Event::Message {
+                id: r.id,
+                from: "operator".into(),
+                to: e.to_string(),
+                status,
+                text: "x".into(),
+            })
+        }));
+        ev
+    })
+}
 
 #[test]
 fn broadcast_receipts_as_a_table_and_json() {
-    let f = Fake::answering(answer_ok(RECEIPTS));
+    let outcomes = [
+        (21, Some(200)),
+        (35, Some(200)),
+        (36, Some(486)),
+        (40, Some(408)),
+    ];
+    let f = Fake::answering_with(
+        answer_ok("all: delivered to 2 of 4 registered now"),
+        receipts("all", &outcomes, &[]),
+    );
     name_exts(&f);
     let o = f.run(&["message", "all", "shutdown", "at", "5"]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 5, "some, not all: {}", stderr(&o));
     assert_eq!(last_line(&f), "message all shutdown at 5");
     let s = stdout(&o);
     let rows: Vec<Vec<&str>> = s.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(s.lines().next(), Some("all: delivered to 2 of 5"), "{s}");
+    assert_eq!(
+        s.lines().next(),
+        Some("all: delivered to 2 of 4 registered now"),
+        "{s}"
+    );
     assert_eq!(
         rows[1..],
         [
             vec!["EXT", "NAME", "RESULT", "STATUS"],
-            vec!["21", "Reception", "delivered", "-"],
-            vec!["35", "Flat", "3", "delivered", "-"],
-            vec!["36", "Flat", "4", "failed", "486"],
-            vec!["38", "Cellar", "offline", "-"],
-            vec!["40", "-", "timed-out", "408"],
+            vec!["21", "Reception", "delivered", "200"],
+            vec!["35", "Flat", "3", "delivered", "200"],
+            vec!["36", "Flat", "4", "refused", "486"],
+            vec!["40", "-", "no-answer", "408"],
         ],
         "{s}"
     );
     assert!(o.stderr.is_empty());
 
     let o = f.run(&["--json", "message", "all", "shutdown"]);
-    assert_eq!(code(&o), 0);
+    assert_eq!(code(&o), 5);
     let v = json_of(&o);
-    assert_eq!(v["summary"], "all: delivered to 2 of 5");
-    assert_eq!(v["text"], RECEIPTS);
+    assert_eq!(v["text"], "all: delivered to 2 of 4 registered now");
+    assert_eq!(
+        (v["delivered"].as_u64(), v["total"].as_u64()),
+        (Some(2), Some(4))
+    );
     assert_eq!(
         v["receipts"],
         json!([
-            {"ext": 21, "result": "delivered", "status": null},
-            {"ext": 35, "result": "delivered", "status": null},
-            {"ext": 36, "result": "failed", "status": 486},
-            {"ext": 38, "result": "offline", "status": null},
-            {"ext": 40, "result": "timed-out", "status": 408},
+            {"ext": 21, "result": "delivered", "status": 200},
+            {"ext": 35, "result": "delivered", "status": 200},
+            {"ext": 36, "result": "refused", "status": 486},
+            {"ext": 40, "result": "no-answer", "status": 408},
         ])
     );
 }
 
 #[test]
 fn failed_broadcast_still_shows_receipts() {
-    let f = Fake::answering(answer_with(
-        ResultCode::Failed,
-        "7: delivered to 0 of 2; 36 offline; 38 failed 503",
-    ));
+    let f = Fake::answering_with(
+        answer_with(
+            ResultCode::Failed,
+            "7: delivered to 0 of 1 online (1 offline)",
+        ),
+        receipts("7", &[(38, Some(503))], &[36]),
+    );
     name_exts(&f);
     let o = f.run(&["message", "7", "hi"]);
     assert_eq!(code(&o), 1);
-    assert_eq!(stderr(&o), "pbxctl: failed: 7: delivered to 0 of 2\n");
+    assert_eq!(
+        stderr(&o),
+        "pbxctl: failed: 7: delivered to 0 of 1 online (1 offline)\n"
+    );
     let s = stdout(&o);
-    assert!(s.starts_with("7: delivered to 0 of 2\n"), "{s}");
     assert!(
         s.lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["38", "Cellar", "failed", "503"]),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["38", "Cellar", "refused", "503"]),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["36", "Flat", "4", "offline", "480"]),
         "{s}"
     );
     let o = f.run(&["--json", "message", "7", "hi"]);
@@ -384,7 +429,40 @@ fn failed_broadcast_still_shows_receipts() {
     assert_eq!(v["ok"], false);
     assert_eq!(
         v["receipts"][1],
-        json!({"ext": 38, "result": "failed", "status": 503})
+        json!({"ext": 38, "result": "refused", "status": 503})
+    );
+}
+
+#[test]
+fn a_silent_phone_gets_no_answer_yet_at_the_timeout() {
+    // 21 took it, 22 never answers, and the switch's result is 32 s away: pbxctl
+    // answers at its timeout with what is known then.
+    let f = Fake::answering_with(
+        Box::new(|_| None),
+        receipts("all", &[(21, Some(200)), (22, None)], &[]),
+    );
+    let t = std::time::Instant::now();
+    let o = f.run(&["--timeout", "0.5", "message", "all", "shutdown at 5"]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(code(&o), 5, "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.starts_with("all: delivered to 1 of 2 registered now, 1 not answered yet"),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["22", "-", "waiting", "-"]),
+        "{s}"
+    );
+    // Nobody answered at all: status 4.
+    let f = Fake::answering_with(Box::new(|_| None), receipts("22", &[(22, None)], &[]));
+    let o = f.run(&["--timeout", "0.3", "--json", "message", "22", "hi"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(
+        (v["done"].as_bool(), v["waiting"].as_u64()),
+        (Some(false), Some(1))
     );
 }
 
@@ -397,8 +475,10 @@ fn single_extension_result_stays_as_it_is() {
     let o = f.run(&["--json", "message", "21", "hi"]);
     let v = json_of(&o);
     assert_eq!(v["text"], "delivered to 21");
-    assert_eq!(v["receipts"], json!([]));
-    assert!(v.get("summary").is_none());
+    assert_eq!(
+        v["receipts"],
+        json!([{"ext": 21, "result": "delivered", "status": 200}])
+    );
 }
 
 /// 21: DND until in 2 h, forward always 35 and on busy 36 until in 1 h; 35: forward

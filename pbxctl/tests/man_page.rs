@@ -195,16 +195,22 @@ whether it is \fBok\fR, the daemon's text and the command as sent (for \fBwhy\fR
 text is the whole explanation, \fB; \fR between the steps).
 .TP
 .B message
-The same, and \fBreceipts\fR: for a group or \fBall\fR, one \fB{"ext", "result",
-"status"}\fR object per extension, \fBresult\fR being \fBdelivered\fR, \fBoffline\fR,
-\fBfailed\fR or \fBtimed\-out\fR and \fBstatus\fR the SIP status behind it (null when
-there is none), with \fBsummary\fR, the first part of the text
-(\fB"all: delivered to 4 of 5"\fR); for a single extension \fBreceipts\fR is empty.
+\fB{"id", "command", "to", "done", "code", "ok", "text", "delivered", "waiting",
+"total", "lost", "receipts"}\fR: \fBdone\fR whether the daemon's result came within
+\fB\-\-timeout\fR (\fBcode\fR is null when not), \fBok\fR whether every target has the
+text, \fBtext\fR the summary line, the counts, \fBlost\fR events overwritten
+unread, and \fBreceipts\fR, one \fB{"ext", "result", "status"}\fR object per target,
+\fBresult\fR being \fBdelivered\fR, \fBrefused\fR, \fBno\-answer\fR, \fBoffline\fR or
+\fBwaiting\fR and \fBstatus\fR the SIP status behind it (null while waiting). The
+receipts come from typed events of the daemon (\fBdelivering\fR, then one
+\fBmessage\fR per target carrying the command's id), never from its text.
 .TP
 .B watch
 One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's fields:
 \fBregistered\fR (ext, contact, user_agent), \fBunregistered\fR (ext, contact, why),
-\fBmessage\fR (from, to, status, text), \fBresult\fR (id, code, text),
+\fBmessage\fR (id, from, to, status, text; id is the command's for a text sent by
+one, else null), \fBdelivering\fR (id, to, targets, offline: whom a command's text
+went to), \fBresult\fR (id, code, text),
 \fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text),
 \fBcall\fR (call, from, to, phase, rings: one per state change and per ring) and
 \fBcall\-record\fR (call, from, to, start_ms, answer_ms, end_ms, duration_s, talk_s,

@@ -84,6 +84,7 @@ fn from_start_after_1500_events_reports_exactly_476_lost() {
     let f = Fake::new(Plan::TwoDigit);
     for i in 0..1500u32 {
         f.push(Event::Message {
+            id: None,
             from: "21".into(),
             to: "35".into(),
             status: 200,
@@ -140,6 +141,7 @@ fn every_kind_prints_with_local_time_and_display() {
             why: Unregistration::Expired,
         },
         Event::Message {
+            id: None,
             from: "21".into(),
             to: "all".into(),
             status: 202,

@@ -262,8 +262,12 @@ pub enum Event {
         /// Why.
         why: Unregistration,
     },
-    /// A text message was handled (delivered or not).
+    /// A text message was handled (delivered or not). For a text sent by a
+    /// control command, one per target extension carrying the command's request
+    /// id: the command's receipts.
     Message {
+        /// The request id of the control command that sent it, if one did.
+        id: Option<u64>,
         /// Sender (`21`, `system`, `operator`).
         from: String,
         /// Target as addressed (`35`, `100`, `all`).
@@ -272,6 +276,20 @@ pub enum Event {
         status: u16,
         /// The text.
         text: String,
+    },
+    /// A control command's text is on its way: whom it was sent to (the
+    /// extensions registered now) and who is offline. Long lists come in several
+    /// events. Each target's [`Event::Message`] with the same id follows when its
+    /// outcome is known.
+    Delivering {
+        /// The command's request id.
+        id: Option<u64>,
+        /// Target as addressed (`35`, `100`, `all`).
+        to: String,
+        /// Extensions it was sent to.
+        targets: Vec<u16>,
+        /// Extensions of the target that were offline (not sent).
+        offline: Vec<u16>,
     },
     /// The result of a control line.
     CommandResult {
@@ -392,6 +410,7 @@ const K_NOTICE: u16 = 7;
 const K_CALL_STATE: u16 = 8;
 const K_CALL_RECORD: u16 = 9;
 const K_UPSTREAM: u16 = 10;
+const K_DELIVERING: u16 = 11;
 
 impl EventSlot {
     /// An empty slot.
@@ -414,6 +433,7 @@ impl EventSlot {
             ..EventSlot::EMPTY
         };
         let times: String;
+        let lists: [String; 2];
         let strs: Vec<&str> = match event {
             Event::Registered {
                 ext,
@@ -431,6 +451,7 @@ impl EventSlot {
                 vec![contact]
             }
             Event::Message {
+                id,
                 from,
                 to,
                 status,
@@ -438,7 +459,25 @@ impl EventSlot {
             } => {
                 s.kind = K_MESSAGE;
                 s.status = *status;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
                 vec![from, to, text]
+            }
+            Event::Delivering {
+                id,
+                to,
+                targets,
+                offline,
+            } => {
+                s.kind = K_DELIVERING;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
+                lists = [join_exts(targets), join_exts(offline)];
+                vec![to, &lists[0], &lists[1]]
             }
             Event::CommandResult { id, code, text } => {
                 s.kind = K_COMMAND;
@@ -538,10 +577,17 @@ impl EventSlot {
                 why: Unregistration::from_u16(self.status),
             },
             K_MESSAGE => Event::Message {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
                 from: a,
                 to: b,
                 status: self.status,
                 text: c,
+            },
+            K_DELIVERING => Event::Delivering {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
+                to: a,
+                targets: split_exts(&b),
+                offline: split_exts(&c),
             },
             K_COMMAND => Event::CommandResult {
                 id: (self.flags & FLAG_ID != 0).then_some(self.id),
@@ -598,6 +644,24 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     i
 }
 
+/// Extensions as a comma-separated list (the form [`Event::Delivering`] keeps
+/// them in a slot).
+fn join_exts(exts: &[u16]) -> String {
+    exts.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The extensions of a [`join_exts`] list (anything else is skipped).
+fn split_exts(s: &str) -> Vec<u16> {
+    s.split(',').filter_map(|e| e.trim().parse().ok()).collect()
+}
+
+/// Most extensions one [`Event::Delivering`] lists in its two lists together, so
+/// that they fit a ring slot (at most 4 bytes each).
+pub const DELIVERING_CHUNK: usize = 150;
+
 impl Event {
     /// Short kind name used by `pbxctl watch --json` and the console.
     pub fn kind_name(&self) -> &'static str {
@@ -605,6 +669,7 @@ impl Event {
             Event::Registered { .. } => "registered",
             Event::Unregistered { .. } => "unregistered",
             Event::Message { .. } => "message",
+            Event::Delivering { .. } => "delivering",
             Event::CommandResult { .. } => "result",
             Event::AuthFailed { .. } => "auth-failed",
             Event::Warning { .. } => "warning",
@@ -634,12 +699,32 @@ impl fmt::Display for Event {
                 write!(f, "{ext} {} {contact}", why.name())
             }
             Event::Message {
+                id,
                 from,
                 to,
                 status,
                 text,
             } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
                 write!(f, "message {from} -> {to} [{status}]: {text}")
+            }
+            Event::Delivering {
+                id,
+                to,
+                targets,
+                offline,
+            } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
+                write!(
+                    f,
+                    "message to {to}: sent to {} registered now, {} offline",
+                    targets.len(),
+                    offline.len()
+                )
             }
             Event::CommandResult { id, code, text } => {
                 if let Some(id) = id {
@@ -728,10 +813,30 @@ mod tests {
                 why: Unregistration::Expired,
             },
             Event::Message {
+                id: None,
                 from: "21".into(),
                 to: "all".into(),
                 status: 202,
                 text: "héllo ✓".into(),
+            },
+            Event::Message {
+                id: Some(9),
+                from: "operator".into(),
+                to: "21".into(),
+                status: 408,
+                text: "drill".into(),
+            },
+            Event::Delivering {
+                id: Some(9),
+                to: "all".into(),
+                targets: vec![21, 22, 105],
+                offline: vec![],
+            },
+            Event::Delivering {
+                id: None,
+                to: "100".into(),
+                targets: vec![],
+                offline: vec![23],
             },
             Event::CommandResult {
                 id: Some(42),
@@ -784,6 +889,7 @@ mod tests {
     fn long_text_is_cut_on_char_boundary() {
         let text = "✓".repeat(400);
         let e = Event::Message {
+            id: None,
             from: "21".into(),
             to: "35".into(),
             status: 200,
@@ -796,6 +902,7 @@ mod tests {
         assert!(text.chars().all(|c| c == '✓'));
         let max = "✓".repeat(160);
         let e = Event::Message {
+            id: None,
             from: "21".into(),
             to: "35".into(),
             status: 200,

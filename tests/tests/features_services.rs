@@ -291,7 +291,7 @@ fn broadcast_receipts_per_extension() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines.first().map(|l| l.trim()),
-        Some("all: delivered to 3 of 4"),
+        Some("all: delivered to 3 of 3 registered now"),
         "{out}"
     );
     // EXT NAME RESULT STATUS (the name has spaces: keep the first and last two).
@@ -315,11 +315,16 @@ fn broadcast_receipts_per_extension() {
         "{out}"
     );
     for e in ["21", "35", "36"] {
-        assert_eq!(row(e), vec![e, "delivered", "-"], "{out}");
+        assert_eq!(row(e), vec![e, "delivered", "200"], "{out}");
     }
-    assert_eq!(row("37"), vec!["37", "offline", "-"], "{out}");
     assert!(
-        out.contains("Extension 37"),
+        !lines
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some("37")),
+        "all means registered now: 37 is no target: {out}"
+    );
+    assert!(
+        out.contains("Extension 35"),
         "the table names the extensions: {out}"
     );
     for p in [&p21, &p35, &p36] {
@@ -332,7 +337,7 @@ fn broadcast_receipts_per_extension() {
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["summary"], "all: delivered to 3 of 4", "{v}");
+    assert_eq!(v["text"], "all: delivered to 3 of 3 registered now", "{v}");
     let receipts = v["receipts"].as_array().cloned().unwrap_or_default();
     let r: Vec<(u64, String, Value)> = receipts
         .iter()
@@ -347,10 +352,9 @@ fn broadcast_receipts_per_extension() {
     assert_eq!(
         r,
         vec![
-            (21, "delivered".to_string(), Value::Null),
-            (35, "delivered".to_string(), Value::Null),
-            (36, "delivered".to_string(), Value::Null),
-            (37, "offline".to_string(), Value::Null),
+            (21, "delivered".to_string(), Value::from(200)),
+            (35, "delivered".to_string(), Value::from(200)),
+            (36, "delivered".to_string(), Value::from(200)),
         ],
         "{v}"
     );
@@ -358,17 +362,13 @@ fn broadcast_receipts_per_extension() {
         p.expect_method("MESSAGE", "the second broadcast", T);
     }
 
-    // A group with a member that refuses: failed with its status.
+    // A group with a member that refuses: some have it (status 5), the refusal
+    // with its status, the offline member listed.
     p36.set_answer(486);
     let o = sw.pbxctl(&["--json", "message", "100", "fire drill"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "one delivered is success: {}",
-        show(&o)
-    );
+    assert_eq!(o.status.code(), Some(5), "some, not all: {}", show(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["summary"], "100: delivered to 1 of 3", "{v}");
+    assert_eq!(v["text"], "100: delivered to 1 of 3", "{v}");
     let receipts = v["receipts"].as_array().cloned().unwrap_or_default();
     let get = |ext: u64| {
         receipts
@@ -378,17 +378,28 @@ fn broadcast_receipts_per_extension() {
             .unwrap_or_else(|| panic!("no receipt for {ext}: {v}"))
     };
     assert_eq!(get(35)["result"], "delivered", "{v}");
-    assert_eq!(get(36)["result"], "failed", "{v}");
+    assert_eq!(get(36)["result"], "refused", "{v}");
     assert_eq!(get(36)["status"], 486, "{v}");
     assert_eq!(get(37)["result"], "offline", "{v}");
     assert_eq!(receipts.len(), 3, "{v}");
 
-    // Nobody delivered: status 1, receipts still listed.
+    // Nobody delivered: status 1, the switch's summary on standard error, the
+    // receipts still listed.
     p35.set_answer(486);
     let o = sw.pbxctl(&["message", "100", "again"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("100: delivered to 0 of 2 online (1 offline)"),
+        "{}",
+        show(&o)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("100: delivered to 0 of 3"), "{}", show(&o));
+    assert!(
+        out.contains("refused") && out.contains("offline"),
+        "{}",
+        show(&o)
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ fn sipp_phone_receives_a_message_from_an_extension() {
     assert_eq!(
         ev,
         Event::Message {
+            id: None,
             from: "21".into(),
             to: "22".into(),
             status: 200,
@@ -214,7 +215,7 @@ fn group_and_all_fan_out() {
             sw.expect_event_after(
                 mark,
                 &format!("Message 21 -> {member} (group 100)"),
-                |e| matches!(e, Event::Message { from, to, status: 200, text } if from == "21" && to == member && text == "group hello"),
+                |e| matches!(e, Event::Message { from, to, status: 200, text, .. } if from == "21" && to == member && text == "group hello"),
                 T,
             );
         }

@@ -253,3 +253,65 @@ fn pbxctl_watch_json() {
     );
     assert_eq!(line.get("id").and_then(Value::as_u64), Some(77), "{line}");
 }
+
+#[test]
+fn message_all_answers_within_its_timeout_with_a_silent_phone() {
+    // 21 answers, 22 never does, 23 is configured but not registered (not part
+    // of `all`, which means the phones registered now).
+    let sw = Switch::start(&Conf::new(&[21, 22, 23]).build());
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(300);
+    let mut silent = Ua::ext(sw.addr(), 22);
+    silent.register(300);
+    silent.set_answer(0);
+    let started = std::time::Instant::now();
+    let o = sw.pbxctl_bounded(
+        &[
+            "--json",
+            "--timeout",
+            "3",
+            "message",
+            "all",
+            "shutdown at 5",
+        ],
+        Duration::from_secs(20),
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "answered at its timeout: {took:?}"
+    );
+    assert_eq!(code(&o), 5, "some have it, not all: {}", show(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["text"],
+        "all: delivered to 1 of 2 registered now, 1 not answered yet"
+    );
+    assert_eq!(v["done"], false);
+    assert_eq!(
+        v["receipts"],
+        serde_json::json!([
+            {"ext": 21, "result": "delivered", "status": 200},
+            {"ext": 22, "result": "waiting", "status": null},
+        ])
+    );
+    let id = v["id"].as_u64().unwrap();
+    // The late outcome still arrives, as a typed receipt with the command's id.
+    sw.expect_event_after(
+        0,
+        "the 408 receipt of 22",
+        |e| matches!(e, Event::Message { id: Some(i), to, status: 408, .. } if *i == id && to == "22"),
+        Duration::from_secs(40),
+    );
+    // Every phone answering: status 0; a single offline extension: status 1.
+    silent.set_answer(200);
+    let o = sw.pbxctl(&["message", "all", "all clear"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = sw.pbxctl(&["message", "23", "hello?"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("23 is offline"),
+        "{}",
+        show(&o)
+    );
+}

@@ -5,7 +5,7 @@ use super::message::MAX_TEXT_CHARS;
 use super::Switch;
 use coventry_shared::control::{Command, ParseError, Request};
 use coventry_shared::dialplan::{classify, Target};
-use coventry_shared::event::{Event, ResultCode, Unregistration};
+use coventry_shared::event::{Event, ResultCode, Unregistration, DELIVERING_CHUNK};
 
 /// One control line as the shell read it from the FIFO.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,24 @@ pub enum Line {
     Complete(Vec<u8>),
     /// A line that went over the limit; its first bytes, for the request id.
     TooLong(Vec<u8>),
+}
+
+/// Tell the command's sender whom its text goes to: [`Event::Delivering`]s (as
+/// many as the lists need), before any receipt.
+fn announce(sw: &mut Switch, id: Option<u64>, to: &str, targets: &[u16], offline: &[u16]) {
+    let all: Vec<(u16, bool)> = targets
+        .iter()
+        .map(|t| (*t, true))
+        .chain(offline.iter().map(|o| (*o, false)))
+        .collect();
+    for chunk in all.chunks(DELIVERING_CHUNK) {
+        sw.out.events.push(Event::Delivering {
+            id,
+            to: to.to_string(),
+            targets: chunk.iter().filter(|(_, t)| *t).map(|(e, _)| *e).collect(),
+            offline: chunk.iter().filter(|(_, t)| !*t).map(|(e, _)| *e).collect(),
+        });
+    }
 }
 
 /// Request id at the start of a (possibly broken) line.
@@ -132,6 +150,7 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
         Target::Extension(n) => {
             if sw.registrar.contacts(n).is_empty() {
                 sw.out.events.push(Event::Message {
+                    id,
                     from: "operator".into(),
                     to: n.to_string(),
                     status: 480,
@@ -147,12 +166,16 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
                 .into_iter()
                 .partition(|m| !sw.registrar.contacts(*m).is_empty())
         }
-        Target::All => sw
-            .config
-            .lines
-            .keys()
-            .copied()
-            .partition(|e| !sw.registrar.contacts(*e).is_empty()),
+        // `all` means the phones registered now: nobody else is a target.
+        Target::All => (
+            sw.config
+                .lines
+                .keys()
+                .copied()
+                .filter(|e| !sw.registrar.contacts(*e).is_empty())
+                .collect(),
+            Vec::new(),
+        ),
         Target::System => {
             return result(
                 sw,
@@ -178,6 +201,7 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
             format!("nobody in {target} is online"),
         );
     }
+    announce(sw, id, target, &targets, &offline);
     sw.deliver(
         now_ms,
         Delivery {

@@ -283,7 +283,12 @@ impl Switch {
         } else {
             self.counters.messages_failed += 1;
         }
+        let id = match job.origin {
+            Origin::Command(id) => id,
+            Origin::Sip(_) | Origin::Broadcast => None,
+        };
         self.out.events.push(Event::Message {
+            id,
             from: job.from.clone(),
             to: t.ext.to_string(),
             status,
@@ -335,41 +340,32 @@ impl Switch {
     }
 }
 
-/// The result text of a command delivery: a summary, then one receipt per
-/// extension, `; `-separated: `all: delivered to 2 of 3; 21 delivered;
-/// 22 offline; 23 failed 486`. pbxctl turns the receipts into a table.
+/// The result of a command delivery, for people: how many of the targets got it.
+/// The receipts themselves travel as typed events (one [`Event::Message`] per
+/// target with the command's id, after its [`Event::Delivering`]).
 fn summary(job: &Job, ok: &[u16]) -> (ResultCode, String) {
-    let mut receipts: Vec<(u16, String)> = job
-        .targets
-        .iter()
-        .map(|t| {
-            let word = match t.status.unwrap_or(480) {
-                200..=299 => "delivered".to_string(),
-                408 => "timed-out 408".to_string(),
-                480 => "offline".to_string(),
-                s => format!("failed {s}"),
-            };
-            (t.ext, word)
-        })
-        .collect();
-    receipts.extend(job.offline.iter().map(|e| (*e, "offline".to_string())));
-    receipts.sort_by_key(|(e, _)| *e);
-    let total = receipts.len();
     let code = if ok.is_empty() {
         ResultCode::Failed
     } else {
         ResultCode::Ok
     };
-    let mut text = if total == 1 && ok.len() == 1 {
-        format!("delivered to {}", ok[0])
-    } else {
-        format!("{}: delivered to {} of {total}", job.to, ok.len())
-    };
-    if total > 1 || ok.is_empty() {
-        for (e, word) in receipts {
-            text.push_str(&format!("; {e} {word}"));
+    let sent = job.targets.len();
+    let text = match (job.targets.as_slice(), job.to.as_str()) {
+        ([t], to) if to == t.ext.to_string() => match t.status.unwrap_or(480) {
+            200..=299 => format!("delivered to {}", t.ext),
+            408 => format!("{}: no answer (408)", t.ext),
+            480 => format!("{} is offline", t.ext),
+            s => format!("{}: refused ({s})", t.ext),
+        },
+        (_, "all") => format!("all: delivered to {} of {sent} registered now", ok.len()),
+        (_, to) => {
+            let mut t = format!("{to}: delivered to {} of {sent} online", ok.len());
+            if !job.offline.is_empty() {
+                t.push_str(&format!(" ({} offline)", job.offline.len()));
+            }
+            t
         }
-    }
+    };
     (code, text)
 }
 

@@ -153,6 +153,7 @@ impl Switch {
                 self.answer(now_ms, r, 200, None, &[]);
                 let reply = self.system_command(now_ms, from_ext, &text);
                 self.out.events.push(Event::Message {
+                    id: None,
                     from: sender.clone(),
                     to: "system".into(),
                     status: 200,
@@ -230,6 +231,7 @@ impl Switch {
     ) {
         self.counters.messages_failed += 1;
         self.out.events.push(Event::Message {
+            id: None,
             from: from.to_string(),
             to: to.to_string(),
             status: code,

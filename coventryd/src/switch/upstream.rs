@@ -317,6 +317,7 @@ impl Switch {
                 let (code, retry) = self.route_down(link);
                 self.counters.messages_failed += 1;
                 self.out.events.push(Event::Message {
+                    id: None,
                     from: sender.to_string(),
                     to: number.to_string(),
                     status: code,
@@ -387,6 +388,7 @@ impl Switch {
             self.counters.messages_failed += 1;
         }
         self.out.events.push(Event::Message {
+            id: None,
             from: m.from,
             to: m.to,
             status,

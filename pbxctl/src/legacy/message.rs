@@ -108,18 +108,32 @@ pub fn main(args: Vec<std::ffi::OsString>) -> u8 {
         }
     };
     let dir = daemon::runtime_dir(a.runtime_dir.as_deref());
-    match commands::send(&dir, a.timeout, command) {
-        Ok(sent) => {
-            let ok = sent.outcome.code == ResultCode::Ok;
+    match commands::follow_message(&dir, a.timeout, command) {
+        Ok(f) => {
+            let d = &f.delivery;
+            // The original's 0: the destination has it (for all: some phone does).
+            let ok = d.delivered() > 0;
             if !a.quiet {
-                let text = display_safe(&sent.outcome.text);
-                if ok {
-                    println!("{text}");
-                } else {
-                    eprintln!("pbx-message: {}: {text}", sent.outcome.code.name());
+                let refused = d.result.as_ref().filter(|(c, _)| *c != ResultCode::Ok);
+                match (ok, refused) {
+                    (true, _) => println!("{}", display_safe(&d.summary())),
+                    (false, Some((code, text))) => {
+                        eprintln!("pbx-message: {}: {}", code.name(), display_safe(text))
+                    }
+                    (false, None) if d.waiting() > 0 => {
+                        eprintln!("pbx-message: no answer within the timeout")
+                    }
+                    (false, None) => eprintln!("pbx-message: {}", display_safe(&d.summary())),
                 }
             }
-            u8::from(!ok)
+            if ok {
+                0
+            } else if d.waiting() > 0 && !d.done() {
+                // Nobody answered in time: as the original said when the server did not.
+                4
+            } else {
+                1
+            }
         }
         Err(e) => status_of(&e, a.quiet),
     }

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 /// with that id, `None` stays silent.
 pub type Answer = Box<dyn Fn(&Request) -> Option<(ResultCode, String, Option<u64>)> + Send>;
 
+/// The events the fake sends before a request's result (a message's receipts).
+/// The code is the result's, `None` when the fake does not answer.
+pub type Receipts = Box<dyn Fn(&Request, Option<ResultCode>) -> Vec<Event> + Send>;
+
 /// Answer every request with `ok` and `text`.
 pub fn answer_ok(text: &'static str) -> Answer {
     Box::new(move |r| Some((ResultCode::Ok, text.to_string(), r.id)))
@@ -68,15 +72,28 @@ impl Fake {
         f
     }
 
-    /// A block plus a FIFO read by a thread that answers with `answer`.
+    /// A block plus a FIFO read by a thread that answers with `answer` (a
+    /// message's receipts as [`default_receipts`] makes them).
     pub fn answering(answer: Answer) -> Fake {
+        Fake::answering_with(answer, Box::new(default_receipts))
+    }
+
+    /// Like [`Fake::answering`], with the events `receipts` makes before each result.
+    pub fn answering_with(answer: Answer, receipts: Receipts) -> Fake {
         let mut f = Fake::new(Plan::TwoDigit);
         f.make_fifo();
         let path = f.fifo_path();
         let (writer, received, stop) = (f.writer.clone(), f.received.clone(), f.stop.clone());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         f.thread = Some(std::thread::spawn(move || {
-            serve(&path, &writer, &received, &stop, &answer, ready_tx)
+            serve(
+                &path,
+                &writer,
+                &received,
+                &stop,
+                (&answer, &receipts),
+                ready_tx,
+            )
         }));
         ready_rx
             .recv_timeout(Duration::from_secs(5))
@@ -156,7 +173,7 @@ fn serve(
     writer: &Mutex<StateWriter>,
     received: &Mutex<Vec<String>>,
     stop: &AtomicBool,
-    answer: &Answer,
+    (answer, receipts): (&Answer, &Receipts),
     ready: std::sync::mpsc::Sender<()>,
 ) {
     let mut fifo = std::fs::OpenOptions::new()
@@ -186,18 +203,56 @@ fn serve(
                 .lock()
                 .expect("lock")
                 .push(String::from_utf8_lossy(&line).trim_end().to_string());
-            let result = match Request::parse(&line) {
-                Ok(r) => answer(&r),
-                Err((id, e)) => Some((ResultCode::BadSyntax, e.to_string(), id)),
+            let parsed = Request::parse(&line);
+            let result = match &parsed {
+                Ok(r) => answer(r),
+                Err((id, e)) => Some((ResultCode::BadSyntax, e.to_string(), *id)),
             };
+            let mut w = writer.lock().expect("lock");
+            if let Ok(r) = &parsed {
+                for e in receipts(r, result.as_ref().map(|(c, _, _)| *c)) {
+                    w.push_event(now_ms(), &e);
+                }
+            }
             if let Some((code, text, id)) = result {
-                writer
-                    .lock()
-                    .expect("lock")
-                    .push_event(now_ms(), &Event::CommandResult { id, code, text });
+                w.push_event(now_ms(), &Event::CommandResult { id, code, text });
             }
         }
     }
+}
+
+/// The receipts the daemon sends before a message command's result: `all` goes to
+/// 21 and 22, a number to itself; delivered when the result is `ok`, offline (480)
+/// when it failed, none when the target was not found.
+pub fn default_receipts(r: &Request, code: Option<ResultCode>) -> Vec<Event> {
+    let (coventry_shared::control::Command::Message { target, text }, id) = (&r.command, r.id)
+    else {
+        return Vec::new();
+    };
+    let targets: Vec<u16> = match target.as_str() {
+        "all" => vec![21, 22],
+        t => t.parse().into_iter().collect(),
+    };
+    let (target, text) = (target.clone(), text.clone());
+    let status = match code {
+        Some(ResultCode::Ok) => 200,
+        Some(ResultCode::Failed) => 480,
+        _ => return Vec::new(),
+    };
+    let mut out = vec![Event::Delivering {
+        id,
+        to: target.clone(),
+        targets: targets.clone(),
+        offline: Vec::new(),
+    }];
+    out.extend(targets.into_iter().map(|t| Event::Message {
+        id,
+        from: "operator".into(),
+        to: t.to_string(),
+        status,
+        text: text.clone(),
+    }));
+    out
 }
 
 /// Longest any single pbxctl run may take in these tests: pbxctl must never hang.

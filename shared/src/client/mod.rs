@@ -7,9 +7,11 @@
 //!   format for durations;
 //! - [`Liveness`]: one judgement of whether the daemon behind a block is running;
 //! - [`follow`]: one follower of the block and its event ring across restarts;
-//! - [`send`]: one control sender with one request-id scheme.
+//! - [`send`]: one control sender with one request-id scheme;
+//! - [`receipts`]: a command's text followed through its typed receipts.
 
 pub mod follow;
+pub mod receipts;
 pub mod send;
 pub mod text;
 pub mod view;
