@@ -51,8 +51,11 @@ impl LogKind {
     pub fn of(e: &Event) -> LogKind {
         match e {
             Event::Registered { .. } | Event::Unregistered { .. } => LogKind::Registration,
-            Event::CallState { .. } | Event::CallRecord { .. } => LogKind::Call,
+            Event::CallState { .. } | Event::CallRecord { .. } | Event::Dialing { .. } => {
+                LogKind::Call
+            }
             Event::Message { .. } | Event::Delivering { .. } => LogKind::Message,
+            Event::WhyStep { .. } => LogKind::Result,
             Event::CommandResult { code, .. } => {
                 if *code == coventry_shared::event::ResultCode::Ok {
                     LogKind::Result

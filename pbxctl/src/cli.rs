@@ -29,7 +29,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         5,
         "message: some targets have the text, others refused it, are offline \
-         or had not answered within --timeout",
+         or had not answered within --timeout; dial: the call is under way, not \
+         connected within --timeout",
     ),
 ];
 
@@ -41,7 +42,7 @@ Exit status:
   2  usage error (bad arguments, line too long for the control FIFO)
   3  daemon not running (no state block, pid gone, FIFO not read)
   4  timed out waiting for the command result (see --timeout) (message: no target had the text by then, some had not answered)
-  5  message: some targets have the text, others refused it, are offline or had not answered within --timeout
+  5  message: some targets have the text, others refused it, are offline or had not answered within --timeout; dial: the call is under way, not connected within --timeout
 
 Environment:
   COVENTRY_RUNTIME_DIR  runtime directory (as --runtime-dir)
@@ -254,8 +255,10 @@ pub enum CliCommand {
     ///
     /// The switch rings EXT first; when it answers, the switch calls TARGET and joins
     /// the two (RFC 3725). TARGET is an extension, a speed dial, or a number
-    /// outside, reached through the upstream. The result tells whether the call could
-    /// be started; how it goes on shows in calls and watch.
+    /// outside, reached through the upstream. pbxctl waits until the two are
+    /// connected (status 0) or the call failed (status 1), or --timeout: then it
+    /// says where the call is (calling EXT, EXT rings, calling TARGET, TARGET rings)
+    /// and exits with status 5 while the call goes on (calls and watch show the rest).
     #[command(visible_alias = "call")]
     Dial {
         /// The extension rung first (usually the one at your desk).

@@ -12,7 +12,7 @@ use coventry_shared::client::receipts::{Delivery, Outcome, Verdict};
 use coventry_shared::client::send::{checked_line, first_request_id, send_line};
 use coventry_shared::client::text::display_safe;
 use coventry_shared::control::{Command, ForwardKind, Request};
-use coventry_shared::event::ResultCode;
+use coventry_shared::event::{DialStep, Event, ResultCode};
 use coventry_shared::runtime;
 use coventry_shared::stateblock::StateReader;
 use serde_json::{json, Map, Value};
@@ -170,11 +170,14 @@ pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Re
     if matches!(command, Command::Message { .. }) {
         return send_message(out, dir, timeout, command);
     }
-    let sent = send(dir, timeout, command)?;
-    match sent.request.command {
-        Command::Why { .. } => report_why(out, &sent),
-        _ => report(out, &sent.request, &sent.outcome),
+    if matches!(command, Command::Dial { .. }) {
+        return send_dial(out, dir, timeout, command);
     }
+    if matches!(command, Command::Why { .. }) {
+        return send_why(out, dir, timeout, command);
+    }
+    let sent = send(dir, timeout, command)?;
+    report(out, &sent.request, &sent.outcome)
 }
 
 /// The JSON object every command result starts from.
@@ -218,33 +221,51 @@ fn report(out: &mut Out, request: &Request, outcome: &CommandOutcome) -> Result<
     finish(outcome, &outcome.text)
 }
 
-/// The lines of a `why` explanation for people: one per `; `-separated step, and
-/// the conclusion (after the last step's `. `) on its own line.
-pub fn why_lines(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = text.split("; ").map(str::to_string).collect();
-    if let Some(last) = lines.pop() {
-        match last.split_once(". ") {
-            Some((step, end)) if !step.is_empty() && !end.is_empty() => {
-                lines.push(format!("{step}."));
-                lines.push(end.to_string());
+/// Send a `why` command: its steps come as typed events before its result, whose
+/// text is the conclusion; one line each.
+fn send_why(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
+    let id = first_request_id(coventry_shared::now_ms());
+    let request = Request {
+        id: Some(id),
+        command,
+    };
+    let line = checked_line(&request)?;
+    let reader = daemon::open_state(dir)?;
+    daemon::require_alive(&reader)?;
+    let deadline = Instant::now() + timeout;
+    let cursor = reader.cursor_at_end();
+    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let mut steps: Vec<(u16, String)> = Vec::new();
+    let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
+        if let Event::WhyStep {
+            id: Some(got),
+            step,
+            text,
+        } = e
+        {
+            if *got == id {
+                steps.push((*step, text.clone()));
             }
-            _ => lines.push(last),
         }
-    }
-    lines.retain(|l| !l.trim().is_empty());
-    lines
-}
-
-fn report_why(out: &mut Out, sent: &Sent) -> Result<(), Error> {
-    let outcome = &sent.outcome;
+    })?;
+    let Waited::Result(outcome) = waited else {
+        return Err(Error::timeout(format!(
+            "timed out waiting for the result of request #{id}"
+        )));
+    };
+    steps.sort_by_key(|(n, _)| *n);
     if out.json {
-        out.json_line(&Value::Object(result_json(&sent.request, outcome)))?;
+        let mut m = result_json(&request, &outcome);
+        let list: Vec<Value> = steps.iter().map(|(_, t)| json!(t)).collect();
+        m.insert("steps".into(), Value::Array(list));
+        out.json_line(&Value::Object(m))?;
     } else if outcome.code == ResultCode::Ok {
-        for l in why_lines(&outcome.text) {
-            out.line(&display_safe(&l))?;
+        for (_, t) in &steps {
+            out.line(&display_safe(t))?;
         }
+        out.line(&display_safe(&outcome.text))?;
     }
-    finish(outcome, &outcome.text)
+    finish(&outcome, &outcome.text)
 }
 
 /// What pbxctl learnt of a `message` command: the request, its receipts, the
@@ -298,6 +319,76 @@ fn send_message(
 ) -> Result<(), Error> {
     let f = follow_message(dir, timeout, command)?;
     report_message(out, &f.request, &f.delivery, &f.reader, f.lost)
+}
+
+/// Send a `dial` command and follow its call's progress until its result
+/// (connected or failed) or the timeout: then say where the call is (started, the
+/// first phone ringing, calling the number, the number ringing), status 5 while
+/// it goes on.
+fn send_dial(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
+    let id = first_request_id(coventry_shared::now_ms());
+    let request = Request {
+        id: Some(id),
+        command,
+    };
+    let line = checked_line(&request)?;
+    let reader = daemon::open_state(dir)?;
+    daemon::require_alive(&reader)?;
+    let deadline = Instant::now() + timeout;
+    let cursor = reader.cursor_at_end();
+    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let mut progress: Option<(u32, DialStep)> = None;
+    let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
+        if let Event::Dialing {
+            id: Some(got),
+            call,
+            step,
+        } = e
+        {
+            if *got == id {
+                progress = Some((*call, *step));
+            }
+        }
+    })?;
+    match waited {
+        Waited::Result(outcome) => report(out, &request, &outcome),
+        Waited::Deadline { .. } => {
+            let Some((call, step)) = progress else {
+                return Err(Error::timeout(format!(
+                    "timed out waiting for the result of request #{id}"
+                )));
+            };
+            let (a, b) = match &request.command {
+                Command::Dial { ext, target } => (ext.to_string(), target.clone()),
+                _ => (String::new(), String::new()),
+            };
+            let text = match step {
+                DialStep::Started => format!("call {call}: calling {a}"),
+                DialStep::ARinging => format!("call {call}: {a} rings"),
+                DialStep::CallingB => format!("call {call}: {a} answered, calling {b}"),
+                DialStep::BRinging => format!("call {call}: {a} answered, {b} rings"),
+            };
+            if out.json {
+                out.json_line(&json!({
+                    "id": id,
+                    "command": request.command.to_string(),
+                    "done": false,
+                    "code": null,
+                    "ok": false,
+                    "text": text,
+                    "call": call,
+                    "step": step.name(),
+                }))?;
+            } else {
+                let line = out.paint(
+                    Paint::Yellow,
+                    &format!("{text} (not connected within the timeout; it goes on: pbxctl calls)"),
+                );
+                out.line(&line)?;
+            }
+            Err(Error::quiet(Status::Partial))
+        }
+    }
 }
 
 /// The text of a receipt's status column.
@@ -487,21 +578,5 @@ mod tests {
         let now2 = now.with_timezone(&plus2); // 00:13:20 on the 15th
         let t = next_time_of_day(&now2, NaiveTime::from_hms_opt(1, 0, 0).expect("t"));
         assert_eq!(t.expect("ok"), 1_700_000_000 + 2800);
-    }
-
-    #[test]
-    fn why_lines_split_steps_and_conclusion() {
-        assert_eq!(
-            why_lines(
-                "21 forwards every call to 35; 35 rings on 1 registered contact(s). \
-                 a call to 21 rings 35 (for 35)"
-            ),
-            vec![
-                "21 forwards every call to 35",
-                "35 rings on 1 registered contact(s).",
-                "a call to 21 rings 35 (for 35)",
-            ]
-        );
-        assert_eq!(why_lines("just one thing"), vec!["just one thing"]);
     }
 }

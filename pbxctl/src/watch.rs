@@ -57,6 +57,10 @@ pub fn event_json(rec: &EventRecord) -> Value {
             targets,
             offline,
         } => json!({ "id": id, "to": to, "targets": targets, "offline": offline }),
+        Event::Dialing { id, call, step } => {
+            json!({ "id": id, "call": call, "step": step.name() })
+        }
+        Event::WhyStep { id, step, text } => json!({ "id": id, "step": step, "text": text }),
         Event::CommandResult { id, code, text } => {
             json!({ "id": id, "code": code.name(), "text": text })
         }

@@ -294,24 +294,42 @@ fn no_daemon_is_status_3() {
     }
 }
 
-const WHY: &str = "21 forwards every call to 35; 35 is busy; it forwards on busy to 36; \
-                   36 rings on 2 registered contact(s). a call to 21 rings 36 (for 36)";
+/// The steps of `why 21` as the switch sends them, before its conclusion.
+const WHY_STEPS: [&str; 4] = [
+    "21 forwards every call to 35",
+    "35 is busy",
+    "it forwards on busy to 36",
+    "36 rings on 2 registered contact(s)",
+];
+const WHY: &str = "a call to 21 rings 36 (for 36)";
 
 #[test]
 fn why_prints_one_step_per_line_and_raw_json() {
-    let f = Fake::answering(answer_ok(WHY));
+    let steps: Receipts = Box::new(|r, _| {
+        WHY_STEPS
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Event::WhyStep {
+                id: r.id,
+                step: i as u16,
+                text: t.to_string(),
+            })
+            .collect()
+    });
+    let f = Fake::answering_with(answer_ok(WHY), steps);
     let o = f.run(&["why", "21"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
         "21 forwards every call to 35\n35 is busy\nit forwards on busy to 36\n\
-         36 rings on 2 registered contact(s).\na call to 21 rings 36 (for 36)\n"
+         36 rings on 2 registered contact(s)\na call to 21 rings 36 (for 36)\n"
     );
     assert_eq!(last_line(&f), "why 21");
     let o = f.run(&["--json", "why", "21"]);
     assert_eq!(code(&o), 0);
     let v = json_of(&o);
     assert_eq!(v["text"], WHY);
+    assert_eq!(v["steps"], json!(WHY_STEPS));
     assert_eq!(v["command"], "why 21");
     assert_eq!(v["code"], "ok");
 }

@@ -192,7 +192,8 @@ its forwards reverts by itself (null: never), the others true or false.
 \fB{"id", "code", "ok", "text", "command"}\fR: the request id, the daemon's result code
 (\fBok\fR, \fBbad\-syntax\fR, \fBunknown\-verb\fR, \fBnot\-found\fR, \fBfailed\fR),
 whether it is \fBok\fR, the daemon's text and the command as sent (for \fBwhy\fR the
-text is the whole explanation, \fB; \fR between the steps).
+text is the conclusion, and \fBsteps\fR the explanation's steps in order, each from
+a typed event of the daemon).
 .TP
 .B message
 \fB{"id", "command", "to", "done", "code", "ok", "text", "delivered", "waiting",
@@ -210,7 +211,9 @@ One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's f
 \fBregistered\fR (ext, contact, user_agent), \fBunregistered\fR (ext, contact, why),
 \fBmessage\fR (id, from, to, status, text; id is the command's for a text sent by
 one, else null), \fBdelivering\fR (id, to, targets, offline: whom a command's text
-went to), \fBresult\fR (id, code, text),
+went to), \fBdialing\fR (id, call, step: started, a\-ringing, calling\-b,
+b\-ringing: how a click\-to\-dial command's call gets on), \fBwhy\-step\fR (id, step,
+text), \fBresult\fR (id, code, text),
 \fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text),
 \fBcall\fR (call, from, to, phase, rings: one per state change and per ring) and
 \fBcall\-record\fR (call, from, to, start_ms, answer_ms, end_ms, duration_s, talk_s,

@@ -204,6 +204,42 @@ impl CallOutcome {
     }
 }
 
+/// Where a click-to-dial call is, before it is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum DialStep {
+    /// The first extension's phone is being called.
+    Started = 1,
+    /// The first extension's phone rings.
+    ARinging = 2,
+    /// The first extension answered; the number is being called.
+    CallingB = 3,
+    /// The number's phone rings.
+    BRinging = 4,
+}
+
+impl DialStep {
+    fn from_u16(v: u16) -> Option<DialStep> {
+        Some(match v {
+            1 => DialStep::Started,
+            2 => DialStep::ARinging,
+            3 => DialStep::CallingB,
+            4 => DialStep::BRinging,
+            _ => return None,
+        })
+    }
+
+    /// Short name: `started`, `a-ringing`, `calling-b`, `b-ringing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DialStep::Started => "started",
+            DialStep::ARinging => "a-ringing",
+            DialStep::CallingB => "calling-b",
+            DialStep::BRinging => "b-ringing",
+        }
+    }
+}
+
 /// Where an upstream route's connection is (the same numbers as
 /// `stateblock::RouteEntry::state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -290,6 +326,26 @@ pub enum Event {
         targets: Vec<u16>,
         /// Extensions of the target that were offline (not sent).
         offline: Vec<u16>,
+    },
+    /// How a click-to-dial command's call is getting on (its result comes when
+    /// the call is connected or has failed).
+    Dialing {
+        /// The command's request id.
+        id: Option<u64>,
+        /// The call's number.
+        call: u32,
+        /// Where it is.
+        step: DialStep,
+    },
+    /// One step of a `why` explanation, before its result (whose text is the
+    /// conclusion): the steps in order, `step` counting from 0.
+    WhyStep {
+        /// The command's request id.
+        id: Option<u64>,
+        /// Its place in the explanation.
+        step: u16,
+        /// What the switch follows at this step (`21 forwards every call to 35`).
+        text: String,
     },
     /// The result of a control line.
     CommandResult {
@@ -411,6 +467,8 @@ const K_CALL_STATE: u16 = 8;
 const K_CALL_RECORD: u16 = 9;
 const K_UPSTREAM: u16 = 10;
 const K_DELIVERING: u16 = 11;
+const K_DIALING: u16 = 12;
+const K_WHY_STEP: u16 = 13;
 
 impl EventSlot {
     /// An empty slot.
@@ -464,6 +522,25 @@ impl EventSlot {
                     s.flags |= FLAG_ID;
                 }
                 vec![from, to, text]
+            }
+            Event::WhyStep { id, step, text } => {
+                s.kind = K_WHY_STEP;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
+                s.status = *step;
+                vec![text]
+            }
+            Event::Dialing { id, call, step } => {
+                s.kind = K_DIALING;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
+                s.status = *step as u16;
+                times = call.to_string();
+                vec![&times]
             }
             Event::Delivering {
                 id,
@@ -583,6 +660,16 @@ impl EventSlot {
                 status: self.status,
                 text: c,
             },
+            K_WHY_STEP => Event::WhyStep {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
+                step: self.status,
+                text: a,
+            },
+            K_DIALING => Event::Dialing {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
+                call: a.parse().ok()?,
+                step: DialStep::from_u16(self.status)?,
+            },
             K_DELIVERING => Event::Delivering {
                 id: (self.flags & FLAG_ID != 0).then_some(self.id),
                 to: a,
@@ -670,6 +757,8 @@ impl Event {
             Event::Unregistered { .. } => "unregistered",
             Event::Message { .. } => "message",
             Event::Delivering { .. } => "delivering",
+            Event::Dialing { .. } => "dialing",
+            Event::WhyStep { .. } => "why-step",
             Event::CommandResult { .. } => "result",
             Event::AuthFailed { .. } => "auth-failed",
             Event::Warning { .. } => "warning",
@@ -709,6 +798,18 @@ impl fmt::Display for Event {
                     write!(f, "#{id} ")?;
                 }
                 write!(f, "message {from} -> {to} [{status}]: {text}")
+            }
+            Event::Dialing { id, call, step } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
+                write!(f, "dial call {call}: {}", step.name())
+            }
+            Event::WhyStep { id, step, text } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
+                write!(f, "why step {step}: {text}")
             }
             Event::Delivering {
                 id,
@@ -837,6 +938,16 @@ mod tests {
                 to: "100".into(),
                 targets: vec![],
                 offline: vec![23],
+            },
+            Event::Dialing {
+                id: Some(4),
+                call: 1_000_007,
+                step: DialStep::BRinging,
+            },
+            Event::WhyStep {
+                id: Some(5),
+                step: 2,
+                text: "21 forwards every call to 35".into(),
             },
             Event::CommandResult {
                 id: Some(42),

@@ -1081,3 +1081,32 @@ fn pbxctl_hangup_ends_a_click_to_dial_call_by_extension_or_number() {
         }
     }
 }
+
+#[test]
+fn click_to_dial_answers_within_its_timeout_with_where_the_call_is() {
+    let sw = Switch::start(&Conf::new(&[21, 35]).build());
+    let a = phone(&sw, 21);
+    let _b = phone(&sw, 35);
+    let dir = sw.runtime_dir().to_path_buf();
+    let bg = std::thread::spawn(move || {
+        pbxctl_in(
+            &dir,
+            &["--json", "--timeout", "2", "dial", "21", "35"],
+            Duration::from_secs(20),
+        )
+    });
+    // 21's phone rings and is never picked up while pbxctl waits.
+    let inv = a.expect_invite("the first leg", T);
+    a.respond(&inv, 180, None);
+    let o = bg.join().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "under way, not connected: {}",
+        show(&o)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["step"], "a-ringing", "{v}");
+    assert_eq!(v["done"], false, "{v}");
+    assert!(v["text"].as_str().unwrap_or("").contains("21 rings"), "{v}");
+}

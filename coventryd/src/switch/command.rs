@@ -110,8 +110,15 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             Err(e) => result(sw, id, ResultCode::Failed, e),
         },
         Command::Why { ext } => {
-            let (code, text) = sw.why(ext);
-            result(sw, id, code, text)
+            let (code, steps, conclusion) = sw.why(ext);
+            for (step, text) in steps.into_iter().enumerate() {
+                sw.out.events.push(Event::WhyStep {
+                    id,
+                    step: u16::try_from(step).unwrap_or(u16::MAX),
+                    text,
+                });
+            }
+            result(sw, id, code, conclusion)
         }
         Command::Dial { ext, target } => sw.dial(now_ms, id, ext, &target),
         Command::RunState { name } => match sw.set_runstate(name.as_deref()) {

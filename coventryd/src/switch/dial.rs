@@ -15,7 +15,7 @@ use crate::sip::dest::Dest;
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
 use crate::switch::transaction::T2_MS;
-use coventry_shared::event::{CallOutcome, CallPhase, Event, ResultCode};
+use coventry_shared::event::{CallOutcome, CallPhase, DialStep, Event, ResultCode};
 use coventry_shared::record::{CallRecord, Route};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry};
 
@@ -91,6 +91,8 @@ pub struct Dial {
     pub slot: Option<usize>,
     /// Result sent.
     pub reported: bool,
+    /// The last progress step reported to the command's sender.
+    pub step: Option<DialStep>,
     /// A re-INVITE from one side waiting for the other side's answer.
     pub reinvite: Option<Reinvite>,
     /// Branches of answered re-INVITEs (to ACK their retransmitted 2xx).
@@ -269,6 +271,7 @@ impl Switch {
                 deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
                 slot,
                 reported: false,
+                step: None,
                 reinvite: None,
                 branches: Vec::new(),
             },
@@ -276,6 +279,20 @@ impl Switch {
         self.dial_by_call_id_insert(no);
         self.send_invite(now_ms, no, Side::A, None);
         self.dial_state(no, CallPhase::Dialing, 0);
+        self.dial_step(no, DialStep::Started);
+    }
+
+    /// Tell the command's sender how its call is getting on (each step once).
+    fn dial_step(&mut self, no: u32, step: DialStep) {
+        let Some(d) = self.dials.get_mut(&no) else {
+            return;
+        };
+        if d.step.is_some_and(|s| s as u16 >= step as u16) {
+            return;
+        }
+        d.step = Some(step);
+        let id = d.id;
+        self.out.events.push(Event::Dialing { id, call: no, step });
     }
 
     fn dial_by_call_id_insert(&mut self, no: u32) {
@@ -445,6 +462,10 @@ impl Switch {
             leg.retx = None;
             if side == Side::A && code != 100 {
                 self.dial_state(no, CallPhase::Ringing, 0);
+                self.dial_step(no, DialStep::ARinging);
+            }
+            if side == Side::B && code != 100 {
+                self.dial_step(no, DialStep::BRinging);
             }
             return;
         }
@@ -538,6 +559,7 @@ impl Switch {
 
     /// A answered with its offer: call B with it.
     fn dial_second_leg(&mut self, now_ms: u64, no: u32, offer: &[u8]) {
+        self.dial_step(no, DialStep::CallingB);
         let Some(d) = self.dials.get(&no) else {
             return;
         };

@@ -549,9 +549,15 @@ impl Switch {
     }
 
     /// `why EXT`: where a call to EXT goes now.
-    pub(super) fn why(&self, ext: u16) -> (ResultCode, String) {
+    /// Why a call to `ext` goes where it goes: the steps followed, in order, and
+    /// the conclusion.
+    pub(super) fn why(&self, ext: u16) -> (ResultCode, Vec<String>, String) {
         if !self.config.is_configured(ext) {
-            return (ResultCode::NotFound, format!("no extension {ext}"));
+            return (
+                ResultCode::NotFound,
+                Vec::new(),
+                format!("no extension {ext}"),
+            );
         }
         let (trail, end) = match self.resolve(&ext.to_string(), 0) {
             Resolution::Ring {
@@ -592,7 +598,7 @@ impl Switch {
         if let (name, Some(_)) = self.runstate() {
             trail.insert(0, format!("run state {name} in force"));
         }
-        (ResultCode::Ok, format!("{}. {end}", trail.join("; ")))
+        (ResultCode::Ok, trail, end)
     }
 
     /// A keypad feature code dialled by `ext`; `None` when `dialled` is none.
