@@ -8,6 +8,23 @@
 //! a message, and are written without quotes.
 
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
+
+/// Whether standard error goes to the systemd journal (`JOURNAL_STREAM` names
+/// its device and inode, systemd.exec(5)): the journal stamps every line itself,
+/// so the switch's lines carry no timestamp there and one everywhere else.
+pub fn under_journald() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
 
 /// Most characters of a network field written to the log; longer ones end in `...`.
 pub const MAX_FIELD_CHARS: usize = 64;

@@ -66,9 +66,15 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
 }
 
 fn main() -> ExitCode {
+    let stamped = !coventryd::logfmt::under_journald();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("COVENTRY_LOG", "info"))
-        .format_timestamp(None)
-        .format_target(false)
+        .format(move |buf, record| {
+            use std::io::Write;
+            if stamped {
+                write!(buf, "{} ", buf.timestamp_millis())?;
+            }
+            writeln!(buf, "[{:<5}] {}", record.level(), record.args())
+        })
         .init();
     let cli = cli::Cli::parse();
     let runtime_dir = runtime::runtime_dir(cli.runtime_dir.as_deref());

@@ -206,15 +206,16 @@ fn why_explains_the_route() {
     lab.command("forward 38 37 busy");
     lab.command("dnd 38 on");
     let (_, r) = lab.command("#8 why 38");
-    let (code, text) = r.expect("result");
+    let (code, _) = r.expect("result");
     assert_eq!(code, ResultCode::Ok);
+    let text = explained(&lab, 8);
     assert!(
         text.contains("38 is on do not disturb, and forwards on busy to 37"),
         "{text}"
     );
     assert!(text.contains("a call to 38 rings 37"), "{text}");
-    let (_, r) = lab.command("#9 why 35");
-    let text = r.expect("result").1;
+    lab.command("#9 why 35");
+    let text = explained(&lab, 9);
     assert!(
         text.contains("coverage rings too: 36") && text.contains("after 2 rings: 37"),
         "{text}"
@@ -243,28 +244,58 @@ fn broadcast_receipts_name_every_extension() {
     });
     assert_eq!(
         result,
-        Some((
-            ResultCode::Ok,
-            "100: delivered to 1 of 2; 35 delivered; 36 failed 486".into()
-        ))
+        Some((ResultCode::Ok, "100: delivered to 1 of 2 online".into()))
     );
+    // The receipts are typed: whom it went to, then each target with the id.
+    assert!(lab.events.iter().any(|e| matches!(e,
+        Event::Delivering { id: Some(11), targets, .. } if targets == &[35, 36])));
+    for (ext, status) in [("35", 200), ("36", 486)] {
+        assert!(
+            lab.events.iter().any(|e| matches!(e,
+                Event::Message { id: Some(11), to, status: s, .. } if to == ext && *s == status)),
+            "receipt of {ext}"
+        );
+    }
     let (sent, _) = lab.command("#12 message all shutdown at 5");
     for port in [6021, 6035, 6036, 6037] {
         let m = to(&sent, port)[0].to_string();
         lab.feed(port, &respond(&m, 200, "x", port, ""));
     }
-    assert!(to(&sent, 6038).is_empty(), "38 is offline: not tried");
+    assert!(
+        to(&sent, 6038).is_empty(),
+        "38 is not registered: not tried"
+    );
     let text = lab.events.iter().rev().find_map(|e| match e {
         Event::CommandResult {
             id: Some(12), text, ..
         } => Some(text.clone()),
         _ => None,
     });
-    assert_eq!(text.as_deref(), Some("all: delivered to 4 of 5; 21 delivered; 35 delivered; 36 delivered; 37 delivered; 38 offline"));
+    assert_eq!(
+        text.as_deref(),
+        Some("all: delivered to 4 of 4 registered now")
+    );
 }
 
 const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n";
 const ANSWER: &str = "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+/// The explanation of `why` command `id` as one line: its typed steps, then its
+/// conclusion (the result's text).
+fn explained(lab: &Lab, id: u64) -> String {
+    let steps: Vec<String> = lab
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WhyStep {
+                id: Some(i), text, ..
+            } if *i == id => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let end = result_of(lab, id).map(|r| r.1).unwrap_or_default();
+    format!("{}. {end}", steps.join("; "))
+}
 
 fn result_of(lab: &Lab, id: u64) -> Option<(ResultCode, String)> {
     lab.events.iter().rev().find_map(|e| match e {
@@ -543,9 +574,10 @@ fn an_extension_in_a_call_is_busy_unless_it_has_call_waiting() {
         lab.feed(6035, &respond(&inv, 200, "t", 6035, SDP));
         let (_, r) = lab.command("forward 35 38 busy");
         assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok));
-        let (_, why) = lab.command("why 35");
+        lab.command("#30 why 35");
+        let why = explained(&lab, 30);
         let sent = lab.call_from("36", "35", "b2");
-        (lab, sent, why.map(|w| w.1).unwrap_or_default())
+        (lab, sent, why)
     };
     let (lab, sent, why) = busy_case(CONF);
     assert_eq!(invites(&sent, 6035), 0, "35 is not disturbed: {sent:?}");
@@ -666,8 +698,8 @@ fn a_run_state_overlays_forwards_dnd_coverage_and_groups() {
         "night: 35 forwards to 38: {sent:?}"
     );
     assert_eq!(invites(&sent, 6035), 0);
-    let (_, why) = lab.command("#4 why 35");
-    assert!(why.expect("why").1.starts_with("run state night in force"));
+    lab.command("#4 why 35");
+    assert!(explained(&lab, 4).starts_with("run state night in force"));
     let sent = lab.call_from("21", "100", "rs2");
     assert_eq!(invites(&sent, 6037), 1, "night: group 100 is 37 alone");
     assert_eq!(invites(&sent, 6035) + invites(&sent, 6036), 0);
