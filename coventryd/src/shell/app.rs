@@ -10,6 +10,7 @@ use crate::shell::persist::{self, Loaded};
 use crate::shell::publish::Publisher;
 use crate::shell::records::{self, Records};
 use crate::shell::secrets;
+use crate::shell::service::ServiceManager;
 use crate::sip::dest::Dest;
 use crate::switch::registrar::Registrar;
 use crate::switch::{Outbox, Switch};
@@ -253,6 +254,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         if listener.is_some() { " and tcp" } else { "" },
         runtime_dir.display()
     );
+    let mut service = ServiceManager::from_env();
     if let Some(w) = sw.config().upstream.local_trust_warning() {
         log::warn!("{w}");
     }
@@ -273,6 +275,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         due_ms: None,
         writing: None,
     };
+    // Everything is in place: a client (or systemd) may rely on the switch now.
+    service.ready(&format!("listening on {local}"), now_ms());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 65_536];
@@ -340,6 +344,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                     });
                 }
                 sw.on_tick(now);
+                service.alive(now);
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
@@ -358,7 +363,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 }
             }
             _ = hup.recv() => {
-                reload(&mut sw, &mut up, (config_path.as_ref(), &persister.state_dir), None)
+                service.reloading();
+                reload(&mut sw, &mut up, (config_path.as_ref(), &persister.state_dir), None);
+                service.reloaded("running");
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -379,6 +386,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     }
 
     sw.on_stop();
+    service.stopping();
     log::info!("stopping");
     publisher.event(
         now_ms(),

@@ -11,3 +11,4 @@ pub mod persist;
 pub mod publish;
 pub mod records;
 pub mod secrets;
+pub mod service;
