@@ -97,6 +97,17 @@ For a service, let the service manager make the runtime directory: with
 \fI/run/coventry\fR owned by the service; operators in its group then run
 .BR pbxctl (1)
 with \fBCOVENTRY_RUNTIME_DIR=/run/coventry\fR.
+.SH "RUNNING AS A SERVICE"
+The Debian package (\fIscripts/package\-deb\fR in the source) installs
+\fIcoventryd.service\fR: \fBType=notify\fR \(em coventryd tells systemd
+\fBREADY=1\fR once it listens, \fBWATCHDOG=1\fR from its main loop at half of
+\fBWatchdogSec\fR (30 s), \fBRELOADING=1\fR around a reload and \fBSTOPPING=1\fR
+\(em run as user \fBcoventry\fR with only \fBCAP_NET_BIND_SERVICE\fR, with
+\fBRuntimeDirectory=coventry\fR and \fBStateDirectory=coventry\fR,
+\fBcoventryd \-\-check\-config\fR before each start and \fBExecReload\fR sending
+\fBSIGHUP\fR. Operators in group \fBcoventry\fR use
+.BR pbxctl (1)
+with \fBCOVENTRY_RUNTIME_DIR=/run/coventry\fR.
 .SH HOOKS
 Executables in the hook directory (\fB[hooks] dir\fR, default
 \fI/usr/libexec/coventry\fR) run on the switch's activity, by file name:

@@ -365,6 +365,17 @@ pub enum CliCommand {
     /// pipe's reader leaves, the terminal hangs up), which it notices at once,
     /// also when no event comes; a closed output ends it quietly with status 0.
     Watch(WatchArgs),
+
+    /// Print the shell completion script of pbxctl for SHELL (bash, zsh, fish,
+    /// elvish, powershell) to standard output.
+    ///
+    /// The Debian package installs them where the shells look; by hand, for
+    /// example: `pbxctl completions bash > ~/.local/share/bash-completion/completions/pbxctl`.
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `on` or `off`.

@@ -116,6 +116,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let dir = coventry_shared::runtime::state_dir(state_dir.as_deref());
             records::run(&mut out, g.json, &dir, &filter)
         }
+        CliCommand::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pbxctl", &mut text);
+            use std::io::Write;
+            std::io::stdout().write_all(&text).map_err(Error::output)
+        }
         CliCommand::Watch(w) => watch::run(
             &mut out,
             &dir,
