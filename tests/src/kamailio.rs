@@ -32,7 +32,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -143,17 +143,7 @@ pub fn tcp_port_listening(port: u16) -> bool {
     proc_net_has("/proc/net/tcp", port, true)
 }
 
-/// A port on 127.0.0.1 free a moment ago for both UDP and TCP, and not handed out
-/// before in this process (see [`crate::free_udp_port`]).
-pub fn free_udp_tcp_port() -> u16 {
-    for _ in 0..1000 {
-        let p = crate::free_udp_port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
-}
+pub use crate::free_udp_tcp_port;
 
 /// Render the template `text`: every `@NAME@` of `vars` replaced; panics naming
 /// any placeholder left over.

@@ -143,6 +143,19 @@ pub fn pbxctl_bin() -> PathBuf {
     binary("pbxctl", "PBXCTL_BIN")
 }
 
+/// A port on 127.0.0.1 free for UDP and TCP a moment ago (for a peer that may
+/// listen on either, as sipp does with `-t t1`), not handed out before in this
+/// process.
+pub fn free_udp_tcp_port() -> u16 {
+    for _ in 0..1000 {
+        let p = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
 /// A UDP port on 127.0.0.1 that was free a moment ago and has not been handed out
 /// before in this process.
 pub fn free_udp_port() -> u16 {

@@ -130,7 +130,8 @@ impl Sipp {
         Sipp {
             scenario: scenario(name),
             remote: None,
-            port: crate::free_udp_port(),
+            // Free for TCP too: scenarios towards the upstream bind TCP (-t t1).
+            port: crate::free_udp_tcp_port(),
             calls: 1,
             timeout: Duration::from_secs(10),
             args: Vec::new(),
