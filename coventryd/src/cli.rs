@@ -44,4 +44,9 @@ pub struct Cli {
     /// Check the configuration, print a summary and exit (status 1 when invalid).
     #[arg(long)]
     pub check_config: bool,
+
+    /// Log to syslog (facility daemon, ident coventryd) instead of standard error,
+    /// through /dev/log or the datagram socket SOCKET.
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    pub syslog: Option<PathBuf>,
 }

@@ -65,18 +65,47 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
     }
 }
 
+/// Log lines go to standard error — with a UTC timestamp unless that is the
+/// systemd journal, which stamps its own — or with `--syslog` to syslog. The level
+/// comes from `COVENTRY_LOG` (default `info`).
+fn init_logging(syslog_socket: Option<&Path>) -> Result<(), String> {
+    let Some(socket) = syslog_socket else {
+        let stamped = !coventryd::logfmt::under_journald();
+        env_logger::Builder::from_env(env_logger::Env::new().filter_or("COVENTRY_LOG", "info"))
+            .format(move |buf, record| {
+                use std::io::Write;
+                if stamped {
+                    write!(buf, "{} ", buf.timestamp_millis())?;
+                }
+                writeln!(buf, "[{:<5}] {}", record.level(), record.args())
+            })
+            .init();
+        return Ok(());
+    };
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_DAEMON,
+        hostname: None,
+        process: "coventryd".into(),
+        pid: std::process::id(),
+    };
+    let logger = syslog::unix_custom(formatter, socket)
+        .map_err(|e| format!("cannot log to syslog at {}: {e}", socket.display()))?;
+    let level = std::env::var("COVENTRY_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    log::set_boxed_logger(Box::new(syslog::BasicLogger::new(logger)))
+        .map_err(|e| format!("logger: {e}"))?;
+    log::set_max_level(level);
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let stamped = !coventryd::logfmt::under_journald();
-    env_logger::Builder::from_env(env_logger::Env::new().filter_or("COVENTRY_LOG", "info"))
-        .format(move |buf, record| {
-            use std::io::Write;
-            if stamped {
-                write!(buf, "{} ", buf.timestamp_millis())?;
-            }
-            writeln!(buf, "[{:<5}] {}", record.level(), record.args())
-        })
-        .init();
     let cli = cli::Cli::parse();
+    if let Err(e) = init_logging(cli.syslog.as_deref()) {
+        eprintln!("coventryd: {e}");
+        return ExitCode::from(1);
+    }
     let runtime_dir = runtime::runtime_dir(cli.runtime_dir.as_deref());
     let state_dir = runtime::state_dir(cli.state_dir.as_deref());
     let (config, config_path) = match load_config(&cli, &state_dir) {

@@ -163,7 +163,9 @@ when the switch stops are killed.
 coventryd logs to standard error, one line per event, with its level in brackets
 (\fB[WARN ]\fR) after a UTC timestamp (\fB2026\-12\-04T00:53:54.415Z\fR); under
 systemd, when standard error is the journal (\fBJOURNAL_STREAM\fR), the journal stamps
-the lines and coventryd writes none. The level is chosen with
+the lines and coventryd writes none. With \fB\-\-syslog\fR the lines go to syslog
+instead (facility \fBdaemon\fR, ident \fBcoventryd\fR, through \fI/dev/log\fR or the
+socket given), which the fail2ban filter reads as well. The level is chosen with
 \fBCOVENTRY_LOG\fR (default \fBinfo\fR). Every field taken from a request (user
 names, methods, user agents, contact URIs) is written in double quotes, with
 \fB"\fR and \fB\e\fR escaped, control characters and anything outside printable

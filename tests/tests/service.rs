@@ -99,3 +99,37 @@ fn the_switch_tells_systemd_ready_alive_reloading_and_stopping() {
     let st = poll_until(T, || d.0.try_wait().unwrap()).expect("it stops");
     assert!(st.success());
 }
+
+#[test]
+fn with_syslog_the_lines_go_to_the_syslog_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("log");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let conf = dir.path().join("coventry.conf");
+    std::fs::write(&conf, Conf::new(&[21]).build()).unwrap();
+    let child = Command::new(coventryd_bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("--runtime-dir")
+        .arg(dir.path().join("run"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--syslog")
+        .arg(&sock_path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    // RFC 3164: <PRI>TIMESTAMP coventryd[PID]: TEXT, facility daemon (3).
+    let got = until(&sock, "listening on", T);
+    let line = got
+        .iter()
+        .find(|m| m.contains("listening on"))
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert!(line.starts_with("<30>"), "daemon.info: {line}");
+    assert!(
+        line.contains(&format!("coventryd[{}]: ", d.0.id())),
+        "{line}"
+    );
+}
