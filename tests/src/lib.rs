@@ -22,6 +22,7 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod linphone;
 pub mod pty;
 pub mod sipp;
 pub mod ua;
