@@ -510,8 +510,8 @@ impl SippRun {
 }
 
 /// Start a server-mode sipp phone (`uas_message.xml`, one MESSAGE, 15 s) for
-/// extension `ext` and register its contact with a sipp REGISTER (MD5: configure
-/// the switch with `algorithm = md5` first in the list). Returns the running phone;
+/// extension `ext` and register its contact with a sipp REGISTER (sipp answers
+/// the first challenge only, and only MD5: the switch's default). Returns the running phone;
 /// [`SippChild::wait`] gives its outcome and [`logged`] what it received.
 pub fn sipp_phone(sw: &crate::Switch, ext: u16) -> SippChild {
     register_phone(
@@ -522,8 +522,8 @@ pub fn sipp_phone(sw: &crate::Switch, ext: u16) -> SippChild {
 }
 
 /// Start the server-mode sipp `uas` (any phone scenario) and register its contact
-/// `sip:EXT@127.0.0.1:PORT` for extension `ext` with a sipp REGISTER (MD5: the
-/// switch must offer `algorithm = md5` first). Returns the running phone.
+/// `sip:EXT@127.0.0.1:PORT` for extension `ext` with a sipp REGISTER (MD5, the
+/// switch's default offer). Returns the running phone.
 pub fn register_phone(sw: &crate::Switch, ext: u16, uas: Sipp) -> SippChild {
     let uas = uas.spawn();
     let contact = uas.contact_uri(&ext.to_string());

@@ -381,3 +381,28 @@ fn sipp_to_sipp() {
         run.report()
     );
 }
+
+/// sipp across a restart: a phone registered before the daemon restarts is
+/// still registered after it (the bindings are kept) and gets a text sent then.
+#[test]
+fn a_sipp_phone_registered_before_a_restart_gets_texts_after_it() {
+    let mut sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let uas = coventry_tests::sipp::sipp_phone(&sw, 22);
+    sw.restart();
+    sw.wait_state("22 still registered", T, |s| s.is_registered(22));
+    let o = sw.pbxctl(&["message", "22", "after the restart ✓"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = uas.wait();
+    run.assert_success("the sipp phone receives the text after the restart");
+    assert_eq!(
+        coventry_tests::sipp::logged(&run.logs, "text"),
+        Some("after the restart ✓"),
+        "{}",
+        run.report()
+    );
+}
