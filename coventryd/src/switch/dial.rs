@@ -8,7 +8,7 @@
 //! route set).
 
 use super::call::Retx;
-use super::features::Resolution;
+use super::features::{Caller, Resolution};
 use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
@@ -564,7 +564,7 @@ impl Switch {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
-        let resolution = match self.resolve(&target, a) {
+        let resolution = match self.resolve(&target, Caller::Extension(a)) {
             Resolution::Upstream { kind, number, .. } => match self.route_status(kind) {
                 RouteStatus::Up(link, peer) => Ok((
                     Some((self.upstream_uri(&number, link), Dest::Tcp(peer), 0)),

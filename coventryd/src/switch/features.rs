@@ -57,6 +57,76 @@ pub enum Resolution {
     },
 }
 
+/// Who is calling, as routing sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// An extension (it never rings itself through coverage or a group).
+    Extension(u16),
+    /// The upstream peer: local numbers only, no speed dials.
+    Upstream,
+    /// Nobody (`why`, or a caller outside the plan).
+    Nobody,
+}
+
+impl Caller {
+    /// The caller an extension number (or none) stands for.
+    pub(super) fn of(ext: Option<u16>) -> Caller {
+        ext.map_or(Caller::Nobody, Caller::Extension)
+    }
+}
+
+/// A call's way through forwards so far: the number it stands at, what the
+/// switch followed (for `why` and the log) and the forwards (for the record).
+struct Walk {
+    number: String,
+    trail: Vec<String>,
+    hops: Vec<Hop>,
+}
+
+impl Walk {
+    /// Follow extension `from`'s forward to `to`.
+    fn forward(&mut self, from: u16, to: String, why: HopReason) -> Step {
+        self.hops.push(Hop {
+            from,
+            to: to.clone(),
+            why,
+        });
+        self.number = to;
+        Step::Next
+    }
+
+    /// The call fails with `(code, reason, outcome)`; `why` ends the trail.
+    fn fail(
+        &mut self,
+        (code, reason, outcome): (u16, &'static str, CallOutcome),
+        why: String,
+    ) -> Resolution {
+        self.trail.push(why);
+        Resolution::Fail {
+            code,
+            reason,
+            outcome,
+            trail: std::mem::take(&mut self.trail),
+        }
+    }
+
+    /// The call goes out on route `kind` to `number`.
+    fn upstream(&mut self, kind: RouteKind, number: String) -> Resolution {
+        Resolution::Upstream {
+            kind,
+            number,
+            hops: std::mem::take(&mut self.hops),
+            trail: std::mem::take(&mut self.trail),
+        }
+    }
+}
+
+/// One step of a walk: go on from the new number, or the answer.
+enum Step {
+    Next,
+    Done(Resolution),
+}
+
 impl Switch {
     /// Whether extension `n` is in a call: it called and the call is not over,
     /// it answered one, or it is a party of a click-to-dial call. The busy lamp
@@ -164,8 +234,8 @@ impl Switch {
 
     /// Whether extension `e` may ring for a call from `caller` as a group member
     /// or coverage: another extension, registered, not on do not disturb, not busy.
-    fn is_free(&self, e: u16, caller: u16) -> bool {
-        e != caller
+    fn is_free(&self, e: u16, caller: Caller) -> bool {
+        caller != Caller::Extension(e)
             && !self.registrar.contacts(e).is_empty()
             && !self.ext_settings(e).dnd
             && !self.is_busy(e)
@@ -180,272 +250,240 @@ impl Switch {
     }
 
     /// Where a call from `caller` to `dialled` goes now.
-    pub(super) fn resolve(&self, dialled: &str, caller: u16) -> Resolution {
-        self.resolve_from(dialled, caller, false)
-    }
-
-    /// Where a call to `dialled` goes now; `from_upstream`: it came from the
-    /// upstream peer, which may reach local numbers only (the switch is no transit
-    /// exchange: only a local forward sends such a call back out).
-    pub(super) fn resolve_from(
-        &self,
-        dialled: &str,
-        caller: u16,
-        from_upstream: bool,
-    ) -> Resolution {
-        let mut trail = Vec::new();
-        let mut hops = Vec::new();
-        let mut number = dialled.to_string();
-        if !from_upstream {
-            if let Some(t) = self.speed_dial(&number) {
-                trail.push(format!("speed dial {number} is {t}"));
-                number = t;
+    pub(super) fn resolve(&self, dialled: &str, caller: Caller) -> Resolution {
+        let mut walk = Walk {
+            number: dialled.to_string(),
+            trail: Vec::new(),
+            hops: Vec::new(),
+        };
+        if caller != Caller::Upstream {
+            if let Some(t) = self.speed_dial(&walk.number) {
+                walk.trail
+                    .push(format!("speed dial {} is {t}", walk.number));
+                walk.number = t;
             }
         }
         for hop in 0..=MAX_HOPS {
-            let cfg = &self.config;
-            let outward = !(from_upstream && hop == 0);
-            if outward && cfg.upstream.is_emergency(&number) {
-                match (
-                    self.route_status(RouteKind::Emergency),
-                    &cfg.upstream.emergency_local,
-                ) {
-                    (RouteStatus::Up(..), _) | (RouteStatus::Down(_), None) => {
-                        trail.push(format!("{number} is an emergency number: emergency route"));
-                        return Resolution::Upstream {
-                            kind: RouteKind::Emergency,
-                            number,
-                            hops,
-                            trail,
-                        };
-                    }
-                    (_, Some(local)) => {
-                        trail.push(format!(
-                            "{number} is an emergency number and no emergency route is up: \
-                             it rings {local} (emergency_local)"
-                        ));
-                        number = local.clone();
-                        continue;
-                    }
-                    (RouteStatus::None, None) => {
-                        trail.push(format!(
-                            "{number} is an emergency number, but there is no emergency route \
-                             or emergency_local"
-                        ));
-                        return Resolution::Fail {
-                            code: 404,
-                            reason: "Not Found (no emergency route)",
-                            outcome: CallOutcome::Unknown,
-                            trail,
-                        };
-                    }
-                }
-            }
-            let fail = |code, reason, outcome, mut trail: Vec<String>, why: String| {
-                trail.push(why);
-                Resolution::Fail {
-                    code,
-                    reason,
-                    outcome,
-                    trail,
-                }
+            // The upstream peer may reach local numbers only (the switch is no
+            // transit exchange): only a local forward sends its call back out.
+            let outward = !(caller == Caller::Upstream && hop == 0);
+            let step = match self.emergency_step(&mut walk, outward) {
+                Some(step) => step,
+                None => self.number_step(&mut walk, caller, outward),
             };
-            match classify(
-                cfg.server.plan,
-                &cfg.groups,
-                |n| cfg.is_configured(n),
-                &number,
-            ) {
-                Target::Extension(n) => {
-                    let s = self.ext_settings(n);
-                    let registered = !self.registrar.contacts(n).is_empty();
-                    let follow = |kind: ForwardKind, s: &ExtSettings| {
-                        s.forward(kind).map(|f| f.target.clone())
-                    };
-                    if let Some(t) = follow(ForwardKind::Always, &s) {
-                        trail.push(format!("{n} forwards every call to {t}"));
-                        hops.push(Hop {
-                            from: n,
-                            to: t.clone(),
-                            why: HopReason::Always,
-                        });
-                        number = t;
-                        continue;
-                    }
-                    let busy_reason = if s.dnd {
-                        Some("is on do not disturb")
-                    } else if self.is_busy(n) {
-                        Some("is busy (in a call, without call waiting)")
-                    } else {
-                        None
-                    };
-                    if let Some(why) = busy_reason {
-                        if let Some(t) = follow(ForwardKind::Busy, &s) {
-                            trail.push(format!("{n} {why}, and forwards on busy to {t}"));
-                            hops.push(Hop {
-                                from: n,
-                                to: t.clone(),
-                                why: HopReason::Busy,
-                            });
-                            number = t;
-                            continue;
-                        }
-                        let reason = if s.dnd {
-                            "Busy Here (do not disturb)"
-                        } else {
-                            "Busy Here"
-                        };
-                        return fail(
-                            486,
-                            reason,
-                            CallOutcome::Busy,
-                            trail,
-                            format!("{n} {why}: busy"),
-                        );
-                    }
-                    if !registered {
-                        if let Some(t) = follow(ForwardKind::NoAnswer, &s)
-                            .or_else(|| follow(ForwardKind::Busy, &s))
-                        {
-                            trail.push(format!("{n} is not registered, so it forwards to {t}"));
-                            hops.push(Hop {
-                                from: n,
-                                to: t.clone(),
-                                why: HopReason::Unregistered,
-                            });
-                            number = t;
-                            continue;
-                        }
-                        return fail(
-                            480,
-                            "Temporarily Unavailable (not registered)",
-                            CallOutcome::Unavailable,
-                            trail,
-                            format!("{n} is not registered: unavailable"),
-                        );
-                    }
-                    let line = self.config.lines.get(&n);
-                    let free = |e: &u16| self.is_free(*e, caller);
-                    let mut now = vec![n];
-                    let coverage = self.coverage_of(n);
-                    now.extend(coverage.iter().copied().filter(free));
-                    let later: Vec<u16> = line
-                        .map(|l| {
-                            l.delayed
-                                .iter()
-                                .copied()
-                                .filter(|e| !now.contains(e))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let delay = line.map_or(2, |l| l.delay);
-                    let contacts = self.registrar.contacts(n).len();
-                    trail.push(format!("{n} rings on {contacts} registered contact(s)"));
-                    if now.len() > 1 {
-                        trail.push(format!("coverage rings too: {}", join(&now[1..])));
-                    }
-                    if !later.is_empty() {
-                        trail.push(format!("after {delay} rings: {}", join(&later)));
-                    }
-                    let noanswer = follow(ForwardKind::NoAnswer, &s);
-                    if let Some(t) = &noanswer {
-                        trail.push(format!(
-                            "unanswered after {} rings it forwards to {t}",
-                            self.config.calls.noanswer
-                        ));
-                    }
-                    return Resolution::Ring {
-                        primary: n,
-                        now,
-                        later,
-                        delay,
-                        noanswer,
-                        hops,
-                        trail,
-                    };
-                }
-                Target::Group(g) => {
-                    let members = self.members_of(g);
-                    let ringing: Vec<u16> = members
-                        .iter()
-                        .copied()
-                        .filter(|e| self.is_free(*e, caller))
-                        .collect();
-                    if ringing.is_empty() {
-                        return fail(
-                            480,
-                            "Temporarily Unavailable (nobody in the group can take it)",
-                            CallOutcome::Unavailable,
-                            trail,
-                            format!("group {g}: no member is free"),
-                        );
-                    }
-                    trail.push(format!("group {g} rings {}", join(&ringing)));
-                    return Resolution::Ring {
-                        primary: ringing[0],
-                        now: ringing,
-                        later: Vec::new(),
-                        delay: 0,
-                        noanswer: None,
-                        hops,
-                        trail,
-                    };
-                }
-                Target::External(s)
-                    if !s.is_empty()
-                        && s.len() < usize::from(cfg.server.plan.digits())
-                        && s.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    return fail(
-                        484,
-                        "Address Incomplete",
-                        CallOutcome::Incomplete,
-                        trail,
-                        format!("{s} is too short"),
-                    );
-                }
-                Target::System | Target::All => {
-                    return fail(
-                        404,
-                        "Not Found",
-                        CallOutcome::Unknown,
-                        trail,
-                        format!("{number} cannot be called"),
-                    );
-                }
-                Target::External(s)
-                    if outward
-                        && !s.is_empty()
-                        && s.len() <= 32
-                        && self.route_status(RouteKind::Default) != RouteStatus::None
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"+*#-._".contains(&b)) =>
-                {
-                    trail.push(format!("{s} is not local: upstream"));
-                    return Resolution::Upstream {
-                        kind: RouteKind::Default,
-                        number: s,
-                        hops,
-                        trail,
-                    };
-                }
-                Target::Unknown(s) | Target::External(s) => {
-                    return fail(
-                        404,
-                        "Not Found",
-                        CallOutcome::Unknown,
-                        trail,
-                        format!("{s} is not a number here"),
-                    );
-                }
+            match step {
+                Step::Next => continue,
+                Step::Done(r) => return r,
             }
         }
-        trail.push(format!("more than {MAX_HOPS} forwards"));
-        Resolution::Fail {
-            code: 482,
-            reason: "Loop Detected (forward chain)",
-            outcome: CallOutcome::Failed,
-            trail,
+        walk.fail(
+            (482, "Loop Detected (forward chain)", CallOutcome::Failed),
+            format!("more than {MAX_HOPS} forwards"),
+        )
+    }
+
+    /// An emergency number (when the call may go out): the emergency route, or
+    /// `emergency_local` when no emergency route is up. `None`: not one.
+    fn emergency_step(&self, walk: &mut Walk, outward: bool) -> Option<Step> {
+        let number = walk.number.clone();
+        if !outward || !self.config.upstream.is_emergency(&number) {
+            return None;
+        }
+        Some(
+            match (
+                self.route_status(RouteKind::Emergency),
+                &self.config.upstream.emergency_local,
+            ) {
+                (RouteStatus::Up(..), _) | (RouteStatus::Down(_), None) => {
+                    walk.trail
+                        .push(format!("{number} is an emergency number: emergency route"));
+                    Step::Done(walk.upstream(RouteKind::Emergency, number))
+                }
+                (_, Some(local)) => {
+                    walk.trail.push(format!(
+                        "{number} is an emergency number and no emergency route is up: \
+                         it rings {local} (emergency_local)"
+                    ));
+                    walk.number = local.clone();
+                    Step::Next
+                }
+                (RouteStatus::None, None) => Step::Done(walk.fail(
+                    (404, "Not Found (no emergency route)", CallOutcome::Unknown),
+                    format!(
+                        "{number} is an emergency number, but there is no emergency route \
+                         or emergency_local"
+                    ),
+                )),
+            },
+        )
+    }
+
+    /// What the number the walk stands at is: an extension, a group, a number
+    /// outside, or nothing that can be called.
+    fn number_step(&self, walk: &mut Walk, caller: Caller, outward: bool) -> Step {
+        let cfg = &self.config;
+        let number = walk.number.clone();
+        match classify(
+            cfg.server.plan,
+            &cfg.groups,
+            |n| cfg.is_configured(n),
+            &number,
+        ) {
+            Target::Extension(n) => self.extension_step(walk, n, caller),
+            Target::Group(g) => Step::Done(self.group_step(walk, g, caller)),
+            Target::External(s)
+                if !s.is_empty()
+                    && s.len() < usize::from(cfg.server.plan.digits())
+                    && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Step::Done(walk.fail(
+                    (484, "Address Incomplete", CallOutcome::Incomplete),
+                    format!("{s} is too short"),
+                ))
+            }
+            Target::System | Target::All => Step::Done(walk.fail(
+                (404, "Not Found", CallOutcome::Unknown),
+                format!("{number} cannot be called"),
+            )),
+            Target::External(s)
+                if outward
+                    && !s.is_empty()
+                    && s.len() <= 32
+                    && self.route_status(RouteKind::Default) != RouteStatus::None
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+*#-._".contains(&b)) =>
+            {
+                walk.trail.push(format!("{s} is not local: upstream"));
+                Step::Done(walk.upstream(RouteKind::Default, s))
+            }
+            Target::Unknown(s) | Target::External(s) => Step::Done(walk.fail(
+                (404, "Not Found", CallOutcome::Unknown),
+                format!("{s} is not a number here"),
+            )),
+        }
+    }
+
+    /// Extension `n`: its forward (always; on busy or DND; when not registered),
+    /// busy, unavailable, or it rings with its coverage.
+    fn extension_step(&self, walk: &mut Walk, n: u16, caller: Caller) -> Step {
+        let s = self.ext_settings(n);
+        let follow = |kind: ForwardKind| s.forward(kind).map(|f| f.target.clone());
+        if let Some(t) = follow(ForwardKind::Always) {
+            walk.trail.push(format!("{n} forwards every call to {t}"));
+            return walk.forward(n, t, HopReason::Always);
+        }
+        let busy_reason = if s.dnd {
+            Some("is on do not disturb")
+        } else if self.is_busy(n) {
+            Some("is busy (in a call, without call waiting)")
+        } else {
+            None
+        };
+        if let Some(why) = busy_reason {
+            if let Some(t) = follow(ForwardKind::Busy) {
+                walk.trail
+                    .push(format!("{n} {why}, and forwards on busy to {t}"));
+                return walk.forward(n, t, HopReason::Busy);
+            }
+            let reason = if s.dnd {
+                "Busy Here (do not disturb)"
+            } else {
+                "Busy Here"
+            };
+            return Step::Done(
+                walk.fail((486, reason, CallOutcome::Busy), format!("{n} {why}: busy")),
+            );
+        }
+        if self.registrar.contacts(n).is_empty() {
+            if let Some(t) = follow(ForwardKind::NoAnswer).or_else(|| follow(ForwardKind::Busy)) {
+                walk.trail
+                    .push(format!("{n} is not registered, so it forwards to {t}"));
+                return walk.forward(n, t, HopReason::Unregistered);
+            }
+            return Step::Done(walk.fail(
+                (
+                    480,
+                    "Temporarily Unavailable (not registered)",
+                    CallOutcome::Unavailable,
+                ),
+                format!("{n} is not registered: unavailable"),
+            ));
+        }
+        let line = self.config.lines.get(&n);
+        let mut now = vec![n];
+        now.extend(
+            self.coverage_of(n)
+                .iter()
+                .copied()
+                .filter(|e| self.is_free(*e, caller)),
+        );
+        let later: Vec<u16> = line
+            .map(|l| {
+                l.delayed
+                    .iter()
+                    .copied()
+                    .filter(|e| !now.contains(e))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let delay = line.map_or(2, |l| l.delay);
+        let contacts = self.registrar.contacts(n).len();
+        walk.trail
+            .push(format!("{n} rings on {contacts} registered contact(s)"));
+        if now.len() > 1 {
+            walk.trail
+                .push(format!("coverage rings too: {}", join(&now[1..])));
+        }
+        if !later.is_empty() {
+            walk.trail
+                .push(format!("after {delay} rings: {}", join(&later)));
+        }
+        let noanswer = follow(ForwardKind::NoAnswer);
+        if let Some(t) = &noanswer {
+            walk.trail.push(format!(
+                "unanswered after {} rings it forwards to {t}",
+                self.config.calls.noanswer
+            ));
+        }
+        Step::Done(Resolution::Ring {
+            primary: n,
+            now,
+            later,
+            delay,
+            noanswer,
+            hops: std::mem::take(&mut walk.hops),
+            trail: std::mem::take(&mut walk.trail),
+        })
+    }
+
+    /// Group `g`: its members that are free ring together.
+    fn group_step(&self, walk: &mut Walk, g: u16, caller: Caller) -> Resolution {
+        let ringing: Vec<u16> = self
+            .members_of(g)
+            .iter()
+            .copied()
+            .filter(|e| self.is_free(*e, caller))
+            .collect();
+        if ringing.is_empty() {
+            return walk.fail(
+                (
+                    480,
+                    "Temporarily Unavailable (nobody in the group can take it)",
+                    CallOutcome::Unavailable,
+                ),
+                format!("group {g}: no member is free"),
+            );
+        }
+        walk.trail
+            .push(format!("group {g} rings {}", join(&ringing)));
+        Resolution::Ring {
+            primary: ringing[0],
+            now: ringing,
+            later: Vec::new(),
+            delay: 0,
+            noanswer: None,
+            hops: std::mem::take(&mut walk.hops),
+            trail: std::mem::take(&mut walk.trail),
         }
     }
 
@@ -559,7 +597,7 @@ impl Switch {
                 format!("no extension {ext}"),
             );
         }
-        let (trail, end) = match self.resolve(&ext.to_string(), 0) {
+        let (trail, end) = match self.resolve(&ext.to_string(), Caller::Nobody) {
             Resolution::Ring {
                 primary,
                 now,

@@ -4,7 +4,7 @@
 //! state to its record.
 
 use super::call::{better_final, outcome_of, Branch, BranchState, Call, CallerInvite, Party, Retx};
-use super::features::Resolution;
+use super::features::{Caller, Resolution};
 use super::indialog::tag_of;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
@@ -159,7 +159,12 @@ impl Switch {
             (now_ms, deadline_ms),
         );
         call.slot = self.calls.slots.take(no);
-        let resolution = self.resolve_from(&dialled, call.caller.ext.unwrap_or(0), from_upstream);
+        let from = if from_upstream {
+            Caller::Upstream
+        } else {
+            Caller::of(call.caller.ext)
+        };
+        let resolution = self.resolve(&dialled, from);
         self.calls.by_call_id.insert(call.call_id.clone(), no);
         match resolution {
             Resolution::Upstream {
@@ -926,7 +931,7 @@ impl Switch {
         let Some(caller) = self.calls.calls.get(&no).map(|c| c.caller.ext) else {
             return false;
         };
-        match self.resolve(target, caller.unwrap_or(0)) {
+        match self.resolve(target, Caller::of(caller)) {
             Resolution::Ring {
                 primary,
                 now,
