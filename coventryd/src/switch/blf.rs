@@ -60,7 +60,7 @@ pub struct Subscription {
 impl Switch {
     /// Whether a SUBSCRIBE is for the switch itself (BLF or system state).
     pub(super) fn is_local_subscribe(&self, req: &rsip::Request, f: &Fields<'_>) -> bool {
-        if self.subscriptions.contains_key(f.call_id) {
+        if self.subscriptions.served.contains_key(f.call_id) {
             return true;
         }
         let user = req.uri.auth.as_ref().map(|a| a.user.as_str()).unwrap_or("");
@@ -108,7 +108,7 @@ impl Switch {
         let host = self.via_host(dest.ip());
         let exp = expires.to_string();
         let ours = format!("<sip:system@{host}>");
-        if let Some(sub) = self.subscriptions.get_mut(f.call_id) {
+        if let Some(sub) = self.subscriptions.served.get_mut(f.call_id) {
             sub.expires_ms = now_ms + u64::from(expires) * 1000;
             sub.last_body = None; // a refresh gets a full NOTIFY
             self.answer(
@@ -149,7 +149,7 @@ impl Switch {
                 }
             };
             let tag = r.to_tag.clone();
-            self.subscriptions.insert(
+            self.subscriptions.served.insert(
                 f.call_id.to_string(),
                 Subscription {
                     watch,
@@ -174,7 +174,7 @@ impl Switch {
         }
         self.notify(now_ms, f.call_id, expires == 0);
         if expires == 0 {
-            self.subscriptions.remove(f.call_id);
+            self.subscriptions.served.remove(f.call_id);
         }
     }
 
@@ -212,13 +212,13 @@ impl Switch {
     /// Send a NOTIFY on subscription `id` when its content changed (or `last`).
     fn notify(&mut self, now_ms: u64, id: &str, terminated: bool) {
         let host = self.local_hostport();
-        let Some(watch) = self.subscriptions.get(id).map(|s| s.watch) else {
+        let Some(watch) = self.subscriptions.served.get(id).map(|s| s.watch) else {
             return;
         };
         let (body, ctype, event, states) = match watch {
             Watch::Dialog(ext) => {
                 let now = self.dialogs_of(ext);
-                let Some(sub) = self.subscriptions.get(id) else {
+                let Some(sub) = self.subscriptions.served.get(id) else {
                     return;
                 };
                 let mut dialogs = String::new();
@@ -247,7 +247,7 @@ impl Switch {
                 (b, EXT_STATE_TYPE, EXT_STATE_EVENT, BTreeMap::new())
             }
         };
-        let Some(sub) = self.subscriptions.get_mut(id) else {
+        let Some(sub) = self.subscriptions.served.get_mut(id) else {
             return;
         };
         if sub.last_body.as_deref() == Some(body.as_str()) && !terminated {
@@ -325,18 +325,19 @@ impl Switch {
 
     /// After every input: NOTIFY subscribers whose view changed; end expired ones.
     pub(super) fn blf_update(&mut self, now_ms: u64) {
-        if self.subscriptions.is_empty() {
+        if self.subscriptions.served.is_empty() {
             return;
         }
-        let ids: Vec<String> = self.subscriptions.keys().cloned().collect();
+        let ids: Vec<String> = self.subscriptions.served.keys().cloned().collect();
         for id in ids {
             let expired = self
                 .subscriptions
+                .served
                 .get(&id)
                 .is_some_and(|s| s.expires_ms <= now_ms);
             self.notify(now_ms, &id, expired);
             if expired {
-                self.subscriptions.remove(&id);
+                self.subscriptions.served.remove(&id);
             }
         }
     }

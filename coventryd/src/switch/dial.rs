@@ -18,6 +18,7 @@ use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, DialStep, Event, ResultCode};
 use coventry_shared::record::{CallRecord, Route};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry};
+use std::collections::HashMap;
 
 /// Which leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,17 @@ pub struct Reinvite {
     pub cseq: u32,
 }
 
+/// The click-to-dial calls in progress and how their messages find them.
+#[derive(Debug, Default)]
+pub(super) struct DialBook {
+    /// By call number.
+    pub calls: HashMap<u32, Dial>,
+    /// By the branches of the INVITEs the switch sent for them, with the leg.
+    pub branches: HashMap<String, (u32, Side)>,
+    /// By the Call-ID of either leg.
+    pub by_call_id: HashMap<String, u32>,
+}
+
 impl Switch {
     fn leg(&mut self, call_id: String, uri: &str, dest: Dest, from: String, to: String) -> Leg {
         let branch = self.branch('d');
@@ -185,7 +197,7 @@ impl Switch {
     }
 
     fn send_invite(&mut self, now_ms: u64, no: u32, side: Side, body: Option<&[u8]>) {
-        let Some(d) = self.dials.get(&no) else {
+        let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
         let Some(leg) = (match side {
@@ -196,7 +208,7 @@ impl Switch {
         };
         let bytes = self.leg_request(leg, "INVITE", 1, body, &leg.via.clone());
         let (dest, branch) = (leg.dest, leg.branch.clone());
-        self.dial_branches.insert(branch, (no, side));
+        self.dials.branches.insert(branch, (no, side));
         self.send(dest, bytes.clone());
         if let Some(leg) = self.dial_leg(no, side) {
             leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
@@ -205,7 +217,7 @@ impl Switch {
 
     /// Where the INVITE of call `no`'s leg `side` went.
     pub(super) fn dial_leg_sent_to(&self, no: u32, side: Side) -> Option<Dest> {
-        let d = self.dials.get(&no)?;
+        let d = self.dials.calls.get(&no)?;
         match side {
             Side::A => Some(d.leg_a.sent_to),
             Side::B => d.leg_b.as_ref().map(|l| l.sent_to),
@@ -213,7 +225,7 @@ impl Switch {
     }
 
     fn dial_leg(&mut self, no: u32, side: Side) -> Option<&mut Leg> {
-        let d = self.dials.get_mut(&no)?;
+        let d = self.dials.calls.get_mut(&no)?;
         match side {
             Side::A => Some(&mut d.leg_a),
             Side::B => d.leg_b.as_mut(),
@@ -257,7 +269,7 @@ impl Switch {
         let leg_a = self.leg(call_id, &uri, Dest::Udp(dest), from, to);
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
         let slot = self.calls.slots.take(no);
-        self.dials.insert(
+        self.dials.calls.insert(
             no,
             Dial {
                 id,
@@ -284,7 +296,7 @@ impl Switch {
 
     /// Tell the command's sender how its call is getting on (each step once).
     fn dial_step(&mut self, no: u32, step: DialStep) {
-        let Some(d) = self.dials.get_mut(&no) else {
+        let Some(d) = self.dials.calls.get_mut(&no) else {
             return;
         };
         if d.step.is_some_and(|s| s as u16 >= step as u16) {
@@ -296,20 +308,20 @@ impl Switch {
     }
 
     fn dial_by_call_id_insert(&mut self, no: u32) {
-        if let Some(d) = self.dials.get(&no) {
+        if let Some(d) = self.dials.calls.get(&no) {
             let mut ids = vec![d.leg_a.call_id.clone()];
             if let Some(b) = &d.leg_b {
                 ids.push(b.call_id.clone());
             }
             for cid in ids {
-                self.dial_by_call_id.insert(cid, no);
+                self.dials.by_call_id.insert(cid, no);
             }
         }
     }
 
     /// Call-table entry, bits and a state event for a click-to-dial call.
     fn dial_state(&mut self, no: u32, phase: CallPhase, status: u16) {
-        let Some(d) = self.dials.get(&no) else {
+        let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
         let mut e = CallEntry::FREE;
@@ -343,7 +355,7 @@ impl Switch {
 
     /// End a click-to-dial call: record, result, table.
     fn dial_end(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16, text: String) {
-        let Some(d) = self.dials.get_mut(&no) else {
+        let Some(d) = self.dials.calls.get_mut(&no) else {
             return;
         };
         let (id, reported) = (d.id, d.reported);
@@ -382,7 +394,7 @@ impl Switch {
             self.calls.slots.ended(slot, now_ms);
         }
         self.dial_state(no, CallPhase::Ended, status);
-        if let Some(slot) = self.dials.get(&no).and_then(|d| d.slot) {
+        if let Some(slot) = self.dials.calls.get(&no).and_then(|d| d.slot) {
             if let Some(e) = self.out.calls.get_mut(&slot) {
                 e.outcome = outcome as u16;
                 e.end_ms = now_ms;
@@ -397,25 +409,25 @@ impl Switch {
             };
             super::command::result(self, id, code, text);
         }
-        if let Some(d) = self.dials.remove(&no) {
+        if let Some(d) = self.dials.calls.remove(&no) {
             // The lamps of its parties without it.
             self.publish_bits(d.a);
             self.publish_bits(d.b);
-            self.dial_by_call_id.remove(&d.leg_a.call_id);
-            self.dial_branches.remove(&d.leg_a.branch);
+            self.dials.by_call_id.remove(&d.leg_a.call_id);
+            self.dials.branches.remove(&d.leg_a.branch);
             for b in &d.branches {
-                self.dial_branches.remove(b);
+                self.dials.branches.remove(b);
             }
             if let Some(b) = d.leg_b {
-                self.dial_by_call_id.remove(&b.call_id);
-                self.dial_branches.remove(&b.branch);
+                self.dials.by_call_id.remove(&b.call_id);
+                self.dials.branches.remove(&b.branch);
             }
         }
     }
 
     /// Send an in-dialog request (ACK, BYE) on a leg.
     fn leg_send(&mut self, now_ms: u64, no: u32, side: Side, method: &str, body: Option<&[u8]>) {
-        let Some(leg) = self.dials.get(&no).and_then(|d| match side {
+        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match side {
             Side::A => Some(&d.leg_a),
             Side::B => d.leg_b.as_ref(),
         }) else {
@@ -492,7 +504,7 @@ impl Switch {
                 Side::B => {
                     self.leg_send(now_ms, no, Side::B, "ACK", None);
                     self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
-                    if let Some(d) = self.dials.get_mut(&no) {
+                    if let Some(d) = self.dials.calls.get_mut(&no) {
                         d.answer_ms = now_ms;
                         d.reported = true;
                         let (id, a, t) = (d.id, d.a, d.target.clone());
@@ -515,7 +527,7 @@ impl Switch {
             leg.to = to;
             leg.contact = uri;
         }
-        if let Some(leg) = self.dials.get(&no).map(|d| match side {
+        if let Some(leg) = self.dials.calls.get(&no).map(|d| match side {
             Side::A => &d.leg_a,
             Side::B => d.leg_b.as_ref().unwrap_or(&d.leg_a),
         }) {
@@ -523,7 +535,7 @@ impl Switch {
             let dest = leg.dest;
             self.send(dest, bytes);
         }
-        let Some(d) = self.dials.get(&no) else {
+        let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
@@ -560,7 +572,7 @@ impl Switch {
     /// A answered with its offer: call B with it.
     fn dial_second_leg(&mut self, now_ms: u64, no: u32, offer: &[u8]) {
         self.dial_step(no, DialStep::CallingB);
-        let Some(d) = self.dials.get(&no) else {
+        let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
@@ -624,7 +636,7 @@ impl Switch {
         let from = format!("\"{}\" <sip:{a}@{host}>;tag={tag}", name.replace('"', ""));
         let to = format!("<sip:{callee}@{host}>");
         let leg = self.leg(call_id, &uri, dest, from, to);
-        if let Some(d) = self.dials.get_mut(&no) {
+        if let Some(d) = self.dials.calls.get_mut(&no) {
             d.leg_b = Some(leg);
             d.b = b;
         }
@@ -636,6 +648,7 @@ impl Switch {
     pub(super) fn dials_of(&self, n: u16) -> Vec<u32> {
         let mut v: Vec<u32> = self
             .dials
+            .calls
             .iter()
             .filter(|(_, d)| d.a == n || d.b == n)
             .map(|(no, _)| *no)
@@ -647,7 +660,7 @@ impl Switch {
     /// The operator ends click-to-dial call `no`: BYE on a connected leg,
     /// CANCEL on a ringing one. Returns what was hung up, for the result.
     pub(super) fn dial_hangup(&mut self, now_ms: u64, no: u32) -> Option<String> {
-        let d = self.dials.get(&no)?;
+        let d = self.dials.calls.get(&no)?;
         let label = format!("{no} ({} -> {})", d.a, d.target);
         let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
         let mut cancels = Vec::new();
@@ -689,6 +702,7 @@ impl Switch {
     /// start, B once its leg answered.
     pub(super) fn in_dial(&self, n: u16) -> bool {
         self.dials
+            .calls
             .values()
             .any(|d| d.a == n || (d.b == n && d.leg_b.as_ref().is_some_and(|l| l.answered)))
     }
@@ -699,6 +713,7 @@ impl Switch {
         n: u16,
     ) -> Vec<(String, &'static str, &'static str, String)> {
         self.dials
+            .calls
             .iter()
             .filter_map(|(no, d)| {
                 let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
@@ -723,7 +738,7 @@ impl Switch {
         f: &Fields<'_>,
         r: super::reply::Replier,
     ) {
-        let Some(d) = self.dials.get(&no) else {
+        let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
         // Each leg is a dialog between the switch and one phone: only that phone
@@ -776,9 +791,14 @@ impl Switch {
         body: &[u8],
         r: super::reply::Replier,
     ) {
-        let pending = self.dials.get(&no).is_some_and(|d| d.reinvite.is_some());
+        let pending = self
+            .dials
+            .calls
+            .get(&no)
+            .is_some_and(|d| d.reinvite.is_some());
         let connected = self
             .dials
+            .calls
             .get(&no)
             .and_then(|d| d.leg_b.as_ref())
             .is_some_and(|b| b.answered);
@@ -802,7 +822,7 @@ impl Switch {
         leg.cseq += 1;
         let cseq = leg.cseq;
         let dest = leg.dest;
-        let Some(leg) = self.dials.get(&no).and_then(|d| match other {
+        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match other {
             Side::A => Some(&d.leg_a),
             Side::B => d.leg_b.as_ref(),
         }) else {
@@ -818,7 +838,7 @@ impl Switch {
             ClientTag::DialReinvite(no),
             now_ms,
         );
-        if let Some(d) = self.dials.get_mut(&no) {
+        if let Some(d) = self.dials.calls.get_mut(&no) {
             d.reinvite = Some(Reinvite {
                 replier: r,
                 to: other,
@@ -839,10 +859,15 @@ impl Switch {
         code: u16,
         resp: Option<&rsip::Response>,
     ) {
-        let Some(ri) = self.dials.get_mut(&no).and_then(|d| d.reinvite.take()) else {
+        let Some(ri) = self
+            .dials
+            .calls
+            .get_mut(&no)
+            .and_then(|d| d.reinvite.take())
+        else {
             return;
         };
-        let Some(leg) = self.dials.get(&no).and_then(|d| match ri.to {
+        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match ri.to {
             Side::A => Some(&d.leg_a),
             Side::B => d.leg_b.as_ref(),
         }) else {
@@ -860,8 +885,8 @@ impl Switch {
             let dest = leg.dest;
             if (200..300).contains(&code) {
                 // Its retransmissions reach on_dial_response, which ACKs again.
-                self.dial_branches.insert(ri.branch.clone(), (no, ri.to));
-                if let Some(d) = self.dials.get_mut(&no) {
+                self.dials.branches.insert(ri.branch.clone(), (no, ri.to));
+                if let Some(d) = self.dials.calls.get_mut(&no) {
                     d.branches.push(ri.branch.clone());
                 }
                 if let Some(leg) = self.dial_leg(no, ri.to) {
@@ -892,11 +917,11 @@ impl Switch {
 
     /// Timers of click-to-dial calls: INVITE retransmissions, A not answering.
     pub(super) fn dials_tick(&mut self, now_ms: u64) {
-        let numbers: Vec<u32> = self.dials.keys().copied().collect();
+        let numbers: Vec<u32> = self.dials.calls.keys().copied().collect();
         for no in numbers {
             let mut resend = Vec::new();
             let mut timed_out = false;
-            if let Some(d) = self.dials.get_mut(&no) {
+            if let Some(d) = self.dials.calls.get_mut(&no) {
                 for leg in [Some(&mut d.leg_a), d.leg_b.as_mut()].into_iter().flatten() {
                     if let Some(r) = leg.retx.as_mut() {
                         match r.due(now_ms, T2_MS * 16) {
@@ -913,7 +938,7 @@ impl Switch {
                 self.send(to, bytes);
             }
             if timed_out {
-                let Some(d) = self.dials.get(&no) else {
+                let Some(d) = self.dials.calls.get(&no) else {
                     continue;
                 };
                 let a = d.a;

@@ -119,7 +119,7 @@ impl Switch {
                 caller_tag: c.caller.tag.clone().unwrap_or_default(),
             });
         }
-        let s = self.relayed_subscriptions.get(call_id)?;
+        let s = self.subscriptions.relayed.get(call_id)?;
         let mut caller = vec![s.subscriber];
         caller.extend(self.phones_of(Some(s.subscriber_ext).filter(|e| *e != 0)));
         let mut callee = vec![s.notifier];

@@ -1060,7 +1060,7 @@ impl Switch {
             None => target
                 .parse::<u32>()
                 .ok()
-                .filter(|n| self.dials.contains_key(n))
+                .filter(|n| self.dials.calls.contains_key(n))
                 .into_iter()
                 .collect(),
         };

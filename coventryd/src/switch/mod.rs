@@ -123,6 +123,24 @@ impl Outbox {
     }
 }
 
+/// The subscriptions the switch knows, by Call-ID.
+#[derive(Default)]
+struct Subscriptions {
+    /// Those it serves itself (BLF, system state).
+    served: HashMap<String, blf::Subscription>,
+    /// Those it passed between phones (their dialogs, to relay in them).
+    relayed: HashMap<String, passthrough::RelayedSubscription>,
+}
+
+/// The core's side of the upstream.
+#[derive(Default)]
+struct UpstreamState {
+    /// The links and whether each is connected.
+    links: Vec<upstream::Link>,
+    /// MESSAGEs relayed upstream awaiting their answer, by client-transaction tag.
+    messages: HashMap<u64, upstream::UpstreamMessage>,
+}
+
 /// The switch's state.
 pub struct Switch {
     config: Config,
@@ -141,17 +159,11 @@ pub struct Switch {
     /// Feature-code calls the switch answered itself: Call-ID → how to hang up.
     local_dialogs: HashMap<String, keypad::LocalDialog>,
     /// Click-to-dial calls by number, by our INVITE branches, by leg Call-ID.
-    dials: HashMap<u32, dial::Dial>,
-    dial_branches: HashMap<String, (u32, dial::Side)>,
-    dial_by_call_id: HashMap<String, u32>,
-    /// Subscriptions the switch serves (BLF, system state), by Call-ID.
-    subscriptions: HashMap<String, blf::Subscription>,
-    /// Subscriptions the switch passed between phones, by Call-ID.
-    relayed_subscriptions: HashMap<String, passthrough::RelayedSubscription>,
-    /// The upstream links and whether each is connected.
-    links: Vec<upstream::Link>,
-    /// MESSAGEs relayed upstream awaiting their answer, by client-transaction tag.
-    upstream_messages: HashMap<u64, upstream::UpstreamMessage>,
+    dials: dial::DialBook,
+    /// Subscriptions the switch serves and those it passed between phones.
+    subscriptions: Subscriptions,
+    /// The upstream links and the texts waiting on them.
+    upstream: UpstreamState,
     /// The time of the latest input.
     last_now: u64,
     /// Token marking this instance's Record-Route and branches.
@@ -263,13 +275,9 @@ impl Switch {
             calls: CallBook::default(),
             settings: Settings::default(),
             local_dialogs: HashMap::new(),
-            dials: HashMap::new(),
-            dial_branches: HashMap::new(),
-            dial_by_call_id: HashMap::new(),
-            subscriptions: HashMap::new(),
-            relayed_subscriptions: HashMap::new(),
-            links: Vec::new(),
-            upstream_messages: HashMap::new(),
+            dials: dial::DialBook::default(),
+            subscriptions: Subscriptions::default(),
+            upstream: UpstreamState::default(),
             last_now: 0,
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
@@ -281,7 +289,7 @@ impl Switch {
             ids: IdSource::new(),
             out: Outbox::default(),
         };
-        sw.links = upstream::links_of(&sw.config.upstream);
+        sw.upstream.links = upstream::links_of(&sw.config.upstream);
         sw.apply_changes(dropped);
         sw
     }
@@ -381,7 +389,7 @@ impl Switch {
         };
         if config.upstream.links() != self.config.upstream.links() {
             // The I/O shell reconnects and reports the new links' states.
-            self.links = upstream::links_of(&config.upstream);
+            self.upstream.links = upstream::links_of(&config.upstream);
         }
         self.guard.set_rules(guard::Rules::of(&config.security));
         self.auth_log.set_limit(config.security.log_failures);
@@ -472,7 +480,7 @@ impl Switch {
         let Some(top) = f.vias.first().copied() else {
             return;
         };
-        let dial = self.dial_by_call_id.get(f.call_id).copied();
+        let dial = self.dials.by_call_id.get(f.call_id).copied();
         if method == "ACK" {
             if dial.is_some() {
                 return; // the ACK of a click-to-dial leg's 2xx to us
@@ -605,7 +613,7 @@ impl Switch {
             }
             return;
         }
-        if let Some((no, side)) = self.dial_branches.get(&branch).copied() {
+        if let Some((no, side)) = self.dials.branches.get(&branch).copied() {
             if self
                 .dial_leg_sent_to(no, side)
                 .is_some_and(|d| d.same_party(src))

@@ -160,7 +160,7 @@ impl Switch {
         f: &Fields<'_>,
     ) -> bool {
         let expires_ms = lifetime_ms(f, now_ms);
-        if let Some(s) = self.relayed_subscriptions.get_mut(f.call_id) {
+        if let Some(s) = self.subscriptions.relayed.get_mut(f.call_id) {
             // A retransmission, or the same Call-ID subscribing again.
             if s.subscriber.same_party(subscriber) {
                 s.expires_ms = expires_ms;
@@ -170,20 +170,21 @@ impl Switch {
             }
             return false;
         }
-        if self.relayed_subscriptions.len() >= MAX_RELAYED_SUBSCRIPTIONS {
+        if self.subscriptions.relayed.len() >= MAX_RELAYED_SUBSCRIPTIONS {
             self.forget_subscriptions(now_ms);
         }
         let held = self
-            .relayed_subscriptions
+            .subscriptions
+            .relayed
             .values()
             .filter(|s| s.subscriber_ext == subscriber_ext)
             .count();
-        if self.relayed_subscriptions.len() >= MAX_RELAYED_SUBSCRIPTIONS
+        if self.subscriptions.relayed.len() >= MAX_RELAYED_SUBSCRIPTIONS
             || held >= MAX_RELAYED_PER_EXTENSION
         {
             return false;
         }
-        self.relayed_subscriptions.insert(
+        self.subscriptions.relayed.insert(
             f.call_id.to_string(),
             RelayedSubscription {
                 subscriber,
@@ -209,14 +210,15 @@ impl Switch {
         if side != Side::Caller || method != "SUBSCRIBE" {
             return;
         }
-        if let Some(s) = self.relayed_subscriptions.get_mut(f.call_id) {
+        if let Some(s) = self.subscriptions.relayed.get_mut(f.call_id) {
             s.expires_ms = lifetime_ms(f, now_ms);
         }
     }
 
     /// Forget subscriptions past their expiry.
     pub(super) fn forget_subscriptions(&mut self, now_ms: u64) {
-        self.relayed_subscriptions
+        self.subscriptions
+            .relayed
             .retain(|_, s| s.expires_ms > now_ms);
     }
 }

@@ -58,21 +58,26 @@ pub enum RouteStatus {
 impl Switch {
     /// A link came up (`Some(remote address)`) or went down (`None`).
     pub fn on_link(&mut self, link: usize, connected: Option<SocketAddr>) {
-        if let Some(l) = self.links.get_mut(link) {
+        if let Some(l) = self.upstream.links.get_mut(link) {
             l.connected = connected;
         }
     }
 
     /// The links (state-block figures the core keeps: `refused`).
     pub fn links(&self) -> &[Link] {
-        &self.links
+        &self.upstream.links
     }
 
     /// Where requests of `kind` can go now.
     pub(super) fn route_status(&self, kind: RouteKind) -> RouteStatus {
-        match self.links.iter().position(|l| l.kinds.contains(&kind)) {
+        match self
+            .upstream
+            .links
+            .iter()
+            .position(|l| l.kinds.contains(&kind))
+        {
             None => RouteStatus::None,
-            Some(i) => match self.links[i].connected {
+            Some(i) => match self.upstream.links[i].connected {
                 Some(a) => RouteStatus::Up(i, a),
                 None => RouteStatus::Down(i),
             },
@@ -96,6 +101,7 @@ impl Switch {
             Err(_) => {
                 // A host name: only an upstream peer's own name means anything.
                 return self
+                    .upstream
                     .links
                     .iter()
                     .find(|l| l.peer.host.eq_ignore_ascii_case(host) && l.peer.port == port)
@@ -103,7 +109,11 @@ impl Switch {
                     .map(Dest::Tcp);
             }
         };
-        let link = self.links.iter().any(|l| l.connected == Some(addr));
+        let link = self
+            .upstream
+            .links
+            .iter()
+            .any(|l| l.connected == Some(addr));
         Some(if link || (tcp && self.is_upstream_ip(addr.ip())) {
             Dest::Tcp(addr)
         } else {
@@ -114,7 +124,7 @@ impl Switch {
     /// Whether `ip` is an upstream peer's: a link's, or in `trust`.
     fn is_upstream_ip(&self, ip: IpAddr) -> bool {
         self.config.upstream.trust.contains(&ip)
-            || self.links.iter().any(|l| {
+            || self.upstream.links.iter().any(|l| {
                 l.connected.is_some_and(|a| a.ip() == ip)
                     || l.peer.host.parse::<IpAddr>().is_ok_and(|h| h == ip)
             })
@@ -217,7 +227,7 @@ impl Switch {
             .upstream
             .domain
             .clone()
-            .or_else(|| self.links.get(link).map(|l| l.peer.to_string()))
+            .or_else(|| self.upstream.links.get(link).map(|l| l.peer.to_string()))
             .unwrap_or_default();
         format!("sip:{number}@{domain}")
     }
@@ -246,7 +256,7 @@ impl Switch {
 
     /// Refuse a request because its route is down: 503 with Retry-After.
     pub(super) fn route_down(&mut self, link: usize) -> (u16, String) {
-        if let Some(l) = self.links.get_mut(link) {
+        if let Some(l) = self.upstream.links.get_mut(link) {
             l.refused += 1;
         }
         (503, self.config.upstream.retry_after.to_string())
@@ -356,7 +366,7 @@ impl Switch {
         );
         self.server_tx.pending(r.key.clone(), now_ms);
         let id = self.ids.number();
-        self.upstream_messages.insert(
+        self.upstream.messages.insert(
             id,
             UpstreamMessage {
                 replier: r,
@@ -379,7 +389,7 @@ impl Switch {
         status: u16,
         resp: Option<&rsip::Response>,
     ) {
-        let Some(m) = self.upstream_messages.remove(&id) else {
+        let Some(m) = self.upstream.messages.remove(&id) else {
             return;
         };
         if (200..300).contains(&status) {
