@@ -123,6 +123,18 @@ impl Outbox {
     }
 }
 
+/// Who is who: the digest authority, the guard against guessing and the rate
+/// limit of the failure log.
+struct Authentication {
+    digest: DigestAuthority,
+    /// Failed authentications per source and user name, and who has to wait.
+    guard: guard::AuthGuard,
+    /// When the guard last dropped what it had forgotten.
+    guard_expired_ms: u64,
+    /// Rate limit of the failed-authentication log lines.
+    auth_log: auth_log::AuthLog,
+}
+
 /// The subscriptions the switch knows, by Call-ID.
 #[derive(Default)]
 struct Subscriptions {
@@ -144,13 +156,8 @@ struct UpstreamState {
 /// The switch's state.
 pub struct Switch {
     config: Config,
-    digest: DigestAuthority,
-    /// Failed authentications per source and user name, and who has to wait.
-    guard: guard::AuthGuard,
-    /// When the guard last dropped what it had forgotten.
-    guard_expired_ms: u64,
-    /// Rate limit of the failed-authentication log lines.
-    auth_log: auth_log::AuthLog,
+    /// Digest, the auth guard and the failure log.
+    auth: Authentication,
     registrar: Registrar,
     server_tx: ServerTransactions,
     client_tx: ClientTransactions<ClientTag>,
@@ -264,10 +271,12 @@ impl Switch {
         let mut registrar = registrar;
         let dropped = registrar.retain_extensions(|e| config.is_configured(e));
         let mut sw = Switch {
-            digest: new_digest(&config),
-            guard: guard::AuthGuard::new(guard::Rules::of(&config.security)),
-            guard_expired_ms: 0,
-            auth_log: auth_log::AuthLog::new(config.security.log_failures),
+            auth: Authentication {
+                digest: new_digest(&config),
+                guard: guard::AuthGuard::new(guard::Rules::of(&config.security)),
+                guard_expired_ms: 0,
+                auth_log: auth_log::AuthLog::new(config.security.log_failures),
+            },
             config,
             registrar,
             server_tx: ServerTransactions::default(),
@@ -391,12 +400,14 @@ impl Switch {
             // The I/O shell reconnects and reports the new links' states.
             self.upstream.links = upstream::links_of(&config.upstream);
         }
-        self.guard.set_rules(guard::Rules::of(&config.security));
-        self.auth_log.set_limit(config.security.log_failures);
+        self.auth
+            .guard
+            .set_rules(guard::Rules::of(&config.security));
+        self.auth.auth_log.set_limit(config.security.log_failures);
         self.config = config;
         self.out.config_changed = true;
         if realm_changed {
-            self.digest = new_digest(&self.config);
+            self.auth.digest = new_digest(&self.config);
         }
         let cfg = &self.config;
         let dropped = self.registrar.retain_extensions(|e| cfg.is_configured(e));
@@ -675,7 +686,7 @@ impl Switch {
     /// The daemon is stopping: write what is still pending in the log (the
     /// counts of failure lines left out), so nothing is lost.
     pub fn on_stop(&mut self) {
-        let summaries = self.auth_log.take_all();
+        let summaries = self.auth.auth_log.take_all();
         register::log_summaries(&summaries);
     }
 

@@ -63,7 +63,7 @@ impl Switch {
             .and_then(claimed_username)
             .unwrap_or_else(|| claimed.to_string());
         let bound = self.is_bound(&who, src);
-        if let Admission::Wait { retry_after_s } = self.guard.admit(now_ms, src, &who, bound) {
+        if let Admission::Wait { retry_after_s } = self.auth.guard.admit(now_ms, src, &who, bound) {
             self.auth_refused(now_ms, src, req, &who, retry_after_s);
             let retry = retry_after_s.to_string();
             self.answer_ref(
@@ -82,20 +82,20 @@ impl Switch {
         let uri = digest_uri_to_check(&serialize::format_uri(&req.uri), value);
         let config = &self.config;
         let peer = claim.peer;
-        let checked = self.digest.digests_checked();
-        let verdict = self.digest.verify(now, &method, &uri, value, |user| {
+        let checked = self.auth.digest.digests_checked();
+        let verdict = self.auth.digest.verify(now, &method, &uri, value, |user| {
             if peer {
                 Switch::peer_credentials(config, user)
             } else {
                 Switch::credentials(config, user)
             }
         });
-        self.counters.digests_checked += self.digest.digests_checked().saturating_sub(checked);
+        self.counters.digests_checked += self.auth.digest.digests_checked().saturating_sub(checked);
         match verdict {
             Verdict::Ok { username } => {
                 if username != claimed {
                     let bound = self.is_bound(claimed, src);
-                    self.guard.failed(now_ms, src, claimed, bound);
+                    self.auth.guard.failed(now_ms, src, claimed, bound);
                     let why = "credentials of another extension";
                     self.auth_failed(now_ms, src, req, &username, why);
                     self.answer_ref(now_ms, r, 403, Some("Forbidden (identity mismatch)"), &[]);
@@ -114,7 +114,7 @@ impl Switch {
                     );
                     return Auth::Answered;
                 }
-                self.guard.succeeded(now_ms, src, &username);
+                self.auth.guard.succeeded(now_ms, src, &username);
                 Auth::Ok(username)
             }
             Verdict::Stale => {
@@ -123,13 +123,13 @@ impl Switch {
             }
             Verdict::Dead => {
                 // A guess on a nonce that already failed: counted, never checked.
-                self.guard.failed(now_ms, src, &who, bound);
+                self.auth.guard.failed(now_ms, src, &who, bound);
                 self.auth_failed(now_ms, src, req, &who, "nonce already failed");
                 self.challenge(now_ms, now, (challenge_code, false), (r, &who));
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
-                self.guard.failed(now_ms, src, &who, bound);
+                self.auth.guard.failed(now_ms, src, &who, bound);
                 self.auth_failed(now_ms, src, req, &who, reason);
                 self.answer_ref(now_ms, r, 403, Some("Forbidden"), &[]);
                 Auth::Answered
@@ -193,7 +193,7 @@ impl Switch {
             "WWW-Authenticate"
         };
         let offer = self.offer_for(user).to_vec();
-        let values = self.digest.challenges_for(now, stale, &offer);
+        let values = self.auth.digest.challenges_for(now, stale, &offer);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
         self.answer_ref(now_ms, r, code, None, &extra);
     }
@@ -209,7 +209,7 @@ impl Switch {
         why: &str,
     ) {
         self.counters.auth_failures += 1;
-        if !self.auth_log.note(now_ms, src.ip()).write {
+        if !self.auth.auth_log.note(now_ms, src.ip()).write {
             return;
         }
         log::warn!(
@@ -232,7 +232,7 @@ impl Switch {
         retry_after_s: u64,
     ) {
         self.counters.auth_refused += 1;
-        if !self.auth_log.note(now_ms, src.ip()).write {
+        if !self.auth.auth_log.note(now_ms, src.ip()).write {
             return;
         }
         log::warn!(
@@ -256,11 +256,11 @@ impl Switch {
     /// Clock work of authentication: summaries of the failure lines left out, and
     /// forgetting old failures now and then.
     pub(super) fn auth_tick(&mut self, now_ms: u64) {
-        let summaries = self.auth_log.take_summaries(now_ms);
+        let summaries = self.auth.auth_log.take_summaries(now_ms);
         log_summaries(&summaries);
-        if now_ms.saturating_sub(self.guard_expired_ms) >= GUARD_EXPIRY_INTERVAL_MS {
-            self.guard_expired_ms = now_ms;
-            self.guard.expire(now_ms);
+        if now_ms.saturating_sub(self.auth.guard_expired_ms) >= GUARD_EXPIRY_INTERVAL_MS {
+            self.auth.guard_expired_ms = now_ms;
+            self.auth.guard.expire(now_ms);
         }
     }
 
