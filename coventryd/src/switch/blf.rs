@@ -6,6 +6,7 @@
 
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::Incoming;
 use super::{ClientTag, Switch};
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
@@ -69,14 +70,9 @@ impl Switch {
     }
 
     /// A SUBSCRIBE (new or refresh) the switch serves.
-    pub(super) fn on_subscribe(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Replier,
-    ) {
+    pub(super) fn on_subscribe(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming { now_ms, req, f, .. } = *inc;
+        let src = inc.from.addr();
         let user = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();

@@ -6,6 +6,7 @@
 //! or a guessed tag earn a stranger nothing.
 
 use super::trust::{back_of, UNTRUSTED_IDENTITY};
+use super::Incoming;
 use super::Switch;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
@@ -137,14 +138,13 @@ impl Switch {
     /// from the incoming one so retransmissions take the same path. Refused
     /// (`r`: answered; an ACK is dropped) unless it comes from one of the
     /// dialog's parties and goes to the other.
-    pub(super) fn route_in_dialog(
-        &mut self,
-        now_ms: u64,
-        from: Dest,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Option<super::reply::Replier>,
-    ) {
+    pub(super) fn route_in_dialog(&mut self, inc: &Incoming<'_>, r: Option<super::reply::Replier>) {
+        let Incoming {
+            now_ms,
+            from,
+            req,
+            f,
+        } = *inc;
         let method = req.method.to_string();
         let reject = |sw: &mut Switch, code: u16, reason: Option<&str>| {
             if let Some(r) = r.clone() {

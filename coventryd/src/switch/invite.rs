@@ -10,6 +10,7 @@ use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::upstream::RouteStatus;
+use super::Incoming;
 use super::{ClientTag, Switch};
 use crate::config::RouteKind;
 use crate::sip::dest::Dest;
@@ -67,14 +68,13 @@ impl Switch {
     /// A new call: an INVITE without a To tag, from `from`. A Route naming the
     /// switch (a phone's outbound proxy setting) changes nothing: the caller
     /// authenticates like any other, and our Route entries are taken off.
-    pub(super) fn on_invite(
-        &mut self,
-        now_ms: u64,
-        from: Dest,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Replier,
-    ) {
+    pub(super) fn on_invite(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming {
+            now_ms,
+            from,
+            req,
+            f,
+        } = *inc;
         let src = from.addr();
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return self.answer(now_ms, r, 483, None, &[]);
@@ -711,7 +711,10 @@ impl Switch {
 
     /// The caller CANCELs its INVITE: the CANCEL must match the INVITE's branch
     /// and come from where the INVITE came from.
-    pub(super) fn on_cancel(&mut self, now_ms: u64, from: Dest, f: &Fields<'_>, r: Replier) {
+    pub(super) fn on_cancel(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming {
+            now_ms, from, f, ..
+        } = *inc;
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
@@ -742,7 +745,10 @@ impl Switch {
 
     /// An ACK: for our non-2xx final it ends the server transaction; an ACK for a
     /// 2xx is routed end to end like any in-dialog request.
-    pub(super) fn on_ack(&mut self, now_ms: u64, from: Dest, req: &rsip::Request, f: &Fields<'_>) {
+    pub(super) fn on_ack(&mut self, inc: &Incoming<'_>) {
+        let Incoming {
+            now_ms, from, f, ..
+        } = *inc;
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
@@ -760,7 +766,7 @@ impl Switch {
             }
         }
         if !tag_of(f.to).is_empty() {
-            self.route_in_dialog(now_ms, from, req, f, None);
+            self.route_in_dialog(inc, None);
         }
     }
 

@@ -3,12 +3,11 @@
 use super::delivery::{Origin, Relayed, Request};
 use super::register::{Auth, Claim};
 use super::reply::Replier;
+use super::Incoming;
 use super::Switch;
-use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
 use coventry_shared::dialplan::{classify, Target};
 use coventry_shared::event::Event;
-use std::net::SocketAddr;
 
 pub use coventry_shared::control::MAX_TEXT_CHARS;
 
@@ -46,14 +45,9 @@ pub(super) fn check_text(
 }
 
 impl Switch {
-    pub(super) fn on_message(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Replier,
-    ) {
+    pub(super) fn on_message(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming { now_ms, req, f, .. } = *inc;
+        let src = inc.from.addr();
         let sender = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();

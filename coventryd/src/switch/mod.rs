@@ -135,6 +135,17 @@ struct Authentication {
     auth_log: auth_log::AuthLog,
 }
 
+/// A request as the core's handlers take it: when it came, from where (the
+/// transport address), the message and its fields. The handler's `Replier`
+/// travels beside it (it is consumed by the answer).
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    now_ms: u64,
+    from: Dest,
+    req: &'a rsip::Request,
+    f: &'a Fields<'a>,
+}
+
 /// The subscriptions the switch knows, by Call-ID.
 #[derive(Default)]
 struct Subscriptions {
@@ -485,7 +496,6 @@ impl Switch {
     }
 
     fn on_request(&mut self, now_ms: u64, from: Dest, req: rsip::Request) {
-        let src = from.addr();
         let method = req.method.to_string();
         let f = Fields::of(&req.headers);
         let Some(top) = f.vias.first().copied() else {
@@ -496,7 +506,12 @@ impl Switch {
             if dial.is_some() {
                 return; // the ACK of a click-to-dial leg's 2xx to us
             }
-            return self.on_ack(now_ms, from, &req, &f);
+            return self.on_ack(&Incoming {
+                now_ms,
+                from,
+                req: &req,
+                f: &f,
+            });
         }
         let top_via = parse::parse_via(top);
         // The transaction is the sender's own: a stranger who copies a phone's
@@ -526,6 +541,12 @@ impl Switch {
         }
         let tag = self.ids.next();
         let r = Replier::new(key, from, (&method, top_via), &f, tag);
+        let inc = &Incoming {
+            now_ms,
+            from,
+            req: &req,
+            f: &f,
+        };
         // A request with a To tag belongs to a dialog: only a dialog the switch
         // made, and only from its parties, gets anywhere (see `indialog`).
         let in_dialog = parse_name_addr(f.to).is_some_and(|n| n.tag().is_some());
@@ -541,8 +562,8 @@ impl Switch {
                 Some("Forbidden (not from the upstream)"),
                 &[],
             ),
-            "REGISTER" => self.on_register(now_ms, src, &req, &f, r),
-            "MESSAGE" => self.on_message(now_ms, src, &req, &f, r),
+            "REGISTER" => self.on_register(inc, r),
+            "MESSAGE" => self.on_message(inc, r),
             "OPTIONS" => self.answer(
                 now_ms,
                 r,
@@ -550,18 +571,16 @@ impl Switch {
                 None,
                 &[("Allow", ALLOW), ("Accept", "text/plain")],
             ),
-            "INVITE" if in_dialog => self.route_in_dialog(now_ms, from, &req, &f, Some(r)),
-            "INVITE" => self.on_invite(now_ms, from, &req, &f, r),
-            "SUBSCRIBE" if self.is_local_subscribe(&req, &f) => {
-                self.on_subscribe(now_ms, src, &req, &f, r)
-            }
-            "CANCEL" => self.on_cancel(now_ms, from, &f, r),
+            "INVITE" if in_dialog => self.route_in_dialog(inc, Some(r)),
+            "INVITE" => self.on_invite(inc, r),
+            "SUBSCRIBE" if self.is_local_subscribe(&req, &f) => self.on_subscribe(inc, r),
+            "CANCEL" => self.on_cancel(inc, r),
             "BYE" | "UPDATE" | "INFO" | "PRACK" | "NOTIFY" | "REFER" | "SUBSCRIBE" | "PUBLISH"
                 if in_dialog =>
             {
-                self.route_in_dialog(now_ms, from, &req, &f, Some(r))
+                self.route_in_dialog(inc, Some(r))
             }
-            "SUBSCRIBE" | "NOTIFY" | "PUBLISH" => self.on_passthrough(now_ms, src, &req, &f, r),
+            "SUBSCRIBE" | "NOTIFY" | "PUBLISH" => self.on_passthrough(inc, r),
             "BYE" | "UPDATE" | "INFO" | "PRACK" | "REFER" => self.answer(now_ms, r, 481, None, &[]),
             _ => self.answer(now_ms, r, 501, None, &[("Allow", ALLOW)]),
         }

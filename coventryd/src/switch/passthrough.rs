@@ -8,13 +8,13 @@ use super::indialog::{tag_of, Side};
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::{back_of, UNTRUSTED_IDENTITY};
+use super::Incoming;
 use super::Switch;
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, Rewrite};
 use crate::sip::headers::Fields;
 use crate::sip::{parse, parse::parse_name_addr, parse::parse_via};
 use coventry_shared::dialplan::{classify, Target};
-use std::net::SocketAddr;
 
 /// Most subscriptions passed through at once.
 pub const MAX_RELAYED_SUBSCRIPTIONS: usize = 4096;
@@ -52,14 +52,9 @@ fn lifetime_ms(f: &Fields<'_>, now_ms: u64) -> u64 {
 }
 
 impl Switch {
-    pub(super) fn on_passthrough(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Replier,
-    ) {
+    pub(super) fn on_passthrough(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming { now_ms, req, f, .. } = *inc;
+        let src = inc.from.addr();
         let method = req.method.to_string();
         let sender = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))

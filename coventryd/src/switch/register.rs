@@ -3,11 +3,11 @@
 use super::auth_log;
 use super::guard::Admission;
 use super::reply::Replier;
+use super::Incoming;
 use super::{to_system_time, Switch};
 use crate::logfmt::quoted;
 use crate::sip::digest::{claimed_username, parse_credentials};
 use crate::sip::digest::{Algorithm, Verdict};
-use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, serialize};
 use crate::switch::registrar::{ContactRequest, RegisterMeta};
 use coventry_shared::event::Event;
@@ -264,14 +264,9 @@ impl Switch {
         }
     }
 
-    pub(super) fn on_register(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: Replier,
-    ) {
+    pub(super) fn on_register(&mut self, inc: &Incoming<'_>, r: Replier) {
+        let Incoming { now_ms, req, f, .. } = *inc;
+        let src = inc.from.addr();
         let to = parse_name_addr(f.to);
         let user = to
             .as_ref()
