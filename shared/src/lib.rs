@@ -8,7 +8,6 @@ pub mod client;
 pub mod control;
 pub mod dialplan;
 pub mod event;
-pub mod manpage;
 pub mod record;
 pub mod runstate;
 pub mod runtime;

@@ -1,22 +1,11 @@
-//! pbx-message(1), pbx-registry(1) and pbx-runstate(1): generated from the
-//! personalities' clap definitions and exit-status tables, and checked against
-//! the files in `man/` (UPDATE_MAN=1 rewrites them).
+//! pbx-message(1), pbx-registry(1), pbx-runstate(1): from the personalities' clap
+//! definitions and exit-status tables.
 
+use super::section;
 use clap::CommandFactory;
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
 use pbxctl::legacy::{message, registry, runstate, Tool};
-use std::path::Path;
-
-fn section(f: impl Fn(&mut Vec<u8>) -> std::io::Result<()>) -> String {
-    let mut buf = Vec::new();
-    f(&mut buf).expect("render to memory");
-    let text = String::from_utf8(buf).expect("utf-8");
-    let preamble = Roff::new().render();
-    text.strip_prefix(preamble.as_str())
-        .map(str::to_string)
-        .unwrap_or(text)
-}
 
 /// What each page says beyond its options: how the tool behaves, examples.
 fn notes(tool: Tool) -> &'static str {
@@ -98,7 +87,8 @@ invoked through a link named
     }
 }
 
-fn render(tool: Tool) -> String {
+/// The page of `tool`.
+pub fn render(tool: Tool) -> String {
     let mut cmd = match tool {
         Tool::Message => message::Args::command(),
         Tool::Registry => registry::Args::command(),
@@ -126,23 +116,4 @@ fn render(tool: Tool) -> String {
     page.push_str(&exit.to_roff());
     page.push_str(notes(tool));
     page
-}
-
-#[test]
-fn the_original_tools_have_current_man_pages() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../man");
-    for tool in Tool::ALL {
-        let page = render(tool);
-        for (code, _) in tool.exit_codes() {
-            assert!(
-                page.contains(&format!("\\fB{code}\\fR")),
-                "{} lacks status {code}",
-                tool.name()
-            );
-        }
-        let file = format!("{}.1", tool.name());
-        if let Err(e) = coventry_shared::manpage::check_current(&dir.join(&file), &page, "pbxctl") {
-            panic!("{e}");
-        }
-    }
 }

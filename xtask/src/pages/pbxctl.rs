@@ -1,35 +1,10 @@
-//! The man pages in `man/`: pbxctl(1) is generated from pbxctl's clap definition and
-//! must match the checked-in file; every page must render without groff warnings;
-//! coventry.conf(5) is checked against the parser in coventryd's own tests.
+//! pbxctl(1): from pbxctl's clap definition, its exit-status table and the
+//! sections below.
 
+use super::section;
 use clap::CommandFactory;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
-use std::path::{Path, PathBuf};
-
-fn man_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../man")
-}
-
-/// Compare `rendered` with the checked-in `man/NAME`, or rewrite it with UPDATE_MAN=1.
-fn check_current(name: &str, rendered: &str, package: &str) {
-    if let Err(e) =
-        coventry_shared::manpage::check_current(&man_dir().join(name), rendered, package)
-    {
-        panic!("{e}");
-    }
-}
-
-/// Render with clap_mangen's section renderer, without the repeated roff preamble.
-fn section(f: impl Fn(&mut Vec<u8>) -> std::io::Result<()>) -> String {
-    let mut buf = Vec::new();
-    f(&mut buf).expect("render to memory");
-    let text = String::from_utf8(buf).expect("utf-8");
-    let preamble = Roff::new().render();
-    text.strip_prefix(preamble.as_str())
-        .map(str::to_string)
-        .unwrap_or(text)
-}
 
 fn paragraphs(roff: &mut Roff, text: &str) {
     for (i, para) in text.split("\n\n").enumerate() {
@@ -313,7 +288,8 @@ pbxctl watch \-\-duration 3600 >> /var/log/coventry\-events.log
 "##;
 
 /// The whole pbxctl(1) page.
-fn render_pbxctl() -> String {
+/// pbxctl(1).
+pub fn render() -> String {
     let mut cmd = pbxctl::cli::Cli::command();
     cmd.build();
     let version = cmd.get_version().unwrap_or_default().to_string();
@@ -347,69 +323,24 @@ fn render_pbxctl() -> String {
     page
 }
 
-#[test]
-fn pbxctl_man_page_is_current() {
-    let page = render_pbxctl();
-    // The page must describe what pbxctl does, not only exist.
-    for needle in [
-        ".SH \"EXIT STATUS\"",
-        ".SH ENVIRONMENT",
-        ".SH FILES",
-        ".SS watch",
-        ".SS calls",
-        ".SS exts",
-        ".SS hangup",
-        ".SS forward",
-        ".SS dnd",
-        ".SS dial",
-        ".SS speed",
-        ".SS why",
-        "\\-\\-no\\-answer",
-        "until=",
-        "receipts",
-        "forward_noanswer",
-        "\\-\\-from\\-start",
-        "COVENTRY_RUNTIME_DIR",
-    ] {
-        assert!(page.contains(needle), "pbxctl.1 lacks {needle}");
-    }
-    check_current("pbxctl.1", &page, "pbxctl");
-}
-
-/// Every page in man/ renders with groff without a warning.
-#[test]
-fn man_pages_render_without_warnings() {
-    let pages: Vec<PathBuf> = std::fs::read_dir(man_dir())
-        .expect("man/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| ["1", "5", "8"].iter().any(|s| x == *s))
-        })
-        .collect();
-    assert!(
-        pages.len() >= 3,
-        "expected at least three man pages, got {pages:?}"
-    );
-    let Ok(probe) = std::process::Command::new("groff")
-        .arg("--version")
-        .output()
-    else {
-        eprintln!("skipped: groff is not installed");
-        return;
-    };
-    assert!(probe.status.success());
-    for page in pages {
-        let o = std::process::Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
-            .arg(&page)
-            .output()
-            .expect("groff");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success() && err.is_empty(),
-            "{}: {err}",
-            page.display()
-        );
-    }
-}
+/// What the page must say, not only exist.
+pub const NEEDLES: &[&str] = &[
+    ".SH \"EXIT STATUS\"",
+    ".SH ENVIRONMENT",
+    ".SH FILES",
+    ".SS watch",
+    ".SS calls",
+    ".SS exts",
+    ".SS hangup",
+    ".SS forward",
+    ".SS dnd",
+    ".SS dial",
+    ".SS speed",
+    ".SS why",
+    "\\-\\-no\\-answer",
+    "until=",
+    "receipts",
+    "forward_noanswer",
+    "\\-\\-from\\-start",
+    "COVENTRY_RUNTIME_DIR",
+];
