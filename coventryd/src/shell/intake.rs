@@ -17,6 +17,8 @@ pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 /// Buffers kept for reuse, and the largest one kept.
 const POOL: usize = 512;
 const POOL_BUFFER_MAX: usize = 16 << 10;
+/// Queues kept, empty ones included, before the empty ones are dropped.
+const IDLE_QUEUES: usize = 256;
 /// Sources looked at to find the heaviest when it is not known.
 const SAMPLE: usize = 32;
 
@@ -111,7 +113,6 @@ impl Intake {
             self.recycle(d.data);
         }
         if self.queues.get(&ip).is_some_and(VecDeque::is_empty) {
-            self.queues.remove(&ip);
             self.turn.retain(|t| *t != ip);
             self.heaviest = None;
         }
@@ -128,9 +129,13 @@ impl Intake {
         let q = self.queues.get_mut(&ip)?;
         let d = q.pop_front()?;
         if q.is_empty() {
-            self.queues.remove(&ip);
+            // The empty queue stays for the source's next datagram (no new
+            // allocation per datagram); many idle ones are dropped at once.
             if self.heaviest == Some(ip) {
                 self.heaviest = None;
+            }
+            if self.queues.len() > IDLE_QUEUES {
+                self.queues.retain(|_, q| !q.is_empty());
             }
         } else {
             self.turn.push_back(ip);

@@ -26,9 +26,10 @@ pub const MAX_SERVER_TRANSACTIONS: usize = 100_000;
 /// oldest are forgotten first. Under a 4,000 requests/s load 5 s of answers take
 /// about 12 MB.
 pub const MAX_SERVER_BYTES: usize = 32 << 20;
-/// Most bytes one source address may hold; beyond it that source's own oldest
-/// are forgotten, so a flood of large requests (75 Vias each) costs its sender
-/// retransmission absorption and nobody else anything.
+/// Most bytes one source address may hold; beyond it that source's new answers
+/// are not kept (its retransmissions are then handled anew), so a flood of large
+/// requests (75 Vias each) costs its sender retransmission absorption and nobody
+/// else anything.
 pub const MAX_SOURCE_BYTES: usize = 8 << 20;
 /// What an entry costs beyond its key and response (map slot, order entries).
 const ENTRY_OVERHEAD: usize = 96;
@@ -56,14 +57,6 @@ struct ServerEntry {
     source: Option<IpAddr>,
 }
 
-/// One source's share of the kept responses.
-#[derive(Debug, Default)]
-struct SourceShare {
-    bytes: usize,
-    /// Its keys, oldest first (some may already be gone).
-    keys: VecDeque<String>,
-}
-
 /// Server transactions keyed by top-Via branch, sent-by and method, bounded in
 /// bytes overall and per source address.
 #[derive(Debug, Default)]
@@ -74,7 +67,8 @@ pub struct ServerTransactions {
     /// Expiry order of pending entries (a longer retention of their own).
     pending_order: VecDeque<(u64, String)>,
     bytes: usize,
-    sources: HashMap<IpAddr, SourceShare>,
+    /// Bytes held per source address (answered and relayed entries).
+    sources: HashMap<IpAddr, usize>,
 }
 
 /// The key of a server transaction (RFC 3261 §17.2.3).
@@ -129,12 +123,19 @@ impl ServerTransactions {
                 Seen::Answered(_, b) | Seen::Relayed(_, b) => b.len(),
             };
         self.remove(&key);
-        self.bytes += size;
         if let Some(ip) = source {
-            let share = self.sources.entry(ip).or_default();
-            share.bytes += size;
-            share.keys.push_back(key.clone());
+            let held = self.sources.entry(ip).or_default();
+            if *held + size > MAX_SOURCE_BYTES {
+                // Over its share: this answer is not kept.
+                if *held == 0 {
+                    self.sources.remove(&ip);
+                }
+                return;
+            }
+            *held += size;
         }
+        self.bytes += size;
+        let pending = matches!(seen, Seen::Pending);
         self.map.insert(
             key.clone(),
             ServerEntry {
@@ -144,13 +145,10 @@ impl ServerTransactions {
                 source,
             },
         );
-        if matches!(self.map.get(&key).map(|e| &e.seen), Some(Seen::Pending)) {
+        if pending {
             self.pending_order.push_back((expires_ms, key.clone()));
         } else {
             self.order.push_back((expires_ms, key.clone()));
-        }
-        if let Some(ip) = source {
-            self.shed_source(ip, &key);
         }
         while self.bytes > MAX_SERVER_BYTES || self.map.len() > MAX_SERVER_TRANSACTIONS {
             match self.order.pop_front() {
@@ -162,34 +160,11 @@ impl ServerTransactions {
         self.shrink();
     }
 
-    /// Forget `ip`'s oldest answers (never `keep`) until it is within its share.
-    fn shed_source(&mut self, ip: IpAddr, keep: &str) {
-        let rounds = self.sources.get(&ip).map_or(0, |s| s.keys.len());
-        for _ in 0..rounds {
-            let Some(share) = self.sources.get_mut(&ip) else {
-                return;
-            };
-            if share.bytes <= MAX_SOURCE_BYTES {
-                return;
-            }
-            match share.keys.pop_front() {
-                Some(k) if k != keep => {
-                    // A key seen again since is counted by its newest entry.
-                    if self.map.get(&k).is_some_and(|e| e.source == Some(ip)) {
-                        self.remove(&k);
-                    }
-                }
-                Some(k) => share.keys.push_back(k),
-                None => return,
-            }
-        }
-    }
-
     fn remove(&mut self, key: &str) {
         let Some(e) = self.map.remove(key) else {
             return;
         };
-        forget(&mut self.bytes, &mut self.sources, key, e.size, e.source);
+        forget(&mut self.bytes, &mut self.sources, e.size, e.source);
     }
 
     /// Give memory back after a burst: tables much larger than their contents
@@ -216,7 +191,7 @@ impl ServerTransactions {
                     if let Some(e) = self.map.get(&k).filter(|e| e.expires_ms <= now_ms) {
                         let (size, source) = (e.size, e.source);
                         self.map.remove(&k);
-                        forget(&mut self.bytes, &mut self.sources, &k, size, source);
+                        forget(&mut self.bytes, &mut self.sources, size, source);
                     }
                 }
             }
@@ -233,26 +208,23 @@ impl ServerTransactions {
     /// Bytes held, overall and for `ip`.
     #[cfg(test)]
     fn held(&self, ip: IpAddr) -> (usize, usize) {
-        (self.bytes, self.sources.get(&ip).map_or(0, |s| s.bytes))
+        (self.bytes, self.sources.get(&ip).copied().unwrap_or(0))
     }
 }
 
 /// Take an entry's bytes off the totals it counted in.
 fn forget(
     bytes: &mut usize,
-    sources: &mut HashMap<IpAddr, SourceShare>,
-    key: &str,
+    sources: &mut HashMap<IpAddr, usize>,
     size: usize,
     source: Option<IpAddr>,
 ) {
     *bytes -= size;
     if let Some(ip) = source {
-        if let Some(share) = sources.get_mut(&ip) {
-            share.bytes -= size;
-            if share.bytes == 0 {
+        if let Some(held) = sources.get_mut(&ip) {
+            *held -= size;
+            if *held == 0 {
                 sources.remove(&ip);
-            } else if share.keys.front().is_some_and(|k| k == key) {
-                share.keys.pop_front();
             }
         }
     }
@@ -445,8 +417,11 @@ mod tests {
         assert!(flooder <= MAX_SOURCE_BYTES, "{flooder}");
         assert!(all <= MAX_SERVER_BYTES, "{all}");
         assert!(s.check("phone|1").is_some(), "the phone's answer survives");
-        assert!(s.check("flood|9999").is_some(), "the newest is kept");
-        assert!(s.check("flood|0").is_none(), "the oldest went first");
+        assert!(s.check("flood|0").is_some(), "within its share, kept");
+        assert!(
+            s.check("flood|9999").is_none(),
+            "beyond its share, not kept"
+        );
         s.expire(10_000 + SERVER_RETAIN_MS);
         assert_eq!(s.count(), 0);
         assert_eq!(s.held(flood.addr().ip()), (0, 0));
