@@ -76,8 +76,9 @@ pub struct Dial {
     pub a: u16,
     /// What A is connected to (as dialled).
     pub target: String,
-    /// The extension reached for it (after forwards, speed dials), once known.
-    pub b: u16,
+    /// The extension reached for it (after forwards, speed dials), once known
+    /// (none: a number outside).
+    pub b: Option<u16>,
     /// Leg to A.
     pub leg_a: Leg,
     /// Leg to B, once A answered.
@@ -85,7 +86,7 @@ pub struct Dial {
     /// Start / answer times.
     pub start_ms: u64,
     /// When both legs were connected.
-    pub answer_ms: u64,
+    pub answer_ms: Option<u64>,
     /// A must answer by then.
     pub deadline_ms: u64,
     /// Call-table slot.
@@ -275,11 +276,11 @@ impl Switch {
                 id,
                 a,
                 target: target.to_string(),
-                b: 0,
+                b: None,
                 leg_a,
                 leg_b: None,
                 start_ms: now_ms,
-                answer_ms: 0,
+                answer_ms: None,
                 deadline_ms: now_ms + ring_ms * u64::from(self.config.calls.noanswer),
                 slot,
                 reported: false,
@@ -337,7 +338,7 @@ impl Switch {
         put_str(&mut e.to, &d.target);
         put_str(&mut e.call_id, &d.leg_a.call_id);
         e.start_ms = d.start_ms;
-        e.answer_ms = d.answer_ms;
+        e.answer_ms = d.answer_ms.unwrap_or(0);
         if let Some(slot) = d.slot {
             self.out.calls.insert(slot, e);
         }
@@ -350,7 +351,9 @@ impl Switch {
             rings: 0,
         });
         self.publish_bits(a);
-        self.publish_bits(b);
+        if let Some(b) = b {
+            self.publish_bits(b);
+        }
     }
 
     /// End a click-to-dial call: record, result, table.
@@ -360,7 +363,7 @@ impl Switch {
         };
         let (id, reported) = (d.id, d.reported);
         d.reported = true;
-        let answer_ms = (d.answer_ms > 0).then_some(d.answer_ms);
+        let answer_ms = d.answer_ms;
         let (ring_ms, talk_ms) = CallRecord::times(d.start_ms, answer_ms, now_ms);
         self.out.records.push(CallRecord {
             call: no,
@@ -369,8 +372,8 @@ impl Switch {
             caller: d.a.to_string(),
             dialled: d.target.clone(),
             answered_by: answer_ms.map(|_| match d.b {
-                0 => d.target.clone(),
-                b => b.to_string(),
+                None => d.target.clone(),
+                Some(b) => b.to_string(),
             }),
             start_ms: d.start_ms,
             answer_ms,
@@ -385,7 +388,7 @@ impl Switch {
             from: d.a.to_string(),
             to: d.target.clone(),
             start_ms: d.start_ms,
-            answer_ms: d.answer_ms,
+            answer_ms: d.answer_ms.unwrap_or(0),
             end_ms: now_ms,
             outcome,
             status,
@@ -412,7 +415,9 @@ impl Switch {
         if let Some(d) = self.dials.calls.remove(&no) {
             // The lamps of its parties without it.
             self.publish_bits(d.a);
-            self.publish_bits(d.b);
+            if let Some(b) = d.b {
+                self.publish_bits(b);
+            }
             self.dials.by_call_id.remove(&d.leg_a.call_id);
             self.dials.branches.remove(&d.leg_a.branch);
             for b in &d.branches {
@@ -505,7 +510,7 @@ impl Switch {
                     self.leg_send(now_ms, no, Side::B, "ACK", None);
                     self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
                     if let Some(d) = self.dials.calls.get_mut(&no) {
-                        d.answer_ms = now_ms;
+                        d.answer_ms = Some(now_ms);
                         d.reported = true;
                         let (id, a, t) = (d.id, d.a, d.target.clone());
                         super::command::result(
@@ -579,7 +584,7 @@ impl Switch {
         let resolution = match self.resolve(&target, Caller::Extension(a)) {
             Resolution::Upstream { kind, number, .. } => match self.route_status(kind) {
                 RouteStatus::Up(link, peer) => Ok((
-                    Some((self.upstream_uri(&number, link), Dest::Tcp(peer), 0)),
+                    Some((self.upstream_uri(&number, link), Dest::Tcp(peer), None)),
                     number,
                 )),
                 RouteStatus::Down(link) => Err((self.route_down(link).0, CallOutcome::Failed)),
@@ -590,7 +595,7 @@ impl Switch {
                     .contacts(primary)
                     .iter()
                     .max_by_key(|b| b.registered_ms)
-                    .and_then(|b| Some((b.uri.clone(), Dest::Udp(b.dest()?), primary))),
+                    .and_then(|b| Some((b.uri.clone(), Dest::Udp(b.dest()?), Some(primary)))),
                 primary.to_string(),
             )),
             Resolution::Fail { code, outcome, .. } => Err((code, outcome)),
@@ -650,7 +655,7 @@ impl Switch {
             .dials
             .calls
             .iter()
-            .filter(|(_, d)| d.a == n || d.b == n)
+            .filter(|(_, d)| d.a == n || d.b == Some(n))
             .map(|(no, _)| *no)
             .collect();
         v.sort_unstable();
@@ -704,7 +709,7 @@ impl Switch {
         self.dials
             .calls
             .values()
-            .any(|d| d.a == n || (d.b == n && d.leg_b.as_ref().is_some_and(|l| l.answered)))
+            .any(|d| d.a == n || (d.b == Some(n) && d.leg_b.as_ref().is_some_and(|l| l.answered)))
     }
 
     /// The click-to-dial dialogs of `n` for BLF: (call, state, direction, peer).
@@ -720,7 +725,7 @@ impl Switch {
                 let state = if connected { "confirmed" } else { "early" };
                 if d.a == n {
                     Some((no.to_string(), state, "recipient", d.target.clone()))
-                } else if d.b == n {
+                } else if d.b == Some(n) {
                     Some((no.to_string(), state, "recipient", d.a.to_string()))
                 } else {
                     None

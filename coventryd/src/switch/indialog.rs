@@ -122,9 +122,9 @@ impl Switch {
         }
         let s = self.subscriptions.relayed.get(call_id)?;
         let mut caller = vec![s.subscriber];
-        caller.extend(self.phones_of(Some(s.subscriber_ext).filter(|e| *e != 0)));
+        caller.extend(self.phones_of(s.subscriber_ext));
         let mut callee = vec![s.notifier];
-        callee.extend(self.phones_of(Some(s.notifier_ext).filter(|e| *e != 0)));
+        callee.extend(self.phones_of(Some(s.notifier_ext)));
         Some(Parties {
             caller,
             callee,

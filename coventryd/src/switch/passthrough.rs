@@ -30,8 +30,8 @@ const SUBSCRIPTION_GRACE_MS: u64 = 32_000;
 pub struct RelayedSubscription {
     /// Where the subscriber's SUBSCRIBE came from.
     pub subscriber: Dest,
-    /// The subscribing extension.
-    pub subscriber_ext: u16,
+    /// The subscribing extension (none: its name is not a number).
+    pub subscriber_ext: Option<u16>,
     /// The subscriber's From tag.
     pub subscriber_tag: String,
     /// Where the SUBSCRIBE went (the notifier's contact).
@@ -97,7 +97,7 @@ impl Switch {
         }
         let dest = Dest::Udp(dest);
         if method == "SUBSCRIBE" {
-            let subscriber_ext: u16 = sender.parse().unwrap_or(0);
+            let subscriber_ext: Option<u16> = sender.parse().ok();
             if !self.remember_subscription(now_ms, Dest::Udp(src), subscriber_ext, (dest, ext), f) {
                 return self.answer(
                     now_ms,
@@ -150,7 +150,7 @@ impl Switch {
         &mut self,
         now_ms: u64,
         subscriber: Dest,
-        subscriber_ext: u16,
+        subscriber_ext: Option<u16>,
         (notifier, notifier_ext): (Dest, u16),
         f: &Fields<'_>,
     ) -> bool {
