@@ -4,6 +4,7 @@
 
 use super::reply::Replier;
 use crate::sip::dest::Dest;
+use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
 use std::collections::HashMap;
@@ -101,6 +102,18 @@ pub struct Branch {
     pub ext: Option<u16>,
 }
 
+impl Branch {
+    /// A final response `status` (or a timeout) ends the branch: no more
+    /// retransmissions. True when it is the branch's first final.
+    pub fn finish(&mut self, status: u16) -> bool {
+        let first = self.state != BranchState::Done;
+        self.state = BranchState::Done;
+        self.retx.bytes = Vec::new();
+        self.status = Some(status);
+        first
+    }
+}
+
 /// One party of a call's dialog: which extension it is and how the switch
 /// reaches it. The caller's is known from its INVITE; the callee's once it
 /// answers (until then only the extension ringing).
@@ -150,6 +163,21 @@ pub struct CallerInvite {
     pub to_hdr: String,
     /// Where it came from (its CANCEL and ACK must too).
     pub src: Dest,
+}
+
+/// What a call's timers ask of the switch at one instant ([`Call::tick`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Retransmissions to send now: INVITEs on branches, our final to the caller.
+    pub resend: Vec<(Dest, Vec<u8>)>,
+    /// Another ring was counted.
+    pub ring_changed: bool,
+    /// Delayed coverage whose turn came.
+    pub join: Vec<u16>,
+    /// Nobody answered within the call's window.
+    pub no_answer: bool,
+    /// Answered for longer than the longest call allowed.
+    pub too_long: bool,
 }
 
 /// One call through the switch.
@@ -256,6 +284,72 @@ impl Call {
         self.ended()
             && self.invite.final_retx.is_none()
             && self.branches.iter().all(|b| b.state == BranchState::Done)
+    }
+
+    /// Run the call's timers to `now_ms` with rings of `ring_ms` and calls of at
+    /// most `max_ms` (0: no limit): schedule retransmissions, count rings, end
+    /// branches that never answered (408), and say what else is due.
+    pub fn tick(&mut self, now_ms: u64, ring_ms: u64, max_ms: u64) -> Due {
+        let mut due = Due::default();
+        for b in &mut self.branches {
+            if b.state == BranchState::Done {
+                continue;
+            }
+            match b.retx.due(now_ms, T2_MS * 16) {
+                Ok(true) if b.state == BranchState::Calling => {
+                    due.resend.push((b.dest, b.retx.bytes.clone()))
+                }
+                Ok(_) => {}
+                Err(()) => {
+                    b.finish(408);
+                    self.best = Some(better_final(self.best, 408));
+                }
+            }
+        }
+        if let Some(fr) = self.invite.final_retx.as_mut() {
+            match fr.due(now_ms, T2_MS) {
+                Ok(true) => due.resend.push((fr.dest, fr.bytes.clone())),
+                Ok(false) => {}
+                Err(()) => self.invite.final_retx = None,
+            }
+        }
+        if self.phase == CallPhase::Ringing {
+            let started = self.ring_started_ms.unwrap_or(now_ms);
+            let count = 1 + (now_ms.saturating_sub(started) / ring_ms.max(1)).min(254) as u8;
+            if count > self.rings {
+                self.rings = count;
+                due.ring_changed = true;
+            }
+            if !self.later.is_empty() && self.rings > self.delay {
+                due.join = std::mem::take(&mut self.later);
+            }
+        }
+        due.no_answer = matches!(self.phase, CallPhase::Dialing | CallPhase::Ringing)
+            && now_ms >= self.deadline_ms;
+        due.too_long = self.phase == CallPhase::Answered
+            && max_ms > 0
+            && self
+                .answer_ms
+                .is_some_and(|t| now_ms >= t.saturating_add(max_ms));
+        due
+    }
+
+    /// Whether every branch failed while the call waits for an answer: it fails
+    /// with the best of their statuses.
+    pub fn all_branches_failed(&self) -> bool {
+        !self.ended()
+            && self.phase != CallPhase::Answered
+            && !self.branches.is_empty()
+            && self.branches.iter().all(|b| b.state == BranchState::Done)
+    }
+
+    /// Whether the call can be forgotten at `now_ms`: finished, and Timer D
+    /// passed since it ended.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.finished()
+            && self
+                .end_ms
+                .is_some_and(|t| now_ms >= t + TRANSACTION_TIMEOUT_MS)
     }
 
     /// The call-table entry for this call.
@@ -461,6 +555,128 @@ mod tests {
         s.ended(9, 10);
         assert!(s.expire(10 + LINGER_MS - 1).is_empty());
         assert_eq!(s.expire(10 + LINGER_MS), vec![9]);
+    }
+
+    fn call_at(now_ms: u64, deadline_ms: u64) -> Call {
+        let dest = Dest::Udp("127.0.0.1:5062".parse().expect("addr"));
+        let replier = Replier {
+            key: "k".into(),
+            dest,
+            ctx: crate::sip::error::ReplyContext {
+                method: "INVITE".into(),
+                vias: vec!["SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa".into()],
+                from: "<sip:21@h>;tag=a".into(),
+                to: "<sip:22@h>".into(),
+                call_id: "c".into(),
+                cseq: "1 INVITE".into(),
+                status: 0,
+            },
+            to_tag: "t".into(),
+        };
+        let invite = CallerInvite {
+            request: None,
+            key: "k".into(),
+            branch: "z9hG4bKa".into(),
+            replier,
+            final_retx: None,
+            cseq: 1,
+            from_hdr: "<sip:21@h>;tag=a".into(),
+            to_hdr: "<sip:22@h>".into(),
+            src: dest,
+        };
+        let caller = Party {
+            ext: Some(21),
+            ..Party::default()
+        };
+        Call::new(
+            1000,
+            "c",
+            (caller, "21".into()),
+            "22",
+            invite,
+            (now_ms, deadline_ms),
+        )
+    }
+
+    fn branch_to(dest: Dest, now_ms: u64) -> Branch {
+        Branch {
+            id: "z9hG4bKx".into(),
+            uri: "sip:22@127.0.0.1:5064".into(),
+            dest,
+            via: String::new(),
+            state: BranchState::Calling,
+            retx: Retx::new(b"INVITE".to_vec(), dest, now_ms, T2_MS * 16),
+            cancel_wanted: false,
+            cancelled: false,
+            status: None,
+            ext: Some(22),
+        }
+    }
+
+    #[test]
+    fn a_silent_branch_is_resent_then_ends_408() {
+        let dest = Dest::Udp("127.0.0.1:5064".parse().expect("addr"));
+        let mut call = call_at(0, 60_000);
+        call.branches.push(branch_to(dest, 0));
+        assert_eq!(call.tick(499, 1000, 0), Due::default());
+        assert_eq!(
+            call.tick(500, 1000, 0).resend,
+            vec![(dest, b"INVITE".to_vec())]
+        );
+        assert!(!call.all_branches_failed());
+        let due = call.tick(TRANSACTION_TIMEOUT_MS, 1000, 0);
+        assert!(due.resend.is_empty());
+        assert_eq!(call.branches[0].status, Some(408));
+        assert_eq!(call.best, Some(408));
+        assert!(call.all_branches_failed());
+    }
+
+    #[test]
+    fn rings_are_counted_and_delayed_coverage_joins_after_them() {
+        let mut call = call_at(0, 20_000);
+        call.later = vec![24];
+        call.delay = 2;
+        call.phase = CallPhase::Ringing;
+        call.ring_started_ms = Some(1000);
+        let first = call.tick(1000, 5000, 0);
+        assert!(first.ring_changed && first.join.is_empty());
+        assert_eq!(call.rings, 1);
+        assert!(!call.tick(5999, 5000, 0).ring_changed);
+        let second = call.tick(6000, 5000, 0);
+        assert!(second.ring_changed && second.join.is_empty());
+        let third = call.tick(11_000, 5000, 0);
+        assert_eq!((call.rings, third.join), (3, vec![24]));
+        assert!(call.tick(16_000, 5000, 0).join.is_empty(), "joins once");
+        assert!(!call.tick(19_999, 5000, 0).no_answer);
+        assert!(call.tick(20_000, 5000, 0).no_answer);
+    }
+
+    #[test]
+    fn an_answered_call_is_too_long_only_past_the_limit() {
+        let mut call = call_at(0, 20_000);
+        call.phase = CallPhase::Answered;
+        call.answer_ms = Some(3000);
+        assert!(!call.tick(1_000_000, 5000, 0).too_long, "0: no limit");
+        assert!(!call.tick(62_999, 5000, 60_000).too_long);
+        let due = call.tick(63_000, 5000, 60_000);
+        assert!(due.too_long && !due.no_answer);
+    }
+
+    #[test]
+    fn our_final_is_resent_until_timer_h_then_the_call_expires() {
+        let dest = Dest::Udp("127.0.0.1:5062".parse().expect("addr"));
+        let mut call = call_at(0, 20_000);
+        call.invite.final_retx = Some(Retx::new(b"486".to_vec(), dest, 0, T2_MS));
+        call.phase = CallPhase::Ended;
+        call.end_ms = Some(0);
+        assert_eq!(
+            call.tick(500, 5000, 0).resend,
+            vec![(dest, b"486".to_vec())]
+        );
+        assert!(!call.expired(TRANSACTION_TIMEOUT_MS - 1));
+        call.tick(TRANSACTION_TIMEOUT_MS, 5000, 0);
+        assert!(call.invite.final_retx.is_none());
+        assert!(call.expired(TRANSACTION_TIMEOUT_MS));
     }
 
     #[test]

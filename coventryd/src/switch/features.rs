@@ -57,6 +57,17 @@ pub enum Resolution {
     },
 }
 
+impl Resolution {
+    /// Why, step by step.
+    pub fn trail(&self) -> &[String] {
+        match self {
+            Resolution::Ring { trail, .. }
+            | Resolution::Upstream { trail, .. }
+            | Resolution::Fail { trail, .. } => trail,
+        }
+    }
+}
+
 /// Who is calling, as routing sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Caller {

@@ -1,0 +1,208 @@
+//! Ending calls: our failure to a caller whose call never connected, the
+//! record of every call at its end, and the operator's hang-up (BYE to both
+//! sides of an answered call, 487 to a ringing one).
+
+use super::{ClientTag, Switch};
+use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventry_shared::record::CallRecord;
+
+impl Switch {
+    /// End a call that never connected: our final to the caller (re-sent until it
+    /// ACKs), CANCEL for branches still ringing, the record.
+    pub(super) fn fail_call(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        code: u16,
+        reason: Option<&str>,
+        outcome: CallOutcome,
+    ) {
+        self.fail_call_with(now_ms, no, code, reason, outcome, &[]);
+    }
+
+    /// [`Switch::fail_call`] with extra headers in our final (Retry-After...).
+    pub(super) fn fail_call_with(
+        &mut self,
+        now_ms: u64,
+        no: u32,
+        code: u16,
+        reason: Option<&str>,
+        outcome: CallOutcome,
+        extra: &[(&str, &str)],
+    ) {
+        let Some(call) = self.calls.calls.get(&no) else {
+            return;
+        };
+        if call.ended() || call.phase == CallPhase::Answered {
+            return;
+        }
+        let bytes = call.invite.replier.build(code, reason, extra, None);
+        self.answer_caller(now_ms, no, bytes, true);
+        self.cancel_branches(now_ms, no, None);
+        self.end_call(now_ms, no, outcome, code);
+    }
+
+    /// Mark a call ended: events, call table, bitmaps.
+    pub(super) fn end_call(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16) {
+        let Some(call) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        if call.ended() {
+            return;
+        }
+        call.phase = CallPhase::Ended;
+        call.end_ms = Some(now_ms);
+        self.calls.active.remove(&no);
+        // What lingers for Timer D needs no INVITE to fork again.
+        call.invite.request = None;
+        call.later.clear();
+        call.outcome = Some((outcome, status));
+        if let Some(slot) = call.slot {
+            self.calls.slots.ended(slot, now_ms);
+        }
+        let answer_ms = call.answer_ms;
+        let (ring_ms, talk_ms) = CallRecord::times(call.start_ms, answer_ms, now_ms);
+        let answered_by = answer_ms.map(|_| match call.callee.ext {
+            None => call.dialled.clone(),
+            Some(e) => e.to_string(),
+        });
+        self.out.records.push(CallRecord {
+            call: no,
+            outcome,
+            status,
+            caller: call.caller_label.clone(),
+            dialled: call.dialled.clone(),
+            answered_by,
+            start_ms: call.start_ms,
+            answer_ms,
+            end_ms: now_ms,
+            ring_ms,
+            talk_ms,
+            route: call.route,
+            forwards: std::mem::take(&mut call.hops),
+        });
+        let record = Event::CallRecord {
+            call: no,
+            from: call.caller_label.clone(),
+            to: call.dialled.clone(),
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms.unwrap_or(0),
+            end_ms: now_ms,
+            outcome,
+            status,
+        };
+        log::info!("{record}");
+        self.call_event(no);
+        self.out.events.push(record);
+        self.publish_call(no);
+    }
+
+    /// `hangup CALL|EXT`: BYE both sides of answered calls, CANCEL ringing ones.
+    pub(super) fn hangup(&mut self, now_ms: u64, id: Option<u64>, target: &str) {
+        use coventry_shared::event::ResultCode;
+        let plan = self.config.server.plan;
+        let ext = target
+            .parse::<u16>()
+            .ok()
+            .filter(|e| target.len() == usize::from(plan.digits()) && plan.contains(*e));
+        let numbers: Vec<u32> = match ext {
+            Some(ext) => self.calls.active_for(ext).map(|c| c.no).collect(),
+            None => target
+                .parse::<u32>()
+                .ok()
+                .filter(|n| self.calls.calls.get(n).is_some_and(|c| !c.ended()))
+                .into_iter()
+                .collect(),
+        };
+        // Click-to-dial calls end like any call.
+        let dials: Vec<u32> = match ext {
+            Some(ext) => self.dials_of(ext),
+            None => target
+                .parse::<u32>()
+                .ok()
+                .filter(|n| self.dials.calls.contains_key(n))
+                .into_iter()
+                .collect(),
+        };
+        if numbers.is_empty() && dials.is_empty() {
+            return super::command::result(
+                self,
+                id,
+                ResultCode::NotFound,
+                format!("no call matches {target}"),
+            );
+        }
+        let mut done: Vec<String> = dials
+            .into_iter()
+            .filter_map(|no| self.dial_hangup(now_ms, no))
+            .collect();
+        for no in numbers {
+            let Some(c) = self.calls.calls.get(&no) else {
+                continue;
+            };
+            done.push(format!("{} ({} -> {})", no, c.caller_label, c.dialled));
+            if c.phase == CallPhase::Answered {
+                self.bye_both(now_ms, no);
+                self.end_call(now_ms, no, CallOutcome::Completed, 200);
+            } else {
+                self.fail_call(
+                    now_ms,
+                    no,
+                    487,
+                    Some("Request Terminated (operator)"),
+                    CallOutcome::Cancelled,
+                );
+            }
+        }
+        super::command::result(
+            self,
+            id,
+            ResultCode::Ok,
+            format!("hung up call {}", done.join(", ")),
+        );
+    }
+
+    /// The switch ends an answered call: a BYE to each side, as the other side.
+    pub(super) fn bye_both(&mut self, now_ms: u64, no: u32) {
+        let Some(c) = self.calls.calls.get_mut(&no) else {
+            return;
+        };
+        c.caller.cseq += 1;
+        c.callee.cseq += 1;
+        let to_tag = c.callee.tag.clone().unwrap_or_default();
+        let to_callee = c.callee.addr.map(|dest| {
+            (
+                dest,
+                c.callee.contact.clone().unwrap_or_default(),
+                Self::route_lines(&c.callee.route),
+                c.invite.from_hdr.clone(),
+                format!("{};tag={to_tag}", c.invite.to_hdr),
+                c.caller.cseq,
+            )
+        });
+        let to_caller = c.caller.addr.map(|dest| {
+            (
+                dest,
+                c.caller.contact.clone().unwrap_or_default(),
+                Self::route_lines(&c.caller.route),
+                format!("{};tag={to_tag}", c.invite.to_hdr),
+                c.invite.from_hdr.clone(),
+                c.callee.cseq,
+            )
+        });
+        let call_id = c.call_id.clone();
+        for (dest, uri, routes, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
+            let branch = self.branch('b');
+            let bytes = format!(
+                "BYE {uri} SIP/2.0\r\nVia: {}\r\n{routes}Max-Forwards: 70\r\n\
+                 From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n\
+                 Content-Length: 0\r\n\r\n",
+                self.via_to(dest, &branch)
+            )
+            .into_bytes();
+            self.client_tx
+                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+            self.send(dest, bytes);
+        }
+    }
+}
