@@ -9,6 +9,9 @@
 # the figures compare on a noisy machine (for instance the revision before readers
 # were woken by a futex instead of polling the ring every 20 ms).
 #
+# The same run also times /bin/true and `pbxctl --version`: what any process
+# costs here, so that the part the IPC adds can be read off.
+#
 # Usage:  [BASELINE=REV] [RUNS=N] bench/ipc_latency.sh
 set -euo pipefail
 
@@ -49,15 +52,22 @@ for _ in $(seq 1 100); do
     sleep 0.05
 done
 
-# measure NAME PBXCTL: RUNS alternating dnd on/off, wall time of each process in µs.
+# measure NAME COMMAND...: RUNS runs of COMMAND (an argument `STATE` becomes on
+# and off in turn), wall time of each process in µs as the shell sees it.
 measure() {
-    local name="$1" bin="$2" i state t0 t1
+    local name="$1" i state t0 t1 arg
+    shift
     : >"$work/$name.us"
     for i in $(seq 1 "$RUNS"); do
         state=on
         [ $((i % 2)) -eq 0 ] && state=off
+        local argv=()
+        for arg in "$@"; do
+            [ "$arg" = STATE ] && arg="$state"
+            argv+=("$arg")
+        done
         t0=$(date +%s%N)
-        "$bin" dnd 24 "$state" >/dev/null
+        "${argv[@]}" >/dev/null
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000)) >>"$work/$name.us"
     done
@@ -69,8 +79,13 @@ measure() {
         }'
 }
 
+# The floor of any such measurement on this machine: starting a process at all
+# (/bin/true), and starting pbxctl without touching the daemon (--version).
+echo "floor, whole process:"
+measure true /bin/true
+measure version "$work/bin/pbxctl" --version
 echo "pbxctl dnd 24 on|off, whole process:"
-measure current "$work/bin/pbxctl"
+measure current "$work/bin/pbxctl" dnd 24 STATE
 if [ -n "${BASELINE:-}" ]; then
-    measure baseline "$work/pbxctl-baseline"
+    measure baseline "$work/pbxctl-baseline" dnd 24 STATE
 fi
