@@ -7,7 +7,8 @@
 //! - [`reason`]: reason phrases;
 //! - [`parse`]: Via, name-addr, URI and parameter parsers;
 //! - [`headers`]: header names and values, the request fields the switch uses;
-//! - [`serialize`]: messages back to bytes;
+//! - [`serialize`]: messages back to bytes; [`request`]: requests of the
+//!   switch's own;
 //! - [`digest`], [`dest`], [`forward`]: digest authentication, where a response
 //!   goes, forwarding.
 
@@ -20,6 +21,7 @@ pub mod headers;
 pub mod normalize;
 pub mod parse;
 pub mod reason;
+pub mod request;
 pub mod serialize;
 
 #[cfg(test)]

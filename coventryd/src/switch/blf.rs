@@ -10,6 +10,7 @@ use super::Incoming;
 use super::{ClientTag, Switch};
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
+use crate::sip::request::Own;
 use coventry_shared::event::CallPhase;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -268,18 +269,21 @@ impl Switch {
             format!("active;expires={remaining}")
         };
         let branch = super::new_branch(&self.instance, 'n');
-        let bytes = format!(
-            "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-             From: {}\r\nTo: {}\r\nCall-ID: {id}\r\nCSeq: {} NOTIFY\r\nContact: <sip:system@{host}>\r\n\
-             Event: {event}\r\nSubscription-State: {state}\r\nContent-Type: {ctype}\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            sub.contact,
-            sub.from,
-            sub.to,
-            sub.cseq,
-            body.len()
-        )
-        .into_bytes();
+        let via = format!("SIP/2.0/UDP {host};branch={branch};rport");
+        let contact = format!("<sip:system@{host}>");
+        let bytes = Own {
+            from: &sub.from,
+            to: &sub.to,
+            cseq: sub.cseq,
+            headers: &[
+                ("Contact", &contact),
+                ("Event", event),
+                ("Subscription-State", &state),
+            ],
+            body: Some((ctype, body.as_bytes())),
+            ..Own::new("NOTIFY", &sub.contact, &via, id)
+        }
+        .to_bytes();
         let dest = sub.dest;
         self.client_tx
             .start(branch, dest.into(), bytes.clone(), ClientTag::Fire, now_ms);

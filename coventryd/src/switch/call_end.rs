@@ -3,6 +3,8 @@
 //! sides of an answered call, 487 to a ringing one).
 
 use super::{ClientTag, Switch};
+use crate::sip::dest::Dest;
+use crate::sip::request::Own;
 use coventry_shared::event::{CallOutcome, CallPhase, Event};
 use coventry_shared::record::CallRecord;
 
@@ -169,37 +171,41 @@ impl Switch {
         };
         c.caller.cseq += 1;
         c.callee.cseq += 1;
-        let to_tag = c.callee.tag.clone().unwrap_or_default();
-        let to_callee = c.callee.addr.map(|dest| {
-            (
-                dest,
-                c.callee.contact.clone().unwrap_or_default(),
-                Self::route_lines(&c.callee.route),
-                c.invite.from_hdr.clone(),
-                format!("{};tag={to_tag}", c.invite.to_hdr),
-                c.caller.cseq,
-            )
-        });
-        let to_caller = c.caller.addr.map(|dest| {
-            (
-                dest,
-                c.caller.contact.clone().unwrap_or_default(),
-                Self::route_lines(&c.caller.route),
-                format!("{};tag={to_tag}", c.invite.to_hdr),
-                c.invite.from_hdr.clone(),
-                c.callee.cseq,
-            )
-        });
-        let call_id = c.call_id.clone();
-        for (dest, uri, routes, from, to, cseq) in [to_callee, to_caller].into_iter().flatten() {
+        let Some(c) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let caller_side = c.invite.from_hdr.as_str();
+        let callee_side = format!(
+            "{};tag={}",
+            c.invite.to_hdr,
+            c.callee.tag.as_deref().unwrap_or_default()
+        );
+        // To the callee as the caller, with the caller's CSeq; and back.
+        let byes: Vec<(String, Dest, Vec<u8>)> = [
+            (&c.callee, caller_side, callee_side.as_str(), c.caller.cseq),
+            (&c.caller, callee_side.as_str(), caller_side, c.callee.cseq),
+        ]
+        .into_iter()
+        .filter_map(|(party, from, to, cseq)| {
+            let dest = party.addr?;
             let branch = self.branch('b');
-            let bytes = format!(
-                "BYE {uri} SIP/2.0\r\nVia: {}\r\n{routes}Max-Forwards: 70\r\n\
-                 From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n\
-                 Content-Length: 0\r\n\r\n",
-                self.via_to(dest, &branch)
-            )
-            .into_bytes();
+            let bytes = Own {
+                route: &party.route,
+                from,
+                to,
+                cseq,
+                ..Own::new(
+                    "BYE",
+                    party.contact.as_deref().unwrap_or_default(),
+                    &self.via_to(dest, &branch),
+                    &c.call_id,
+                )
+            }
+            .to_bytes();
+            Some((branch, dest, bytes))
+        })
+        .collect();
+        for (branch, dest, bytes) in byes {
             self.client_tx
                 .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
             self.send(dest, bytes);

@@ -6,9 +6,9 @@ use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::Switch;
 use crate::sip::forward::{rewrite, Rewrite};
+use crate::sip::request::Own;
 use coventry_shared::event::{Event, ResultCode};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
 /// Which job and target a client transaction belongs to.
@@ -188,27 +188,23 @@ impl Switch {
         branch: &str,
         dest: &SocketAddr,
     ) -> Vec<u8> {
-        let via_host = self.via_host(dest.ip());
-        let mut m = String::with_capacity(400 + job.text.len());
-        let _ = write!(
-            m,
-            "MESSAGE {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {via_host};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: \"{}\" <sip:{}@{host}>;tag={}\r\n\
-             To: <sip:{ext}@{host}>\r\n\
-             Call-ID: {}@coventry\r\n\
-             CSeq: 1 MESSAGE\r\n\
-             Content-Type: text/plain;charset=UTF-8\r\n\
-             Content-Length: {}\r\n\r\n{}",
-            job.from_display.replace(['"', '\\'], ""),
-            job.from_user,
-            &branch[7..],
-            &branch[7..],
-            job.text.len(),
-            job.text
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            self.via_host(dest.ip())
         );
-        m.into_bytes()
+        let tag = &branch[7..];
+        let from = format!(
+            "\"{}\" <sip:{}@{host}>;tag={tag}",
+            job.from_display.replace(['"', '\\'], ""),
+            job.from_user
+        );
+        Own {
+            from: &from,
+            to: &format!("<sip:{ext}@{host}>"),
+            body: Some(("text/plain;charset=UTF-8", job.text.as_bytes())),
+            ..Own::new("MESSAGE", uri, &via, &format!("{tag}@coventry"))
+        }
+        .to_bytes()
     }
 
     /// A phone's MESSAGE `req` passed on to `uri` at `dest` as a proxy would:

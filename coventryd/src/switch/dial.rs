@@ -14,6 +14,7 @@ use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
+use crate::sip::request::Own;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, DialStep, Event, ResultCode};
 use coventry_shared::record::{CallRecord, Route};
@@ -164,37 +165,27 @@ impl Switch {
         };
         // In the dialog (after the 2xx) requests follow its route set; a CANCEL or
         // the ACK of a failure go where the INVITE went.
-        let routes = if leg.answered && method != "CANCEL" {
-            Self::route_lines(&leg.route)
+        let route: &[String] = if leg.answered && method != "CANCEL" {
+            &leg.route
         } else {
-            String::new()
+            &[]
         };
         let transport = if leg.dest.is_tcp() {
             ";transport=tcp"
         } else {
             ""
         };
-        let mut m = format!(
-            "{method} {uri} SIP/2.0\r\nVia: {via}\r\n{routes}Max-Forwards: 70\r\nFrom: {}\r\n\
-             To: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:system@{host}{transport}>\r\n",
-            leg.from, leg.to, leg.call_id
-        )
-        .into_bytes();
-        match body {
-            Some(b) => {
-                m.extend_from_slice(
-                    format!(
-                        "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
-                        b.len()
-                    )
-                    .as_bytes(),
-                );
-                m.extend_from_slice(b);
-            }
-            None => m.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        let contact = format!("<sip:system@{host}{transport}>");
+        Own {
+            route,
+            from: &leg.from,
+            to: &leg.to,
+            cseq,
+            headers: &[("Contact", &contact)],
+            body: body.map(|b| ("application/sdp", b)),
+            ..Own::new(method, uri, via, &leg.call_id)
         }
-        m
+        .to_bytes()
     }
 
     fn send_invite(&mut self, now_ms: u64, no: u32, side: Side, body: Option<&[u8]>) {

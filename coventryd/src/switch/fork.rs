@@ -11,6 +11,7 @@ use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::headers::Fields;
+use crate::sip::request::Own;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::CallPhase;
 use std::net::SocketAddr;
@@ -322,17 +323,20 @@ impl Switch {
         };
         // The other phones of a call answered elsewhere stop ringing without
         // showing a missed call (RFC 3326).
-        let reason = if call.phase == CallPhase::Answered {
-            "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"
-        } else {
-            ""
-        };
-        let bytes = format!(
-            "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
-             Call-ID: {}\r\nCSeq: {} CANCEL\r\n{reason}Content-Length: 0\r\n\r\n",
-            b.uri, b.via, call.invite.from_hdr, call.invite.to_hdr, call.call_id, call.invite.cseq
-        )
-        .into_bytes();
+        let completed: &[(&str, &str)] =
+            &[("Reason", "SIP;cause=200;text=\"Call completed elsewhere\"")];
+        let bytes = Own {
+            from: &call.invite.from_hdr,
+            to: &call.invite.to_hdr,
+            cseq: call.invite.cseq,
+            headers: if call.phase == CallPhase::Answered {
+                completed
+            } else {
+                &[]
+            },
+            ..Own::new("CANCEL", &b.uri, &b.via, &call.call_id)
+        }
+        .to_bytes();
         let (dest, id) = (b.dest, b.id.clone());
         self.client_tx
             .start(id, dest, bytes.clone(), ClientTag::Fire, now_ms);
@@ -347,13 +351,13 @@ impl Switch {
         let Some(b) = call.branches.get(idx) else {
             return;
         };
-        let to = Fields::of(&resp.headers).to.to_string();
-        let bytes = format!(
-            "ACK {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to}\r\n\
-             Call-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            b.uri, b.via, call.invite.from_hdr, call.call_id, call.invite.cseq
-        )
-        .into_bytes();
+        let bytes = Own {
+            from: &call.invite.from_hdr,
+            to: Fields::of(&resp.headers).to,
+            cseq: call.invite.cseq,
+            ..Own::new("ACK", &b.uri, &b.via, &call.call_id)
+        }
+        .to_bytes();
         let dest = b.dest;
         self.send(dest, bytes);
     }
@@ -370,23 +374,20 @@ impl Switch {
         let Some(dest) = self.dialog_hop(&route, &contact) else {
             return;
         };
-        let routes = Self::route_lines(&route);
-        let mk = |sw: &Switch, method: &str, cseq: u32, branch: String| {
-            format!(
-                "{method} {contact} SIP/2.0\r\nVia: {}\r\n{routes}\
-                 Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
-                 Content-Length: 0\r\n\r\n",
-                sw.via_to(dest, &branch),
-                call.invite.from_hdr,
-                f.to,
-                call.call_id
-            )
-            .into_bytes()
+        let mk = |sw: &Switch, method: &str, cseq: u32, branch: &str| {
+            Own {
+                route: &route,
+                from: &call.invite.from_hdr,
+                to: f.to,
+                cseq,
+                ..Own::new(method, &contact, &sw.via_to(dest, branch), &call.call_id)
+            }
+            .to_bytes()
         };
         let ack_branch = self.branch('a');
-        let ack = mk(self, "ACK", call.invite.cseq, ack_branch);
+        let ack = mk(self, "ACK", call.invite.cseq, &ack_branch);
         let bye_branch = self.branch('b');
-        let bye = mk(self, "BYE", call.invite.cseq + 1, bye_branch.clone());
+        let bye = mk(self, "BYE", call.invite.cseq + 1, &bye_branch);
         self.send(dest, ack);
         self.client_tx
             .start(bye_branch, dest, bye.clone(), ClientTag::Fire, now_ms);

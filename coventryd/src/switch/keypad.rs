@@ -9,6 +9,7 @@ use super::Switch;
 use crate::sip::dest::Dest;
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
+use crate::sip::request::Own;
 use coventry_shared::event::CallOutcome;
 use coventry_shared::record::{CallRecord, Route};
 
@@ -140,16 +141,17 @@ impl Switch {
             return false;
         };
         let branch = self.branch('b');
-        let bytes = format!(
-            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-             From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
-            d.contact,
-            self.via_host(d.dest.ip()),
-            d.from,
-            d.to,
-            d.cseq
-        )
-        .into_bytes();
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport",
+            self.via_host(d.dest.ip())
+        );
+        let bytes = Own {
+            from: &d.from,
+            to: &d.to,
+            cseq: d.cseq,
+            ..Own::new("BYE", &d.contact, &via, call_id)
+        }
+        .to_bytes();
         self.client_tx.start(
             branch,
             d.dest,

@@ -152,11 +152,6 @@ impl Switch {
         route
     }
 
-    /// `Route:` header lines for `route`.
-    pub(super) fn route_lines(route: &[String]) -> String {
-        route.iter().map(|r| format!("Route: {r}\r\n")).collect()
-    }
-
     /// Whether a call or text from the upstream peer may go on: always when no
     /// `peer_secret` is set (its address was enough), else once it answered the
     /// digest challenge as `peer_user` (until then it got 407, or 403).
