@@ -3,7 +3,7 @@
 //! directory (`records.jsonl`, rotated to `records.jsonl.1`...), which
 //! `pbxctl records` reads. Pure data and the file's names.
 
-use crate::event::CallOutcome;
+use crate::event::{CallOutcome, Event};
 use serde::{Deserialize, Serialize};
 
 /// The records file in the state directory.
@@ -122,6 +122,20 @@ impl CallRecord {
         match answer_ms {
             Some(a) => (a.saturating_sub(start_ms), end_ms.saturating_sub(a)),
             None => (end_ms.saturating_sub(start_ms), 0),
+        }
+    }
+
+    /// The record as announced on the event ring.
+    pub fn event(&self) -> Event {
+        Event::CallRecord {
+            call: self.call,
+            from: self.caller.clone(),
+            to: self.dialled.clone(),
+            start_ms: self.start_ms,
+            answer_ms: self.answer_ms.unwrap_or(0),
+            end_ms: self.end_ms,
+            outcome: self.outcome,
+            status: self.status,
         }
     }
 }

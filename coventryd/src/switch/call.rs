@@ -6,6 +6,7 @@ use super::reply::Replier;
 use crate::sip::dest::Dest;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase};
+use coventry_shared::record::CallRecord;
 use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
 use std::collections::HashMap;
 
@@ -352,6 +353,30 @@ impl Call {
                 .is_some_and(|t| now_ms >= t + TRANSACTION_TIMEOUT_MS)
     }
 
+    /// The call's record at its end (`now_ms`, `outcome` with SIP `status`); its
+    /// forwards move into it.
+    pub fn record(&mut self, now_ms: u64, outcome: CallOutcome, status: u16) -> CallRecord {
+        let (ring_ms, talk_ms) = CallRecord::times(self.start_ms, self.answer_ms, now_ms);
+        CallRecord {
+            call: self.no,
+            outcome,
+            status,
+            caller: self.caller_label.clone(),
+            dialled: self.dialled.clone(),
+            answered_by: self.answer_ms.map(|_| match self.callee.ext {
+                None => self.dialled.clone(),
+                Some(e) => e.to_string(),
+            }),
+            start_ms: self.start_ms,
+            answer_ms: self.answer_ms,
+            end_ms: now_ms,
+            ring_ms,
+            talk_ms,
+            route: self.route,
+            forwards: std::mem::take(&mut self.hops),
+        }
+    }
+
     /// The call-table entry for this call.
     pub fn entry(&self) -> CallEntry {
         let mut e = CallEntry {
@@ -677,6 +702,32 @@ mod tests {
         call.tick(TRANSACTION_TIMEOUT_MS, 5000, 0);
         assert!(call.invite.final_retx.is_none());
         assert!(call.expired(TRANSACTION_TIMEOUT_MS));
+    }
+
+    #[test]
+    fn the_record_takes_the_forwards_and_names_who_answered() {
+        let mut call = call_at(1000, 20_000);
+        call.hops.push(coventry_shared::record::Hop {
+            from: 22,
+            to: "24".into(),
+            why: coventry_shared::record::HopReason::Busy,
+        });
+        call.callee.ext = Some(24);
+        call.answer_ms = Some(4000);
+        let record = call.record(10_000, CallOutcome::Completed, 200);
+        assert_eq!(record.answered_by.as_deref(), Some("24"));
+        assert_eq!((record.ring_ms, record.talk_ms), (3000, 6000));
+        assert_eq!(record.forwards.len(), 1);
+        assert!(call.hops.is_empty(), "moved into the record");
+        assert!(matches!(
+            record.event(),
+            coventry_shared::event::Event::CallRecord {
+                call: 1000,
+                answer_ms: 4000,
+                status: 200,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::request::Own;
-use coventry_shared::event::{CallOutcome, CallPhase, Event};
+use coventry_shared::event::{CallOutcome, CallPhase};
 use coventry_shared::record::CallRecord;
 
 impl Switch {
@@ -62,41 +62,19 @@ impl Switch {
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
         }
-        let answer_ms = call.answer_ms;
-        let (ring_ms, talk_ms) = CallRecord::times(call.start_ms, answer_ms, now_ms);
-        let answered_by = answer_ms.map(|_| match call.callee.ext {
-            None => call.dialled.clone(),
-            Some(e) => e.to_string(),
-        });
-        self.out.records.push(CallRecord {
-            call: no,
-            outcome,
-            status,
-            caller: call.caller_label.clone(),
-            dialled: call.dialled.clone(),
-            answered_by,
-            start_ms: call.start_ms,
-            answer_ms,
-            end_ms: now_ms,
-            ring_ms,
-            talk_ms,
-            route: call.route,
-            forwards: std::mem::take(&mut call.hops),
-        });
-        let record = Event::CallRecord {
-            call: no,
-            from: call.caller_label.clone(),
-            to: call.dialled.clone(),
-            start_ms: call.start_ms,
-            answer_ms: call.answer_ms.unwrap_or(0),
-            end_ms: now_ms,
-            outcome,
-            status,
-        };
-        log::info!("{record}");
+        let record = call.record(now_ms, outcome, status);
         self.call_event(no);
-        self.out.events.push(record);
+        self.record_call(record);
         self.publish_call(no);
+    }
+
+    /// File a call's record: for the records file and, as an event, for
+    /// whoever watches (and the log).
+    pub(super) fn record_call(&mut self, record: CallRecord) {
+        let event = record.event();
+        log::info!("{event}");
+        self.out.events.push(event);
+        self.out.records.push(record);
     }
 
     /// `hangup CALL|EXT`: BYE both sides of answered calls, CANCEL ringing ones.

@@ -8,6 +8,7 @@
 //! route set).
 
 use super::call::Retx;
+use super::dial_book::{Dial, Leg, Reinvite, Side};
 use super::features::{Caller, Resolution};
 use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
@@ -17,136 +18,12 @@ use crate::sip::parse::parse_name_addr;
 use crate::sip::request::Own;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, DialStep, Event, ResultCode};
-use coventry_shared::record::{CallRecord, Route};
-use coventry_shared::stateblock::{call_state, put_str, CallEntry};
-use std::collections::HashMap;
-
-/// Which leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The extension rung first.
-    A,
-    /// The party it is connected to.
-    B,
-}
-
-/// One leg: a dialog between the switch (as a user agent) and a phone, or a
-/// party reached through the upstream.
-#[derive(Debug)]
-pub struct Leg {
-    /// Call-ID of this leg.
-    pub call_id: String,
-    /// Branch of our INVITE.
-    pub branch: String,
-    /// Request-URI of our INVITE (the phone's contact, or the number upstream).
-    pub uri: String,
-    /// Where it goes (the first hop of `route` once answered).
-    pub dest: Dest,
-    /// Where our INVITE went: its responses come from there, and requests in
-    /// the dialog from there or from `dest`.
-    pub sent_to: Dest,
-    /// Route set from the 2xx's Record-Route (proxies on the way, e.g. upstream).
-    pub route: Vec<String>,
-    /// Our Via value.
-    pub via: String,
-    /// Our From (with our tag).
-    pub from: String,
-    /// Its To (tag added from the 2xx).
-    pub to: String,
-    /// The phone's Contact from its 2xx.
-    pub contact: String,
-    /// Timer A/B of our INVITE.
-    pub retx: Option<Retx>,
-    /// A provisional came back (CANCEL allowed).
-    pub proceeding: bool,
-    /// Answered.
-    pub answered: bool,
-    /// Our next CSeq in this dialog.
-    pub cseq: u32,
-    /// The last ACK we sent for a 2xx on this leg: sent again when the 2xx is
-    /// (our ACK was lost).
-    pub ack: Option<Vec<u8>>,
-}
-
-/// A click-to-dial session.
-#[derive(Debug)]
-pub struct Dial {
-    /// The FIFO request id to answer.
-    pub id: Option<u64>,
-    /// Extension A.
-    pub a: u16,
-    /// What A is connected to (as dialled).
-    pub target: String,
-    /// The extension reached for it (after forwards, speed dials), once known
-    /// (none: a number outside).
-    pub b: Option<u16>,
-    /// Leg to A.
-    pub leg_a: Leg,
-    /// Leg to B, once A answered.
-    pub leg_b: Option<Leg>,
-    /// Start / answer times.
-    pub start_ms: u64,
-    /// When both legs were connected.
-    pub answer_ms: Option<u64>,
-    /// A must answer by then.
-    pub deadline_ms: u64,
-    /// Call-table slot.
-    pub slot: Option<usize>,
-    /// Result sent.
-    pub reported: bool,
-    /// The last progress step reported to the command's sender.
-    pub step: Option<DialStep>,
-    /// A re-INVITE from one side waiting for the other side's answer.
-    pub reinvite: Option<Reinvite>,
-    /// Branches of answered re-INVITEs (to ACK their retransmitted 2xx).
-    pub branches: Vec<String>,
-}
-
-/// A re-INVITE passed from one leg to the other.
-#[derive(Debug)]
-pub struct Reinvite {
-    /// Answers the side that sent it.
-    pub replier: super::reply::Replier,
-    /// The leg it was passed to.
-    pub to: Side,
-    /// Our branch and CSeq of the re-INVITE on that leg.
-    pub branch: String,
-    /// Its CSeq number.
-    pub cseq: u32,
-}
-
-/// The click-to-dial calls in progress and how their messages find them.
-#[derive(Debug, Default)]
-pub(super) struct DialBook {
-    /// By call number.
-    pub calls: HashMap<u32, Dial>,
-    /// By the branches of the INVITEs the switch sent for them, with the leg.
-    pub branches: HashMap<String, (u32, Side)>,
-    /// By the Call-ID of either leg.
-    pub by_call_id: HashMap<String, u32>,
-}
 
 impl Switch {
     fn leg(&mut self, call_id: String, uri: &str, dest: Dest, from: String, to: String) -> Leg {
         let branch = self.branch('d');
         let via = self.via_to(dest, &branch);
-        Leg {
-            call_id,
-            branch,
-            uri: uri.to_string(),
-            dest,
-            sent_to: dest,
-            route: Vec::new(),
-            via,
-            from,
-            to,
-            contact: String::new(),
-            retx: None,
-            proceeding: false,
-            answered: false,
-            cseq: 1,
-            ack: None,
-        }
+        Leg::new(call_id, (branch, via), uri, dest, (from, to))
     }
 
     fn leg_request(
@@ -209,19 +86,15 @@ impl Switch {
 
     /// Where the INVITE of call `no`'s leg `side` went.
     pub(super) fn dial_leg_sent_to(&self, no: u32, side: Side) -> Option<Dest> {
-        let d = self.dials.calls.get(&no)?;
-        match side {
-            Side::A => Some(d.leg_a.sent_to),
-            Side::B => d.leg_b.as_ref().map(|l| l.sent_to),
-        }
+        Some(self.dials.calls.get(&no)?.leg(side)?.sent_to)
     }
 
     fn dial_leg(&mut self, no: u32, side: Side) -> Option<&mut Leg> {
-        let d = self.dials.calls.get_mut(&no)?;
-        match side {
-            Side::A => Some(&mut d.leg_a),
-            Side::B => d.leg_b.as_mut(),
-        }
+        self.dials.calls.get_mut(&no)?.leg_mut(side)
+    }
+
+    fn dial_leg_ref(&self, no: u32, side: Side) -> Option<&Leg> {
+        self.dials.calls.get(&no)?.leg(side)
     }
 
     /// `dial A TARGET`.
@@ -280,7 +153,7 @@ impl Switch {
                 branches: Vec::new(),
             },
         );
-        self.dial_by_call_id_insert(no);
+        self.dials.index_call_ids(no);
         self.send_invite(now_ms, no, Side::A, None);
         self.dial_state(no, CallPhase::Dialing, 0);
         self.dial_step(no, DialStep::Started);
@@ -299,39 +172,13 @@ impl Switch {
         self.out.events.push(Event::Dialing { id, call: no, step });
     }
 
-    fn dial_by_call_id_insert(&mut self, no: u32) {
-        if let Some(d) = self.dials.calls.get(&no) {
-            let mut ids = vec![d.leg_a.call_id.clone()];
-            if let Some(b) = &d.leg_b {
-                ids.push(b.call_id.clone());
-            }
-            for cid in ids {
-                self.dials.by_call_id.insert(cid, no);
-            }
-        }
-    }
-
     /// Call-table entry, bits and a state event for a click-to-dial call.
     fn dial_state(&mut self, no: u32, phase: CallPhase, status: u16) {
         let Some(d) = self.dials.calls.get(&no) else {
             return;
         };
-        let mut e = CallEntry::FREE;
-        e.id = no;
-        e.state = match phase {
-            CallPhase::Dialing => call_state::DIALING,
-            CallPhase::Ringing => call_state::RINGING,
-            CallPhase::Answered => call_state::ANSWERED,
-            CallPhase::Ended => call_state::ENDED,
-        };
-        e.cause = status;
-        put_str(&mut e.from, &d.a.to_string());
-        put_str(&mut e.to, &d.target);
-        put_str(&mut e.call_id, &d.leg_a.call_id);
-        e.start_ms = d.start_ms;
-        e.answer_ms = d.answer_ms.unwrap_or(0);
         if let Some(slot) = d.slot {
-            self.out.calls.insert(slot, e);
+            self.out.calls.insert(slot, d.entry(no, phase, status));
         }
         let (a, b) = (d.a, d.b);
         self.out.events.push(Event::CallState {
@@ -354,36 +201,7 @@ impl Switch {
         };
         let (id, reported) = (d.id, d.reported);
         d.reported = true;
-        let answer_ms = d.answer_ms;
-        let (ring_ms, talk_ms) = CallRecord::times(d.start_ms, answer_ms, now_ms);
-        self.out.records.push(CallRecord {
-            call: no,
-            outcome,
-            status,
-            caller: d.a.to_string(),
-            dialled: d.target.clone(),
-            answered_by: answer_ms.map(|_| match d.b {
-                None => d.target.clone(),
-                Some(b) => b.to_string(),
-            }),
-            start_ms: d.start_ms,
-            answer_ms,
-            end_ms: now_ms,
-            ring_ms,
-            talk_ms,
-            route: Route::ClickToDial,
-            forwards: Vec::new(),
-        });
-        let record = Event::CallRecord {
-            call: no,
-            from: d.a.to_string(),
-            to: d.target.clone(),
-            start_ms: d.start_ms,
-            answer_ms: d.answer_ms.unwrap_or(0),
-            end_ms: now_ms,
-            outcome,
-            status,
-        };
+        let record = d.record(no, now_ms, outcome, status);
         if let Some(slot) = d.slot {
             self.calls.slots.ended(slot, now_ms);
         }
@@ -394,7 +212,7 @@ impl Switch {
                 e.end_ms = now_ms;
             }
         }
-        self.out.events.push(record);
+        self.record_call(record);
         if !reported {
             let code = if outcome == CallOutcome::Completed {
                 ResultCode::Ok
@@ -403,30 +221,18 @@ impl Switch {
             };
             super::command::result(self, id, code, text);
         }
-        if let Some(d) = self.dials.calls.remove(&no) {
+        if let Some(d) = self.dials.remove(no) {
             // The lamps of its parties without it.
             self.publish_bits(d.a);
             if let Some(b) = d.b {
                 self.publish_bits(b);
-            }
-            self.dials.by_call_id.remove(&d.leg_a.call_id);
-            self.dials.branches.remove(&d.leg_a.branch);
-            for b in &d.branches {
-                self.dials.branches.remove(b);
-            }
-            if let Some(b) = d.leg_b {
-                self.dials.by_call_id.remove(&b.call_id);
-                self.dials.branches.remove(&b.branch);
             }
         }
     }
 
     /// Send an in-dialog request (ACK, BYE) on a leg.
     fn leg_send(&mut self, now_ms: u64, no: u32, side: Side, method: &str, body: Option<&[u8]>) {
-        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match side {
-            Side::A => Some(&d.leg_a),
-            Side::B => d.leg_b.as_ref(),
-        }) else {
+        let Some(leg) = self.dial_leg_ref(no, side) else {
             return;
         };
         let branch = self.branch('d');
@@ -523,10 +329,7 @@ impl Switch {
             leg.to = to;
             leg.contact = uri;
         }
-        if let Some(leg) = self.dials.calls.get(&no).map(|d| match side {
-            Side::A => &d.leg_a,
-            Side::B => d.leg_b.as_ref().unwrap_or(&d.leg_a),
-        }) {
+        if let Some(leg) = self.dial_leg_ref(no, side) {
             let bytes = self.leg_request(leg, "ACK", 1, None, &branch_via);
             let dest = leg.dest;
             self.send(dest, bytes);
@@ -636,7 +439,7 @@ impl Switch {
             d.leg_b = Some(leg);
             d.b = b;
         }
-        self.dial_by_call_id_insert(no);
+        self.dials.index_call_ids(no);
         self.send_invite(now_ms, no, Side::B, Some(offer));
     }
 
@@ -658,11 +461,11 @@ impl Switch {
     pub(super) fn dial_hangup(&mut self, now_ms: u64, no: u32) -> Option<String> {
         let d = self.dials.calls.get(&no)?;
         let label = format!("{no} ({} -> {})", d.a, d.target);
-        let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
+        let connected = d.connected();
         let mut cancels = Vec::new();
         let mut byes = Vec::new();
-        for (side, leg) in [(Side::A, Some(&d.leg_a)), (Side::B, d.leg_b.as_ref())] {
-            let Some(leg) = leg else {
+        for side in [Side::A, Side::B] {
+            let Some(leg) = d.leg(side) else {
                 continue;
             };
             if leg.answered {
@@ -700,7 +503,7 @@ impl Switch {
         self.dials
             .calls
             .values()
-            .any(|d| d.a == n || (d.b == Some(n) && d.leg_b.as_ref().is_some_and(|l| l.answered)))
+            .any(|d| d.a == n || (d.b == Some(n) && d.connected()))
     }
 
     /// The click-to-dial dialogs of `n` for BLF: (call, state, direction, peer).
@@ -712,8 +515,7 @@ impl Switch {
             .calls
             .iter()
             .filter_map(|(no, d)| {
-                let connected = d.leg_b.as_ref().is_some_and(|b| b.answered);
-                let state = if connected { "confirmed" } else { "early" };
+                let state = if d.connected() { "confirmed" } else { "early" };
                 if d.a == n {
                     Some((no.to_string(), state, "recipient", d.target.clone()))
                 } else if d.b == Some(n) {
@@ -739,16 +541,11 @@ impl Switch {
         };
         // Each leg is a dialog between the switch and one phone: only that phone
         // (its transport address) may speak in it.
-        let side = if d.leg_a.call_id == f.call_id {
-            Side::A
-        } else {
-            Side::B
-        };
-        let leg = match side {
-            Side::A => Some(&d.leg_a),
-            Side::B => d.leg_b.as_ref(),
-        };
-        if !leg.is_some_and(|l| l.dest.same_party(src) || l.sent_to.same_party(src)) {
+        let side = d.side_of(f.call_id);
+        if !d
+            .leg(side)
+            .is_some_and(|l| l.dest.same_party(src) || l.sent_to.same_party(src))
+        {
             log::warn!("click-to-dial call {no}: {method} from a stranger at {src}: refused");
             self.counters.refused += 1;
             return self.answer(now_ms, r, 403, None, &[]);
@@ -757,16 +554,12 @@ impl Switch {
             "ACK" => {}
             "BYE" => {
                 self.answer(now_ms, r, 200, None, &[]);
-                let other = if side == Side::A { Side::B } else { Side::A };
-                self.leg_send(now_ms, no, other, "BYE", None);
+                self.leg_send(now_ms, no, side.other(), "BYE", None);
                 let who = if side == Side::A { "A" } else { "B" };
                 log::info!("click-to-dial call {no}: {who} hung up");
                 self.dial_end(now_ms, no, CallOutcome::Completed, 200, String::new());
             }
-            "INVITE" => {
-                let other = if side == Side::A { Side::B } else { Side::A };
-                self.dial_reinvite(now_ms, no, other, body, r)
-            }
+            "INVITE" => self.dial_reinvite(now_ms, no, side.other(), body, r),
             _ => self.answer(
                 now_ms,
                 r,
@@ -792,12 +585,7 @@ impl Switch {
             .calls
             .get(&no)
             .is_some_and(|d| d.reinvite.is_some());
-        let connected = self
-            .dials
-            .calls
-            .get(&no)
-            .and_then(|d| d.leg_b.as_ref())
-            .is_some_and(|b| b.answered);
+        let connected = self.dials.calls.get(&no).is_some_and(Dial::connected);
         if pending {
             return self.answer(now_ms, r, 491, None, &[]);
         }
@@ -818,10 +606,7 @@ impl Switch {
         leg.cseq += 1;
         let cseq = leg.cseq;
         let dest = leg.dest;
-        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match other {
-            Side::A => Some(&d.leg_a),
-            Side::B => d.leg_b.as_ref(),
-        }) else {
+        let Some(leg) = self.dial_leg_ref(no, other) else {
             return;
         };
         let via = self.via_to(dest, &branch);
@@ -863,10 +648,7 @@ impl Switch {
         else {
             return;
         };
-        let Some(leg) = self.dials.calls.get(&no).and_then(|d| match ri.to {
-            Side::A => Some(&d.leg_a),
-            Side::B => d.leg_b.as_ref(),
-        }) else {
+        let Some(leg) = self.dial_leg_ref(no, ri.to) else {
             return;
         };
         // A 2xx is ACKed end to end (new branch), a failure hop by hop (its branch).
@@ -915,25 +697,13 @@ impl Switch {
     pub(super) fn dials_tick(&mut self, now_ms: u64) {
         let numbers: Vec<u32> = self.dials.calls.keys().copied().collect();
         for no in numbers {
-            let mut resend = Vec::new();
-            let mut timed_out = false;
-            if let Some(d) = self.dials.calls.get_mut(&no) {
-                for leg in [Some(&mut d.leg_a), d.leg_b.as_mut()].into_iter().flatten() {
-                    if let Some(r) = leg.retx.as_mut() {
-                        match r.due(now_ms, T2_MS * 16) {
-                            Ok(true) if !leg.proceeding => resend.push((r.dest, r.bytes.clone())),
-                            Ok(_) => {}
-                            Err(()) => timed_out = true,
-                        }
-                    }
-                }
-                let a_unanswered = !d.leg_a.answered && now_ms >= d.deadline_ms;
-                timed_out |= a_unanswered;
-            }
-            for (to, bytes) in resend {
+            let Some(due) = self.dials.calls.get_mut(&no).map(|d| d.tick(now_ms)) else {
+                continue;
+            };
+            for (to, bytes) in due.resend {
                 self.send(to, bytes);
             }
-            if timed_out {
+            if due.timed_out {
                 let Some(d) = self.dials.calls.get(&no) else {
                     continue;
                 };

@@ -12,6 +12,7 @@ mod call_timers;
 mod command;
 mod delivery;
 mod dial;
+mod dial_book;
 mod features;
 mod fork;
 mod guard;
@@ -181,7 +182,7 @@ pub struct Switch {
     /// Feature-code calls the switch answered itself: Call-ID → how to hang up.
     local_dialogs: HashMap<String, keypad::LocalDialog>,
     /// Click-to-dial calls by number, by our INVITE branches, by leg Call-ID.
-    dials: dial::DialBook,
+    dials: dial_book::DialBook,
     /// Subscriptions the switch serves and those it passed between phones.
     subscriptions: Subscriptions,
     /// The upstream links and the texts waiting on them.
@@ -299,7 +300,7 @@ impl Switch {
             calls: CallBook::default(),
             settings: Settings::default(),
             local_dialogs: HashMap::new(),
-            dials: dial::DialBook::default(),
+            dials: dial_book::DialBook::default(),
             subscriptions: Subscriptions::default(),
             upstream: UpstreamState::default(),
             last_now: 0,
