@@ -295,8 +295,9 @@ pub enum CliCommand {
     /// Explain where a call to an extension would go right now, and why.
     ///
     /// The switch answers from its live state: registered contacts, the forward chain,
-    /// do not disturb, busy, coverage. pbxctl prints the explanation one step per line
-    /// (with --json, the daemon's text as it is).
+    /// do not disturb, busy, coverage, and the digest the extension is challenged with
+    /// (and what its registered phones answered). pbxctl prints the explanation one
+    /// step per line (with --json, the steps and the conclusion).
     Why {
         /// Extension.
         #[arg(value_name = "EXT")]

@@ -648,6 +648,7 @@ fn why_explains_forwards_dnd_and_coverage() {
             "35 rings on 1 registered contact(s)",
             "coverage rings too: 36",
             "after 2 rings: 37",
+            "21 is challenged with digest MD5 (the [server] offer)",
             "a call to 21 rings 35, 36 (for 35)",
         ]
     );
@@ -657,6 +658,7 @@ fn why_explains_forwards_dnd_and_coverage() {
         vec![
             "38 is on do not disturb, and forwards on busy to 37",
             "37 rings on 1 registered contact(s)",
+            "38 is challenged with digest MD5 (the [server] offer)",
             "a call to 38 rings 37 (for 37)",
         ],
         "{l:?}"

@@ -492,4 +492,22 @@ fn regs_and_the_state_block_show_each_registrations_algorithm() {
         table.contains("AUTH") && table.contains("SHA-256") && table.contains("MD5"),
         "{table}"
     );
+    // `why` says what each line is offered, why, and what its phones answered.
+    let why = |ext: &str| String::from_utf8_lossy(&sw.pbxctl(&["why", ext]).stdout).to_string();
+    let w = why("22");
+    assert!(
+        w.contains(
+            "22 is challenged with digest SHA-256 (its own algorithm key); \
+             its phones registered with SHA-256"
+        ),
+        "{w}"
+    );
+    let w = why("21");
+    assert!(
+        w.contains(
+            "21 is challenged with digest MD5 (the [server] offer); \
+             its phones registered with MD5"
+        ),
+        "{w}"
+    );
 }

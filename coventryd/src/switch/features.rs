@@ -647,6 +647,7 @@ impl Switch {
         if let (name, Some(_)) = self.runstate() {
             trail.insert(0, format!("run state {name} in force"));
         }
+        trail.push(self.digest_step(ext));
         (ResultCode::Ok, trail, end)
     }
 

@@ -179,6 +179,46 @@ impl Switch {
             .map_or(server.as_slice(), |l| l.offer(server))
     }
 
+    /// How extension `ext` signs in, for `why`: the digest it is offered and
+    /// why that one, and what its registered phones answered with.
+    pub(super) fn digest_step(&self, ext: u16) -> String {
+        let names = |list: &[Algorithm]| {
+            list.iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let own = self
+            .config
+            .lines
+            .get(&ext)
+            .is_some_and(|l| l.algorithms.is_some());
+        let source = if own {
+            "its own algorithm key"
+        } else {
+            "the [server] offer"
+        };
+        let mut step = format!(
+            "{ext} is challenged with digest {} ({source})",
+            names(self.offer_for(&ext.to_string()))
+        );
+        let mut answered: Vec<Algorithm> = self
+            .registrar
+            .contacts(ext)
+            .iter()
+            .filter_map(|b| b.algorithm)
+            .collect();
+        answered.sort_by_key(|a| a.code());
+        answered.dedup();
+        if !answered.is_empty() {
+            step.push_str(&format!(
+                "; its phones registered with {}",
+                names(&answered)
+            ));
+        }
+        step
+    }
+
     /// Challenge a phone claiming `user` with its offer ([`Switch::offer_for`]).
     fn challenge(
         &mut self,
