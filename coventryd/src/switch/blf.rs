@@ -83,7 +83,7 @@ impl Switch {
             challenge_code: 407,
             peer: false,
         };
-        let Auth::Ok(_) = self.authenticate(now_ms, src, req, claim, &r) else {
+        let Auth::Ok(_) = self.authenticate(inc, claim, &r) else {
             return;
         };
         let asked = f

@@ -94,7 +94,7 @@ impl Switch {
         let dialled = dialled_of(inc);
         if let (Some(ext), true) = (caller, dialled.starts_with(['*', '#'])) {
             if let Some(outcome) = self.feature_code(inc.now_ms, ext, &dialled) {
-                return self.answer_feature(inc.now_ms, inc.req, inc.f, r, ext, outcome);
+                return self.answer_feature(inc, r, ext, outcome);
             }
         }
         // Over TCP only the upstream peer reaches the switch.
@@ -112,12 +112,7 @@ impl Switch {
     /// proved who it is (an extension's digest; over TCP the upstream peer, which
     /// the I/O shell alone lets in and whose callers are not extensions).
     fn admit_invite(&mut self, inc: &Incoming<'_>, r: &Replier) -> Admission {
-        let Incoming {
-            now_ms,
-            from,
-            req,
-            f,
-        } = *inc;
+        let f = inc.f;
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return Admission::Refused(483);
         }
@@ -130,9 +125,8 @@ impl Switch {
         }) {
             return Admission::Refused(482);
         }
-        let src = from.addr();
         if r.dest.is_tcp() {
-            return match self.upstream_peer_allowed(now_ms, src, req, f, r) {
+            return match self.upstream_peer_allowed(inc, r) {
                 true => Admission::Caller(None),
                 false => Admission::Answered,
             };
@@ -144,7 +138,7 @@ impl Switch {
             challenge_code: 407,
             peer: false,
         };
-        match self.authenticate(now_ms, src, req, claim, r) {
+        match self.authenticate(inc, claim, r) {
             Auth::Ok(user) => Admission::Caller(user.parse().ok()),
             _ => Admission::Answered,
         }

@@ -5,9 +5,9 @@
 
 use super::delivery::{Origin, Request as Delivery};
 use super::reply::Replier;
+use super::Incoming;
 use super::Switch;
 use crate::sip::dest::Dest;
-use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
 use crate::sip::request::Own;
 use coventry_shared::event::CallOutcome;
@@ -54,13 +54,12 @@ impl Switch {
     /// Answer a feature-code INVITE with the outcome of applying it.
     pub(super) fn answer_feature(
         &mut self,
-        now_ms: u64,
-        req: &rsip::Request,
-        f: &Fields<'_>,
+        inc: &Incoming<'_>,
         r: Replier,
         ext: u16,
         outcome: Result<String, String>,
     ) {
+        let Incoming { now_ms, req, f, .. } = *inc;
         let text = match &outcome {
             Ok(t) => t.clone(),
             Err(e) => format!("not done: {e}"),

@@ -47,7 +47,6 @@ pub(super) fn check_text(
 impl Switch {
     pub(super) fn on_message(&mut self, inc: &Incoming<'_>, r: Replier) {
         let Incoming { now_ms, req, f, .. } = *inc;
-        let src = inc.from.addr();
         let sender = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
@@ -55,7 +54,7 @@ impl Switch {
         // extensions and need no digest.
         let from_upstream = r.dest.is_tcp();
         let sender = if from_upstream {
-            if !self.upstream_peer_allowed(now_ms, src, req, f, &r) {
+            if !self.upstream_peer_allowed(inc, &r) {
                 return;
             }
             let s: String = sender
@@ -75,7 +74,7 @@ impl Switch {
                 challenge_code: 407,
                 peer: false,
             };
-            let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
+            let Auth::Ok(sender) = self.authenticate(inc, claim, &r) else {
                 return;
             };
             sender

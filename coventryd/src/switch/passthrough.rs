@@ -65,7 +65,7 @@ impl Switch {
             challenge_code: 407,
             peer: false,
         };
-        let Auth::Ok(sender) = self.authenticate(now_ms, src, req, claim, &r) else {
+        let Auth::Ok(sender) = self.authenticate(inc, claim, &r) else {
             return;
         };
         let user = req

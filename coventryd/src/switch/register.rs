@@ -44,12 +44,12 @@ impl Switch {
     /// auth guard) gets `503` with `Retry-After` and nothing is checked.
     pub(super) fn authenticate(
         &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
+        inc: &Incoming<'_>,
         claim: Claim<'_>,
         r: &Replier,
     ) -> Auth {
+        let Incoming { now_ms, req, .. } = *inc;
+        let src = inc.from.addr();
         let (values, claimed, challenge_code) =
             (claim.credentials, claim.user, claim.challenge_code);
         let now = to_system_time(now_ms);
@@ -64,7 +64,7 @@ impl Switch {
             .unwrap_or_else(|| claimed.to_string());
         let bound = self.is_bound(&who, src);
         if let Admission::Wait { retry_after_s } = self.auth.guard.admit(now_ms, src, &who, bound) {
-            self.auth_refused(now_ms, src, req, &who, retry_after_s);
+            self.auth_refused(inc, &who, retry_after_s);
             let retry = retry_after_s.to_string();
             self.answer_ref(
                 now_ms,
@@ -97,14 +97,14 @@ impl Switch {
                     let bound = self.is_bound(claimed, src);
                     self.auth.guard.failed(now_ms, src, claimed, bound);
                     let why = "credentials of another extension";
-                    self.auth_failed(now_ms, src, req, &username, why);
+                    self.auth_failed(inc, &username, why);
                     self.answer_ref(now_ms, r, 403, Some("Forbidden (identity mismatch)"), &[]);
                     return Auth::Answered;
                 }
                 if algorithm.is_some_and(|a| !self.offer_for(&username).contains(&a)) {
                     // Right, but with an algorithm this line is not offered (its
                     // own `algorithm` keeps MD5 out, say).
-                    self.auth_failed(now_ms, src, req, &username, "algorithm not offered");
+                    self.auth_failed(inc, &username, "algorithm not offered");
                     self.answer_ref(
                         now_ms,
                         r,
@@ -124,13 +124,13 @@ impl Switch {
             Verdict::Dead => {
                 // A guess on a nonce that already failed: counted, never checked.
                 self.auth.guard.failed(now_ms, src, &who, bound);
-                self.auth_failed(now_ms, src, req, &who, "nonce already failed");
+                self.auth_failed(inc, &who, "nonce already failed");
                 self.challenge(now_ms, now, (challenge_code, false), (r, &who));
                 Auth::Answered
             }
             Verdict::Rejected { reason } => {
                 self.auth.guard.failed(now_ms, src, &who, bound);
-                self.auth_failed(now_ms, src, req, &who, reason);
+                self.auth_failed(inc, &who, reason);
                 self.answer_ref(now_ms, r, 403, Some("Forbidden"), &[]);
                 Auth::Answered
             }
@@ -240,14 +240,9 @@ impl Switch {
 
     /// One failed authentication: counted, logged (rate-limited per address, every
     /// network field quoted) with its event.
-    pub(super) fn auth_failed(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        user: &str,
-        why: &str,
-    ) {
+    pub(super) fn auth_failed(&mut self, inc: &Incoming<'_>, user: &str, why: &str) {
+        let Incoming { now_ms, req, .. } = *inc;
+        let src = inc.from.addr();
         self.counters.auth_failures += 1;
         if !self.auth.auth_log.note(now_ms, src.ip()).write {
             return;
@@ -263,14 +258,9 @@ impl Switch {
     }
 
     /// A request refused unchecked by the guard: counted, logged like a failure.
-    fn auth_refused(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        user: &str,
-        retry_after_s: u64,
-    ) {
+    fn auth_refused(&mut self, inc: &Incoming<'_>, user: &str, retry_after_s: u64) {
+        let Incoming { now_ms, req, .. } = *inc;
+        let src = inc.from.addr();
         self.counters.auth_refused += 1;
         if !self.auth.auth_log.note(now_ms, src.ip()).write {
             return;
@@ -305,7 +295,7 @@ impl Switch {
     }
 
     pub(super) fn on_register(&mut self, inc: &Incoming<'_>, r: Replier) {
-        let Incoming { now_ms, req, f, .. } = *inc;
+        let Incoming { now_ms, f, .. } = *inc;
         let src = inc.from.addr();
         let to = parse_name_addr(f.to);
         let user = to
@@ -318,7 +308,7 @@ impl Switch {
             challenge_code: 401,
             peer: false,
         };
-        let Auth::Ok(user) = self.authenticate(now_ms, src, req, claim, &r) else {
+        let Auth::Ok(user) = self.authenticate(inc, claim, &r) else {
             return;
         };
         let Some(line) = user

@@ -9,6 +9,7 @@
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
+use super::Incoming;
 use super::{ClientTag, Switch};
 use crate::config::{HostPort, Identity, RouteKind, UpstreamConfig};
 use crate::sip::dest::Dest;
@@ -155,25 +156,18 @@ impl Switch {
     /// Whether a call or text from the upstream peer may go on: always when no
     /// `peer_secret` is set (its address was enough), else once it answered the
     /// digest challenge as `peer_user` (until then it got 407, or 403).
-    pub(super) fn upstream_peer_allowed(
-        &mut self,
-        now_ms: u64,
-        src: SocketAddr,
-        req: &rsip::Request,
-        f: &Fields<'_>,
-        r: &Replier,
-    ) -> bool {
+    pub(super) fn upstream_peer_allowed(&mut self, inc: &Incoming<'_>, r: &Replier) -> bool {
         if self.config.upstream.peer_secret.is_none() {
             return true;
         }
         let user = self.config.upstream.peer_user.clone();
         let claim = Claim {
             user: &user,
-            credentials: &f.proxy_authorization,
+            credentials: &inc.f.proxy_authorization,
             challenge_code: 407,
             peer: true,
         };
-        matches!(self.authenticate(now_ms, src, req, claim, r), Auth::Ok(_))
+        matches!(self.authenticate(inc, claim, r), Auth::Ok(_))
     }
 
     /// Our Via for a request to `dest`.
