@@ -44,40 +44,43 @@ pub(super) fn check_text(
     Ok(text.to_string())
 }
 
+/// A text as it came in, for the events and answers about it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TextRef<'a> {
+    /// Its sender: an extension, or a name from the upstream.
+    pub from: &'a str,
+    /// To whom, as addressed.
+    pub to: &'a str,
+    /// The text.
+    pub text: &'a str,
+}
+
+/// Where a text goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Recipients {
+    /// To these phones now; `offline`: members not registered; `single`: one
+    /// extension addressed by number (its phone's answer is the sender's).
+    Phones {
+        targets: Vec<u16>,
+        offline: Vec<u16>,
+        single: bool,
+    },
+    /// To a number outside, through the upstream's SMS route.
+    Upstream(String),
+    /// A command for the switch (`system`).
+    System,
+    /// Nowhere: refused with this status.
+    Refused(u16, &'static str),
+}
+
 impl Switch {
+    /// A MESSAGE: its sender authenticated (a phone's digest, or the upstream
+    /// peer), its text checked, then delivered, relayed out, run as a command or
+    /// refused.
     pub(super) fn on_message(&mut self, inc: &Incoming<'_>, r: Replier) {
         let Incoming { now_ms, req, f, .. } = *inc;
-        let sender = parse_name_addr(f.from)
-            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
-            .unwrap_or_default();
-        // Over TCP only the upstream peer reaches the switch: its senders are not
-        // extensions and need no digest.
-        let from_upstream = r.dest.is_tcp();
-        let sender = if from_upstream {
-            if !self.upstream_peer_allowed(inc, &r) {
-                return;
-            }
-            let s: String = sender
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(32)
-                .collect();
-            if s.is_empty() {
-                "upstream".to_string()
-            } else {
-                s
-            }
-        } else {
-            let claim = Claim {
-                user: &sender,
-                credentials: &f.proxy_authorization,
-                challenge_code: 407,
-                peer: false,
-            };
-            let Auth::Ok(sender) = self.authenticate(inc, claim, &r) else {
-                return;
-            };
-            sender
+        let Some((sender, from_ext)) = self.text_sender(inc, &r) else {
+            return;
         };
         let text = match check_text(f.content_type, &req.body) {
             Ok(t) => t,
@@ -96,41 +99,116 @@ impl Switch {
                     .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             })
             .unwrap_or_default();
-        let from_ext: u16 = if from_upstream {
-            0
-        } else {
-            sender.parse().unwrap_or(0)
+        let msg = TextRef {
+            from: &sender,
+            to: &to_user,
+            text: &text,
         };
-        let from_display = self
-            .config
-            .lines
-            .get(&from_ext)
-            .map(|l| l.display.clone())
-            .unwrap_or_default();
-        let cfg = &self.config;
-        let target = classify(
-            cfg.server.plan,
-            &cfg.groups,
-            |n| cfg.is_configured(n),
-            &to_user,
-        );
-        let (targets, offline, single) = match target {
-            // Upstream senders reach extensions only (no broadcasts, no commands).
-            Target::Group(_) | Target::All | Target::System if from_upstream => {
-                self.reject_message(now_ms, r, &sender, &to_user, &text, 403, "Forbidden");
-                return;
+        match self.recipients(&to_user, from_ext) {
+            Recipients::Refused(code, reason) => self.reject_message(now_ms, r, msg, code, reason),
+            Recipients::Upstream(n) => self.message_upstream(now_ms, req, r, &sender, &n, &text),
+            Recipients::System => {
+                if let Some(ext) = from_ext {
+                    self.text_to_system(now_ms, r, ext, msg);
+                }
             }
-            Target::External(n) if !from_upstream => {
-                self.message_upstream(now_ms, req, r, &sender, &n, &text);
-                return;
+            Recipients::Phones {
+                targets,
+                offline,
+                single,
+            } => {
+                let from_display = from_ext
+                    .and_then(|e| self.config.lines.get(&e))
+                    .map(|l| l.display.clone())
+                    .unwrap_or_default();
+                let origin = if single {
+                    self.server_tx.pending(r.key.clone(), now_ms);
+                    Origin::Sip(Box::new(r))
+                } else {
+                    self.answer(now_ms, r, 202, None, &[]);
+                    Origin::Broadcast
+                };
+                let request = Request {
+                    origin,
+                    from: sender.clone(),
+                    from_user: sender,
+                    from_display,
+                    to: to_user,
+                    text,
+                    targets,
+                    offline,
+                    relayed: Some(Relayed {
+                        req: Box::new(req.clone()),
+                        from_upstream: from_ext.is_none(),
+                    }),
+                };
+                self.deliver(now_ms, request);
+            }
+        }
+    }
+
+    /// Who sends a text: an extension that answered its digest, or (over TCP,
+    /// where only the upstream peer reaches the switch) a caller outside, named
+    /// as its From says (no extension). `None`: the request was answered.
+    fn text_sender(&mut self, inc: &Incoming<'_>, r: &Replier) -> Option<(String, Option<u16>)> {
+        let sender = parse_name_addr(inc.f.from)
+            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            .unwrap_or_default();
+        if r.dest.is_tcp() {
+            if !self.upstream_peer_allowed(inc, r) {
+                return None;
+            }
+            let name: String = sender
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(32)
+                .collect();
+            let name = if name.is_empty() {
+                "upstream".to_string()
+            } else {
+                name
+            };
+            return Some((name, None));
+        }
+        let claim = Claim {
+            user: &sender,
+            credentials: &inc.f.proxy_authorization,
+            challenge_code: 407,
+            peer: false,
+        };
+        let Auth::Ok(sender) = self.authenticate(inc, claim, r) else {
+            return None;
+        };
+        let ext = sender.parse().ok();
+        Some((sender, ext))
+    }
+
+    /// Where a text to `to` from extension `from` (none: from the upstream)
+    /// goes. Senders outside reach single extensions only (no groups, no
+    /// broadcasts, no commands, no transit).
+    fn recipients(&self, to: &str, from: Option<u16>) -> Recipients {
+        let cfg = &self.config;
+        let target = classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), to);
+        let online = |e: &u16| !self.registrar.contacts(*e).is_empty();
+        let (targets, offline, single) = match target {
+            Target::Group(_) | Target::All | Target::System if from.is_none() => {
+                return Recipients::Refused(403, "Forbidden")
+            }
+            Target::External(n) if from.is_some() => return Recipients::Upstream(n),
+            Target::System => return Recipients::System,
+            Target::Unknown(_) | Target::External(_) => {
+                return Recipients::Refused(404, "Not Found")
+            }
+            Target::Extension(n) if !online(&n) => {
+                return Recipients::Refused(480, "Temporarily Unavailable (offline)")
             }
             Target::Extension(n) => (vec![n], vec![], true),
             Target::Group(g) => {
-                let members = self.members_of(g);
-                let (on, off): (Vec<u16>, Vec<u16>) = members
+                let (on, off): (Vec<u16>, Vec<u16>) = self
+                    .members_of(g)
                     .into_iter()
-                    .filter(|m| *m != from_ext)
-                    .partition(|m| !self.registrar.contacts(*m).is_empty());
+                    .filter(|m| Some(*m) != from)
+                    .partition(online);
                 (on, off, false)
             }
             Target::All => {
@@ -138,97 +216,52 @@ impl Switch {
                     .registrar
                     .iter()
                     .map(|(e, _)| e)
-                    .filter(|e| *e != from_ext)
+                    .filter(|e| Some(*e) != from)
                     .collect();
                 (on, vec![], false)
             }
-            Target::System => {
-                self.answer(now_ms, r, 200, None, &[]);
-                let reply = self.system_command(now_ms, from_ext, &text);
-                self.out.events.push(Event::Message {
-                    id: None,
-                    from: sender.clone(),
-                    to: "system".into(),
-                    status: 200,
-                    text: text.clone(),
-                });
-                self.system_reply(now_ms, from_ext, &reply);
-                return;
-            }
-            Target::Unknown(_) | Target::External(_) => {
-                self.reject_message(now_ms, r, &sender, &to_user, &text, 404, "Not Found");
-                return;
-            }
         };
-        if single && self.registrar.contacts(targets[0]).is_empty() {
-            self.reject_message(
-                now_ms,
-                r,
-                &sender,
-                &to_user,
-                &text,
-                480,
-                "Temporarily Unavailable (offline)",
-            );
-            return;
+        if targets.is_empty() {
+            return Recipients::Refused(480, "Temporarily Unavailable (nobody online)");
         }
-        if !single && targets.is_empty() {
-            self.reject_message(
-                now_ms,
-                r,
-                &sender,
-                &to_user,
-                &text,
-                480,
-                "Temporarily Unavailable (nobody online)",
-            );
-            return;
+        Recipients::Phones {
+            targets,
+            offline,
+            single,
         }
-        let origin = if single {
-            self.server_tx.pending(r.key.clone(), now_ms);
-            Origin::Sip(Box::new(r))
-        } else {
-            self.answer(now_ms, r, 202, None, &[]);
-            Origin::Broadcast
-        };
-        self.deliver(
-            now_ms,
-            Request {
-                origin,
-                from: sender.clone(),
-                from_user: sender,
-                from_display,
-                to: to_user,
-                text,
-                targets,
-                offline,
-                relayed: Some(Relayed {
-                    req: Box::new(req.clone()),
-                    from_upstream,
-                }),
-            },
-        );
+    }
+
+    /// A text to `system` from extension `ext`: accepted, run as a command, and
+    /// the reply sent back as a text.
+    fn text_to_system(&mut self, now_ms: u64, r: Replier, ext: u16, msg: TextRef<'_>) {
+        self.answer(now_ms, r, 200, None, &[]);
+        let reply = self.system_command(now_ms, ext, msg.text);
+        self.out.events.push(Event::Message {
+            id: None,
+            from: msg.from.to_string(),
+            to: "system".into(),
+            status: 200,
+            text: msg.text.to_string(),
+        });
+        self.system_reply(now_ms, ext, &reply);
     }
 
     /// Refuse a text: the event, the counter, the answer.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn reject_message(
         &mut self,
         now_ms: u64,
         r: Replier,
-        from: &str,
-        to: &str,
-        text: &str,
+        msg: TextRef<'_>,
         code: u16,
         reason: &str,
     ) {
         self.counters.messages_failed += 1;
         self.out.events.push(Event::Message {
             id: None,
-            from: from.to_string(),
-            to: to.to_string(),
+            from: msg.from.to_string(),
+            to: msg.to.to_string(),
             status: code,
-            text: text.to_string(),
+            text: msg.text.to_string(),
         });
         self.answer(now_ms, r, code, Some(reason), &[]);
     }

@@ -6,6 +6,7 @@
 //! The connections themselves live in the I/O shell (`crate::shell::links`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
+use super::message::TextRef;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
@@ -310,7 +311,17 @@ impl Switch {
     ) {
         let (link, peer) = match self.route_status(RouteKind::Sms) {
             RouteStatus::None => {
-                return self.reject_message(now_ms, r, sender, number, text, 404, "Not Found")
+                return self.reject_message(
+                    now_ms,
+                    r,
+                    TextRef {
+                        from: sender,
+                        to: number,
+                        text,
+                    },
+                    404,
+                    "Not Found",
+                )
             }
             RouteStatus::Down(link) => {
                 let (code, retry) = self.route_down(link);
