@@ -5,9 +5,11 @@ use super::guard::Admission;
 use super::reply::Replier;
 use super::Incoming;
 use super::{to_system_time, Switch};
+use crate::config::ServerConfig;
 use crate::logfmt::quoted;
 use crate::sip::digest::{claimed_username, parse_credentials};
 use crate::sip::digest::{Algorithm, Verdict};
+use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, serialize};
 use crate::switch::registrar::{ContactRequest, RegisterMeta};
 use coventry_shared::event::Event;
@@ -294,12 +296,11 @@ impl Switch {
         }
     }
 
+    /// A REGISTER: the phone answers its line's digest, then its contacts are
+    /// added, refreshed or removed, and the answer lists the line's bindings.
     pub(super) fn on_register(&mut self, inc: &Incoming<'_>, r: Replier) {
         let Incoming { now_ms, f, .. } = *inc;
-        let src = inc.from.addr();
-        let to = parse_name_addr(f.to);
-        let user = to
-            .as_ref()
+        let user = parse_name_addr(f.to)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
         let claim = Claim {
@@ -316,92 +317,41 @@ impl Switch {
             .ok()
             .and_then(|n| self.config.lines.get(&n))
         else {
-            self.answer(now_ms, r, 404, None, &[]);
-            return;
+            return self.answer(now_ms, r, 404, None, &[]);
         };
         let ext = line.number;
         let max_contacts = usize::from(line.lines).min(MAX_CONTACTS);
-        let s = &self.config.server;
-        let header_expires = f.expires.and_then(|e| e.trim().parse::<u32>().ok());
-        let clamp = |e: u32| {
-            if e == 0 {
-                0
-            } else {
-                e.clamp(s.min_expires, s.max_expires)
+        let changes = match contact_asks(f, &self.config.server, max_contacts) {
+            Err((code, reason)) => return self.answer(now_ms, r, code, Some(reason), &[]),
+            Ok(Ask::RemoveAll) => Ok(self
+                .registrar
+                .remove_all(ext, coventry_shared::event::Unregistration::ByPhone)),
+            Ok(Ask::Set(requests)) => {
+                let source = inc.from.addr().to_string();
+                let meta = RegisterMeta {
+                    source: &source,
+                    user_agent: f.user_agent,
+                    call_id: f.call_id,
+                    cseq: f.cseq_number().unwrap_or(0),
+                    now_ms,
+                    algorithm: self.credentials_of(&f.authorization).map(|(_, a)| a),
+                };
+                self.registrar.register(ext, max_contacts, &requests, &meta)
             }
         };
-        let mut requests = Vec::new();
-        if f.contacts.len() == 1 && f.contacts[0].trim() == "*" {
-            if header_expires != Some(0) {
-                self.answer(
-                    now_ms,
-                    r,
-                    400,
-                    Some("Bad Request (Contact * needs Expires: 0)"),
-                    &[],
-                );
-                return;
-            }
-            let changes = self
-                .registrar
-                .remove_all(ext, coventry_shared::event::Unregistration::ByPhone);
-            self.apply_changes(changes);
-        } else {
-            for c in &f.contacts {
-                let Some(na) = parse_name_addr(c) else {
-                    self.answer(
-                        now_ms,
-                        r,
-                        400,
-                        Some("Bad Request (unreadable Contact)"),
-                        &[],
-                    );
-                    return;
-                };
-                if na.uri.trim() == "*" || na.parsed_uri().is_none() {
-                    self.answer(now_ms, r, 400, Some("Bad Request (bad Contact URI)"), &[]);
-                    return;
-                }
-                let secs = na.expires().or(header_expires).unwrap_or(s.default_expires);
-                requests.push(ContactRequest {
-                    uri: na.uri.clone(),
-                    expires: clamp(secs),
-                });
-            }
-            if requests.iter().filter(|c| c.expires > 0).count() > max_contacts {
-                self.answer(
-                    now_ms,
-                    r,
-                    403,
-                    Some("Forbidden (too many contacts for this line)"),
-                    &[],
-                );
-                return;
-            }
-            let source = src.to_string();
-            let meta = RegisterMeta {
-                source: &source,
-                user_agent: f.user_agent,
-                call_id: f.call_id,
-                cseq: f.cseq_number().unwrap_or(0),
-                now_ms,
-                algorithm: self.credentials_of(&f.authorization).map(|(_, a)| a),
-            };
-            match self.registrar.register(ext, max_contacts, &requests, &meta) {
-                Ok(changes) => self.apply_changes(changes),
-                Err(_) => {
-                    self.answer(
-                        now_ms,
-                        r,
-                        500,
-                        Some("Server Internal Error (out of order)"),
-                        &[("Retry-After", "1")],
-                    );
-                    return;
-                }
-            }
-        }
+        let Ok(changes) = changes else {
+            let retry: &[(&str, &str)] = &[("Retry-After", "1")];
+            let reason = Some("Server Internal Error (out of order)");
+            return self.answer(now_ms, r, 500, reason, retry);
+        };
+        self.apply_changes(changes);
         self.counters.registers += 1;
+        self.answer_bindings(now_ms, r, ext);
+    }
+
+    /// 200 to a REGISTER: every binding of `ext` with the seconds it has left,
+    /// and the time.
+    fn answer_bindings(&mut self, now_ms: u64, r: Replier, ext: u16) {
         let contacts: Vec<String> = self
             .registrar
             .contacts(ext)
@@ -421,6 +371,57 @@ impl Switch {
         self.answer(now_ms, r, 200, None, &extra);
     }
 }
+
+/// What a REGISTER asks of the registrar.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    /// `Contact: *` with `Expires: 0`: remove every binding of the line.
+    RemoveAll,
+    /// Add, refresh (expires > 0) or remove (0) these; none: only list them.
+    Set(Vec<ContactRequest>),
+}
+
+/// Read a REGISTER's contacts, each with its lifetime (its own `expires`, else
+/// the Expires header, else `default_expires`; 0 removes, the rest clamped to
+/// `[min_expires, max_expires]`), or the status refusing them: unreadable,
+/// `*` without `Expires: 0`, more than `max_contacts` to keep.
+fn contact_asks(
+    f: &Fields<'_>,
+    server: &ServerConfig,
+    max_contacts: usize,
+) -> Result<Ask, (u16, &'static str)> {
+    let header_expires = f.expires.and_then(|e| e.trim().parse::<u32>().ok());
+    if f.contacts.len() == 1 && f.contacts[0].trim() == "*" {
+        return match header_expires {
+            Some(0) => Ok(Ask::RemoveAll),
+            _ => Err((400, "Bad Request (Contact * needs Expires: 0)")),
+        };
+    }
+    let mut requests = Vec::with_capacity(f.contacts.len());
+    for c in &f.contacts {
+        let na = parse_name_addr(c).ok_or((400, "Bad Request (unreadable Contact)"))?;
+        if na.uri.trim() == "*" || na.parsed_uri().is_none() {
+            return Err((400, "Bad Request (bad Contact URI)"));
+        }
+        let secs = na
+            .expires()
+            .or(header_expires)
+            .unwrap_or(server.default_expires);
+        let expires = match secs {
+            0 => 0,
+            e => e.clamp(server.min_expires, server.max_expires),
+        };
+        requests.push(ContactRequest {
+            uri: na.uri.clone(),
+            expires,
+        });
+    }
+    if requests.iter().filter(|c| c.expires > 0).count() > max_contacts {
+        return Err((403, "Forbidden (too many contacts for this line)"));
+    }
+    Ok(Ask::Set(requests))
+}
+
 /// One line per address whose failure lines were left out, with their count.
 pub(super) fn log_summaries(summaries: &[auth_log::Summary]) {
     for s in summaries {
@@ -470,7 +471,7 @@ fn digest_uri_to_check(request_uri: &str, credentials: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::digest_uri_to_check;
+    use super::*;
 
     #[test]
     fn digest_uri_may_name_the_switch_but_nothing_else() {
@@ -490,5 +491,75 @@ mod tests {
         assert_eq!(digest_uri_to_check(ru, &cred("sip:127.0.0.2:5060")), ru);
         assert_eq!(digest_uri_to_check(ru, &cred("sip:127.0.0.1:5070")), ru);
         assert_eq!(digest_uri_to_check(ru, "garbage"), ru);
+    }
+
+    fn asks(contacts: &[&str], expires: Option<&str>, max: usize) -> Result<Ask, u16> {
+        let mut text = String::from(
+            "REGISTER sip:h SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKr\r\n\
+             From: <sip:21@h>;tag=1\r\nTo: <sip:21@h>\r\nCall-ID: r\r\nCSeq: 1 REGISTER\r\n",
+        );
+        for c in contacts {
+            text.push_str(&format!("Contact: {c}\r\n"));
+        }
+        if let Some(e) = expires {
+            text.push_str(&format!("Expires: {e}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        let msg = crate::sip::framing::parse_datagram(text.as_bytes(), 65_535).expect("parses");
+        let rsip::SipMessage::Request(req) = msg else {
+            panic!("a request");
+        };
+        let server = ServerConfig::default();
+        contact_asks(&Fields::of(&req.headers), &server, max).map_err(|e| e.0)
+    }
+
+    fn set(list: &[(&str, u32)]) -> Result<Ask, u16> {
+        Ok(Ask::Set(
+            list.iter()
+                .map(|(uri, expires)| ContactRequest {
+                    uri: uri.to_string(),
+                    expires: *expires,
+                })
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn lifetimes_come_from_the_contact_then_the_header_then_the_default() {
+        let server = ServerConfig::default();
+        assert_eq!(
+            asks(&["<sip:21@127.0.0.1:5062>;expires=120"], Some("600"), 1),
+            set(&[("sip:21@127.0.0.1:5062", 120)])
+        );
+        assert_eq!(
+            asks(&["<sip:21@127.0.0.1:5062>"], Some("600"), 1),
+            set(&[("sip:21@127.0.0.1:5062", 600)])
+        );
+        assert_eq!(
+            asks(&["<sip:21@127.0.0.1:5062>"], None, 1),
+            set(&[("sip:21@127.0.0.1:5062", server.default_expires)])
+        );
+        assert_eq!(
+            asks(&["<sip:21@127.0.0.1:5062>;expires=1"], None, 1),
+            set(&[("sip:21@127.0.0.1:5062", server.min_expires)]),
+            "clamped"
+        );
+        assert_eq!(asks(&[], None, 1), set(&[]), "a query");
+    }
+
+    #[test]
+    fn star_removal_and_refusals() {
+        assert_eq!(asks(&["*"], Some("0"), 1), Ok(Ask::RemoveAll));
+        assert_eq!(asks(&["*"], None, 1), Err(400));
+        assert_eq!(asks(&["<*>"], Some("0"), 1), Err(400));
+        assert_eq!(asks(&["<sip:21@a>", "<sip:21@b>"], None, 1), Err(403));
+        assert_eq!(
+            asks(&["<sip:21@a>", "<sip:21@b>;expires=0"], None, 1),
+            set(&[
+                ("sip:21@a", ServerConfig::default().default_expires),
+                ("sip:21@b", 0)
+            ]),
+            "a removal does not count against the line's contacts"
+        );
     }
 }

@@ -73,7 +73,7 @@ pub enum Change {
 }
 
 /// What one REGISTER asks for, per contact.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRequest {
     /// Contact URI.
     pub uri: String,
