@@ -257,7 +257,37 @@ impl Switch {
         no: u32,
         side: Side,
     ) {
-        let code = resp.status_code.code();
+        match resp.status_code.code() {
+            code if code < 200 => self.dial_provisional(no, side, code),
+            200..=299 => self.dial_answered(now_ms, resp, no, side),
+            code => self.dial_failed(now_ms, resp, no, side, code),
+        }
+    }
+
+    /// A provisional on a leg: no more retransmissions, and a ringing phone is
+    /// a step the command's sender hears of.
+    fn dial_provisional(&mut self, no: u32, side: Side, code: u16) {
+        let Some(leg) = self.dial_leg(no, side) else {
+            return;
+        };
+        leg.proceeding = true;
+        leg.retx = None;
+        if code == 100 {
+            return;
+        }
+        match side {
+            Side::A => {
+                self.dial_state(no, CallPhase::Ringing, 0);
+                self.dial_step(no, DialStep::ARinging);
+            }
+            Side::B => self.dial_step(no, DialStep::BRinging),
+        }
+    }
+
+    /// A 2xx on a leg: A's carries the offer B is called with; B's answer goes
+    /// to A in A's ACK and the call is connected. A retransmitted 2xx gets our
+    /// ACK again.
+    fn dial_answered(&mut self, now_ms: u64, resp: &rsip::Response, no: u32, side: Side) {
         let f = Fields::of(&resp.headers);
         // Where requests in the dialog go: the answer's route set, else its contact.
         let contact = f
@@ -271,66 +301,55 @@ impl Switch {
         let Some(leg) = self.dial_leg(no, side) else {
             return;
         };
-        if code < 200 {
-            leg.proceeding = true;
-            leg.retx = None;
-            if side == Side::A && code != 100 {
-                self.dial_state(no, CallPhase::Ringing, 0);
-                self.dial_step(no, DialStep::ARinging);
-            }
-            if side == Side::B && code != 100 {
-                self.dial_step(no, DialStep::BRinging);
-            }
-            return;
-        }
         leg.retx = None;
-        if (200..300).contains(&code) {
-            if leg.answered {
-                // A retransmitted 2xx: our ACK was lost (or has not gone yet, while
-                // the other leg is still being set up).
-                if let Some(ack) = leg.ack.clone() {
-                    let dest = leg.dest;
-                    self.send(dest, ack);
-                }
-                return;
-            }
-            leg.answered = true;
-            leg.to = f.to.to_string();
-            leg.contact = contact;
-            leg.route = route;
-            if let Some(hop) = hop {
-                leg.dest = hop;
-            }
-            match side {
-                Side::A => self.dial_second_leg(now_ms, no, &resp.body),
-                Side::B => {
-                    self.leg_send(now_ms, no, Side::B, "ACK", None);
-                    self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
-                    if let Some(d) = self.dials.calls.get_mut(&no) {
-                        d.answer_ms = Some(now_ms);
-                        d.reported = true;
-                        let (id, a, t) = (d.id, d.a, d.target.clone());
-                        super::command::result(
-                            self,
-                            id,
-                            ResultCode::Ok,
-                            format!("connected {a} and {t} (call {no})"),
-                        );
-                    }
-                    self.dial_state(no, CallPhase::Answered, 200);
-                }
+        if leg.answered {
+            // A retransmitted 2xx: our ACK was lost (or has not gone yet, while
+            // the other leg is still being set up).
+            if let Some(ack) = leg.ack.clone() {
+                let dest = leg.dest;
+                self.send(dest, ack);
             }
             return;
         }
-        // A final failure: ACK it (same branch as the INVITE).
-        let branch_via = leg.via.clone();
-        let (uri, to) = (leg.uri.clone(), f.to.to_string());
-        if let Some(leg) = self.dial_leg(no, side) {
-            leg.to = to;
-            leg.contact = uri;
+        leg.answered = true;
+        leg.to = f.to.to_string();
+        leg.contact = contact;
+        leg.route = route;
+        if let Some(hop) = hop {
+            leg.dest = hop;
         }
+        match side {
+            Side::A => self.dial_second_leg(now_ms, no, &resp.body),
+            Side::B => {
+                self.leg_send(now_ms, no, Side::B, "ACK", None);
+                self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
+                if let Some(d) = self.dials.calls.get_mut(&no) {
+                    d.answer_ms = Some(now_ms);
+                    d.reported = true;
+                    let (id, a, t) = (d.id, d.a, d.target.clone());
+                    super::command::result(
+                        self,
+                        id,
+                        ResultCode::Ok,
+                        format!("connected {a} and {t} (call {no})"),
+                    );
+                }
+                self.dial_state(no, CallPhase::Answered, 200);
+            }
+        }
+    }
+
+    /// A failure on a leg: ACKed (the INVITE's branch); A's ends the call, B's
+    /// leaves A connected to nothing, so A's dialog is completed and hung up.
+    fn dial_failed(&mut self, now_ms: u64, resp: &rsip::Response, no: u32, side: Side, code: u16) {
+        let Some(leg) = self.dial_leg(no, side) else {
+            return;
+        };
+        leg.retx = None;
+        leg.to = Fields::of(&resp.headers).to.to_string();
+        leg.contact = leg.uri.clone();
         if let Some(leg) = self.dial_leg_ref(no, side) {
-            let bytes = self.leg_request(leg, "ACK", 1, None, &branch_via);
+            let bytes = self.leg_request(leg, "ACK", 1, None, &leg.via);
             let dest = leg.dest;
             self.send(dest, bytes);
         }
@@ -338,34 +357,23 @@ impl Switch {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
-        match side {
-            Side::A => self.dial_end(
-                now_ms,
-                no,
-                super::call::outcome_of(code),
-                code,
-                format!("{a} did not take the call ({code})"),
-            ),
+        let outcome = super::call::outcome_of(code);
+        let text = match side {
+            Side::A => format!("{a} did not take the call ({code})"),
             Side::B => {
-                // A is connected to nothing: complete its dialog and hang up.
                 let decline = super::keypad::decline_all(&[], "0.0.0.0");
                 self.leg_send(now_ms, no, Side::A, "ACK", Some(decline.as_bytes()));
                 self.leg_send(now_ms, no, Side::A, "BYE", None);
-                let word = match super::call::outcome_of(code) {
+                let word = match outcome {
                     CallOutcome::Busy => "is busy",
                     CallOutcome::Unavailable => "is not available",
                     CallOutcome::Rejected => "declined",
                     _ => "failed",
                 };
-                self.dial_end(
-                    now_ms,
-                    no,
-                    super::call::outcome_of(code),
-                    code,
-                    format!("{target} {word} ({code})"),
-                );
+                format!("{target} {word} ({code})")
             }
-        }
+        };
+        self.dial_end(now_ms, no, outcome, code, text);
     }
 
     /// A answered with its offer: call B with it.
