@@ -711,3 +711,52 @@ fn a_run_state_overlays_forwards_dnd_coverage_and_groups() {
     let sent = lab.call_from("36", "35", "rs3");
     assert_eq!(invites(&sent, 6035), 1, "day: 35 rings: {sent:?}");
 }
+
+/// A line's phone may watch many lamps, not unboundedly many (memory from the
+/// network is bounded even for an authenticated phone), and a subscription is
+/// refreshed or ended only by the extension that made it.
+#[test]
+fn subscriptions_are_bounded_per_line_and_only_their_subscriber_refreshes_them() {
+    let mut lab = lab();
+    const PER_LINE: usize = 200; // blf::MAX_SUBSCRIPTIONS_PER_LINE
+    for i in 0..PER_LINE {
+        let sent = subscribe(&mut lab, "35", "dialog", &format!("many{i}"));
+        assert_eq!(status(to(&sent, 6038)[0]), 200, "subscription {i}");
+    }
+    let sent = subscribe(&mut lab, "35", "dialog", "one-too-many");
+    let refused = to(&sent, 6038)[0];
+    assert_eq!(status(refused), 503, "{refused}");
+    assert_eq!(header(refused, "Retry-After"), Some("60"), "{refused}");
+    assert!(notifies(&sent, 6038).is_empty());
+
+    // 21, with its own right password, cannot end 38's subscription.
+    let sent = lab.authed(6021, "21", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKhj{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=h\r\nTo: <sip:35@test>\r\nCall-ID: many0\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: dialog\r\nExpires: 0\r\nContact: <sip:21@127.0.0.1:6021>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    assert_eq!(status(to(&sent, 6021)[0]), 403, "{sent:?}");
+    assert!(
+        notifies(&sent, 6038).is_empty(),
+        "38's subscription goes on"
+    );
+
+    // 38 ends one of its own: a final NOTIFY, and room for a new one.
+    let sent = lab.authed(6038, "38", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6038;branch=z9hG4bKend{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:38@test>;tag=w\r\nTo: <sip:35@test>\r\nCall-ID: many0\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: dialog\r\nExpires: 0\r\nContact: <sip:38@127.0.0.1:6038>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    assert_eq!(status(to(&sent, 6038)[0]), 200, "{sent:?}");
+    assert!(notifies(&sent, 6038)
+        .iter()
+        .any(|n| n.contains("Subscription-State: terminated")));
+    let sent = subscribe(&mut lab, "35", "dialog", "room-again");
+    assert_eq!(status(to(&sent, 6038)[0]), 200);
+}

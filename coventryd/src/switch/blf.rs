@@ -24,6 +24,14 @@ pub const EXT_STATE_TYPE: &str = "application/x-coventry-exts";
 const MAX_EXPIRES: u32 = 3600;
 /// Shortest subscription granted, seconds.
 const MIN_EXPIRES: u32 = 60;
+/// Most subscriptions served to one extension (a phone with expansion modules
+/// watches a hundred lamps or so).
+pub const MAX_SUBSCRIPTIONS_PER_LINE: usize = 200;
+/// Most subscriptions served in all.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+
+/// Why a SUBSCRIBE is refused: status, reason, extra headers.
+type Refusal = (u16, &'static str, &'static [(&'static str, &'static str)]);
 
 /// What a subscription watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub enum Watch {
 pub struct Subscription {
     /// What.
     pub watch: Watch,
+    /// The extension that subscribed (only it may refresh or end it).
+    pub subscriber: u16,
     /// Where NOTIFYs go.
     pub dest: SocketAddr,
     /// Request-URI of NOTIFYs (the subscriber's Contact).
@@ -71,9 +81,11 @@ impl Switch {
     }
 
     /// A SUBSCRIBE (new or refresh) the switch serves.
+    /// A SUBSCRIBE the switch serves itself: its subscriber authenticated, then
+    /// a new subscription (bounded per line and in all), or a refresh or end
+    /// of one of its own; a NOTIFY follows at once.
     pub(super) fn on_subscribe(&mut self, inc: &Incoming<'_>, r: Replier) {
-        let Incoming { now_ms, req, f, .. } = *inc;
-        let src = inc.from.addr();
+        let Incoming { now_ms, f, .. } = *inc;
         let user = parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             .unwrap_or_default();
@@ -83,17 +95,98 @@ impl Switch {
             challenge_code: 407,
             peer: false,
         };
-        let Auth::Ok(_) = self.authenticate(inc, claim, &r) else {
+        let Auth::Ok(user) = self.authenticate(inc, claim, &r) else {
             return;
         };
-        let asked = f
-            .expires
-            .and_then(|e| e.trim().parse::<u32>().ok())
-            .unwrap_or(MAX_EXPIRES);
-        let expires = if asked == 0 {
-            0
+        let Ok(subscriber) = user.parse::<u16>() else {
+            return self.answer(now_ms, r, 403, None, &[]);
+        };
+        let expires = granted_expires(f);
+        let expires_ms = now_ms + u64::from(expires) * 1000;
+        match self.subscriptions.served.get_mut(f.call_id) {
+            Some(sub) if sub.subscriber != subscriber => {
+                let reason = Some("Forbidden (not your subscription)");
+                return self.answer(now_ms, r, 403, reason, &[]);
+            }
+            Some(sub) => {
+                sub.expires_ms = expires_ms;
+                sub.last_body = None; // a refresh gets a full NOTIFY
+            }
+            None => match self.new_subscription(inc, &r, subscriber, expires_ms) {
+                Ok(sub) => {
+                    self.subscriptions.served.insert(f.call_id.to_string(), sub);
+                }
+                Err((code, reason, extra)) => {
+                    return self.answer(now_ms, r, code, Some(reason), extra)
+                }
+            },
+        }
+        let dest = self.subscriptions.served.get(f.call_id).map(|s| s.dest);
+        let host = dest.map(|d| self.via_host(d.ip())).unwrap_or_default();
+        let ours = format!("<sip:system@{host}>");
+        let exp = expires.to_string();
+        self.answer(
+            now_ms,
+            r,
+            200,
+            None,
+            &[("Expires", &exp), ("Contact", &ours)],
+        );
+        self.notify(now_ms, f.call_id, expires == 0);
+        if expires == 0 {
+            self.subscriptions.served.remove(f.call_id);
+        }
+    }
+
+    /// A new subscription of `subscriber` as the SUBSCRIBE asks (its target:
+    /// an extension's `dialog` or `system`'s state package), or why not.
+    fn new_subscription(
+        &self,
+        inc: &Incoming<'_>,
+        r: &Replier,
+        subscriber: u16,
+        expires_ms: u64,
+    ) -> Result<Subscription, Refusal> {
+        let f = inc.f;
+        let served = &self.subscriptions.served;
+        let mine = served
+            .values()
+            .filter(|s| s.subscriber == subscriber)
+            .count();
+        if mine >= MAX_SUBSCRIPTIONS_PER_LINE || served.len() >= MAX_SUBSCRIPTIONS {
+            let why = "Service Unavailable (too many subscriptions)";
+            return Err((503, why, &[("Retry-After", "60")]));
+        }
+        let target = inc
+            .req
+            .uri
+            .auth
+            .as_ref()
+            .map(|a| a.user.as_str())
+            .unwrap_or_default();
+        let package = f
+            .event
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let watch = if target.eq_ignore_ascii_case("system") {
+            if package != EXT_STATE_EVENT {
+                let allow: &[(&str, &str)] = &[("Allow-Events", EXT_STATE_EVENT)];
+                return Err((489, "Bad Event", allow));
+            }
+            Watch::System
         } else {
-            asked.clamp(MIN_EXPIRES, MAX_EXPIRES)
+            match target
+                .parse::<u16>()
+                .ok()
+                .filter(|n| self.config.is_configured(*n))
+            {
+                Some(n) => Watch::Dialog(n),
+                None => return Err((404, "Not Found", &[])),
+            }
         };
         let contact = f
             .contacts
@@ -101,78 +194,19 @@ impl Switch {
             .and_then(|c| parse_name_addr(c))
             .map(|n| n.uri)
             .unwrap_or_default();
-        let dest = super::invite::uri_addr(&contact).unwrap_or(src);
-        let host = self.via_host(dest.ip());
-        let exp = expires.to_string();
-        let ours = format!("<sip:system@{host}>");
-        if let Some(sub) = self.subscriptions.served.get_mut(f.call_id) {
-            sub.expires_ms = now_ms + u64::from(expires) * 1000;
-            sub.last_body = None; // a refresh gets a full NOTIFY
-            self.answer(
-                now_ms,
-                r,
-                200,
-                None,
-                &[("Expires", &exp), ("Contact", &ours)],
-            );
-        } else {
-            let target = req
-                .uri
-                .auth
-                .as_ref()
-                .map(|a| a.user.clone())
-                .unwrap_or_default();
-            let package = f
-                .event
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let watch = if target.eq_ignore_ascii_case("system") {
-                if package != EXT_STATE_EVENT {
-                    return self.answer(now_ms, r, 489, None, &[("Allow-Events", EXT_STATE_EVENT)]);
-                }
-                Watch::System
-            } else {
-                match target
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|n| self.config.is_configured(*n))
-                {
-                    Some(n) => Watch::Dialog(n),
-                    None => return self.answer(now_ms, r, 404, None, &[]),
-                }
-            };
-            let tag = r.to_tag.clone();
-            self.subscriptions.served.insert(
-                f.call_id.to_string(),
-                Subscription {
-                    watch,
-                    dest,
-                    contact,
-                    from: format!("{};tag={tag}", f.to),
-                    to: f.from.to_string(),
-                    cseq: 0,
-                    version: 0,
-                    expires_ms: now_ms + u64::from(expires) * 1000,
-                    last: BTreeMap::new(),
-                    last_body: None,
-                },
-            );
-            self.answer(
-                now_ms,
-                r,
-                200,
-                None,
-                &[("Expires", &exp), ("Contact", &ours)],
-            );
-        }
-        self.notify(now_ms, f.call_id, expires == 0);
-        if expires == 0 {
-            self.subscriptions.served.remove(f.call_id);
-        }
+        Ok(Subscription {
+            watch,
+            subscriber,
+            dest: super::invite::uri_addr(&contact).unwrap_or(inc.from.addr()),
+            contact,
+            from: format!("{};tag={}", f.to, r.to_tag),
+            to: f.from.to_string(),
+            cseq: 0,
+            version: 0,
+            expires_ms,
+            last: BTreeMap::new(),
+            last_body: None,
+        })
     }
 
     /// The dialog states of extension `ext` now: (id, state, direction, peer).
@@ -340,5 +374,18 @@ impl Switch {
                 self.subscriptions.served.remove(&id);
             }
         }
+    }
+}
+
+/// The lifetime granted to a SUBSCRIBE: its Expires (else the longest),
+/// clamped; 0 ends the subscription.
+fn granted_expires(f: &Fields<'_>) -> u32 {
+    match f
+        .expires
+        .and_then(|e| e.trim().parse::<u32>().ok())
+        .unwrap_or(MAX_EXPIRES)
+    {
+        0 => 0,
+        asked => asked.clamp(MIN_EXPIRES, MAX_EXPIRES),
     }
 }

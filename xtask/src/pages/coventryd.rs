@@ -40,7 +40,10 @@ the queues are full, the source holding the most loses datagrams (\fBshed\fR in
 however hard one address floods. The answers kept to absorb retransmissions
 (5 seconds each) are bounded in bytes: 8 MiB per source address, 32 MiB in all,
 the oldest forgotten first; a request's size, such as 75 Via headers copied into
-its answer, costs its sender's share and nobody else's.
+its answer, costs its sender's share and nobody else's. Subscriptions the switch
+serves itself (busy lamps, the \fBsystem\fR state package) are bounded too: 200 per
+extension, 10,000 in all (beyond them a SUBSCRIBE gets 503 with Retry\-After), and
+only the extension that made one may refresh or end it.
 .PP
 The upstream peer is trusted by its address unless \fB[upstream] peer_secret\fR
 makes it answer a digest challenge; a peer on this host without one is named in a
