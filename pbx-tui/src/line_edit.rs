@@ -3,7 +3,8 @@
 use crate::sanitize::is_unsafe;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// Longest input accepted, in characters (a control line is at most 512 bytes).
+/// Longest input accepted, in characters (a control line is at most 1024 bytes;
+/// a text, at most 160 characters).
 pub const MAX_INPUT: usize = 500;
 
 /// Text being typed and the cursor in it (a character index).

@@ -287,9 +287,16 @@ fn usage_errors_are_status_2_and_send_nothing() {
     assert!(stderr(&o).starts_with("pbxctl: "), "{}", stderr(&o));
     assert!(stderr(&o).contains("longer than"), "{}", stderr(&o));
     assert_eq!(f.lines(), Vec::<String>::new());
-    // The longest line that fits is sent: "#ID message 21 " + text + "\n" <= 512.
-    let o = f.run(&["message", "21", &"y".repeat(400)]);
+    // The longest text is sent whatever its characters: 160 of four bytes each.
+    let o = f.run(&["message", "21", &"\u{1F600}".repeat(160)]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = f.run(&["message", "21", &"\u{1F600}".repeat(161)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("161 characters, longer than 160"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

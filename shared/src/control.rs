@@ -11,8 +11,9 @@
 
 use std::fmt;
 
-/// Longest control line in bytes, newline included.
-pub const MAX_LINE: usize = 512;
+/// Longest control line in bytes, newline included: room for any command, a
+/// `message` of [`MAX_TEXT_CHARS`] characters of four bytes each among them.
+pub const MAX_LINE: usize = 1024;
 
 /// Most bytes of one framed write: the leading newline and a line.
 pub const MAX_FRAME: usize = MAX_LINE + 1;

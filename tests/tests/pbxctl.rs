@@ -71,6 +71,21 @@ fn pbxctl_message_reaches_a_sipp_phone() {
     );
 }
 
+/// The longest text goes through the control FIFO and reaches the phone whole,
+/// whatever its characters: 160 of four bytes each (640 bytes of text).
+#[test]
+fn pbxctl_sends_the_longest_text_in_four_byte_characters() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut phone = Ua::ext(sw.addr(), 22);
+    phone.register(300);
+    let text = "\u{1F600}".repeat(160);
+    let o = sw.pbxctl(&["message", "22", &text]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let got = phone.expect_request("the 160-character text", T);
+    assert_eq!(got.method().as_deref(), Some("MESSAGE"));
+    assert_eq!(got.text(), text);
+}
+
 #[test]
 fn pbxctl_message_failures_exit_1() {
     let sw = Switch::start(&Conf::new(&[21, 22]).build());

@@ -1,7 +1,7 @@
 //! Sending commands to the daemon: one request-id scheme, one check of a line
 //! before it is sent, one way of writing the control FIFO that never hangs.
 
-use crate::control::{self, Request, MAX_LINE};
+use crate::control::{self, Command, Request, MAX_LINE, MAX_TEXT_CHARS};
 use crate::runtime::{self, Kind, TrustError};
 use nix::errno::Errno;
 use std::fmt;
@@ -54,6 +54,14 @@ impl std::error::Error for SendError {}
 /// [`MAX_LINE`] bytes (so the write is atomic), be a single line, and parse back to
 /// the same request with the daemon's own parser.
 pub fn checked_line(request: &Request) -> Result<String, SendError> {
+    if let Command::Message { text, .. } = &request.command {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(SendError::Invalid(format!(
+                "text is {chars} characters, longer than {MAX_TEXT_CHARS}"
+            )));
+        }
+    }
     let line = request.to_line();
     if line.len() > MAX_LINE {
         return Err(SendError::Invalid(format!(

@@ -62,7 +62,7 @@ with a request id (\fB#42 reload\fR), and read the command\-result event with th
 with
 .BR "pbxctl watch" .
 Both files are created with owner and group permissions only (the state block 0640,
-the FIFO 0660): operators need to be in the daemon's group. A line is at most 512
+the FIFO 0660): operators need to be in the daemon's group. A line is at most 1024
 bytes; a writer should put a newline before its line and write both in one
 \fBwrite\fR(2), as pbxctl does, so that a partial line another writer left behind
 cannot join it. Empty lines are ignored; a line whose newline does not come within 2

@@ -202,7 +202,7 @@ const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
 \fBmessage\fR, \fBhangup\fR, \fBrelease\fR, \fBreload\fR, \fBforward\fR, \fBdnd\fR,
 \fBdial\fR, \fBspeed\fR and \fBwhy\fR are checked locally with the daemon's own
 grammar, then written as one line, \fB#\fR\fIID\fR \fIcommand\fR, to the control FIFO
-with a single \fBwrite\fR(2) (lines are at most 512 bytes, so concurrent writers never
+with a single \fBwrite\fR(2) (lines are at most 1024 bytes, so concurrent writers never
 interleave).
 The FIFO is opened without blocking: when no daemon reads it, pbxctl says so at once
 (status 3) instead of hanging.
