@@ -659,7 +659,9 @@ pub(super) fn extract_context(buf: &[u8], status: u16) -> Option<ReplyContext> {
         return None; // responses and ACKs are never answered
     }
     // Keep only values that our own strict parser would accept, in canonical
-    // form, so the stateless answer is itself a well-formed response.
+    // form and short enough to echo in a header line (with room for
+    // received/rport), so the stateless answer is itself a well-formed response.
+    const ROOM: usize = MAX_LINE_LEN - 64;
     let mut vias = Vec::new();
     let mut bad_via = false;
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
@@ -671,7 +673,10 @@ pub(super) fn extract_context(buf: &[u8], status: u16) -> Option<ReplyContext> {
         match kind {
             Kind::Via => split_top_level(&value, |v| {
                 let mut canon = String::with_capacity(v.len());
-                if vias.len() >= MAX_HEADER_LINES || canon_via(v, &mut canon).is_err() {
+                if vias.len() >= MAX_HEADER_LINES
+                    || canon_via(v, &mut canon).is_err()
+                    || canon.len() > ROOM
+                {
                     bad_via = true;
                 } else {
                     vias.push(canon);
@@ -686,12 +691,13 @@ pub(super) fn extract_context(buf: &[u8], status: u16) -> Option<ReplyContext> {
                 };
                 if slot.is_none()
                     && canon_addr(&value, &mut canon).is_ok()
+                    && canon.len() <= ROOM
                     && parse_name_addr(&canon).is_some()
                 {
                     *slot = Some(canon);
                 }
             }
-            Kind::CallId if call_id.is_none() && !value.contains(WS) => {
+            Kind::CallId if call_id.is_none() && !value.contains(WS) && value.len() <= ROOM => {
                 call_id = Some(value.into_owned())
             }
             Kind::CSeq if cseq.is_none() => {

@@ -1227,3 +1227,45 @@ fn rsip_quirks_worked_around_here() {
     let uri: rsip::Uri = ("2001:db8::1".parse::<IpAddr>().expect("ip"), 5060u16).into();
     assert_eq!(uri.to_string(), "2001:db8::1:5060");
 }
+
+/// Found by cargo-fuzz: a request refused for a header line over the limit was
+/// answered with its Via echoed whole, a line over the same limit, so that no
+/// strict parser (ours included) accepts the answer. A value too long to echo
+/// is not echoed: without it there is no answer.
+#[test]
+fn a_stateless_answer_never_echoes_a_line_too_long() {
+    let mut answered = 0;
+    for len in [
+        100,
+        MAX_LINE_LEN - 200,
+        MAX_LINE_LEN - 40,
+        MAX_LINE_LEN + 10,
+    ] {
+        let long = "k".repeat(len);
+        for (via, from) in [
+            (
+                format!("SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK{long}"),
+                "<sip:x@t>".to_string(),
+            ),
+            (
+                "SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKa".to_string(),
+                format!("<sip:{long}@t>"),
+            ),
+        ] {
+            // A second header line over the limit makes the request malformed.
+            let req = format!(
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: {via}\r\nFrom: {from};tag=o\r\n\
+                 To: <sip:y@t>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nX-Long: {}\r\n\
+                 Content-Length: 0\r\n\r\n",
+                "z".repeat(MAX_LINE_LEN)
+            );
+            let e = parse_datagram(req.as_bytes(), DEFAULT_MAX_MESSAGE).expect_err("too long");
+            if let Some(answer) = e.response_bytes() {
+                answered += 1;
+                let parsed = parse_datagram(&answer, DEFAULT_MAX_MESSAGE);
+                assert!(parsed.is_ok(), "{}", String::from_utf8_lossy(&answer));
+            }
+        }
+    }
+    assert!(answered >= 4, "short values are still answered");
+}
