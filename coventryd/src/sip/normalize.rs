@@ -177,6 +177,11 @@ pub(super) fn normalise(msg: &[u8], stream: bool) -> Result<Vec<u8>, Fail> {
         })?;
     }
 
+    // Written back, a message always carries Content-Length: it must fit too.
+    if seen.content_length.is_none() && seen.logical >= MAX_HEADER_LINES {
+        return Err(bad("too many headers"));
+    }
+
     // Mandatory headers (RFC 3261 8.1.1 / 8.2.2 / 20).
     if seen.via == 0 {
         return Err(bad("missing Via"));
