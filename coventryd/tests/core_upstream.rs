@@ -499,3 +499,27 @@ fn transport_tcp_means_tcp_only_towards_the_upstream() {
     assert_eq!(sent[0].0, kam(7001));
     assert!(sent[0].1.contains("Via: SIP/2.0/TCP"));
 }
+
+/// A phone that uses the switch as its outbound proxy puts the switch in a
+/// Route header; the switch takes its own entry off before the INVITE goes on,
+/// to the upstream as to a phone (RFC 3261 16.4), so the upstream never routes
+/// the call back to the switch.
+#[test]
+fn a_call_out_through_the_outbound_proxy_route_loses_that_route() {
+    let mut lab = connected("");
+    let build = |auth: &str, cseq: u32| {
+        format!(
+            "INVITE sip:0044123@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKr{cseq}\r\n\
+             Route: <sip:{SWITCH};lr>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:0044123@test>\r\nCall-ID: out-route\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n{auth}\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    };
+    let sent = lab.authed(6021, "21", "INVITE", build);
+    assert_eq!(status(to(&sent, 6021)[0]), 100);
+    let out = tcp_to(&lab, 5070);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(entries(&out[0], "Route").is_empty(), "{}", out[0]);
+}

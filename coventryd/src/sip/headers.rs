@@ -164,4 +164,13 @@ impl<'a> Fields<'a> {
     pub fn cseq_number(&self) -> Option<u32> {
         self.cseq.split_whitespace().next()?.parse().ok()
     }
+
+    /// The URI of the first Contact (empty without a readable one).
+    pub fn contact_uri(&self) -> String {
+        self.contacts
+            .first()
+            .and_then(|c| super::parse::parse_name_addr(c))
+            .map(|n| n.uri)
+            .unwrap_or_default()
+    }
 }

@@ -188,12 +188,7 @@ impl Switch {
                 None => return Err((404, "Not Found", &[])),
             }
         };
-        let contact = f
-            .contacts
-            .first()
-            .and_then(|c| parse_name_addr(c))
-            .map(|n| n.uri)
-            .unwrap_or_default();
+        let contact = f.contact_uri();
         Ok(Subscription {
             watch,
             subscriber,

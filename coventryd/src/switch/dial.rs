@@ -14,7 +14,6 @@ use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::headers::Fields;
-use crate::sip::parse::parse_name_addr;
 use crate::sip::request::Own;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase, DialStep, Event, ResultCode};
@@ -290,12 +289,7 @@ impl Switch {
     fn dial_answered(&mut self, now_ms: u64, resp: &rsip::Response, no: u32, side: Side) {
         let f = Fields::of(&resp.headers);
         // Where requests in the dialog go: the answer's route set, else its contact.
-        let contact = f
-            .contacts
-            .first()
-            .and_then(|c| parse_name_addr(c))
-            .map(|n| n.uri)
-            .unwrap_or_default();
+        let contact = f.contact_uri();
         let route = self.route_beyond_us(&f.record_routes);
         let hop = self.dialog_hop(&route, &contact);
         let Some(leg) = self.dial_leg(no, side) else {

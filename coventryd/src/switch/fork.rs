@@ -5,7 +5,6 @@
 
 use super::call::{better_final, outcome_of, Branch, BranchState, Party, Retx};
 use super::indialog::tag_of;
-use super::invite::contact_uri;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
@@ -63,7 +62,6 @@ impl Switch {
         else {
             return;
         };
-        let ours = self.our_routes(&Fields::of(&req.headers));
         for (ext, uri, dest) in contacts {
             let Some(dest) = dest.map(Dest::Udp) else {
                 continue;
@@ -71,25 +69,36 @@ impl Switch {
             let id = self.branch('x');
             let via = self.via_to(dest, &id);
             let rr = self.record_route_between(from, dest);
-            let bytes = rewrite(
-                &req.headers,
-                &req.body,
-                &Rewrite {
-                    start_line: format!("INVITE {uri} SIP/2.0"),
-                    prepend: &[("Via", &via), ("Record-Route", &rr)],
-                    drop_routes: ours,
-                    drop_proxy_auth: true,
-                    decrement_max_forwards: true,
-                    drop_named: if caller.is_some() {
-                        UNTRUSTED_IDENTITY
-                    } else {
-                        &[]
-                    },
-                    ..Rewrite::default()
-                },
-            );
+            let prepend = [("Via", via.as_str()), ("Record-Route", rr.as_str())];
+            let bytes = self.forked_invite(&req, &uri, &prepend, caller.is_some());
             self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, Some(ext));
         }
+    }
+
+    /// The caller's INVITE as forked to `uri`: `prepend` (our Via and
+    /// Record-Route, the upstream's P-Asserted-Identity) on top, the Route entries
+    /// naming the switch off, the credentials meant for the switch off,
+    /// Max-Forwards one less, and identity headers off when a phone sent it.
+    pub(super) fn forked_invite(
+        &self,
+        req: &rsip::Request,
+        uri: &str,
+        prepend: &[(&str, &str)],
+        from_phone: bool,
+    ) -> Vec<u8> {
+        rewrite(
+            &req.headers,
+            &req.body,
+            &Rewrite {
+                start_line: format!("INVITE {uri} SIP/2.0"),
+                prepend,
+                drop_routes: self.our_routes(&Fields::of(&req.headers)),
+                drop_proxy_auth: true,
+                decrement_max_forwards: true,
+                drop_named: if from_phone { UNTRUSTED_IDENTITY } else { &[] },
+                ..Rewrite::default()
+            },
+        )
     }
 
     /// Send call `no`'s INVITE `bytes` as a new branch (`id`, our `via`) to `uri`
@@ -222,7 +231,7 @@ impl Switch {
         let f = Fields::of(&resp.headers);
         // Where in-dialog requests to the answering side go (operator hang-up).
         let route = self.route_beyond_us(&f.record_routes);
-        let hop = self.dialog_hop(&route, &contact_uri(&f));
+        let hop = self.dialog_hop(&route, &f.contact_uri());
         let Some(call) = self.calls.calls.get_mut(&no) else {
             return;
         };
@@ -248,7 +257,7 @@ impl Switch {
         call.callee = Party {
             ext: branch_ext,
             tag: Some(tag),
-            contact: Some(contact_uri(&f)),
+            contact: Some(f.contact_uri()),
             addr: hop.or(Some(branch_dest)),
             route,
             cseq: 0,
@@ -369,7 +378,7 @@ impl Switch {
             return;
         };
         let f = Fields::of(&resp.headers);
-        let contact = contact_uri(&f);
+        let contact = f.contact_uri();
         let route = self.route_beyond_us(&f.record_routes);
         let Some(dest) = self.dialog_hop(&route, &contact) else {
             return;

@@ -32,15 +32,6 @@ fn user_of(value: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The URI of a message's first Contact.
-pub(super) fn contact_uri(f: &Fields<'_>) -> String {
-    f.contacts
-        .first()
-        .and_then(|c| parse_name_addr(c))
-        .map(|n| n.uri)
-        .unwrap_or_default()
-}
-
 /// What was dialled: the Request-URI's user, else the To's.
 fn dialled_of(inc: &Incoming<'_>) -> String {
     inc.req
@@ -164,7 +155,7 @@ impl Switch {
         let branch = parse_via(f.vias[0])
             .and_then(|v| v.branch().map(str::to_string))
             .unwrap_or_default();
-        let contact = contact_uri(f);
+        let contact = f.contact_uri();
         let caller_route: Vec<String> = f.record_routes.iter().map(|r| r.to_string()).collect();
         let caller_addr = self.dialog_hop(&caller_route, &contact).or(Some(r.dest));
         let caller = Party {

@@ -8,7 +8,6 @@ use super::reply::Replier;
 use super::Incoming;
 use super::Switch;
 use crate::sip::dest::Dest;
-use crate::sip::parse::parse_name_addr;
 use crate::sip::request::Own;
 use coventry_shared::event::CallOutcome;
 use coventry_shared::record::{CallRecord, Route};
@@ -105,12 +104,7 @@ impl Switch {
                 self.server_tx
                     .answered(r.key.clone(), r.dest, bytes.clone(), now_ms);
                 self.send(r.dest, bytes);
-                let phone_contact = f
-                    .contacts
-                    .first()
-                    .and_then(|c| parse_name_addr(c))
-                    .map(|n| n.uri)
-                    .unwrap_or_default();
+                let phone_contact = f.contact_uri();
                 self.local_dialogs.insert(
                     f.call_id.to_string(),
                     LocalDialog {

@@ -279,22 +279,7 @@ impl Switch {
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
         }
-        let bytes = rewrite(
-            &req.headers,
-            &req.body,
-            &Rewrite {
-                start_line: format!("INVITE {uri} SIP/2.0"),
-                prepend: &prepend,
-                drop_proxy_auth: true,
-                decrement_max_forwards: true,
-                drop_named: if caller.is_some() {
-                    UNTRUSTED_IDENTITY
-                } else {
-                    &[]
-                },
-                ..Rewrite::default()
-            },
-        );
+        let bytes = self.forked_invite(&req, &uri, &prepend, caller.is_some());
         self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, None);
     }
 
