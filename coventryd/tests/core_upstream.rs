@@ -522,4 +522,18 @@ fn a_call_out_through_the_outbound_proxy_route_loses_that_route() {
     let out = tcp_to(&lab, 5070);
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(entries(&out[0], "Route").is_empty(), "{}", out[0]);
+
+    // The same for a text to a number, on the SMS route.
+    let build = |auth: &str, cseq: u32| {
+        format!(
+            "MESSAGE sip:0044777@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKrm{cseq}\r\n\
+             Route: <sip:{SWITCH};lr>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=t\r\nTo: <sip:0044777@test>\r\nCall-ID: text-route\r\n\
+             CSeq: {cseq} MESSAGE\r\n{auth}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+        )
+    };
+    lab.authed(6021, "21", "MESSAGE", build);
+    let out = tcp_to(&lab, 5072);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(entries(&out[0], "Route").is_empty(), "{}", out[0]);
 }

@@ -343,6 +343,7 @@ impl Switch {
             &Rewrite {
                 start_line: format!("MESSAGE {uri} SIP/2.0"),
                 prepend: &prepend,
+                drop_routes: self.our_routes(&Fields::of(&req.headers)),
                 drop_proxy_auth: true,
                 decrement_max_forwards: true,
                 drop_named: UNTRUSTED_IDENTITY,
