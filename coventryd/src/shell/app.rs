@@ -82,7 +82,12 @@ impl Persister {
         }
     }
 
-    fn flush_now(&mut self, reg: &Registrar) {
+    /// Write the registrations now, after any write still under way: that one
+    /// holds older bindings and must not land on top of these.
+    async fn flush_now(&mut self, reg: &Registrar) {
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.await;
+        }
         let path = persist::registrations_path(&self.state_dir);
         if let Err(e) =
             persist::write_atomic(&path, &persist::encode_registrations(reg, now_ms()), 0o600)
@@ -395,7 +400,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         },
     );
     publisher.wake_readers();
-    persister.flush_now(sw.registrar());
+    persister.flush_now(sw.registrar()).await;
     hooks.kill_all();
     records.stop();
     let _ = std::fs::remove_file(&fifo_path);
