@@ -84,6 +84,11 @@ measure() {
 echo "floor, whole process:"
 measure true /bin/true
 measure version "$work/bin/pbxctl" --version
+# A command that changes nothing on disk: the IPC alone.
+echo "pbxctl why 24, whole process:"
+measure why "$work/bin/pbxctl" why 24
+# dnd's result is published only once the setting is on the disk (file and
+# directory fsynced: an acknowledged setting survives kill -9).
 echo "pbxctl dnd 24 on|off, whole process:"
 measure current "$work/bin/pbxctl" dnd 24 STATE
 if [ -n "${BASELINE:-}" ]; then
