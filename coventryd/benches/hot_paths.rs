@@ -57,7 +57,7 @@ fn epoch_ms() -> u64 {
 /// The rig's contract as a 3-digit plan: users 100..699, secret pwN.
 fn config(nonce_lifetime: u32) -> Config {
     let mut text = format!(
-        "[server]\nlisten = {SWITCH}\ndigits = 3\nrealm = bench\nalgorithm = md5\n\
+        "[server]\nlisten = {SWITCH}\ndigits = 3\nrealm = bench\n\
          nonce_lifetime = {nonce_lifetime}\n\n"
     );
     for n in 100..700 {

@@ -10,7 +10,7 @@ use coventry_shared::event::Event;
 use coventryd::sip::digest::answer_challenge;
 use std::net::SocketAddr;
 
-const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\n\
                     [21]\nsecret = pw21\n[35]\nsecret = pw35\n";
 
 fn at(s: &str) -> SocketAddr {

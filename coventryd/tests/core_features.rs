@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
 
-const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\n\
     [calls]\nring = 2\nnoanswer = 3\n[groups]\n100 = 35 36\n[speed]\n9 = 35\n\
     [21]\nsecret = pw21\n[35]\nsecret = pw35\ncoverage = 36\ndelayed = 37\ndelay = 2\n\
     [36]\nsecret = pw36\n[37]\nsecret = pw37\n[38]\nsecret = pw38\n";

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use std::net::SocketAddr;
 use std::path::Path;
 
-const CONFIG: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+const CONFIG: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\n\
                       [groups]\n100 = 21 35\n[21]\nsecret = pw21\n[35]\nsecret = pw35\n";
 
 fn switch() -> Switch {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 pub const SWITCH: &str = "127.0.0.1:5060";
-pub const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\nalgorithm = md5\n\
+pub const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\n\
                     [calls]\nring = 2\nnoanswer = 3\n\
                     [21]\nsecret = pw21\n[35]\nsecret = pw35\nlines = 1\n[36]\nsecret = pw36\n";
 
