@@ -14,7 +14,7 @@ use coventry_shared::client::text::display_safe;
 use coventry_shared::control::{Command, ForwardKind, Request};
 use coventry_shared::event::{DialStep, Event, ResultCode};
 use coventry_shared::runtime;
-use coventry_shared::stateblock::StateReader;
+use coventry_shared::stateblock::{EventCursor, StateReader};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -131,6 +131,44 @@ pub fn expiry_now(e: &ExpiryArgs) -> Result<Option<u64>, Error> {
     expiry_secs(e, &chrono::Local::now())
 }
 
+/// A request written to the daemon: what waiting for what it causes needs.
+struct Dispatched {
+    /// Its request id.
+    id: u64,
+    /// The request.
+    request: Request,
+    /// The daemon's state block.
+    reader: StateReader,
+    /// The event ring's end before the line was written, so nothing the request
+    /// causes can slip by.
+    cursor: EventCursor,
+    /// When waiting ends.
+    deadline: Instant,
+}
+
+/// Check `command` as far as it can be checked here (before the daemon is
+/// involved), then write it to the daemon in `dir` with a new request id.
+fn dispatch(dir: &Path, timeout: Duration, command: Command) -> Result<Dispatched, Error> {
+    let id = first_request_id(coventry_shared::now_ms());
+    let request = Request {
+        id: Some(id),
+        command,
+    };
+    let line = checked_line(&request)?;
+    let reader = daemon::open_state(dir)?;
+    daemon::require_alive(&reader)?;
+    let deadline = Instant::now() + timeout;
+    let cursor = reader.cursor_at_end();
+    send_line(&runtime::control_path(dir), &line, deadline)?;
+    Ok(Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    })
+}
+
 /// A request written and its result.
 pub struct Sent {
     /// What was sent.
@@ -143,19 +181,13 @@ pub struct Sent {
 
 /// Send `command` to the daemon in `dir` and wait up to `timeout` for its result.
 pub fn send(dir: &Path, timeout: Duration, command: Command) -> Result<Sent, Error> {
-    let id = first_request_id(coventry_shared::now_ms());
-    let request = Request {
-        id: Some(id),
-        command,
-    };
-    // Everything that can be checked locally is, before the daemon is involved.
-    let line = checked_line(&request)?;
-    let reader = daemon::open_state(dir)?;
-    daemon::require_alive(&reader)?;
-    let deadline = Instant::now() + timeout;
-    // The cursor is taken before the line is written so the result cannot slip by.
-    let cursor = reader.cursor_at_end();
-    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    } = dispatch(dir, timeout, command)?;
     let outcome = wait::wait_for_result(&reader, cursor, id, deadline)?;
     Ok(Sent {
         request,
@@ -224,17 +256,13 @@ fn report(out: &mut Out, request: &Request, outcome: &CommandOutcome) -> Result<
 /// Send a `why` command: its steps come as typed events before its result, whose
 /// text is the conclusion; one line each.
 fn send_why(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
-    let id = first_request_id(coventry_shared::now_ms());
-    let request = Request {
-        id: Some(id),
-        command,
-    };
-    let line = checked_line(&request)?;
-    let reader = daemon::open_state(dir)?;
-    daemon::require_alive(&reader)?;
-    let deadline = Instant::now() + timeout;
-    let cursor = reader.cursor_at_end();
-    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    } = dispatch(dir, timeout, command)?;
     let mut steps: Vec<(u16, String)> = Vec::new();
     let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
         if let Event::WhyStep {
@@ -284,17 +312,13 @@ pub struct Followed {
 /// Send a `message` command and follow its receipts until its result or the
 /// timeout, whichever comes first: what is known then is the answer.
 pub fn follow_message(dir: &Path, timeout: Duration, command: Command) -> Result<Followed, Error> {
-    let id = first_request_id(coventry_shared::now_ms());
-    let request = Request {
-        id: Some(id),
-        command,
-    };
-    let line = checked_line(&request)?;
-    let reader = daemon::open_state(dir)?;
-    daemon::require_alive(&reader)?;
-    let deadline = Instant::now() + timeout;
-    let cursor = reader.cursor_at_end();
-    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    } = dispatch(dir, timeout, command)?;
     let mut delivery = Delivery::new(id);
     let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
         delivery.note(e);
@@ -326,17 +350,13 @@ fn send_message(
 /// first phone ringing, calling the number, the number ringing), status 5 while
 /// it goes on.
 fn send_dial(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Result<(), Error> {
-    let id = first_request_id(coventry_shared::now_ms());
-    let request = Request {
-        id: Some(id),
-        command,
-    };
-    let line = checked_line(&request)?;
-    let reader = daemon::open_state(dir)?;
-    daemon::require_alive(&reader)?;
-    let deadline = Instant::now() + timeout;
-    let cursor = reader.cursor_at_end();
-    send_line(&runtime::control_path(dir), &line, deadline)?;
+    let Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    } = dispatch(dir, timeout, command)?;
     let mut progress: Option<(u32, DialStep)> = None;
     let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
         if let Event::Dialing {
