@@ -19,7 +19,7 @@
 #
 # Environment (defaults as in the rig's bench.sh):
 #   RIG=bench/rig            the reference rig (scenarios and lib/sippstats.py)
-#   PROXY=127.0.0.1:5160     target (loopback only)     DOMAIN=$PROXY
+#   PROXY=127.0.0.1:5160     target (loopback, or NETNS below) DOMAIN=$PROXY
 #   TARGET_PID=              target pid (CPU, RSS, PSS of it and its children)
 #   LABEL=coventryd          OUT=results/<stamp>-<LABEL> (next to this file's parent)
 #   REG_RATE=500 REGS=10000  MSG_RATE=500 MSGS=5000        (regs / msgs phases)
@@ -28,6 +28,11 @@
 #   OPEN_LIMIT= (sipp -l; default max(200, 3*rate))  SETTLE_S=3
 #   MSG_UAS_PORT=5082 REG_CONTACT_PORT=5099 UAC_MSG_PORT=5092 UAC_REG_PORT=5093
 #   UAC_SETUP_PORT=5094 SIPP_BUFF=1048576 UAS_MAX_S=1800 MAX_WALL_S=300 SIPP=sipp
+#   LOCAL_IP=127.0.0.1       the address the sipp phones bind (and register)
+#   NETNS=                   run every sipp inside this network namespace
+#                            (`ip netns exec`; made by bench/run.sh netns); then
+#                            PROXY and LOCAL_IP may be the namespace's veth
+#                            addresses instead of loopback ones
 #
 # Bounds: every sipp client has -m and -timeout and runs under timeout(1); the
 # UAS has -timeout UAS_MAX_S.  Everything started here is stopped by PID on exit.
@@ -45,7 +50,8 @@ PROXY=${PROXY:-127.0.0.1:5160}
 PROXY_HOST=${PROXY%:*}
 PROXY_PORT=${PROXY##*:}
 DOMAIN=${DOMAIN:-$PROXY}
-LOCAL_IP=127.0.0.1
+LOCAL_IP=${LOCAL_IP:-127.0.0.1}
+NETNS=${NETNS:-}
 TARGET_PID=${TARGET_PID:-}
 LABEL=${LABEL:-coventryd}
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -73,10 +79,23 @@ MAX_WALL_S=${MAX_WALL_S:-300}
 SIPP=${SIPP:-$(command -v sipp || true)}
 [ -n "$SIPP" ] && [ -x "$SIPP" ] || { echo "sipp not found (apt-get install sip-tester)" >&2; exit 2; }
 
-case "$PROXY_HOST" in
-    127.*|localhost) ;;
-    *) echo "refusing: PROXY host '$PROXY_HOST' is not a loopback address" >&2; exit 2 ;;
-esac
+# IN_NS: a command prefix that runs inside NETNS (empty: here)
+IN_NS=()
+[ -n "$NETNS" ] && IN_NS=(ip netns exec "$NETNS")
+SIPP_CMD=("${IN_NS[@]}" "$SIPP")
+# Traffic stays on loopback, or inside a namespace on its directly connected
+# links (the one bench/run.sh makes has a veth pair and no default route).
+for h in "$PROXY_HOST" "$LOCAL_IP"; do
+    case "$h" in
+        127.*|localhost) ;;
+        *)
+            [ -n "$NETNS" ] || { echo "refusing: '$h' is not a loopback address (and no NETNS)" >&2; exit 2; }
+            r=$("${IN_NS[@]}" ip -o -4 route get "$h" 2>/dev/null || true)
+            case "$r" in
+                ""|*" via "*) echo "refusing: '$h' is not on a link of namespace $NETNS ($r)" >&2; exit 2 ;;
+            esac ;;
+    esac
+done
 
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(regsweep msgsweep)
@@ -150,6 +169,9 @@ udp_errs() {  # -> "InErrors RcvbufErrors"
 udp_port_drops() {  # $1 port -> kernel drop counter summed over sockets bound to that port
     awk -v p="$(printf '%04X' "$1")" 'NR>1 { split($2, a, ":"); if (a[2]==p) d+=$NF } END { print d+0 }' /proc/net/udp
 }
+uas_port_drops() {  # $1 port: the same where the sipp phones run (NETNS or here)
+    "${IN_NS[@]}" awk -v p="$(printf '%04X' "$1")" 'NR>1 { split($2, a, ":"); if (a[2]==p) d+=$NF } END { print d+0 }' /proc/net/udp
+}
 HZ=$(getconf CLK_TCK)
 
 # ---------- data (the rig's CSVs for these phases) ----------
@@ -162,14 +184,14 @@ gen_csvs() {
           echo "$((100 + i));[authentication username=$((100 + i)) password=pw$((100 + i))];$((210 + i % 10))"; done; } > "$d/msgs.csv"
 }
 
-port_busy() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+port_busy() { "${IN_NS[@]}" ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
 UAS_MSG_PID=""
 start_uas() {  # $1 name, $2 scenario, $3 port
     local dir=$OUT/$1
     mkdir -p "$dir"
     if port_busy "$3"; then log "port $3 already in use"; exit 3; fi
-    local cmd=("$SIPP" -sf "$SCEN/$2" -i "$LOCAL_IP" -p "$3" -nostdin -buff_size "$SIPP_BUFF"
+    local cmd=("${SIPP_CMD[@]}" -sf "$SCEN/$2" -i "$LOCAL_IP" -p "$3" -nostdin -buff_size "$SIPP_BUFF"
                -timeout "${UAS_MAX_S}s" -trace_stat -stf stat.csv -fd 1
                -trace_err -error_file errors.log -trace_screen -screen_file screen.log)
     record_cmd "(cd $dir && ${cmd[*]}) &"
@@ -188,7 +210,7 @@ run_client() {
     local limit=${OPEN_LIMIT:-$(( rate * 3 > 200 ? rate * 3 : 200 ))}
     local wall=$(( (count + rate - 1) / rate + 30 ))
     [ "$wall" -gt "$MAX_WALL_S" ] && wall=$MAX_WALL_S
-    local cmd=("$SIPP" -sf "$SCEN/$scen" -inf "$csv" -key domain "$DOMAIN" "$@"
+    local cmd=("${SIPP_CMD[@]}" -sf "$SCEN/$scen" -inf "$csv" -key domain "$DOMAIN" "$@"
                -i "$LOCAL_IP" -p "$lport" -m "$count" -r "$rate" -rp 1000 -l "$limit"
                -nostdin -buff_size "$SIPP_BUFF" -timeout "${wall}s" -recv_timeout 10000
                -trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1000
@@ -196,7 +218,7 @@ run_client() {
                "$PROXY")
     record_cmd "(cd $dir && timeout -k 5 $((wall + 15)) ${cmd[*]})"
     local t0 t1 s0 s1 e0 e1 q0 q1 dp0 dp1 du0 du1 rc=0
-    dp0=$(udp_port_drops "$PROXY_PORT"); du0=$(udp_port_drops "$MSG_UAS_PORT")
+    dp0=$(udp_port_drops "$PROXY_PORT"); du0=$(uas_port_drops "$MSG_UAS_PORT")
     t0=$(target_metrics); s0=$(sys_cpu); e0=$(udp_errs); q0=$(pid_cpu_ticks "${UAS_MSG_PID:-0}")
     # in the background and waited for, so INT/TERM stop it at once (cleanup)
     ( cd "$dir" && exec /usr/bin/time -f '%e %U %S' -o time.txt \
@@ -205,7 +227,7 @@ run_client() {
     wait "$CLIENT_PID" || rc=$?
     CLIENT_PID=""
     t1=$(target_metrics); s1=$(sys_cpu); e1=$(udp_errs); q1=$(pid_cpu_ticks "${UAS_MSG_PID:-0}")
-    dp1=$(udp_port_drops "$PROXY_PORT"); du1=$(udp_port_drops "$MSG_UAS_PORT")
+    dp1=$(udp_port_drops "$PROXY_PORT"); du1=$(uas_port_drops "$MSG_UAS_PORT")
     local rtt; rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)
     python3 "$STATS_PY" --stat "$dir/stat.csv" --rtt "${rtt:-/dev/null}" > "$dir/result.txt"
     local n0 r0 p0 c0 n1 r1 p1 c1 sb0 st0 sb1 st1 ie0 rb0 ie1 rb1 wall_s uu us
@@ -313,6 +335,7 @@ sweep() {  # KIND RATES, named like the rig's rows: sweep_<kind>_r<rate>_n<pass>
 # ---------- main ----------
 {
     echo "date: $(date -Is)"; echo "proxy: $PROXY domain: $DOMAIN target_pid: $TARGET_PID"
+    echo "phones: $LOCAL_IP${NETNS:+ in network namespace $NETNS}"
     echo "sipp: $SIPP ($("$SIPP" -v 2>&1 | grep -m1 SIPp || true))"; echo "nproc: $(nproc)"; uname -a
     echo "phases: ${PHASES[*]}"
     env | grep -E '^(REG_|REGS=|MSG_|MSGS=|SWEEP_|OPEN_LIMIT|SETTLE_S|SIPP_BUFF)' | sort || true
