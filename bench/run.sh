@@ -15,6 +15,18 @@
 #             their ratios to the parse baselines of the same run
 #   profile   perf profile of coventryd under REGISTER and MESSAGE load (built
 #             with frame pointers in its own target dir; needs `perf`)
+#   flood     coventryd under floods, each time with two legitimate phones
+#             (bench/lib/phone.py) on other loopback addresses: no flood; one
+#             source at FLOOD_RATE paced; the same source unpaced; FLOOD_MANY_SRC
+#             (241 addresses) sharing FLOOD_MANY_RATE; the flood is the mix of
+#             tests/tests/flood.rs (bench/lib/flood.py).  Per case: kernel drops
+#             on the switch's socket, its shed counter, the phones' latencies;
+#             and the REGISTER/s capacity (drive.sh regsweep, no flood) first
+#   netns     the REGISTER and MESSAGE sweeps of `load` (coventryd only) in
+#             three shapes, same run: listening on 127.0.0.1 (as `load`), on
+#             0.0.0.0 with the phones on 127.0.0.1, and on 0.0.0.0 with the
+#             phones in a network namespace behind a veth pair (made here,
+#             removed on exit; needs root and `ip`): the README's deployment
 #   all       load + memory + micro (the default)
 #
 # Knobs (environment, defaults):
@@ -42,11 +54,31 @@
 #   PROFILE_RATE=2000 PROFILE_SECS=10  load offered while perf records
 #   PERF_FREQ=999               perf sampling frequency (Hz)
 #   SKIP_BUILD=0                1: use the already built target/release/coventryd
+#   REV=                        build this git revision instead of the work
+#                               tree (git archive into a temporary directory,
+#                               target dir target/bench-rev): figures of a
+#                               known commit while the tree is being edited
 #   COVENTRY_LOG=info           coventryd's log level (as in production)
+#   flood:
+#   FLOOD_CASES="none paced unpaced many"   which cases, in this order
+#   FLOOD_RATE=40000            datagrams/s of the one-source paced case
+#   FLOOD_MANY_RATE=40000       datagrams/s of all the many sources together (0: unpaced)
+#   FLOOD_ONE_SRC=127.0.0.2     the one flooding source
+#   FLOOD_MANY_SRC=127.0.0.10-127.0.0.250
+#   FLOOD_PHONE_SECS=15         the phones start no new round after this (per case)
+#   FLOOD_LEAD_S=2              the flood runs this long before the phones start
+#   FLOOD_PAUSE_MS=200          the phones' pause between rounds
+#   PHONE_CALLER=121@127.0.0.3 PHONE_CALLEE=122@127.0.0.4   the phones (EXT@IP)
+#   FLOOD_CAP_RATES="2000 4000 8000"  REGISTER/s of the capacity sweep (SWEEP_SECS each)
+#   netns:
+#   NETNS_SHAPES="lo any netns" which shapes, in this order (reversed in even rounds)
+#   NETNS_NET=10.250.0          the veth pair's /30: .1 here, .2 in the namespace
 #
-# Everything runs on 127.0.0.1; every sipp run is bounded by -m, -timeout and
-# timeout(1); every process started here is stopped by PID on exit; nothing is
-# downloaded at run time (the build needs only what Cargo.lock already names).
+# Everything runs on loopback (netns: also on the veth pair, whose namespace has
+# no other link and no default route); every sipp run is bounded by -m, -timeout
+# and timeout(1), every flood and phone by its own cap and timeout(1); every
+# process started here is stopped by PID on exit and the namespace is removed;
+# nothing is downloaded at run time (the build needs only what Cargo.lock names).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -69,6 +101,20 @@ PROFILE_RATE=${PROFILE_RATE:-2000}
 PROFILE_SECS=${PROFILE_SECS:-10}
 PERF_FREQ=${PERF_FREQ:-999}
 SKIP_BUILD=${SKIP_BUILD:-0}
+REV=${REV:-}
+FLOOD_CASES=${FLOOD_CASES:-"none paced unpaced many"}
+FLOOD_RATE=${FLOOD_RATE:-40000}
+FLOOD_MANY_RATE=${FLOOD_MANY_RATE:-40000}
+FLOOD_ONE_SRC=${FLOOD_ONE_SRC:-127.0.0.2}
+FLOOD_MANY_SRC=${FLOOD_MANY_SRC:-127.0.0.10-127.0.0.250}
+FLOOD_PHONE_SECS=${FLOOD_PHONE_SECS:-15}
+FLOOD_LEAD_S=${FLOOD_LEAD_S:-2}
+FLOOD_PAUSE_MS=${FLOOD_PAUSE_MS:-200}
+PHONE_CALLER=${PHONE_CALLER:-121@127.0.0.3}
+PHONE_CALLEE=${PHONE_CALLEE:-122@127.0.0.4}
+FLOOD_CAP_RATES=${FLOOD_CAP_RATES:-"2000 4000 8000"}
+NETNS_SHAPES=${NETNS_SHAPES:-"lo any netns"}
+NETNS_NET=${NETNS_NET:-10.250.0}
 export REG_SWEEP_RATES MSG_SWEEP_RATES SWEEP_SECS SWEEP_REPEAT SETTLE_S RIG
 
 MODES=("$@")
@@ -78,6 +124,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/coventry-bench.XXXXXX")
 COV_PID=""
+COV_LISTEN=127.0.0.1
 
 say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
 
@@ -126,10 +173,14 @@ run_fg() {  # run "$@" in the background and wait for it
     return "$rc"
 }
 PERF_PID=""
+FLOOD_PID=""
+NS_NAME="" NS_VETH="" NS_MADE="" VETH_MADE=""  # the netns mode's namespace and veth pair
 cleanup() {
     if [ -n "$CHILD" ]; then stop_tree "$CHILD"; fi
     if [ -n "$PERF_PID" ]; then stop_tree "$PERF_PID"; fi
+    if [ -n "$FLOOD_PID" ]; then stop_tree "$FLOOD_PID"; fi
     stop_coventryd
+    if [ -n "$NS_MADE$VETH_MADE" ]; then netns_down; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -153,6 +204,22 @@ BIN=$OUT/bin/coventryd
 PBXCTL=$OUT/bin/pbxctl
 build() {
     mkdir -p "$OUT/bin"
+    if [ -n "$REV" ]; then
+        # a known commit, whatever the work tree holds; its own target dir keeps
+        # the work tree's build (and later runs of the same REV) apart
+        local src=$WORK/src rev
+        rev=$(cd "$REPO" && git rev-parse --short "$REV^{commit}") || { echo "run.sh: no revision '$REV'" >&2; exit 2; }
+        mkdir -p "$src"
+        (cd "$REPO" && git archive "$rev") | tar -x -C "$src"
+        say "building coventryd and pbxctl (release) at $rev"
+        CARGO_TARGET_DIR=$REPO/target/bench-rev \
+            run_fg bash -c 'cd "$1" && exec cargo build --release --locked -p coventryd -p pbxctl' _ "$src" > "$OUT/build.log" 2>&1 \
+            || { tail -n 30 "$OUT/build.log" >&2; exit 2; }
+        cp "$REPO/target/bench-rev/release/coventryd" "$BIN"
+        cp "$REPO/target/bench-rev/release/pbxctl" "$PBXCTL"
+        echo "$rev (REV=$REV, built from git archive: no uncommitted changes)" > "$OUT/bin/source.txt"
+        return 0
+    fi
     if [ "$SKIP_BUILD" != 1 ]; then
         say "building coventryd and pbxctl (release)"
         run_fg bash -c 'cd "$1" && exec cargo build --release --locked -p coventryd -p pbxctl' _ "$REPO" > "$OUT/build.log" 2>&1 \
@@ -166,13 +233,14 @@ build() {
 }
 
 # ---------- configuration: the rig's contract ----------
-write_config() {  # $1 file, $2 digits (2|3)
+write_config() {  # $1 file, $2 digits (2|3), [$3 listen address, default 127.0.0.1]
     local first last i
     if [ "$2" = 2 ]; then first=10; last=89; else first=100; last=699; fi
+    COV_LISTEN=${3:-127.0.0.1}
     {
         echo "; generated by bench/run.sh: the bench rig's contract (user N, password pwN)"
         echo "[server]"
-        echo "listen = 127.0.0.1:$COV_PORT"
+        echo "listen = $COV_LISTEN:$COV_PORT"
         echo "digits = $2"
         echo "realm = bench"
         # stock sipp 3.6 answers only MD5 (and AKAv1-MD5) challenges: offered
@@ -199,9 +267,9 @@ start_coventryd() {  # $1 config, $2 name (log file, runtime/state dirs)
         kill -0 "$COV_PID" 2>/dev/null || { cat "$OUT/coventryd-$2.log" >&2; exit 4; }
         sleep 0.1
     done
-    port_busy "$COV_PORT" || { echo "run.sh: coventryd did not bind 127.0.0.1:$COV_PORT" >&2; exit 4; }
+    port_busy "$COV_PORT" || { echo "run.sh: coventryd did not bind $COV_LISTEN:$COV_PORT" >&2; exit 4; }
     COV_RT=$WORK/$2/run
-    say "coventryd pid $COV_PID on 127.0.0.1:$COV_PORT ($2)"
+    say "coventryd pid $COV_PID on $COV_LISTEN:$COV_PORT ($2)"
 }
 
 status_json() {  # $1 file
@@ -413,8 +481,184 @@ mode_profile() {
     echo; cat "$OUT/profile.md"
 }
 
+# ---------- flood ----------
+port_drops() {  # $1 port -> the kernel's drop count summed over the UDP sockets bound to it
+    awk -v p="$(printf '%04X' "$1")" 'NR>1 { split($2, a, ":"); if (a[2]==p) d+=$NF } END { print d+0 }' /proc/net/udp
+}
+pid_ticks() {  # $1 pid -> utime+stime in clock ticks (0 if gone)
+    [ -r "/proc/$1/stat" ] || { echo 0; return; }
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+stop_flood() {  # TERM: flood.py writes what it sent and exits; KILL after 10 s
+    local i
+    [ -n "$FLOOD_PID" ] || return 0
+    kill -TERM "$FLOOD_PID" 2>/dev/null || true
+    for i in $(seq 1 100); do alive "$FLOOD_PID" || break; sleep 0.1; done
+    stop_tree "$FLOOD_PID"
+    FLOOD_PID=""
+}
+
+flood_case() {  # $1: none | paced | unpaced | many
+    local c=$1 d=$OUT/flood/$1 src="" rate=0 t0 t1 k0 k1 dr0 dr1 prc=0 cap
+    case "$c" in
+        none) ;;
+        paced) src=$FLOOD_ONE_SRC; rate=$FLOOD_RATE ;;
+        unpaced) src=$FLOOD_ONE_SRC; rate=0 ;;
+        many) src=$FLOOD_MANY_SRC; rate=$FLOOD_MANY_RATE ;;
+        *) echo "run.sh: unknown flood case '$c' (none | paced | unpaced | many)" >&2; exit 2 ;;
+    esac
+    mkdir -p "$d"
+    start_coventryd "$WORK/coventry-flood.conf" "flood-$c"
+    status_json "$d/status-before.json"
+    dr0=$(port_drops "$COV_PORT"); k0=$(pid_ticks "$COV_PID"); t0=$(date +%s.%N)
+    if [ -n "$src" ]; then
+        cap=$((FLOOD_LEAD_S + FLOOD_PHONE_SECS + 60))
+        say "flood $c: $src -> 127.0.0.1:$COV_PORT, $([ "$rate" = 0 ] && echo unpaced || echo "$rate/s"), the phones after ${FLOOD_LEAD_S}s"
+        timeout -k 5 $((cap + 30)) python3 "$HERE/lib/flood.py" --target "127.0.0.1:$COV_PORT" --from "$src" \
+            --rate "$rate" --secs "$cap" --caller "${PHONE_CALLER%@*}" --callee "${PHONE_CALLEE%@*}" \
+            --realm bench --stats "$d/flood.json" > "$d/flood.log" 2>&1 &
+        FLOOD_PID=$!
+        sleep "$FLOOD_LEAD_S"
+    else
+        say "flood $c: no flood, the phones alone"
+    fi
+    run_fg timeout -k 5 $((FLOOD_PHONE_SECS + 120)) python3 "$HERE/lib/phone.py" --switch "127.0.0.1:$COV_PORT" \
+        --caller "$PHONE_CALLER" --callee "$PHONE_CALLEE" --password-prefix pw --secs "$FLOOD_PHONE_SECS" \
+        --pause-ms "$FLOOD_PAUSE_MS" --out "$d/phone.json" > "$d/phone.log" 2>&1 || prc=$?
+    stop_flood
+    dr1=$(port_drops "$COV_PORT"); k1=$(pid_ticks "$COV_PID"); t1=$(date +%s.%N)
+    sleep 1  # the state block is published on the switch's tick
+    status_json "$d/status-after.json"
+    {
+        echo "case=$c"
+        echo "sources=$src"
+        echo "rate_asked=$rate"
+        echo "phone_rc=$prc"
+        echo "secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')"
+        echo "daemon_cpu_s=$(awk -v a="$k0" -v b="$k1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/hz}')"
+        echo "kernel_drops_proc=$((dr1 - dr0))"
+        echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"
+    } > "$d/case.env"
+    say "flood $c: $(tr '\n' ' ' < "$d/case.env")"
+    grep -E '^(all|register|call|bye|message):' "$d/phone.log" | sed 's/^/    /' | tee -a "$OUT/run.log" || true
+    stop_coventryd
+}
+
+mode_flood() {
+    local c rc=0
+    mkdir -p "$OUT/flood"
+    write_config "$WORK/coventry-flood.conf" 3
+    # the switch's REGISTER/s in this run, no flood: drive.sh's regsweep
+    start_coventryd "$WORK/coventry-flood.conf" flood-capacity
+    say "flood: REGISTER capacity first, no flood ($FLOOD_CAP_RATES/s, ${SWEEP_SECS}s each)"
+    PROXY=127.0.0.1:$COV_PORT TARGET_PID=$COV_PID LABEL=capacity OUT=$OUT/flood/capacity \
+        REG_SWEEP_RATES=$FLOOD_CAP_RATES run_fg bash "$HERE/lib/drive.sh" regsweep || rc=$?
+    [ "$rc" = 0 ] || say "capacity driver exited with $rc (see $OUT/flood/capacity/driver.log)"
+    stop_coventryd
+    for c in $FLOOD_CASES; do flood_case "$c"; done
+    {
+        echo "# coventryd under floods, $(date -Is)"
+        echo
+        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null)"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, listening on 127.0.0.1:$COV_PORT, a fresh daemon per case"
+        echo "- phones: caller $PHONE_CALLER, callee $PHONE_CALLEE (bench/lib/phone.py), ${FLOOD_PHONE_SECS}s per case, ${FLOOD_PAUSE_MS} ms between rounds; the flood starts ${FLOOD_LEAD_S}s before them"
+        echo "- flood (bench/lib/flood.py): tests/tests/flood.rs mixed(); one source $FLOOD_ONE_SRC at $FLOOD_RATE/s and unpaced; many: $FLOOD_MANY_SRC sharing $FLOOD_MANY_RATE/s"
+        echo
+        python3 "$HERE/lib/flood_report.py" "$OUT/flood" $FLOOD_CASES
+    } > "$OUT/flood.md"
+    echo; cat "$OUT/flood.md"; echo
+}
+
+# ---------- netns: the README's deployment shape ----------
+NS_HOST_IP=$NETNS_NET.1
+NS_IP=$NETNS_NET.2
+netns_up() {
+    local i
+    need ip "apt-get install -y iproute2"
+    [ "$(id -u)" = 0 ] || { echo "run.sh: netns needs root (ip netns add, ip link add)" >&2; exit 2; }
+    if ip -o -4 addr show | grep -qE " inet ($NS_HOST_IP|$NS_IP)/"; then
+        echo "run.sh: $NS_HOST_IP or $NS_IP is already in use here (set NETNS_NET=)" >&2; exit 2
+    fi
+    NS_NAME=covbench-$$ NS_VETH=cvb$$h
+    local peer=cvb$$n
+    ip netns add "$NS_NAME"; NS_MADE=1
+    ip link add "$NS_VETH" type veth peer name "$peer"; VETH_MADE=1
+    ip link set "$peer" netns "$NS_NAME"
+    ip addr add "$NS_HOST_IP/30" dev "$NS_VETH"
+    ip link set "$NS_VETH" up
+    ip -n "$NS_NAME" addr add "$NS_IP/30" dev "$peer"
+    ip -n "$NS_NAME" link set "$peer" up
+    ip -n "$NS_NAME" link set lo up
+    for i in $(seq 1 50); do
+        ip -n "$NS_NAME" -o link show "$peer" | grep -q "state UP" && break
+        sleep 0.1
+    done
+    say "network namespace $NS_NAME: $NS_IP on $peer, veth peer $NS_VETH $NS_HOST_IP here (no other link, no default route)"
+}
+netns_down() {  # stop what still runs in it (all started here), remove the pair and the namespace
+    local p i
+    if [ -n "$NS_MADE" ]; then
+        for p in $(ip netns pids "$NS_NAME" 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
+        for i in $(seq 1 50); do [ -z "$(ip netns pids "$NS_NAME" 2>/dev/null)" ] && break; sleep 0.1; done
+        for p in $(ip netns pids "$NS_NAME" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+    fi
+    if [ -n "$VETH_MADE" ]; then ip link del "$NS_VETH" 2>/dev/null || true; VETH_MADE=""; fi
+    if [ -n "$NS_MADE" ]; then
+        ip netns del "$NS_NAME" 2>/dev/null || true; NS_MADE=""
+        say "network namespace $NS_NAME removed"
+    fi
+}
+
+run_shape() {  # $1 round, $2 shape: lo | any | netns
+    local dir=$OUT/netns-$2-r$1 listen proxy lip ns="" rc=0
+    case "$2" in
+        lo) listen=127.0.0.1 proxy=127.0.0.1 lip=127.0.0.1 ;;
+        any) listen=0.0.0.0 proxy=127.0.0.1 lip=127.0.0.1 ;;
+        netns) listen=0.0.0.0 proxy=$NS_HOST_IP lip=$NS_IP ns=$NS_NAME ;;
+        *) echo "run.sh: unknown shape '$2' (lo | any | netns)" >&2; exit 2 ;;
+    esac
+    write_config "$WORK/coventry-$2.conf" 3 "$listen"
+    start_coventryd "$WORK/coventry-$2.conf" "netns-$2-r$1"
+    say "round $1, shape $2: listening on $listen:$COV_PORT, phones on $lip${ns:+ (namespace $ns)}"
+    PROXY=$proxy:$COV_PORT LOCAL_IP=$lip NETNS=$ns TARGET_PID=$COV_PID LABEL=$2 OUT=$dir \
+        run_fg bash "$HERE/lib/drive.sh" regsweep msgsweep || rc=$?
+    if alive "$COV_PID"; then status_json "$dir/status-after.json"; else say "WARNING: coventryd was gone before the end of $2, round $1"; fi
+    stop_coventryd
+    [ "$rc" = 0 ] || say "driver exited with $rc (see $dir/driver.log)"
+}
+
+mode_netns() {
+    local r s order args=()
+    netns_up
+    for r in $(seq 1 "$ROUNDS"); do
+        order=$NETNS_SHAPES
+        [ $((r % 2)) = 0 ] && order=$(echo "$NETNS_SHAPES" | tr ' ' '\n' | tac | tr '\n' ' ')
+        for s in $order; do run_shape "$r" "$s"; done
+    done
+    netns_down
+    for s in $NETNS_SHAPES; do
+        local files=() f
+        for f in "$OUT"/netns-"$s"-r*/summary.tsv; do [ -f "$f" ] && files+=("$f"); done
+        [ ${#files[@]} -gt 0 ] && args+=("$s=$(IFS=,; echo "${files[*]}")")
+    done
+    [ ${#args[@]} -gt 0 ] || { say "no netns results"; return 0; }
+    {
+        echo "# coventryd: loopback against the deployment shape, $(date -Is)"
+        echo
+        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, one thread; a fresh daemon per shape and round"
+        echo "- shapes: lo = listen 127.0.0.1, phones 127.0.0.1 (as \`load\`); any = listen 0.0.0.0, phones 127.0.0.1;"
+        echo "  netns = listen 0.0.0.0, phones (sipp) in a network namespace on $NS_IP, the switch reached at $NS_HOST_IP over a veth pair"
+        echo "- $ROUNDS round(s), shape order reversed every other round; $SWEEP_SECS s of load per rate and round; rounds pooled"
+        echo
+        python3 "$HERE/lib/shapes.py" "${args[@]}"
+    } > "$OUT/netns.md"
+    echo; cat "$OUT/netns.md"; echo
+}
+
 # ---------- main ----------
 say "results -> $OUT"
+cat /proc/loadavg > "$OUT/loadavg-start"
 build
 for m in "${MODES[@]}"; do
     case "$m" in
@@ -422,8 +666,10 @@ for m in "${MODES[@]}"; do
         memory) mode_memory ;;
         micro) mode_micro ;;
         profile) mode_profile ;;
+        flood) mode_flood ;;
+        netns) mode_netns ;;
         all) mode_load; mode_memory; mode_micro ;;
-        *) echo "run.sh: unknown mode '$m' (load | memory | micro | profile | all)" >&2; exit 2 ;;
+        *) echo "run.sh: unknown mode '$m' (load | memory | micro | profile | flood | netns | all)" >&2; exit 2 ;;
     esac
 done
 say "done: $OUT"
