@@ -99,8 +99,8 @@ def main():
     print("## The switch under each flood")
     print()
     print("| case | sources | flood sent/s (asked) | kernel drops, /proc | kernel_drops counter | shed | sip_in | "
-          "daemon CPU % of a core | daemon alive |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "sip_in/s | daemon CPU % of a core | daemon alive |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     data = []
     for c in cases:
         p = os.path.join(d, c)
@@ -125,11 +125,12 @@ def main():
         print(f"| {c} | {src}{f' ({nsrc})' if nsrc and nsrc > 1 else ''} | {sent} | {env.get('kernel_drops_proc', '?')} | "
               f"{'not published' if kd is None else kd} | {cval(counter(before, after, 'shed'))} | "
               f"{cval(counter(before, after, 'sip_in'))} | "
+              f"{fmt(num(counter(before, after, 'sip_in')) / secs if secs > 0 else float('nan'), '.0f')} | "
               f"{fmt(100.0 * cpu / secs if secs > 0 else float('nan'), '.0f')} | {env.get('daemon_alive', '?')} |")
     print()
     print("kernel drops: the `drops` column of /proc/net/udp for the switch's port, from the flood's")
     print("start to its end (the daemon is fresh per case); shed and sip_in: `pbxctl status --json` counters,")
-    print("after minus before.")
+    print("after minus before; sip_in/s and CPU over the flood's length (the phones' window plus the lead).")
     print()
 
     print("## The phones under each flood (ms from an operation's first datagram to its final response)")
