@@ -738,6 +738,29 @@ impl Switch {
         fifo_write_path(&path, line, Duration::from_secs(5))
     }
 
+    /// A fence on the control FIFO: a read-only command (`#ID runstate`, framed)
+    /// written after whatever went into the FIFO before, and its result awaited
+    /// (bounded by [`LONG`]). The FIFO is read in order, so once this returns every
+    /// line written before it has been carried out and its events are in the ring:
+    /// an absence can be asserted. Returns the fence's request id (its result is one
+    /// more `CommandResult` after the mark).
+    pub fn control_fence(&self) -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = FENCE_IDS + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mark = self.mark();
+        let line = coventry_shared::control::frame(&format!("#{id} runstate\n"));
+        if let Err(e) = self.fifo_write(&line) {
+            panic!("control fence #{id}: cannot write the FIFO: {e}");
+        }
+        self.expect_event_after(
+            mark,
+            &format!("the result of control fence #{id}"),
+            |e| matches!(e, Event::CommandResult { id: Some(i), .. } if *i == id),
+            LONG,
+        );
+        id
+    }
+
     /// Run `pbxctl --runtime-dir RDIR ARGS...`, bounded by [`PBXCTL_TIMEOUT`].
     pub fn pbxctl(&self, args: &[&str]) -> Output {
         self.pbxctl_bounded(args, PBXCTL_TIMEOUT)
@@ -1158,6 +1181,148 @@ impl Switch {
 
 /// The standard wait for something the switch should do at once.
 pub const T: Duration = Duration::from_secs(5);
+
+/// A bound that only stops a hung test: for waits whose length depends on the
+/// machine (many transactions, a slow tool), never a claim about speed.
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// Request ids of [`Switch::control_fence`] (far from any a test writes).
+pub const FENCE_IDS: u64 = 9_000_000_000;
+
+/// Call-IDs of the fences' OPTIONS start with this.
+const FENCE_CALL_ID: &str = "fence-";
+
+/// A fence through the switch for a socket: an OPTIONS to `server` from `sock`
+/// (resent like Timer E until answered, bounded by [`LONG`]), and every datagram
+/// that `sock` received before the fence's final answer, as text.
+///
+/// The switch serves one source's datagrams in order, and what it sends to an
+/// address it sends in order: once the answer is here, everything the switch did
+/// for that socket's earlier datagrams has happened and everything it sent to the
+/// socket before has arrived. The read timeout of `sock` is changed.
+pub fn raw_fence(sock: &UdpSocket, server: SocketAddr) -> Vec<String> {
+    let me = match sock.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("fence: local_addr: {e}"),
+    };
+    let call_id = ua::unique(FENCE_CALL_ID);
+    let req = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:fence@{me}>;tag={}\r\nTo: <sip:{server}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ua::unique("z9hG4bKfence"),
+        ua::unique("f")
+    );
+    let deadline = Instant::now() + LONG;
+    let mut interval = Duration::from_millis(500);
+    let mut resend = Instant::now();
+    let mut before = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            panic!("fence from {me}: no answer to its OPTIONS within {LONG:?}");
+        }
+        if now >= resend {
+            if let Err(e) = sock.send_to(req.as_bytes(), server) {
+                panic!("fence from {me}: send: {e}");
+            }
+            resend = now + interval;
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
+        let wait = resend
+            .min(deadline)
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        if let Err(e) = sock.set_read_timeout(Some(wait)) {
+            panic!("fence from {me}: set_read_timeout: {e}");
+        }
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.contains(&call_id) && text.starts_with("SIP/2.0 ") {
+                    if !text.starts_with("SIP/2.0 1") {
+                        return before;
+                    }
+                } else if !is_fence_answer(&text) {
+                    before.push(text);
+                }
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            }
+            Err(e) => panic!("fence from {me}: recv: {e}"),
+        }
+    }
+}
+
+/// Whether `text` answers an earlier fence (a late copy, when a fence's OPTIONS
+/// was resent and both were answered).
+fn is_fence_answer(text: &str) -> bool {
+    text.starts_with("SIP/2.0 ")
+        && text.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            (l.starts_with("call-id:") || l.starts_with("i:")) && l.contains(FENCE_CALL_ID)
+        })
+}
+
+/// [`raw_fence`] for an in-test phone: an OPTIONS from its socket, answered, so
+/// every request and response the switch sent the phone before is in its queues.
+/// Returns the responses that came before the fence's answer (taken out of the
+/// phone's queue; earlier fences' late copies are dropped). Requests stay queued
+/// for [`ua::Ua::recv_request`] and `recv_method`.
+pub fn sip_fence(phone: &ua::Ua) -> Vec<ua::Msg> {
+    let call_id = ua::unique(FENCE_CALL_ID);
+    let uri = format!("sip:{}", phone.server);
+    let req = phone.build("OPTIONS", &uri, &uri, &call_id, 1, &[], &[]);
+    let deadline = Instant::now() + LONG;
+    let mut interval = Duration::from_millis(500);
+    let mut resend = Instant::now();
+    let mut before = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            panic!(
+                "fence from {} ({}): no answer to its OPTIONS within {LONG:?}",
+                phone.user,
+                phone.local_addr()
+            );
+        }
+        if now >= resend {
+            phone.send_raw(&req);
+            resend = now + interval;
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
+        let wait = resend
+            .min(deadline)
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let Some(m) = phone.recv_response(wait) else {
+            continue;
+        };
+        match m.call_id() {
+            Some(c) if c == call_id => {
+                if m.status().unwrap_or(0) >= 200 {
+                    return before;
+                }
+            }
+            Some(c) if c.starts_with(FENCE_CALL_ID) => {}
+            _ => before.push(m),
+        }
+    }
+}
+
+/// After a [`sip_fence`] on `phone`: the `method` request the switch sent it
+/// before the fence, if any (other requests stay queued). For proving that
+/// something did not reach a phone: call it once whatever might have sent the
+/// request has been answered. Responses that come before the fence's answer are
+/// dropped (as the phone's next transaction would drop them): do not use it while
+/// the phone waits for a response.
+pub fn fenced_request(phone: &ua::Ua, method: &str) -> Option<ua::Msg> {
+    sip_fence(phone);
+    // Everything is queued by now: this only takes it off the queue.
+    phone.recv_method(method, Duration::from_millis(50))
+}
 
 /// Assert that the switch still works: a fresh phone registers extension `to`
 /// (SHA-256), extension `from` sends it a text, the switch answers 200 and the phone
