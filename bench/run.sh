@@ -481,6 +481,11 @@ mode_profile() {
     echo; cat "$OUT/profile.md"
 }
 
+busiest() {  # the processes that were busiest when the run started (other work on the machine)
+    awk '$1 >= 10 { printf "%s%s %s%% (%ss old)", (n++ ? ", " : "busiest at the start (CPU % over each one's life): "), $3, $1, $2 }
+         END { if (!n) printf "nothing else above 10%% of a core at the start" }' "$OUT/ps-start" 2>/dev/null
+}
+
 # ---------- flood ----------
 port_drops() {  # $1 port -> the kernel's drop count summed over the UDP sockets bound to it
     awk -v p="$(printf '%04X' "$1")" 'NR>1 { split($2, a, ":"); if (a[2]==p) d+=$NF } END { print d+0 }' /proc/net/udp
@@ -559,7 +564,7 @@ mode_flood() {
     {
         echo "# coventryd under floods, $(date -Is)"
         echo
-        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null)"
+        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(busiest)"
         echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, listening on 127.0.0.1:$COV_PORT, a fresh daemon per case"
         echo "- phones: caller $PHONE_CALLER, callee $PHONE_CALLEE (bench/lib/phone.py), ${FLOOD_PHONE_SECS}s per case, ${FLOOD_PAUSE_MS} ms between rounds; the flood starts ${FLOOD_LEAD_S}s before them"
         echo "- flood (bench/lib/flood.py): tests/tests/flood.rs mixed(); one source $FLOOD_ONE_SRC at $FLOOD_RATE/s and unpaced; many: $FLOOD_MANY_SRC sharing $FLOOD_MANY_RATE/s"
@@ -645,7 +650,7 @@ mode_netns() {
     {
         echo "# coventryd: loopback against the deployment shape, $(date -Is)"
         echo
-        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
+        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(busiest); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
         echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, one thread; a fresh daemon per shape and round"
         echo "- shapes: lo = listen 127.0.0.1, phones 127.0.0.1 (as \`load\`); any = listen 0.0.0.0, phones 127.0.0.1;"
         echo "  netns = listen 0.0.0.0, phones (sipp) in a network namespace on $NS_IP, the switch reached at $NS_HOST_IP over a veth pair"
@@ -659,6 +664,8 @@ mode_netns() {
 # ---------- main ----------
 say "results -> $OUT"
 cat /proc/loadavg > "$OUT/loadavg-start"
+# what else runs (the figures share two cores with it): the busiest processes
+ps -eo pcpu=,etimes=,comm= --sort=-pcpu 2>/dev/null | head -n 8 > "$OUT/ps-start" || true
 build
 for m in "${MODES[@]}"; do
     case "$m" in
