@@ -482,7 +482,7 @@ mode_profile() {
 }
 
 busiest() {  # the processes that were busiest when the run started (other work on the machine)
-    awk '$1 >= 10 { printf "%s%s %s%% (%ss old)", (n++ ? ", " : "busiest at the start (CPU % over each one's life): "), $3, $1, $2 }
+    awk '$1 >= 10 { printf "%s%s %s%% (%ss old)", (n++ ? ", " : "busiest at the start (CPU % over each process life): "), $3, $1, $2 }
          END { if (!n) printf "nothing else above 10%% of a core at the start" }' "$OUT/ps-start" 2>/dev/null
 }
 
