@@ -3,7 +3,10 @@
 //! several contacts per extension, phones that answer with a chosen status.
 //!
 //! It runs on a blocking `std::net::UdpSocket`. A background thread reads every
-//! datagram: responses go to the foreground (the transaction in progress), requests
+//! datagram and runs the phone's retransmissions as RFC 3261 asks ([`timers`]:
+//! requests until answered, the ACK of a retransmitted 2xx, an INVITE's final
+//! response until its ACK), whatever the test is doing meanwhile. Responses go to
+//! the foreground (the transaction in progress), requests
 //! (MESSAGE, BYE, INFO... from the switch) are answered at once with the status set
 //! by [`Ua::set_answer`] and queued for the test to inspect; INVITEs are queued
 //! unanswered for the test to answer ([`Ua::respond`]), a CANCEL gets 200 and its
@@ -12,6 +15,7 @@
 //! Content-Length) and then parsed with `rsip`.
 
 pub mod dialog;
+pub mod timers;
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
@@ -19,7 +23,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -640,6 +644,7 @@ pub struct Ua {
     unparsed: Unparsed,
     invites: InviteTxns,
     counts: Counts,
+    timers: Arc<Mutex<timers::Timers>>,
     req_stash: Mutex<VecDeque<Msg>>,
     resp_stash: Mutex<VecDeque<Msg>>,
     /// Authorization header (name, value) sent last.
@@ -700,6 +705,7 @@ impl Ua {
         let unparsed: Unparsed = Arc::default();
         let invites: InviteTxns = Arc::default();
         let counts: Counts = Arc::default();
+        let timers: Arc<Mutex<timers::Timers>> = Arc::default();
         let reader = match sock.try_clone() {
             Ok(s) => s,
             Err(e) => panic!("UA socket clone: {e}"),
@@ -713,6 +719,7 @@ impl Ua {
                 unparsed: unparsed.clone(),
                 invites: invites.clone(),
                 counts: counts.clone(),
+                timers: timers.clone(),
             };
             std::thread::spawn(move || reader_loop(reader, ctx))
         };
@@ -737,6 +744,7 @@ impl Ua {
             unparsed,
             invites,
             counts,
+            timers,
             req_stash: Mutex::new(VecDeque::new()),
             resp_stash: Mutex::new(VecDeque::new()),
             last_auth: None,
@@ -878,45 +886,51 @@ impl Ua {
         out
     }
 
-    /// Send `req` and wait for its final response (same CSeq and Call-ID),
-    /// retransmitting like Timer E (0.5 s doubling to 4 s) until `self.timeout`.
+    /// Send `req` and wait for its final response (same CSeq and Call-ID); the
+    /// reader thread retransmits it (Timer E) until one comes or `self.timeout`.
     pub fn transact(&self, req: &[u8]) -> Option<Msg> {
-        let parsed = Msg::parse(req, self.local).ok();
-        let key = parsed
-            .as_ref()
+        let key = Msg::parse(req, self.local)
+            .ok()
             .and_then(|m| Some((m.cseq()?, m.call_id()?.to_string())));
         self.drain_responses();
         self.send_raw(req);
+        let txn = self.retransmit(req);
         let deadline = Instant::now() + self.timeout;
-        let mut interval = Duration::from_millis(500);
-        let mut next_retx = Instant::now() + interval;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let wait = next_retx.min(deadline).saturating_duration_since(now);
-            match self.responses.recv_timeout(wait) {
-                Ok(m) => {
-                    let matches = match &key {
-                        Some((cseq, cid)) => {
-                            m.cseq().as_ref() == Some(cseq) && m.call_id() == Some(cid.as_str())
-                        }
-                        None => true,
-                    };
-                    if matches && m.status().is_some_and(|s| s >= 200) {
-                        return Some(m);
-                    }
+        let mut got = None;
+        // Other responses that come meanwhile are dropped, as they always were.
+        while let Ok(m) = self
+            .responses
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let matches = match &key {
+                Some((cseq, cid)) => {
+                    m.cseq().as_ref() == Some(cseq) && m.call_id() == Some(cid.as_str())
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= next_retx {
-                        self.send_raw(req);
-                        interval = (interval * 2).min(Duration::from_secs(4));
-                        next_retx = Instant::now() + interval;
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return None,
+                None => true,
+            };
+            if matches && m.status().is_some_and(|s| s >= 200) {
+                got = Some(m);
+                break;
             }
+        }
+        self.stop_retransmitting(txn);
+        got
+    }
+
+    /// Have the reader thread retransmit the request `req` (already sent once)
+    /// until its transaction ends; the key to stop it early with.
+    pub fn retransmit(&self, req: &[u8]) -> Option<timers::TxnKey> {
+        let m = Msg::parse(req, self.local).ok()?;
+        let (cseq, method) = m.cseq()?;
+        let key = (m.call_id()?.to_string(), cseq, method);
+        lock(&self.timers).client(key.clone(), req.to_vec(), self.server, Instant::now());
+        Some(key)
+    }
+
+    /// Stop retransmitting a request (the test stopped waiting for its answer).
+    pub fn stop_retransmitting(&self, key: Option<timers::TxnKey>) {
+        if let Some(k) = key {
+            lock(&self.timers).forget_client(&k);
         }
     }
 
@@ -1127,6 +1141,7 @@ struct ReaderCtx {
     unparsed: Unparsed,
     invites: InviteTxns,
     counts: Counts,
+    timers: Arc<Mutex<timers::Timers>>,
 }
 
 /// How often each request (`METHOD|branch|Call-ID`) arrived, retransmissions
@@ -1147,10 +1162,13 @@ pub fn count_key(m: &Msg) -> String {
 /// - ACK: never answered;
 /// - anything else: the status set by [`Ua::set_answer`] (0: no answer).
 fn reader_loop(sock: UdpSocket, ctx: ReaderCtx) {
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(20)));
     let mut buf = vec![0u8; 65_536];
     let mut seen: HashSet<String> = HashSet::new();
     while !ctx.stop.load(Ordering::Relaxed) {
+        for (bytes, to) in lock(&ctx.timers).due(Instant::now()) {
+            let _ = sock.send_to(&bytes, to);
+        }
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
             Err(_) => continue,
@@ -1162,7 +1180,13 @@ fn reader_loop(sock: UdpSocket, ctx: ReaderCtx) {
                 continue;
             }
         };
-        if m.status().is_some() {
+        if let Some(status) = m.status() {
+            if let (Some(cid), Some((cseq, method))) = (m.call_id(), m.cseq()) {
+                let again = lock(&ctx.timers).response(&(cid.to_string(), cseq, method), status);
+                if let Some((ack, to)) = again {
+                    let _ = sock.send_to(&ack, to);
+                }
+            }
             let _ = ctx.responses.send(m);
             continue;
         }
@@ -1170,7 +1194,11 @@ fn reader_loop(sock: UdpSocket, ctx: ReaderCtx) {
         let key = txn_key(&m);
         *lock(&ctx.counts).entry(count_key(&m)).or_insert(0) += 1;
         match method.as_str() {
-            "ACK" => {}
+            "ACK" => {
+                if let (Some(cid), Some((cseq, _))) = (m.call_id(), m.cseq()) {
+                    lock(&ctx.timers).ack_received(cid, cseq);
+                }
+            }
             "INVITE" => {
                 let mut inv = lock(&ctx.invites);
                 if let Some(t) = inv.get(&key) {
@@ -1196,6 +1224,11 @@ fn reader_loop(sock: UdpSocket, ctx: ReaderCtx) {
                         if t.final_status.is_none() {
                             let r = response_to(&t.invite, 487);
                             let _ = sock.send_to(&r, t.invite.src);
+                            if let (Some(cid), Some((cseq, _))) =
+                                (t.invite.call_id(), t.invite.cseq())
+                            {
+                                lock(&ctx.timers).final_sent(cid, cseq, r.clone(), t.invite.src);
+                            }
                             t.last = Some(r);
                             t.final_status = Some(487);
                         }

@@ -364,6 +364,12 @@ impl Ua {
                     t.final_status = Some(status);
                 }
             }
+            if status >= 200 {
+                // Resent until the ACK comes (§13.3.1.4, §17.2.1).
+                if let (Some(cid), Some((cseq, _))) = (req.call_id(), req.cseq()) {
+                    lock(&self.timers).final_sent(cid, cseq, bytes.clone(), req.src);
+                }
+            }
         }
         if let Err(e) = self.sock.send_to(&bytes, req.src) {
             panic!("UA send response: {e}");
@@ -428,6 +434,7 @@ impl Ua {
         };
         call.invite = self.invite_bytes(&call, extra, None);
         self.send_raw(&call.invite);
+        self.retransmit(&call.invite);
         let first = self.call_final(&mut call, self.timeout);
         let Some(first) = first else {
             return call;
@@ -447,6 +454,7 @@ impl Ua {
         call.invite = self.invite_bytes(&call, extra, Some((&n, &v)));
         call.sent_at = Instant::now();
         self.send_raw(&call.invite);
+        self.retransmit(&call.invite);
         call
     }
 
@@ -479,52 +487,32 @@ impl Ua {
         let extra: Vec<String> = auth.map(str::to_string).into_iter().collect();
         call.invite = self.invite_bytes(&call, &extra, None);
         self.send_raw(&call.invite);
+        self.retransmit(&call.invite);
         call
     }
 
-    /// The next response to the current INVITE of `call` within `timeout`. The
-    /// INVITE is retransmitted (Timer A) until a response arrives; a non-2xx final
-    /// is ACKed (hop-by-hop, every time it comes); the first 2xx makes the dialog,
-    /// a retransmitted 2xx gets the ACK again once it was sent.
+    /// The next response to the current INVITE of `call` within `timeout` (the
+    /// reader thread retransmits the INVITE until a response comes, Timer A, and
+    /// ACKs a retransmitted 2xx again). A non-2xx final is ACKed (hop-by-hop,
+    /// every time it comes); the first 2xx makes the dialog.
     pub fn call_next(&self, call: &mut UaCall, timeout: Duration) -> Option<Msg> {
         let deadline = Instant::now() + timeout;
-        let mut interval = Duration::from_millis(500);
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let step = if call.responses.is_empty() {
-                (now + interval).min(deadline)
-            } else {
-                deadline
-            };
-            let cid = call.clone_key();
-            let got = self.next_response_where(step, |m| Self::is_invite_response_key(&cid, m));
-            let Some(m) = got else {
-                if call.responses.is_empty() && Instant::now() < deadline {
-                    self.send_raw(&call.invite);
-                    interval = (interval * 2).min(Duration::from_secs(4));
-                }
-                continue;
-            };
-            let status = m.status().unwrap_or(0);
-            call.responses.push(m.clone());
-            if status >= 200 && call.final_response.is_none() {
-                call.final_response = Some(m.clone());
-            }
-            if (200..300).contains(&status) {
-                if call.dialog.is_none() {
-                    call.dialog = Some(self.dialog_as_caller(call, &m));
-                } else if let Some(a) = &call.ack {
-                    self.send_raw(a);
-                }
-            } else if status >= 300 && call.auto_ack {
-                let ack = self.ack_non2xx(call, &m);
-                self.send_raw(&ack);
-            }
-            return Some(m);
+        let cid = call.clone_key();
+        let m = self.next_response_where(deadline, |m| Self::is_invite_response_key(&cid, m))?;
+        let status = m.status().unwrap_or(0);
+        call.responses.push(m.clone());
+        if status >= 200 && call.final_response.is_none() {
+            call.final_response = Some(m.clone());
         }
+        if (200..300).contains(&status) {
+            if call.dialog.is_none() {
+                call.dialog = Some(self.dialog_as_caller(call, &m));
+            }
+        } else if status >= 300 && call.auto_ack {
+            let ack = self.ack_non2xx(call, &m);
+            self.send_raw(&ack);
+        }
+        Some(m)
     }
 
     fn is_invite_response_key(key: &(String, u32), m: &Msg) -> bool {
@@ -634,6 +622,7 @@ impl Ua {
         let d = call.dialog().clone();
         let bytes = self.dialog_request_bytes(&d, "ACK", cseq, &unique("z9hG4bK"), &[], None);
         self.send_raw(&bytes);
+        self.ack_sent(&d, cseq, &bytes);
         call.ack = Some(bytes.clone());
         bytes
     }
@@ -726,9 +715,9 @@ impl Ua {
         })
     }
 
-    /// Send `req` and wait for a final response satisfying `pred`, retransmitting
-    /// (0.5 s doubling to 4 s) until a provisional arrives (`invite`) or a final one
-    /// (otherwise), bounded by `self.timeout`.
+    /// Send `req` and wait for a final response satisfying `pred`, bounded by
+    /// `self.timeout`; the reader thread retransmits `req` meanwhile (Timer A until
+    /// a provisional for an INVITE, Timer E until a final otherwise).
     pub fn transact_where(
         &self,
         req: &[u8],
@@ -739,37 +728,32 @@ impl Ua {
         self.transact_where_sent(req, invite, pred)
     }
 
-    /// [`Ua::transact_where`] for a request already sent once.
+    /// [`Ua::transact_where`] for a request already sent once. (`invite` is
+    /// known from the request itself; kept for callers.)
     pub fn transact_where_sent(
         &self,
         req: &[u8],
-        invite: bool,
+        _invite: bool,
         pred: impl Fn(&Msg) -> bool,
     ) -> Option<Msg> {
+        let txn = self.retransmit(req);
         let deadline = Instant::now() + self.timeout;
-        let mut interval = Duration::from_millis(500);
-        let mut provisional = false;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
+        let got = loop {
+            match self.next_response_where(deadline, &pred) {
+                Some(m) if m.status().is_some_and(|s| s >= 200) => break Some(m),
+                Some(_) => {} // provisional: the reader thread took note
+                None => break None,
             }
-            let step = if invite && provisional {
-                deadline
-            } else {
-                (now + interval).min(deadline)
-            };
-            match self.next_response_where(step, &pred) {
-                Some(m) if m.status().unwrap_or(0) >= 200 => return Some(m),
-                Some(_) => provisional = true,
-                None => {
-                    if Instant::now() < deadline && !(invite && provisional) {
-                        self.send_raw(req);
-                        interval = (interval * 2).min(Duration::from_secs(4));
-                    }
-                }
-            }
-        }
+        };
+        self.stop_retransmitting(txn);
+        got
+    }
+
+    /// Remember the ACK `bytes` of the 2xx to the INVITE with `cseq` in `d`, for
+    /// the reader thread to send again if that 2xx is retransmitted.
+    fn ack_sent(&self, d: &Dialog, cseq: u32, bytes: &[u8]) {
+        let to = self.server;
+        lock(&self.timers).ack_sent(&d.call_id, cseq, bytes.to_vec(), to);
     }
 
     /// An in-dialog request as bytes (Route from the dialog's route set).
@@ -834,7 +818,10 @@ impl Ua {
         if p.method == "INVITE" {
             if let Some(r) = &resp {
                 let ack = if r.status().is_some_and(|s| (200..300).contains(&s)) {
-                    self.dialog_request_bytes(d, "ACK", cseq, &unique("z9hG4bK"), &[], None)
+                    let a =
+                        self.dialog_request_bytes(d, "ACK", cseq, &unique("z9hG4bK"), &[], None);
+                    self.ack_sent(d, cseq, &a);
+                    a
                 } else {
                     let mut a = self.dialog_request_bytes(d, "ACK", cseq, &p.branch, &[], None);
                     // The To of a non-2xx ACK is the response's.
