@@ -4,10 +4,7 @@
 
 use coventry_shared::event::Event;
 use coventry_tests::ua::{unique, Msg, Ua};
-use coventry_tests::{check_registers_and_delivers, Conf, Switch, T};
-use std::time::Duration;
-
-const QUIET: Duration = Duration::from_millis(700);
+use coventry_tests::{check_registers_and_delivers, fenced_request, sip_fence, Conf, Switch, T};
 
 fn switch() -> Switch {
     Switch::start(&Conf::new(&[21, 22, 23]).build())
@@ -42,11 +39,12 @@ fn base_headers(ua: &Ua, method: &str) -> Vec<String> {
     ]
 }
 
-/// Send `bytes`; the first response within `wait`, if any.
-fn poke(ua: &Ua, bytes: &[u8], wait: Duration) -> Option<Msg> {
+/// Send `bytes`; the response to them, if the switch answers at all: whatever
+/// came before the answer to a fence sent after them from the same socket.
+fn poke(ua: &Ua, bytes: &[u8]) -> Option<Msg> {
     ua.drain_responses();
     ua.send_raw(bytes);
-    ua.recv_response(wait)
+    sip_fence(ua).into_iter().next()
 }
 
 fn assert_alive(sw: &mut Switch) {
@@ -64,7 +62,7 @@ fn oversized_datagram_gets_513_or_is_dropped() {
         h.push(format!("X-Pad: {}", "x".repeat(size)));
         let req = raw_request("OPTIONS", &format!("sip:{}", sw.host()), &h, b"");
         assert!(req.len() > 8192);
-        if let Some(r) = poke(&ua, &req, QUIET) {
+        if let Some(r) = poke(&ua, &req) {
             assert_eq!(r.status(), Some(513), "{size} bytes: {}", r.summary());
         }
     }
@@ -73,7 +71,7 @@ fn oversized_datagram_gets_513_or_is_dropped() {
     h.push("Content-Type: text/plain".into());
     h.push(format!("Subject: {}", "s".repeat(9000)));
     let req = raw_request("MESSAGE", &format!("sip:22@{}", sw.host()), &h, b"hi");
-    if let Some(r) = poke(&ua, &req, QUIET) {
+    if let Some(r) = poke(&ua, &req) {
         assert_eq!(r.status(), Some(513), "{}", r.summary());
     }
     sw.wait_counters("4 oversized datagrams counted as too_large", |c| {
@@ -110,7 +108,7 @@ fn garbage_bytes_are_counted_and_dropped() {
         vec![0xff; 200],
     ];
     for g in &garbage {
-        if let Some(r) = poke(&ua, g, Duration::from_millis(200)) {
+        if let Some(r) = poke(&ua, g) {
             assert_eq!(
                 r.status(),
                 Some(400),
@@ -134,7 +132,7 @@ fn truncated_messages_are_rejected() {
     let head_end = full.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     // Cut inside the headers, right after the start line, inside the start line.
     for cut in [head_end / 2, head_end - 1, 30, 10] {
-        let r = poke(&ua, &full[..cut], QUIET);
+        let r = poke(&ua, &full[..cut]);
         if let Some(r) = r {
             assert_eq!(r.status(), Some(400), "cut at {cut}: {}", r.summary());
         }
@@ -150,7 +148,7 @@ fn truncated_messages_are_rejected() {
     );
     let n = req.len();
     req.truncate(n - 5);
-    if let Some(r) = poke(&ua, &req, QUIET) {
+    if let Some(r) = poke(&ua, &req) {
         assert_eq!(r.status(), Some(400), "short body: {}", r.summary());
     }
     sw.wait_counters("truncated messages counted as malformed", |c| {
@@ -169,7 +167,7 @@ fn header_bombs_do_not_hurt() {
     h.extend((0..900).map(|i| format!("X{i}:1")));
     let bomb = raw_request("OPTIONS", &ruri, &h, b"");
     assert!(bomb.len() < 8192, "{}", bomb.len());
-    let r = poke(&ua, &bomb, QUIET);
+    let r = poke(&ua, &bomb);
     if let Some(r) = &r {
         let st = r.status().unwrap();
         assert!(
@@ -187,7 +185,7 @@ fn header_bombs_do_not_hurt() {
             i % 250
         )
     }));
-    let r = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""), QUIET);
+    let r = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""));
     if let Some(r) = &r {
         assert!(
             matches!(r.status(), Some(200 | 400 | 483 | 513)),
@@ -200,11 +198,11 @@ fn header_bombs_do_not_hurt() {
         .map(|i| format!("SIP/2.0/UDP 10.1.0.{i}:5060;branch=z9hG4bKj{i}"))
         .collect();
     h.push(format!("Via: {}", joined.join(",")));
-    let _ = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""), QUIET);
+    let _ = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""));
     // One header folded over a thousand lines.
     let mut h = base_headers(&ua, "OPTIONS");
     h.push(format!("Subject: start{}", "\r\n x".repeat(1000)));
-    let _ = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""), QUIET);
+    let _ = poke(&ua, &raw_request("OPTIONS", &ruri, &h, b""));
     // A header with a huge parameter list and deeply nested angle brackets.
     let mut h = base_headers(&ua, "REGISTER");
     h.push(format!(
@@ -212,7 +210,7 @@ fn header_bombs_do_not_hurt() {
         "<".repeat(2000),
         ">".repeat(2000)
     ));
-    let r = poke(&ua, &raw_request("REGISTER", &ruri, &h, b""), QUIET);
+    let r = poke(&ua, &raw_request("REGISTER", &ruri, &h, b""));
     if let Some(r) = &r {
         assert_ne!(r.status(), Some(200), "{}", r.summary());
     }
@@ -229,7 +227,7 @@ fn missing_mandatory_headers_are_400() {
         let mut h = base_headers(&ua, "REGISTER");
         h.retain(|l| !l.starts_with(&format!("{missing}:")));
         h.push(format!("Contact: <{}>", ua.contact_uri()));
-        let r = poke(&ua, &raw_request("REGISTER", &ruri, &h, b""), QUIET);
+        let r = poke(&ua, &raw_request("REGISTER", &ruri, &h, b""));
         if let Some(r) = r {
             assert_eq!(
                 r.status(),
@@ -248,7 +246,7 @@ fn missing_mandatory_headers_are_400() {
         let mut h = base_headers(&ua, "REGISTER");
         h.retain(|l| !l.starts_with("CSeq:"));
         h.push(cseq.to_string());
-        if let Some(r) = poke(&ua, &raw_request("REGISTER", &ruri, &h, b""), QUIET) {
+        if let Some(r) = poke(&ua, &raw_request("REGISTER", &ruri, &h, b"")) {
             assert_eq!(r.status(), Some(400), "{cseq}: {}", r.summary());
         }
     }
@@ -275,7 +273,9 @@ fn replayed_nonce_is_refused() {
         r.dump()
     );
     assert!(matches!(r.status(), Some(401 | 403)), "{}", r.dump());
-    std::thread::sleep(Duration::from_millis(200));
+    // The refusal is the fence: the state block is current (published before the
+    // answer goes out, and the fence makes sure of it).
+    sip_fence(&thief);
     sw.wait_contacts(21, &[ua.contact_uri()]);
     // The same from the legitimate phone with a new CSeq: also a replay.
     let req = ua.register_request(Some(300), None, Some((&name, &value)));
@@ -305,7 +305,7 @@ fn replayed_nonce_is_refused() {
         .expect("answer to the replayed MESSAGE");
     assert_ne!(r.status(), Some(200), "{}", r.dump());
     assert!(
-        phone.recv_request(QUIET).is_none(),
+        fenced_request(&phone, "MESSAGE").is_none(),
         "the replayed MESSAGE was delivered"
     );
     assert_alive(&mut sw);
@@ -325,7 +325,7 @@ fn message_of_161_characters_is_413() {
         ex.response.as_ref().map(Msg::dump)
     );
     assert!(
-        phone.recv_request(QUIET).is_none(),
+        fenced_request(&phone, "MESSAGE").is_none(),
         "an over-long text was delivered"
     );
     assert_alive(&mut sw);
@@ -352,7 +352,7 @@ fn invalid_utf8_is_400() {
         );
     }
     assert!(
-        phone.recv_request(QUIET).is_none(),
+        fenced_request(&phone, "MESSAGE").is_none(),
         "invalid UTF-8 was delivered"
     );
     assert_alive(&mut sw);
@@ -407,21 +407,21 @@ fn spoofed_from_without_credentials_is_not_delivered() {
             m.dump()
         );
     }
+    // Every answer is in: a delivery would have reached the phone before the
+    // fence's answer, and its receipt (the phone answers at once) would be in the
+    // events, as the phone's 200 comes before its fence.
     assert!(
-        phone
-            .recv_request(QUIET)
+        fenced_request(&phone, "MESSAGE")
             .map(|m| m.text())
             .filter(|t| t == "I am 21")
             .is_none(),
         "the unauthenticated message was delivered"
     );
     assert!(
-        sw.wait_event_after(
-            mark,
-            |e| matches!(e, Event::Message { from, status: 200, .. } if from == "21"),
-            Duration::from_millis(100)
-        )
-        .is_none(),
+        !sw.events()
+            .iter()
+            .skip(mark)
+            .any(|r| matches!(&r.event, Event::Message { from, status: 200, .. } if from == "21")),
         "a message from 21 was delivered:\n{}",
         sw.events_text(mark)
     );

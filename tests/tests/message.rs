@@ -6,7 +6,7 @@
 use coventry_shared::event::Event;
 use coventry_tests::sipp::{logged, sipp_phone, Sipp};
 use coventry_tests::ua::{Msg, Ua};
-use coventry_tests::{secret, Conf, Switch, T};
+use coventry_tests::{fenced_request, secret, Conf, Switch, T};
 use std::time::Duration;
 
 fn assert_from(m: &Msg, ext: &str) {
@@ -198,36 +198,27 @@ fn group_and_all_fan_out() {
         assert_eq!(m.text(), "group hello");
         assert_from(&m, "21");
     }
+    // The fan-out went out with the 202: anything for 24 is there by its fence.
     assert!(
-        phones[2].recv_request(Duration::from_millis(500)).is_none(),
+        fenced_request(&phones[2], "MESSAGE").is_none(),
         "24 is not in group 100"
     );
-    // One Message event per delivery (to the member), or one for the group.
-    let group_event = sw
-        .wait_event_after(
+    // One Message event per delivery, naming the member.
+    for member in ["22", "23"] {
+        sw.expect_event_after(
             mark,
-            |e| matches!(e, Event::Message { to, .. } if to == "100"),
-            Duration::from_millis(300),
-        )
-        .is_some();
-    if !group_event {
-        for member in ["22", "23"] {
-            sw.expect_event_after(
-                mark,
-                &format!("Message 21 -> {member} (group 100)"),
-                |e| matches!(e, Event::Message { from, to, status: 200, text, .. } if from == "21" && to == member && text == "group hello"),
-                T,
-            );
-        }
+            &format!("Message 21 -> {member} (group 100)"),
+            |e| matches!(e, Event::Message { from, to, status: 200, text, .. } if from == "21" && to == member && text == "group hello"),
+            T,
+        );
     }
     assert!(
-        sw.wait_event_after(
-            mark,
-            |e| matches!(e, Event::Message { to, .. } if to == "24"),
-            Duration::from_millis(100)
-        )
-        .is_none(),
-        "a Message event for 24, not a member of 100"
+        !sw.events()
+            .iter()
+            .skip(mark)
+            .any(|r| matches!(&r.event, Event::Message { to, .. } if to == "100" || to == "24")),
+        "a Message event for the group or for 24, not a member of 100:\n{}",
+        sw.events_text(mark)
     );
 
     assert_eq!(sender.message("all", "everybody"), 202);
@@ -252,7 +243,7 @@ fn text_limit_is_160_characters_not_bytes() {
     assert_eq!(phone.expect_request("160 characters", T).text(), max);
     let long = "a".repeat(161);
     assert_eq!(sender.message("22", &long), 413, "161 characters");
-    assert!(phone.recv_request(Duration::from_millis(300)).is_none());
+    assert!(fenced_request(&phone, "MESSAGE").is_none());
 }
 
 #[test]
@@ -280,7 +271,7 @@ fn only_text_plain_is_accepted() {
         "with charset"
     );
     assert!(
-        phone.recv_request(Duration::from_millis(200)).is_none(),
+        fenced_request(&phone, "MESSAGE").is_none(),
         "text/html was delivered"
     );
 }
@@ -333,19 +324,13 @@ fn a_dead_contact_does_not_delay_delivery() {
     let mut alive = Ua::ext(sw.addr(), 22);
     alive.register(300);
     let mut sender = Ua::ext(sw.addr(), 21);
-    sender.timeout = Duration::from_secs(3);
-    let t = std::time::Instant::now();
+    // Far below the 32 s the dead contact's transaction lasts (Timer F), far above
+    // what any machine needs: a switch that waited for the dead one times out here.
+    sender.timeout = Duration::from_secs(20);
     let st = sender.message("22", "one of you");
     assert_eq!(
-        st,
-        200,
-        "the switch must answer 200 as soon as one contact accepts (took {:?})",
-        t.elapsed()
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        t.elapsed()
+        st, 200,
+        "the switch must answer 200 as soon as one contact accepts"
     );
     assert_eq!(
         alive.expect_request("to the live contact", T).text(),
