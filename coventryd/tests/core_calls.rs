@@ -300,3 +300,82 @@ fn an_answered_call_ends_after_max_duration() {
         .iter()
         .any(|e| matches!(e, Event::Warning { text } if text.contains("max_duration"))));
 }
+
+/// The most rings the calls have had, by their `CallState` events.
+fn rings(lab: &Lab) -> u8 {
+    lab.phases()
+        .iter()
+        .filter(|(p, _)| *p == CallPhase::Ringing)
+        .map(|(_, r)| *r)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_ring_count_advances_once_a_ring_period_until_no_answer() {
+    // `ring = 2`, `noanswer = 3`: rings at 0, 2 and 4 s, given up at 6 s.
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "rc");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 180, "callee", 6035, ""));
+    assert_eq!(rings(&lab), 1);
+    for (ms, want) in [(1_900, 1), (200, 2), (1_800, 2), (200, 3), (1_800, 3)] {
+        let sent = lab.advance(ms);
+        assert_eq!(rings(&lab), want, "at +{ms} ms: {:?}", lab.phases());
+        assert!(
+            to(&sent, 6021).is_empty(),
+            "the caller still waits: {sent:?}"
+        );
+    }
+    let sent = lab.advance(200);
+    assert_eq!(status(to(&sent, 6021)[0]), 480, "{sent:?}");
+    let at_the_end = rings(&lab);
+    lab.advance(4_000);
+    assert_eq!(rings(&lab), at_the_end, "no ring after giving up");
+}
+
+#[test]
+fn a_final_is_resent_until_the_ack_and_never_after() {
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    let sent = lab.invite("35", "g1");
+    let inv = to(&sent, 6035)[0].to_string();
+    let out = lab.feed(6035, &respond(&inv, 486, "callee", 6035, ""));
+    let busy = to(&out, 6021)
+        .into_iter()
+        .find(|m| status(m) == 486)
+        .unwrap_or_else(|| panic!("486 relayed: {out:?}"))
+        .to_string();
+    // Not ACKed: sent again (Timer G: 500 ms, doubling).
+    let again = lab.advance(600);
+    assert_eq!(
+        to(&again, 6021).iter().filter(|m| status(m) == 486).count(),
+        1,
+        "{again:?}"
+    );
+    let again = lab.advance(1_000);
+    assert_eq!(
+        to(&again, 6021).iter().filter(|m| status(m) == 486).count(),
+        1,
+        "{again:?}"
+    );
+    // The caller's ACK (hop by hop: the INVITE's branch, the 486's To tag).
+    let ack = format!(
+        "ACK sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKi2g1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: {}\r\nCall-ID: g1\r\n\
+         CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+        header(&busy, "To").unwrap_or_default()
+    );
+    let out = lab.feed(6021, &ack);
+    assert!(out.is_empty(), "an ACK is not answered: {out:?}");
+    // Never again, up to and beyond Timer H (64 x T1 = 32 s).
+    let later = lab.advance(40_000);
+    assert!(
+        to(&later, 6021).is_empty(),
+        "nothing for the caller after its ACK: {later:?}"
+    );
+    assert_eq!(lab.records()[0].0, CallOutcome::Busy);
+}
