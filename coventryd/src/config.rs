@@ -82,6 +82,9 @@ pub struct SecurityConfig {
     /// Failed-authentication log lines per address per minute (`log_failures`);
     /// the rest are counted in one summary line.
     pub log_failures: u32,
+    /// Datagrams a second the switch reads from one source address before it
+    /// drops the rest unparsed (`source_rate`; 0: no limit).
+    pub source_rate: u32,
 }
 
 /// `[calls]`: call timing.
@@ -621,6 +624,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[security] source_rate` by default: far above what a household of phones
+/// behind one address sends, far below a flood.
+pub const DEFAULT_SOURCE_RATE: u32 = 2000;
+
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
@@ -630,6 +637,7 @@ impl Default for SecurityConfig {
             max_backoff: 600,
             forget_after: 3600,
             log_failures: 10,
+            source_rate: DEFAULT_SOURCE_RATE,
         }
     }
 }
@@ -1350,6 +1358,7 @@ fn security_key(s: &mut SecurityConfig, k: &str, v: &str) -> Result<(), String> 
         "max_backoff" => s.max_backoff = num(v, 1, 86_400)?,
         "forget_after" => s.forget_after = num(v, 60, 604_800)?,
         "log_failures" => s.log_failures = num(v, 1, 1000)?,
+        "source_rate" => s.source_rate = num(v, 0, 10_000_000)?,
         _ => return Err("unknown key".into()),
     }
     Ok(())
@@ -1596,7 +1605,8 @@ mod tests {
         assert_eq!(c.security, SecurityConfig::default());
         let c = parse(
             "[security]\nsource_failures = 3\nextension_failures = 7\nbackoff = 5\n\
-             max_backoff = 60\nforget_after = 120\nlog_failures = 2\n[21]\nsecret = a\n",
+             max_backoff = 60\nforget_after = 120\nlog_failures = 2\nsource_rate = 0\n\
+             [21]\nsecret = a\n",
         )
         .expect("valid");
         assert_eq!(
@@ -1608,6 +1618,7 @@ mod tests {
                 max_backoff: 60,
                 forget_after: 120,
                 log_failures: 2,
+                source_rate: 0,
             }
         );
         let e = parse("[security]\nbackoff = 0\n").expect_err("zero");

@@ -31,6 +31,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         digests_checked,
         auth_refused,
         shed,
+        kernel_drops,
         reserved: _,
     } = *c;
     vec![
@@ -50,6 +51,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("digests_checked", digests_checked),
         ("auth_refused", auth_refused),
         ("shed", shed),
+        ("kernel_drops", kernel_drops),
     ]
 }
 

@@ -269,10 +269,15 @@ pub struct Counters {
     /// after failed authentications (`[security]`).
     pub auth_refused: u64,
     /// Datagrams dropped unread because their source address had used its share
-    /// of the switch's intake while other sources waited (a flood).
+    /// of the switch's intake while other sources waited (a flood), or had
+    /// sent more than `[security] source_rate` a second.
     pub shed: u64,
+    /// Datagrams the kernel dropped on the switch's UDP socket because its
+    /// receive buffer was full (SO_RXQ_OVFL): the switch's reader fell behind
+    /// the wire and could not choose whom to drop. Should stay at or near zero.
+    pub kernel_drops: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 16],
+    pub reserved: [u64; 15],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).

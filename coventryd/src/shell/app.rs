@@ -4,10 +4,11 @@
 use crate::config::Config;
 use crate::shell::fifo::{self, ControlFifo};
 use crate::shell::hooks::Hooks;
-use crate::shell::intake::Intake;
+use crate::shell::intake::Datagram;
 use crate::shell::links::{Change, TcpEvent, Upstream};
 use crate::shell::persist::{self, Loaded};
 use crate::shell::publish::Publisher;
+use crate::shell::reader::Reader;
 use crate::shell::records::{self, Records};
 use crate::shell::secrets;
 use crate::shell::service::ServiceManager;
@@ -20,9 +21,9 @@ use coventry_shared::runtime::{control_path, state_path};
 use coventry_shared::stateblock::BlockInit;
 use std::io;
 use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
@@ -35,9 +36,8 @@ const PERSIST_SOON_MS: u64 = 0;
 const PERSIST_LATER_MS: u64 = 5_000;
 /// Datagrams handled per wake-up before other work gets a turn.
 const BATCH: usize = 64;
-/// Most datagrams read from the socket per wake-up: more than [`BATCH`], so that
-/// reading keeps ahead of handling and a flood waits in its own queue.
-const DRAIN: usize = 256;
+/// Longest the switch waits for room in the socket's send buffer, ms.
+const SEND_WAIT_MS: u8 = 50;
 /// Receive buffer asked of the kernel, bytes.
 const RCVBUF: usize = 4 << 20;
 
@@ -100,14 +100,16 @@ impl Persister {
 /// Run one input through the core; a bug that panics on it costs that input, not
 /// the switch (the panic is logged with what was being handled). The parsers are
 /// fuzzed so this should never fire.
-/// Hand the switch up to [`BATCH`] datagrams, one per waiting source in turn.
-fn serve(sw: &mut Switch, intake: &mut Intake) {
+/// Hand the switch up to [`BATCH`] datagrams, one per waiting source in turn;
+/// whether more are waiting.
+fn serve(sw: &mut Switch, reader: &Reader, batch: &mut Vec<Datagram>) -> bool {
+    let more = reader.take(BATCH, batch);
     let now = now_ms();
-    for _ in 0..BATCH {
-        let Some(d) = intake.pop() else { break };
+    for d in batch.iter() {
         guarded("datagram", || sw.on_datagram(now, d.src, &d.data));
-        intake.recycle(d.data);
     }
+    reader.recycle(batch);
+    more
 }
 
 fn guarded(what: &str, f: impl FnOnce()) {
@@ -119,11 +121,35 @@ fn guarded(what: &str, f: impl FnOnce()) {
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let sock = std::net::UdpSocket::bind(addr)?;
     let fd = std::os::fd::AsFd::as_fd(&sock);
-    if let Err(e) = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &RCVBUF) {
-        log::debug!("SO_RCVBUF: {e}");
+    // Past the system's rmem_max when allowed to (root, CAP_NET_ADMIN): the
+    // buffer is what absorbs a burst while the reader thread waits for a CPU.
+    let forced = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
+    if forced.is_err() {
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &RCVBUF)
+        {
+            log::debug!("SO_RCVBUF: {e}");
+        }
     }
     sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    Ok(sock)
+}
+
+/// Send one datagram on the non-blocking socket, waiting a little for room in
+/// its send buffer when it is full.
+fn send_udp(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) {
+    match sock.send_to(bytes, to) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            let fd = std::os::fd::AsFd::as_fd(sock);
+            let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(SEND_WAIT_MS));
+            if let Err(e) = sock.send_to(bytes, to) {
+                log::debug!("send to {to}: {e}");
+            }
+        }
+        Err(e) => log::debug!("send to {to}: {e}"),
+    }
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
@@ -284,31 +310,23 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     service.ready(&format!("listening on {local}"), now_ms());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut buf = vec![0u8; 65_536];
-    let mut intake = Intake::default();
+    // The reader drains the socket on its own thread; the switch sends on it.
+    let mut reader = Reader::start(sock.try_clone()?, sw.config().security.source_rate)?;
+    let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
+    let mut more = false;
+    let mut reader_died = false;
 
     loop {
+        let mut served = false;
         tokio::select! {
-            r = sock.recv_from(&mut buf) => {
-                match r {
-                    Ok((n, src)) => {
-                        intake.push(src, &buf[..n]);
-                        // Read ahead of the switch, so that one source's flood
-                        // fills its own queue rather than the kernel's buffer.
-                        for _ in 1..DRAIN {
-                            match sock.try_recv_from(&mut buf) {
-                                Ok((n, src)) => {
-                                    intake.push(src, &buf[..n]);
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        serve(&mut sw, &mut intake);
-                    }
-                    Err(e) => log::debug!("recv: {e}"),
-                }
+            () = reader.readable() => {
+                more = serve(&mut sw, &reader, &mut batch);
+                served = true;
             }
-            _ = std::future::ready(()), if !intake.is_empty() => serve(&mut sw, &mut intake),
+            _ = std::future::ready(()), if more => {
+                more = serve(&mut sw, &reader, &mut batch);
+                served = true;
+            }
             ev = tcp_events.recv() => {
                 let now = now_ms();
                 match ev {
@@ -349,11 +367,17 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                     });
                 }
                 sw.on_tick(now);
+                if !reader.is_alive() {
+                    reader_died = true;
+                    break;
+                }
+                reader.set_held(now, sw.held_sources(now));
+                reader.set_rate(sw.config().security.source_rate);
                 service.alive(now);
                 publisher.heartbeat(now);
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
-                publisher.set_shed(intake.shed());
+                publisher.set_intake(reader.shed(), reader.kernel_drops());
                 // Like the counters: the routes' figures move without a state change.
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
@@ -384,12 +408,17 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 (&mut publisher, &mut persister, &mut hooks, &mut records),
                 config_path.as_ref(),
                 out,
-            )
-            .await;
+            );
         }
         publisher.wake_readers();
+        if served {
+            // After a batch the runtime gets its turn (timers, the FIFO, TCP,
+            // signals): the loop never stays ready, so a flood starves nothing.
+            tokio::task::yield_now().await;
+        }
     }
 
+    reader.stop();
     sw.on_stop();
     service.stopping();
     log::info!("stopping");
@@ -405,10 +434,13 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     records.stop();
     let _ = std::fs::remove_file(&fifo_path);
     let _ = std::fs::remove_file(state_path(&runtime_dir));
+    if reader_died {
+        return Err(io::Error::other("the UDP reader stopped"));
+    }
     Ok(())
 }
 
-async fn flush(
+fn flush(
     sock: &UdpSocket,
     up: &mut Upstream,
     sw: &mut Switch,
@@ -484,15 +516,7 @@ async fn flush(
                 continue;
             }
         };
-        match sock.try_send_to(&bytes, to) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Err(e) = sock.send_to(&bytes, to).await {
-                    log::debug!("send to {to}: {e}");
-                }
-            }
-            Err(e) => log::debug!("send to {to}: {e}"),
-        }
+        send_udp(sock, &bytes, to);
     }
     if out.persist_now {
         persister.want(now + PERSIST_SOON_MS);

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod links;
 pub mod persist;
 pub mod publish;
+pub mod reader;
 pub mod records;
 pub mod secrets;
 pub mod service;

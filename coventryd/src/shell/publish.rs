@@ -120,14 +120,18 @@ impl Publisher {
     /// Copy the switch's counters (the shell's own, such as `shed`, are kept).
     pub fn set_counters(&mut self, c: &Counters) {
         let mut body = self.writer.body_mut();
-        let shed = body.counters.shed;
+        let (shed, kernel_drops) = (body.counters.shed, body.counters.kernel_drops);
         body.counters = *c;
         body.counters.shed = shed;
+        body.counters.kernel_drops = kernel_drops;
     }
 
-    /// Write the count of datagrams the intake shed.
-    pub fn set_shed(&mut self, n: u64) {
-        self.writer.body_mut().counters.shed = n;
+    /// Write the intake's figures: datagrams it shed, and those the kernel
+    /// dropped before the switch could read them.
+    pub fn set_intake(&mut self, shed: u64, kernel_drops: u64) {
+        let mut body = self.writer.body_mut();
+        body.counters.shed = shed;
+        body.counters.kernel_drops = kernel_drops;
     }
 
     /// Write the run state in force.

@@ -71,6 +71,11 @@ impl<K: Hash + Eq + Clone, V: Worth> BoundedMap<K, V> {
             .collect()
     }
 
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -170,6 +170,17 @@ impl SourceKey {
     }
 }
 
+/// A source the guard holds back (see [`AuthGuard::held`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The source.
+    pub source: SourceKey,
+    /// When its wait ends, ms since the epoch.
+    pub until_ms: u64,
+    /// Address:ports there known for a user lately: not held back.
+    pub known: Vec<SocketAddr>,
+}
+
 /// A claimed user name as a table key (cut to [`MAX_USER_CHARS`]).
 fn user_key(user: &str) -> String {
     user.chars().take(MAX_USER_CHARS).collect()
@@ -276,6 +287,34 @@ impl AuthGuard {
         p.failures = 0;
         p.last_ms = now_ms;
         p.forget_ms = self.rules.forget_ms;
+    }
+
+    /// The sources that have to wait at `now_ms`, each with when its wait ends
+    /// and the address:ports there that are known for some user (they still pass):
+    /// the intake drops most of what these send before it is parsed.
+    pub fn held(&self, now_ms: u64) -> Vec<Held> {
+        let mut held: Vec<Held> = self
+            .sources
+            .iter()
+            .filter(|(_, t)| t.f.wait_left(now_ms) > 0)
+            .map(|(k, t)| Held {
+                source: *k,
+                until_ms: t.f.until_ms,
+                known: Vec::new(),
+            })
+            .collect();
+        if held.is_empty() {
+            return held;
+        }
+        for ((addr, user), _) in self.known.iter() {
+            let key = SourceKey::of(addr.ip());
+            if let Some(h) = held.iter_mut().find(|h| h.source == key) {
+                if self.is_known(now_ms, *addr, user, false) && !h.known.contains(addr) {
+                    h.known.push(*addr);
+                }
+            }
+        }
+        held
     }
 
     /// Drop what has been forgotten (call now and then: the tables stay bounded

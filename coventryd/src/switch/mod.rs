@@ -15,7 +15,7 @@ mod dial;
 mod dial_book;
 mod features;
 mod fork;
-mod guard;
+pub mod guard;
 mod indialog;
 mod invite;
 mod keypad;
@@ -389,6 +389,12 @@ impl Switch {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The sources the auth guard holds back at `now_ms` (for the intake, which
+    /// drops most of what they send unparsed).
+    pub fn held_sources(&self, now_ms: u64) -> Vec<guard::Held> {
+        self.auth.guard.held(now_ms)
     }
 
     /// Take the pending outputs.
