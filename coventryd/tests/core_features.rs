@@ -59,7 +59,14 @@ fn forward_on_no_answer_rings_the_next_one() {
     let sent = lab.call_from("36", "38", "n1");
     let inv = to(&sent, 6038)[0].to_string();
     lab.feed(6038, &respond(&inv, 180, "t", 6038, ""));
-    let later = lab.advance(6_200);
+    // `ring = 2`, `noanswer = 3`: 38 rings for 6 s, not a moment less.
+    let before = lab.advance(5_900);
+    assert!(
+        to(&before, 6038).iter().all(|m| !m.starts_with("CANCEL ")),
+        "38 cancelled before its rings: {before:?}"
+    );
+    assert_eq!(invites(&before, 6021), 0, "21 rang early: {before:?}");
+    let later = lab.advance(300);
     assert!(
         to(&later, 6038).iter().any(|m| m.starts_with("CANCEL ")),
         "38 stops ringing"
@@ -81,15 +88,36 @@ fn forward_loops_are_refused_and_forwards_expire() {
     assert!(text.contains("loop"), "{text}");
     let until = lab.now / 1000 + 10;
     lab.command(&format!("forward 38 21 until={until}"));
+    lab.command(&format!("dnd 37 on until={until}"));
+    lab.command(&format!("forward 37 36 busy until={until}"));
     assert!(lab.sw.settings().get(38).always.is_some());
-    lab.advance(10_100);
+    lab.advance(9_900);
+    let s = lab.sw.settings();
+    assert!(s.get(38).always.is_some(), "not before its time");
     assert!(
-        lab.sw.settings().get(38).always.is_none(),
+        s.get(37).dnd && s.get(37).busy.is_some(),
+        "not before its time"
+    );
+    lab.advance(200);
+    let s = lab.sw.settings();
+    assert!(s.get(38).always.is_none(), "reverted by itself");
+    assert!(
+        !s.get(37).dnd && s.get(37).busy.is_none(),
         "reverted by itself"
     );
-    assert!(lab.events.iter().any(
-        |e| matches!(e, Event::Notice { text } if text.contains("38: forward always to 21 ended"))
-    ));
+    for what in [
+        "38: forward always to 21 ended",
+        "37: do not disturb ended",
+        "37: forward busy to 36 ended",
+    ] {
+        assert!(
+            lab.events
+                .iter()
+                .any(|e| matches!(e, Event::Notice { text } if text.contains(what))),
+            "{what}: {:?}",
+            lab.events
+        );
+    }
 }
 
 #[test]

@@ -14,10 +14,12 @@ use coventry_shared::stateblock::call_state::{ANSWERED, RINGING};
 use coventry_tests::sipp::{register_phone, Sipp, SippRun};
 use coventry_tests::ua::dialog::{sdp, UaCall};
 use coventry_tests::ua::{Msg, Ua};
-use coventry_tests::{secret, Conf, ExtSettingsRow, Record, SnapshotExt, Switch, T};
+use coventry_tests::{
+    fenced_request, secret, Conf, ExtSettingsRow, Record, SnapshotExt, Switch, T,
+};
 use serde_json::Value;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A registered phone for `ext` (SHA-256 or MD5, whatever the switch offers).
 fn phone(sw: &Switch, ext: u16) -> Ua {
@@ -90,11 +92,29 @@ fn answer(sw: &Switch, a: &Ua, call: &mut UaCall, b: &Ua, inv: &Msg) {
     sw.wait_call_state(&call.call_id, ANSWERED);
 }
 
-/// `ext` must get no INVITE for a while (it is forwarded, on DND, ...).
+/// `p` got no INVITE (it is forwarded, on DND, ...). Call it once the call that
+/// might have rung it was routed (another phone rings, the caller has its
+/// answer): what the switch sent `p` then is in before a fence's answer.
 fn never_rings(p: &Ua, why: &str) {
-    if let Some(m) = p.recv_method("INVITE", Duration::from_millis(300)) {
+    if let Some(m) = fenced_request(p, "INVITE") {
         panic!("{} rang although {why}:\n{}", p.user, m.dump());
     }
+}
+
+/// The most rings the call `call_id` has had, by its `CallState` events so far.
+fn rings_so_far(sw: &Switch, call_id: &str) -> u8 {
+    let Some(row) = sw.snapshot().call_by_sip_id(call_id) else {
+        panic!(
+            "call {call_id} not in the table:\n{}",
+            sw.snapshot().calls_text()
+        );
+    };
+    sw.call_states(0, row.id)
+        .into_iter()
+        .filter(|(p, _)| *p == CallPhase::Ringing)
+        .map(|(_, r)| r)
+        .max()
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------
@@ -208,15 +228,13 @@ fn forward_on_no_answer_rings_the_target_after_the_rings() {
 
     let (mut call, inv38) = ring(&mut p36, "38", &p38);
     p38.respond(&inv38, 180, None);
-    let t0 = Instant::now();
     p36.call_expect(&mut call, 180, T);
-    // Two rings of a second, then 38 is cancelled and 21 rings instead.
+    // Two rings, then 38 is cancelled and 21 rings instead. When (on the clock)
+    // is core_features' business; here: not before the switch counted its rings
+    // (the ring events are published before the CANCEL goes out).
     let cancel = p38.expect_method("CANCEL", "38 stops ringing after its rings", T);
-    let rang = t0.elapsed();
-    assert!(
-        rang >= Duration::from_millis(1500) && rang <= Duration::from_millis(4000),
-        "38 rang {rang:?}, expected about 2 rings of 1 s"
-    );
+    let rang = rings_so_far(&sw, &call.call_id);
+    assert!(rang >= 2, "38 was cancelled after {rang} ring(s), not 2");
     assert_eq!(cancel.call_id(), inv38.call_id());
     let inv21 = p21.expect_invite("the no-answer forward rings 21", T);
     assert_eq!(
@@ -361,15 +379,21 @@ fn a_forward_that_would_loop_is_refused() {
     assert_eq!(snap.settings_of(21).always, "35");
 }
 
-/// Wait for a Notice containing `text` after `mark`; returns when it came.
-fn expect_notice(sw: &Switch, mark: usize, text: &str, within: Duration) -> Instant {
+/// Wait for a Notice containing `text` after `mark`; returns its time (the
+/// daemon's clock, ms since the epoch).
+fn expect_notice(sw: &Switch, mark: usize, text: &str, within: Duration) -> u64 {
     sw.expect_event_after(
         mark,
         &format!("Notice {text:?}"),
         |e| matches!(e, Event::Notice { text: t } if t.contains(text)),
         within,
     );
-    Instant::now()
+    sw.events()
+        .iter()
+        .skip(mark)
+        .find(|r| matches!(&r.event, Event::Notice { text: t } if t.contains(text)))
+        .map(|r| r.time_ms)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -381,7 +405,6 @@ fn forwards_and_dnd_expire_by_themselves() {
 
     // pbxctl --for 2s.
     let mark = sw.mark();
-    let t0 = Instant::now();
     let now_s = coventry_shared::now_ms() / 1000;
     let out = ctl_ok(&sw, &["forward", "21", "35", "--for", "2s"]);
     assert!(out.contains("21: forward always to 35"), "{out}");
@@ -405,16 +428,18 @@ fn forwards_and_dnd_expire_by_themselves() {
     p35.respond(&inv, 486, None);
     p36.call_expect_final(&mut call, 486, T);
 
+    // The expiry's timing is core_features'; here: not before its time, by the
+    // daemon's own clock.
     let at = expect_notice(
         &sw,
         mark,
         "21: forward always to 35 ended (expiry)",
-        Duration::from_secs(6),
+        coventry_tests::LONG,
     );
     assert!(
-        at - t0 >= Duration::from_millis(1900),
-        "reverted after {:?}, before its time",
-        at - t0
+        at >= row.forward_until_ms,
+        "reverted at {at}, before its time {}",
+        row.forward_until_ms
     );
     let row = sw.wait_settings(21, "no forward", |r| r.always.is_empty());
     assert_eq!(row, ExtSettingsRow::default(), "everything reverted");
@@ -452,18 +477,13 @@ fn forwards_and_dnd_expire_by_themselves() {
     assert_eq!(row.dnd_until_ms, until * 1000, "{row:?}");
     assert_eq!(row.forward_until_ms, until * 1000, "{row:?}");
     assert!(row.forwarded, "{row:?}");
-    expect_notice(
-        &sw,
-        mark,
+    for what in [
         "21: do not disturb ended (expiry)",
-        Duration::from_secs(6),
-    );
-    expect_notice(
-        &sw,
-        mark,
         "21: forward busy to 36 ended (expiry)",
-        Duration::from_secs(6),
-    );
+    ] {
+        let at = expect_notice(&sw, mark, what, coventry_tests::LONG);
+        assert!(at >= until * 1000, "{what} at {at}, before {until} s");
+    }
     let row = sw.wait_settings(21, "nothing set", |r| !r.dnd && !r.forwarded);
     assert_eq!(row, ExtSettingsRow::default());
     // A time already past is refused.
@@ -512,25 +532,22 @@ fn coverage_rings_at_once_and_delayed_coverage_joins_after_its_rings() {
     assert_eq!(inv36.body, call.sdp);
     p35.respond(&inv35, 180, None);
     p36.respond(&inv36, 180, None);
-    let t0 = Instant::now();
     p21.call_expect(&mut call, 180, T);
-    let row = sw.wait_call_state(&call.call_id, RINGING);
-    assert!(row.ring_count <= 1, "{row:?}");
+    sw.wait_call_state(&call.call_id, RINGING);
 
-    // Rings 1 and 2: 37 waits. It joins at ring 3 (after `delay = 2` rings).
-    if let Some(m) = p37.recv_method("INVITE", Duration::from_millis(1200)) {
-        panic!("delayed coverage rang during ring 1 or 2:\n{}", m.dump());
-    }
+    // Rings 1 and 2: 37 waits. It joins at ring 3 (after `delay = 2` rings): the
+    // ring events are published before the INVITE goes out, so when it comes the
+    // third ring is counted (the timing on the clock is core_features').
     let inv37 = p37.expect_invite("delayed coverage joins", T);
-    let joined = t0.elapsed();
+    let rang = rings_so_far(&sw, &call.call_id);
     assert!(
-        joined >= Duration::from_millis(1700) && joined <= Duration::from_millis(3500),
-        "37 joined after {joined:?}, expected at ring 3 (about 2 s after the first)"
+        rang >= 3,
+        "delayed coverage rang after {rang} ring(s), not 3"
     );
     assert_eq!(inv37.call_id(), Some(call.call_id.as_str()));
     assert_eq!(inv37.body, call.sdp, "the same offer");
     let row = sw.snapshot().call_by_sip_id(&call.call_id).unwrap();
-    assert_eq!(row.ring_count, 3, "37 joins on ring 3: {row:?}");
+    assert!(row.ring_count >= 3, "37 joins on ring 3: {row:?}");
     let rings: Vec<u8> = sw
         .call_states(0, row.id)
         .into_iter()
