@@ -10,7 +10,7 @@ use coventry_shared::event::{CallOutcome, Event};
 use coventry_shared::stateblock::call_state::ANSWERED;
 use coventry_tests::ua::dialog::{sdp, tag_of, uri_of, SDP};
 use coventry_tests::ua::{Msg, Ua};
-use coventry_tests::{pbxctl_in, Conf, ExtSettingsRow, SnapshotExt, Switch, T};
+use coventry_tests::{fenced_request, pbxctl_in, Conf, ExtSettingsRow, SnapshotExt, Switch, T};
 use serde_json::Value;
 use std::process::Output;
 use std::thread::JoinHandle;
@@ -59,9 +59,10 @@ fn poll(f: impl Fn() -> bool) -> bool {
     coventry_tests::poll_until(T, || f().then_some(())).is_some()
 }
 
-/// Nothing more from `system` for a moment.
+/// Nothing more from `system`: no MESSAGE waits for `p` once a fence through the
+/// switch from `p` is answered (call it when the command was answered).
 fn no_more_texts(p: &Ua) {
-    if let Some(m) = p.recv_method("MESSAGE", Duration::from_millis(200)) {
+    if let Some(m) = fenced_request(p, "MESSAGE") {
         panic!("unexpected MESSAGE to {}:\n{}", p.user, m.dump());
     }
 }
@@ -90,8 +91,8 @@ fn dial_code(p: &mut Ua, code: &str) -> String {
         "{}",
         ok.dump()
     );
-    // No BYE before the phone's ACK.
-    if let Some(b) = p.recv_method("BYE", Duration::from_millis(300)) {
+    // No BYE before the phone's ACK (none came with the answer or before it).
+    if let Some(b) = fenced_request(&p, "BYE") {
         panic!("BYE before the ACK:\n{}", b.dump());
     }
     p.ack(&mut call);
@@ -253,7 +254,8 @@ fn system_commands_reply_and_change_only_the_sender() {
     assert!(r.contains("only change your own"), "{r}");
     let r = command(&mut p36, "/forward off busy 35");
     assert!(r.contains("only change your own"), "{r}");
-    std::thread::sleep(Duration::from_millis(200));
+    // The refusals are answered: nothing they could have changed is still to come
+    // (the state block is published before an answer goes out).
     let after = (sw.snapshot().settings_of(35), sw.snapshot().settings_of(36));
     assert_eq!(before, after, "nothing changed");
 
@@ -528,7 +530,7 @@ fn click_to_dial_connects_and_either_side_hangs_up() {
         (CallOutcome::Completed, 200),
         "{r:?}"
     );
-    if let Some(m) = a.recv_method("BYE", Duration::from_millis(300)) {
+    if let Some(m) = fenced_request(&a, "BYE") {
         panic!("A hung up itself and still got a BYE:\n{}", m.dump());
     }
     // Both are idle again.
@@ -560,11 +562,12 @@ fn click_to_dial_parties_are_busy_while_connected() {
     // Both lines are in use: a third caller gets busy, neither phone rings.
     for (target, callee) in [("35", &b), ("21", &a)] {
         let mut call = c.call_start(target, &sdp("37", 1, "sendrecv"));
-        let rang = callee.recv_method("INVITE", Duration::from_millis(500));
+        let fin = c.call_final(&mut call, T).and_then(|m| m.status());
+        // Routed by now: an INVITE to the callee would be in before its fence.
+        let rang = fenced_request(callee, "INVITE");
         if let Some(m) = &rang {
             callee.respond(m, 486, None);
         }
-        let fin = c.call_final(&mut call, T).and_then(|m| m.status());
         if rang.is_some() || fin != Some(486) {
             problems.push(format!(
                 "a call to {target} during its click-to-dial call rang it: {}, \
@@ -615,7 +618,7 @@ fn click_to_dial_a_stranger_cannot_end_it() {
         }
     }
     for (p, who) in [(&a, "21"), (&b, "35")] {
-        if let Some(m) = p.recv_method("BYE", Duration::from_millis(300)) {
+        if let Some(m) = fenced_request(p, "BYE") {
             problems.push(format!(
                 "{who} was hung up by the stranger: {}",
                 m.summary()
@@ -664,9 +667,7 @@ fn click_to_dial_failures_end_cleanly() {
     );
     let r = sw.expect_record(0, "21", "35", T);
     assert_eq!(r.outcome, CallOutcome::NoAnswer, "{r:?}");
-    assert!(b
-        .recv_method("INVITE", Duration::from_millis(200))
-        .is_none());
+    assert!(fenced_request(&b, "INVITE").is_none());
 
     // A declines: its 603 is ACKed, B never rings.
     let mark = sw.mark();
@@ -684,9 +685,7 @@ fn click_to_dial_failures_end_cleanly() {
         "{}",
         show(&o)
     );
-    assert!(b
-        .recv_method("INVITE", Duration::from_millis(300))
-        .is_none());
+    assert!(fenced_request(&b, "INVITE").is_none());
     let r = sw.expect_record(mark, "21", "35", T);
     assert_eq!(r.outcome, CallOutcome::Rejected, "{r:?}");
     assert_eq!(r.answer_ms, 0, "{r:?}");
@@ -734,9 +733,7 @@ fn click_to_dial_failures_end_cleanly() {
         None,
         "35 is busy (486)",
     );
-    assert!(b
-        .recv_method("INVITE", Duration::from_millis(200))
-        .is_none());
+    assert!(fenced_request(&b, "INVITE").is_none());
     // B absent.
     failing_b(
         &|| {
@@ -1000,8 +997,7 @@ fn system_subscription_gets_the_bitmap_package() {
         n.text()
     );
     assert!(
-        p38.recv_method("NOTIFY", Duration::from_millis(300))
-            .is_none(),
+        fenced_request(&p38, "NOTIFY").is_none(),
         "one NOTIFY a change"
     );
 
@@ -1088,11 +1084,14 @@ fn click_to_dial_answers_within_its_timeout_with_where_the_call_is() {
     let a = phone(&sw, 21);
     let _b = phone(&sw, 35);
     let dir = sw.runtime_dir().to_path_buf();
+    // pbxctl's timeout must outlast the first leg's ringing on any machine (the
+    // phone's 180 has to be seen) and end before the switch gives up (30 s on the
+    // defaults).
     let bg = std::thread::spawn(move || {
         pbxctl_in(
             &dir,
-            &["--json", "--timeout", "2", "dial", "21", "35"],
-            Duration::from_secs(20),
+            &["--json", "--timeout", "10", "dial", "21", "35"],
+            coventry_tests::LONG,
         )
     });
     // 21's phone rings and is never picked up while pbxctl waits.
