@@ -303,3 +303,13 @@ pub fn wait_process_gone(pid: u32, timeout: Duration) -> Option<Duration> {
 pub fn sleeping_in(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
 }
+
+/// Whether process `pid`'s main thread is blocked in `futex(2)` now
+/// (`/proc/PID/syscall`): a reader of the state block asleep on the event ring,
+/// with nothing left to do until an event comes.
+pub fn in_futex_wait(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+        == Some(nix::libc::SYS_futex)
+}
