@@ -244,8 +244,9 @@ fn silent_daemon_is_status_4_after_the_timeout() {
         "{}",
         stderr(&o)
     );
+    // Not before its timeout (only a broken pbxctl is faster); that it ends at
+    // all is the point (a hung one is stopped at RUN_LIMIT).
     assert!(took >= Duration::from_millis(400), "{took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(f.lines().len(), 1);
 }
 

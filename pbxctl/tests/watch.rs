@@ -408,8 +408,8 @@ fn count_and_duration_bound_the_watch() {
     let o = f.run(&["watch", "--duration", "0.5"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(o.stdout.is_empty());
+    // Not before its duration; that it ends at all is the point (RUN_LIMIT).
     assert!(t.elapsed() >= Duration::from_millis(500));
-    assert!(t.elapsed() < Duration::from_secs(5));
 
     // Started at the end: old events are not shown; --count stops after N new ones.
     f.push(notice("before"));
@@ -424,8 +424,15 @@ fn count_and_duration_bound_the_watch() {
         std::thread::sleep(Duration::from_millis(30));
     };
     assert_eq!(status.code(), Some(0));
-    std::thread::sleep(Duration::from_millis(100));
-    let lines: Vec<String> = rx.try_iter().collect();
+    // Everything it printed: its output ends (the reader thread hangs up).
+    let mut lines = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => lines.push(l),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("watch's output never ended: {e}; {lines:?}"),
+        }
+    }
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].ends_with(" after"), "{lines:?}");
 }
@@ -486,10 +493,23 @@ fn dead_daemon_is_reported_once() {
         l.starts_with("-- coventryd stopped (pid ") && l.ends_with("is gone); waiting for it --"),
         "{l}"
     );
-    assert!(
-        rx.recv_timeout(Duration::from_millis(800)).is_err(),
-        "said only once"
-    );
+    // A fence: watch still reads the ring of a dead daemon, so an event pushed now
+    // is printed at its next look at the block, after anything that look reports
+    // about the daemon: no second "stopped" line may come before it. (That the
+    // follower reports a condition once however often it looks: follow.rs' and
+    // shared/tests/follow.rs' tests.)
+    f.push(notice("fence"));
+    let mut between = Vec::new();
+    loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("the fence never came ({e}): {between:?}"));
+        if l.ends_with(" fence") {
+            break;
+        }
+        between.push(l);
+    }
+    assert!(between.is_empty(), "said only once: {between:?}");
     kill(child);
 }
 

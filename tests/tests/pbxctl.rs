@@ -279,22 +279,19 @@ fn message_all_answers_within_its_timeout_with_a_silent_phone() {
     let mut silent = Ua::ext(sw.addr(), 22);
     silent.register(300);
     silent.set_answer(0);
-    let started = std::time::Instant::now();
+    // pbxctl's timeout: long enough for 21's receipt on any machine, far shorter
+    // than 22's transaction (32 s). That it answered at its timeout, not at the
+    // end of 22's transaction, shows in what it says: 22 still waiting.
     let o = sw.pbxctl_bounded(
         &[
             "--json",
             "--timeout",
-            "3",
+            "10",
             "message",
             "all",
             "shutdown at 5",
         ],
-        Duration::from_secs(20),
-    );
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(8),
-        "answered at its timeout: {took:?}"
+        Duration::from_secs(25),
     );
     assert_eq!(code(&o), 5, "some have it, not all: {}", show(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -316,7 +313,7 @@ fn message_all_answers_within_its_timeout_with_a_silent_phone() {
         0,
         "the 408 receipt of 22",
         |e| matches!(e, Event::Message { id: Some(i), to, status: 408, .. } if *i == id && to == "22"),
-        Duration::from_secs(40),
+        coventry_tests::LONG,
     );
     // Every phone answering: status 0; a single offline extension: status 1.
     silent.set_answer(200);
