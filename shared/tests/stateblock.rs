@@ -30,7 +30,7 @@ fn write_generation(w: &mut StateWriter, g: u64) {
         e.contacts[3].expires_ms = g;
     }
     body.counters.sip_in = g;
-    body.counters.reserved[15] = g;
+    body.counters.reserved[14] = g;
     body.calls[127].start_ms = g;
 }
 
@@ -39,6 +39,7 @@ fn snapshots_are_never_torn() {
     // The writer keeps writing until both readers have checked their snapshots
     // (bounded), so the copies really race the writes.
     const SNAPSHOTS: u64 = 300;
+    const MOVES: u64 = 10;
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("state");
     let mut w = StateWriter::create(&path, &init()).expect("create");
@@ -60,8 +61,11 @@ fn snapshots_are_never_torn() {
                 let _done = Done(done);
                 let r = StateReader::open(&path).expect("open");
                 let (mut seen, mut last, mut moved) = (0u64, 0u64, 0u64);
-                for _ in 0..1_000_000 {
-                    if seen >= SNAPSHOTS {
+                // Until enough snapshots were checked and the writer was seen to
+                // move under this reader often enough, however the two threads
+                // are scheduled (bounded by the writer's own limit).
+                for _ in 0..10_000_000 {
+                    if seen >= SNAPSHOTS && moved > MOVES {
                         break;
                     }
                     let Some(s) = r.snapshot() else { continue };
@@ -71,7 +75,7 @@ fn snapshots_are_never_torn() {
                         assert_eq!(get_str(&e.name), text, "torn extension name");
                         assert_eq!(e.contacts[3].expires_ms, g, "torn contact");
                     }
-                    assert_eq!(s.body.counters.reserved[15], g, "torn counters");
+                    assert_eq!(s.body.counters.reserved[14], g, "torn counters");
                     assert_eq!(s.body.calls[127].start_ms, g, "torn call table");
                     assert!(g >= last, "generations went backwards");
                     if g > last {
@@ -93,9 +97,9 @@ fn snapshots_are_never_torn() {
     }
     for r in readers {
         let (seen, moved) = r.join().expect("reader panicked");
-        assert_eq!(seen, SNAPSHOTS, "a reader did not get its snapshots");
+        assert!(seen >= SNAPSHOTS, "a reader got only {seen} snapshots");
         assert!(
-            moved > 10,
+            moved > MOVES,
             "the writer must have moved under the reader ({moved} changes seen)"
         );
     }
@@ -332,7 +336,12 @@ fn a_sleeping_reader_is_woken_by_the_next_event() {
     let r = StateReader::open(&path).expect("open");
     let mut cur = r.cursor_at_end();
 
-    // Nothing happens: the wait ends at its timeout.
+    // The waits below would last an hour if nothing woke them; this bound only
+    // stops a hung test.
+    const NEVER: Duration = Duration::from_secs(3600);
+    const HUNG: Duration = Duration::from_secs(120);
+
+    // Nothing happens: the wait ends at its timeout, not (much) before.
     let t = Instant::now();
     r.wait_for_events(&cur, Duration::from_millis(50));
     assert!(
@@ -341,27 +350,44 @@ fn a_sleeping_reader_is_woken_by_the_next_event() {
         t.elapsed()
     );
 
-    // An event is already there: no sleep at all.
+    // An event is already there: no sleep at all (an hour's wait returns).
     w.push_event(1, &Event::Notice { text: "a".into() });
     w.wake_readers();
-    let t = Instant::now();
-    r.wait_for_events(&cur, Duration::from_secs(30));
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let r = std::sync::Arc::new(r);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r2 = r.clone();
+    std::thread::spawn(move || {
+        r2.wait_for_events(&cur, NEVER);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(HUNG)
+        .expect("a wait with an event already there returns");
     assert_eq!(r.poll_events(&mut cur, 10).events.len(), 1);
 
-    // Asleep when the event comes: woken long before the timeout.
-    let sleeper = std::thread::spawn(move || {
-        let t = Instant::now();
-        r.wait_for_events(&cur, Duration::from_secs(30));
-        (t.elapsed(), r.poll_events(&mut cur, 10).events.len())
+    // Asleep when the event comes: woken by it (an hour's wait returns).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r2 = r.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(nix::unistd::gettid().as_raw());
+        r2.wait_for_events(&cur, NEVER);
+        let _ = tx.send(0);
     });
-    std::thread::sleep(Duration::from_millis(100));
+    let tid = rx.recv_timeout(HUNG).expect("the sleeper's thread id");
+    // Asleep: blocked in futex(2) (bounded poll on /proc).
+    let asleep = (0..HUNG.as_millis() / 5).any(|_| {
+        let now = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+            == Some(nix::libc::SYS_futex);
+        if !now {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        now
+    });
+    assert!(asleep, "the reader never went to sleep on the ring");
     w.push_event(2, &Event::Notice { text: "b".into() });
     w.wake_readers();
-    let (slept, got) = sleeper.join().expect("sleeper");
-    assert_eq!(got, 1);
-    assert!(
-        slept < Duration::from_secs(10),
-        "woken by the event, not the timeout: {slept:?}"
-    );
+    rx.recv_timeout(HUNG)
+        .expect("woken by the event, not the timeout");
+    assert_eq!(r.poll_events(&mut cur, 10).events.len(), 1);
 }
