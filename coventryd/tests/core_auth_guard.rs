@@ -279,3 +279,32 @@ fn the_knobs_apply_and_reload() {
     assert_eq!(g.attempt(other, "35", "x").0, 403);
     assert_eq!(g.attempt(other, "35", "pw35").0, 503);
 }
+
+#[test]
+fn an_expired_nonce_is_stale_and_the_fresh_one_works() {
+    // `nonce_lifetime = 5`: the phone answers a challenge 6.5 s old.
+    let conf = CONF.replace("realm = test\n", "realm = test\nnonce_lifetime = 5\n");
+    let mut g = Guessing::new(&conf);
+    let phone = at("127.0.0.1:6021");
+    let first = g.send(phone, &register(phone, "21", "stale", 1, ""));
+    assert_eq!(status(&first[0].1), 401);
+    let ch = header(&first[0].1, "WWW-Authenticate").expect("challenge");
+    let auth = authorization(ch, "21", "pw21", 1);
+    g.lab.advance(4_900);
+    // Still fresh just before its lifetime.
+    let fresh = g.send(phone, &register(phone, "21", "stale", 2, &auth));
+    assert_eq!(status(&fresh[0].1), 200, "{fresh:?}");
+    let first = g.send(phone, &register(phone, "21", "stale", 3, ""));
+    let ch = header(&first[0].1, "WWW-Authenticate").expect("challenge");
+    let auth = authorization(ch, "21", "pw21", 1);
+    g.lab.advance(6_500);
+    let stale = g.send(phone, &register(phone, "21", "stale", 4, &auth));
+    assert_eq!(status(&stale[0].1), 401, "{stale:?}");
+    let ch = header(&stale[0].1, "WWW-Authenticate").expect("a new challenge");
+    assert!(ch.contains("stale=true"), "{ch}");
+    assert_eq!(g.counters().1, 0, "a stale nonce is no failed guess");
+    // The fresh nonce works.
+    let auth = authorization(ch, "21", "pw21", 1);
+    let ok = g.send(phone, &register(phone, "21", "stale", 5, &auth));
+    assert_eq!(status(&ok[0].1), 200, "{ok:?}");
+}
