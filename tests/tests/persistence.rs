@@ -3,11 +3,30 @@
 #![allow(clippy::unwrap_used)]
 
 use coventry_tests::ua::Ua;
-use coventry_tests::{Conf, SnapshotExt, Switch, T};
-use std::time::Duration;
+use coventry_tests::{poll_until, Conf, SnapshotExt, Switch, LONG, T};
 
 fn conf() -> String {
     Conf::new(&[21, 22, 23]).build()
+}
+
+/// Wait (bounded by [`LONG`]) until the saved registrations (`registrations.json`
+/// in the state directory) list every contact of `saved` and none of `gone`:
+/// what a `kill -9` now leaves behind.
+fn wait_saved(sw: &Switch, saved: &[String], gone: &[String]) {
+    let path = sw.state_dir().join("registrations.json");
+    let quoted = |uri: &String| format!("\"{uri}\"");
+    let done = poll_until(LONG, || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        (saved.iter().all(|u| text.contains(&quoted(u)))
+            && !gone.iter().any(|u| text.contains(&quoted(u))))
+        .then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "{} never listed {saved:?} without {gone:?}:\n{}",
+        path.display(),
+        std::fs::read_to_string(&path).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -59,8 +78,8 @@ fn registrations_survive_kill_9() {
     a.register(3600);
     let mut b = Ua::ext(sw.addr(), 22);
     b.register(3600);
-    // Give an asynchronous writer a moment (the phone already has its 200).
-    std::thread::sleep(Duration::from_millis(500));
+    // The phones have their 200s; the file is written soon after: wait for it.
+    wait_saved(&sw, &[a.contact_uri(), b.contact_uri()], &[]);
     sw.kill9();
     sw.restart();
     sw.wait_contacts(21, &[a.contact_uri()]);
@@ -80,7 +99,8 @@ fn repeated_kill_9_keeps_the_latest_registrations() {
         let mut p = Ua::ext(sw.addr(), 21 + round);
         p.register(3600);
         phones.push(p);
-        std::thread::sleep(Duration::from_millis(300));
+        let uris: Vec<String> = phones.iter().map(Ua::contact_uri).collect();
+        wait_saved(&sw, &uris, &[]);
         sw.kill9();
         sw.restart();
         for (i, p) in phones.iter().enumerate() {
@@ -112,11 +132,12 @@ fn removed_registrations_stay_removed() {
         },
         T,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_saved(&sw, &[], &[a.contact_uri(), b.contact_uri()]);
     sw.kill9();
     sw.restart();
-    // Loaded at start: give the new daemon a moment, then neither may be back.
-    std::thread::sleep(Duration::from_millis(300));
+    // Loaded at start, before the loop reads the FIFO: after a control fence the
+    // state block shows what was loaded. Neither may be back.
+    sw.control_fence();
     let snap = sw.snapshot();
     assert!(!snap.is_registered(21), "un-REGISTERed contact came back");
     assert!(!snap.is_registered(22), "released contact came back");
@@ -130,9 +151,19 @@ fn expired_registrations_are_dropped_at_start() {
     assert_eq!(r.status(), 200);
     let mut b = Ua::ext(sw.addr(), 22);
     b.register(3600);
-    std::thread::sleep(Duration::from_millis(500));
+    let expires_ms = sw
+        .wait_contacts(21, &[a.contact_uri()])
+        .ext(21)
+        .unwrap()
+        .active_contacts()[0]
+        .expires_ms;
+    wait_saved(&sw, &[a.contact_uri(), b.contact_uri()], &[]);
     sw.kill9();
-    std::thread::sleep(Duration::from_millis(2500));
+    // While it is down, 21's registration runs out: the clock passes its expiry.
+    let passed = poll_until(LONG, || {
+        (coventry_shared::now_ms() > expires_ms).then_some(())
+    });
+    assert!(passed.is_some(), "the clock never passed {expires_ms}");
     sw.restart();
     let snap = sw.wait_contacts(22, &[b.contact_uri()]);
     assert!(
