@@ -3,6 +3,7 @@
 //! carries out its outbox.
 
 pub mod app;
+pub mod durable;
 pub mod fifo;
 pub mod hooks;
 pub mod intake;
@@ -11,5 +12,6 @@ pub mod persist;
 pub mod publish;
 pub mod reader;
 pub mod records;
+pub mod routing;
 pub mod secrets;
 pub mod service;

@@ -24,6 +24,7 @@ mod passthrough;
 mod register;
 pub mod registrar;
 pub mod reply;
+pub mod routes;
 pub mod settings;
 pub mod system;
 pub mod transaction;
@@ -189,6 +190,8 @@ pub struct Switch {
     upstream: UpstreamState,
     /// The time of the latest input.
     last_now: u64,
+    /// Which local address reaches a destination (listening on every address).
+    routes: std::cell::RefCell<routes::RouteCache>,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     /// Secret behind the branches of requests relayed statelessly.
@@ -304,6 +307,7 @@ impl Switch {
             subscriptions: Subscriptions::default(),
             upstream: UpstreamState::default(),
             last_now: 0,
+            routes: Default::default(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
             call_numbers_until: 0,
@@ -729,6 +733,7 @@ impl Switch {
     /// Clock tick: retransmissions, timeouts, expiries.
     pub fn on_tick(&mut self, now_ms: u64) {
         self.last_now = now_ms;
+        self.routes.get_mut().tick(now_ms);
         self.server_tx.expire(now_ms);
         let mut resend = Vec::new();
         let done = self.client_tx.tick(now_ms, &mut resend);
@@ -793,21 +798,20 @@ impl Switch {
         }
     }
 
-    /// The local address the kernel would use to reach `dest` (no packet is sent:
-    /// connecting a UDP socket only selects a route).
+    /// The local address that reaches `dest` (the shell's routing lookup,
+    /// cached per destination), else the listening address.
     fn route_ip(&self, dest: std::net::IpAddr) -> std::net::IpAddr {
-        let any: SocketAddr = if dest.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
-        };
-        std::net::UdpSocket::bind(any)
-            .and_then(|s| {
-                s.connect(SocketAddr::new(dest, 5060))?;
-                s.local_addr()
-            })
-            .map(|a| a.ip())
+        self.routes
+            .borrow_mut()
+            .local_for(dest)
             .unwrap_or(self.local.ip())
+    }
+
+    /// Use `lookup` to learn which local address reaches a destination (the
+    /// shell gives the kernel's routing table).
+    pub fn with_route_lookup(self, lookup: routes::RouteLookup) -> Switch {
+        *self.routes.borrow_mut() = routes::RouteCache::new(lookup);
+        self
     }
 
     /// A fresh branch for a request the switch sends: the magic cookie, this
