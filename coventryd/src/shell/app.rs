@@ -2,6 +2,7 @@
 //! clock, signals, the state block and persistence.
 
 use crate::config::Config;
+use crate::shell::durable::{self, Durable};
 use crate::shell::fifo::{self, ControlFifo};
 use crate::shell::hooks::Hooks;
 use crate::shell::intake::Datagram;
@@ -19,6 +20,7 @@ use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
 use coventry_shared::runtime::{control_path, state_path};
 use coventry_shared::stateblock::BlockInit;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::net::UdpSocket;
@@ -250,7 +252,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut sw = Switch::new(config, local, registrar)
         .with_settings(settings)
         .resume_call_numbers(records::first_call_number(&state_dir))
-        .with_runstate(&persist::load_runstate(&state_dir));
+        .with_runstate(&persist::load_runstate(&state_dir))
+        .with_route_lookup(Box::new(crate::shell::routing::kernel_route));
     sw.on_tick(now_ms());
 
     let fifo_path = control_path(&runtime_dir);
@@ -315,6 +318,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut batch: Vec<Datagram> = Vec::with_capacity(BATCH);
     let mut more = false;
     let mut reader_died = false;
+    // Settings and run state written in the background; what announces them waits.
+    let mut durable = Durable::new(persister.state_dir.clone());
+    let mut released: Option<VecDeque<Outbox>> = None;
 
     loop {
         let mut served = false;
@@ -382,6 +388,12 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
             }
+            (errors, held) = durable.finished() => {
+                for e in errors {
+                    log::error!("{e}");
+                }
+                released = Some(held);
+            }
             Some(done) = hooks_done.recv() => {
                 hooks.finished();
                 if let Some(ext) = done.reply_to {
@@ -400,15 +412,20 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             _ = int.recv() => break,
         }
         let out = sw.take_out();
+        let mut o = Outlets {
+            sock: &sock,
+            up: &mut up,
+            publisher: &mut publisher,
+            persister: &mut persister,
+            hooks: &mut hooks,
+            records: &mut records,
+            durable: &mut durable,
+        };
+        if let Some(held) = released.take() {
+            release(&mut o, &mut sw, held);
+        }
         if !out.is_empty() {
-            flush(
-                &sock,
-                &mut up,
-                &mut sw,
-                (&mut publisher, &mut persister, &mut hooks, &mut records),
-                config_path.as_ref(),
-                out,
-            );
+            flush(&mut o, &mut sw, config_path.as_ref(), out);
         }
         publisher.wake_readers();
         if served {
@@ -419,6 +436,23 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     }
 
     reader.stop();
+    // What waited for the disk goes out before the stop.
+    while durable.busy() {
+        let (errors, held) = durable.finished().await;
+        for e in errors {
+            log::error!("{e}");
+        }
+        let mut o = Outlets {
+            sock: &sock,
+            up: &mut up,
+            publisher: &mut publisher,
+            persister: &mut persister,
+            hooks: &mut hooks,
+            records: &mut records,
+            durable: &mut durable,
+        };
+        release(&mut o, &mut sw, held);
+    }
     sw.on_stop();
     service.stopping();
     log::info!("stopping");
@@ -440,90 +474,132 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     Ok(())
 }
 
-fn flush(
-    sock: &UdpSocket,
-    up: &mut Upstream,
-    sw: &mut Switch,
-    (publisher, persister, hooks, records): (
-        &mut Publisher,
-        &mut Persister,
-        &mut Hooks,
-        &mut Records,
-    ),
-    config_path: Option<&PathBuf>,
-    mut out: Outbox,
-) {
+/// The shell's outlets for the core's outbox.
+struct Outlets<'a> {
+    sock: &'a UdpSocket,
+    up: &'a mut Upstream,
+    publisher: &'a mut Publisher,
+    persister: &'a mut Persister,
+    hooks: &'a mut Hooks,
+    records: &'a mut Records,
+    durable: &'a mut Durable,
+}
+
+/// Carry out the core's outbox: the state block's registrations and calls at
+/// once; what announces a change of settings or run state (answers, events,
+/// hooks, sends) once that change is on disk, written in the background, and
+/// every outbox after it in its turn.
+fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut out: Outbox) {
     if let Some(id) = out.reload.take() {
-        reload(sw, up, (config_path, &persister.state_dir), Some(id));
+        reload(sw, o.up, (config_path, &o.persister.state_dir), Some(id));
         out.merge(sw.take_out());
     }
     let now = now_ms();
     if out.config_changed {
-        publisher.set_config(sw.config());
-        hooks.reconfigure(&sw.config().hooks);
-        records.configure(&sw.config().records);
+        o.publisher.set_config(sw.config());
+        o.hooks.reconfigure(&sw.config().hooks);
+        o.records.configure(&sw.config().records);
     }
     for ext in &out.dirty {
-        publisher.set_contacts(*ext, sw.registrar().contacts(*ext));
-    }
-    for ext in &out.settings {
-        publisher.set_settings(*ext, &sw.ext_settings(*ext));
-    }
-    if out.settings_changed {
-        // Settings change rarely and must survive a kill -9: written before
-        // anything else goes out.
-        if let Err(e) = persist::save_settings(&persister.state_dir, sw.settings()) {
-            log::error!("cannot save settings: {e}");
-        }
+        o.publisher
+            .set_contacts(*ext, sw.registrar().contacts(*ext));
     }
     for (slot, entry) in &out.calls {
-        publisher.set_call(*slot, entry);
+        o.publisher.set_call(*slot, entry);
     }
     for (ext, (ringing, busy)) in &out.bits {
-        publisher.set_call_bits(*ext, *ringing, *busy);
-    }
-    if let Some(name) = &out.runstate {
-        publisher.set_runstate(name);
-        if let Err(e) = persist::save_runstate(&persister.state_dir, name) {
-            log::error!("cannot keep the run state: {e}");
-        }
+        o.publisher.set_call_bits(*ext, *ringing, *busy);
     }
     if let Some(n) = out.call_numbers_reserved {
-        records.reserve_call_numbers(n);
+        o.records.reserve_call_numbers(n);
+    }
+    if out.persist_now {
+        o.persister.want(now + PERSIST_SOON_MS);
+    } else if out.persist_later {
+        o.persister.want(now + PERSIST_LATER_MS);
+    }
+    o.persister.poll(now, sw.registrar());
+    if o.durable.busy() {
+        o.durable.hold(out);
+    } else if Durable::needs_write(&out) {
+        o.durable.start(durable_write(sw, &out));
+        o.durable.hold(out);
+    } else {
+        deliver(o, sw, out);
+    }
+}
+
+/// What of `out` must be on disk before it is announced.
+fn durable_write(sw: &Switch, out: &Outbox) -> durable::Write {
+    durable::Write {
+        settings: out
+            .settings_changed
+            .then(|| persist::encode_settings(sw.settings()))
+            .and_then(|r| {
+                r.map_err(|e| log::error!("cannot encode settings: {e}"))
+                    .ok()
+            }),
+        runstate: out.runstate.clone(),
+    }
+}
+
+/// The outboxes a finished write held back: the first one's change is on disk
+/// now; the next one that changes something again waits for its own write.
+fn release(o: &mut Outlets, sw: &mut Switch, held: VecDeque<Outbox>) {
+    let mut held = held.into_iter();
+    if let Some(first) = held.next() {
+        deliver(o, sw, first);
+    }
+    while let Some(out) = held.next() {
+        if Durable::needs_write(&out) {
+            o.durable.start(durable_write(sw, &out));
+            o.durable.hold(out);
+            for rest in held {
+                o.durable.hold(rest);
+            }
+            return;
+        }
+        deliver(o, sw, out);
+    }
+}
+
+/// Announce an outbox: settings and run state in the state block, records,
+/// events, hooks, then the datagrams and TCP messages.
+fn deliver(o: &mut Outlets, sw: &mut Switch, mut out: Outbox) {
+    let now = now_ms();
+    for ext in &out.settings {
+        o.publisher.set_settings(*ext, &sw.ext_settings(*ext));
+    }
+    if let Some(name) = &out.runstate {
+        o.publisher.set_runstate(name);
     }
     // Records are handed to their writer before the events that announce them.
-    records.append(&out.records);
+    o.records.append(&out.records);
     for e in &out.events {
-        publisher.event(now, e);
+        o.publisher.event(now, e);
     }
-    hooks.on_events(&out.events, now);
-    hooks.on_records(&out.records, now);
+    o.hooks.on_events(&out.events, now);
+    o.hooks.on_records(&out.records, now);
     for c in out.chats.drain(..) {
-        if let Some(text) = hooks.chat(&c.name, c.from, &c.text, now) {
+        if let Some(text) = o.hooks.chat(&c.name, c.from, &c.text, now) {
             // Answered on the next turn of the loop.
             sw.send_system_text(now, c.from, &text);
         }
     }
-    publisher.set_counters(sw.counters());
+    o.publisher.set_counters(sw.counters());
     // Published first: a phone's 200 never arrives before the state block shows it.
     for (dest, bytes) in out.sends.drain(..) {
         let to = match dest {
             Dest::Udp(a) => a,
             Dest::Tcp(a) => {
-                if !up.send(a, bytes) {
+                if !o.up.send(a, bytes) {
                     log::warn!("no TCP connection to {a}: message dropped");
                 }
                 continue;
             }
         };
-        send_udp(sock, &bytes, to);
+        send_udp(o.sock, &bytes, to);
     }
-    if out.persist_now {
-        persister.want(now + PERSIST_SOON_MS);
-    } else if out.persist_later {
-        persister.want(now + PERSIST_LATER_MS);
-    }
-    persister.poll(now, sw.registrar());
 }
 
 /// Re-read the configuration file; the outcome becomes events. Upstream links

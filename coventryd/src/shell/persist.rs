@@ -79,12 +79,21 @@ struct SettingsFile {
 
 /// Write the settings atomically to `state_dir`.
 pub fn save_settings(state_dir: &Path, s: &Settings) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(&SettingsFile {
+    write_settings(state_dir, &encode_settings(s)?)
+}
+
+/// Serialise the settings for [`write_settings`] (cheap enough for the event loop).
+pub fn encode_settings(s: &Settings) -> io::Result<Vec<u8>> {
+    serde_json::to_vec_pretty(&SettingsFile {
         version: VERSION,
         settings: s.clone(),
     })
-    .map_err(io::Error::other)?;
-    write_atomic(&state_dir.join(SETTINGS_FILE), &bytes, 0o600)
+    .map_err(io::Error::other)
+}
+
+/// Write settings serialised by [`encode_settings`] atomically to `state_dir`.
+pub fn write_settings(state_dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(&state_dir.join(SETTINGS_FILE), bytes, 0o600)
 }
 
 /// Load the settings; a corrupt file is moved aside and reported.
