@@ -88,6 +88,23 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                 },
             );
         }
+        // A flood was held back (shed), or the switch fell behind the wire (the
+        // kernel dropped datagrams for it): worth a glance, shown only then.
+        let c = &site.counters;
+        for (word, n, bad) in [
+            ("shed", c.shed, false),
+            ("kernel drops", c.kernel_drops, true),
+        ] {
+            if n > 0 {
+                spans.push(sep());
+                let text = format!("{word} {}", short_count(n));
+                spans.push(if bad {
+                    Span::styled(text, theme.health(false))
+                } else {
+                    Span::raw(text)
+                });
+            }
+        }
         for part in [format!("pid {}", d.pid), d.bound.clone()] {
             spans.push(sep());
             spans.push(Span::raw(part));
@@ -98,4 +115,25 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(9)]).areas(area);
     frame.render_widget(Paragraph::new(Line::from(spans)), left);
     frame.render_widget(Paragraph::new(Line::from(clock)).right_aligned(), right);
+}
+
+/// A count in at most four characters: `950`, `13k`, `2.1M`.
+fn short_count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{}k", n / 1000),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_count;
+
+    #[test]
+    fn counts_stay_short() {
+        assert_eq!(short_count(950), "950");
+        assert_eq!(short_count(13_051), "13k");
+        assert_eq!(short_count(2_100_000), "2.1M");
+    }
 }

@@ -33,11 +33,18 @@ headers from phones (\fBP\-Asserted\-Identity\fR, \fBP\-Preferred\-Identity\fR,
 (\fBrefused\fR in \fBpbxctl status\fR) and logged.
 .PP
 No source address can size the switch's memory or take its time from others.
-Datagrams are read ahead of their handling into one queue per source address
-(4096 datagrams and 8 MiB in all) and handled one per waiting source in turn; when
-the queues are full, the source holding the most loses datagrams (\fBshed\fR in
-\fBpbxctl status\fR), so a phone on another address is served within one round
-however hard one address floods. The answers kept to absorb retransmissions
+A thread of its own drains the UDP socket as fast as datagrams arrive, so that
+reading never waits on handling. Before anything is parsed, each source address
+spends a token of its own bucket (\fB[security] source_rate\fR a second, default
+2000, as Kamailio's pike does), and an address the guard below has told to wait
+gets 10 a second (its known phones excepted); the rest is dropped unread.
+What is read is queued per source address (4096 datagrams and 8 MiB in all) and
+handled one per waiting source in turn; when the queues are full, the source
+holding the most loses datagrams. Both count as \fBshed\fR in \fBpbxctl status\fR,
+so a phone on another address is served within one round however hard one
+address floods; \fBkernel_drops\fR counts what the kernel dropped because the
+socket's buffer was full (the reader fell behind the wire), and should stay at
+or near zero. The answers kept to absorb retransmissions
 (5 seconds each) are bounded in bytes: 8 MiB per source address, 32 MiB in all,
 the oldest forgotten first; a request's size, such as 75 Via headers copied into
 its answer, costs its sender's share and nobody else's. Subscriptions the switch
