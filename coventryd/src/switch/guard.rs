@@ -26,6 +26,8 @@ pub const MAX_SOURCES: usize = 4096;
 pub const MAX_USERS: usize = 4096;
 /// Most known (address:port, user) pairs tracked.
 pub const MAX_KNOWN: usize = 4096;
+/// Most known address:ports listed for one held source (a NAT's phones).
+pub const MAX_KNOWN_PER_HELD: usize = 64;
 /// Longest user name kept as a key; longer claims are cut (they match nothing).
 pub const MAX_USER_CHARS: usize = 32;
 
@@ -306,12 +308,21 @@ impl AuthGuard {
         if held.is_empty() {
             return held;
         }
+        let at: std::collections::HashMap<SourceKey, usize> = held
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.source, i))
+            .collect();
         for ((addr, user), _) in self.known.iter() {
-            let key = SourceKey::of(addr.ip());
-            if let Some(h) = held.iter_mut().find(|h| h.source == key) {
-                if self.is_known(now_ms, *addr, user, false) && !h.known.contains(addr) {
-                    h.known.push(*addr);
-                }
+            let Some(&i) = at.get(&SourceKey::of(addr.ip())) else {
+                continue;
+            };
+            let h = &mut held[i];
+            if h.known.len() < MAX_KNOWN_PER_HELD
+                && self.is_known(now_ms, *addr, user, false)
+                && !h.known.contains(addr)
+            {
+                h.known.push(*addr);
             }
         }
         held
@@ -353,6 +364,24 @@ mod tests {
         assert_eq!(r.wait_ms(9, 5), 160_000);
         assert_eq!(r.wait_ms(11, 5), 600_000);
         assert_eq!(r.wait_ms(u32::MAX, 5), 600_000);
+    }
+
+    #[test]
+    fn held_sources_name_their_known_phones() {
+        let mut g = AuthGuard::new(rules());
+        let (phone, guesser) = (a("127.0.0.2:5060"), a("127.0.0.2:40000"));
+        let now = 1_000_000;
+        g.succeeded(now, phone, "21");
+        assert!(g.held(now).is_empty());
+        for _ in 0..5 {
+            g.failed(now, guesser, "21", false);
+        }
+        let held = g.held(now);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].source, SourceKey::of(guesser.ip()));
+        assert_eq!(held[0].until_ms, now + 10_000);
+        assert_eq!(held[0].known, vec![phone]);
+        assert!(g.held(now + 10_000).is_empty(), "the wait is over");
     }
 
     #[test]
