@@ -1,6 +1,7 @@
 //! Fair intake of datagrams: the shell's reader drains the socket faster than
 //! the switch handles requests, queues what it read per source address and hands
-//! the switch one datagram per waiting source in turn. Before anything is queued
+//! the switch one datagram per waiting source in turn (a source is an IPv4
+//! address or an IPv6 /64, as the auth guard counts them). Before anything is queued
 //! (and so before any parsing) each source address spends a token of its own
 //! bucket (`[security] source_rate` a second, as Kamailio's pike does), and a
 //! source the auth guard has told to wait gets only a trickle ([`HELD_RATE`]),
@@ -15,7 +16,7 @@
 
 use crate::switch::guard::{Held, SourceKey};
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Most datagrams waiting in all queues together.
 pub const MAX_QUEUED: usize = 4096;
@@ -99,16 +100,16 @@ pub struct Datagram {
 pub struct Intake {
     /// Datagrams a second per source address (0: no limit).
     rate: u32,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: HashMap<SourceKey, Bucket>,
     /// Sources held back by the auth guard (until when, their known ports) and
     /// the bucket of their trickle.
     held: HashMap<SourceKey, (Held, Bucket)>,
     limited: u64,
-    queues: HashMap<IpAddr, VecDeque<Datagram>>,
+    queues: HashMap<SourceKey, VecDeque<Datagram>>,
     /// Sources with something waiting, in serving order (each once).
-    turn: VecDeque<IpAddr>,
+    turn: VecDeque<SourceKey>,
     /// The source believed to hold the most (checked before use).
-    heaviest: Option<IpAddr>,
+    heaviest: Option<SourceKey>,
     queued: usize,
     bytes: usize,
     shed: u64,
@@ -163,8 +164,8 @@ impl Intake {
 
     /// Spend a token of `src`'s bucket (the held-back rate for a held source).
     fn admit(&mut self, now_ms: u64, src: SocketAddr) -> bool {
-        let ip = src.ip();
-        if let Some((h, bucket)) = self.held.get_mut(&SourceKey::of(ip)) {
+        let ip = SourceKey::of(src.ip());
+        if let Some((h, bucket)) = self.held.get_mut(&ip) {
             if h.until_ms > now_ms && !h.known.contains(&src) {
                 return bucket.take(HELD_RATE, now_ms);
             }
@@ -191,7 +192,7 @@ impl Intake {
     /// when it was shed: the intake is full and `src` already holds at least as
     /// much as any other.
     pub fn push(&mut self, src: SocketAddr, bytes: &[u8]) -> bool {
-        let ip = src.ip();
+        let ip = SourceKey::of(src.ip());
         while self.queued >= MAX_QUEUED || self.bytes + bytes.len() > MAX_QUEUED_BYTES {
             let own = self.queues.get(&ip).map_or(0, VecDeque::len);
             let victim = self
@@ -231,8 +232,8 @@ impl Intake {
     /// The source holding the most, as far as known: the remembered one, else
     /// the longest of the next [`SAMPLE`] sources in turn (bounded work even when
     /// thousands of addresses each hold one datagram).
-    fn heaviest(&mut self) -> Option<(IpAddr, usize)> {
-        let len = |q: &HashMap<IpAddr, VecDeque<Datagram>>, ip: &IpAddr| {
+    fn heaviest(&mut self) -> Option<(SourceKey, usize)> {
+        let len = |q: &HashMap<SourceKey, VecDeque<Datagram>>, ip: &SourceKey| {
             q.get(ip).map_or(0, VecDeque::len)
         };
         if let Some(h) = self.heaviest {
@@ -248,7 +249,7 @@ impl Intake {
         Some(best)
     }
 
-    fn drop_oldest(&mut self, ip: IpAddr) {
+    fn drop_oldest(&mut self, ip: SourceKey) {
         if let Some(d) = self.queues.get_mut(&ip).and_then(VecDeque::pop_front) {
             self.shed += 1;
             self.forget(&d);
@@ -350,8 +351,9 @@ mod tests {
         }
         assert_eq!(i.len(), MAX_QUEUED);
         assert_eq!(i.shed(), 103);
-        let first_two: Vec<IpAddr> = (0..2).filter_map(|_| i.pop()).map(|d| d.src.ip()).collect();
-        assert!(first_two.contains(&"127.0.0.1".parse::<IpAddr>().expect("ip")));
+        let first_two: Vec<std::net::IpAddr> =
+            (0..2).filter_map(|_| i.pop()).map(|d| d.src.ip()).collect();
+        assert!(first_two.contains(&"127.0.0.1".parse().expect("ip")));
     }
 
     #[test]
@@ -404,6 +406,19 @@ mod tests {
             }
         }
         assert!(i.buckets.len() <= MAX_BUCKETS);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_source() {
+        let mut i = Intake::new(10);
+        let passed = (0..20u16)
+            .filter(|n| {
+                let ip = format!("2001:db8::{n:x}");
+                i.offer(0, at(&ip, 5060), b"x") == Admit::Queued
+            })
+            .count();
+        assert_eq!(passed, 10, "one bucket for the whole /64");
+        assert_eq!(i.offer(0, at("2001:db8:0:1::1", 5060), b"x"), Admit::Queued);
     }
 
     #[test]
