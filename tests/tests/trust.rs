@@ -12,13 +12,13 @@
 use coventry_shared::stateblock::call_state::{ANSWERED, RINGING};
 use coventry_tests::kamailio::{free_udp_tcp_port, Kamailio, KamailioPorts};
 use coventry_tests::ua::dialog::{sdp, SDP};
-use coventry_tests::ua::{response_to, response_with, Ua};
-use coventry_tests::{free_udp_port, pin_listen_port, poll_until, Conf, SnapshotExt, Switch, T};
+use coventry_tests::ua::{response_to, response_with, unique, Msg, Ua};
+use coventry_tests::{
+    fenced_request, free_udp_port, pin_listen_port, poll_until, raw_fence, sip_fence, Conf,
+    SnapshotExt, Switch, LONG, T,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-
-/// How long a phone listens for something that must not come.
-const QUIET: Duration = Duration::from_millis(400);
 
 /// Kamailio as the upstream and the switch on its defaults plus `[upstream]`.
 fn rig() -> (Kamailio, Switch) {
@@ -52,22 +52,7 @@ fn phone(sw: &Switch, ext: u16) -> Ua {
 
 /// The stranger: a socket on 127.0.0.2 (any port).
 fn stranger() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    s
-}
-
-/// Every response the stranger got within `QUIET`.
-fn answers(s: &UdpSocket) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65_535];
-    let end = std::time::Instant::now() + QUIET;
-    while std::time::Instant::now() < end {
-        if let Ok(n) = s.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-    }
-    out
+    UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2")
 }
 
 /// Kamailio's own log lines for requests that reached it over TCP (anything
@@ -78,6 +63,23 @@ fn upstream_requests(k: &Kamailio) -> Vec<String> {
         .filter(|l| l.contains("rig: in ") && l.contains("from tcp:") && !l.contains(" OPTIONS "))
         .map(str::to_string)
         .collect()
+}
+
+/// A fence through the upstream link: `p` calls a number outside, which the
+/// switch sends over the same TCP connection as anything it relayed before; once
+/// Kamailio logged that INVITE, it logged whatever came before it. Returns the
+/// number (its lines are the fence's).
+fn upstream_fence(k: &Kamailio, p: &mut Ua) -> String {
+    let number = format!("00990{}", std::process::id());
+    let _call = p.call_start(&number, &sdp(&p.user, 1, "sendrecv"));
+    let needle = format!("rig: in INVITE sip:{number}@");
+    let seen = poll_until(LONG, || k.rig_log().contains(&needle).then_some(()));
+    assert!(
+        seen.is_some(),
+        "the fence call never reached Kamailio:\n{}",
+        k.report()
+    );
+    number
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -178,7 +180,9 @@ fn nothing_a_stranger_sends_through_the_switch_leaves_it() {
             }
         }
     }
-    for reply in answers(&s) {
+    // Everything the stranger sent is dealt with once its fence is answered: its
+    // answers are in, and whatever the switch sent anyone for it has left.
+    for reply in raw_fence(&s, sw.addr()) {
         let code: u16 = reply[8..11].parse().unwrap_or(0);
         assert!(
             (400..500).contains(&code) || code == 100,
@@ -186,18 +190,21 @@ fn nothing_a_stranger_sends_through_the_switch_leaves_it() {
         );
     }
     for (p, who) in [(&a, "caller"), (&b, "callee")] {
-        let got = p.recv_request(QUIET);
+        sip_fence(p);
+        let got = p.recv_request(Duration::from_millis(50));
         assert!(
             got.is_none(),
             "the {who} got {}",
             got.map(|m| m.dump()).unwrap_or_default()
         );
     }
-    assert_eq!(
-        upstream_requests(&k),
-        Vec::<String>::new(),
-        "nothing went upstream"
-    );
+    let mut c = phone(&sw, 23);
+    let fence = upstream_fence(&k, &mut c);
+    let relayed: Vec<String> = upstream_requests(&k)
+        .into_iter()
+        .filter(|l| !l.contains(&fence))
+        .collect();
+    assert_eq!(relayed, Vec::<String>::new(), "nothing went upstream");
     let s2 = sw.snapshot();
     assert_eq!(
         s2.call_by_sip_id(&call.call_id).map(|c| c.state),
@@ -236,12 +243,21 @@ fn forged_answers_to_a_ringing_call_and_a_text_are_ignored() {
     c.send_raw(&forged_ok);
     let s = stranger();
     s.send_to(&forged_ok, sw.addr()).unwrap();
+    // Both forgeries are dealt with once their senders' fences are answered; what
+    // the switch sent the caller and the callee for them is in by their fences.
+    sip_fence(&c);
+    raw_fence(&s, sw.addr());
+    let to_caller: Vec<String> = sip_fence(&a)
+        .iter()
+        .filter(|m| m.call_id() == Some(call.call_id.as_str()))
+        .map(Msg::summary)
+        .collect();
     assert!(
-        a.call_next(&mut call, QUIET).is_none(),
-        "no forged answer reaches the caller"
+        to_caller.is_empty(),
+        "no forged answer reaches the caller: {to_caller:?}"
     );
     assert!(
-        b.recv_method("CANCEL", QUIET).is_none(),
+        fenced_request(&b, "CANCEL").is_none(),
         "the callee keeps ringing"
     );
     // The real answer still connects the call.
@@ -252,23 +268,40 @@ fn forged_answers_to_a_ringing_call_and_a_text_are_ignored() {
     sw.wait_call_state(&call.call_id, ANSWERED);
 
     // A text 21 → 23 that 23 does not answer yet: a stranger's 200 with the
-    // right branch is no delivery receipt.
+    // right branch is no delivery receipt. The MESSAGE is sent by hand (challenge,
+    // then with credentials) so the sender's answers can be looked at.
     c.set_answer(0);
     let mut sender = phone(&sw, 21);
-    let handle = std::thread::spawn(move || {
-        let ex = sender.message_exchange("23", "text/plain", b"hello");
-        ex.status()
-    });
+    let call_id = unique("text-");
+    let req = sender.message_request("23", "text/plain", b"hello", &call_id, None);
+    let ch = sender.transact(&req).expect("the challenge");
+    let uri = sender.target_uri("23");
+    let (n, v) = sender.credentials(&ch, "MESSAGE", &uri).unwrap();
+    let req = sender.message_request("23", "text/plain", b"hello", &call_id, Some((&n, &v)));
+    sender.send_raw(&req);
     let msg = c.expect_request("the text", T);
     let fake = response_to(&msg, 200);
     s.send_to(&fake, sw.addr()).unwrap();
-    std::thread::sleep(QUIET);
+    // The fake is dealt with once the stranger's fence is answered; a receipt it
+    // caused would be at the sender before the sender's fence is answered.
+    raw_fence(&s, sw.addr());
+    let early: Vec<String> = sip_fence(&sender)
+        .iter()
+        .filter(|m| m.call_id() == Some(call_id.as_str()))
+        .map(Msg::summary)
+        .collect();
     assert!(
-        !handle.is_finished(),
-        "the sender is still waiting for the real receipt"
+        early.is_empty(),
+        "the sender is still waiting for the real receipt: {early:?}"
     );
     c.send_raw(&response_to(&msg, 200));
-    assert_eq!(handle.join().unwrap(), 200);
+    let receipt = poll_until(T, || {
+        sender
+            .recv_response(Duration::from_millis(100))
+            .filter(|m| m.call_id() == Some(call_id.as_str()))
+    })
+    .expect("the real receipt");
+    assert_eq!(receipt.status(), Some(200), "{}", receipt.dump());
     let refused = sw.snapshot().body.counters.refused;
     assert!(refused >= 3, "refused {refused}");
 }
