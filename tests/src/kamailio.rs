@@ -42,6 +42,9 @@ use std::time::{Duration, Instant};
 pub const KAMAILIO_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long Kamailio gets to exit after SIGTERM before its process group is killed.
 pub const KAMAILIO_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Kamailio::restart`] keeps trying while a port is still taken: a
+/// bound that only stops a hung test.
+pub const KAMAILIO_RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times [`Kamailio::start`] tries fresh ports when Kamailio cannot bind.
 pub const KAMAILIO_START_ATTEMPTS: u32 = 5;
 
@@ -474,13 +477,13 @@ impl Kamailio {
 
     /// Start Kamailio again on the same ports with the same configuration (after
     /// [`Kamailio::stop`], or stopping it first), as "the upstream comes back"; retries
-    /// for up to 5 s while a port is still taken. Returns once it is ready; the error
-    /// carries its log.
+    /// while a port is still taken (bounded by [`KAMAILIO_RESTART_TIMEOUT`]). Returns
+    /// once it is ready; the error carries its log.
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
         let bin = kamailio_bin();
         let modules = kamailio_modules_dir();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + KAMAILIO_RESTART_TIMEOUT;
         loop {
             match self.spawn(&bin, &modules) {
                 Ok(()) => return Ok(()),
@@ -496,6 +499,11 @@ impl Kamailio {
                 }
             }
         }
+    }
+
+    /// The log file (stderr of every run, with the harness's notes).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     /// Everything Kamailio wrote to stdout and stderr so far, across restarts

@@ -275,10 +275,16 @@ fn restarts_on_the_same_ports() {
     assert!(k.stop().is_some(), "it was running");
     assert!(!k.is_running());
     assert!(k.ping().is_err(), "a stopped Kamailio answers nothing");
-    // Someone holds the emergency port for a moment: restart() keeps trying.
+    // Someone holds the emergency port until restart()'s first attempt has failed
+    // to bind (its log says so): restart() keeps trying and gets it then.
     let squatter = std::net::TcpListener::bind(("127.0.0.1", emergency)).unwrap();
+    let log = k.log_path().to_path_buf();
     let held = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(600));
+        coventry_tests::poll_until(coventry_tests::LONG, || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("Address already in use"))
+        });
         drop(squatter);
     });
     k.restart().unwrap_or_else(|e| panic!("{e}"));
