@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
+use std::net::SocketAddr;
 
 const CONF: &str = "[server]\nlisten = 127.0.0.1:5060\nrealm = test\n\
     [calls]\nring = 2\nnoanswer = 3\n[groups]\n100 = 35 36\n[speed]\n9 = 35\n\
@@ -787,4 +788,56 @@ fn subscriptions_are_bounded_per_line_and_only_their_subscriber_refreshes_them()
         .any(|n| n.contains("Subscription-State: terminated")));
     let sent = subscribe(&mut lab, "35", "dialog", "room-again");
     assert_eq!(status(to(&sent, 6038)[0]), 200);
+}
+
+/// A SUBSCRIBE from 38 whose Contact names `contact` (host:port).
+fn subscribe_contact(lab: &mut Lab, call_id: &str, contact: &str) -> Vec<(SocketAddr, String)> {
+    lab.authed(6038, "38", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6038;branch=z9hG4bKrf{cseq}{call_id}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:38@test>;tag=w\r\nTo: <sip:35@test>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: dialog\r\nExpires: 600\r\nContact: <sip:38@{contact}>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    })
+}
+
+#[test]
+fn notifies_never_go_where_a_contact_merely_points() {
+    // 38 (authenticated from 127.0.0.1:6038) names a third party as its Contact:
+    // the NOTIFYs go to 38 itself, never to 127.0.0.9.
+    let mut lab = lab();
+    let victim: SocketAddr = "127.0.0.9:5060".parse().expect("addr");
+    let mut sent = subscribe_contact(&mut lab, "reflect", "127.0.0.9:5060");
+    assert_eq!(status(to(&sent, 6038)[0]), 200);
+    sent.extend(lab.command("dnd 35 on").0);
+    sent.extend(lab.command("dnd 35 off").0);
+    assert!(
+        sent.iter().all(|(a, _)| *a != victim),
+        "something went to the named third party: {sent:?}"
+    );
+    assert!(
+        notifies(&sent, 6038).len() >= 2,
+        "the subscriber got its NOTIFYs"
+    );
+}
+
+#[test]
+fn a_subscription_whose_notify_is_refused_or_unanswered_ends() {
+    let mut lab = lab();
+    // Refused: the subscriber answers its NOTIFY with 481.
+    let sent = subscribe_contact(&mut lab, "refused", "127.0.0.1:6038");
+    let n = notifies(&sent, 6038);
+    assert_eq!(n.len(), 1);
+    lab.feed(6038, &respond(&n[0], 481, "w", 6038, ""));
+    let after = lab.command("dnd 35 on").0;
+    assert!(notifies(&after, 6038).is_empty(), "{after:?}");
+    lab.command("dnd 35 off");
+
+    // Unanswered: the NOTIFY's transaction times out (64·T1), then no more.
+    let sent = subscribe_contact(&mut lab, "silent", "127.0.0.1:6038");
+    assert_eq!(notifies(&sent, 6038).len(), 1);
+    lab.advance(33_000);
+    let after = lab.command("dnd 35 on").0;
+    assert!(notifies(&after, 6038).is_empty(), "{after:?}");
 }

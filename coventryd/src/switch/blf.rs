@@ -67,6 +67,8 @@ pub struct Subscription {
     pub last: BTreeMap<String, &'static str>,
     /// Body last sent (no NOTIFY when nothing changed; None: send one).
     pub last_body: Option<String>,
+    /// Its number (the tag of its NOTIFYs' transactions).
+    pub no: u64,
 }
 
 impl Switch {
@@ -113,8 +115,11 @@ impl Switch {
                 sub.last_body = None; // a refresh gets a full NOTIFY
             }
             None => match self.new_subscription(inc, &r, subscriber, expires_ms) {
-                Ok(sub) => {
-                    self.subscriptions.served.insert(f.call_id.to_string(), sub);
+                Ok(mut sub) => {
+                    sub.no = self.ids.number();
+                    let id = f.call_id.to_string();
+                    self.subscriptions.served_by_no.insert(sub.no, id.clone());
+                    self.subscriptions.served.insert(id, sub);
                 }
                 Err((code, reason, extra)) => {
                     return self.answer(now_ms, r, code, Some(reason), extra)
@@ -134,7 +139,31 @@ impl Switch {
         );
         self.notify(now_ms, f.call_id, expires == 0);
         if expires == 0 {
-            self.subscriptions.served.remove(f.call_id);
+            self.end_subscription(f.call_id);
+        }
+    }
+
+    /// Forget the served subscription `id`.
+    fn end_subscription(&mut self, id: &str) {
+        if let Some(sub) = self.subscriptions.served.remove(id) {
+            self.subscriptions.served_by_no.remove(&sub.no);
+        }
+    }
+
+    /// The final answer to a NOTIFY of subscription `no` (408: none came). A
+    /// subscriber that refuses or ignores its NOTIFYs is not sent more: the
+    /// subscription ends (RFC 6665 §4.1.3), so nobody can point a stream of
+    /// NOTIFYs at an address that never asked for them.
+    pub(super) fn notify_answered(&mut self, no: u64, status: u16) {
+        if status < 300 {
+            return;
+        }
+        if let Some(id) = self.subscriptions.served_by_no.get(&no).cloned() {
+            log::info!(
+                "subscription {} ended: its NOTIFY got {status}",
+                crate::logfmt::quoted(&id)
+            );
+            self.end_subscription(&id);
         }
     }
 
@@ -189,10 +218,23 @@ impl Switch {
             }
         };
         let contact = f.contact_uri();
+        // NOTIFYs go where the authenticated SUBSCRIBE came from, or to a
+        // contact the subscriber registered: never to an address a Contact
+        // merely names (that would reflect NOTIFYs at a third party).
+        let named = super::invite::uri_addr(&contact);
+        let registered = |a: SocketAddr| {
+            self.registrar
+                .contacts(subscriber)
+                .iter()
+                .any(|b| b.dest() == Some(a))
+        };
+        let dest = named
+            .filter(|a| *a == inc.from.addr() || registered(*a))
+            .unwrap_or(inc.from.addr());
         Ok(Subscription {
             watch,
             subscriber,
-            dest: super::invite::uri_addr(&contact).unwrap_or(inc.from.addr()),
+            dest,
             contact,
             from: format!("{};tag={}", f.to, r.to_tag),
             to: f.from.to_string(),
@@ -201,6 +243,7 @@ impl Switch {
             expires_ms,
             last: BTreeMap::new(),
             last_body: None,
+            no: 0,
         })
     }
 
@@ -313,9 +356,9 @@ impl Switch {
             ..Own::new("NOTIFY", &sub.contact, &via, id)
         }
         .to_bytes();
-        let dest = sub.dest;
+        let (dest, tag) = (sub.dest, ClientTag::Notify(sub.no));
         self.client_tx
-            .start(branch, dest.into(), bytes.clone(), ClientTag::Fire, now_ms);
+            .start(branch, dest.into(), bytes.clone(), tag, now_ms);
         self.send(dest, bytes);
     }
 
@@ -366,7 +409,7 @@ impl Switch {
                 .is_some_and(|s| s.expires_ms <= now_ms);
             self.notify(now_ms, &id, expired);
             if expired {
-                self.subscriptions.served.remove(&id);
+                self.end_subscription(&id);
             }
         }
     }

@@ -157,6 +157,8 @@ struct Incoming<'a> {
 struct Subscriptions {
     /// Those it serves itself (BLF, system state).
     served: HashMap<String, blf::Subscription>,
+    /// The Call-IDs of served subscriptions by their number (NOTIFY outcomes).
+    served_by_no: HashMap<u64, String>,
     /// Those it passed between phones (their dialogs, to relay in them).
     relayed: HashMap<String, passthrough::RelayedSubscription>,
 }
@@ -220,6 +222,9 @@ pub enum ClientTag {
     Upstream(u64),
     /// A re-INVITE passed between the legs of click-to-dial call N.
     DialReinvite(u32),
+    /// A NOTIFY of the served subscription number N: one refused or unanswered
+    /// ends the subscription (RFC 6665 §4.1.3).
+    Notify(u64),
 }
 
 /// Unguessable tokens for branches, tags and Call-IDs: 96 bits from the thread's
@@ -654,6 +659,7 @@ impl Switch {
                 ClientTag::DialReinvite(no) => {
                     self.dial_reinvite_answered(now_ms, no, outcome.status, Some(&resp))
                 }
+                ClientTag::Notify(no) => self.notify_answered(no, outcome.status),
                 ClientTag::Fire => {}
             }
             return;
@@ -747,6 +753,7 @@ impl Switch {
                 ClientTag::DialReinvite(no) => {
                     self.dial_reinvite_answered(now_ms, no, o.status, None)
                 }
+                ClientTag::Notify(no) => self.notify_answered(no, o.status),
                 ClientTag::Fire => {}
             }
         }

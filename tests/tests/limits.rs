@@ -1,0 +1,73 @@
+//! Limits that keep one authenticated phone from turning the switch against
+//! others (issue 20), probed end to end against the real daemon: a phone's
+//! SUBSCRIBE whose Contact names a third party must not make the switch send
+//! that party anything.
+#![allow(clippy::unwrap_used)]
+
+use coventry_tests::ua::{unique, Msg, Ua};
+use coventry_tests::{Conf, Switch, T};
+use std::net::UdpSocket;
+
+/// 21 subscribes to 35's dialog state with a Contact naming `contact`; the
+/// final response.
+fn subscribe_naming(p: &mut Ua, contact: &str) -> Msg {
+    let ruri = p.target_uri("35");
+    let (call_id, tag) = (unique("sub-"), unique("t"));
+    let mk = |p: &Ua, cseq: u32, auth: Option<String>| {
+        let mut extra = vec![
+            format!("Contact: <sip:21@{contact}>"),
+            "Event: dialog".to_string(),
+            "Expires: 600".to_string(),
+        ];
+        extra.extend(auth);
+        p.build_request(
+            "SUBSCRIBE",
+            &ruri,
+            &unique("z9hG4bK"),
+            &format!("<{}>;tag={tag}", p.aor()),
+            &format!("<{ruri}>"),
+            &call_id,
+            cseq,
+            &extra,
+            None,
+        )
+    };
+    let cid = call_id.clone();
+    let mine = move |m: &Msg| m.call_id() == Some(cid.as_str());
+    let first = p
+        .transact_where(&mk(p, 1, None), false, &mine)
+        .expect("challenge");
+    assert_eq!(first.status(), Some(407), "{}", first.dump());
+    let (n, v) = p.credentials(&first, "SUBSCRIBE", &ruri).expect("creds");
+    p.transact_where(&mk(p, 2, Some(format!("{n}: {v}"))), false, &mine)
+        .expect("answer")
+}
+
+#[test]
+fn busy_lamp_notifies_never_reflect_to_a_third_party() {
+    let sw = Switch::start(&Conf::new(&[21, 35]).build());
+    let mut p21 = Ua::ext(sw.addr(), 21);
+    p21.register(300);
+    // The third party: a stranger's address that never asked for anything.
+    let victim = UdpSocket::bind("127.0.0.2:0").unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let ok = subscribe_naming(&mut p21, &victim.local_addr().unwrap().to_string());
+    assert_eq!(ok.status(), Some(200), "{}", ok.dump());
+    for state in ["on", "off"] {
+        let o = sw.pbxctl(&["dnd", "35", state]);
+        assert!(o.status.success(), "{o:?}");
+    }
+    // The fence: the subscriber got the initial NOTIFY and one per change; any
+    // NOTIFY toward the third party would have left with them.
+    for n in 0..3 {
+        p21.expect_method("NOTIFY", &format!("NOTIFY {n} to the subscriber itself"), T);
+    }
+    let mut buf = [0u8; 4096];
+    match victim.recv_from(&mut buf) {
+        Ok((len, from)) => panic!(
+            "the third party got a datagram from {from}:\n{}",
+            String::from_utf8_lossy(&buf[..len])
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+    }
+}
