@@ -72,8 +72,19 @@ fn a_guessing_burst_is_cut_off_while_the_phone_keeps_registering_and_calling() {
     let elapsed = start.elapsed();
     assert!(!statuses.contains_key(&200), "{statuses:?}");
     let checked_for_guesser = statuses.get(&403).copied().unwrap_or(0);
-    // Five at once; one more each time a wait (10 s, then 20 s...) is over.
-    let allowed = 5 + u32::from(elapsed > Duration::from_secs(10));
+    // Five at once; one more each time a wait (10 s, then 20 s, 40 s...) is
+    // over. The waits start after the fifth failure, so at most as many are over
+    // as fit into the attack's own duration, however long this machine took.
+    // (The schedule itself: core_auth_guard, on the simulated clock.)
+    let mut waits_over = 0;
+    let mut wait = Duration::from_secs(10);
+    let mut over_at = wait;
+    while over_at < elapsed {
+        waits_over += 1;
+        wait = (wait * 2).min(Duration::from_secs(600));
+        over_at += wait;
+    }
+    let allowed = 5 + waits_over;
     assert!(
         (5..=allowed).contains(&checked_for_guesser),
         "{statuses:?} in {elapsed:?}"
@@ -91,23 +102,35 @@ fn a_guessing_burst_is_cut_off_while_the_phone_keeps_registering_and_calling() {
     assert_eq!(c.digests_checked, 2 + 20 + u64::from(checked_for_guesser));
     assert_eq!(c.auth_failures, u64::from(checked_for_guesser));
     assert_eq!(c.auth_refused, u64::from(1000 - checked_for_guesser));
-    // Events and log lines are rate-limited: 10 a minute for the address.
+    // Events and log lines are rate-limited: 10 a minute for the address, plus a
+    // count of the rest. The attack lasts as long as this machine takes: the
+    // bounds are per (started) minute of it, read now.
+    let minutes = start.elapsed().as_secs() / 60 + 1;
     let events = sw
         .events()
         .iter()
         .skip(mark)
         .filter(|e| matches!(&e.event, Event::AuthFailed { source, .. } if source.starts_with("127.0.0.2:")))
         .count();
-    assert!(events <= 10 + 1, "{events} AuthFailed events");
+    assert!(
+        events as u64 <= 11 * minutes,
+        "{events} AuthFailed events in {minutes} minute(s)"
+    );
     let log = sw.log();
     let guess_lines = lines_with(&log, "source=127.0.0.2");
-    assert!(guess_lines.len() <= 11, "{guess_lines:#?}");
+    assert!(
+        guess_lines.len() as u64 <= 11 * minutes,
+        "{minutes} minute(s): {guess_lines:#?}"
+    );
     let bytes: usize = guess_lines.iter().map(|l| l.len() + 1).sum();
     eprintln!(
         "1000 guesses in {elapsed:?}: {checked_for_guesser} checked, {} log lines, {bytes} bytes",
         guess_lines.len()
     );
-    assert!(bytes < 4096, "{bytes} bytes of log for 1000 guesses");
+    assert!(
+        (bytes as u64) < 4096 * minutes,
+        "{bytes} bytes of log for 1000 guesses in {minutes} minute(s)"
+    );
 }
 
 #[test]
@@ -325,8 +348,8 @@ fn svcrack_gives_up_without_the_secret() {
     cmd.args(["-u21", "-r4000-4999", "-P", &port.to_string(), "-p"])
         .arg(sw.addr().port().to_string())
         .arg("127.0.0.1");
-    let start = Instant::now();
-    let out = run_bounded(cmd, Duration::from_secs(60))
+    // svcrack gives up by itself; the bound only stops a hung test.
+    let out = run_bounded(cmd, Duration::from_secs(300))
         .expect("svcrack (Debian package sipvicious; scripts/test installs it)");
     let text = format!(
         "{}{}",
@@ -334,8 +357,8 @@ fn svcrack_gives_up_without_the_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        start.elapsed() < Duration::from_secs(59),
-        "svcrack ran to the limit:\n{text}"
+        std::os::unix::process::ExitStatusExt::signal(&out.status).is_none(),
+        "svcrack ran to the limit and was killed:\n{text}"
     );
     assert!(!text.contains(secret), "svcrack found the secret:\n{text}");
     assert!(text.contains("found nothing"), "{text}");

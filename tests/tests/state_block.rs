@@ -6,13 +6,21 @@ use coventry_shared::event::Event;
 use coventry_shared::stateblock::{get_str, StateReader, RING_SLOTS};
 use coventry_tests::ua::Ua;
 use coventry_tests::{Conf, Switch};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Snapshots the reader must take while the phones churn, and rounds of
+/// register/unregister each churning extension must make: counts, not a time,
+/// so a slow machine simply takes longer.
+const SNAPSHOTS: u64 = 200;
+const ROUNDS: u32 = 3;
 
 #[test]
 fn snapshots_are_never_torn_while_phones_churn() {
     let sw = Switch::start(&Conf::new(&[21, 22, 23]).ext_line(21, "lines = 4").build());
     let stop = AtomicBool::new(false);
+    let taken = AtomicU64::new(0);
+    let registered_seen = AtomicU64::new(0);
     let (snaps, changes) = std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let r =
@@ -22,6 +30,7 @@ fn snapshots_are_never_torn_while_phones_churn() {
             while !stop.load(Ordering::Relaxed) {
                 let snap = r.snapshot().expect("a consistent snapshot");
                 n += 1;
+                taken.store(n, Ordering::Relaxed);
                 for e in snap.exts() {
                     let i = snap.header.plan.index_of(e.number).unwrap();
                     let bit =
@@ -37,6 +46,7 @@ fn snapshots_are_never_torn_while_phones_churn() {
                     );
                     if e.contact_count > 0 {
                         seen_registered += 1;
+                        registered_seen.store(seen_registered, Ordering::Relaxed);
                     }
                     for c in e.active_contacts() {
                         let uri = get_str(&c.uri);
@@ -56,12 +66,21 @@ fn snapshots_are_never_torn_while_phones_churn() {
         });
         let mut churn = Vec::new();
         for ext in [21u16, 22, 23] {
-            let sw = &sw;
+            let (sw, taken, registered_seen) = (&sw, &taken, &registered_seen);
             churn.push(s.spawn(move || {
                 let mut phones: Vec<Ua> = (0..2).map(|_| Ua::ext(sw.addr(), ext)).collect();
                 let mut rounds = 0u32;
-                let until = Instant::now() + Duration::from_secs(2);
-                while Instant::now() < until {
+                // Until both counts are reached; LONG only stops a hung test.
+                let hung = Instant::now() + coventry_tests::LONG;
+                while rounds < ROUNDS
+                    || taken.load(Ordering::Relaxed) < SNAPSHOTS
+                    || registered_seen.load(Ordering::Relaxed) == 0
+                {
+                    assert!(
+                        Instant::now() < hung,
+                        "{rounds} rounds, {} snapshots",
+                        taken.load(Ordering::Relaxed)
+                    );
                     for p in phones.iter_mut() {
                         p.register(300);
                     }
@@ -77,8 +96,11 @@ fn snapshots_are_never_torn_while_phones_churn() {
         stop.store(true, Ordering::Relaxed);
         (reader.join().unwrap(), rounds)
     });
-    assert!(snaps.0 > 100, "only {} snapshots taken", snaps.0);
-    assert!(changes >= 3, "only {changes} register/unregister rounds");
+    assert!(snaps.0 >= SNAPSHOTS, "only {} snapshots taken", snaps.0);
+    assert!(
+        changes >= 3 * ROUNDS,
+        "only {changes} register/unregister rounds"
+    );
     assert!(snaps.1 > 0, "the reader never saw a registration");
 }
 
@@ -98,7 +120,7 @@ fn a_reader_that_fell_behind_counts_lost_events_exactly() {
     sw.fifo_write(&batch).unwrap();
     let last = total - 1;
     let r = StateReader::open(&coventry_shared::runtime::state_path(sw.runtime_dir())).unwrap();
-    let head = coventry_tests::poll_until(Duration::from_secs(10), || {
+    let head = coventry_tests::poll_until(coventry_tests::LONG, || {
         let mut c = r.cursor_at_end();
         c.next = c.next.saturating_sub(1);
         let p = r.poll_events(&mut c, 1);
