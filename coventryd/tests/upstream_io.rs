@@ -14,8 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
 
-/// The longest any single expected thing may take.
-const WAIT: Duration = Duration::from_secs(5);
+/// The longest any single expected thing may take: a bound that only stops a
+/// hung test.
+const WAIT: Duration = Duration::from_secs(15);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -106,12 +107,40 @@ async fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-/// Nothing arrives on `s` for `d`.
-async fn silent(s: &mut TcpStream, d: Duration) {
-    let mut buf = [0u8; 64];
-    if let Ok(r) = timeout(d, s.read(&mut buf)).await {
-        let n = *r.as_ref().unwrap_or(&0);
-        panic!("expected silence, got {r:?} {:?}", &buf[..n]);
+/// `/proc/net/tcp`'s spelling of an IPv4 socket address (`0100007F:1F90`).
+fn proc_net_addr(a: SocketAddr) -> String {
+    match a.ip() {
+        IpAddr::V4(ip) => format!("{:08X}:{:04X}", u32::from_ne_bytes(ip.octets()), a.port()),
+        IpAddr::V6(_) => panic!("IPv4 only: {a}"),
+    }
+}
+
+/// Wait (bounded, yielding to the runtime) until the switch's end of the
+/// connection whose other end is `peer` has read everything sent to it: its
+/// receive queue in `/proc/net/tcp` is empty.
+async fn read_by_switch(peer: &TcpStream) {
+    let ours = proc_net_addr(peer.peer_addr().expect("peer addr"));
+    let theirs = proc_net_addr(peer.local_addr().expect("local addr"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        let unread = table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 4 && f[1] == ours && f[2] == theirs)
+                .then(|| f[4].split(':').nth(1).map(|q| q.to_string()))
+                .flatten()
+        });
+        if unread
+            .as_deref()
+            .is_some_and(|q| u64::from_str_radix(q, 16) == Ok(0))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the switch never read what was sent ({ours} <- {theirs}: {unread:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -184,10 +213,25 @@ impl Harness {
         c
     }
 
-    /// Process events for `d`; no link may change state meanwhile.
-    async fn steady(&mut self, d: Duration) {
-        if let Some(c) = self.change_within(d).await {
+    /// Process the events already there; none may change a link's state.
+    async fn steady_so_far(&mut self) {
+        if let Some(c) = self.change_within(Duration::ZERO).await {
             panic!("unexpected change {c:?}");
+        }
+    }
+
+    /// Process events until `f` holds (bounded); no link may change state
+    /// meanwhile.
+    async fn steady_until(&mut self, what: &str, f: impl Fn(&Harness) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !f(&*self) {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("channel open");
+            if let Some(c) = self.handle(ev) {
+                panic!("unexpected change while waiting for {what}: {c:?}");
+            }
         }
     }
 
@@ -257,12 +301,13 @@ async fn link_connects_and_carries_messages_both_ways() {
     );
     assert_eq!(h.up.peer_for(RouteKind::Sms), Some(addr));
 
-    // A message written in two pieces arrives once, whole.
+    // A message written in two pieces arrives once, whole: the second piece goes
+    // once the switch has read the first.
     let text = options("one", "hello upstream");
     let (a, b) = text.as_bytes().split_at(40);
     peer.write_all(a).await.expect("write");
     peer.flush().await.expect("flush");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    read_by_switch(&peer).await;
     peer.write_all(b).await.expect("write");
     let (from, msg) = h.message().await;
     assert_eq!(from, addr);
@@ -346,9 +391,9 @@ async fn refused_attempts_go_reconnecting_then_down() {
     assert!(e.retry_ms >= e.since_ms + 150, "{e:?}");
     assert!(e.retry_ms <= e.since_ms + 250, "{e:?}");
     assert!(get_str(&e.last_error).contains("refused"));
-    // Still retrying, still down.
-    h.steady(Duration::from_millis(600)).await;
-    assert!(h.up.entries()[0].failures >= 5);
+    // Still retrying, still down: two more failures, no change of state.
+    h.steady_until("two more failures", |h| h.up.entries()[0].failures >= 5)
+        .await;
 }
 
 #[tokio::test]
@@ -413,11 +458,19 @@ async fn a_framed_but_broken_request_is_answered_and_the_link_stays() {
     peer.write_all(bad.as_bytes()).await.expect("write");
     let head = read_exact(&mut peer, 12).await;
     assert_eq!(head, b"SIP/2.0 505 ");
+    // The rest of the 505 (no body): up to its blank line.
+    let mut rest = Vec::new();
+    while !rest.ends_with(b"\r\n\r\n") {
+        rest.extend(read_exact(&mut peer, 1).await);
+    }
     peer.write_all(options("good", "after").as_bytes())
         .await
         .expect("write");
     assert_eq!(body_of(&h.message().await.1), b"after");
-    h.steady(Duration::from_millis(200)).await;
+    // The link is still there: a ping after it is answered.
+    peer.write_all(b"\r\n\r\n").await.expect("ping");
+    assert_eq!(read_exact(&mut peer, 2).await, b"\r\n");
+    h.steady_so_far().await;
 }
 
 #[tokio::test]
@@ -436,19 +489,22 @@ async fn keepalive_pings_an_idle_link_and_cuts_a_silent_peer() {
         pong_timeout: Duration::from_millis(700),
         ..fast()
     };
+    // Taken before the link exists: its timers cannot have started earlier, so
+    // these lower bounds hold however slow the test is (only an early ping or
+    // cut breaks them; the schedule itself is framing.rs' unit tests').
+    let up_at = Instant::now();
     let mut h = Harness::start(&route_to(addr), None, 8192, t);
     let mut peer = accept(&l).await;
     h.expect(0, RouteState::Connected).await;
-    let up_at = Instant::now();
 
     let ping = read_exact(&mut peer, 4).await;
     assert_eq!(ping, b"\r\n\r\n");
-    assert!(up_at.elapsed() >= Duration::from_millis(200));
+    assert!(up_at.elapsed() >= Duration::from_millis(300));
     // The peer never answers: no second ping, and the link is cut.
     let c = h.expect(0, RouteState::Reconnecting).await;
     assert!(detail(&c).contains("keep-alive"), "{c:?}");
     assert!(
-        up_at.elapsed() >= Duration::from_millis(800),
+        up_at.elapsed() >= Duration::from_millis(1000),
         "{:?}",
         up_at.elapsed()
     );
@@ -459,38 +515,43 @@ async fn keepalive_pings_an_idle_link_and_cuts_a_silent_peer() {
 
 #[tokio::test]
 async fn keepalive_answered_keeps_the_link() {
+    // A ping every 100 ms, each answered; unanswered, the link would be cut 1.5 s
+    // after one. 17 answered pings span at least 1.6 s: past a pong deadline
+    // whatever the machine's speed, so the answers are what keeps the link.
+    const PINGS: u32 = 17;
     let (l, addr) = listener().await;
     let t = Timings {
-        keepalive: Duration::from_millis(200),
-        pong_timeout: Duration::from_millis(1000),
+        keepalive: Duration::from_millis(100),
+        pong_timeout: Duration::from_millis(1500),
         ..fast()
     };
     let mut h = Harness::start(&route_to(addr), None, 8192, t);
     let mut peer = accept(&l).await;
     h.expect(0, RouteState::Connected).await;
     let answering = tokio::spawn(async move {
-        let mut pings = 0;
         let mut buf = [0u8; 4];
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            match timeout(Duration::from_millis(1000), peer.read_exact(&mut buf)).await {
+        for _ in 0..PINGS {
+            match timeout(WAIT, peer.read_exact(&mut buf)).await {
                 Ok(Ok(_)) => {
                     assert_eq!(&buf, b"\r\n\r\n");
-                    pings += 1;
                     peer.write_all(b"\r\n").await.expect("pong");
                 }
                 Ok(Err(e)) => panic!("read: {e}"),
-                Err(_) => panic!("no ping within a second"),
+                Err(_) => panic!("no ping within {WAIT:?}"),
             }
         }
-        (pings, peer)
+        peer
     });
-    h.steady(Duration::from_millis(1600)).await;
-    let (pings, _peer) = timeout(WAIT, answering)
-        .await
-        .expect("peer done")
-        .expect("peer task");
-    assert!((4..=9).contains(&pings), "{pings} pings");
+    // Events handled meanwhile (none may change the link), looking at the peer
+    // every 20 ms (bounded).
+    let deadline = Instant::now() + WAIT;
+    while !answering.is_finished() {
+        assert!(Instant::now() < deadline, "the pings never came");
+        if let Some(c) = h.change_within(Duration::from_millis(20)).await {
+            panic!("unexpected change while pings were answered: {c:?}");
+        }
+    }
+    let _peer = answering.await.expect("peer task");
     assert_eq!(h.up.entries()[0].connects, 1);
 }
 
@@ -503,11 +564,33 @@ async fn a_ping_from_the_peer_gets_a_pong() {
 
     peer.write_all(b"\r\n\r\n").await.expect("ping");
     assert_eq!(read_exact(&mut peer, 2).await, b"\r\n");
-    silent(&mut peer, Duration::from_millis(200)).await;
     // A pong is not answered.
     peer.write_all(b"\r\n").await.expect("pong");
-    silent(&mut peer, Duration::from_millis(200)).await;
-    h.steady(Duration::from_millis(50)).await;
+    // A fence: a message after them is delivered, so the link has dealt with the
+    // ping and the pong; then something the switch sends after that. Before it,
+    // the peer may have got nothing more than the one pong already read.
+    peer.write_all(options("fence", "").as_bytes())
+        .await
+        .expect("write");
+    assert_eq!(h.message().await.0, addr);
+    let marker = options("marker", "").into_bytes();
+    assert!(h.up.send(addr, marker.clone()));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(&marker) {
+        let n = timeout(WAIT, peer.read(&mut buf))
+            .await
+            .expect("the marker in time")
+            .expect("read");
+        assert!(n > 0, "closed before the marker: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        &got[..got.len() - marker.len()],
+        b"",
+        "one pong to one ping, none to a pong"
+    );
+    h.steady_so_far().await;
 }
 
 #[tokio::test]
@@ -660,12 +743,20 @@ async fn reconfigure_keeps_replaces_and_adds_links() {
     assert_eq!(c.peer, Some(b));
     assert_eq!(h.up.peer_for(RouteKind::Sms), Some(b));
     assert_eq!(h.up.peer_for(RouteKind::Default), Some(a));
-    // A's connection was kept: no new connection there, the old one still works.
-    assert!(timeout(Duration::from_millis(200), la.accept())
-        .await
-        .is_err());
+    // A's connection was kept: the old one still works, A's link connected once
+    // and no other connection to A waits in its listener's backlog.
     assert!(h.up.send(a, b"ping-a".to_vec()));
     assert_eq!(read_exact(&mut peer_a, 6).await, b"ping-a");
+    let e = h.up.entries();
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        e.iter()
+            .filter(|e| get_str(&e.addr) == a.to_string())
+            .map(|e| e.connects)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert!(timeout(Duration::ZERO, la.accept()).await.is_err());
 
     // Everything to B: A's link is stopped and its connection closed.
     let changes = h.up.reconfigure(&route_to(b), now_ms());
@@ -676,7 +767,7 @@ async fn reconfigure_keeps_replaces_and_adds_links() {
     assert_eq!(read_to_end(&mut peer_a).await, b"");
     assert!(!h.up.send(a, b"gone".to_vec()));
     assert_eq!(h.up.entries().len(), 1);
-    h.steady(Duration::from_millis(200)).await;
+    h.steady_so_far().await;
 }
 
 #[tokio::test]
@@ -693,11 +784,14 @@ async fn dropping_the_upstream_closes_everything() {
     let mut client = TcpStream::connect(iaddr).await.expect("connect");
     h.until("the inbound connection", |h| !h.inbound_opened.is_empty())
         .await;
-    drop(h);
+    let Harness { up, mut rx, .. } = h;
+    drop(up);
     assert_eq!(read_to_end(&mut peer).await, b"");
     assert_eq!(read_to_end(&mut client).await, b"");
-    // Nobody reconnects.
-    assert!(timeout(Duration::from_millis(400), l.accept())
-        .await
-        .is_err());
+    // Nobody reconnects: every task that could is gone (the event channel's
+    // senders are all dropped), and none connected before it went (nothing
+    // waits in the listener's backlog).
+    let ended = timeout(WAIT, async { while rx.recv().await.is_some() {} }).await;
+    assert!(ended.is_ok(), "a task of the upstream outlived it");
+    assert!(timeout(Duration::ZERO, l.accept()).await.is_err());
 }
