@@ -59,6 +59,13 @@
 #                               target dir target/bench-rev): figures of a
 #                               known commit while the tree is being edited
 #   COVENTRY_LOG=info           coventryd's log level (as in production)
+#   SOURCE_RATE=0               [security] source_rate of the switch in load,
+#                               memory, profile, netns and the flood capacity
+#                               run: the rig sends everything from one address,
+#                               which the per-source limit (2,000 datagrams/s by
+#                               default) would cap; 0 = no limit, `default` =
+#                               the daemon's own. Written only when the binary
+#                               knows the key (older revisions do not)
 #   flood:
 #   FLOOD_CASES="none paced unpaced many"   which cases, in this order
 #   FLOOD_RATE=40000            datagrams/s of the one-source paced case
@@ -70,6 +77,8 @@
 #   FLOOD_PAUSE_MS=200          the phones' pause between rounds
 #   PHONE_CALLER=121@127.0.0.3 PHONE_CALLEE=122@127.0.0.4   the phones (EXT@IP)
 #   FLOOD_CAP_RATES="2000 4000 8000"  REGISTER/s of the capacity sweep (SWEEP_SECS each)
+#   FLOOD_SOURCE_RATE=default   [security] source_rate in the flood cases: the
+#                               daemon's default, the thing under test
 #   netns:
 #   NETNS_SHAPES="lo any netns" which shapes, in this order (reversed in even rounds)
 #   NETNS_NET=10.250.0          the veth pair's /30: .1 here, .2 in the namespace
@@ -102,6 +111,8 @@ PROFILE_SECS=${PROFILE_SECS:-10}
 PERF_FREQ=${PERF_FREQ:-999}
 SKIP_BUILD=${SKIP_BUILD:-0}
 REV=${REV:-}
+SOURCE_RATE=${SOURCE_RATE:-0}
+FLOOD_SOURCE_RATE=${FLOOD_SOURCE_RATE:-default}
 FLOOD_CASES=${FLOOD_CASES:-"none paced unpaced many"}
 FLOOD_RATE=${FLOOD_RATE:-40000}
 FLOOD_MANY_RATE=${FLOOD_MANY_RATE:-40000}
@@ -233,8 +244,22 @@ build() {
 }
 
 # ---------- configuration: the rig's contract ----------
-write_config() {  # $1 file, $2 digits (2|3), [$3 listen address, default 127.0.0.1]
-    local first last i
+SOURCE_RATE_KNOWN=""
+source_rate_known() {  # does this coventryd have [security] source_rate (the intake's per-source limit)?
+    if [ -z "$SOURCE_RATE_KNOWN" ]; then
+        printf '[server]\nlisten = 127.0.0.1:0\n\n[security]\nsource_rate = 0\n' > "$WORK/probe.conf"
+        if "$BIN" --config "$WORK/probe.conf" --check-config > /dev/null 2>&1; then SOURCE_RATE_KNOWN=yes; else SOURCE_RATE_KNOWN=no; fi
+    fi
+    [ "$SOURCE_RATE_KNOWN" = yes ]
+}
+source_rate_note() {  # $1 the value asked -> what the configuration says about it
+    if ! source_rate_known; then echo "no per-source limit in this revision"
+    elif [ "$1" = default ]; then echo "source_rate: the daemon's default"
+    else echo "source_rate = $1"; fi
+}
+
+write_config() {  # $1 file, $2 digits (2|3), [$3 listen address, default 127.0.0.1], [$4 source_rate, default $SOURCE_RATE]
+    local first last i sr=${4:-$SOURCE_RATE}
     if [ "$2" = 2 ]; then first=10; last=89; else first=100; last=699; fi
     COV_LISTEN=${3:-127.0.0.1}
     {
@@ -247,6 +272,13 @@ write_config() {  # $1 file, $2 digits (2|3), [$3 listen address, default 127.0.
         # SHA-256 first it aborts the call ("authentication must use MD5 or AKAv1-MD5")
         echo "algorithm = md5"
         echo
+        if [ "$sr" != default ] && source_rate_known; then
+            # the rig's phones all send from one address: the per-source limit
+            # would measure itself, not the switch
+            echo "[security]"
+            echo "source_rate = $sr"
+            echo
+        fi
         # The rig's callees are sipp UASes taking many calls at once (a trunk, not
         # a phone): with call waiting they ring, as they do through Kamailio, which
         # knows no busy rule.
@@ -332,7 +364,7 @@ mode_load() {
         echo "# coventryd vs Kamailio, $(date -Is)"
         echo
         echo "- host: $(nproc) cores, $(uname -r); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
-        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest (qop=auth), one thread"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest (qop=auth), $(source_rate_note "$SOURCE_RATE")"
         if [ ${#kam[@]} -gt 0 ]; then
             echo "- $(grep -m1 '^kamailio:' "$OUT/kamailio-r1/kamailio-info.txt" 2>/dev/null | sed 's/  */ /g'), KAM_AUTH=$KAM_AUTH, $KAM_CHILDREN children"
         fi
@@ -552,20 +584,22 @@ flood_case() {  # $1: none | paced | unpaced | many
 mode_flood() {
     local c rc=0
     mkdir -p "$OUT/flood"
-    write_config "$WORK/coventry-flood.conf" 3
+    write_config "$WORK/coventry-capacity.conf" 3
     # the switch's REGISTER/s in this run, no flood: drive.sh's regsweep
-    start_coventryd "$WORK/coventry-flood.conf" flood-capacity
+    start_coventryd "$WORK/coventry-capacity.conf" flood-capacity
     say "flood: REGISTER capacity first, no flood ($FLOOD_CAP_RATES/s, ${SWEEP_SECS}s each)"
     PROXY=127.0.0.1:$COV_PORT TARGET_PID=$COV_PID LABEL=capacity OUT=$OUT/flood/capacity \
         REG_SWEEP_RATES=$FLOOD_CAP_RATES run_fg bash "$HERE/lib/drive.sh" regsweep || rc=$?
     [ "$rc" = 0 ] || say "capacity driver exited with $rc (see $OUT/flood/capacity/driver.log)"
     stop_coventryd
+    write_config "$WORK/coventry-flood.conf" 3 127.0.0.1 "$FLOOD_SOURCE_RATE"
     for c in $FLOOD_CASES; do flood_case "$c"; done
     {
         echo "# coventryd under floods, $(date -Is)"
         echo
         echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(busiest)"
         echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, listening on 127.0.0.1:$COV_PORT, a fresh daemon per case"
+        echo "- configuration: capacity run $(source_rate_note "$SOURCE_RATE") (sipp sends from one address); flood cases $(source_rate_note "$FLOOD_SOURCE_RATE")"
         echo "- phones: caller $PHONE_CALLER, callee $PHONE_CALLEE (bench/lib/phone.py), ${FLOOD_PHONE_SECS}s per case, ${FLOOD_PAUSE_MS} ms between rounds; the flood starts ${FLOOD_LEAD_S}s before them"
         echo "- flood (bench/lib/flood.py): tests/tests/flood.rs mixed(); one source $FLOOD_ONE_SRC at $FLOOD_RATE/s and unpaced; many: $FLOOD_MANY_SRC sharing $FLOOD_MANY_RATE/s"
         echo
@@ -651,7 +685,7 @@ mode_netns() {
         echo "# coventryd: loopback against the deployment shape, $(date -Is)"
         echo
         echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(busiest); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
-        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, one thread; a fresh daemon per shape and round"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 3-digit plan, MD5 digest, $(source_rate_note "$SOURCE_RATE"); a fresh daemon per shape and round"
         echo "- shapes: lo = listen 127.0.0.1, phones 127.0.0.1 (as \`load\`); any = listen 0.0.0.0, phones 127.0.0.1;"
         echo "  netns = listen 0.0.0.0, phones (sipp) in a network namespace on $NS_IP, the switch reached at $NS_HOST_IP over a veth pair"
         echo "- $ROUNDS round(s), shape order reversed every other round; $SWEEP_SECS s of load per rate and round; rounds pooled"
