@@ -92,7 +92,7 @@ fn dial_code(p: &mut Ua, code: &str) -> String {
         ok.dump()
     );
     // No BYE before the phone's ACK (none came with the answer or before it).
-    if let Some(b) = fenced_request(&p, "BYE") {
+    if let Some(b) = fenced_request(p, "BYE") {
         panic!("BYE before the ACK:\n{}", b.dump());
     }
     p.ack(&mut call);
