@@ -31,7 +31,7 @@ const IDLE_QUEUES: usize = 256;
 const SAMPLE: usize = 32;
 /// Datagrams a second a source the auth guard holds back may still send (its
 /// retries get their `503` and `Retry-After`; a flood is dropped unparsed).
-pub const HELD_RATE: u32 = 10;
+pub const HELD_RATE: u32 = 100;
 /// Most sources with a bucket; idle ones (full buckets) make room first.
 const MAX_BUCKETS: usize = 4096;
 /// One datagram's cost in a bucket, in thousandths of a token.

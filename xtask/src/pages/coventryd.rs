@@ -37,7 +37,7 @@ A thread of its own drains the UDP socket as fast as datagrams arrive, so that
 reading never waits on handling. Before anything is parsed, each source address
 spends a token of its own bucket (\fB[security] source_rate\fR a second, default
 2000, as Kamailio's pike does), and an address the guard below has told to wait
-gets 10 a second (its known phones excepted); the rest is dropped unread.
+gets 100 a second (its known phones excepted); the rest is dropped unread.
 What is read is queued per source address (4096 datagrams and 8 MiB in all) and
 handled one per waiting source in turn; when the queues are full, the source
 holding the most loses datagrams. Both count as \fBshed\fR in \fBpbxctl status\fR,
