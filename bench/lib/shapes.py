@@ -29,6 +29,17 @@ def p99_rt(runs):
     return v[len(v) // 2] if v else float("nan")
 
 
+def per_round(base_runs, runs):
+    """ ` (r1 / r2 ...)`: the ratio in each round (the i-th file of each shape)."""
+    out = []
+    for i in sorted({r["_round"] for r in base_runs} & {r["_round"] for r in runs}):
+        b = pool([r for r in base_runs if r["_round"] == i])
+        p = pool([r for r in runs if r["_round"] == i])
+        if b["ms_per_op"] > 0 and p["ms_per_op"] == p["ms_per_op"]:
+            out.append(f"{p['ms_per_op'] / b['ms_per_op']:.2f}")
+    return f" ({' / '.join(out)})" if len(out) > 1 else ""
+
+
 def main():
     shapes = []
     for arg in sys.argv[1:]:
@@ -42,7 +53,7 @@ def main():
     head = ["phase", "offered/s"]
     head += [f"{n} ok/failed" for n in names]
     head += [f"{n} CPU ms/op" for n in names]
-    head += [f"{n}/{base_name}" for n in names[1:]]
+    head += [f"{n}/{base_name} (per round)" for n in names[1:]]
     head += ["p99 response ms " + " / ".join(names)]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -57,9 +68,9 @@ def main():
                   if p else "—" for p in pooled]
         cells += [f"{p['ms_per_op']:.4f}" if p else "—" for p in pooled]
         b = pooled[0]
-        for p in pooled[1:]:
+        for (_, rows, _), p in zip(shapes[1:], pooled[1:]):
             if p and b and b["ms_per_op"] > 0 and p["ms_per_op"] == p["ms_per_op"]:
-                cells.append(f"**{p['ms_per_op'] / b['ms_per_op']:.2f}**")
+                cells.append(f"**{p['ms_per_op'] / b['ms_per_op']:.2f}**" + per_round(base_rows.get(key, []), rows.get(key, [])))
             else:
                 cells.append("—")
         cells.append(" / ".join(f"{p99_rt(rows.get(key, [])):.0f}" for _, rows, _ in shapes))
