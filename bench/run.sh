@@ -252,6 +252,14 @@ source_rate_known() {  # does this coventryd have [security] source_rate (the in
     fi
     [ "$SOURCE_RATE_KNOWN" = yes ]
 }
+CALL_LIMIT_KNOWN=""
+call_limit_known() {  # does this coventryd have [calls] max_per_line (calls at once per line)?
+    if [ -z "$CALL_LIMIT_KNOWN" ]; then
+        printf '[server]\nlisten = 127.0.0.1:0\n\n[calls]\nmax_per_line = 0\n' > "$WORK/probe-calls.conf"
+        if "$BIN" --config "$WORK/probe-calls.conf" --check-config > /dev/null 2>&1; then CALL_LIMIT_KNOWN=yes; else CALL_LIMIT_KNOWN=no; fi
+    fi
+    [ "$CALL_LIMIT_KNOWN" = yes ]
+}
 source_rate_note() {  # $1 the value asked -> what the configuration says about it
     if ! source_rate_known; then echo "no per-source limit in this revision"
     elif [ "$1" = default ]; then echo "source_rate: the daemon's default"
@@ -278,6 +286,11 @@ write_config() {  # $1 file, $2 digits (2|3), [$3 listen address, default 127.0.
             echo "[security]"
             echo "source_rate = $sr"
             echo
+        fi
+        if call_limit_known; then
+            # the rig's callers are sipp UACs making many calls at once on one
+            # line (a trunk, not a phone): no per-line limit
+            printf '[calls]\nmax_per_line = 0\n\n'
         fi
         # The rig's callees are sipp UASes taking many calls at once (a trunk, not
         # a phone): with call waiting they ring, as they do through Kamailio, which

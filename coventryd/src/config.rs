@@ -97,6 +97,9 @@ pub struct CallsConfig {
     /// Longest an answered call lasts, seconds (0: no limit): the switch then hangs
     /// up both sides, so a call whose BYE was lost does not stay forever.
     pub max_duration: u32,
+    /// Calls one extension may be making at once (0: no limit); beyond, its
+    /// INVITE gets 503 with Retry-After.
+    pub max_per_line: u32,
 }
 
 /// One extension (a `[NN]` section).
@@ -624,6 +627,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// `[calls] max_per_line` by default: more than any desk phone's line keys.
+pub const DEFAULT_MAX_CALLS_PER_LINE: u32 = 8;
+
 /// `[security] source_rate` by default: far above what a household of phones
 /// behind one address sends, far below a flood.
 pub const DEFAULT_SOURCE_RATE: u32 = 2000;
@@ -648,6 +654,7 @@ impl Default for CallsConfig {
             ring: 5,
             noanswer: 6,
             max_duration: 43_200,
+            max_per_line: DEFAULT_MAX_CALLS_PER_LINE,
         }
     }
 }
@@ -1104,6 +1111,7 @@ impl<'f> Parser<'f> {
         match k {
             "ring" => self.calls.ring = num(v, 1, 60)?,
             "noanswer" | "no_answer" => self.calls.noanswer = num(v, 1, 100)?,
+            "max_per_line" => self.calls.max_per_line = num(v, 0, 1_000_000)?,
             "max_duration" => {
                 let n = num(v, 0, 604_800)?;
                 if n > 0 && n < 60 {
@@ -1558,6 +1566,7 @@ mod tests {
                 ring: 4,
                 noanswer: 3,
                 max_duration: 43_200,
+                max_per_line: DEFAULT_MAX_CALLS_PER_LINE,
             }
         );
         assert_eq!(c.groups[&100], vec![21, 22]);

@@ -32,6 +32,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         auth_refused,
         shed,
         kernel_drops,
+        limited,
         reserved: _,
     } = *c;
     vec![
@@ -52,6 +53,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("auth_refused", auth_refused),
         ("shed", shed),
         ("kernel_drops", kernel_drops),
+        ("limited", limited),
     ]
 }
 

@@ -276,8 +276,12 @@ pub struct Counters {
     /// receive buffer was full (SO_RXQ_OVFL): the switch's reader fell behind
     /// the wire and could not choose whom to drop. Should stay at or near zero.
     pub kernel_drops: u64,
+    /// Requests refused because their authenticated sender already had as much
+    /// in flight as it may: calls at once (`[calls] max_per_line`), texts
+    /// being delivered (`[security] max_pending_texts`).
+    pub limited: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 15],
+    pub reserved: [u64; 14],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).

@@ -4,6 +4,7 @@
 //! that party anything.
 #![allow(clippy::unwrap_used)]
 
+use coventry_tests::ua::dialog::sdp;
 use coventry_tests::ua::{unique, Msg, Ua};
 use coventry_tests::{Conf, Switch, T};
 use std::net::UdpSocket;
@@ -70,4 +71,44 @@ fn busy_lamp_notifies_never_reflect_to_a_third_party() {
         ),
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
     }
+}
+
+#[test]
+fn a_phone_makes_at_most_eight_calls_at_once() {
+    let sw = Switch::start(&Conf::new(&[21, 35, 36]).build());
+    let mut p21 = Ua::ext(sw.addr(), 21);
+    p21.register(300);
+    let mut p35 = Ua::ext(sw.addr(), 35);
+    p35.register(300);
+    let offer = sdp("21", 1, "sendrecv");
+    // 35 rings eight times and answers none of them: eight calls stay up.
+    let mut calls = Vec::new();
+    for n in 0..8 {
+        calls.push(p21.call_start("35", &offer));
+        p35.expect_invite(&format!("call {n} rings"), T);
+    }
+    let mut ninth = p21.call_start("35", &offer);
+    let refusal = p21.call_expect_final(&mut ninth, 503, T);
+    assert_eq!(
+        refusal.header("Retry-After"),
+        Some("10"),
+        "{}",
+        refusal.dump()
+    );
+    assert!(sw.snapshot().body.counters.limited >= 1);
+    // Another line is not held back by 21's calls.
+    let mut p36 = Ua::ext(sw.addr(), 36);
+    p36.register(300);
+    let mut other = p36.call_start("35", &sdp("36", 1, "sendrecv"));
+    p35.expect_invite("36's call rings", T);
+    // 21 gives one up: room for one more.
+    let first = calls.remove(0);
+    assert_eq!(p21.cancel(&first).and_then(|r| r.status()), Some(200));
+    let again = p21.call_start("35", &offer);
+    p35.expect_invite("21's call after one ended", T);
+    for c in calls.iter().chain([&again]) {
+        assert_eq!(p21.cancel(c).and_then(|r| r.status()), Some(200));
+    }
+    assert_eq!(p36.cancel(&other).and_then(|r| r.status()), Some(200));
+    p36.call_expect_final(&mut other, 487, T);
 }

@@ -501,6 +501,8 @@ pub struct CallBook {
     pub active: std::collections::BTreeSet<u32>,
     /// Clock ticks seen (for the slower scan of ended calls).
     pub ticks: u64,
+    /// Live calls by calling extension (`[calls] max_per_line`).
+    pub by_caller: HashMap<u16, u32>,
 }
 
 impl CallBook {
@@ -520,8 +522,33 @@ impl CallBook {
     pub fn insert(&mut self, call: Call) {
         if !call.ended() {
             self.active.insert(call.no);
+            if let Some(ext) = call.caller.ext {
+                *self.by_caller.entry(ext).or_default() += 1;
+            }
         }
         self.calls.insert(call.no, call);
+    }
+
+    /// Call `no` is not live any more: out of the active set, and off its
+    /// caller's count.
+    pub fn deactivate(&mut self, no: u32) {
+        if !self.active.remove(&no) {
+            return;
+        }
+        let Some(ext) = self.calls.get(&no).and_then(|c| c.caller.ext) else {
+            return;
+        };
+        if let Some(n) = self.by_caller.get_mut(&ext) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_caller.remove(&ext);
+            }
+        }
+    }
+
+    /// Live calls `ext` is making.
+    pub fn live_from(&self, ext: u16) -> u32 {
+        self.by_caller.get(&ext).copied().unwrap_or(0)
     }
 
     /// The calls not ended yet.
@@ -531,7 +558,7 @@ impl CallBook {
 
     /// Forget a finished call.
     pub fn remove(&mut self, no: u32) -> Option<Call> {
-        self.active.remove(&no);
+        self.deactivate(no);
         let call = self.calls.remove(&no)?;
         if self.by_call_id.get(&call.call_id) == Some(&no) {
             self.by_call_id.remove(&call.call_id);

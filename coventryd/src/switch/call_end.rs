@@ -46,15 +46,15 @@ impl Switch {
 
     /// Mark a call ended: events, call table, bitmaps.
     pub(super) fn end_call(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16) {
+        if self.calls.calls.get(&no).is_none_or(|c| c.ended()) {
+            return;
+        }
+        self.calls.deactivate(no);
         let Some(call) = self.calls.calls.get_mut(&no) else {
             return;
         };
-        if call.ended() {
-            return;
-        }
         call.phase = CallPhase::Ended;
         call.end_ms = Some(now_ms);
-        self.calls.active.remove(&no);
         // What lingers for Timer D needs no INVITE to fork again.
         call.invite.request = None;
         call.later.clear();

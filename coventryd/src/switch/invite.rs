@@ -88,6 +88,12 @@ impl Switch {
                 return self.answer_feature(inc, r, ext, outcome);
             }
         }
+        if let Some(ext) = caller {
+            if self.over_call_limit(inc.now_ms, ext) {
+                let reason = Some("Service Unavailable (too many calls at once)");
+                return self.answer(inc.now_ms, r, 503, reason, &[("Retry-After", "10")]);
+            }
+        }
         // Over TCP only the upstream peer reaches the switch.
         let routed_as = if r.dest.is_tcp() {
             Caller::Upstream

@@ -99,6 +99,10 @@ impl Switch {
                     .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
             })
             .unwrap_or_default();
+        if from_ext.is_some() && self.over_text_limit(now_ms, &sender, &text) {
+            let reason = Some("Service Unavailable (too many texts in flight)");
+            return self.answer(now_ms, r, 503, reason, &[("Retry-After", "5")]);
+        }
         let msg = TextRef {
             from: &sender,
             to: &to_user,

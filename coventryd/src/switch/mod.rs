@@ -19,6 +19,7 @@ pub mod guard;
 mod indialog;
 mod invite;
 mod keypad;
+mod limits;
 mod message;
 mod passthrough;
 mod register;
@@ -194,6 +195,8 @@ pub struct Switch {
     last_now: u64,
     /// Which local address reaches a destination (listening on every address).
     routes: std::cell::RefCell<routes::RouteCache>,
+    /// Rate limit of the log lines about parties over their limits.
+    limit_log: limits::LimitLog,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     /// Secret behind the branches of requests relayed statelessly.
@@ -313,6 +316,7 @@ impl Switch {
             upstream: UpstreamState::default(),
             last_now: 0,
             routes: Default::default(),
+            limit_log: Default::default(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
             call_numbers_until: 0,

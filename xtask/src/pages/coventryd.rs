@@ -50,7 +50,11 @@ the oldest forgotten first; a request's size, such as 75 Via headers copied into
 its answer, costs its sender's share and nobody else's. Subscriptions the switch
 serves itself (busy lamps, the \fBsystem\fR state package) are bounded too: 200 per
 extension, 10,000 in all (beyond them a SUBSCRIBE gets 503 with Retry\-After), and
-only the extension that made one may refresh or end it. Their NOTIFYs go where the
+only the extension that made one may refresh or end it. An authenticated phone's
+own work in flight is bounded too: calls at once (\fB[calls] max_per_line\fR,
+default 8) and texts being delivered (16 texts or 16 KiB per sender); beyond,
+its request gets 503 with Retry\-After, \fBlimited\fR in \fBpbxctl status\fR
+counts it, and one log line a minute per sender says so. Their NOTIFYs go where the
 authenticated SUBSCRIBE came from, or to a contact the subscriber registered,
 never to an address its Contact merely names; a subscription whose NOTIFY is
 refused or unanswered ends (RFC 6665), so nobody can aim a stream of NOTIFYs at

@@ -1,0 +1,73 @@
+//! What one authenticated phone may have in flight (issue 20): calls at once
+//! (`[calls] max_per_line`, 8 by default) and texts being delivered (16, 16 KiB);
+//! beyond, 503 with Retry-After and the `limited` counter, and room again as
+//! soon as one ends. On the simulated clock.
+
+mod common;
+
+use common::*;
+
+fn lab() -> Lab {
+    let mut lab = Lab::new();
+    for e in ["21", "35", "36"] {
+        lab.register(e, 6000 + e.parse::<u16>().unwrap_or(0));
+    }
+    lab
+}
+
+fn final_to_caller(sent: &Sent) -> Option<u16> {
+    to(sent, 6021).iter().map(|m| status(m)).find(|s| *s >= 200)
+}
+
+#[test]
+fn a_line_makes_at_most_max_per_line_calls_at_once() {
+    let mut lab = lab();
+    // 35 rings and never answers: every call stays live.
+    for n in 0..8 {
+        let sent = lab.call_from("21", "35", &format!("many{n}"));
+        assert!(
+            to(&sent, 6035).iter().any(|m| m.starts_with("INVITE ")),
+            "call {n} rang: {sent:?}"
+        );
+    }
+    let sent = lab.call_from("21", "36", "one-too-many");
+    let refusal = to(&sent, 6021)
+        .into_iter()
+        .find(|m| status(m) == 503)
+        .unwrap_or_else(|| panic!("no 503: {sent:?}"));
+    assert_eq!(header(refusal, "Retry-After"), Some("10"), "{refusal}");
+    assert!(to(&sent, 6036).is_empty(), "36 never rang");
+    assert_eq!(lab.sw.counters().limited, 1);
+    // Another line is not held back by 21's calls.
+    let sent = lab.call_from("35", "36", "other-line");
+    assert!(to(&sent, 6036).iter().any(|m| m.starts_with("INVITE ")));
+    // One of 21's calls ends (no answer): room for one more.
+    lab.advance(60_000);
+    let sent = lab.call_from("21", "36", "room-again");
+    assert_ne!(final_to_caller(&sent), Some(503), "{sent:?}");
+}
+
+#[test]
+fn a_sender_has_at_most_16_texts_in_flight() {
+    let mut lab = lab();
+    // 35 never answers its MESSAGEs: each delivery waits for Timer F.
+    for n in 0..16 {
+        let sent = lab.text("21", "35", "hello", &format!("t{n}"));
+        assert_eq!(texts(&sent, 6035).len(), 1, "text {n} went out");
+    }
+    let sent = lab.text("21", "35", "one too many", "t16");
+    assert!(texts(&sent, 6035).is_empty());
+    let refusal = to(&sent, 6021)
+        .into_iter()
+        .find(|m| status(m) == 503)
+        .unwrap_or_else(|| panic!("no 503: {sent:?}"));
+    assert_eq!(header(refusal, "Retry-After"), Some("5"), "{refusal}");
+    assert_eq!(lab.sw.counters().limited, 1);
+    // Another sender is not held back.
+    let sent = lab.text("36", "35", "mine", "other");
+    assert_eq!(texts(&sent, 6035).len(), 1);
+    // Once the deliveries time out (Timer F, 32 s), 21 may text again.
+    lab.advance(33_000);
+    let sent = lab.text("21", "35", "again", "t17");
+    assert_eq!(texts(&sent, 6035).len(), 1, "{sent:?}");
+}
