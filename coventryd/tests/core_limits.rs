@@ -71,3 +71,40 @@ fn a_sender_has_at_most_16_texts_in_flight() {
     let sent = lab.text("21", "35", "again", "t17");
     assert_eq!(texts(&sent, 6035).len(), 1, "{sent:?}");
 }
+
+/// 21 registers `contact` from port 6021; the final status.
+fn register_contact(lab: &mut Lab, contact: &str, n: u32) -> u16 {
+    let sent = lab.authed(6021, "21", "REGISTER", |auth, cseq| {
+        format!(
+            "REGISTER sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKc{n}x{cseq}\r\n\
+             From: <sip:21@test>;tag=c{n}\r\nTo: <sip:21@test>\r\nCall-ID: contact{n}\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:21@{contact}>\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    to(&sent, 6021).first().map(|m| status(m)).unwrap_or(0)
+}
+
+#[test]
+fn contacts_no_phone_can_have_are_refused() {
+    let mut lab = lab();
+    for (n, contact) in [
+        "224.0.0.1:5060",
+        "239.255.255.250:1900",
+        "255.255.255.255:5060",
+        "0.0.0.0:5060",
+        "[::]:5060",
+        "[ff02::1]:5060",
+        SWITCH,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            register_contact(&mut lab, contact, n as u32),
+            403,
+            "{contact}"
+        );
+    }
+    // The switch's own address on another port is a phone on the same host.
+    assert_eq!(register_contact(&mut lab, "127.0.0.1:6099", 99), 200);
+}

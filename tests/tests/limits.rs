@@ -112,3 +112,26 @@ fn a_phone_makes_at_most_eight_calls_at_once() {
     assert_eq!(p36.cancel(&other).and_then(|r| r.status()), Some(200));
     p36.call_expect_final(&mut other, 487, T);
 }
+
+#[test]
+fn a_phone_cannot_bind_a_contact_no_phone_has() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mut p21 = Ua::ext(sw.addr(), 21);
+    let own = format!("<sip:21@{}>", sw.addr());
+    for contact in [
+        "<sip:21@224.0.0.1:5060>",
+        "<sip:21@255.255.255.255:5060>",
+        "<sip:21@0.0.0.0:5060>",
+        own.as_str(),
+    ] {
+        let ex = p21.register_exchange(Some(300), Some(contact));
+        assert_eq!(
+            ex.status(),
+            403,
+            "{contact}: {:?}",
+            ex.response.map(|r| r.dump())
+        );
+    }
+    assert!(sw.contacts(21).is_empty(), "nothing was bound");
+    p21.register(300);
+}

@@ -327,6 +327,13 @@ impl Switch {
                 .registrar
                 .remove_all(ext, coventry_shared::event::Unregistration::ByPhone)),
             Ok(Ask::Set(requests)) => {
+                if let Some(why) = requests
+                    .iter()
+                    .filter(|c| c.expires > 0)
+                    .find_map(|c| self.contact_refused(&c.uri))
+                {
+                    return self.answer(now_ms, r, 403, Some(why), &[]);
+                }
                 let source = inc.from.addr().to_string();
                 let meta = RegisterMeta {
                     source: &source,
@@ -347,6 +354,24 @@ impl Switch {
         self.apply_changes(changes);
         self.counters.registers += 1;
         self.answer_bindings(now_ms, r, ext);
+    }
+
+    /// Why a contact URI may not be bound, if it may not: an address no phone
+    /// has (multicast, broadcast, unspecified) or the switch's own, where a
+    /// call would only come back to the switch.
+    fn contact_refused(&self, uri: &str) -> Option<&'static str> {
+        let u = crate::sip::parse::parse_uri(uri)?;
+        let ip: std::net::IpAddr = u.host.trim_matches(['[', ']']).parse().ok()?;
+        let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_multicast() || broadcast || ip.is_unspecified() {
+            return Some("Forbidden (no phone has that contact address)");
+        }
+        let own_ip = ip == self.local.ip()
+            || (self.local.ip().is_unspecified() && (ip.is_loopback() || self.route_ip(ip) == ip));
+        if own_ip && u.port_or_default() == self.local.port() {
+            return Some("Forbidden (that contact is the switch itself)");
+        }
+        None
     }
 
     /// 200 to a REGISTER: every binding of `ext` with the seconds it has left,

@@ -54,7 +54,10 @@ only the extension that made one may refresh or end it. An authenticated phone's
 own work in flight is bounded too: calls at once (\fB[calls] max_per_line\fR,
 default 8) and texts being delivered (16 texts or 16 KiB per sender); beyond,
 its request gets 503 with Retry\-After, \fBlimited\fR in \fBpbxctl status\fR
-counts it, and one log line a minute per sender says so. Their NOTIFYs go where the
+counts it, and one log line a minute per sender says so. A REGISTER whose contact
+no phone can have \(em a multicast, broadcast or unspecified address, or the
+switch's own address and port \(em gets 403: calls to it would only come back
+to the switch or go to everyone. Their NOTIFYs go where the
 authenticated SUBSCRIBE came from, or to a contact the subscriber registered,
 never to an address its Contact merely names; a subscription whose NOTIFY is
 refused or unanswered ends (RFC 6665), so nobody can aim a stream of NOTIFYs at
