@@ -406,3 +406,26 @@ fn fork_cancels_say_the_call_was_completed_elsewhere() {
         Some("SIP;cause=200;text=\"Call completed elsewhere\"")
     );
 }
+
+#[test]
+fn the_ack_of_the_switchs_own_challenge_is_absorbed_not_refused() {
+    let mut lab = lab();
+    let invite = format!(
+        "INVITE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKack407\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>\r\nCall-ID: ack407\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let sent = lab.feed(6021, &invite);
+    let challenge = to(&sent, 6021)[0].to_string();
+    assert_eq!(status(&challenge), 407, "{challenge}");
+    let to_hdr = header(&challenge, "To").expect("To").to_string();
+    let ack = format!(
+        "ACK sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKack407\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: {to_hdr}\r\nCall-ID: ack407\r\n\
+         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    let refused = lab.sw.counters().refused;
+    let sent = lab.feed(6021, &ack);
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(lab.sw.counters().refused, refused, "counted as a refusal");
+}

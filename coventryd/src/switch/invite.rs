@@ -329,6 +329,16 @@ impl Switch {
                 }
             }
         }
+        // The ACK of a final failure the switch answered itself (a 407
+        // challenge, a 403, a 404...) belongs to that INVITE's server
+        // transaction (RFC 3261 §17.2.1): absorbed, not judged as in-dialog.
+        let key = super::transaction::sender_key(&branch, f.vias[0], "INVITE", &from);
+        if matches!(
+            self.server_tx.check(&key),
+            Some(super::transaction::Seen::Answered(..))
+        ) {
+            return;
+        }
         if !tag_of(f.to).is_empty() {
             self.route_in_dialog(inc, None);
         }

@@ -42,7 +42,7 @@ use crate::sip::headers::Fields;
 use crate::sip::{error, error::WireError, framing, parse, parse::parse_name_addr, reason};
 use crate::switch::registrar::{Change, Registrar};
 use crate::switch::settings::Settings;
-use crate::switch::transaction::{server_key, ClientTransactions, Seen, ServerTransactions};
+use crate::switch::transaction::{sender_key, ClientTransactions, Seen, ServerTransactions};
 use call::CallBook;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::CallEntry;
@@ -538,18 +538,15 @@ impl Switch {
             });
         }
         let top_via = parse::parse_via(top);
-        // The transaction is the sender's own: a stranger who copies a phone's
-        // branch and Via starts its own transaction, never pre-empts the phone's.
-        let mut key = server_key(
+        let key = sender_key(
             top_via
                 .as_ref()
                 .and_then(|v| v.branch())
                 .unwrap_or_default(),
             top,
             &method,
+            &from,
         );
-        key.push('|');
-        key.push_str(&from.to_string());
         match self.server_tx.check(&key) {
             Some(Seen::Pending) => {
                 self.counters.retransmissions += 1;

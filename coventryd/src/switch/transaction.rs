@@ -88,6 +88,16 @@ pub fn server_key(branch: &str, top_via: &str, method: &str) -> String {
     k
 }
 
+/// The key of a server transaction of a request that came from `from`: the
+/// transaction is the sender's own, so a stranger who copies a phone's branch
+/// and Via starts its own transaction and never pre-empts the phone's.
+pub fn sender_key(branch: &str, top_via: &str, method: &str, from: &Dest) -> String {
+    let mut key = server_key(branch, top_via, method);
+    key.push('|');
+    key.push_str(&from.to_string());
+    key
+}
+
 impl ServerTransactions {
     /// A request arrived: `Some` when it is a retransmission of a known one.
     pub fn check(&self, key: &str) -> Option<&Seen> {
