@@ -308,3 +308,29 @@ fn an_expired_nonce_is_stale_and_the_fresh_one_works() {
     let ok = g.send(phone, &register(phone, "21", "stale", 5, &auth));
     assert_eq!(status(&ok[0].1), 200, "{ok:?}");
 }
+
+#[test]
+fn answers_spoofed_with_nonces_fetched_elsewhere_count_against_nobody() {
+    // A blind attacker fetches nonces on its own address, then sends wrong
+    // answers as if from the peer's (here: 21's phone's) address. The nonces are
+    // not good there: each gets a fresh challenge, nothing is checked, and the
+    // real phone is never made to wait.
+    let mut g = Guessing::new(CONF);
+    let (attacker, phone) = (at("127.0.0.2:5062"), at("127.0.0.1:6021"));
+    for n in 0..20u32 {
+        let cid = format!("spoof{n}");
+        let first = g.send(attacker, &register(attacker, "21", &cid, 1, ""));
+        let ch = header(&first[0].1, "WWW-Authenticate").expect("challenge");
+        let auth = authorization(ch, "21", &format!("guess{n}"), 1);
+        let sent = g.send(phone, &register(phone, "21", &cid, 2, &auth));
+        assert_eq!(status(&sent[0].1), 401, "a fresh challenge: {sent:?}");
+        g.lab.now += 5;
+    }
+    assert_eq!(
+        g.counters(),
+        (0, 0, 0),
+        "nothing checked, failed or refused"
+    );
+    let (st, _) = g.attempt(phone, "21", "pw21");
+    assert_eq!(st, 200, "the real phone registers");
+}

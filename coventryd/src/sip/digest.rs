@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -290,9 +291,23 @@ impl DigestAuthority {
         stale: bool,
         offer: &[Algorithm],
     ) -> Vec<String> {
+        self.challenges_to(now, stale, offer, None)
+    }
+
+    /// Like [`DigestAuthority::challenges_for`], with a nonce bound to the
+    /// address `to` it is sent to: only an answer from that address can use it
+    /// ([`DigestAuthority::verify_from`]), so answers spoofed from another
+    /// address with nonces fetched elsewhere check nothing and count as nothing.
+    pub fn challenges_to(
+        &mut self,
+        now: SystemTime,
+        stale: bool,
+        offer: &[Algorithm],
+        to: Option<IpAddr>,
+    ) -> Vec<String> {
         let now_s = unix_secs(now);
         self.maybe_prune(now_s);
-        let nonce = self.make_nonce(now_s);
+        let nonce = self.make_nonce(now_s, to);
         let mut realm = String::with_capacity(self.realm.len() + 2);
         push_quoted(&mut realm, &self.realm);
         offer
@@ -311,33 +326,43 @@ impl DigestAuthority {
     }
 
     fn mac(&self, payload: &[u8]) -> [u8; MAC_LEN] {
+        self.mac_to(payload, None)
+    }
+
+    /// The MAC of `payload`, bound to the address `to` when given.
+    fn mac_to(&self, payload: &[u8], to: Option<IpAddr>) -> [u8; MAC_LEN] {
         let mut out = [0u8; MAC_LEN];
         // HMAC accepts keys of any length, so this cannot fail.
         if let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) {
             m.update(payload);
+            match to.map(|ip| ip.to_canonical()) {
+                Some(IpAddr::V4(v4)) => m.update(&v4.octets()),
+                Some(IpAddr::V6(v6)) => m.update(&v6.octets()),
+                None => {}
+            }
             let tag = m.finalize().into_bytes();
             out.copy_from_slice(tag.get(..MAC_LEN).unwrap_or(&[0u8; MAC_LEN]));
         }
         out
     }
 
-    fn make_nonce(&self, now_s: u64) -> String {
+    fn make_nonce(&self, now_s: u64, to: Option<IpAddr>) -> String {
         let mut raw = [0u8; PAYLOAD_LEN + MAC_LEN];
         let (payload, mac) = raw.split_at_mut(PAYLOAD_LEN);
         let (ts, rnd) = payload.split_at_mut(8);
         ts.copy_from_slice(&now_s.to_be_bytes());
         rand::thread_rng().fill_bytes(rnd);
-        let tag = self.mac(payload);
+        let tag = self.mac_to(payload, to);
         mac.copy_from_slice(&tag);
         hex::encode(raw)
     }
 
     /// Check a nonce's MAC; returns its payload and issue time.
-    fn open_nonce(&self, nonce: &str) -> Option<([u8; PAYLOAD_LEN], u64)> {
+    fn open_nonce(&self, nonce: &str, to: Option<IpAddr>) -> Option<([u8; PAYLOAD_LEN], u64)> {
         let mut raw = [0u8; PAYLOAD_LEN + MAC_LEN];
         hex::decode_to_slice(nonce, &mut raw).ok()?;
         let (payload, mac) = raw.split_at(PAYLOAD_LEN);
-        let expected = self.mac(payload);
+        let expected = self.mac_to(payload, to);
         if !bool::from(expected.ct_eq(mac)) {
             return None;
         }
@@ -396,6 +421,20 @@ impl DigestAuthority {
         header_value: &str,
         lookup: impl FnOnce(&str) -> Option<Credentials>,
     ) -> Verdict {
+        self.verify_from(now, (method, request_uri), header_value, None, lookup)
+    }
+
+    /// Like [`DigestAuthority::verify`] for an answer from the address `from`:
+    /// a nonce issued to another address ([`DigestAuthority::challenges_to`]) is
+    /// not ours for it (stale: nothing checked, nothing counted).
+    pub fn verify_from(
+        &mut self,
+        now: SystemTime,
+        (method, request_uri): (&str, &str),
+        header_value: &str,
+        from: Option<IpAddr>,
+        lookup: impl FnOnce(&str) -> Option<Credentials>,
+    ) -> Verdict {
         let reject = |reason| Verdict::Rejected { reason };
         let now_s = unix_secs(now);
         self.maybe_prune(now_s);
@@ -431,10 +470,10 @@ impl DigestAuthority {
         if !uri_matches(uri, request_uri) {
             return reject("uri mismatch");
         }
-        let Some((payload, issued)) = self.open_nonce(nonce) else {
-            // Not one of ours: most likely issued before a restart (a new key).
-            // Nothing was checked; the phone starts over with a fresh nonce, and no
-            // failure is counted against it.
+        let Some((payload, issued)) = self.open_nonce(nonce, from) else {
+            // Not one of ours: most likely issued before a restart (a new key),
+            // or to another address. Nothing was checked; the phone starts over
+            // with a fresh nonce, and no failure is counted against it.
             return Verdict::Stale;
         };
         if self.used.get(&payload).is_some_and(|u| u.dead) {

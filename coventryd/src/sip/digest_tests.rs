@@ -730,3 +730,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_nonce_is_good_only_from_the_address_it_was_sent_to() {
+    let mut auth = authority();
+    let (here, there): (IpAddr, IpAddr) = (
+        "127.0.0.2".parse().expect("ip"),
+        "10.0.0.7".parse().expect("ip"),
+    );
+    let ch = auth
+        .challenges_to(t0(), false, &[Algorithm::Md5], Some(here))
+        .remove(0);
+    // A wrong answer spoofed from elsewhere with that nonce checks nothing,
+    // kills nothing and is no failure: the nonce is simply not ours for it.
+    let spoofed = answer(&ch, "21", "guess", 1);
+    let before = auth.digests_checked();
+    let v = auth.verify_from(t0(), ("REGISTER", URI), &spoofed, Some(there), users);
+    assert_eq!(v, Verdict::Stale);
+    assert_eq!(auth.digests_checked(), before);
+    // The right answer from where it was sent works, and still works after.
+    let good = answer(&ch, "21", "s3cret", 1);
+    let v = auth.verify_from(t0(), ("REGISTER", URI), &good, Some(here), users);
+    assert_eq!(v, ok("21"));
+    // Unbound nonces are not good from any address that binds.
+    let plain = challenge(&mut auth, t0(), Algorithm::Md5);
+    let v = auth.verify_from(
+        t0(),
+        ("REGISTER", URI),
+        &answer(&plain, "21", "s3cret", 1),
+        Some(here),
+        users,
+    );
+    assert_eq!(v, Verdict::Stale);
+}

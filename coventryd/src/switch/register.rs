@@ -85,13 +85,17 @@ impl Switch {
         let config = &self.config;
         let peer = claim.peer;
         let checked = self.auth.digest.digests_checked();
-        let verdict = self.auth.digest.verify(now, &method, &uri, value, |user| {
-            if peer {
-                Switch::peer_credentials(config, user)
-            } else {
-                Switch::credentials(config, user)
-            }
-        });
+        let from = Some(inc.from.addr().ip());
+        let verdict = self
+            .auth
+            .digest
+            .verify_from(now, (&method, &uri), value, from, |user| {
+                if peer {
+                    Switch::peer_credentials(config, user)
+                } else {
+                    Switch::credentials(config, user)
+                }
+            });
         self.counters.digests_checked += self.auth.digest.digests_checked().saturating_sub(checked);
         match verdict {
             Verdict::Ok { username } => {
@@ -235,7 +239,8 @@ impl Switch {
             "WWW-Authenticate"
         };
         let offer = self.offer_for(user).to_vec();
-        let values = self.auth.digest.challenges_for(now, stale, &offer);
+        let to = Some(r.dest.addr().ip());
+        let values = self.auth.digest.challenges_to(now, stale, &offer, to);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (header, v.as_str())).collect();
         self.answer_ref(now_ms, r, code, None, &extra);
     }
