@@ -225,7 +225,9 @@ fn a_hanging_hook_is_killed_with_what_it_started() {
         gone.is_some(),
         "the hook (or its child) outlived its timeout"
     );
-    assert!(sw.log().contains("killed"), "{}", sw.log());
+    // The daemon logs the kill after it made it: wait for the line.
+    let logged = poll_until(T, || sw.log().contains("killed").then_some(()));
+    assert!(logged.is_some(), "{}", sw.log());
     // The switch went on serving meanwhile.
     let mut b = Ua::ext(sw.addr(), 22);
     assert_eq!(b.register(300).status(), Some(200));

@@ -128,7 +128,7 @@ pub struct RunnerSetup {
 /// The hook runner: queue, running count, the channel finished runs come back on.
 pub struct Hooks {
     settings: RunnerSetup,
-    queue: Queue<Job>,
+    queue: Queue<Option<u16>, Job>,
     done_tx: mpsc::Sender<Done>,
     /// Per hook, the last reason it was skipped (logged once per reason).
     skipped: HashMap<String, String>,
@@ -169,10 +169,16 @@ impl Hooks {
         if self.usable(&job.hook).is_none() {
             return false;
         }
-        if !self.queue.push(job) {
+        // Chat services are fair per extension; the switch's own hooks
+        // (register, release, call) are one party of their own.
+        let party = job.reply_to;
+        if !self.queue.push(party, job) {
             let n = self.queue.overflowed;
             if n.is_power_of_two() {
-                log::warn!("hook queue full: {n} hook run(s) dropped so far");
+                log::warn!(
+                    "hook queue full for {}: {n} hook run(s) dropped so far",
+                    party.map_or("the switch".to_string(), |e| e.to_string())
+                );
             }
             return false;
         }
