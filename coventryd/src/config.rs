@@ -416,6 +416,9 @@ pub struct UpstreamConfig {
     pub route: Option<HostPort>,
     /// Numbers that are emergency calls (`emergency`), checked before anything else.
     pub emergency: Vec<String>,
+    /// Prefixes of outside numbers an extension may be forwarded to
+    /// (`forward_prefixes`); none: forwards stay inside.
+    pub forward_prefixes: Vec<String>,
     /// Own route for emergency calls (`emergency_route`; default: `route`).
     pub emergency_route: Option<HostPort>,
     /// Extension or group that rings when no emergency route is reachable
@@ -447,6 +450,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             route: None,
             emergency: vec!["112".into(), "911".into()],
+            forward_prefixes: Vec::new(),
             emergency_route: None,
             emergency_local: None,
             sms_route: None,
@@ -553,6 +557,15 @@ impl UpstreamConfig {
     /// Whether `number` is an emergency number.
     pub fn is_emergency(&self, number: &str) -> bool {
         self.emergency.iter().any(|e| e == number)
+    }
+
+    /// Whether an extension may be forwarded to the outside `number`.
+    pub fn may_forward_to(&self, number: &str) -> bool {
+        !self.is_emergency(number)
+            && self
+                .forward_prefixes
+                .iter()
+                .any(|p| number.starts_with(p.as_str()))
     }
 }
 
@@ -1018,6 +1031,23 @@ impl<'f> Parser<'f> {
                 }
                 u.emergency = list;
                 self.upstream_lines.insert("emergency", lineno);
+            }
+            "forward_prefixes" => {
+                let mut list = Vec::new();
+                for p in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if p.is_empty() {
+                        continue;
+                    }
+                    let digits = p.strip_prefix('+').unwrap_or(p);
+                    if digits.is_empty()
+                        || !digits.bytes().all(|b| b.is_ascii_digit())
+                        || p.len() > 16
+                    {
+                        return Err(format!("`{p}` is not a number prefix (digits, + first)"));
+                    }
+                    list.push(p.to_string());
+                }
+                u.forward_prefixes = list;
             }
             "emergency_local" => {
                 if !is_dial_code(v) {

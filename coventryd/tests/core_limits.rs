@@ -108,3 +108,38 @@ fn contacts_no_phone_can_have_are_refused() {
     // The switch's own address on another port is a phone on the same host.
     assert_eq!(register_contact(&mut lab, "127.0.0.1:6099", 99), 200);
 }
+
+#[test]
+fn forwards_go_only_where_the_site_allows() {
+    use coventry_shared::event::ResultCode;
+    let mut lab = lab();
+    // Never to an emergency number; not outside without forward_prefixes.
+    for (line, why) in [
+        ("#1 forward 21 112", "emergency"),
+        ("#2 forward 21 911 busy", "emergency"),
+        ("#3 forward 21 09001234567", "forward_prefixes"),
+    ] {
+        let (_, r) = lab.command(line);
+        let (code, text) = r.expect("a result");
+        assert_eq!(code, ResultCode::Failed, "{line}: {text}");
+        assert!(text.contains(why), "{line}: {text}");
+    }
+    let (_, r) = lab.command("#4 forward 21 35");
+    assert_eq!(r.map(|r| r.0), Some(ResultCode::Ok), "inside is fine");
+
+    // With forward_prefixes, outside numbers that match are allowed, others not,
+    // and emergency numbers still never.
+    let conf = format!("{CONF}[upstream]\nforward_prefixes = 07, 0044\nemergency = 112, 0711\n");
+    let mut lab = Lab::with_config(&conf);
+    let ok = |lab: &mut Lab, line: &str| lab.command(line).1.map(|r| r.0);
+    assert_eq!(ok(&mut lab, "forward 21 07700900123"), Some(ResultCode::Ok));
+    assert_eq!(
+        ok(&mut lab, "forward 21 00441632960002"),
+        Some(ResultCode::Ok)
+    );
+    assert_eq!(
+        ok(&mut lab, "forward 21 09001234567"),
+        Some(ResultCode::Failed)
+    );
+    assert_eq!(ok(&mut lab, "forward 21 0711"), Some(ResultCode::Failed));
+}

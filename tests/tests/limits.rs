@@ -135,3 +135,16 @@ fn a_phone_cannot_bind_a_contact_no_phone_has() {
     assert!(sw.contacts(21).is_empty(), "nothing was bound");
     p21.register(300);
 }
+
+#[test]
+fn forwards_never_reach_emergency_or_unallowed_outside_numbers() {
+    let sw = Switch::start(&Conf::new(&[21, 35]).build());
+    for target in ["112", "911", "09001234567"] {
+        let o = sw.pbxctl(&["forward", "21", target]);
+        assert!(
+            !o.status.success(),
+            "forward 21 {target} was accepted: {o:?}"
+        );
+    }
+    assert!(sw.pbxctl(&["forward", "21", "35"]).status.success());
+}

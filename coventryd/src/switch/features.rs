@@ -378,7 +378,12 @@ impl Switch {
     /// busy, unavailable, or it rings with its coverage.
     fn extension_step(&self, walk: &mut Walk, n: u16, caller: Caller) -> Step {
         let s = self.ext_settings(n);
-        let follow = |kind: ForwardKind| s.forward(kind).map(|f| f.target.clone());
+        // A forward kept from before the policy allowed it no longer applies.
+        let follow = |kind: ForwardKind| {
+            s.forward(kind)
+                .map(|f| f.target.clone())
+                .filter(|t| self.forward_allowed(t).is_ok())
+        };
         if let Some(t) = follow(ForwardKind::Always) {
             walk.trail.push(format!("{n} forwards every call to {t}"));
             return walk.forward(n, t, HopReason::Always);
@@ -498,6 +503,27 @@ impl Switch {
         }
     }
 
+    /// Whether an extension may be forwarded to `t`: an extension or group, or
+    /// an outside number `[upstream] forward_prefixes` allows; never an
+    /// emergency number (the caller's emergency call would be someone else's).
+    fn forward_allowed(&self, t: &str) -> Result<(), String> {
+        let cfg = &self.config;
+        if cfg.upstream.is_emergency(t) {
+            return Err(format!(
+                "{t} is an emergency number: never a forward target"
+            ));
+        }
+        match classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), t) {
+            Target::Extension(_) | Target::Group(_) => Ok(()),
+            Target::External(_) if cfg.upstream.may_forward_to(t) => Ok(()),
+            Target::External(_) => Err(format!(
+                "{t} is outside: forwards outside need [upstream] forward_prefixes to allow it"
+            )),
+            Target::Unknown(_) => Err(format!("{t} is not a configured extension")),
+            Target::All | Target::System => Err(format!("cannot forward to {t}")),
+        }
+    }
+
     /// Set or clear a forward of `ext` (FIFO, keypad, `/forward`).
     pub(super) fn set_forward(
         &mut self,
@@ -511,12 +537,7 @@ impl Switch {
             return Err(format!("no extension {ext}"));
         }
         if let Some(t) = target {
-            let cfg = &self.config;
-            match classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), t) {
-                Target::Extension(_) | Target::Group(_) | Target::External(_) => {}
-                Target::Unknown(_) => return Err(format!("{t} is not a configured extension")),
-                Target::All | Target::System => return Err(format!("cannot forward to {t}")),
-            }
+            self.forward_allowed(t)?;
         }
         if until_ms.is_some_and(|u| u <= now_ms) {
             return Err("that time has passed".into());
