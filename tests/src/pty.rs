@@ -137,13 +137,15 @@ impl PtyChild {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdio = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
-        let mut cmd = if opts.ctty {
-            let mut c = Command::new("setsid");
-            c.arg("--ctty").arg(program);
-            c
-        } else {
-            Command::new(program)
-        };
+        // Started as from a login shell: default signal dispositions, whatever
+        // the test runner inherited (under nohup, or as a shell's background
+        // job, SIGHUP or SIGINT are ignored, and would stay so in the program).
+        let mut cmd = Command::new("env");
+        cmd.arg("--default-signal=HUP,INT,QUIT,TERM");
+        if opts.ctty {
+            cmd.arg("setsid").arg("--ctty");
+        }
+        cmd.arg(program);
         cmd.args(args)
             .env("TERM", "xterm-256color")
             .stdin(stdio())
