@@ -320,7 +320,9 @@ fn identity_headers_and_our_credentials_never_leave() {
              Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:35@test>\r\nCall-ID: id1\r\n\
              CSeq: {cseq} INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n\
              P-Asserted-Identity: <sip:99@forged>\r\nRemote-Party-ID: <sip:98@forged>\r\n\
-             P-Preferred-Identity: <sip:97@forged>\r\n{auth}Content-Type: application/sdp\r\n\
+             P-Preferred-Identity: <sip:97@forged>\r\nDiversion: <sip:94@forged>;reason=unconditional\r\n\
+             History-Info: <sip:93@forged>;index=1\r\nb: <sip:92@forged>\r\n\
+             {auth}Content-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{SDP}",
             SDP.len()
         )

@@ -23,11 +23,17 @@ pub const STATELESS_BRANCH: &str = "z9hG4bKcvs";
 const MAC_HEX: usize = 20;
 
 /// Identity headers a phone may not set: the switch asserts identity itself
-/// (RFC 3325 §5: a trusted node removes them from untrusted sources).
+/// (RFC 3325 §5: a trusted node removes them from untrusted sources), and who
+/// diverted or referred a call is the switch's to say (a phone could claim a
+/// forward from anyone: RFC 5806 Diversion, RFC 7044 History-Info, RFC 3892
+/// Referred-By).
 pub const UNTRUSTED_IDENTITY: &[&str] = &[
     "P-Asserted-Identity",
     "P-Preferred-Identity",
     "Remote-Party-ID",
+    "Diversion",
+    "History-Info",
+    "Referred-By",
 ];
 
 /// Where a response goes back to, as the Via the switch left below its own says:

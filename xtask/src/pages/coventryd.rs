@@ -28,7 +28,8 @@ a stranger nothing. A response is accepted only from where its request went; the
 switch's branches and tags are random (CSPRNG), and the branches of requests it
 relays without keeping state carry an HMAC it checks on the way back. Identity
 headers from phones (\fBP\-Asserted\-Identity\fR, \fBP\-Preferred\-Identity\fR,
-\fBRemote\-Party\-ID\fR) are removed on every path; the phones' credentials
+\fBRemote\-Party\-ID\fR), and their claims of who diverted or referred a call
+(\fBDiversion\fR, \fBHistory\-Info\fR, \fBReferred\-By\fR), are removed on every path; the phones' credentials
 (\fBProxy\-Authorization\fR) never leave the switch. What is refused is counted
 (\fBrefused\fR in \fBpbxctl status\fR) and logged.
 .PP
