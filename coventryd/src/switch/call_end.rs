@@ -72,7 +72,17 @@ impl Switch {
     /// whoever watches (and the log).
     pub(super) fn record_call(&mut self, record: CallRecord) {
         let event = record.event();
-        log::info!("{event}");
+        // Caller and dialled number came from the network: quoted (logfmt).
+        log::info!(
+            "call {} {} -> {} ended: {} [{}], {}s, talked {}s",
+            record.call,
+            crate::logfmt::quoted(&record.caller),
+            crate::logfmt::quoted(&record.dialled),
+            record.outcome.name(),
+            record.status,
+            record.end_ms.saturating_sub(record.start_ms) / 1000,
+            record.talk_ms / 1000
+        );
         self.out.events.push(event);
         self.out.records.push(record);
     }

@@ -159,7 +159,8 @@ impl Switch {
             return;
         };
         if let Some(from) = c.callee.ext {
-            log::info!("call {no}: no answer from {from}, forwarding to {target}");
+            let to = crate::logfmt::quoted(target);
+            log::info!("call {no}: no answer from {from}, forwarding to {to}");
             c.hops.push(Hop {
                 from,
                 to: target.to_string(),

@@ -157,7 +157,8 @@ impl Switch {
         let Some(parties) = self.parties(f.call_id) else {
             // Not a dialog of ours, whatever its Route says.
             self.counters.refused += 1;
-            log::debug!("in-dialog {method} from {from} for no dialog of ours: refused");
+            let m = crate::logfmt::quoted(&method);
+            log::debug!("in-dialog {m} from {from} for no dialog of ours: refused");
             return reject(self, 481, None);
         };
         let Some(side) = parties.side_of(from, &tag_of(f.from)) else {
@@ -165,7 +166,8 @@ impl Switch {
             let what = parties
                 .call
                 .map_or("a subscription".into(), |n| format!("call {n}"));
-            log::warn!("in-dialog {method} for {what} from a stranger at {from}: refused");
+            let m = crate::logfmt::quoted(&method);
+            log::warn!("in-dialog {m} for {what} from a stranger at {from}: refused");
             return reject(self, 403, None);
         };
         let ours = self.our_routes(f);

@@ -204,9 +204,9 @@ impl Switch {
         let no = call.no;
         log::debug!(
             "call {no} {} -> {}: {}",
-            call.caller_label,
-            call.dialled,
-            resolution.trail().join("; ")
+            crate::logfmt::quoted(&call.caller_label),
+            crate::logfmt::quoted(&call.dialled),
+            crate::logfmt::quoted(&resolution.trail().join("; "))
         );
         match resolution {
             Resolution::Upstream {
