@@ -83,8 +83,11 @@ algorithm = md5
 [calls]
 ring = 5
 noanswer = 6
+; one sipp line plays thousands of callers: no per-line or outside bound
+max_per_line = 0
 [upstream]
 route = 127.0.0.1:$KAM_PORT
+max_calls = 0
 [21]
 secret = pw21
 EOF

@@ -416,6 +416,9 @@ pub struct UpstreamConfig {
     pub route: Option<HostPort>,
     /// Numbers that are emergency calls (`emergency`), checked before anything else.
     pub emergency: Vec<String>,
+    /// Calls at once to the default route (`max_calls`; 0: no limit); emergency
+    /// calls are never counted nor refused.
+    pub max_calls: u32,
     /// Prefixes of outside numbers an extension may be forwarded to
     /// (`forward_prefixes`); none: forwards stay inside.
     pub forward_prefixes: Vec<String>,
@@ -451,6 +454,7 @@ impl Default for UpstreamConfig {
             route: None,
             emergency: vec!["112".into(), "911".into()],
             forward_prefixes: Vec::new(),
+            max_calls: DEFAULT_MAX_UPSTREAM_CALLS,
             emergency_route: None,
             emergency_local: None,
             sms_route: None,
@@ -639,6 +643,9 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// `[upstream] max_calls` by default: an office's lines to the outside.
+pub const DEFAULT_MAX_UPSTREAM_CALLS: u32 = 32;
 
 /// `[calls] max_per_line` by default: more than any desk phone's line keys.
 pub const DEFAULT_MAX_CALLS_PER_LINE: u32 = 8;
@@ -1105,6 +1112,7 @@ impl<'f> Parser<'f> {
             }
             "keepalive" => u.keepalive = num(v, 5, 3600)?,
             "retry_after" => u.retry_after = num(v, 1, 3600)?,
+            "max_calls" => u.max_calls = num(v, 0, 1_000_000)?,
             _ => return Err("unknown key".into()),
         }
         Ok(())

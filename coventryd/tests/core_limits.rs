@@ -143,3 +143,31 @@ fn forwards_go_only_where_the_site_allows() {
     );
     assert_eq!(ok(&mut lab, "forward 21 0711"), Some(ResultCode::Failed));
 }
+
+#[test]
+fn calls_outside_are_bounded_in_all_but_emergency_calls_never() {
+    // Two calls outside at once; 35 and 36 each make one (within their own
+    // per-line bound), 21's is one too many, and 21's emergency call still goes.
+    let conf =
+        format!("{CONF}[upstream]\nroute = 127.0.0.1:5070\nmax_calls = 2\nemergency = 112\n");
+    let mut lab = Lab::with_config(&conf);
+    let peer: std::net::SocketAddr = "127.0.0.1:5070".parse().expect("addr");
+    lab.sw.on_link(0, Some(peer));
+    for e in ["21", "35", "36"] {
+        lab.register(e, 6000 + e.parse::<u16>().unwrap_or(0));
+    }
+    for (from, cid) in [("35", "out1"), ("36", "out2")] {
+        lab.call_from(from, "0044123", cid);
+    }
+    let before = lab.tcp.len();
+    let sent = lab.call_from("21", "0044999", "out3");
+    let refusal = to(&sent, 6021)
+        .into_iter()
+        .find(|m| status(m) == 503)
+        .unwrap_or_else(|| panic!("no 503: {sent:?}"));
+    assert_eq!(header(refusal, "Retry-After"), Some("10"), "{refusal}");
+    assert_eq!(lab.tcp.len(), before, "nothing more went outside");
+    let sent = lab.call_from("21", "112", "sos");
+    assert!(to(&sent, 6021).iter().all(|m| status(m) != 503), "{sent:?}");
+    assert!(lab.tcp.len() > before, "the emergency call went out");
+}

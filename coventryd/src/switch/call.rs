@@ -6,7 +6,7 @@ use super::reply::Replier;
 use crate::sip::dest::Dest;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase};
-use coventry_shared::record::CallRecord;
+use coventry_shared::record::{CallRecord, Route};
 use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
 use std::collections::HashMap;
 
@@ -503,6 +503,9 @@ pub struct CallBook {
     pub ticks: u64,
     /// Live calls by calling extension (`[calls] max_per_line`).
     pub by_caller: HashMap<u16, u32>,
+    /// Live calls that went to the upstream's default route (`[upstream]
+    /// max_calls`; emergency calls are not counted, nor ever refused).
+    pub upstream_live: u32,
 }
 
 impl CallBook {
@@ -525,8 +528,23 @@ impl CallBook {
             if let Some(ext) = call.caller.ext {
                 *self.by_caller.entry(ext).or_default() += 1;
             }
+            if call.route == Route::Upstream {
+                self.upstream_live += 1;
+            }
         }
         self.calls.insert(call.no, call);
+    }
+
+    /// Call `no` goes to the upstream's default route now (a forward on no
+    /// answer that leads outside).
+    pub fn route_upstream(&mut self, no: u32) {
+        let live = self.active.contains(&no);
+        if let Some(c) = self.calls.get_mut(&no) {
+            if c.route != Route::Upstream && live {
+                self.upstream_live += 1;
+            }
+            c.route = Route::Upstream;
+        }
     }
 
     /// Call `no` is not live any more: out of the active set, and off its
@@ -534,6 +552,13 @@ impl CallBook {
     pub fn deactivate(&mut self, no: u32) {
         if !self.active.remove(&no) {
             return;
+        }
+        if self
+            .calls
+            .get(&no)
+            .is_some_and(|c| c.route == Route::Upstream)
+        {
+            self.upstream_live = self.upstream_live.saturating_sub(1);
         }
         let Some(ext) = self.calls.get(&no).and_then(|c| c.caller.ext) else {
             return;

@@ -9,7 +9,7 @@ use super::features::{Caller, Resolution};
 use super::upstream::RouteStatus;
 use super::Switch;
 use coventry_shared::event::{CallOutcome, Event};
-use coventry_shared::record::{Hop, HopReason, Route};
+use coventry_shared::record::{Hop, HopReason};
 use coventry_shared::stateblock::CallEntry;
 
 impl Switch {
@@ -130,10 +130,11 @@ impl Switch {
                 let RouteStatus::Up(link, peer) = self.route_status(kind) else {
                     return false;
                 };
-                self.redirect_unanswered(now_ms, no, &target, None, None);
-                if let Some(c) = self.calls.calls.get_mut(&no) {
-                    c.route = Route::Upstream;
+                if self.over_upstream_limit(now_ms) {
+                    return false;
                 }
+                self.redirect_unanswered(now_ms, no, &target, None, None);
+                self.calls.route_upstream(no);
                 self.fork_upstream(now_ms, no, &number, link, peer);
             }
             Resolution::Fail { .. } => return false,

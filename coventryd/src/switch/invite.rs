@@ -217,6 +217,13 @@ impl Switch {
                     RouteKind::Emergency => Route::Emergency,
                     _ => Route::Upstream,
                 };
+                if call.route == Route::Upstream && self.over_upstream_limit(now_ms) {
+                    self.calls.insert(call);
+                    self.publish_call(no);
+                    let retry: &[(&str, &str)] = &[("Retry-After", "10")];
+                    let why = Some("Service Unavailable (too many calls outside)");
+                    return self.fail_call_with(now_ms, no, 503, why, CallOutcome::Failed, retry);
+                }
                 self.calls.insert(call);
                 self.send_invite_response(now_ms, no, None, 100);
                 self.call_event(no);

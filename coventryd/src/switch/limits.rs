@@ -54,6 +54,19 @@ impl Switch {
         true
     }
 
+    /// Whether as many calls go to the upstream's default route as `[upstream]
+    /// max_calls` allows (emergency calls never count, nor are they refused);
+    /// counted and logged when they do.
+    pub(super) fn over_upstream_limit(&mut self, now_ms: u64) -> bool {
+        let max = self.config.upstream.max_calls;
+        let live = self.calls.upstream_live;
+        if max == 0 || live < max {
+            return false;
+        }
+        self.refused_over_limit(now_ms, "calls outside", "the switch", live);
+        true
+    }
+
     /// Whether `sender` has as many texts (or bytes) being delivered as it may,
     /// with `text` more.
     pub(super) fn over_text_limit(&mut self, now_ms: u64, sender: &str, text: &str) -> bool {
