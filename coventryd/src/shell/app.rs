@@ -321,6 +321,20 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     // Settings and run state written in the background; what announces them waits.
     let mut durable = Durable::new(persister.state_dir.clone());
     let mut released: Option<VecDeque<Outbox>> = None;
+    // The shell's outlets for the core's outbox, borrowed afresh each time.
+    macro_rules! outlets {
+        () => {
+            Outlets {
+                sock: &sock,
+                up: &mut up,
+                publisher: &mut publisher,
+                persister: &mut persister,
+                hooks: &mut hooks,
+                records: &mut records,
+                durable: &mut durable,
+            }
+        };
+    }
 
     loop {
         let mut served = false;
@@ -388,12 +402,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
             }
-            (errors, held) = durable.finished() => {
-                for e in errors {
-                    log::error!("{e}");
-                }
-                released = Some(held);
-            }
+            held = durable.finished() => released = Some(held),
             Some(done) = hooks_done.recv() => {
                 hooks.finished();
                 if let Some(ext) = done.reply_to {
@@ -412,15 +421,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             _ = int.recv() => break,
         }
         let out = sw.take_out();
-        let mut o = Outlets {
-            sock: &sock,
-            up: &mut up,
-            publisher: &mut publisher,
-            persister: &mut persister,
-            hooks: &mut hooks,
-            records: &mut records,
-            durable: &mut durable,
-        };
+        let mut o = outlets!();
         if let Some(held) = released.take() {
             release(&mut o, &mut sw, held);
         }
@@ -438,20 +439,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     reader.stop();
     // What waited for the disk goes out before the stop.
     while durable.busy() {
-        let (errors, held) = durable.finished().await;
-        for e in errors {
-            log::error!("{e}");
-        }
-        let mut o = Outlets {
-            sock: &sock,
-            up: &mut up,
-            publisher: &mut publisher,
-            persister: &mut persister,
-            hooks: &mut hooks,
-            records: &mut records,
-            durable: &mut durable,
-        };
-        release(&mut o, &mut sw, held);
+        let held = durable.finished().await;
+        release(&mut outlets!(), &mut sw, held);
     }
     sw.on_stop();
     service.stopping();

@@ -72,8 +72,8 @@ impl Durable {
     }
 
     /// Wait for the write under way (pending forever when there is none); its
-    /// errors, and the outboxes that waited for it, in order.
-    pub async fn finished(&mut self) -> (Vec<String>, VecDeque<Outbox>) {
+    /// errors are logged; the outboxes that waited for it, in order.
+    pub async fn finished(&mut self) -> VecDeque<Outbox> {
         let Some(w) = self.writing.as_mut() else {
             return std::future::pending().await;
         };
@@ -82,6 +82,9 @@ impl Durable {
             Err(e) => vec![format!("the settings writer failed: {e}")],
         };
         self.writing = None;
-        (errors, std::mem::take(&mut self.held))
+        for e in errors {
+            log::error!("{e}");
+        }
+        std::mem::take(&mut self.held)
     }
 }
