@@ -1275,34 +1275,24 @@ pub fn sip_fence(phone: &ua::Ua) -> Vec<ua::Msg> {
     let call_id = ua::unique(FENCE_CALL_ID);
     let uri = format!("sip:{}", phone.server);
     let req = phone.build("OPTIONS", &uri, &uri, &call_id, 1, &[], &[]);
+    // The phone's own reader resends it (Timer E) until it is answered.
+    phone.send_raw(&req);
+    let txn = phone.retransmit(&req);
     let deadline = Instant::now() + LONG;
-    let mut interval = Duration::from_millis(500);
-    let mut resend = Instant::now();
     let mut before = Vec::new();
     loop {
-        let now = Instant::now();
-        if now >= deadline {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = phone.recv_response(wait) else {
             panic!(
                 "fence from {} ({}): no answer to its OPTIONS within {LONG:?}",
                 phone.user,
                 phone.local_addr()
             );
-        }
-        if now >= resend {
-            phone.send_raw(&req);
-            resend = now + interval;
-            interval = (interval * 2).min(Duration::from_secs(4));
-        }
-        let wait = resend
-            .min(deadline)
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        let Some(m) = phone.recv_response(wait) else {
-            continue;
         };
         match m.call_id() {
             Some(c) if c == call_id => {
                 if m.status().unwrap_or(0) >= 200 {
+                    phone.stop_retransmitting(txn);
                     return before;
                 }
             }
