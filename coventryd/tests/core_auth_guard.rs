@@ -183,24 +183,57 @@ fn the_phone_of_the_extension_under_attack_keeps_registering_and_calling() {
 }
 
 #[test]
-fn guesses_spread_over_many_addresses_slow_the_extension_but_not_its_phone() {
+fn guesses_spread_over_many_addresses_slow_each_address_but_never_lock_the_line() {
     let mut g = Guessing::new(CONF);
     g.lab.register("21", 6021);
     let mut checked = 0;
     for i in 0..100u8 {
         let src = SocketAddr::from(([10, 1, 0, i], 5060));
-        for _ in 0..5 {
+        for _ in 0..8 {
             if g.attempt(src, "21", "guess").0 == 403 {
                 checked += 1;
             }
         }
     }
-    assert_eq!(checked, 10, "extension_failures = 10");
-    // 21 from a new address waits; another extension from a new address does not.
-    assert_eq!(g.attempt(at("10.2.0.1:5060"), "21", "pw21").0, 503);
-    assert_eq!(g.attempt(at("10.2.0.1:5060"), "35", "pw35").0, 200);
-    // 21's phone, where it registered: fine.
+    assert_eq!(checked, 100 * 5, "source_failures = 5 per address");
+    // Each of them now waits...
+    assert_eq!(g.attempt(at("10.1.0.7:5060"), "21", "pw21").0, 503);
+    // ...but 21 is not locked out: a second set at a new address, and 21's phone
+    // where it registered, and the same phone rebooted onto a new port.
+    assert_eq!(g.attempt(at("10.2.0.1:5060"), "21", "pw21").0, 200);
     assert_eq!(g.attempt(at("127.0.0.1:6021"), "21", "pw21").0, 200);
+    assert_eq!(g.attempt(at("127.0.0.1:7021"), "21", "pw21").0, 200);
+}
+
+#[test]
+fn one_device_behind_a_nat_does_not_lock_out_the_other_lines_there() {
+    let mut g = Guessing::new(CONF);
+    // 21 and 35 register from behind one NAT (127.0.0.3, ports of their own).
+    let nat = |port: u16| SocketAddr::from(([127, 0, 0, 3], port));
+    assert_eq!(g.attempt(nat(5060), "21", "pw21").0, 200);
+    assert_eq!(g.attempt(nat(5062), "35", "pw35").0, 200);
+    // A misconfigured device there fails for 40 until the address waits.
+    let mut refused = 0;
+    for _ in 0..10 {
+        if g.attempt(nat(40000), "40", "wrong").0 == 503 {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5, "the device waits after five failures");
+    // The lines behind that NAT go on, even from new ports (a reboot).
+    assert_eq!(g.attempt(nat(5060), "21", "pw21").0, 200);
+    assert_eq!(g.attempt(nat(6000), "35", "pw35").0, 200);
+    // A stranger there guessing 21 reaches 21's pair threshold and waits for 21,
+    // while 21's phone at its own port never does.
+    let mut checked = 0;
+    for _ in 0..20 {
+        if g.attempt(nat(40002), "21", "guess").0 == 403 {
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 10, "extension_failures = 10 for a known host");
+    assert_eq!(g.attempt(nat(40002), "21", "pw21").0, 503);
+    assert_eq!(g.attempt(nat(5060), "21", "pw21").0, 200);
 }
 
 #[test]

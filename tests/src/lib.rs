@@ -21,6 +21,7 @@
 //! `COVENTRY_KEEP_TMP=1` keeps the temporary directories for inspection.
 
 pub mod baresip;
+pub mod fail2ban;
 pub mod kamailio;
 pub mod linphone;
 pub mod pty;

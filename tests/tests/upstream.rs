@@ -707,3 +707,33 @@ fn slow_writers_cannot_hold_the_inbound_slots_and_a_local_peer_without_secret_is
     // A peer on this host trusted by address alone is named in the log.
     assert!(log.contains("trusted by address alone"), "{log}");
 }
+
+#[test]
+fn a_peer_with_a_wrong_secret_is_logged_apart_and_never_banned() {
+    let far = far_side();
+    let conf = Conf::new(&[21]).section("upstream", "peer_secret = not-kamailios");
+    let r = rig(&far, conf);
+    let _a = phone(&r.sw, 21);
+    // Kamailio answers the switch's challenge with its own credential, which is
+    // wrong here: the call from outside is refused.
+    let caller = outside_caller(&r.k, "+441632960003", "21");
+    let run = caller.wait();
+    assert!(!run.success(), "the call must not go through");
+    poll_until(T, || {
+        (r.sw.snapshot().body.counters.auth_failures > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the peer's answer failed:\n{}", r.sw.log()));
+    let log = r.sw.log();
+    let peer_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("upstream peer auth failed: peer=127.0.0.1:"))
+        .collect();
+    assert!(!peer_lines.is_empty(), "{log}");
+    assert!(
+        !log.contains("] auth failed: source="),
+        "the peer's failures read like a guesser's:\n{log}"
+    );
+    // The shipped fail2ban filter bans nothing for them.
+    let (hosts, report) = coventry_tests::fail2ban::fail2ban_hosts(&log);
+    assert!(hosts.is_empty(), "{hosts:?}\n{report}");
+}

@@ -5,7 +5,29 @@
 //! how much happened and from where.
 
 use super::bounded::{BoundedMap, Worth};
+use crate::sip::dest::Dest;
 use std::net::IpAddr;
+
+/// Where failures came from: phones and strangers over UDP, or an upstream peer
+/// over TCP. The two are counted and written apart, so a peer's failures never
+/// read like a guesser's (the fail2ban filter matches only the latter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A UDP source address.
+    Phone(IpAddr),
+    /// An upstream peer's address (its TCP connection).
+    Peer(IpAddr),
+}
+
+impl Origin {
+    /// The origin of a request that came from `from`.
+    pub fn of(from: Dest) -> Origin {
+        match from {
+            Dest::Udp(a) => Origin::Phone(a.ip()),
+            Dest::Tcp(a) => Origin::Peer(a.ip()),
+        }
+    }
+}
 
 /// The length of one window, ms.
 pub const WINDOW_MS: u64 = 60_000;
@@ -44,7 +66,7 @@ pub struct Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// The address.
-    pub source: IpAddr,
+    pub source: Origin,
     /// Lines left out.
     pub count: u64,
 }
@@ -53,7 +75,7 @@ pub struct Summary {
 #[derive(Debug)]
 pub struct AuthLog {
     per_window: u32,
-    windows: BoundedMap<IpAddr, Window>,
+    windows: BoundedMap<Origin, Window>,
     /// Summaries not yet written (from windows that closed or were evicted).
     ready: Vec<Summary>,
     /// The earliest end of a window holding suppressed lines.
@@ -77,7 +99,7 @@ impl AuthLog {
     }
 
     /// One failure from `source`: write its line or count it.
-    pub fn note(&mut self, now_ms: u64, source: IpAddr) -> Decision {
+    pub fn note(&mut self, now_ms: u64, source: Origin) -> Decision {
         let fresh = Window {
             start_ms: now_ms,
             lines: 0,
@@ -165,8 +187,8 @@ mod tests {
     #[test]
     fn a_flood_writes_a_few_lines_and_one_summary_per_minute() {
         let mut log = AuthLog::new(3);
-        let src: IpAddr = "127.0.0.2".parse().expect("ip");
-        let other: IpAddr = "127.0.0.3".parse().expect("ip");
+        let src = Origin::Phone("127.0.0.2".parse().expect("ip"));
+        let other = Origin::Phone("127.0.0.3".parse().expect("ip"));
         let mut now = 1_000_000;
         let mut written = 0;
         for _ in 0..1000 {
@@ -188,6 +210,9 @@ mod tests {
             }]
         );
         assert!(log.take_summaries(1_000_000 + 2 * WINDOW_MS).is_empty());
+        // The same address as an upstream peer is counted apart.
+        let peer = Origin::Peer("127.0.0.2".parse().expect("ip"));
+        assert!(log.note(now, peer).write);
         // A new minute: lines again.
         let later = 1_000_000 + 2 * WINDOW_MS;
         let writes: Vec<bool> = (0..4).map(|_| log.note(later, src).write).collect();
@@ -206,7 +231,7 @@ mod tests {
     #[test]
     fn a_window_that_restarts_reports_what_it_left_out() {
         let mut log = AuthLog::new(1);
-        let src: IpAddr = "::1".parse().expect("ip");
+        let src = Origin::Phone("::1".parse().expect("ip"));
         assert!(log.note(0, src).write);
         assert!(!log.note(1, src).write);
         assert!(log.note(WINDOW_MS + 5, src).write);
@@ -224,7 +249,7 @@ mod tests {
         let mut log = AuthLog::new(1);
         let mut total = 0;
         for i in 0..20_000u32 {
-            let ip = IpAddr::from(i.to_be_bytes());
+            let ip = Origin::Phone(IpAddr::from(i.to_be_bytes()));
             log.note(0, ip);
             log.note(0, ip);
             total += 1;

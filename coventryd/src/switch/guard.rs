@@ -1,17 +1,27 @@
 //! The auth guard: slows password guessing down (pure state; the time is passed in).
 //!
-//! Failed authentications are counted per source address (an IPv4 address, or an
-//! IPv6 /64) and per claimed user name. Once a count reaches its threshold
-//! (`[security] source_failures`, `extension_failures`), that source, or that
-//! user name from addresses it is not known at, has to wait: `backoff` seconds,
-//! doubling with every further failure up to `max_backoff`. While it waits, its
-//! requests get a cheap refusal and no digest is checked. Counts are forgotten
-//! `forget_after` seconds after their last failure.
+//! Failed authentications are counted per source (an IPv4 address, or an IPv6
+//! /64) and per (source, user name) pair. Once a source reaches
+//! `[security] source_failures`, it has to wait for every user name not known
+//! there; once a pair reaches `extension_failures`, that source waits for that
+//! user name even where it is known. A wait is `backoff` seconds, doubling with
+//! every further failure up to `max_backoff`. While it waits, its requests get a
+//! cheap refusal and no digest is checked. Counts are forgotten `forget_after`
+//! seconds after their last failure.
 //!
-//! A phone is never locked out by failures elsewhere: a user name is *known* at
-//! the exact address:port that holds one of its bindings or authenticated for it
-//! within `forget_after`, and such a pair passes while it has itself failed fewer
-//! than `source_failures` times in a row.
+//! Guessing slows the guesser, not the owner: nothing counts per user name
+//! alone, so failures from elsewhere never hold off a line's phones.
+//! - A user name is *known at a host* (the source) when it has a binding from
+//!   there or authenticated from there within `forget_after`: a phone that
+//!   reboots onto a new port, or another line's phones behind the same NAT, pass
+//!   while a device there fails for some other line.
+//! - It is *known at an address:port* when it has a binding from exactly there or
+//!   authenticated from exactly there lately: such a phone passes even when a
+//!   stranger behind its NAT guesses its own line, while it has itself failed
+//!   fewer than `source_failures` times in a row.
+//!
+//! An attacker spreading guesses over many addresses gets `source_failures`
+//! checked guesses per address, then one per doubling wait.
 //!
 //! Every table has a fixed capacity (least useful entries evicted first), so an
 //! attacker cycling addresses or names cannot grow memory.
@@ -22,8 +32,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Most source addresses tracked.
 pub const MAX_SOURCES: usize = 4096;
-/// Most claimed user names tracked.
-pub const MAX_USERS: usize = 4096;
+/// Most (source, user name) pairs tracked.
+pub const MAX_HOST_PAIRS: usize = 4096;
 /// Most known (address:port, user) pairs tracked.
 pub const MAX_KNOWN: usize = 4096;
 /// Most known address:ports listed for one held source (a NAT's phones).
@@ -34,10 +44,10 @@ pub const MAX_USER_CHARS: usize = 32;
 /// The guard's rules, from `[security]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
-    /// Failures from one source before it waits.
+    /// Failures from one source before it waits (for user names not known there).
     pub source_failures: u32,
-    /// Failures for one user name (from addresses it is not known at) before those wait.
-    pub user_failures: u32,
+    /// Failures for one user name from one source before that pair waits.
+    pub pair_failures: u32,
     /// First wait, ms.
     pub backoff_ms: u64,
     /// Longest wait, ms.
@@ -52,7 +62,7 @@ impl Rules {
     pub fn of(s: &SecurityConfig) -> Rules {
         Rules {
             source_failures: s.source_failures.max(1),
-            user_failures: s.extension_failures.max(1),
+            pair_failures: s.extension_failures.max(1),
             backoff_ms: u64::from(s.backoff) * 1000,
             max_backoff_ms: u64::from(s.max_backoff.max(s.backoff)) * 1000,
             forget_ms: u64::from(s.forget_after) * 1000,
@@ -84,7 +94,29 @@ pub enum Admission {
     },
 }
 
-/// Failures of one source or one user name.
+/// Where the claimed user name has a binding, seen from the request's source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bound {
+    /// A binding whose source is exactly the request's address:port.
+    pub exact: bool,
+    /// A binding whose source is the request's host (its [`SourceKey`]).
+    pub host: bool,
+}
+
+impl Bound {
+    /// Not bound anywhere near the source.
+    pub const NOWHERE: Bound = Bound {
+        exact: false,
+        host: false,
+    };
+    /// Bound at exactly the source (and so at its host).
+    pub const EXACT: Bound = Bound {
+        exact: true,
+        host: true,
+    };
+}
+
+/// Failures of one source or one pair.
 #[derive(Debug, Clone, Copy, Default)]
 struct Failures {
     count: u32,
@@ -94,9 +126,7 @@ struct Failures {
 
 impl Failures {
     fn record(&mut self, now_ms: u64, threshold: u32, rules: &Rules) {
-        if now_ms.saturating_sub(self.last_ms) >= rules.forget_ms {
-            self.count = 0;
-        }
+        self.count = self.current(now_ms, rules.forget_ms);
         self.count = self.count.saturating_add(1);
         self.last_ms = now_ms;
         let wait = rules.wait_ms(self.count, threshold);
@@ -105,13 +135,22 @@ impl Failures {
         }
     }
 
+    /// The count at `now_ms` (zero once forgotten).
+    fn current(&self, now_ms: u64, forget_ms: u64) -> u32 {
+        if now_ms.saturating_sub(self.last_ms) >= forget_ms {
+            0
+        } else {
+            self.count
+        }
+    }
+
     fn wait_left(&self, now_ms: u64) -> u64 {
         self.until_ms.saturating_sub(now_ms)
     }
 }
 
-/// Worth of failure records: those still waiting most (the later they end, the
-/// more), then by their last failure; none once forgotten.
+/// Failure records of a source: those still waiting most (the later they end,
+/// the more), then by their last failure; none once forgotten.
 struct Tracked {
     f: Failures,
     forget_ms: u64,
@@ -129,22 +168,38 @@ impl Worth for Tracked {
     }
 }
 
-/// What the guard knows about one (address:port, user name) pair.
+/// What the guard knows about a user name at one place (an address:port or a
+/// host): its last success and its failures.
 #[derive(Debug, Clone, Copy, Default)]
 struct Pair {
     last_success_ms: Option<u64>,
-    /// Failures since the last success.
-    failures: u32,
-    last_ms: u64,
+    f: Failures,
     forget_ms: u64,
 }
 
+impl Pair {
+    fn recent_success(&self, now_ms: u64) -> bool {
+        self.last_success_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < self.forget_ms)
+    }
+
+    fn last_ms(&self) -> u64 {
+        self.f.last_ms.max(self.last_success_ms.unwrap_or(0))
+    }
+}
+
 impl Worth for Pair {
+    /// Pairs that made a place known first (a scanner's failures cannot evict a
+    /// phone's standing), then those waiting, then the rest by their last use.
     fn worth(&self, now_ms: u64) -> u64 {
-        if now_ms.saturating_sub(self.last_ms) >= self.forget_ms {
+        if self.recent_success(now_ms) {
+            (1 << 62) + self.last_success_ms.unwrap_or(0)
+        } else if self.f.until_ms > now_ms {
+            (1 << 61) + self.f.until_ms
+        } else if now_ms.saturating_sub(self.last_ms()) >= self.forget_ms {
             0
         } else {
-            self.last_success_ms.unwrap_or(self.last_ms / 2).max(1)
+            self.last_ms().max(1)
         }
     }
 }
@@ -192,7 +247,7 @@ fn user_key(user: &str) -> String {
 pub struct AuthGuard {
     rules: Rules,
     sources: BoundedMap<SourceKey, Tracked>,
-    users: BoundedMap<String, Tracked>,
+    hosts: BoundedMap<(SourceKey, String), Pair>,
     known: BoundedMap<(SocketAddr, String), Pair>,
 }
 
@@ -201,7 +256,7 @@ impl std::fmt::Debug for AuthGuard {
         f.debug_struct("AuthGuard")
             .field("rules", &self.rules)
             .field("sources", &self.sources.len())
-            .field("users", &self.users.len())
+            .field("hosts", &self.hosts.len())
             .field("known", &self.known.len())
             .finish()
     }
@@ -213,7 +268,7 @@ impl AuthGuard {
         AuthGuard {
             rules,
             sources: BoundedMap::new(MAX_SOURCES),
-            users: BoundedMap::new(MAX_USERS),
+            hosts: BoundedMap::new(MAX_HOST_PAIRS),
             known: BoundedMap::new(MAX_KNOWN),
         }
     }
@@ -223,33 +278,30 @@ impl AuthGuard {
         self.rules = rules;
     }
 
-    /// Whether `user` is known at `src`: `bound` (it has a binding from exactly
-    /// that address:port) or authenticated from there lately, and the pair has not
-    /// failed too often since.
+    /// Whether `user` is known at exactly `src`: `bound` there or authenticated
+    /// from there lately, and it has not failed too often there since.
     fn is_known(&self, now_ms: u64, src: SocketAddr, user: &str, bound: bool) -> bool {
         let pair = self.known.get(&(src, user_key(user)));
-        let failures = pair.map_or(0, |p| p.failures);
-        let recent = pair
-            .and_then(|p| p.last_success_ms)
-            .is_some_and(|t| now_ms.saturating_sub(t) < self.rules.forget_ms);
+        let failures = pair.map_or(0, |p| p.f.current(now_ms, self.rules.forget_ms));
+        let recent = pair.is_some_and(|p| p.recent_success(now_ms));
         (bound || recent) && failures < self.rules.source_failures
     }
 
-    /// May a request from `src` claiming `user` be checked? `bound`: `user` has a
-    /// binding whose source is exactly `src`.
-    pub fn admit(&self, now_ms: u64, src: SocketAddr, user: &str, bound: bool) -> Admission {
-        if self.is_known(now_ms, src, user, bound) {
+    /// May a request from `src` claiming `user` be checked?
+    pub fn admit(&self, now_ms: u64, src: SocketAddr, user: &str, bound: Bound) -> Admission {
+        if self.is_known(now_ms, src, user, bound.exact) {
             return Admission::Check;
         }
-        let source = self
-            .sources
-            .get(&SourceKey::of(src.ip()))
-            .map_or(0, |t| t.f.wait_left(now_ms));
-        let claimed = self
-            .users
-            .get(&user_key(user))
-            .map_or(0, |t| t.f.wait_left(now_ms));
-        match source.max(claimed) {
+        let key = SourceKey::of(src.ip());
+        let pair = self.hosts.get(&(key, user_key(user)));
+        let pair_wait = pair.map_or(0, |p| p.f.wait_left(now_ms));
+        let known_here = bound.host || pair.is_some_and(|p| p.recent_success(now_ms));
+        let source_wait = if known_here {
+            0
+        } else {
+            self.sources.get(&key).map_or(0, |t| t.f.wait_left(now_ms))
+        };
+        match source_wait.max(pair_wait) {
             0 => Admission::Check,
             ms => Admission::Wait {
                 retry_after_s: ms.div_ceil(1000).max(1),
@@ -258,37 +310,47 @@ impl AuthGuard {
     }
 
     /// Record a failed authentication from `src` for `user`.
-    pub fn failed(&mut self, now_ms: u64, src: SocketAddr, user: &str, bound: bool) {
+    pub fn failed(&mut self, now_ms: u64, src: SocketAddr, user: &str, bound: Bound) {
         let rules = self.rules;
         let forget_ms = rules.forget_ms;
-        let make = || Tracked {
+        let key = SourceKey::of(src.ip());
+        let (t, _) = self.sources.entry(now_ms, key, || Tracked {
             f: Failures::default(),
             forget_ms,
-        };
-        let (t, _) = self.sources.entry(now_ms, SourceKey::of(src.ip()), make);
+        });
         t.forget_ms = forget_ms;
         t.f.record(now_ms, rules.source_failures, &rules);
-        let (t, _) = self.users.entry(now_ms, user_key(user), make);
-        t.forget_ms = forget_ms;
-        t.f.record(now_ms, rules.user_failures, &rules);
-        let key = (src, user_key(user));
-        if bound || self.known.get(&key).is_some() {
-            let (p, _) = self.known.entry(now_ms, key, Pair::default);
-            p.failures = p.failures.saturating_add(1);
-            p.last_ms = now_ms;
+        let (p, _) = self
+            .hosts
+            .entry(now_ms, (key, user_key(user)), Pair::default);
+        p.forget_ms = forget_ms;
+        p.f.record(now_ms, rules.pair_failures, &rules);
+        let exact = (src, user_key(user));
+        if bound.exact || self.known.get(&exact).is_some() {
+            let (p, _) = self.known.entry(now_ms, exact, Pair::default);
             p.forget_ms = forget_ms;
+            p.f.record(now_ms, rules.source_failures, &rules);
         }
     }
 
-    /// Record a successful authentication from `src` as `user`: the pair is known.
+    /// Record a successful authentication from `src` as `user`: the user name is
+    /// known there (at the address:port and at its host). The host's failures for
+    /// it stand: a stranger behind the phone's NAT gains nothing each time the
+    /// phone itself authenticates.
     pub fn succeeded(&mut self, now_ms: u64, src: SocketAddr, user: &str) {
+        let forget_ms = self.rules.forget_ms;
         let (p, _) = self
             .known
             .entry(now_ms, (src, user_key(user)), Pair::default);
         p.last_success_ms = Some(now_ms);
-        p.failures = 0;
-        p.last_ms = now_ms;
-        p.forget_ms = self.rules.forget_ms;
+        p.f = Failures::default();
+        p.forget_ms = forget_ms;
+        let key = SourceKey::of(src.ip());
+        let (p, _) = self
+            .hosts
+            .entry(now_ms, (key, user_key(user)), Pair::default);
+        p.last_success_ms = Some(now_ms);
+        p.forget_ms = forget_ms;
     }
 
     /// The sources that have to wait at `now_ms`, each with when its wait ends
@@ -332,14 +394,14 @@ impl AuthGuard {
     /// either way, this returns their memory after an attack).
     pub fn expire(&mut self, now_ms: u64) {
         self.sources.retain(|_, t| t.worth(now_ms) > 0);
-        self.users.retain(|_, t| t.worth(now_ms) > 0);
+        self.hosts.retain(|_, p| p.worth(now_ms) > 0);
         self.known.retain(|_, p| p.worth(now_ms) > 0);
     }
 
-    /// Entries in the tables (sources, user names, known pairs).
+    /// Entries in the tables (sources, (source, user) pairs, known address:ports).
     #[cfg(test)]
     pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.sources.len(), self.users.len(), self.known.len())
+        (self.sources.len(), self.hosts.len(), self.known.len())
     }
 }
 
@@ -374,7 +436,7 @@ mod tests {
         g.succeeded(now, phone, "21");
         assert!(g.held(now).is_empty());
         for _ in 0..5 {
-            g.failed(now, guesser, "21", false);
+            g.failed(now, guesser, "21", Bound::NOWHERE);
         }
         let held = g.held(now);
         assert_eq!(held.len(), 1);
@@ -399,71 +461,136 @@ mod tests {
         let s = a("127.0.0.2:5060");
         let mut now = 1_000_000;
         for _ in 0..4 {
-            g.failed(now, s, "21", false);
-            assert_eq!(g.admit(now, s, "21", false), Admission::Check);
+            g.failed(now, s, "21", Bound::NOWHERE);
+            assert_eq!(g.admit(now, s, "21", Bound::NOWHERE), Admission::Check);
             now += 100;
         }
-        g.failed(now, s, "21", false);
+        g.failed(now, s, "21", Bound::NOWHERE);
         assert_eq!(
-            g.admit(now, s, "21", false),
+            g.admit(now, s, "21", Bound::NOWHERE),
             Admission::Wait { retry_after_s: 10 }
         );
         // Any port, any user name from that address waits too.
         assert!(matches!(
-            g.admit(now, a("127.0.0.2:7000"), "22", false),
+            g.admit(now, a("127.0.0.2:7000"), "22", Bound::NOWHERE),
             Admission::Wait { .. }
         ));
         // Another address does not.
         assert_eq!(
-            g.admit(now, a("127.0.0.3:5060"), "22", false),
+            g.admit(now, a("127.0.0.3:5060"), "22", Bound::NOWHERE),
             Admission::Check
         );
         now += 10_000;
-        assert_eq!(g.admit(now, s, "21", false), Admission::Check);
-        g.failed(now, s, "21", false);
+        assert_eq!(g.admit(now, s, "21", Bound::NOWHERE), Admission::Check);
+        g.failed(now, s, "21", Bound::NOWHERE);
         assert_eq!(
-            g.admit(now, s, "21", false),
+            g.admit(now, s, "21", Bound::NOWHERE),
             Admission::Wait { retry_after_s: 20 }
         );
         // An hour without failures: a fresh start.
         now += 3_600_000;
-        g.failed(now, s, "21", false);
-        assert_eq!(g.admit(now, s, "21", false), Admission::Check);
+        g.failed(now, s, "21", Bound::NOWHERE);
+        assert_eq!(g.admit(now, s, "21", Bound::NOWHERE), Admission::Check);
         g.expire(now + 3_600_000);
         assert_eq!(g.sizes(), (0, 0, 0));
     }
 
     #[test]
-    fn the_phone_of_an_extension_under_attack_is_never_locked_out() {
+    fn guesses_from_elsewhere_never_hold_off_the_owner() {
         let mut g = AuthGuard::new(rules());
         let phone = a("127.0.0.1:5060");
         let mut now = 1_000_000;
         g.succeeded(now, phone, "21");
-        // Attackers from many addresses, five failures each: 21 is slowed down...
+        // Attackers from many addresses, ten failures each (each is slowed)...
         for i in 0..40u8 {
             let s = SocketAddr::from(([10, 0, 0, i], 5060));
-            for _ in 0..5 {
-                if g.admit(now, s, "21", false) == Admission::Check {
-                    g.failed(now, s, "21", false);
+            for _ in 0..10 {
+                if g.admit(now, s, "21", Bound::NOWHERE) == Admission::Check {
+                    g.failed(now, s, "21", Bound::NOWHERE);
                 }
                 now += 10;
             }
+            assert!(matches!(
+                g.admit(now, s, "21", Bound::NOWHERE),
+                Admission::Wait { .. }
+            ));
         }
-        let fresh = a("10.9.9.9:5060");
-        assert!(matches!(
-            g.admit(now, fresh, "21", false),
-            Admission::Wait { .. }
-        ));
-        assert_eq!(g.admit(now, fresh, "22", false), Admission::Check);
-        // ...but not from where its phone registered or authenticated.
-        assert_eq!(g.admit(now, phone, "21", false), Admission::Check);
+        // ...but 21 is not locked out: its phone, the phone back on a new port,
+        // a second set at a new address all pass.
+        assert_eq!(g.admit(now, phone, "21", Bound::NOWHERE), Admission::Check);
+        let new_port = a("127.0.0.1:6000");
         assert_eq!(
-            g.admit(now, a("127.0.0.1:6000"), "21", true),
+            g.admit(now, new_port, "21", Bound::NOWHERE),
             Admission::Check
         );
-        // A stranger on the phone's address but another port is not the phone.
+        let second_set = a("10.9.9.9:5060");
+        assert_eq!(
+            g.admit(now, second_set, "21", Bound::NOWHERE),
+            Admission::Check
+        );
+    }
+
+    #[test]
+    fn one_device_behind_a_nat_does_not_stop_the_other_lines_there() {
+        let mut g = AuthGuard::new(rules());
+        let nat = |port: u16| SocketAddr::from(([192, 0, 2, 1], port));
+        let now = 1_000_000;
+        g.succeeded(now, nat(5060), "22");
+        g.succeeded(now, nat(5062), "21");
+        // A device behind the NAT fails for 40 until the address waits.
+        for _ in 0..5 {
+            g.failed(now, nat(7000), "40", Bound::NOWHERE);
+        }
         assert!(matches!(
-            g.admit(now, a("127.0.0.1:6001"), "21", false),
+            g.admit(now, nat(7000), "40", Bound::NOWHERE),
+            Admission::Wait { .. }
+        ));
+        // 22's phone, and 22's phone rebooted onto a new port, pass; so does 21
+        // from a port its binding names.
+        assert_eq!(
+            g.admit(now, nat(5060), "22", Bound::NOWHERE),
+            Admission::Check
+        );
+        assert_eq!(
+            g.admit(now, nat(9000), "22", Bound::NOWHERE),
+            Admission::Check
+        );
+        let bound_host = Bound {
+            exact: false,
+            host: true,
+        };
+        assert_eq!(g.admit(now, nat(9002), "21", bound_host), Admission::Check);
+        // A line never seen behind that address waits with it.
+        assert!(matches!(
+            g.admit(now, nat(9004), "23", Bound::NOWHERE),
+            Admission::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stranger_behind_the_phones_nat_cannot_burn_the_phone() {
+        let mut g = AuthGuard::new(rules());
+        let phone = a("192.0.2.1:5060");
+        let stranger = a("192.0.2.1:40000");
+        let mut now = 1_000_000;
+        g.succeeded(now, phone, "21");
+        // The host is known for 21, so the stranger gets as far as the pair's
+        // threshold (10), then waits for 21 at that host.
+        let mut checked = 0;
+        for _ in 0..30 {
+            if g.admit(now, stranger, "21", Bound::NOWHERE) == Admission::Check {
+                g.failed(now, stranger, "21", Bound::NOWHERE);
+                checked += 1;
+            }
+            now += 10;
+        }
+        assert_eq!(checked, 10);
+        // The phone at its own address:port is not held, its refreshes pass...
+        assert_eq!(g.admit(now, phone, "21", Bound::EXACT), Admission::Check);
+        g.succeeded(now, phone, "21");
+        // ...and its successes give the stranger no fresh guesses.
+        assert!(matches!(
+            g.admit(now, stranger, "21", Bound::NOWHERE),
             Admission::Wait { .. }
         ));
     }
@@ -473,17 +600,22 @@ mod tests {
         let mut g = AuthGuard::new(rules());
         let phone = a("127.0.0.1:5060");
         let now = 1_000_000;
-        for _ in 0..5 {
-            assert_eq!(g.admit(now, phone, "21", true), Admission::Check);
-            g.failed(now, phone, "21", true);
+        // A phone whose password changed: bound there, it is checked until the
+        // (source, user) pair reaches its threshold.
+        for _ in 0..10 {
+            assert_eq!(g.admit(now, phone, "21", Bound::EXACT), Admission::Check);
+            g.failed(now, phone, "21", Bound::EXACT);
         }
         assert!(matches!(
-            g.admit(now, phone, "21", true),
+            g.admit(now, phone, "21", Bound::EXACT),
             Admission::Wait { .. }
         ));
         // Once the wait is over and it gets it right, it is known again.
         g.succeeded(now + 10_000, phone, "21");
-        assert_eq!(g.admit(now + 10_000, phone, "21", true), Admission::Check);
+        assert_eq!(
+            g.admit(now + 10_000, phone, "21", Bound::EXACT),
+            Admission::Check
+        );
     }
 
     #[test]
@@ -492,12 +624,12 @@ mod tests {
         for i in 0..20_000u32 {
             let now = 1_000_000 + u64::from(i);
             let s = SocketAddr::from((i.to_be_bytes(), 5060));
-            g.failed(now, s, &format!("user{i}"), true);
+            g.failed(now, s, &format!("user{i}"), Bound::EXACT);
             g.succeeded(now, s, &format!("x{i}"));
         }
         let (s, u, k) = g.sizes();
         assert!(
-            s <= MAX_SOURCES && u <= MAX_USERS && k <= MAX_KNOWN,
+            s <= MAX_SOURCES && u <= MAX_HOST_PAIRS && k <= MAX_KNOWN,
             "{:?}",
             g.sizes()
         );

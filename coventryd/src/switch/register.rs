@@ -1,7 +1,7 @@
 //! REGISTER: digest authentication, then bindings (RFC 3261 §10.3).
 
-use super::auth_log;
-use super::guard::Admission;
+use super::auth_log::{self, Origin};
+use super::guard::{Admission, Bound, SourceKey};
 use super::reply::Replier;
 use super::Incoming;
 use super::{to_system_time, Switch};
@@ -143,17 +143,24 @@ impl Switch {
         }
     }
 
-    /// Whether extension `user` has a binding registered from exactly `src`.
-    fn is_bound(&self, user: &str, src: SocketAddr) -> bool {
+    /// Where extension `user` has a binding, seen from `src`: from exactly there,
+    /// or from its host.
+    fn is_bound(&self, user: &str, src: SocketAddr) -> Bound {
         let Ok(ext) = user.parse::<u16>() else {
-            return false;
+            return Bound::NOWHERE;
         };
-        let bindings = self.registrar.contacts(ext);
-        if bindings.is_empty() {
-            return false;
+        let host = SourceKey::of(src.ip());
+        let mut bound = Bound::NOWHERE;
+        for b in self.registrar.contacts(ext) {
+            let Ok(at) = b.source.parse::<SocketAddr>() else {
+                continue;
+            };
+            if at == src {
+                return Bound::EXACT;
+            }
+            bound.host |= SourceKey::of(at.ip()) == host;
         }
-        let src = src.to_string();
-        bindings.iter().any(|b| b.source == src)
+        bound
     }
 
     /// The credentials among `values` that the switch checks (those for its
@@ -251,16 +258,21 @@ impl Switch {
         let Incoming { now_ms, req, .. } = *inc;
         let src = inc.from.addr();
         self.counters.auth_failures += 1;
-        if !self.auth.auth_log.note(now_ms, src.ip()).write {
+        if !self.auth.auth_log.note(now_ms, Origin::of(inc.from)).write {
             return;
         }
-        log::warn!(
-            "auth failed: source={src} user={} method={} reason={} ua={}",
-            quoted(user),
-            quoted(&req.method.to_string()),
-            quoted(why),
-            quoted(user_agent(req)),
-        );
+        let method = req.method.to_string();
+        let (method, why, ua) = (quoted(&method), quoted(why), quoted(user_agent(req)));
+        match Origin::of(inc.from) {
+            Origin::Phone(_) => log::warn!(
+                "auth failed: source={src} user={} method={method} reason={why} ua={ua}",
+                quoted(user),
+            ),
+            Origin::Peer(_) => log::warn!(
+                "upstream peer auth failed: peer={src} user={} method={method} reason={why} ua={ua}",
+                quoted(user),
+            ),
+        }
         self.auth_failed_event(user, src);
     }
 
@@ -269,16 +281,27 @@ impl Switch {
         let Incoming { now_ms, req, .. } = *inc;
         let src = inc.from.addr();
         self.counters.auth_refused += 1;
-        if !self.auth.auth_log.note(now_ms, src.ip()).write {
+        if !self.auth.auth_log.note(now_ms, Origin::of(inc.from)).write {
             return;
         }
-        log::warn!(
-            "auth failed: source={src} user={} method={} reason={} retry_after={retry_after_s} ua={}",
-            quoted(user),
-            quoted(&req.method.to_string()),
+        let method = req.method.to_string();
+        let (method, why, ua) = (
+            quoted(&method),
             quoted("waiting after failed authentications"),
             quoted(user_agent(req)),
         );
+        match Origin::of(inc.from) {
+            Origin::Phone(_) => log::warn!(
+                "auth failed: source={src} user={} method={method} reason={why} \
+                 retry_after={retry_after_s} ua={ua}",
+                quoted(user),
+            ),
+            Origin::Peer(_) => log::warn!(
+                "upstream peer auth failed: peer={src} user={} method={method} reason={why} \
+                 retry_after={retry_after_s} ua={ua}",
+                quoted(user),
+            ),
+        }
         self.auth_failed_event(user, src);
     }
 
@@ -455,12 +478,18 @@ fn contact_asks(
 /// One line per address whose failure lines were left out, with their count.
 pub(super) fn log_summaries(summaries: &[auth_log::Summary]) {
     for s in summaries {
-        log::warn!(
-            "auth failed: source={} suppressed={} (more failed authentications from this \
-             address within a minute)",
-            s.source,
-            s.count
-        );
+        match s.source {
+            Origin::Phone(ip) => log::warn!(
+                "auth failed: source={ip} suppressed={} (more failed authentications from this \
+                 address within a minute)",
+                s.count
+            ),
+            Origin::Peer(ip) => log::warn!(
+                "upstream peer auth failed: peer={ip} suppressed={} (more failed \
+                 authentications of the upstream peer within a minute)",
+                s.count
+            ),
+        }
     }
 }
 

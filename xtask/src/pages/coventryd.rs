@@ -199,11 +199,22 @@ also puts an \fBAuthFailed\fR event in the event ring. The counters
 .RB ( "pbxctl status" )
 count them all.
 .PP
+The upstream peer's failures (its requests over TCP, with \fB[upstream] peer_user\fR
+and \fBpeer_secret\fR) are written apart, counted and limited the same way:
+.PP
+.EX
+[WARN ] upstream peer auth failed: peer=198.51.100.7:5060 user="provider" method="INVITE" reason="wrong response" ua=""
+.EE
+.PP
 For fail2ban, the repository ships a filter and a jail in \fIcontrib/fail2ban/\fR:
 copy \fIfilter.d/coventry.conf\fR to \fI/etc/fail2ban/filter.d/\fR and
 \fIjail.d/coventry.conf\fR to \fI/etc/fail2ban/jail.d/\fR. The filter matches
-the address after \fBsource=\fR at the start of these lines only, so text a caller
-puts in its request cannot make it ban another address. Check it against a log with
+the address after \fBsource=\fR at the start of \fBauth failed:\fR lines only, so
+text a caller puts in its request cannot make it ban another address, and the
+upstream peer's lines never ban the peer: a peer with a wrong secret is a
+configuration to fix, not an address to block. Answers spoofed from the peer's
+address cannot be pinned on it either: a nonce is good only from the address it
+was sent to. Check it against a log with
 \fBfail2ban\-regex /var/log/syslog /etc/fail2ban/filter.d/coventry.conf\fR.
 .SH FILES
 .TP
