@@ -107,8 +107,11 @@ pub struct CallsConfig {
 pub struct LineConfig {
     /// Extension number.
     pub number: u16,
-    /// Display name.
+    /// Display name (`display`; "Extension N" when not set).
     pub display: String,
+    /// Whether `display` was set: then the switch shows it to the phones its
+    /// calls reach, whatever the phone put in its From.
+    pub display_set: bool,
     /// Plain secret, if given.
     pub secret: Option<String>,
     /// HA1 = SHA-256(user:realm:secret) in hex, if given.
@@ -138,6 +141,7 @@ impl LineConfig {
         LineConfig {
             number,
             display: String::new(),
+            display_set: false,
             secret: None,
             sha256: None,
             md5: None,
@@ -1484,7 +1488,8 @@ fn line_key(l: &mut LineConfig, k: &str, v: &str) -> Result<(), String> {
             {
                 return Err("display must be at most 31 characters, without quotes".into());
             }
-            l.display = v.to_string()
+            l.display = v.to_string();
+            l.display_set = true;
         }
         "lines" => l.lines = num(v, 1, u32::from(MAX_LINES))? as u8,
         "coverage" => l.coverage = ext_list(v)?,

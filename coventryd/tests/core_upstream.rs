@@ -55,19 +55,9 @@ fn tcp_to(lab: &Lab, peer: u16) -> Vec<String> {
         .collect()
 }
 
-/// An INVITE as the upstream would send it over TCP, to `to`.
-fn inbound_invite(to: &str, call_id: &str, conn: u16) -> String {
-    format!(
-        "INVITE sip:{to}@{SWITCH};transport=tcp SIP/2.0\r\n\
-         Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKk{call_id}\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKo{call_id}\r\n\
-         Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>, <sip:127.0.0.1:5070;lr>\r\n\
-         Max-Forwards: 69\r\nFrom: <sip:+441234@provider>;tag=out\r\nTo: <sip:{to}@provider>\r\n\
-         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:+441234@127.0.0.1:7000>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
-    )
-    .replace("{conn}", &conn.to_string())
+/// An INVITE as the upstream would send it over TCP from +441234, to `to`.
+fn inbound_invite(to: &str, call_id: &str) -> String {
+    inbound_invite_from("+441234", to, call_id)
 }
 
 #[test]
@@ -271,7 +261,7 @@ fn calls_from_upstream_ring_local_phones_with_their_features() {
     // 35 is on DND and forwards on busy to 36.
     lab.command("dnd 35 on");
     lab.command("forward 35 36 busy");
-    let sent = lab.feed_tcp(kam(40002), &inbound_invite("35", "in1", 40002));
+    let sent = lab.feed_tcp(kam(40002), &inbound_invite("35", "in1"));
     assert!(
         sent.iter().all(|(_, m)| status(m) != 407),
         "the upstream peer is not challenged"
@@ -309,14 +299,14 @@ fn calls_from_upstream_ring_local_phones_with_their_features() {
 #[test]
 fn the_upstream_reaches_local_numbers_only() {
     let mut lab = connected("");
-    let sent = lab.feed_tcp(kam(40003), &inbound_invite("0044999", "transit", 40003));
+    let sent = lab.feed_tcp(kam(40003), &inbound_invite("0044999", "transit"));
     let codes: Vec<u16> = sent.iter().map(|(_, m)| status(m)).collect();
     assert!(
         codes.contains(&404),
         "no transit through the switch: {codes:?}"
     );
     assert!(lab.tcp.iter().all(|(_, m)| !m.starts_with("INVITE")));
-    let sent = lab.feed_tcp(kam(40003), &inbound_invite("*7836", "code", 40003));
+    let sent = lab.feed_tcp(kam(40003), &inbound_invite("*7836", "code"));
     assert!(
         sent.iter().all(|(_, m)| status(m) != 200),
         "no feature codes"
@@ -349,7 +339,7 @@ fn the_upstream_reaches_local_numbers_only() {
 #[test]
 fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
     let mut lab = connected("peer_secret = trunk-pw\n");
-    let first = lab.feed_tcp(kam(40004), &inbound_invite("35", "auth1", 40004));
+    let first = lab.feed_tcp(kam(40004), &inbound_invite("35", "auth1"));
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0].0, kam(40004));
     assert_eq!(status(&first[0].1), 407);
@@ -364,7 +354,7 @@ fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
             challenge, "INVITE", &uri, "upstream", password, "cafe", n,
         )
         .expect("answer");
-        inbound_invite("35", &format!("auth{}", n + 1), 40004).replacen(
+        inbound_invite("35", &format!("auth{}", n + 1)).replacen(
             "Content-Type:",
             &format!("Proxy-Authorization: {value}\r\nContent-Type:"),
             1,

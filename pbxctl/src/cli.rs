@@ -325,7 +325,7 @@ pub enum CliCommand {
 
     /// List the call records the daemon keeps in its state directory, oldest first:
     /// call number, start, caller, number dialled, who answered, outcome, SIP status,
-    /// ring and talk time, route (local, upstream, emergency, feature,
+    /// ring and talk time, route (local, inbound, upstream, emergency, feature,
     /// click-to-dial) and the forwards followed.
     ///
     /// Reads the records files (`records.jsonl` and its rotated copies) directly, so

@@ -50,6 +50,9 @@ pub fn parse_lines(text: &str) -> (Vec<CallRecord>, usize) {
 pub enum Route {
     /// To extensions of this switch.
     Local,
+    /// In from the upstream, to extensions of this switch (the caller is the
+    /// outside number, marked `outside-` when it reads like a local one).
+    Inbound,
     /// Out through the upstream's default route.
     Upstream,
     /// Out through the emergency route.

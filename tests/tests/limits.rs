@@ -148,3 +148,18 @@ fn forwards_never_reach_emergency_or_unallowed_outside_numbers() {
     }
     assert!(sw.pbxctl(&["forward", "21", "35"]).status.success());
 }
+
+#[test]
+fn a_callee_sees_the_display_name_the_operator_set() {
+    let sw = Switch::start(&Conf::new(&[35]).ext_line(21, "display = Reception").build());
+    let mut a = Ua::ext(sw.addr(), 21);
+    a.register(300);
+    let mut b = Ua::ext(sw.addr(), 35);
+    b.register(300);
+    let mut call = a.call_start("35", &sdp("21", 1, "sendrecv"));
+    let inv = b.expect_invite("21's call", T);
+    let from = inv.header("From").unwrap_or_default();
+    assert!(from.starts_with("\"Reception\" <sip:21@"), "{}", inv.dump());
+    b.respond(&inv, 486, None);
+    a.call_expect_final(&mut call, 486, T);
+}

@@ -737,3 +737,79 @@ fn a_peer_with_a_wrong_secret_is_logged_apart_and_never_banned() {
     let (hosts, report) = coventry_tests::fail2ban::fail2ban_hosts(&log);
     assert!(hosts.is_empty(), "{hosts:?}\n{report}");
 }
+
+/// `pbxctl records --json`: every record in the state directory.
+fn records_json(sw: &Switch) -> Vec<Value> {
+    let dir = sw.state_dir().to_str().unwrap().to_string();
+    let out = sw.pbxctl(&["records", "--state-dir", &dir, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_outside_caller_claiming_extension_21_is_marked_for_phones_and_records() {
+    let far = far_side();
+    let r = rig(&far, Conf::new(&[21, 35]));
+    let _real_21 = phone(&r.sw, 21);
+    let p35 = phone(&r.sw, 35);
+    let mark = r.sw.mark();
+    // Someone outside sends From: 21 through the provider.
+    let caller = outside_caller(&r.k, "21", "35");
+    let inv = p35.expect_invite("the call from outside", T);
+    let from = inv.header("From").unwrap_or_default().to_string();
+    assert!(
+        from.starts_with("\"21 (outside)\" <sip:outside-21@"),
+        "35 must not see it as extension 21: {}",
+        inv.dump()
+    );
+    answer_until_bye(&p35, &inv);
+    caller.wait().assert_success("the outside caller");
+    r.sw.expect_record(mark, "outside-21", "35", T);
+    let records = records_json(&r.sw);
+    let rec = records.last().expect("a record");
+    assert_eq!(rec["caller"], "outside-21", "{rec}");
+    assert_eq!(rec["route"], "inbound", "{rec}");
+}
+
+#[test]
+fn a_call_forwarded_out_tells_the_far_side_who_forwarded_it() {
+    let far = far_side();
+    let conf = Conf::new(&[21, 35]).section("upstream", "forward_prefixes = 0044");
+    let r = rig(&far, conf);
+    let mut a = phone(&r.sw, 21);
+    let _b = phone(&r.sw, 35);
+    let out = r.sw.pbxctl(&["forward", "35", "0044123"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uas = far_phone("upstream_uas_call.xml", far.uas, "0044123");
+    let mut call = a.call_start("35", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let mut d = call.dialog.clone().unwrap();
+    assert_eq!(a.bye(&mut d).status(), 200);
+    let run = uas.wait();
+    run.assert_success("the far side");
+    let inv = run.received("INVITE").remove(0);
+    let diversion = inv.header("Diversion").unwrap_or_default().to_string();
+    assert!(
+        diversion.starts_with("<sip:35@") && diversion.contains("reason=unconditional"),
+        "{}",
+        inv.dump()
+    );
+    assert!(
+        inv.header("P-Asserted-Identity")
+            .is_some_and(|p| p.contains("<sip:21@")),
+        "the caller stays 21: {}",
+        inv.dump()
+    );
+}

@@ -27,6 +27,8 @@ pub struct Rewrite<'a> {
     pub decrement_max_forwards: bool,
     /// Leave out headers with these names (any case).
     pub drop_named: &'a [&'a str],
+    /// Write this instead of the From header (the identity the switch presents).
+    pub replace_from: Option<&'a str>,
 }
 
 /// The bytes of the rewritten message.
@@ -53,6 +55,12 @@ pub fn rewrite(headers: &rsip::Headers, body: &[u8], rw: &Rewrite<'_>) -> Vec<u8
                 continue;
             }
             Header::ProxyAuthorization(_) if rw.drop_proxy_auth => continue,
+            Header::From(_) if rw.replace_from.is_some() => {
+                if let Some(from) = rw.replace_from {
+                    let _ = write!(out, "From: {from}\r\n");
+                }
+                continue;
+            }
             Header::ContentLength(_) => continue,
             Header::MaxForwards(v) if rw.decrement_max_forwards => {
                 let n = v.value().trim().parse::<u32>().unwrap_or(70);

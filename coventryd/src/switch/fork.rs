@@ -4,6 +4,7 @@
 //! cancelled, failures ACKed hop by hop and the best of them passed on.
 
 use super::call::{better_final, outcome_of, Branch, BranchState, Party, Retx};
+use super::identity;
 use super::indialog::tag_of;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::{ClientTag, Switch};
@@ -15,9 +16,20 @@ use crate::switch::transaction::T2_MS;
 use coventry_shared::event::CallPhase;
 use std::net::SocketAddr;
 
-/// A branch's response as relayed to the caller: our Via off, and identity
+/// Who a forked INVITE is from, as the switch shows it.
+pub(super) struct Shown<'a> {
+    /// The extension the caller authenticated as; none: the upstream peer's.
+    pub caller: Option<u16>,
+    /// The forwards the call followed, in order.
+    pub hops: &'a [coventry_shared::record::Hop],
+    /// The host that names the forwarding extensions in Diversion.
+    pub host: &'a str,
+}
+
+/// A branch's response as relayed to the caller: our Via off, the caller's own
+/// From back (`caller_from`: the callee was shown the switch's), and identity
 /// headers off unless it came from the upstream peer (a phone asserts none).
-fn relayed_response(resp: &rsip::Response, from: Dest) -> Vec<u8> {
+fn relayed_response(resp: &rsip::Response, from: Dest, caller_from: &str) -> Vec<u8> {
     rewrite(
         &resp.headers,
         &resp.body,
@@ -29,6 +41,7 @@ fn relayed_response(resp: &rsip::Response, from: Dest) -> Vec<u8> {
             } else {
                 UNTRUSTED_IDENTITY
             },
+            replace_from: Some(caller_from),
             ..Rewrite::default()
         },
     )
@@ -54,14 +67,15 @@ impl Switch {
                     .map(move |b| (*e, b.uri.clone(), b.dest()))
             })
             .collect();
-        let Some((from, caller)) = self
+        let Some((from, caller, hops)) = self
             .calls
             .calls
             .get(&no)
-            .map(|c| (c.invite.replier.dest, c.caller.ext))
+            .map(|c| (c.invite.replier.dest, c.caller.ext, c.hops.clone()))
         else {
             return;
         };
+        let realm = self.config.server.realm.clone();
         for (ext, uri, dest) in contacts {
             let Some(dest) = dest.map(Dest::Udp) else {
                 continue;
@@ -70,32 +84,49 @@ impl Switch {
             let via = self.via_to(dest, &id);
             let rr = self.record_route_between(from, dest);
             let prepend = [("Via", via.as_str()), ("Record-Route", rr.as_str())];
-            let bytes = self.forked_invite(&req, &uri, &prepend, caller.is_some());
+            let shown = Shown {
+                caller,
+                hops: &hops,
+                host: &realm,
+            };
+            let bytes = self.forked_invite(&req, &uri, &prepend, &shown);
             self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, Some(ext));
         }
     }
 
     /// The caller's INVITE as forked to `uri`: `prepend` (our Via and
-    /// Record-Route, the upstream's P-Asserted-Identity) on top, the Route entries
-    /// naming the switch off, the credentials meant for the switch off,
-    /// Max-Forwards one less, and identity headers off when a phone sent it.
+    /// Record-Route, the upstream's P-Asserted-Identity) on top, then a Diversion
+    /// per forward followed, the Route entries naming the switch off, the
+    /// credentials meant for the switch off, Max-Forwards one less, the caller
+    /// shown as the switch asserts it (see `identity.rs`), and identity headers
+    /// off when a phone sent them.
     pub(super) fn forked_invite(
         &self,
         req: &rsip::Request,
         uri: &str,
         prepend: &[(&str, &str)],
-        from_phone: bool,
+        shown: &Shown<'_>,
     ) -> Vec<u8> {
+        let fields = Fields::of(&req.headers);
+        let presented = self.presented(fields.from, shown.caller);
+        let diversions = identity::diversions(shown.hops, shown.host);
+        let mut top: Vec<(&str, &str)> = prepend.to_vec();
+        top.extend(diversions.iter().map(|d| ("Diversion", d.as_str())));
         rewrite(
             &req.headers,
             &req.body,
             &Rewrite {
                 start_line: format!("INVITE {uri} SIP/2.0"),
-                prepend,
-                drop_routes: self.our_routes(&Fields::of(&req.headers)),
+                prepend: &top,
+                drop_routes: self.our_routes(&fields),
                 drop_proxy_auth: true,
                 decrement_max_forwards: true,
-                drop_named: if from_phone { UNTRUSTED_IDENTITY } else { &[] },
+                drop_named: if presented.drop_identity {
+                    UNTRUSTED_IDENTITY
+                } else {
+                    &[]
+                },
+                replace_from: presented.from.as_deref(),
                 ..Rewrite::default()
             },
         )
@@ -145,7 +176,7 @@ impl Switch {
             return;
         };
         let bytes = match resp {
-            Some((resp, from)) => relayed_response(resp, from),
+            Some((resp, from)) => relayed_response(resp, from, &call.invite.from_hdr),
             None => call.invite.replier.build(code, None, &[], None),
         };
         self.answer_caller(now_ms, no, bytes, false);
@@ -296,7 +327,7 @@ impl Switch {
         if best != code {
             return self.fail_call(now_ms, no, best, None, outcome_of(best));
         }
-        let bytes = relayed_response(resp, branch_dest);
+        let bytes = relayed_response(resp, branch_dest, &call.invite.from_hdr);
         self.answer_caller(now_ms, no, bytes, true);
         self.end_call(now_ms, no, outcome_of(best), code);
     }

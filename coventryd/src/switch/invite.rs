@@ -194,6 +194,9 @@ impl Switch {
             (now_ms, deadline_ms),
         );
         call.slot = self.calls.slots.take(no);
+        if from.is_tcp() {
+            call.route = coventry_shared::record::Route::Inbound;
+        }
         self.calls.by_call_id.insert(call.call_id.clone(), no);
         call
     }

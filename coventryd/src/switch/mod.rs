@@ -16,6 +16,7 @@ mod dial_book;
 mod features;
 mod fork;
 pub mod guard;
+mod identity;
 mod indialog;
 mod invite;
 mod keypad;

@@ -6,6 +6,7 @@
 //! The connections themselves live in the I/O shell (`crate::shell::links`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
+use super::fork::Shown;
 use super::message::TextRef;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
@@ -235,13 +236,18 @@ impl Switch {
             .get(&ext)
             .map(|l| l.display.replace(['"', '\\'], ""))
             .unwrap_or_default();
-        let host = self
-            .config
+        let host = self.identity_host();
+        Some(format!("\"{display}\" <sip:{ext}@{host}>"))
+    }
+
+    /// The host of the identities the switch asserts upstream: `[upstream]
+    /// domain`, else the realm.
+    fn identity_host(&self) -> String {
+        self.config
             .upstream
             .domain
             .clone()
-            .unwrap_or_else(|| self.config.server.realm.clone());
-        Some(format!("\"{display}\" <sip:{ext}@{host}>"))
+            .unwrap_or_else(|| self.config.server.realm.clone())
     }
 
     /// Refuse a request because its route is down: 503 with Retry-After.
@@ -269,6 +275,7 @@ impl Switch {
         };
         let from = call.invite.replier.dest;
         let caller = call.caller.ext;
+        let hops = call.hops.clone();
         let dest = Dest::Tcp(peer);
         let id = self.branch('x');
         let via = self.via_to(dest, &id);
@@ -279,7 +286,13 @@ impl Switch {
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
         }
-        let bytes = self.forked_invite(&req, &uri, &prepend, caller.is_some());
+        let host = self.identity_host();
+        let shown = Shown {
+            caller,
+            hops: &hops,
+            host: &host,
+        };
+        let bytes = self.forked_invite(&req, &uri, &prepend, &shown);
         self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, None);
     }
 
@@ -401,14 +414,18 @@ impl Switch {
     }
 
     /// The caller as shown in the call table and records: the extension, or for a
-    /// call from upstream the user part of its From.
+    /// call from upstream the user part of its From (marked `outside-` when it
+    /// reads like a local number).
     pub(super) fn caller_label(&self, f: &Fields<'_>, caller: Option<u16>) -> String {
         if let Some(ext) = caller {
             return ext.to_string();
         }
         parse_name_addr(f.from)
             .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
-            .map(|u| u.chars().filter(|c| !c.is_control()).take(23).collect())
+            .map(|u| {
+                let number: String = u.chars().filter(|c| !c.is_control()).take(23).collect();
+                self.outside_label(&number)
+            })
             .unwrap_or_else(|| "upstream".to_string())
     }
 

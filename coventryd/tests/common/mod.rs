@@ -23,6 +23,8 @@ pub struct Lab {
     pub events: Vec<Event>,
     /// Everything sent over TCP (to upstream peers), in order.
     pub tcp: Vec<(SocketAddr, String)>,
+    /// Every call record written, in order.
+    pub call_records: Vec<coventry_shared::record::CallRecord>,
 }
 
 pub fn addr(port: u16) -> SocketAddr {
@@ -68,6 +70,22 @@ pub fn respond(req: &str, code: u16, to_tag: &str, contact_port: u16, body: &str
     out
 }
 
+/// An INVITE as the upstream (Kamailio on 127.0.0.1:5070) would send it over TCP
+/// from outside caller `from`, to `to`.
+pub fn inbound_invite_from(from: &str, to: &str, call_id: &str) -> String {
+    format!(
+        "INVITE sip:{to}@{SWITCH};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bKk{call_id}\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKo{call_id}\r\n\
+         Record-Route: <sip:127.0.0.1:5070;transport=tcp;lr>, <sip:127.0.0.1:5070;lr>\r\n\
+         Max-Forwards: 69\r\nFrom: <sip:{from}@provider>;tag=out\r\nTo: <sip:{to}@provider>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@127.0.0.1:7000>\r\n\
+         P-Asserted-Identity: <sip:{from}@provider>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
 impl Lab {
     pub fn new() -> Lab {
         Lab::with_config(CONF)
@@ -81,6 +99,7 @@ impl Lab {
             now: 1_000_000,
             events: Vec::new(),
             tcp: Vec::new(),
+            call_records: Vec::new(),
         }
     }
 
@@ -106,6 +125,7 @@ impl Lab {
     pub fn collect(&mut self) -> Vec<(SocketAddr, String)> {
         let out = self.sw.take_out();
         self.events.extend(out.events);
+        self.call_records.extend(out.records);
         let mut sent = Vec::new();
         for (dest, bytes) in out.sends {
             let text = String::from_utf8_lossy(&bytes).into_owned();

@@ -33,6 +33,17 @@ headers from phones (\fBP\-Asserted\-Identity\fR, \fBP\-Preferred\-Identity\fR,
 (\fBProxy\-Authorization\fR) never leave the switch. What is refused is counted
 (\fBrefused\fR in \fBpbxctl status\fR) and logged.
 .PP
+Identity is the switch's to assert. A phone a call reaches sees the caller's
+extension with the line's \fBdisplay\fR name when the operator set one, whatever
+the calling phone wrote (the caller's own From comes back to it unchanged). A
+caller from the upstream whose number reads like a local one (an extension, a
+group, \fBall\fR, \fBsystem\fR, anything of the plan's shape) is shown as
+\fB"21 (outside)" <sip:outside\-21@...>\fR, without the peer's identity headers,
+and recorded as caller \fBoutside\-21\fR with route \fBinbound\fR: no phone takes
+it for extension 21 and no call\-back from a phone's list rings 21. A call the
+switch forwards carries a \fBDiversion\fR (RFC 5806) per forward, naming the
+extension that forwarded and why, inside and towards the upstream.
+.PP
 No source address can size the switch's memory or take its time from others.
 A thread of its own drains the UDP socket as fast as datagrams arrive, so that
 reading never waits on handling. Before anything is parsed, each source address
