@@ -83,7 +83,7 @@ fn an_outside_caller_claiming_a_local_number_is_marked_and_recorded_as_inbound()
         "the peer's claim of 21 is not passed on: {inv}"
     );
     lab.feed(6035, &respond(&inv, 486, "callee", 6035, ""));
-    let rec = lab.call_records.last().expect("a record");
+    let (_, rec) = lab.call_records.last().expect("a record");
     assert_eq!(rec.caller, "outside-21");
     assert_eq!(rec.route, Route::Inbound);
     // A number that does not read like a local one passes as it came.

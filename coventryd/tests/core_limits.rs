@@ -171,3 +171,38 @@ fn calls_outside_are_bounded_in_all_but_emergency_calls_never() {
     assert!(to(&sent, 6021).iter().all(|m| status(m) != 503), "{sent:?}");
     assert!(lab.tcp.len() > before, "the emergency call went out");
 }
+
+#[test]
+fn junk_calls_cannot_rotate_the_call_history_away() {
+    use coventry_shared::record::Book;
+    let mut lab = Lab::new();
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    // A real call first: 35 rings and is busy.
+    let sent = lab.call_from("21", "35", "real");
+    let inv = to(&sent, 6035)[0].to_string();
+    lab.feed(6035, &respond(&inv, 486, "b", 6035, ""));
+    // Then a thousand calls to numbers that do not exist, in one minute.
+    for n in 0..1000 {
+        lab.call_from("21", "99", &format!("junk{n}"));
+    }
+    let books: Vec<Book> = lab.call_records.iter().map(|(b, _)| *b).collect();
+    assert_eq!(books.iter().filter(|b| **b == Book::Calls).count(), 1);
+    assert_eq!(
+        books.iter().filter(|b| **b == Book::Attempts).count(),
+        20,
+        "twenty attempts a minute per caller are written, apart"
+    );
+    // The next minute, twenty more.
+    lab.now += 60_000;
+    lab.advance(0);
+    for n in 0..100 {
+        lab.call_from("21", "99", &format!("later{n}"));
+    }
+    let attempts = lab
+        .call_records
+        .iter()
+        .filter(|(b, _)| *b == Book::Attempts)
+        .count();
+    assert_eq!(attempts, 40);
+}

@@ -330,8 +330,14 @@ pub enum CliCommand {
     ///
     /// Reads the records files (`records.jsonl` and its rotated copies) directly, so
     /// it works while the daemon is down; the daemon's group may read them. With
-    /// --json a JSON array of record objects, as they are stored.
+    /// --json a JSON array of record objects, as they are stored. Attempts that
+    /// reached no one (unknown numbers, busy or unregistered lines, limits) are
+    /// kept apart, so that they cannot rotate the calls away: --attempts lists
+    /// them.
     Records {
+        /// List the attempts that reached no one (`attempts.jsonl`) instead.
+        #[arg(long)]
+        attempts: bool,
         /// Only calls this extension or number made, was dialled on, answered or
         /// forwarded.
         #[arg(long, value_name = "EXT")]

@@ -23,6 +23,7 @@ pub mod wait;
 pub mod watch;
 
 use cli::{Cli, CliCommand};
+use coventry_shared::record::Book;
 use error::Error;
 use output::Out;
 
@@ -93,6 +94,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             runstate::run(&mut out, g.json, (&dir, &sdir), g.timeout, name)
         }
         CliCommand::Records {
+            attempts,
             ext,
             since,
             outcome,
@@ -114,7 +116,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 last,
             };
             let dir = coventry_shared::runtime::state_dir(state_dir.as_deref());
-            records::run(&mut out, g.json, &dir, &filter)
+            let book = if attempts {
+                Book::Attempts
+            } else {
+                Book::Calls
+            };
+            records::run(&mut out, g.json, (&dir, book), &filter)
         }
         CliCommand::Completions { shell } => {
             use clap::CommandFactory;

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::output::Out;
 use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
 use coventry_shared::event::CallOutcome;
-use coventry_shared::record::{files_oldest_first, parse_lines, CallRecord};
+use coventry_shared::record::{parse_lines, Book, CallRecord};
 use coventry_shared::runtime::{Kind, SafeDir, TrustError};
 use std::io::Read;
 use std::path::Path;
@@ -88,9 +88,9 @@ fn local_ms(t: NaiveDateTime) -> Result<u64, String> {
         .ok_or_else(|| format!("{t} does not exist in the local time zone"))
 }
 
-/// Every record in the state directory `dir`, oldest first, and how many lines
-/// could not be read.
-pub fn read_all(dir: &Path) -> Result<(Vec<CallRecord>, usize), Error> {
+/// Every record of `book` in the state directory `dir`, oldest first, and how
+/// many lines could not be read.
+pub fn read_all(dir: &Path, book: Book) -> Result<(Vec<CallRecord>, usize), Error> {
     let safe = SafeDir::trusted(dir).map_err(|e| match e {
         TrustError::Missing(_) => Error::failed(format!(
             "no state directory {} (see --state-dir)",
@@ -100,7 +100,7 @@ pub fn read_all(dir: &Path) -> Result<(Vec<CallRecord>, usize), Error> {
     })?;
     let mut all = Vec::new();
     let mut bad = 0;
-    for name in files_oldest_first() {
+    for name in book.files_oldest_first() {
         let mut file = match safe.open_checked(&name, Kind::Regular, false) {
             Ok(f) => f,
             Err(TrustError::Missing(_)) => continue,
@@ -128,10 +128,15 @@ fn secs(ms: u64) -> String {
     format!("{}s", ms.div_ceil(1000))
 }
 
-/// Print the records of state directory `dir` that `filter` keeps (a JSON array
-/// with `json`).
-pub fn run(out: &mut Out, json: bool, dir: &Path, filter: &Filter) -> Result<(), Error> {
-    let (all, bad) = read_all(dir)?;
+/// Print the records of `book` in state directory `dir` that `filter` keeps (a
+/// JSON array with `json`).
+pub fn run(
+    out: &mut Out,
+    json: bool,
+    (dir, book): (&Path, Book),
+    filter: &Filter,
+) -> Result<(), Error> {
+    let (all, bad) = read_all(dir, book)?;
     let mut kept: Vec<&CallRecord> = all.iter().filter(|r| filter.keeps(r)).collect();
     if let Some(n) = filter.last {
         kept = kept.split_off(kept.len().saturating_sub(n));

@@ -1,7 +1,8 @@
 //! Call records: what the switch writes down at the end of every call, whatever
 //! its outcome, one JSON object per line in the records file of its state
-//! directory (`records.jsonl`, rotated to `records.jsonl.1`...), which
-//! `pbxctl records` reads. Pure data and the file's names.
+//! directory (`records.jsonl`, rotated to `records.jsonl.1`...; attempts that
+//! reached no one in `attempts.jsonl`), which `pbxctl records` reads. Pure data
+//! and the files' names.
 
 use crate::event::{CallOutcome, Event};
 use serde::{Deserialize, Serialize};
@@ -9,21 +10,49 @@ use serde::{Deserialize, Serialize};
 /// The records file in the state directory.
 pub const RECORDS_FILE: &str = "records.jsonl";
 
-/// The `n`th rotated records file (1 is the newest).
-pub fn rotated_name(n: u32) -> String {
-    format!("{RECORDS_FILE}.{n}")
-}
+/// The attempts file in the state directory.
+pub const ATTEMPTS_FILE: &str = "attempts.jsonl";
 
 /// The file in the state directory that holds the first call number of the
 /// next start.
 pub const NEXT_CALL_FILE: &str = "next-call";
 
-/// Names of the records files, oldest first: the rotated ones (`.100` down to
-/// `.1`; those that do not exist are simply not there) and the current one.
-pub fn files_oldest_first() -> Vec<String> {
-    let mut v: Vec<String> = (1..=100).rev().map(rotated_name).collect();
-    v.push(RECORDS_FILE.to_string());
-    v
+/// Rotated attempts files kept (`attempts.jsonl.1`).
+pub const ATTEMPTS_KEPT: u32 = 1;
+
+/// The two books of records, kept in files apart so that one cannot rotate the
+/// other away: calls that reached someone (a phone rang, the upstream was
+/// tried, a feature code was served), and attempts that reached no one (an
+/// unknown or incomplete number, a busy or unregistered line, a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Book {
+    /// `records.jsonl`, rotated per `[records]`.
+    Calls,
+    /// `attempts.jsonl`, rotated at the same size, [`ATTEMPTS_KEPT`] kept.
+    Attempts,
+}
+
+impl Book {
+    /// The book's current file.
+    pub fn file(self) -> &'static str {
+        match self {
+            Book::Calls => RECORDS_FILE,
+            Book::Attempts => ATTEMPTS_FILE,
+        }
+    }
+
+    /// The `n`th rotated file of the book (1 is the newest).
+    pub fn rotated(self, n: u32) -> String {
+        format!("{}.{n}", self.file())
+    }
+
+    /// Names of the book's files, oldest first: the rotated ones (`.100` down to
+    /// `.1`; those that do not exist are simply not there) and the current one.
+    pub fn files_oldest_first(self) -> Vec<String> {
+        let mut v: Vec<String> = (1..=100).rev().map(|n| self.rotated(n)).collect();
+        v.push(self.file().to_string());
+        v
+    }
 }
 
 /// The records in a records file's text, and how many lines were unreadable (a

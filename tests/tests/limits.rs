@@ -163,3 +163,56 @@ fn a_callee_sees_the_display_name_the_operator_set() {
     b.respond(&inv, 486, None);
     a.call_expect_final(&mut call, 486, T);
 }
+
+/// `pbxctl records [--attempts] --json` in the switch's state directory.
+fn records_of(sw: &Switch, attempts: bool) -> Vec<serde_json::Value> {
+    let dir = sw.state_dir().to_str().unwrap().to_string();
+    let mut args = vec!["records", "--state-dir", &dir, "--json"];
+    if attempts {
+        args.push("--attempts");
+    }
+    let out = sw.pbxctl(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn junk_calls_from_a_phone_elsewhere_cannot_wipe_the_call_history() {
+    let mut sw = Switch::start(&Conf::new(&[21, 35]).build());
+    let mut b = Ua::ext(sw.addr(), 35);
+    b.register(300);
+    // 21's password is known on 127.0.0.2: a real call, then 200 junk calls.
+    let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut a = Ua::with_socket(sock, sw.addr(), "21", &coventry_tests::secret(21));
+    a.register(300);
+    let mut call = a.call_start("35", &sdp("21", 1, "sendrecv"));
+    let inv = b.expect_invite("the real call", T);
+    b.respond(&inv, 486, None);
+    a.call_expect_final(&mut call, 486, T);
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        let mut junk = a.call_start("99", &sdp("21", 1, "sendrecv"));
+        a.call_expect_final(&mut junk, 404, T);
+    }
+    // The budget is 20 a minute from the first: as many minutes as the run took.
+    let minutes = started.elapsed().as_secs() as usize / 60 + 1;
+    let calls = records_of(&sw, false);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["outcome"], "busy");
+    let attempts = records_of(&sw, true);
+    assert!(
+        (20..=20 * minutes).contains(&attempts.len()),
+        "20 a minute over {minutes} minute(s): {}",
+        attempts.len()
+    );
+    sw.stop();
+    assert!(
+        sw.log().contains("call records: caller=\"21\" left_out="),
+        "{}",
+        sw.log()
+    );
+}

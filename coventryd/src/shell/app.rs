@@ -18,6 +18,7 @@ use crate::switch::registrar::Registrar;
 use crate::switch::{Outbox, Switch};
 use coventry_shared::event::{Event, ResultCode};
 use coventry_shared::now_ms;
+use coventry_shared::record::Book;
 use coventry_shared::runtime::{control_path, state_path};
 use coventry_shared::stateblock::BlockInit;
 use std::collections::VecDeque;
@@ -568,7 +569,9 @@ fn deliver(o: &mut Outlets, sw: &mut Switch, mut out: Outbox) {
         o.publisher.event(now, e);
     }
     o.hooks.on_events(&out.events, now);
-    o.hooks.on_records(&out.records, now);
+    // The `call` hook runs for calls; attempts that reached no one are not its.
+    let calls = out.records.iter().filter(|(b, _)| *b == Book::Calls);
+    o.hooks.on_records(calls.map(|(_, r)| r), now);
     for c in out.chats.drain(..) {
         if let Some(text) = o.hooks.chat(&c.name, c.from, &c.text, now) {
             // Answered on the next turn of the loop.

@@ -1,16 +1,18 @@
-//! The call records file: every record the core hands over is appended, one JSON
-//! object per line, to `records.jsonl` in the state directory by a writer thread
-//! of its own, in batches, each batch flushed to the disk (`fdatasync`) before the
-//! next; past `[records] max_size` the file is rotated (`records.jsonl.1` is the
-//! newest of `[records] keep`). The same thread keeps the first call number of the
-//! next start on disk, so numbering survives restarts and `kill -9`.
+//! The call records files: every record the core hands over is appended, one
+//! JSON object per line, to its book's file in the state directory
+//! (`records.jsonl` for calls, `attempts.jsonl` for attempts that reached no
+//! one) by a writer thread of its own, in batches, each batch flushed to the disk
+//! (`fdatasync`) before the next; past `[records] max_size` a file is rotated
+//! (`records.jsonl.1` is the newest of `[records] keep`; one `attempts.jsonl.1`).
+//! The same thread keeps the first call number of the next start on disk, so
+//! numbering survives restarts and `kill -9`.
 //!
 //! The switch's loop never waits on the disk: it hands records over a bounded
 //! channel; if the disk stalls long enough for the channel to fill, records are
 //! dropped, counted and logged rather than let memory grow.
 
 use crate::config::RecordsConfig;
-use coventry_shared::record::{rotated_name, CallRecord, NEXT_CALL_FILE, RECORDS_FILE};
+use coventry_shared::record::{Book, CallRecord, ATTEMPTS_KEPT, NEXT_CALL_FILE};
 use coventry_shared::runtime::SafeDir;
 use std::fs::File;
 use std::io::{self, Write};
@@ -24,7 +26,7 @@ const CHANNEL: usize = 65_536;
 const RECORDS_MODE: u32 = 0o640;
 
 enum Work {
-    Record(String),
+    Record(Book, String),
     Reserve(u32),
     Configure(RecordsConfig),
 }
@@ -80,11 +82,11 @@ impl Records {
         }
     }
 
-    /// Append these records.
-    pub fn append(&mut self, records: &[CallRecord]) {
-        for r in records {
+    /// Append these records, each to its book.
+    pub fn append(&mut self, records: &[(Book, CallRecord)]) {
+        for (book, r) in records {
             match serde_json::to_string(r) {
-                Ok(line) => self.hand_over(Work::Record(line)),
+                Ok(line) => self.hand_over(Work::Record(*book, line)),
                 Err(e) => log::error!("call record {}: {e}", r.call),
             }
         }
@@ -119,7 +121,16 @@ impl Drop for Records {
 struct Writer {
     dir: PathBuf,
     cfg: RecordsConfig,
-    file: Option<(File, u64)>,
+    /// The open file of each book (calls, attempts) and its length.
+    files: [Option<(File, u64)>; 2],
+}
+
+/// A book's slot in [`Writer::files`].
+fn slot(book: Book) -> usize {
+    match book {
+        Book::Calls => 0,
+        Book::Attempts => 1,
+    }
 }
 
 impl Writer {
@@ -127,26 +138,27 @@ impl Writer {
         Writer {
             dir,
             cfg,
-            file: None,
+            files: [None, None],
         }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Work>) {
         while let Ok(first) = rx.recv() {
-            let mut batch = String::new();
+            let mut batches = [String::new(), String::new()];
             let mut reserve = None;
             let mut next = Some(first);
-            // Everything queued now goes in one write and one flush.
+            // Everything queued now goes in one write and one flush per book.
             while let Some(w) = next.take().or_else(|| rx.try_recv().ok()) {
                 match w {
-                    Work::Record(line) => {
+                    Work::Record(book, line) => {
+                        let batch = &mut batches[slot(book)];
                         batch.push_str(&line);
                         batch.push('\n');
                     }
                     Work::Reserve(n) => reserve = Some(n),
                     Work::Configure(c) => self.cfg = c,
                 }
-                if batch.len() > 1 << 20 {
+                if batches.iter().map(String::len).sum::<usize>() > 1 << 20 {
                     break;
                 }
             }
@@ -155,10 +167,14 @@ impl Writer {
                     log::error!("cannot keep the next call number: {e}");
                 }
             }
-            if !batch.is_empty() {
-                if let Err(e) = self.write(batch.as_bytes()) {
-                    log::error!("cannot append call records: {e}");
-                    self.file = None;
+            for book in [Book::Calls, Book::Attempts] {
+                let batch = &batches[slot(book)];
+                if batch.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.write(book, batch.as_bytes()) {
+                    log::error!("cannot append to {}: {e}", book.file());
+                    self.files[slot(book)] = None;
                 }
             }
         }
@@ -172,38 +188,43 @@ impl Writer {
         )
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write(&mut self, book: Book, bytes: &[u8]) -> io::Result<()> {
         let dir = SafeDir::open_own(&self.dir)?;
-        if self.file.is_none() {
-            let f = dir.open_append(RECORDS_FILE, RECORDS_MODE)?;
+        let file = &mut self.files[slot(book)];
+        if file.is_none() {
+            let f = dir.open_append(book.file(), RECORDS_MODE)?;
             let len = f.metadata()?.len();
-            self.file = Some((f, len));
+            *file = Some((f, len));
         }
-        if let Some((f, len)) = self.file.as_mut() {
+        if let Some((f, len)) = file.as_mut() {
             f.write_all(bytes)?;
             f.sync_data()?;
             *len += bytes.len() as u64;
             if *len >= self.cfg.max_size {
-                self.file = None;
-                rotate(&dir, self.cfg.keep)?;
+                *file = None;
+                let keep = match book {
+                    Book::Calls => self.cfg.keep,
+                    Book::Attempts => ATTEMPTS_KEPT,
+                };
+                rotate(&dir, book, keep)?;
             }
         }
         Ok(())
     }
 }
 
-/// `records.jsonl` becomes `.1`, `.1` becomes `.2`... up to `keep`; the oldest
+/// `book`'s file becomes `.1`, `.1` becomes `.2`... up to `keep`; the oldest
 /// goes.
-fn rotate(dir: &SafeDir, keep: u32) -> io::Result<()> {
+fn rotate(dir: &SafeDir, book: Book, keep: u32) -> io::Result<()> {
     if keep == 0 {
-        dir.remove(RECORDS_FILE)?;
+        dir.remove(book.file())?;
         return dir.sync();
     }
-    let _ = dir.remove(&rotated_name(keep));
+    let _ = dir.remove(&book.rotated(keep));
     for n in (1..keep).rev() {
-        let _ = dir.rename(&rotated_name(n), &rotated_name(n + 1));
+        let _ = dir.rename(&book.rotated(n), &book.rotated(n + 1));
     }
-    dir.rename(RECORDS_FILE, &rotated_name(1))?;
+    dir.rename(book.file(), &book.rotated(1))?;
     dir.sync()
 }
 
@@ -251,16 +272,20 @@ mod tests {
         };
         assert_eq!(first_call_number(tmp.path()), 0);
         let mut r = Records::start(tmp.path(), &cfg);
-        r.append(&(1000..1004).map(record).collect::<Vec<_>>());
+        r.append(
+            &(1000..1004)
+                .map(|n| (Book::Calls, record(n)))
+                .collect::<Vec<_>>(),
+        );
         r.reserve_call_numbers(2000);
         r.stop();
-        let got = lines(&tmp.path().join(RECORDS_FILE));
+        let got = lines(&tmp.path().join(Book::Calls.file()));
         assert_eq!(
             got.iter().map(|r| r.call).collect::<Vec<_>>(),
             [1000, 1001, 1002, 1003]
         );
         assert_eq!(first_call_number(tmp.path()), 2000);
-        let mode = std::fs::metadata(tmp.path().join(RECORDS_FILE))
+        let mode = std::fs::metadata(tmp.path().join(Book::Calls.file()))
             .expect("meta")
             .permissions()
             .mode();
@@ -270,16 +295,19 @@ mod tests {
             let mut r = Records::start(tmp.path(), &cfg);
             r.append(
                 &(0..5)
-                    .map(|n| record(3000 + session * 10 + n))
+                    .map(|n| (Book::Calls, record(3000 + session * 10 + n)))
                     .collect::<Vec<_>>(),
             );
             r.stop();
         }
-        let current = lines(&tmp.path().join(RECORDS_FILE));
-        let one = lines(&tmp.path().join(rotated_name(1)));
-        let two = lines(&tmp.path().join(rotated_name(2)));
+        let current = lines(&tmp.path().join(Book::Calls.file()));
+        let one = lines(&tmp.path().join(Book::Calls.rotated(1)));
+        let two = lines(&tmp.path().join(Book::Calls.rotated(2)));
         assert!(!one.is_empty() && !two.is_empty());
-        assert!(!tmp.path().join(rotated_name(3)).exists(), "two kept");
+        assert!(
+            !tmp.path().join(Book::Calls.rotated(3)).exists(),
+            "two kept"
+        );
         let calls = |v: &[CallRecord]| v.iter().map(|r| r.call).collect::<Vec<_>>();
         assert!(
             calls(&two).iter().max() < calls(&one).iter().min(),
@@ -290,5 +318,31 @@ mod tests {
         for f in [&current, &one, &two] {
             assert!(f.iter().map(|r| r.call).is_sorted(), "in order");
         }
+    }
+
+    #[test]
+    fn attempts_rotate_apart_and_never_push_calls_out() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let cfg = RecordsConfig {
+            max_size: 1000,
+            keep: 2,
+        };
+        let mut r = Records::start(tmp.path(), &cfg);
+        r.append(&[(Book::Calls, record(1))]);
+        for n in 0..200 {
+            r.append(&[(Book::Attempts, record(100 + n))]);
+        }
+        r.stop();
+        let calls = lines(&tmp.path().join(Book::Calls.file()));
+        assert_eq!(calls.iter().map(|r| r.call).collect::<Vec<_>>(), [1]);
+        assert!(!tmp.path().join(Book::Calls.rotated(1)).exists());
+        let one = lines(&tmp.path().join(Book::Attempts.rotated(1)));
+        assert!(!one.is_empty());
+        assert!(
+            !tmp.path().join(Book::Attempts.rotated(2)).exists(),
+            "one rotated attempts file kept"
+        );
     }
 }

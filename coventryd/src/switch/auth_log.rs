@@ -1,8 +1,9 @@
-//! Rate limit for failed-authentication log lines (pure state; time passed in):
-//! at most `[security] log_failures` lines per source address per minute; the
-//! rest are counted and reported in one summary line per address and minute, so a
-//! guessing flood cannot fill the disk or the event ring, and the log still says
-//! how much happened and from where.
+//! Rate limit for log lines and records written on behalf of someone (pure
+//! state; time passed in): at most so many per key (a source address for
+//! failed-authentication lines, `[security] log_failures`; a caller for the
+//! records of call attempts) per minute; the rest are counted and reported in one
+//! summary per key and minute, so a flood cannot fill the disk or the event ring,
+//! and the log still says how much happened and from where.
 
 use super::bounded::{BoundedMap, Worth};
 use crate::sip::dest::Dest;
@@ -64,28 +65,31 @@ pub struct Decision {
 
 /// A summary to write: `count` lines from `source` were left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    /// The address.
-    pub source: Origin,
+pub struct Summary<K = Origin> {
+    /// Whose lines.
+    pub source: K,
     /// Lines left out.
     pub count: u64,
 }
 
-/// The limiter's state.
+/// The limiter's state, per key `K`.
 #[derive(Debug)]
-pub struct AuthLog {
+pub struct WindowLog<K> {
     per_window: u32,
-    windows: BoundedMap<Origin, Window>,
+    windows: BoundedMap<K, Window>,
     /// Summaries not yet written (from windows that closed or were evicted).
-    ready: Vec<Summary>,
+    ready: Vec<Summary<K>>,
     /// The earliest end of a window holding suppressed lines.
     next_due_ms: Option<u64>,
 }
 
-impl AuthLog {
-    /// A limiter writing at most `per_window` lines per address per window.
-    pub fn new(per_window: u32) -> AuthLog {
-        AuthLog {
+/// The failed-authentication lines' limiter: per source address.
+pub type AuthLog = WindowLog<Origin>;
+
+impl<K: std::hash::Hash + Eq + Clone> WindowLog<K> {
+    /// A limiter writing at most `per_window` lines per key per window.
+    pub fn new(per_window: u32) -> WindowLog<K> {
+        WindowLog {
             per_window: per_window.max(1),
             windows: BoundedMap::new(MAX_WINDOWS),
             ready: Vec::new(),
@@ -98,14 +102,14 @@ impl AuthLog {
         self.per_window = per_window.max(1);
     }
 
-    /// One failure from `source`: write its line or count it.
-    pub fn note(&mut self, now_ms: u64, source: Origin) -> Decision {
+    /// One line for `source`: write it or count it.
+    pub fn note(&mut self, now_ms: u64, source: K) -> Decision {
         let fresh = Window {
             start_ms: now_ms,
             lines: 0,
             suppressed: 0,
         };
-        let (w, evicted) = self.windows.entry(now_ms, source, || fresh);
+        let (w, evicted) = self.windows.entry(now_ms, source.clone(), || fresh);
         if now_ms.saturating_sub(w.start_ms) >= WINDOW_MS {
             if w.suppressed > 0 {
                 self.ready.push(Summary {
@@ -136,7 +140,7 @@ impl AuthLog {
 
     /// The summaries due at `now_ms`: of windows that have ended with lines left
     /// out (each reported once), and of any that had to make room.
-    pub fn take_summaries(&mut self, now_ms: u64) -> Vec<Summary> {
+    pub fn take_summaries(&mut self, now_ms: u64) -> Vec<Summary<K>> {
         if self.next_due_ms.is_some_and(|d| d <= now_ms) {
             let mut next = None::<u64>;
             let mut ready = Vec::new();
@@ -144,7 +148,7 @@ impl AuthLog {
                 let ended = now_ms.saturating_sub(w.start_ms) >= WINDOW_MS;
                 if ended && w.suppressed > 0 {
                     ready.push(Summary {
-                        source: *source,
+                        source: source.clone(),
                         count: w.suppressed,
                     });
                     w.suppressed = 0;
@@ -161,15 +165,15 @@ impl AuthLog {
     }
 }
 
-impl AuthLog {
+impl<K: std::hash::Hash + Eq + Clone> WindowLog<K> {
     /// Every summary still open, whether its window has ended or not (at stop, so
     /// no count is lost).
-    pub fn take_all(&mut self) -> Vec<Summary> {
+    pub fn take_all(&mut self) -> Vec<Summary<K>> {
         let mut out = std::mem::take(&mut self.ready);
         self.windows.retain(|source, w| {
             if w.suppressed > 0 {
                 out.push(Summary {
-                    source: *source,
+                    source: source.clone(),
                     count: w.suppressed,
                 });
             }

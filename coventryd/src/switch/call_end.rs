@@ -2,6 +2,7 @@
 //! record of every call at its end, and the operator's hang-up (BYE to both
 //! sides of an answered call, 487 to a ringing one).
 
+use super::record_books::Filing;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::request::Own;
@@ -62,15 +63,21 @@ impl Switch {
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
         }
+        let reached = !call.branches.is_empty();
         let record = call.record(now_ms, outcome, status);
         self.call_event(no);
-        self.record_call(record);
+        self.record_call(now_ms, record, reached);
         self.publish_call(no);
     }
 
-    /// File a call's record: for the records file and, as an event, for
-    /// whoever watches (and the log).
-    pub(super) fn record_call(&mut self, record: CallRecord) {
+    /// File a call's record: for its book's file and, as an event, for whoever
+    /// watches (and the log). `reached`: a phone rang, the upstream was tried or
+    /// the switch served the call; a call that reached no one is held to its
+    /// caller's budget (`record_books.rs`).
+    pub(super) fn record_call(&mut self, now_ms: u64, record: CallRecord, reached: bool) {
+        let Filing::Book(book) = self.books.file(now_ms, &record, reached) else {
+            return;
+        };
         let event = record.event();
         // Caller and dialled number came from the network: quoted (logfmt).
         log::info!(
@@ -84,7 +91,7 @@ impl Switch {
             record.talk_ms / 1000
         );
         self.out.events.push(event);
-        self.out.records.push(record);
+        self.out.records.push((book, record));
     }
 
     /// `hangup CALL|EXT`: BYE both sides of answered calls, CANCEL ringing ones.

@@ -211,7 +211,7 @@ impl Switch {
                 e.end_ms = now_ms;
             }
         }
-        self.record_call(record);
+        self.record_call(now_ms, record, true);
         if !reported {
             let code = if outcome == CallOutcome::Completed {
                 ResultCode::Ok

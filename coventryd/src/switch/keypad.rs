@@ -75,7 +75,8 @@ impl Switch {
             Err(_) => (CallOutcome::Failed, 403, None),
         };
         let call = self.call_number();
-        self.out.records.push(CallRecord {
+        let served = outcome.is_ok();
+        let record = CallRecord {
             call,
             outcome: call_outcome,
             status,
@@ -89,7 +90,8 @@ impl Switch {
             talk_ms: 0,
             route: Route::Feature,
             forwards: Vec::new(),
-        });
+        };
+        self.record_call(now_ms, record, served);
         match outcome {
             Ok(_) => {
                 let host = self.via_host(r.dest.ip());

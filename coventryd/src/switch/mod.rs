@@ -23,6 +23,7 @@ mod keypad;
 mod limits;
 mod message;
 mod passthrough;
+mod record_books;
 mod register;
 pub mod registrar;
 pub mod reply;
@@ -82,8 +83,11 @@ pub struct Outbox {
     pub settings_changed: bool,
     /// `/msg NAME TEXT` for chat services (hooks).
     pub chats: Vec<system::Chat>,
-    /// Records of calls that ended, to append to the records file.
-    pub records: Vec<coventry_shared::record::CallRecord>,
+    /// Records of calls that ended, to append to their book's file.
+    pub records: Vec<(
+        coventry_shared::record::Book,
+        coventry_shared::record::CallRecord,
+    )>,
     /// Call numbers are used up to here: keep a higher first number for the
     /// next start (see [`Switch::resume_call_numbers`]).
     pub call_numbers_reserved: Option<u32>,
@@ -198,6 +202,9 @@ pub struct Switch {
     routes: std::cell::RefCell<routes::RouteCache>,
     /// Rate limit of the log lines about parties over their limits.
     limit_log: limits::LimitLog,
+    /// Which book each call record goes to, and callers' budgets of records of
+    /// calls that reached no one.
+    books: record_books::RecordBooks,
     /// Token marking this instance's Record-Route and branches.
     instance: String,
     /// Secret behind the branches of requests relayed statelessly.
@@ -318,6 +325,7 @@ impl Switch {
             last_now: 0,
             routes: Default::default(),
             limit_log: Default::default(),
+            books: Default::default(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
             call_numbers_until: 0,
@@ -730,6 +738,7 @@ impl Switch {
     pub fn on_stop(&mut self) {
         let summaries = self.auth.auth_log.take_all();
         register::log_summaries(&summaries);
+        record_books::log_left_out(&self.books.take_all());
     }
 
     /// Handle a control line.
@@ -760,6 +769,7 @@ impl Switch {
             }
         }
         self.auth_tick(now_ms);
+        record_books::log_left_out(&self.books.take_summaries(now_ms));
         self.calls_tick(now_ms);
         self.dials_tick(now_ms);
         self.forget_subscriptions(now_ms);

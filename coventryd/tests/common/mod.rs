@@ -23,8 +23,11 @@ pub struct Lab {
     pub events: Vec<Event>,
     /// Everything sent over TCP (to upstream peers), in order.
     pub tcp: Vec<(SocketAddr, String)>,
-    /// Every call record written, in order.
-    pub call_records: Vec<coventry_shared::record::CallRecord>,
+    /// Every call record written, with its book, in order.
+    pub call_records: Vec<(
+        coventry_shared::record::Book,
+        coventry_shared::record::CallRecord,
+    )>,
 }
 
 pub fn addr(port: u16) -> SocketAddr {

@@ -196,7 +196,7 @@ impl Hooks {
     }
 
     /// Run the `call` hook for each of `records`.
-    pub fn on_records(&mut self, records: &[CallRecord], time_ms: u64) {
+    pub fn on_records<'r>(&mut self, records: impl Iterator<Item = &'r CallRecord>, time_ms: u64) {
         for r in records {
             let mut input = serde_json::to_value(r).unwrap_or(Value::Null);
             if let Some(obj) = input.as_object_mut() {
