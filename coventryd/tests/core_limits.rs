@@ -72,6 +72,31 @@ fn a_sender_has_at_most_16_texts_in_flight() {
     assert_eq!(texts(&sent, 6035).len(), 1, "{sent:?}");
 }
 
+#[test]
+fn texts_to_the_sms_route_count_in_the_same_bound() {
+    let mut lab = Lab::with_config(&format!(
+        "{CONF}[upstream]\nroute = 127.0.0.1:5070\nsms_route = 127.0.0.1:5072\n"
+    ));
+    lab.register("21", 6021);
+    lab.register("35", 6035);
+    lab.sw.on_link(0, Some(addr(5070)));
+    lab.sw.on_link(1, Some(addr(5072)));
+    // Eight to a phone that never answers, eight to the SMS route that does not.
+    for n in 0..8 {
+        lab.text("21", "35", "hello", &format!("p{n}"));
+        lab.text("21", "0044123", "hello", &format!("s{n}"));
+    }
+    let before = lab.tcp.len();
+    let sent = lab.text("21", "0044123", "one too many", "s8");
+    assert_eq!(lab.tcp.len(), before, "the seventeenth does not go out");
+    assert!(to(&sent, 6021).iter().any(|m| status(m) == 503), "{sent:?}");
+    // When the SMS route answers one, there is room for one more.
+    let first = lab.tcp[lab.tcp.len() - 8].1.clone();
+    lab.feed_tcp(addr(5072), &respond(&first, 202, "", 5072, ""));
+    lab.text("21", "0044123", "now", "s9");
+    assert_eq!(lab.tcp.len(), before + 1);
+}
+
 /// 21 registers `contact` from port 6021; the final status.
 fn register_contact(lab: &mut Lab, contact: &str, n: u32) -> u16 {
     let sent = lab.authed(6021, "21", "REGISTER", |auth, cseq| {

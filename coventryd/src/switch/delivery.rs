@@ -2,6 +2,7 @@
 //! registered contacts, as MESSAGE client transactions; the job reports back to
 //! whoever asked (a phone's MESSAGE transaction or a control command).
 
+use super::limits::InFlight;
 use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::Switch;
@@ -77,33 +78,18 @@ pub(super) struct Relayed {
 pub struct Jobs {
     map: HashMap<u64, Job>,
     next: u64,
-    /// Texts and their bytes being delivered, by sender.
-    pending: HashMap<String, (usize, usize)>,
 }
 
 impl Jobs {
-    fn insert(&mut self, id: u64, job: Job) {
-        let p = self.pending.entry(job.from.clone()).or_default();
-        p.0 += 1;
-        p.1 += job.text.len();
+    fn insert(&mut self, id: u64, job: Job, in_flight: &mut InFlight) {
+        in_flight.add(&job.from, job.text.len());
         self.map.insert(id, job);
     }
 
-    fn remove(&mut self, id: u64) -> Option<Job> {
+    fn remove(&mut self, id: u64, in_flight: &mut InFlight) -> Option<Job> {
         let job = self.map.remove(&id)?;
-        if let Some(p) = self.pending.get_mut(&job.from) {
-            p.0 = p.0.saturating_sub(1);
-            p.1 = p.1.saturating_sub(job.text.len());
-            if p.0 == 0 {
-                self.pending.remove(&job.from);
-            }
-        }
+        in_flight.remove(&job.from, job.text.len());
         Some(job)
-    }
-
-    /// Texts (and their bytes) `sender` has being delivered.
-    pub fn pending_of(&self, sender: &str) -> (usize, usize) {
-        self.pending.get(sender).copied().unwrap_or_default()
     }
 }
 
@@ -192,7 +178,7 @@ impl Switch {
             }
             job.targets.push(target);
         }
-        self.jobs.insert(id, job);
+        self.jobs.insert(id, job, &mut self.texts_in_flight);
         // Targets that could not be tried are finished now.
         for ti in 0..req.targets.len() {
             let finished = self
@@ -329,7 +315,7 @@ impl Switch {
         if !done {
             return;
         }
-        let Some(job) = self.jobs.remove(job_id) else {
+        let Some(job) = self.jobs.remove(job_id, &mut self.texts_in_flight) else {
             return;
         };
         let ok: Vec<u16> = job

@@ -15,6 +15,36 @@ const LOG_EVERY_MS: u64 = 60_000;
 /// Parties remembered for the log's rate limit.
 const LOG_KEYS: usize = 1024;
 
+/// Texts, and their bytes, one sender has in flight (to phones or to the SMS
+/// route): counted as they start and end.
+#[derive(Debug, Default)]
+pub struct InFlight(HashMap<String, (usize, usize)>);
+
+impl InFlight {
+    /// A text of `bytes` from `sender` starts.
+    pub fn add(&mut self, sender: &str, bytes: usize) {
+        let p = self.0.entry(sender.to_string()).or_default();
+        p.0 += 1;
+        p.1 += bytes;
+    }
+
+    /// A text of `bytes` from `sender` is done.
+    pub fn remove(&mut self, sender: &str, bytes: usize) {
+        if let Some(p) = self.0.get_mut(sender) {
+            p.0 = p.0.saturating_sub(1);
+            p.1 = p.1.saturating_sub(bytes);
+            if p.0 == 0 {
+                self.0.remove(sender);
+            }
+        }
+    }
+
+    /// Texts (and their bytes) `sender` has in flight.
+    pub fn of(&self, sender: &str) -> (usize, usize) {
+        self.0.get(sender).copied().unwrap_or_default()
+    }
+}
+
 /// When each (kind, party) was last logged.
 #[derive(Debug, Default)]
 pub struct LimitLog {
@@ -67,10 +97,10 @@ impl Switch {
         true
     }
 
-    /// Whether `sender` has as many texts (or bytes) being delivered as it may,
-    /// with `text` more.
+    /// Whether `sender` has as many texts (or bytes) in flight as it may, to
+    /// phones and to the SMS route together, with `text` more.
     pub(super) fn over_text_limit(&mut self, now_ms: u64, sender: &str, text: &str) -> bool {
-        let (n, bytes) = self.jobs.pending_of(sender);
+        let (n, bytes) = self.texts_in_flight.of(sender);
         if n < MAX_PENDING_TEXTS && bytes + text.len() <= MAX_PENDING_TEXT_BYTES {
             return false;
         }

@@ -214,6 +214,8 @@ pub struct Switch {
     /// The run state in force.
     runstate: String,
     jobs: Jobs,
+    /// Texts each sender has in flight, to phones and to the SMS route.
+    texts_in_flight: limits::InFlight,
     counters: Counters,
     /// Address written into Via and our URIs.
     local: SocketAddr,
@@ -331,6 +333,7 @@ impl Switch {
             call_numbers_until: 0,
             runstate: coventry_shared::runstate::DEFAULT_RUNSTATE.to_string(),
             jobs: Jobs::default(),
+            texts_in_flight: Default::default(),
             counters: Counters::default(),
             local,
             ids: IdSource::new(),

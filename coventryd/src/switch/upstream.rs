@@ -365,6 +365,7 @@ impl Switch {
         );
         self.server_tx.pending(r.key.clone(), now_ms);
         let id = self.ids.number();
+        self.texts_in_flight.add(sender, text.len());
         self.upstream.messages.insert(
             id,
             UpstreamMessage {
@@ -391,6 +392,7 @@ impl Switch {
         let Some(m) = self.upstream.messages.remove(&id) else {
             return;
         };
+        self.texts_in_flight.remove(&m.from, m.text.len());
         if (200..300).contains(&status) {
             self.counters.messages_delivered += 1;
         } else {

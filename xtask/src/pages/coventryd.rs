@@ -64,7 +64,7 @@ serves itself (busy lamps, the \fBsystem\fR state package) are bounded too: 200 
 extension, 10,000 in all (beyond them a SUBSCRIBE gets 503 with Retry\-After), and
 only the extension that made one may refresh or end it. An authenticated phone's
 own work in flight is bounded too: calls at once (\fB[calls] max_per_line\fR,
-default 8) and texts being delivered (16 texts or 16 KiB per sender); beyond,
+default 8) and texts in flight (16 texts or 16 KiB per sender, to phones and the SMS route together); beyond,
 its request gets 503 with Retry\-After, \fBlimited\fR in \fBpbxctl status\fR
 counts it, and one log line a minute per sender says so. A REGISTER whose contact
 no phone can have \(em a multicast, broadcast or unspecified address, or the
