@@ -156,6 +156,22 @@ fn records_survive_kill_9_and_numbers_keep_counting() {
         "call numbers start again after a restart: {:?}",
         all.iter().map(|r| r.call).collect::<Vec<_>>()
     );
+    // After a clean stop the next call gets the next number.
+    let last = all[2].call;
+    sw.stop();
+    sw.restart();
+    let mut a = phone(&sw, 21);
+    let b = phone(&sw, 22);
+    call(&mut a, &b, 200);
+    let all = wait_records(&sw, 4);
+    assert_eq!(
+        all[3].call,
+        last + 1,
+        "numbering goes on after a clean stop: {:?}",
+        all.iter().map(|r| r.call).collect::<Vec<_>>()
+    );
+    // After kill -9 at most one block of numbers (100) is skipped.
+    assert!(all[2].call - last_before <= 100, "{all:?}");
     // A torn last line (a crash mid-write) costs that line only.
     let path = sw.state_dir().join(RECORDS_FILE);
     let mut text = std::fs::read_to_string(&path).unwrap();

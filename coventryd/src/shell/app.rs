@@ -444,6 +444,9 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         release(&mut outlets!(), &mut sw, held);
     }
     sw.on_stop();
+    // The exact next call number, for the records writer to keep.
+    let out = sw.take_out();
+    flush(&mut outlets!(), &mut sw, config_path.as_ref(), out);
     service.stopping();
     log::info!("stopping");
     publisher.event(

@@ -509,13 +509,18 @@ pub struct CallBook {
 }
 
 impl CallBook {
-    /// A new call number: from 1000 on, so a call number never reads as an
-    /// extension number (`hangup 42` can only mean extension 42).
     /// The next number handed out is `first` (or the first call number).
     pub fn resume_at(&mut self, first: u32) {
         self.next = first.saturating_sub(1);
     }
 
+    /// The number the next call will get.
+    pub fn next_number(&self) -> u32 {
+        self.next.wrapping_add(1).max(FIRST_CALL_NUMBER)
+    }
+
+    /// A new call number: from 1000 on, so a call number never reads as an
+    /// extension number (`hangup 42` can only mean extension 42).
     pub fn number(&mut self) -> u32 {
         self.next = self.next.wrapping_add(1).max(FIRST_CALL_NUMBER);
         self.next

@@ -248,11 +248,15 @@ speed dials), saved atomically so that they survive a restart, and the generated
 .I secrets
 of the built\-in default configuration (the owner's only); the call records
 .I records.jsonl
-and its rotated copies (readable by the daemon's group, see
+and its rotated copies, and
+.I attempts.jsonl
+(readable by the daemon's group, see
 .BR "pbxctl records" )
 and
 .IR next\-call ,
-the first call number of the next start.
+the first call number of the next start: after a clean stop the next call
+gets the next number; after a crash (\fBkill \-9\fR, power) at most 100 numbers
+are skipped, never one used twice.
 .PP
 The paths are those of a daemon run by root; see \fB\-\-runtime\-dir\fR and
 \fB\-\-state\-dir\fR for the others.
