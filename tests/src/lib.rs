@@ -24,6 +24,7 @@ pub mod baresip;
 pub mod fail2ban;
 pub mod kamailio;
 pub mod linphone;
+pub mod netns;
 pub mod pty;
 pub mod sipp;
 pub mod ua;

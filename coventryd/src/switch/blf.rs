@@ -280,10 +280,12 @@ impl Switch {
 
     /// Send a NOTIFY on subscription `id` when its content changed (or `last`).
     fn notify(&mut self, now_ms: u64, id: &str, terminated: bool) {
-        let host = self.local_hostport();
-        let Some(watch) = self.subscriptions.served.get(id).map(|s| s.watch) else {
+        let Some((watch, dest)) = self.subscriptions.served.get(id).map(|s| (s.watch, s.dest))
+        else {
             return;
         };
+        // Our address as the subscriber reaches it (never 0.0.0.0).
+        let host = self.via_host(dest.ip());
         let (body, ctype, event, states) = match watch {
             Watch::Dialog(ext) => {
                 let now = self.dialogs_of(ext);

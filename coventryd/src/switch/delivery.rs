@@ -135,7 +135,6 @@ impl Switch {
             offline: req.offline,
             relayed: req.relayed,
         };
-        let host = self.local_hostport();
         for (ti, ext) in req.targets.iter().enumerate() {
             let mut target = Target {
                 ext: *ext,
@@ -154,6 +153,8 @@ impl Switch {
                     continue;
                 };
                 let branch = self.branch('t');
+                // Our address as this phone reaches it (never 0.0.0.0).
+                let host = self.via_host(dest.ip());
                 let bytes = match &job.relayed {
                     Some(m) => self.relay_message(m, &uri, &branch, dest),
                     None => self.build_message(&job, &host, &uri, *ext, &branch, &dest),

@@ -125,7 +125,7 @@ impl Switch {
         }
         let no = self.call_number();
         self.counters.calls += 1;
-        let host = self.local_hostport();
+        let host = self.via_host(dest.ip());
         let tag = self.ids.next();
         let call_id = format!("{}@coventry", self.ids.next());
         let from = format!("\"Call to {target}\" <sip:{target}@{host}>;tag={tag}");
@@ -425,7 +425,7 @@ impl Switch {
                 format!("{target} is not available"),
             );
         };
-        let host = self.local_hostport();
+        let host = self.via_host(dest.addr().ip());
         let name = self
             .config
             .lines

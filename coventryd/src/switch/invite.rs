@@ -113,7 +113,13 @@ impl Switch {
         if f.max_forwards.is_some_and(|m| m.trim() == "0") {
             return Admission::Refused(483);
         }
-        let own_via = format!("{}:{}", self.local.ip(), self.local.port());
+        // One of our own Vias below the top: listening on 0.0.0.0 we write the
+        // address towards each peer, so only the port is ours for sure.
+        let own_via = if self.local.ip().is_unspecified() {
+            format!(":{}", self.local.port())
+        } else {
+            format!("{}:{}", self.local.ip(), self.local.port())
+        };
         if f.vias.iter().skip(1).any(|v| {
             v.contains(&own_via)
                 && parse_via(v)

@@ -844,11 +844,6 @@ impl Switch {
     fn branch(&self, kind: char) -> String {
         new_branch(&self.instance, kind)
     }
-
-    /// Host:port for URIs the switch writes.
-    fn local_hostport(&self) -> String {
-        self.local.to_string()
-    }
 }
 
 /// Call numbers reserved on disk at a time: after a crash at most this many go

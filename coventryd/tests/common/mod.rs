@@ -95,8 +95,22 @@ impl Lab {
     }
 
     pub fn with_config(conf: &str) -> Lab {
+        Lab::listening(conf, SWITCH.parse().expect("addr"))
+    }
+
+    /// The same lab, its switch asking `lookup` which local address reaches a
+    /// destination (the kernel's routing table, simulated).
+    pub fn routed(self, lookup: coventryd::switch::routes::RouteLookup) -> Lab {
+        Lab {
+            sw: self.sw.with_route_lookup(lookup),
+            ..self
+        }
+    }
+
+    /// A lab whose switch listens on `local` (0.0.0.0:5060, say).
+    pub fn listening(conf: &str, local: SocketAddr) -> Lab {
         let config = Config::parse(Path::new("t.conf"), conf).expect("config");
-        let sw = Switch::new(config, SWITCH.parse().expect("addr"), Registrar::new());
+        let sw = Switch::new(config, local, Registrar::new());
         Lab {
             sw,
             now: 1_000_000,

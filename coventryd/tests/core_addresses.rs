@@ -1,0 +1,102 @@
+//! Nothing the switch writes names an unspecified address: listening on
+//! 0.0.0.0, every URI and Via of its own requests (BLF NOTIFY, operator texts,
+//! click-to-dial) carries the address the packet leaves from towards that peer,
+//! as the routing table says (simulated here; the shell asks the kernel). The
+//! end-to-end test with phones in a network namespace is in
+//! `tests/tests/addresses.rs`.
+
+mod common;
+
+use common::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Phones on 192.0.2.0/24, reached from 192.0.2.1 (the switch's LAN address).
+fn lab() -> Lab {
+    let conf = CONF.replace("listen = 127.0.0.1:5060", "listen = 0.0.0.0:5060");
+    let lan = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) if v4.octets()[..3] == [192, 0, 2] => {
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        }
+        _ => None,
+    };
+    let mut lab = Lab::listening(&conf, "0.0.0.0:5060".parse().unwrap()).routed(Box::new(lan));
+    for (user, host) in [("21", 21u8), ("35", 35), ("36", 36)] {
+        let from = phone(host);
+        let sent = lab.authed_at(from, user, "REGISTER", |auth, cseq| {
+            format!(
+                "REGISTER sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKr{cseq}{host}\r\n\
+                 From: <sip:{user}@test>;tag=r{host}\r\nTo: <sip:{user}@test>\r\nCall-ID: reg{host}\r\n\
+                 CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{from}>\r\n{auth}Content-Length: 0\r\n\r\n"
+            )
+        });
+        assert!(sent.iter().any(|(_, m)| status(m) == 200), "{sent:?}");
+    }
+    lab
+}
+
+fn phone(host: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, host], 5060))
+}
+
+/// What the switch sent to `to`.
+fn sent_to(sent: &[(SocketAddr, String)], to: SocketAddr) -> Vec<&str> {
+    sent.iter()
+        .filter(|(a, _)| *a == to)
+        .map(|(_, m)| m.as_str())
+        .collect()
+}
+
+fn assert_own_address(msg: &str) {
+    assert!(
+        !msg.contains("0.0.0.0"),
+        "an unspecified address written:\n{msg}"
+    );
+    assert!(
+        msg.contains("192.0.2.1:5060"),
+        "our LAN address missing:\n{msg}"
+    );
+}
+
+#[test]
+fn operator_texts_name_the_address_the_phone_reaches() {
+    let mut lab = lab();
+    let (sent, _) = lab.command("message 21 shutdown at 5");
+    let msgs = sent_to(&sent, phone(21));
+    assert_eq!(msgs.len(), 1, "{sent:?}");
+    assert!(msgs[0].starts_with("MESSAGE "));
+    assert_own_address(msgs[0]);
+}
+
+#[test]
+fn click_to_dial_names_the_address_the_phone_reaches() {
+    let mut lab = lab();
+    let (sent, _) = lab.command("dial 21 35");
+    let inv = sent_to(&sent, phone(21));
+    assert_eq!(inv.len(), 1, "{sent:?}");
+    assert!(inv[0].starts_with("INVITE "));
+    assert_own_address(inv[0]);
+}
+
+#[test]
+fn busy_lamp_notifies_name_the_address_the_subscriber_reaches() {
+    let mut lab = lab();
+    let from = phone(36);
+    let sent = lab.authed_at(from, "36", "SUBSCRIBE", |auth, cseq| {
+        format!(
+            "SUBSCRIBE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKsub{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:36@test>;tag=w\r\nTo: <sip:35@test>\r\nCall-ID: blf\r\n\
+             CSeq: {cseq} SUBSCRIBE\r\nEvent: dialog\r\nExpires: 600\r\nContact: <sip:36@{from}>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    });
+    let notify: Vec<&str> = sent_to(&sent, from)
+        .into_iter()
+        .filter(|m| m.starts_with("NOTIFY "))
+        .collect();
+    assert_eq!(notify.len(), 1, "{sent:?}");
+    assert_own_address(notify[0]);
+    assert_eq!(
+        header(notify[0], "Contact"),
+        Some("<sip:system@192.0.2.1:5060>")
+    );
+}
