@@ -19,7 +19,8 @@ fn lab() -> Lab {
         }
         _ => None,
     };
-    let mut lab = Lab::listening(&conf, "0.0.0.0:5060".parse().unwrap()).routed(Box::new(lan));
+    let mut lab =
+        Lab::listening(&conf, "0.0.0.0:5060".parse().expect("addr")).routed(Box::new(lan));
     for (user, host) in [("21", 21u8), ("35", 35), ("36", 36)] {
         let from = phone(host);
         let sent = lab.authed_at(from, user, "REGISTER", |auth, cseq| {
