@@ -103,3 +103,31 @@ fn the_dial_plan_changes_only_with_a_restart() {
     let mut a = Ua::ext(sw.addr(), 21);
     a.register(300);
 }
+
+#[test]
+fn what_only_a_restart_can_change_is_refused_and_nothing_applies() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let port = sw.addr().port();
+    // A new extension and a new listen address in one change.
+    let new = Conf::new(&[21, 23]).build().replace(
+        "listen = 127.0.0.1:0",
+        &format!("listen = 127.0.0.1:{}", port + 1),
+    );
+    assert!(new.contains(&format!(":{}", port + 1)), "{new}");
+    std::fs::write(config_path(&sw), new).unwrap();
+    let out = sw.pbxctl(&["reload"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a half reload must not say reloaded"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("listen address changes only with a restart"),
+        "{text}"
+    );
+    // Nothing of it applied: 23 does not exist.
+    let mut c = Ua::ext(sw.addr(), 23);
+    let ex = c.register_exchange(Some(300), None);
+    assert_eq!(ex.status(), 403, "{}", ex.response().dump());
+}

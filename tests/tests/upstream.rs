@@ -549,6 +549,40 @@ fn a_reload_adds_an_upstream() {
     let mut d = call.dialog.clone().unwrap();
     assert_eq!(a.bye(&mut d).status(), 200);
     uas.wait().assert_success("the first call after the reload");
+    // The far end can hang up (its BYE comes in over TCP), and call in.
+    let uas = far_phone("uas_call_bye.xml", far.uas, "0044123");
+    let mut call = a.call_start("0044123", &sdp("21", 1, "sendrecv"));
+    a.call_expect(&mut call, 200, T);
+    a.ack(&mut call);
+    let bye = a.expect_method("BYE", "the far end's BYE, through the new listener", T);
+    a.respond(&bye, 200, None);
+    uas.wait().assert_success("the far end hung up");
+    let caller = outside_caller(&k, "+441632960003", "21");
+    let inv = a.expect_invite("a call from outside after the reload", T);
+    answer_until_bye(&a, &inv);
+    caller.wait().assert_success("the outside caller");
+
+    // Without [upstream] again: the listener closes.
+    std::fs::write(
+        sw.root().join("coventry.conf"),
+        pin_listen_port(&Conf::new(&[21]).build(), port),
+    )
+    .unwrap();
+    let out = sw.pbxctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tcp closed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens on tcp {port} any more"
+    );
 }
 
 #[test]

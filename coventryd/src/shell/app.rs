@@ -415,7 +415,13 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             }
             _ = hup.recv() => {
                 service.reloading();
-                reload(&mut sw, &mut up, (config_path.as_ref(), &persister.state_dir), None);
+                let udp_local = sock.local_addr().unwrap_or(sw.config().server.listen);
+                reload(
+                    &mut sw,
+                    &mut up,
+                    (config_path.as_ref(), &persister.state_dir, udp_local),
+                    None,
+                );
                 service.reloaded("running");
             }
             _ = term.recv() => break,
@@ -484,7 +490,13 @@ struct Outlets<'a> {
 /// every outbox after it in its turn.
 fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut out: Outbox) {
     if let Some(id) = out.reload.take() {
-        reload(sw, o.up, (config_path, &o.persister.state_dir), Some(id));
+        let udp_local = o.sock.local_addr().unwrap_or(sw.config().server.listen);
+        reload(
+            sw,
+            o.up,
+            (config_path, &o.persister.state_dir, udp_local),
+            Some(id),
+        );
         out.merge(sw.take_out());
     }
     let now = now_ms();
@@ -597,12 +609,15 @@ fn deliver(o: &mut Outlets, sw: &mut Switch, mut out: Outbox) {
     }
 }
 
-/// Re-read the configuration file; the outcome becomes events. Upstream links
-/// follow a changed `[upstream]` (the TCP listener itself needs a restart).
+/// Re-read the configuration file; the outcome becomes events. A reload applies
+/// all of a change or refuses it, saying which: upstream links follow a changed
+/// `[upstream]`, and the TCP listener (on `udp_local`, the UDP socket's address)
+/// opens when `[upstream]` appears and closes when it goes; what only a restart
+/// can change is refused by the core.
 fn reload(
     sw: &mut Switch,
     up: &mut Upstream,
-    (path, state_dir): (Option<&PathBuf>, &Path),
+    (path, state_dir, udp_local): (Option<&PathBuf>, &Path, SocketAddr),
     id: Option<Option<u64>>,
 ) {
     let before = sw.config().upstream.clone();
@@ -615,7 +630,28 @@ fn reload(
                 if let Some(n) = note {
                     log::warn!("{n}");
                 }
-                sw.apply_config(c)
+                // A new upstream needs the TCP listener before anything applies.
+                let wants_tcp = !c.upstream.links().is_empty();
+                let listener = match (wants_tcp, up.is_listening()) {
+                    (true, false) => Some(bind_tcp(udp_local).map_err(|e| {
+                        format!("[upstream] needs tcp {udp_local} and it cannot be opened: {e}")
+                    })?),
+                    _ => None,
+                };
+                let text = sw.apply_config(c)?;
+                match (listener, wants_tcp) {
+                    (Some(l), _) => {
+                        up.listen(l);
+                        log::info!("listening on tcp {udp_local} for the upstream");
+                        Ok(format!("{text}; listening on tcp {udp_local}"))
+                    }
+                    (None, false) if up.is_listening() => {
+                        up.stop_listening();
+                        log::info!("no [upstream] any more: tcp closed");
+                        Ok(format!("{text}; tcp closed (no upstream)"))
+                    }
+                    _ => Ok(text),
+                }
             }),
     };
     if outcome.is_ok() && sw.config().upstream != before {

@@ -438,11 +438,12 @@ impl Switch {
         let realm_changed = config.server.realm != self.config.server.realm
             || config.server.algorithms != self.config.server.algorithms
             || config.server.nonce_lifetime != self.config.server.nonce_lifetime;
-        let listen_note = if config.server.listen != self.config.server.listen {
-            " (new listen address applies after a restart)"
-        } else {
-            ""
-        };
+        if config.server.listen != self.config.server.listen {
+            return Err("the listen address changes only with a restart".into());
+        }
+        if config.server.max_message != self.config.server.max_message {
+            return Err("max_message changes only with a restart".into());
+        }
         if config.upstream.links() != self.config.upstream.links() {
             // The I/O shell reconnects and reports the new links' states.
             self.upstream.links = upstream::links_of(&config.upstream);
@@ -475,7 +476,7 @@ impl Switch {
         // What a run state changes may have changed with the file.
         self.out.settings.extend(self.config.lines.keys().copied());
         Ok(format!(
-            "reloaded: {} extensions, {} groups{listen_note}",
+            "reloaded: {} extensions, {} groups",
             self.config.lines.len(),
             self.config.groups.len()
         ))

@@ -220,7 +220,7 @@ impl Upstream {
         timings: Timings,
     ) -> (Upstream, mpsc::Receiver<TcpEvent>) {
         let (tx, rx) = mpsc::channel(EVENTS);
-        let (trust, trust_rx) = watch::channel(HashSet::new());
+        let (trust, _) = watch::channel(HashSet::new());
         let (keepalive, _) = watch::channel(timings.keepalive);
         let mut up = Upstream {
             links: Vec::new(),
@@ -242,15 +242,7 @@ impl Upstream {
         }
         up.refresh_trust();
         if let Some(listener) = listener {
-            let acceptor = inbound::Acceptor {
-                listener,
-                trust: trust_rx,
-                timings,
-                max_message,
-                ids: Arc::clone(&up.conn_ids),
-                tx: up.tx.clone(),
-            };
-            up.acceptor = Some(tokio::spawn(acceptor.run()));
+            up.listen(listener);
         }
         (up, rx)
     }
@@ -563,6 +555,37 @@ impl Upstream {
         if let Some(a) = self.acceptor.take() {
             a.abort();
         }
+    }
+}
+
+impl Upstream {
+    /// Whether inbound connections are being accepted.
+    pub fn is_listening(&self) -> bool {
+        self.acceptor.is_some()
+    }
+
+    /// Accept inbound connections from trusted peers on `listener` (at start, or
+    /// when a reload adds `[upstream]`); a listener already running is replaced.
+    pub fn listen(&mut self, listener: TcpListener) {
+        self.stop_listening();
+        let acceptor = inbound::Acceptor {
+            listener,
+            trust: self.trust.subscribe(),
+            timings: self.timings,
+            max_message: self.max_message,
+            ids: Arc::clone(&self.conn_ids),
+            tx: self.tx.clone(),
+        };
+        self.acceptor = Some(tokio::spawn(acceptor.run()));
+    }
+
+    /// Stop accepting, and close every inbound connection (a reload that removes
+    /// `[upstream]`).
+    pub fn stop_listening(&mut self) {
+        if let Some(a) = self.acceptor.take() {
+            a.abort();
+        }
+        self.inbound.clear();
     }
 }
 
