@@ -855,7 +855,7 @@ fn strangers_on_the_peers_own_address_cannot_keep_the_real_peer_out() {
 /// every INVITE with 200 and every BYE with 200, and counts them; told to hold,
 /// it reads nothing until released.
 struct FakePeer {
-    control: std::sync::mpsc::Sender<bool>,
+    control: Option<std::sync::mpsc::Sender<bool>>,
     held: std::sync::mpsc::Receiver<()>,
     counts: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -927,7 +927,7 @@ impl FakePeer {
             }
         });
         FakePeer {
-            control,
+            control: Some(control),
             held,
             counts,
             thread: Some(thread),
@@ -936,12 +936,12 @@ impl FakePeer {
 
     /// Stop reading (returns once it has).
     fn hold(&self) {
-        self.control.send(true).unwrap();
+        self.control.as_ref().unwrap().send(true).unwrap();
         self.held.recv_timeout(T).expect("the fake peer holds");
     }
 
     fn release(&self) {
-        self.control.send(false).unwrap();
+        self.control.as_ref().unwrap().send(false).unwrap();
     }
 
     fn counts(&self) -> (usize, usize) {
@@ -951,8 +951,10 @@ impl FakePeer {
 
 impl Drop for FakePeer {
     fn drop(&mut self) {
-        let _ = self.control.send(false);
-        drop(std::mem::replace(&mut self.control, std::sync::mpsc::channel().0));
+        // Released if held, then told to end (its orders are gone).
+        if let Some(c) = self.control.take() {
+            let _ = c.send(false);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -1039,7 +1041,10 @@ fn a_mass_hangup_delivers_every_bye_over_the_link_and_the_link_stays() {
     let conf = Conf::new(&[21])
         .section("calls", "max_per_line = 0")
         .section("security", "source_rate = 0")
-        .section("upstream", &format!("route = {}", fake.local_addr().unwrap()))
+        .section(
+            "upstream",
+            &format!("route = {}", fake.local_addr().unwrap()),
+        )
         .section("upstream", "max_calls = 0");
     let sw = Switch::start(&conf.build());
     fake.set_nonblocking(true).unwrap();
