@@ -362,12 +362,21 @@ fn with_a_peer_secret_the_upstream_answers_a_challenge_too() {
     };
     let wrong = lab.feed_tcp(kam(40004), &with_challenge(challenge, "guess", 1));
     assert_eq!(status(&wrong[0].1), 403, "{wrong:?}");
+    assert!(
+        lab.proven.is_empty(),
+        "a challenge or a wrong answer proves nothing"
+    );
     // That nonce is dead after the wrong answer: even the right one gets a fresh
     // challenge, which then works.
     let again = lab.feed_tcp(kam(40004), &with_challenge(challenge, "trunk-pw", 2));
     assert_eq!(status(&again[0].1), 407, "{again:?}");
     let fresh = header(&again[0].1, "Proxy-Authenticate").expect("fresh challenge");
     let right = lab.feed_tcp(kam(40004), &with_challenge(fresh, "trunk-pw", 3));
+    assert_eq!(
+        lab.proven,
+        vec![kam(40004)],
+        "the digest proves its connection"
+    );
     let inv = to(&right, 6035);
     assert_eq!(inv.len(), 1, "{right:?}");
     assert!(inv[0].starts_with("INVITE sip:35@127.0.0.1:6035"));
@@ -526,4 +535,40 @@ fn a_call_out_through_the_outbound_proxy_route_loses_that_route() {
     let out = tcp_to(&lab, 5072);
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(entries(&out[0], "Route").is_empty(), "{}", out[0]);
+}
+
+#[test]
+fn only_what_the_real_peer_can_send_proves_a_connection() {
+    let mut lab = connected("peer_secret = trunk-pw\n");
+    // An OPTIONS, or a response the switch never asked for, proves nothing.
+    let options = format!(
+        "OPTIONS sip:{SWITCH};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:40020;branch=z9hG4bKopt\r\nMax-Forwards: 70\r\n\
+         From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:{SWITCH}>\r\nCall-ID: opt\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let ok = lab.feed_tcp(kam(40020), &options);
+    assert_eq!(status(&ok[0].1), 200);
+    let forged = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKnone\r\n\
+                  From: <sip:21@test>;tag=a\r\nTo: <sip:0044123@test>;tag=b\r\nCall-ID: none\r\n\
+                  CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    lab.feed_tcp(kam(40021), forged);
+    assert!(lab.proven.is_empty(), "{:?}", lab.proven);
+    // A response to the INVITE the switch sent the peer, on another of the
+    // peer's connections: only the peer saw that branch.
+    let build = |auth: &str, cseq: u32| {
+        format!(
+            "INVITE sip:0044123@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKp{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\nTo: <sip:0044123@test>\r\n\
+             Call-ID: prove1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:21@127.0.0.1:6021>\r\n{auth}\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    };
+    lab.authed(6021, "21", "INVITE", build);
+    let out = tcp_to(&lab, 5070);
+    assert_eq!(out.len(), 1, "the INVITE on the link");
+    let ringing = respond(&out[0], 180, "far", 7000, "");
+    lab.feed_tcp(kam(40022), &ringing);
+    assert_eq!(lab.proven, vec![kam(40022)]);
 }

@@ -5,7 +5,9 @@
 use coventry_shared::event::{Event, RouteState};
 use coventry_shared::stateblock::get_str;
 use coventryd::config::{HostPort, RouteKind, UpstreamConfig};
-use coventryd::shell::links::{Change, TcpEvent, Timings, Upstream};
+use coventryd::shell::links::{
+    Change, TcpEvent, Timings, Upstream, LINK_BACKLOG, PER_SOURCE, UNPROVEN_DEADLINE, WRITE_STALL,
+};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,6 +36,8 @@ fn fast() -> Timings {
         backoff_max: Duration::from_millis(200),
         flush_timeout: Duration::from_millis(500),
         inbound_idle: Duration::from_secs(60),
+        unproven: UNPROVEN_DEADLINE,
+        write_stall: WRITE_STALL,
     }
 }
 
@@ -594,26 +598,82 @@ async fn a_ping_from_the_peer_gets_a_pong() {
 }
 
 #[tokio::test]
-async fn a_peer_that_does_not_read_is_cut_off() {
+async fn a_burst_of_our_own_is_held_and_paced_and_nothing_is_dropped() {
     let (l, addr) = listener().await;
     let mut h = Harness::start(&route_to(addr), None, 8192, fast());
     let mut peer = accept(&l).await;
     h.expect(0, RouteState::Connected).await;
 
-    // Without yielding, the connection task cannot drain its queue: it takes 1024
-    // messages, then the peer counts as not reading.
-    let msg = options("q", "").into_bytes();
-    let accepted = (0..2000)
-        .take_while(|_| h.up.send(addr, msg.clone()))
-        .count();
-    assert_eq!(accepted, 1024);
-    let c = h.expect(0, RouteState::Reconnecting).await;
-    assert_eq!(detail(&c), "peer not reading (write queue full)");
-    let got = read_to_end(&mut peer).await;
-    assert!(got.len() < msg.len() * 1024, "the queue was thrown away");
-    let _peer = accept(&l).await;
+    // 20,000 BYE-sized messages at once, without yielding (a mass hang-up):
+    // far more than the socket takes; every one is held.
+    let msg = options("burst", &"x".repeat(300)).into_bytes();
+    let n = 20_000;
+    for i in 0..n {
+        assert!(h.up.send(addr, msg.clone()), "message {i} refused");
+    }
+    assert_eq!(h.up.dropped(), 0);
+    // The peer takes it all as it reads; the link stays.
+    let total = msg.len() * n;
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + WAIT;
+    while got < total {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let k = timeout(left, peer.read(&mut buf))
+            .await
+            .expect("bytes arrive in time")
+            .expect("read");
+        assert!(k > 0, "closed after {got} of {total} bytes");
+        got += k;
+    }
+    assert_eq!(got, total);
+    h.steady_so_far().await;
+    assert_eq!(h.up.entries()[0].sent, n as u64);
+    assert_eq!(h.up.dropped(), 0);
+}
+
+#[tokio::test]
+async fn beyond_the_backlog_messages_are_dropped_and_counted_and_the_link_stays() {
+    let (l, addr) = listener().await;
+    let mut h = Harness::start(&route_to(addr), None, 8192, fast());
+    let mut peer = accept(&l).await;
     h.expect(0, RouteState::Connected).await;
-    assert_eq!(h.up.entries()[0].sent, 1024);
+    let big = vec![b'x'; 1 << 20];
+    let accepted = (0..40).filter(|_| h.up.send(addr, big.clone())).count();
+    assert_eq!(accepted, LINK_BACKLOG >> 20);
+    assert_eq!(h.up.dropped(), 40 - accepted as u64);
+    // What was held reaches the peer; the link stays.
+    let got = read_exact(&mut peer, accepted << 20).await;
+    assert!(got.iter().all(|b| *b == b'x'));
+    h.steady_so_far().await;
+    assert!(h.up.send(addr, b"after".to_vec()));
+    assert_eq!(read_exact(&mut peer, 5).await, b"after");
+}
+
+#[tokio::test]
+async fn a_peer_that_takes_nothing_is_cut_off_after_the_write_stall() {
+    let (l, addr) = listener().await;
+    let t = Timings {
+        write_stall: Duration::from_millis(300),
+        ..fast()
+    };
+    let mut h = Harness::start(&route_to(addr), None, 8192, t);
+    let peer = accept(&l).await;
+    h.expect(0, RouteState::Connected).await;
+    // 24 MB: more than the kernel's buffers take, less than the backlog; the
+    // peer reads none of it.
+    let msg = options("q", &"x".repeat(1000)).into_bytes();
+    for _ in 0..24_000 {
+        assert!(h.up.send(addr, msg.clone()));
+    }
+    let c = h.expect(0, RouteState::Reconnecting).await;
+    assert!(
+        detail(&c).starts_with("peer not reading: nothing taken for 0.3 s"),
+        "{c:?}"
+    );
+    drop(peer);
+    let _again = accept(&l).await;
+    h.expect(0, RouteState::Connected).await;
 }
 
 #[tokio::test]
@@ -703,6 +763,96 @@ async fn untrusted_inbound_connection_is_closed() {
     h.expect(0, RouteState::Down).await;
     assert!(h.inbound_opened.is_empty());
     assert!(h.messages.is_empty());
+}
+
+fn trust_loopback() -> UpstreamConfig {
+    UpstreamConfig {
+        trust: vec!["127.0.0.1".parse().expect("ip")],
+        ..UpstreamConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn an_inbound_connection_not_proven_in_time_is_closed_and_a_proven_one_stays() {
+    let (l, addr) = listener().await;
+    let t = Timings {
+        unproven: Duration::from_millis(300),
+        ..fast()
+    };
+    let mut h = Harness::start(&trust_loopback(), Some(l), 8192, t);
+    let mut a = TcpStream::connect(addr).await.expect("connect");
+    a.write_all(options("a", "").as_bytes())
+        .await
+        .expect("write");
+    let (from_a, _) = h.message().await;
+    h.up.prove(from_a);
+    let mut b = TcpStream::connect(addr).await.expect("connect");
+    b.write_all(options("b", "").as_bytes())
+        .await
+        .expect("write");
+    let (from_b, _) = h.message().await;
+    // An OPTIONS proves nothing: b is closed at its deadline...
+    assert_eq!(read_to_end(&mut b).await, b"");
+    h.until("b's close", |h| {
+        h.inbound_closed.iter().any(|(p, _)| *p == from_b)
+    })
+    .await;
+    assert_eq!(h.inbound_closed.len(), 1, "{:?}", h.inbound_closed);
+    assert!(
+        h.inbound_closed[0]
+            .1
+            .starts_with("not proven to be the upstream peer within"),
+        "{:?}",
+        h.inbound_closed
+    );
+    // ... while a, older and proven, stays past it.
+    a.write_all(b"\r\n\r\n").await.expect("ping");
+    assert_eq!(read_exact(&mut a, 2).await, b"\r\n");
+    assert!(h.up.send(from_a, b"still here".to_vec()));
+    assert_eq!(read_exact(&mut a, 10).await, b"still here");
+}
+
+#[tokio::test]
+async fn strangers_from_one_address_beyond_their_share_evict_their_own_oldest() {
+    let (l, addr) = listener().await;
+    let mut h = Harness::start(&trust_loopback(), Some(l), 8192, fast());
+    let mut conns = Vec::new();
+    let mut froms = Vec::new();
+    for i in 0..PER_SOURCE {
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(options(&format!("s{i}"), "").as_bytes())
+            .await
+            .expect("write");
+        froms.push(h.message().await.0);
+        conns.push(c);
+    }
+    // One proven connection from the same address does not count against it.
+    h.up.prove(froms[1]);
+    let mut extra = TcpStream::connect(addr).await.expect("connect");
+    extra
+        .write_all(options("extra", "").as_bytes())
+        .await
+        .expect("write");
+    let _ = h.message().await;
+    // PER_SOURCE - 1 strangers: room for the newcomer, nobody evicted.
+    let mut last = TcpStream::connect(addr).await.expect("connect");
+    last.write_all(options("last", "").as_bytes())
+        .await
+        .expect("write");
+    let _ = h.message().await;
+    // Now PER_SOURCE strangers were there: the oldest, froms[0], gave way.
+    assert_eq!(read_to_end(&mut conns[0]).await, b"");
+    h.until("the eviction", |h| !h.inbound_closed.is_empty())
+        .await;
+    assert_eq!(h.inbound_closed[0].0, froms[0]);
+    assert!(
+        h.inbound_closed[0].1.starts_with("evicted"),
+        "{:?}",
+        h.inbound_closed
+    );
+    // The proven one still answers.
+    conns[1].write_all(b"\r\n\r\n").await.expect("ping");
+    assert_eq!(read_exact(&mut conns[1], 2).await, b"\r\n");
 }
 
 #[tokio::test]

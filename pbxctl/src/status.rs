@@ -33,6 +33,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         shed,
         kernel_drops,
         limited,
+        tcp_dropped,
         reserved: _,
     } = *c;
     vec![
@@ -54,6 +55,7 @@ pub fn counter_list(c: &Counters) -> Vec<(&'static str, u64)> {
         ("shed", shed),
         ("kernel_drops", kernel_drops),
         ("limited", limited),
+        ("tcp_dropped", tcp_dropped),
     ]
 }
 

@@ -325,7 +325,7 @@ fn status_shows_the_daemon() {
     assert_eq!(c["sip_out"], 41);
     assert_eq!(c["auth_failures"], 7);
     assert_eq!(c["messages_delivered"], 0);
-    assert_eq!(c.as_object().expect("object").len(), 18);
+    assert_eq!(c.as_object().expect("object").len(), 19);
 
     let o = f.run(&["status"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -280,8 +280,13 @@ pub struct Counters {
     /// in flight as it may: calls at once (`[calls] max_per_line`), texts
     /// being delivered (`[security] max_pending_texts`).
     pub limited: u64,
+    /// SIP messages for upstream peers (TCP) dropped: no connection to send
+    /// them on, or more already waiting for the peer than the connection may
+    /// hold. A burst of the switch's own (a mass hang-up) is held and paced,
+    /// so this stays at zero while the link is up.
+    pub tcp_dropped: u64,
     /// Reserved, zero.
-    pub reserved: [u64; 14],
+    pub reserved: [u64; 13],
 }
 
 /// Most upstream connections shown (one per distinct peer of `[upstream]`).

@@ -399,6 +399,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 // Inputs that produce no output (garbage, retransmissions) still count.
                 publisher.set_counters(sw.counters());
                 publisher.set_intake(reader.shed(), reader.kernel_drops());
+                up.tick(std::time::Instant::now());
+                publisher.set_tcp_dropped(up.dropped());
                 // Like the counters: the routes' figures move without a state change.
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, sw.registrar());
@@ -594,14 +596,17 @@ fn deliver(o: &mut Outlets, sw: &mut Switch, mut out: Outbox) {
         }
     }
     o.publisher.set_counters(sw.counters());
+    // Proven connections first: the answers below may be what they waited for.
+    for peer in out.proven.drain(..) {
+        o.up.prove(peer);
+    }
     // Published first: a phone's 200 never arrives before the state block shows it.
     for (dest, bytes) in out.sends.drain(..) {
         let to = match dest {
             Dest::Udp(a) => a,
             Dest::Tcp(a) => {
-                if !o.up.send(a, bytes) {
-                    log::warn!("no TCP connection to {a}: message dropped");
-                }
+                // A drop is counted and logged, rate-limited, by the TCP side.
+                let _ = o.up.send(a, bytes);
                 continue;
             }
         };

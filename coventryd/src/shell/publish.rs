@@ -117,13 +117,21 @@ impl Publisher {
         set_bit(&mut body.bitmaps.forwarded, i, s.forwarded());
     }
 
-    /// Copy the switch's counters (the shell's own, such as `shed`, are kept).
+    /// Copy the switch's counters (the shell's own, such as `shed` and
+    /// `tcp_dropped`, are kept).
     pub fn set_counters(&mut self, c: &Counters) {
         let mut body = self.writer.body_mut();
         let (shed, kernel_drops) = (body.counters.shed, body.counters.kernel_drops);
+        let tcp_dropped = body.counters.tcp_dropped;
         body.counters = *c;
         body.counters.shed = shed;
         body.counters.kernel_drops = kernel_drops;
+        body.counters.tcp_dropped = tcp_dropped;
+    }
+
+    /// Write the TCP side's figure: SIP messages for upstream peers dropped.
+    pub fn set_tcp_dropped(&mut self, n: u64) {
+        self.writer.body_mut().counters.tcp_dropped = n;
     }
 
     /// Write the intake's figures: datagrams it shed, and those the kernel

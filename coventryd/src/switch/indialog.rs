@@ -292,6 +292,7 @@ impl Switch {
             log::debug!("dropped a response from {src} with a branch we did not make");
             return;
         }
+        self.peer_proven(src);
         let bytes = rewrite(
             &resp.headers,
             &resp.body,

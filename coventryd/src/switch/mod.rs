@@ -93,6 +93,11 @@ pub struct Outbox {
     pub call_numbers_reserved: Option<u32>,
     /// The run state in force changed to this: keep it, publish it.
     pub runstate: Option<String>,
+    /// TCP connections (by remote address) that carried what only the real
+    /// upstream peer can send: a digest answered as the peer (or, with no
+    /// `peer_secret`, a call or text taken from its address), or a response to a
+    /// request the switch sent it. The shell stops treating them as strangers.
+    pub proven: Vec<SocketAddr>,
 }
 
 impl Outbox {
@@ -113,6 +118,7 @@ impl Outbox {
             && self.records.is_empty()
             && self.call_numbers_reserved.is_none()
             && self.runstate.is_none()
+            && self.proven.is_empty()
     }
 
     /// Append `other`'s work to this one.
@@ -132,6 +138,7 @@ impl Outbox {
         self.records.extend(other.records);
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
         self.runstate = other.runstate.or(self.runstate.take());
+        self.proven.extend(other.proven);
     }
 }
 
@@ -665,6 +672,7 @@ impl Switch {
             return self.foreign_response(src, code);
         }
         if let Some(outcome) = self.client_tx.response(&branch, src, code, now_ms) {
+            self.peer_proven(src);
             match outcome.tag {
                 ClientTag::Delivery(d) => self.delivery_done(now_ms, d, outcome.status),
                 ClientTag::Upstream(id) => {
@@ -683,6 +691,7 @@ impl Switch {
                 .dial_leg_sent_to(no, side)
                 .is_some_and(|d| d.same_party(src))
             {
+                self.peer_proven(src);
                 return self.on_dial_response(now_ms, &resp, no, side);
             }
             return self.foreign_response(src, code);
@@ -695,12 +704,23 @@ impl Switch {
                 .and_then(|c| c.branches.get(idx))
                 .map(|b| b.dest);
             if sent_to.is_some_and(|d| d.same_party(src)) {
+                self.peer_proven(src);
                 return self.on_invite_response(now_ms, &resp, no, idx);
             }
             return self.foreign_response(src, code);
         }
         if branch.starts_with(trust::STATELESS_BRANCH) {
             self.relay_stateless_response(src, &branch, &resp);
+        }
+    }
+
+    /// `src` sent what only the real upstream peer can: over TCP, its
+    /// connection is proven (see [`Outbox::proven`]).
+    fn peer_proven(&mut self, src: Dest) {
+        if let Dest::Tcp(addr) = src {
+            if !self.out.proven.contains(&addr) {
+                self.out.proven.push(addr);
+            }
         }
     }
 

@@ -157,19 +157,26 @@ impl Switch {
 
     /// Whether a call or text from the upstream peer may go on: always when no
     /// `peer_secret` is set (its address was enough), else once it answered the
-    /// digest challenge as `peer_user` (until then it got 407, or 403).
+    /// digest challenge as `peer_user` (until then it got 407, or 403). When it
+    /// may, the connection it came on is proven ([`super::Outbox::proven`]).
     pub(super) fn upstream_peer_allowed(&mut self, inc: &Incoming<'_>, r: &Replier) -> bool {
-        if self.config.upstream.peer_secret.is_none() {
-            return true;
-        }
-        let user = self.config.upstream.peer_user.clone();
-        let claim = Claim {
-            user: &user,
-            credentials: &inc.f.proxy_authorization,
-            challenge_code: 407,
-            peer: true,
+        let allowed = match self.config.upstream.peer_secret {
+            None => true,
+            Some(_) => {
+                let user = self.config.upstream.peer_user.clone();
+                let claim = Claim {
+                    user: &user,
+                    credentials: &inc.f.proxy_authorization,
+                    challenge_code: 407,
+                    peer: true,
+                };
+                matches!(self.authenticate(inc, claim, r), Auth::Ok(_))
+            }
         };
-        matches!(self.authenticate(inc, claim, r), Auth::Ok(_))
+        if allowed {
+            self.peer_proven(inc.from);
+        }
+        allowed
     }
 
     /// Our Via for a request to `dest`.

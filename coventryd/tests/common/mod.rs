@@ -28,6 +28,8 @@ pub struct Lab {
         coventry_shared::record::Book,
         coventry_shared::record::CallRecord,
     )>,
+    /// TCP connections the core proved to be the upstream peer, in order.
+    pub proven: Vec<SocketAddr>,
 }
 
 pub fn addr(port: u16) -> SocketAddr {
@@ -117,6 +119,7 @@ impl Lab {
             events: Vec::new(),
             tcp: Vec::new(),
             call_records: Vec::new(),
+            proven: Vec::new(),
         }
     }
 
@@ -143,6 +146,7 @@ impl Lab {
         let out = self.sw.take_out();
         self.events.extend(out.events);
         self.call_records.extend(out.records);
+        self.proven.extend(out.proven);
         let mut sent = Vec::new();
         for (dest, bytes) in out.sends {
             let text = String::from_utf8_lossy(&bytes).into_owned();

@@ -94,6 +94,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
         for (word, n, bad) in [
             ("shed", c.shed, false),
             ("kernel drops", c.kernel_drops, true),
+            ("tcp drops", c.tcp_dropped, true),
         ] {
             if n > 0 {
                 spans.push(sep());

@@ -78,9 +78,29 @@ a third party.
 The upstream peer is trusted by its address unless \fB[upstream] peer_secret\fR
 makes it answer a digest challenge; a peer on this host without one is named in a
 warning at start and by \fB\-\-check\-config\fR, since any local user could
-connect from its address. Inbound TCP connections must deliver a message within
-10 seconds of opening and of each message's first byte; when all 64 slots are
-taken, the oldest connection that delivered nothing yet makes room.
+connect from its address. A trusted address is no proof on its own, since on
+loopback every local user shares it: an inbound TCP connection is on probation
+until it carries what only the real peer can send \(em a request that answered
+the digest challenge as \fBpeer_user\fR (without \fBpeer_secret\fR, a call or
+text the switch takes from the peer's address), or a response to a request the
+switch sent the peer. An OPTIONS, a ping or a request inside a dialog proves
+nothing. A connection on probation is closed 5 seconds after it opened; at most
+16 of them (a quarter of the 64 inbound slots) stay open per source address, a
+seventeenth from that address evicting its oldest; when all 64 slots are taken
+a newcomer evicts the oldest connection on probation, and only when every slot
+holds a proven connection is it refused. Every message must also be complete
+within 10 seconds of its first byte. Evictions, refusals and connections closed
+on probation are logged one line a minute with their count, not one line each.
+.PP
+The switch's own bursts never close a link: the BYEs of a mass hang-up (say
+\fBpbxctl hangup\fR of a phone holding 10,000 calls outside) are held, up to
+32 MiB per outbound link (4 MiB per inbound connection, whose traffic answers
+what the peer sent), and fed to the socket as fast as the peer takes them, so
+they go out paced by TCP. Only a peer that takes no byte for 10 seconds while
+output waits is not reading and is cut off (and reconnected). A message that
+cannot be sent \(em no connection, or beyond that budget \(em is dropped and
+counted in \fBtcp_dropped\fR (\fBpbxctl status\fR), logged one line a minute
+with the count.
 .SH "CONTROL AND MONITORING"
 coventryd publishes its state in a memory\-mapped state block and takes commands on a
 FIFO, both in the runtime directory.

@@ -129,7 +129,10 @@ counters (\fBsip_in\fR, \fBsip_out\fR, \fBmalformed\fR, \fBtoo_large\fR,
 \fBdigests_checked\fR (credentials compared with a computed digest),
 \fBauth_refused\fR (refused unchecked after failed authentications),
 \fBshed\fR (datagrams dropped unread from a source that had used its share while
-others waited));
+others waited), \fBkernel_drops\fR (datagrams the kernel dropped before the switch
+read them), \fBlimited\fR (requests refused over a party's bound) and
+\fBtcp_dropped\fR (SIP messages for upstream peers that could not be sent: no
+connection, or more waiting than the connection may hold));
 and \fBsettings\fR, an array with one \fB{"ext", "name", "dnd", "dnd_until_ms",
 "forward_always", "forward_busy", "forward_noanswer", "forward_until_ms"}\fR object
 per extension on do not disturb or with a forward (the same fields as in \fBexts\fR).

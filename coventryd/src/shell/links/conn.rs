@@ -1,24 +1,26 @@
 //! One TCP connection, outbound link or accepted inbound: reads framed into
-//! messages (`framing::drain`), writes taken from a bounded queue, keep-alive pings
-//! on links, pongs to the peer's pings, and the reasons a connection ends.
+//! messages (`framing::drain`), writes taken from a queue bounded in bytes
+//! (`backlog`: a burst of our own is held and fed to the socket as it drains),
+//! keep-alive pings on links, pongs to the peer's pings, and the reasons a
+//! connection ends.
 
+use super::backlog::{self, Progress};
 use super::framing::{self, later, KeepAlive, KeepAliveAction, PING};
 use super::TcpEvent;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
-/// Messages a connection's write queue holds; a peer that lets it fill up is cut off.
-pub const QUEUE: usize = 1024;
 /// Unwritten bytes above which the queue is no longer drained into the socket buffer.
 const OUT_HIGH: usize = 256 * 1024;
-/// Unwritten bytes (pongs, error replies) above which the peer is cut off.
+/// Unwritten bytes the peer's own traffic asks for (pongs, error replies) above
+/// which it is cut off.
 const OUT_MAX: usize = 1024 * 1024;
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -29,19 +31,23 @@ const LINGER_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub(crate) u64);
 
-/// The switch's end of a connection: its write queue, and the means to cut it.
-/// Dropping it closes the connection.
+/// The switch's end of a connection: its write queue (bounded in bytes).
+/// Dropping it closes the connection once what is queued has been written.
 #[derive(Debug)]
 pub struct Conn {
     id: ConnId,
-    queue: mpsc::Sender<Vec<u8>>,
-    cut: Option<oneshot::Sender<String>>,
+    queue: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes queued and not yet taken by the connection task.
+    held: Arc<AtomicUsize>,
+    budget: usize,
+    probation: Option<Arc<Probation>>,
 }
 
 /// Why bytes could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
-    /// The peer is not reading: the queue is full.
+    /// More is held for the peer than the connection's budget: this message
+    /// is dropped (the connection stays).
     Full,
     /// The connection is gone.
     Closed,
@@ -53,43 +59,67 @@ impl Conn {
         self.id
     }
 
-    /// Queue one message for writing.
+    /// Queue one message for writing, if it fits the byte budget.
     pub(crate) fn push(&self, bytes: Vec<u8>) -> Result<(), PushError> {
-        self.queue.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => PushError::Full,
-            mpsc::error::TrySendError::Closed(_) => PushError::Closed,
+        let len = bytes.len();
+        let budget = self.budget;
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                backlog::fits(held, len, budget).then(|| held.saturating_add(len))
+            })
+            .map_err(|_| PushError::Full)?;
+        self.queue.send(bytes).map_err(|_| {
+            self.held.fetch_sub(len, Ordering::AcqRel);
+            PushError::Closed
         })
     }
 
-    /// Close the connection, giving `reason` as why it ended.
-    pub(crate) fn cut(mut self, reason: &str) {
-        if let Some(cut) = self.cut.take() {
-            let _ = cut.send(reason.to_owned());
-        }
+    /// Bytes waiting in the queue.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Put an inbound connection on probation (see [`Probation`]).
+    pub(crate) fn on_probation(&mut self, p: Arc<Probation>) {
+        self.probation = Some(p);
+    }
+
+    /// The core says the connection carried what only the real peer can
+    /// send; true when that is news (it was on probation until now).
+    pub(crate) fn prove(&self) -> bool {
+        self.probation
+            .as_ref()
+            .is_some_and(|p| !p.proven.swap(true, Ordering::AcqRel))
     }
 }
 
 /// The connection task's end of a [`Conn`].
 #[derive(Debug)]
 pub(crate) struct ConnCtl {
-    queue: mpsc::Receiver<Vec<u8>>,
-    cut: oneshot::Receiver<String>,
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    held: Arc<AtomicUsize>,
 }
 
-/// A new connection's two ends.
-pub(crate) fn pair(id: u64) -> (Conn, ConnCtl) {
-    let (qtx, qrx) = mpsc::channel(QUEUE);
-    let (ctx, crx) = oneshot::channel();
+impl ConnCtl {
+    /// Take the next queued message off the byte count.
+    fn took(&self, bytes: &[u8]) {
+        self.held.fetch_sub(bytes.len(), Ordering::AcqRel);
+    }
+}
+
+/// A new connection's two ends; at most `budget` bytes wait in its queue.
+pub(crate) fn pair(id: u64, budget: usize) -> (Conn, ConnCtl) {
+    let (qtx, qrx) = mpsc::unbounded_channel();
+    let held = Arc::new(AtomicUsize::new(0));
     (
         Conn {
             id: ConnId(id),
             queue: qtx,
-            cut: Some(ctx),
+            held: Arc::clone(&held),
+            budget,
+            probation: None,
         },
-        ConnCtl {
-            queue: qrx,
-            cut: crx,
-        },
+        ConnCtl { queue: qrx, held },
     )
 }
 
@@ -107,25 +137,51 @@ pub(crate) struct ConnParams {
     /// the first one this long after the connection opened (a slow writer
     /// holding a slot is cut off).
     pub message_deadline: Option<Duration>,
-    /// Inbound: told when the first message is complete; evicts the connection
-    /// while none is.
-    pub probation: Option<Arc<Probation>>,
+    /// Inbound: on probation until the core proves it; closed if it has not
+    /// within the deadline given, or when the accept loop evicts it.
+    pub probation: Option<(Arc<Probation>, Duration)>,
+    /// A peer that takes no byte this long while output waits is cut off.
+    pub write_stall: Duration,
     /// How long the error reply to a broken stream may take to go out.
     pub flush_timeout: Duration,
 }
 
-/// An inbound connection on probation until it delivers a complete message:
-/// until then the accept loop may evict it to make room for a new one.
-#[derive(Debug, Default)]
+/// An inbound connection on probation until the core says it carried what
+/// only the real peer can send (see `super::slots`): until then it has a deadline and
+/// the accept loop may evict it to make room for a new one.
+#[derive(Debug)]
 pub(crate) struct Probation {
+    /// Its source address (canonical form).
+    pub ip: std::net::IpAddr,
     proven: AtomicBool,
+    ended: AtomicBool,
     evict: Notify,
 }
 
 impl Probation {
-    /// Whether the connection delivered a complete message.
+    /// A new connection from `ip`, not proven.
+    pub(crate) fn new(ip: std::net::IpAddr) -> Probation {
+        Probation {
+            ip: ip.to_canonical(),
+            proven: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            evict: Notify::new(),
+        }
+    }
+
+    /// Whether the core has proven the connection.
     pub(crate) fn proven(&self) -> bool {
-        self.proven.load(Ordering::Relaxed)
+        self.proven.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// The connection has ended.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
     }
 
     /// Close the connection (it has not proven itself).
@@ -156,6 +212,10 @@ pub(crate) async fn run(
     let mut partial_since = params.message_deadline.map(|_| started);
     // After a framing error: why, and until when the reply may take to go out.
     let mut closing: Option<(String, Instant)> = None;
+    // Whether the peer keeps taking what waits for it.
+    let mut progress = Progress::default();
+    let probation = params.probation.take();
+    let unproven_until = probation.as_ref().map(|(_, limit)| later(started, *limit));
 
     loop {
         if let Some((reason, _)) = &closing {
@@ -168,6 +228,12 @@ pub(crate) async fn run(
         if let (Some(k), Some((interval, _))) = (keepalive.as_mut(), params.keepalive.as_mut()) {
             k.interval = *interval.borrow_and_update();
         }
+        if out.is_empty() && ctl.held.load(Ordering::Acquire) == 0 {
+            progress.idle();
+        } else {
+            progress.waiting(Instant::now());
+        }
+        let on_probation = probation.as_ref().is_some_and(|(p, _)| !p.proven());
         let mut deadline: Option<Instant> = None;
         let mut at = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
         if let Some(k) = &keepalive {
@@ -182,14 +248,18 @@ pub(crate) async fn run(
         if let Some((_, until)) = &closing {
             at(*until);
         }
+        if let Some(t) = progress.deadline(params.write_stall) {
+            at(t);
+        }
+        if let Some(t) = unproven_until.filter(|_| on_probation) {
+            at(t);
+        }
         let sleep_until = tokio::time::Instant::from_std(deadline.unwrap_or(started));
 
         tokio::select! {
-            reason = &mut ctl.cut => {
-                return reason.unwrap_or_else(|_| "closed by the switch".to_owned());
-            }
-            () = evicted(params.probation.as_deref()) => {
-                return "evicted: a new connection needed the slot before this one sent a message"
+            () = evicted(probation.as_ref().map(|(p, _)| p.as_ref())) => {
+                return "evicted: a new connection needed the slot before this one proved \
+                        it is the upstream peer"
                     .to_owned();
             }
             r = stream.readable(), if closing.is_none() => {
@@ -220,11 +290,6 @@ pub(crate) async fn run(
                         partial_since = Some(last_activity);
                     }
                 }
-                if !framed.messages.is_empty() {
-                    if let Some(p) = &params.probation {
-                        p.proven.store(true, Ordering::Relaxed);
-                    }
-                }
                 for msg in framed.messages {
                     if tx.send(TcpEvent::Message { peer, msg }).await.is_err() {
                         return "switch stopped".to_owned();
@@ -238,31 +303,32 @@ pub(crate) async fn run(
                     ));
                     inbuf = Vec::new();
                 } else if out.len() > OUT_MAX {
-                    return "peer not reading (write buffer full)".to_owned();
+                    return "peer not reading (its own requests' answers pile up)".to_owned();
                 }
             }
             r = stream.writable(), if !out.is_empty() => {
                 if let Err(e) = r {
                     return format!("write: {e}");
                 }
-                let (front, _) = out.as_slices();
-                match stream.try_write(front) {
-                    Ok(0) => return "write: connection closed".to_owned(),
-                    Ok(n) => {
-                        out.drain(..n.min(out.len()));
+                match write_some(&stream, &mut out) {
+                    Ok(0) => {}
+                    Ok(_) => {
                         let now = Instant::now();
                         last_activity = now;
+                        progress.wrote(now);
                         if let Some(k) = keepalive.as_mut() {
                             k.wrote(now);
                         }
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => return format!("write: {e}"),
+                    Err(e) => return e,
                 }
             }
             m = ctl.queue.recv(), if closing.is_none() && out.len() < OUT_HIGH => {
                 match m {
-                    Some(bytes) => out.extend(bytes),
+                    Some(bytes) => {
+                        ctl.took(&bytes);
+                        out.extend(bytes);
+                    }
                     None => return "closed by the switch".to_owned(),
                 }
             }
@@ -278,9 +344,33 @@ pub(crate) async fn run(
                         return format!("idle for {} s", idle.as_secs());
                     }
                 }
+                if unproven_until.is_some_and(|t| now >= t)
+                    && probation.as_ref().is_some_and(|(p, _)| !p.proven())
+                {
+                    let limit = probation.as_ref().map_or(Duration::ZERO, |(_, l)| *l);
+                    return format!(
+                        "not proven to be the upstream peer within {} s",
+                        limit.as_secs_f32()
+                    );
+                }
                 if let (Some(limit), Some(since)) = (params.message_deadline, partial_since) {
                     if now >= later(since, limit) {
                         return format!("no complete message within {} s", limit.as_secs());
+                    }
+                }
+                if progress.stalled(now, params.write_stall) {
+                    // The loop may have been busy handing messages over: the
+                    // socket gets one more chance before the peer is blamed.
+                    match write_some(&stream, &mut out) {
+                        Ok(n) if n > 0 => progress.wrote(now),
+                        Ok(_) => {
+                            let waiting = out.len().saturating_add(ctl.held.load(Ordering::Acquire));
+                            return format!(
+                                "peer not reading: nothing taken for {} s with {waiting} bytes waiting",
+                                params.write_stall.as_secs_f32()
+                            );
+                        }
+                        Err(e) => return e,
                     }
                 }
                 if let Some(k) = keepalive.as_mut() {
@@ -297,6 +387,24 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// Write what the socket takes now from the front of `out`; the bytes written
+/// (0 when it would block), or why the connection is broken.
+fn write_some(stream: &TcpStream, out: &mut VecDeque<u8>) -> Result<usize, String> {
+    let (front, _) = out.as_slices();
+    if front.is_empty() {
+        return Ok(0);
+    }
+    match stream.try_write(front) {
+        Ok(0) => Err("write: connection closed".to_owned()),
+        Ok(n) => {
+            out.drain(..n.min(out.len()));
+            Ok(n)
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(format!("write: {e}")),
     }
 }
 

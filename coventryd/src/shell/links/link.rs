@@ -2,6 +2,7 @@
 //! connection, and after a failure or a loss wait out the back-off and try again,
 //! for as long as the link exists (the task is aborted when it is removed).
 
+use super::backlog::LINK_BACKLOG;
 use super::conn::{self, ConnParams};
 use super::status::backoff_delay;
 use super::{LinkId, TcpEvent, Timings};
@@ -53,7 +54,8 @@ impl LinkTask {
             let error = match result {
                 Ok((stream, peer)) => {
                     consecutive = 0;
-                    let (handle, ctl) = conn::pair(self.ids.fetch_add(1, Ordering::Relaxed));
+                    let (handle, ctl) =
+                        conn::pair(self.ids.fetch_add(1, Ordering::Relaxed), LINK_BACKLOG);
                     let up = TcpEvent::LinkUp {
                         link: self.id,
                         peer,
@@ -69,6 +71,7 @@ impl LinkTask {
                         flush_timeout: self.timings.flush_timeout,
                         message_deadline: None,
                         probation: None,
+                        write_stall: self.timings.write_stall,
                     };
                     conn::run(stream, peer, ctl, params, &self.tx).await
                 }

@@ -3,7 +3,10 @@
 //!
 //! - `status.rs` (pure): the back-off schedule and a link's state machine and
 //!   counters; `framing.rs` (pure): the read buffer into messages, pongs and error
-//!   replies, and the keep-alive clock.
+//!   replies, and the keep-alive clock; `backlog.rs` (pure): the write queue's
+//!   byte budget, the clock that tells a peer not reading from a burst of ours,
+//!   and counted, rate-limited log lines; `slots.rs` (pure): who gets an inbound
+//!   slot (probation until proven, a per-source cap, eviction order).
 //! - `conn.rs`: one connection's read/write loop; `link.rs`: the persistent
 //!   outbound task per link; `inbound.rs`: the accept loop.
 //!
@@ -14,17 +17,22 @@
 //! which keeps the picture the core and the state block see. Everything runs on the
 //! caller's tokio runtime; dropping the [`Upstream`] ends every task and connection.
 
+mod backlog;
 mod conn;
 mod framing;
 mod inbound;
 mod link;
+mod slots;
 mod status;
 
-pub use conn::{Conn, ConnId, QUEUE};
-pub use inbound::MAX_INBOUND;
+pub use backlog::{INBOUND_BACKLOG, LINK_BACKLOG, WRITE_STALL};
+pub use conn::{Conn, ConnId};
+pub use inbound::{MAX_INBOUND, UNPROVEN_DEADLINE};
+pub use slots::PER_SOURCE;
 pub use status::DOWN_AFTER;
 
 use crate::config::{HostPort, RouteKind, UpstreamConfig};
+use backlog::Tally;
 use conn::PushError;
 use coventry_shared::event::{Event, RouteState};
 use coventry_shared::stateblock::{put_str, RouteEntry, MAX_ROUTES};
@@ -33,7 +41,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -97,6 +105,8 @@ pub enum TcpEvent {
         conn: ConnId,
         /// Why.
         error: String,
+        /// Whether the core had proven it to be the upstream peer.
+        proven: bool,
     },
 }
 
@@ -132,6 +142,12 @@ pub struct Timings {
     pub flush_timeout: Duration,
     /// An inbound connection silent both ways this long is closed (10 min).
     pub inbound_idle: Duration,
+    /// An inbound connection not proven to be the upstream peer this long after
+    /// it opened is closed ([`UNPROVEN_DEADLINE`]).
+    pub unproven: Duration,
+    /// A peer that takes no byte this long while output waits for it is cut
+    /// off ([`WRITE_STALL`]).
+    pub write_stall: Duration,
 }
 
 impl Timings {
@@ -145,6 +161,8 @@ impl Timings {
             backoff_max: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(1),
             inbound_idle: Duration::from_secs(600),
+            unproven: UNPROVEN_DEADLINE,
+            write_stall: WRITE_STALL,
         }
     }
 }
@@ -189,6 +207,12 @@ pub struct Upstream {
     max_message: usize,
     next_link: u64,
     conn_ids: Arc<AtomicU64>,
+    /// Messages dropped (no connection, or over its backlog), and the latest why.
+    drops: Tally,
+    drop_reason: String,
+    /// Inbound connections that ended without being proven, and the latest.
+    strangers: Tally,
+    stranger_end: String,
 }
 
 impl Upstream {
@@ -235,6 +259,10 @@ impl Upstream {
             max_message,
             next_link: 0,
             conn_ids: Arc::new(AtomicU64::new(0)),
+            drops: Tally::new(inbound::LOG_EVERY),
+            drop_reason: String::new(),
+            strangers: Tally::new(inbound::LOG_EVERY),
+            stranger_end: String::new(),
         };
         for (target, kinds) in cfg.links() {
             let link = up.spawn_link(target, kinds, now_ms);
@@ -290,9 +318,13 @@ impl Upstream {
 
     /// Send bytes (one whole SIP message) on the connection whose remote address is
     /// `peer` (outbound link first, then inbound connection); false when there is
-    /// none or it cannot take more (a peer whose write queue is full is cut off).
-    /// Counts `sent` for links.
+    /// none, or when more than its backlog ([`LINK_BACKLOG`], [`INBOUND_BACKLOG`])
+    /// already waits for the peer: the message is dropped, counted
+    /// ([`Upstream::dropped`]) and logged at most once a minute, and the
+    /// connection stays (only a peer that stops reading is cut off, by its
+    /// connection task). Counts `sent` for links.
     pub fn send(&mut self, peer: SocketAddr, bytes: Vec<u8>) -> bool {
+        let len = bytes.len();
         let link = self
             .links
             .iter()
@@ -304,39 +336,75 @@ impl Upstream {
             let Some(conn) = link.conn.as_ref() else {
                 return false;
             };
-            return match conn.push(bytes) {
+            let why = match conn.push(bytes) {
                 Ok(()) => {
                     link.status.sent += 1;
-                    true
+                    return true;
                 }
-                Err(e) => {
-                    if let Some(conn) = link.conn.take() {
-                        if e == PushError::Full {
-                            log::warn!(
-                                "upstream {}: peer {peer} not reading; cut off",
-                                link.target
-                            );
-                            conn.cut("peer not reading (write queue full)");
-                        }
-                    }
-                    false
+                Err(PushError::Full) => format!(
+                    "upstream {}: {} bytes already wait for {peer} (backlog {} MiB); \
+                     a message of {len} bytes dropped",
+                    link.target,
+                    conn.held(),
+                    LINK_BACKLOG >> 20
+                ),
+                Err(PushError::Closed) => {
+                    link.conn = None;
+                    format!(
+                        "upstream {}: the connection to {peer} has ended",
+                        link.target
+                    )
                 }
             };
-        }
-        let Some(conn) = self.inbound.get(&peer) else {
+            self.dropped_one(why);
             return false;
-        };
-        match conn.push(bytes) {
-            Ok(()) => true,
-            Err(e) => {
-                if let Some(conn) = self.inbound.remove(&peer) {
-                    if e == PushError::Full {
-                        log::warn!("tcp {peer}: peer not reading; cut off");
-                        conn.cut("peer not reading (write queue full)");
-                    }
-                }
-                false
+        }
+        let why = match self.inbound.get(&peer).map(|c| (c.push(bytes), c.held())) {
+            Some((Ok(()), _)) => return true,
+            Some((Err(PushError::Full), held)) => format!(
+                "tcp {peer}: {held} bytes already wait (backlog {} MiB); a message of \
+                 {len} bytes dropped",
+                INBOUND_BACKLOG >> 20
+            ),
+            Some((Err(PushError::Closed), _)) => {
+                self.inbound.remove(&peer);
+                format!("tcp {peer}: the connection has ended")
             }
+            None => format!("no TCP connection to {peer}"),
+        };
+        self.dropped_one(why);
+        false
+    }
+
+    /// Count a message that could not be sent; log it if a line is due.
+    fn dropped_one(&mut self, why: String) {
+        self.drop_reason = why;
+        if let Some(n) = self.drops.note(Instant::now()) {
+            log_drops(n, &self.drop_reason);
+        }
+    }
+
+    /// SIP messages for TCP peers dropped so far (no connection, or over its
+    /// backlog).
+    pub fn dropped(&self) -> u64 {
+        self.drops.total()
+    }
+
+    /// The core proved the inbound connection from `peer` to be the upstream
+    /// peer (`Outbox::proven`): it keeps its slot and has no deadline.
+    pub fn prove(&mut self, peer: SocketAddr) {
+        if self.inbound.get(&peer).is_some_and(Conn::prove) {
+            log::info!("tcp connection from {peer}: proven to be the upstream peer");
+        }
+    }
+
+    /// Write the rate-limited lines that are due (call it from a clock).
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(n) = self.drops.due(now) {
+            log_drops(n, &self.drop_reason);
+        }
+        if let Some(n) = self.strangers.due(now) {
+            log_strangers(n, &self.stranger_end);
         }
     }
 
@@ -409,11 +477,24 @@ impl Upstream {
                 self.inbound.insert(peer, conn);
                 None
             }
-            TcpEvent::InboundClosed { peer, conn, error } => {
+            TcpEvent::InboundClosed {
+                peer,
+                conn,
+                error,
+                proven,
+            } => {
                 if self.inbound.get(&peer).is_some_and(|c| c.id() == conn) {
                     self.inbound.remove(&peer);
                 }
-                log::info!("tcp connection from {peer} ended: {error}");
+                if proven {
+                    log::info!("tcp connection from {peer} ended: {error}");
+                } else {
+                    log::debug!("tcp connection from {peer} (not proven) ended: {error}");
+                    self.stranger_end = format!("{peer}: {error}");
+                    if let Some(n) = self.strangers.note(Instant::now()) {
+                        log_strangers(n, &self.stranger_end);
+                    }
+                }
                 None
             }
         }
@@ -593,6 +674,22 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The rate-limited line for `n` dropped messages.
+fn log_drops(n: u64, latest: &str) {
+    log::warn!(
+        "tcp: {n} SIP message(s) dropped (the latest: {latest}); more within a minute \
+         are counted, not logged"
+    );
+}
+
+/// The rate-limited line for `n` inbound connections that ended unproven.
+fn log_strangers(n: u64, latest: &str) {
+    log::info!(
+        "tcp: {n} inbound connection(s) closed before proving to be the upstream peer \
+         (the latest, {latest}); more within a minute are counted, not logged"
+    );
 }
 
 /// The host of `target` when it is an IP literal.
