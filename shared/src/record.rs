@@ -146,6 +146,14 @@ pub struct CallRecord {
     pub route: Route,
     /// The forwards it followed, in order.
     pub forwards: Vec<Hop>,
+    /// Restarts of the switch the call lived through (answered calls go on
+    /// across a restart); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CallRecord {
@@ -196,8 +204,10 @@ mod tests {
                 to: "36".into(),
                 why: HopReason::Busy,
             }],
+            restarts: 0,
         };
         let line = serde_json::to_string(&r).expect("json");
+        assert!(!line.contains("restarts"), "none: left out ({line})");
         assert!(line.contains(r#""outcome":"completed""#), "{line}");
         assert!(line.contains(r#""why":"busy""#), "{line}");
         assert!(line.contains(r#""route":"local""#), "{line}");

@@ -111,6 +111,64 @@ fn baresip_keeps_working_across_a_restart_and_its_refresh() {
     call(&sw, &mut a, &mut b, true, false);
 }
 
+/// The call records in the switch's state directory, as written.
+fn records_of(sw: &Switch) -> Vec<coventry_shared::record::CallRecord> {
+    let text = std::fs::read_to_string(sw.state_dir().join("records.jsonl")).unwrap_or_default();
+    coventry_shared::record::parse_lines(&text).0
+}
+
+#[test]
+fn baresip_calls_answered_before_a_restart_or_a_crash_hang_up_after_it() {
+    let mut sw = Switch::start(&Conf::new(&[10, 11]).build());
+    let mut a = phone(&sw, 10, 11, 600);
+    let mut b = phone(&sw, 11, 10, 600);
+    for (round, crash) in [(1usize, false), (2, true)] {
+        a.clear_events();
+        b.clear_events();
+        a.command("dial", &format!("sip:11@{}", sw.addr()));
+        b.wait_event("CALL_INCOMING", WAIT);
+        b.request("accept", "");
+        a.wait_event("CALL_ESTABLISHED", WAIT);
+        b.wait_event("CALL_ESTABLISHED", WAIT);
+        if crash {
+            // The answered call is on disk before the crash can take it.
+            let kept = sw.state_dir().join("calls.json");
+            poll_until(WAIT, || {
+                std::fs::read_to_string(&kept)
+                    .ok()
+                    .filter(|t| t.contains("\"call_id\""))
+                    .map(|_| ())
+            })
+            .unwrap_or_else(|| panic!("the call was never kept:\n{}", sw.log()));
+            sw.kill9();
+        }
+        sw.restart();
+        assert!(
+            sw.log().contains("restored 1 answered calls"),
+            "round {round}:\n{}",
+            sw.log()
+        );
+        // 10 hangs up: its BYE goes through the new run of the switch to 11.
+        a.command("hangup", "");
+        b.wait_event("CALL_CLOSED", WAIT);
+        a.wait_event("CALL_CLOSED", WAIT);
+        let records = poll_until(WAIT, || {
+            let r = records_of(&sw);
+            (r.len() >= round).then_some(r)
+        })
+        .unwrap_or_else(|| panic!("no record for round {round}:\n{}", sw.log()));
+        assert_eq!(records.len(), round, "one record per call: {records:?}");
+        let r = &records[round - 1];
+        assert_eq!(
+            r.outcome,
+            coventry_shared::event::CallOutcome::Completed,
+            "{r:?}"
+        );
+        assert_eq!(r.restarts, 1, "{r:?}");
+        assert_eq!((r.caller.as_str(), r.dialled.as_str()), ("10", "11"));
+    }
+}
+
 /// The README's own baresip example, followed literally against the built-in
 /// default (only the address is this machine's): `/uanew sip:10@ADDR;auth_pass=SECRET`
 /// with the secret read from the secrets file.

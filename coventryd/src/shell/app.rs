@@ -64,39 +64,52 @@ struct Persister {
     writing: Option<JoinHandle<()>>,
 }
 
+/// Write each file atomically; failures are logged.
+fn write_all(files: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in files {
+        if let Err(e) = persist::write_atomic(path, bytes, 0o600) {
+            log::error!("cannot save {}: {e}", path.display());
+        }
+    }
+}
+
 impl Persister {
     fn want(&mut self, at_ms: u64) {
         self.due_ms = Some(self.due_ms.map_or(at_ms, |d| d.min(at_ms)));
     }
 
-    fn poll(&mut self, now: u64, reg: &Registrar) {
+    fn poll(&mut self, now: u64, sw: &Switch) {
         if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
             return; // one write at a time; the next one picks up all changes
         }
         if self.due_ms.is_some_and(|d| d <= now) {
             self.due_ms = None;
-            let bytes = persist::encode_registrations(reg, now);
-            let path = persist::registrations_path(&self.state_dir);
-            self.writing = Some(tokio::task::spawn_blocking(move || {
-                if let Err(e) = persist::write_atomic(&path, &bytes, 0o600) {
-                    log::error!("cannot save registrations to {}: {e}", path.display());
-                }
-            }));
+            let files = self.files(now, sw);
+            self.writing = Some(tokio::task::spawn_blocking(move || write_all(&files)));
         }
     }
 
-    /// Write the registrations now, after any write still under way: that one
-    /// holds older bindings and must not land on top of these.
-    async fn flush_now(&mut self, reg: &Registrar) {
+    /// The files to write: the registrations and the answered calls.
+    fn files(&self, now: u64, sw: &Switch) -> [(PathBuf, Vec<u8>); 2] {
+        [
+            (
+                persist::registrations_path(&self.state_dir),
+                persist::encode_registrations(sw.registrar(), now),
+            ),
+            (
+                self.state_dir.join(persist::CALLS_FILE),
+                persist::encode_calls(&sw.kept_calls()),
+            ),
+        ]
+    }
+
+    /// Write the registrations and calls now, after any write still under way:
+    /// that one holds older state and must not land on top of this.
+    async fn flush_now(&mut self, sw: &Switch) {
         if let Some(writing) = self.writing.take() {
             let _ = writing.await;
         }
-        let path = persist::registrations_path(&self.state_dir);
-        if let Err(e) =
-            persist::write_atomic(&path, &persist::encode_registrations(reg, now_ms()), 0o600)
-        {
-            log::error!("cannot save registrations: {e}");
-        }
+        write_all(&self.files(now_ms(), sw));
     }
 }
 
@@ -255,6 +268,18 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         .resume_call_numbers(records::first_call_number(&state_dir))
         .with_runstate(&persist::load_runstate(&state_dir))
         .with_route_lookup(Box::new(crate::shell::routing::kernel_route));
+    match persist::load_calls(&state_dir) {
+        Ok(kept) => {
+            let n = sw.restore_calls(kept);
+            if n > 0 {
+                log::info!("restored {n} answered calls: their dialogs go on through this switch");
+            }
+        }
+        Err((why, moved)) => log::warn!(
+            "calls file unreadable ({why}); moved to {}; the calls in it can no longer be relayed",
+            moved.display()
+        ),
+    }
     sw.on_tick(now_ms());
 
     let fifo_path = control_path(&runtime_dir);
@@ -403,7 +428,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 publisher.set_tcp_dropped(up.dropped());
                 // Like the counters: the routes' figures move without a state change.
                 publish_routes(&up, &sw, &mut publisher);
-                persister.poll(now, sw.registrar());
+                persister.poll(now, &sw);
             }
             held = durable.finished() => released = Some(held),
             Some(done) = hooks_done.recv() => {
@@ -464,7 +489,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         },
     );
     publisher.wake_readers();
-    persister.flush_now(sw.registrar()).await;
+    persister.flush_now(&sw).await;
     hooks.kill_all();
     records.stop();
     let _ = std::fs::remove_file(&fifo_path);
@@ -520,12 +545,12 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     if let Some(n) = out.call_numbers_reserved {
         o.records.reserve_call_numbers(n);
     }
-    if out.persist_now {
+    if out.persist_now || out.calls_kept {
         o.persister.want(now + PERSIST_SOON_MS);
     } else if out.persist_later {
         o.persister.want(now + PERSIST_LATER_MS);
     }
-    o.persister.poll(now, sw.registrar());
+    o.persister.poll(now, &sw);
     if o.durable.busy() {
         o.durable.hold(out);
     } else if Durable::needs_write(&out) {

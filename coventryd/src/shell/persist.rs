@@ -3,6 +3,7 @@
 //! either the old or the new file, never a torn one. Files are created and read only
 //! through the daemon's own directory ([`SafeDir`]), never through a link.
 
+use crate::switch::kept_calls::{self, KeptCalls};
 use crate::switch::registrar::Registrar;
 use crate::switch::settings::Settings;
 use coventry_shared::runstate::{valid_name, DEFAULT_RUNSTATE, RUNSTATE_FILE};
@@ -114,6 +115,35 @@ pub fn load_settings(state_dir: &Path) -> Result<Option<Settings>, (String, Path
             Loaded::Corrupt(w, p) => Err((w, p)),
             _ => Ok(None),
         },
+    }
+}
+
+/// File holding the answered calls (they go on across a restart).
+pub const CALLS_FILE: &str = "calls.json";
+
+/// Serialise the answered calls (cheap enough for the event loop: a few per
+/// phone at most).
+pub fn encode_calls(calls: &KeptCalls) -> Vec<u8> {
+    serde_json::to_vec(calls).unwrap_or_default()
+}
+
+/// Load the answered calls a previous run kept; a corrupt file is moved aside
+/// and reported (its calls can no longer be relayed).
+pub fn load_calls(state_dir: &Path) -> Result<KeptCalls, (String, PathBuf)> {
+    let path = state_dir.join(CALLS_FILE);
+    let bytes = match read_own(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(KeptCalls::default()),
+        Err(e) => return Err((e.to_string(), path)),
+    };
+    let why = match serde_json::from_slice::<KeptCalls>(&bytes) {
+        Ok(k) if k.version == kept_calls::VERSION => return Ok(k),
+        Ok(k) => format!("unknown version {}", k.version),
+        Err(e) => e.to_string(),
+    };
+    match aside(&path, why) {
+        Loaded::Corrupt(w, p) => Err((w, p)),
+        _ => Ok(KeptCalls::default()),
     }
 }
 

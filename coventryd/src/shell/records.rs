@@ -250,6 +250,7 @@ mod tests {
             talk_ms: 1,
             route: Route::Local,
             forwards: Vec::new(),
+            restarts: 0,
         }
     }
 

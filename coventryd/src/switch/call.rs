@@ -118,7 +118,7 @@ impl Branch {
 /// One party of a call's dialog: which extension it is and how the switch
 /// reaches it. The caller's is known from its INVITE; the callee's once it
 /// answers (until then only the extension ringing).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Party {
     /// Its extension (none: a number outside, reached through the upstream).
     pub ext: Option<u16>,
@@ -233,6 +233,20 @@ pub struct Call {
     pub route: coventry_shared::record::Route,
     /// The forwards it followed.
     pub hops: Vec<coventry_shared::record::Hop>,
+    /// Restarts of the switch the call lived through (kept answered calls).
+    pub restarts: u32,
+    /// Where each side was known before a restart (kept answered calls): its
+    /// forks are gone, these addresses stand for them.
+    pub known_at: KnownAt,
+}
+
+/// Transport addresses each side of a call is known by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KnownAt {
+    /// The caller's.
+    pub caller: Vec<Dest>,
+    /// The callee's.
+    pub callee: Vec<Dest>,
 }
 
 impl Call {
@@ -271,6 +285,8 @@ impl Call {
             noanswer: None,
             route: coventry_shared::record::Route::Local,
             hops: Vec::new(),
+            restarts: 0,
+            known_at: KnownAt::default(),
         }
     }
 
@@ -374,6 +390,7 @@ impl Call {
             talk_ms,
             route: self.route,
             forwards: std::mem::take(&mut self.hops),
+            restarts: self.restarts,
         }
     }
 

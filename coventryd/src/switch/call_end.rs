@@ -54,6 +54,9 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&no) else {
             return;
         };
+        if call.phase == CallPhase::Answered {
+            self.out.calls_kept = true;
+        }
         call.phase = CallPhase::Ended;
         call.end_ms = Some(now_ms);
         // What lingers for Timer D needs no INVITE to fork again.
@@ -63,7 +66,7 @@ impl Switch {
         if let Some(slot) = call.slot {
             self.calls.slots.ended(slot, now_ms);
         }
-        let reached = !call.branches.is_empty();
+        let reached = !call.branches.is_empty() || call.answer_ms.is_some();
         let record = call.record(now_ms, outcome, status);
         self.call_event(no);
         self.record_call(now_ms, record, reached);

@@ -256,6 +256,7 @@ impl Dial {
             talk_ms,
             route: Route::ClickToDial,
             forwards: Vec::new(),
+            restarts: 0,
         }
     }
 }

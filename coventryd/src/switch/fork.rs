@@ -284,6 +284,7 @@ impl Switch {
         }
         call.phase = CallPhase::Answered;
         call.answer_ms = Some(now_ms);
+        self.out.calls_kept = true;
         let rang = call.callee.ext;
         call.callee = Party {
             ext: branch_ext,
@@ -365,12 +366,16 @@ impl Switch {
         // showing a missed call (RFC 3326).
         let completed: &[(&str, &str)] =
             &[("Reason", "SIP;cause=200;text=\"Call completed elsewhere\"")];
+        // A switch that stops says why its ringing calls end.
+        let stopping: &[(&str, &str)] = &[("Reason", "SIP;cause=503;text=\"Switch restarting\"")];
         let bytes = Own {
             from: &call.invite.from_hdr,
             to: &call.invite.to_hdr,
             cseq: call.invite.cseq,
             headers: if call.phase == CallPhase::Answered {
                 completed
+            } else if self.stopping {
+                stopping
             } else {
                 &[]
             },

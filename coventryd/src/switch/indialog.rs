@@ -107,12 +107,18 @@ impl Switch {
             let mut caller = vec![c.invite.src, c.invite.replier.dest];
             caller.extend(c.caller.addr);
             caller.extend(self.phones_of(c.caller.ext));
+            caller.extend(c.known_at.caller.iter().copied());
             let mut callee: Vec<Dest> = c.branches.iter().map(|b| b.dest).collect();
             callee.extend(c.callee.addr);
+            callee.extend(c.known_at.callee.iter().copied());
             callee.extend(self.phones_of(c.callee.ext));
             for b in &c.branches {
                 callee.extend(self.phones_of(b.ext));
             }
+            caller.sort_unstable_by_key(|d| (d.is_tcp(), d.addr()));
+            caller.dedup();
+            callee.sort_unstable_by_key(|d| (d.is_tcp(), d.addr()));
+            callee.dedup();
             return Some(Parties {
                 caller,
                 callee,

@@ -90,6 +90,7 @@ impl Switch {
             talk_ms: 0,
             route: Route::Feature,
             forwards: Vec::new(),
+            restarts: 0,
         };
         self.record_call(now_ms, record, served);
         match outcome {

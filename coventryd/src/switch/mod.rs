@@ -19,6 +19,7 @@ pub mod guard;
 mod identity;
 mod indialog;
 mod invite;
+pub mod kept_calls;
 mod keypad;
 mod limits;
 mod message;
@@ -88,6 +89,9 @@ pub struct Outbox {
         coventry_shared::record::Book,
         coventry_shared::record::CallRecord,
     )>,
+    /// The answered calls changed (one was answered or ended): keep them on disk
+    /// (see [`Switch::kept_calls`]).
+    pub calls_kept: bool,
     /// Call numbers are used up to here: keep a higher first number for the
     /// next start (see [`Switch::resume_call_numbers`]).
     pub call_numbers_reserved: Option<u32>,
@@ -116,6 +120,7 @@ impl Outbox {
             && !self.settings_changed
             && self.chats.is_empty()
             && self.records.is_empty()
+            && !self.calls_kept
             && self.call_numbers_reserved.is_none()
             && self.runstate.is_none()
             && self.proven.is_empty()
@@ -136,6 +141,7 @@ impl Outbox {
         self.settings_changed |= other.settings_changed;
         self.chats.extend(other.chats);
         self.records.extend(other.records);
+        self.calls_kept |= other.calls_kept;
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
         self.runstate = other.runstate.or(self.runstate.take());
         self.proven.extend(other.proven);
@@ -209,6 +215,8 @@ pub struct Switch {
     routes: std::cell::RefCell<routes::RouteCache>,
     /// Rate limit of the log lines about parties over their limits.
     limit_log: limits::LimitLog,
+    /// The daemon is stopping (its CANCELs say so).
+    stopping: bool,
     /// Which book each call record goes to, and callers' budgets of records of
     /// calls that reached no one.
     books: record_books::RecordBooks,
@@ -334,6 +342,7 @@ impl Switch {
             last_now: 0,
             routes: Default::default(),
             limit_log: Default::default(),
+            stopping: false,
             books: Default::default(),
             instance: format!("{:06x}", rand::random::<u32>() & 0xff_ffff),
             relay_key: trust::RelayKey::random(),
@@ -757,10 +766,37 @@ impl Switch {
         })
     }
 
-    /// The daemon is stopping: write what is still pending in the log (the
-    /// counts of failure lines left out), so nothing is lost, and keep the exact
-    /// next call number, so numbering goes on without a gap.
+    /// The daemon is stopping: calls still ringing end (a CANCEL with a Reason
+    /// to the phones ringing, 503 with Retry-After to the caller, a record);
+    /// answered calls are left alone, never sent a BYE: the media flows between
+    /// the phones and the next start takes them back ([`Switch::kept_calls`]).
+    /// What is still pending in the log (the counts of lines left out) is
+    /// written, and the exact next call number kept, so numbering goes on.
     pub fn on_stop(&mut self) {
+        // Ringing calls end with a reason; answered ones go on (kept on disk).
+        self.stopping = true;
+        let ringing: Vec<u32> = self
+            .calls
+            .active
+            .iter()
+            .filter(|no| {
+                self.calls
+                    .calls
+                    .get(no)
+                    .is_some_and(|c| c.phase != coventry_shared::event::CallPhase::Answered)
+            })
+            .copied()
+            .collect();
+        for no in ringing {
+            self.fail_call_with(
+                self.last_now,
+                no,
+                503,
+                Some("Service Unavailable (switch restarting)"),
+                coventry_shared::event::CallOutcome::Failed,
+                &[("Retry-After", "5")],
+            );
+        }
         self.out.call_numbers_reserved = Some(self.calls.next_number());
         let summaries = self.auth.auth_log.take_all();
         register::log_summaries(&summaries);

@@ -106,6 +106,7 @@ mod tests {
             talk_ms: 0,
             route: Route::Local,
             forwards: Vec::new(),
+            restarts: 0,
         }
     }
 

@@ -9,13 +9,27 @@ use coventryd::cli;
 const EXTRA_SECTIONS: &str = r##".SH SIGNALS
 .TP
 .BR SIGTERM ", " SIGINT
-Stop cleanly: registrations and operator settings are saved, the state block and the
-control FIFO are removed.
+Stop cleanly: registrations, operator settings and answered calls are saved, the
+state block and the control FIFO are removed. Answered calls are never hung up by
+a stop: their media flows between the phones, and the next start takes them back
+and goes on relaying their dialogs (a hang\-up reaches the other phone, the call
+gets one record noting the restart); the same after a crash, for calls answered
+before it. Calls still ringing end: the phones ringing get a CANCEL with
+.B "Reason: SIP;cause=503"
+and the caller
+.B "503"
+with
+.BR Retry\-After .
 .TP
 .B SIGHUP
 Reload the configuration file, as
 .BR "pbxctl reload" .
-A file with errors is reported and the configuration in force is kept.
+A reload applies all of a change or refuses it, saying which: a file with errors,
+or a change only a restart can make (the dial plan, the listen address,
+.BR max_message ),
+is reported and the configuration in force is kept; adding
+.B [upstream]
+opens its TCP listener, removing it closes the listener.
 .SH SECURITY
 Nobody acts through the switch without a secret. Every request that claims an
 extension (REGISTER, INVITE, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH) is challenged for
@@ -263,8 +277,10 @@ counters and the event ring, for readers such as
 The control FIFO (in the runtime directory).
 .TP
 .I /var/lib/coventry/
-The state directory: registrations and operator settings (forwards, do not disturb,
-speed dials), saved atomically so that they survive a restart, and the generated
+The state directory: registrations, operator settings (forwards, do not disturb,
+speed dials) and answered calls
+.RI ( calls.json ),
+saved atomically so that they survive a restart, and the generated
 .I secrets
 of the built\-in default configuration (the owner's only); the call records
 .I records.jsonl

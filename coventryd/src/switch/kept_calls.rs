@@ -1,0 +1,197 @@
+//! Answered calls outlive the switch: the media flows between the phones, so a
+//! restart (an upgrade, a crash) must not strand their calls. Every answered call
+//! is kept in the state directory with what the switch needs to go on relaying
+//! its dialog — its parties, where each is known, their route sets and tags —
+//! to end it with one record (noting the restart) and to hang it up; with them,
+//! the token of the instance that Record-Routed them, so the Route entries in
+//! their requests still name this switch after a restart, as a loose router's
+//! would. A stop never sends BYEs for them.
+
+use super::call::{Call, CallerInvite, KnownAt, Party};
+use super::reply::Replier;
+use super::Switch;
+use crate::sip::error::ReplyContext;
+use coventry_shared::event::CallPhase;
+use coventry_shared::record::{Hop, Route};
+use serde::{Deserialize, Serialize};
+
+/// Format version of the kept calls.
+pub const VERSION: u32 = 1;
+
+/// The answered calls of a switch, as kept on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptCalls {
+    /// Format version ([`VERSION`]).
+    pub version: u32,
+    /// The Record-Route token of the instance that routed them.
+    pub instance: String,
+    /// The calls.
+    pub calls: Vec<KeptCall>,
+}
+
+/// One answered call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptCall {
+    /// Its number.
+    pub no: u32,
+    /// Its Call-ID.
+    pub call_id: String,
+    /// The caller's side of the dialog.
+    pub caller: Party,
+    /// The callee's side.
+    pub callee: Party,
+    /// Every transport address each side is known by.
+    pub known_at: KnownAt,
+    /// The caller as shown.
+    pub caller_label: String,
+    /// What was dialled.
+    pub dialled: String,
+    /// The caller's From (with tag) and To (without), for our own requests.
+    pub from_hdr: String,
+    /// The To of the caller's INVITE.
+    pub to_hdr: String,
+    /// Start and answer, ms since the epoch.
+    pub start_ms: u64,
+    /// When it was answered.
+    pub answer_ms: u64,
+    /// Where it went.
+    pub route: Route,
+    /// The forwards it followed.
+    pub hops: Vec<Hop>,
+    /// Restarts it lived through before this one.
+    pub restarts: u32,
+}
+
+/// Whether `token` could be an instance token (six hex digits).
+fn valid_instance(token: &str) -> bool {
+    token.len() == 6 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Switch {
+    /// The answered calls, to keep on disk.
+    pub fn kept_calls(&self) -> KeptCalls {
+        let mut calls: Vec<KeptCall> = self
+            .calls
+            .active
+            .iter()
+            .filter_map(|no| self.calls.calls.get(no))
+            .filter(|c| c.phase == CallPhase::Answered)
+            .map(|c| {
+                let parties = self.parties(&c.call_id);
+                KeptCall {
+                    no: c.no,
+                    call_id: c.call_id.clone(),
+                    caller: c.caller.clone(),
+                    callee: c.callee.clone(),
+                    known_at: KnownAt {
+                        caller: parties
+                            .as_ref()
+                            .map(|p| p.caller.clone())
+                            .unwrap_or_default(),
+                        callee: parties.map(|p| p.callee).unwrap_or_default(),
+                    },
+                    caller_label: c.caller_label.clone(),
+                    dialled: c.dialled.clone(),
+                    from_hdr: c.invite.from_hdr.clone(),
+                    to_hdr: c.invite.to_hdr.clone(),
+                    start_ms: c.start_ms,
+                    answer_ms: c.answer_ms.unwrap_or(c.start_ms),
+                    route: c.route,
+                    hops: c.hops.clone(),
+                    restarts: c.restarts,
+                }
+            })
+            .collect();
+        calls.sort_by_key(|c| c.no);
+        KeptCalls {
+            version: VERSION,
+            instance: self.instance.clone(),
+            calls,
+        }
+    }
+
+    /// Go on with the answered calls a previous run kept: their dialogs are
+    /// relayed again, a BYE ends them with a record, the operator can hang them
+    /// up. Returns how many were taken.
+    pub fn restore_calls(&mut self, kept: KeptCalls) -> usize {
+        if kept.version != VERSION || kept.calls.is_empty() {
+            return 0;
+        }
+        if valid_instance(&kept.instance) {
+            self.instance = kept.instance;
+        }
+        let mut taken = 0;
+        for k in kept.calls {
+            if self.calls.calls.contains_key(&k.no)
+                || self.calls.by_call_id.contains_key(&k.call_id)
+            {
+                continue;
+            }
+            let Some(src) = k.known_at.caller.first().copied().or(k.caller.addr) else {
+                continue;
+            };
+            let invite = CallerInvite {
+                request: None,
+                key: String::new(),
+                branch: String::new(),
+                replier: Replier {
+                    key: String::new(),
+                    dest: src,
+                    ctx: ReplyContext {
+                        method: "INVITE".into(),
+                        vias: Vec::new(),
+                        from: k.from_hdr.clone(),
+                        to: k.to_hdr.clone(),
+                        call_id: k.call_id.clone(),
+                        cseq: String::new(),
+                        status: 500,
+                    },
+                    to_tag: k.callee.tag.clone().unwrap_or_default(),
+                },
+                final_retx: None,
+                cseq: k.caller.cseq,
+                from_hdr: k.from_hdr,
+                to_hdr: k.to_hdr,
+                src,
+            };
+            let mut call = Call::new(
+                k.no,
+                &k.call_id,
+                (k.caller, k.caller_label),
+                &k.dialled,
+                invite,
+                (k.start_ms, k.start_ms),
+            );
+            call.callee = k.callee;
+            call.phase = CallPhase::Answered;
+            call.answer_ms = Some(k.answer_ms);
+            call.route = k.route;
+            call.hops = k.hops;
+            call.restarts = k.restarts + 1;
+            call.known_at = k.known_at;
+            call.slot = self.calls.slots.take(k.no);
+            self.calls.by_call_id.insert(k.call_id, k.no);
+            let no = call.no;
+            self.calls.insert(call);
+            self.publish_call(no);
+            taken += 1;
+        }
+        if taken > 0 {
+            self.out.calls_kept = true;
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_instance;
+
+    #[test]
+    fn only_six_hex_digits_make_an_instance() {
+        assert!(valid_instance("0a1b2c"));
+        assert!(!valid_instance("0a1b2"));
+        assert!(!valid_instance("zzzzzz"));
+        assert!(!valid_instance("0a1b2c;x=1"));
+    }
+}
