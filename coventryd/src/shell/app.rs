@@ -550,7 +550,7 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     } else if out.persist_later {
         o.persister.want(now + PERSIST_LATER_MS);
     }
-    o.persister.poll(now, &sw);
+    o.persister.poll(now, sw);
     if o.durable.busy() {
         o.durable.hold(out);
     } else if Durable::needs_write(&out) {
