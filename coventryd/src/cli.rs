@@ -26,12 +26,14 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Runtime directory for the state block and the control FIFO
-    /// [default: /run/coventry for root, else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
+    /// [default: /run/coventry for root or when it exists and this user may write it,
+    /// else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
     #[arg(long, value_name = "DIR", env = "COVENTRY_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
 
     /// Directory for persistent state: registrations, settings, generated secrets
-    /// [default: /var/lib/coventry for root, else $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
+    /// [default: /var/lib/coventry for root or when it exists and this user may write
+    /// it (the coventry user), else $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
     #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 

@@ -47,6 +47,19 @@ fn load_config(cli: &cli::Cli, state_dir: &Path) -> Result<(Config, Option<PathB
             }
             Ok((config, Some(p)))
         }
+        None if cli.check_config => {
+            // A check writes nothing: the secrets are generated at the first start.
+            let listen = coventryd::config::ServerConfig::default().listen;
+            let config = Config::builtin(listen, |_| "generated-at-first-start".to_string());
+            eprintln!(
+                "coventryd: note: no configuration file: the built-in default, extensions {}-{}, \
+                 secrets in {}",
+                BUILTIN_EXTENSIONS.start(),
+                BUILTIN_EXTENSIONS.end(),
+                secrets::secrets_path(state_dir).display()
+            );
+            Ok((config, None))
+        }
         None => {
             secure_dir(state_dir, runtime::STATE_DIR_MODE, Role::State)?;
             let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();
@@ -106,8 +119,9 @@ fn main() -> ExitCode {
         eprintln!("coventryd: {e}");
         return ExitCode::from(1);
     }
-    let runtime_dir = runtime::runtime_dir(cli.runtime_dir.as_deref());
-    let state_dir = runtime::state_dir(cli.state_dir.as_deref());
+    // The daemon writes its directories: the system service's when this user may.
+    let runtime_dir = runtime::runtime_dir_for(cli.runtime_dir.as_deref(), runtime::Need::Write);
+    let state_dir = runtime::state_dir_for(cli.state_dir.as_deref(), runtime::Need::Write);
     let (config, config_path) = match load_config(&cli, &state_dir) {
         Ok(c) => c,
         Err(e) => {
@@ -136,6 +150,15 @@ fn main() -> ExitCode {
             config.groups.len(),
             cli.listen.unwrap_or(config.server.listen),
             config.server.realm
+        );
+        // The files a switch started the same way would use (nothing is written).
+        println!(
+            "files: configuration {}, state directory {}, runtime directory {}",
+            config_path
+                .as_deref()
+                .map_or("built-in default".to_string(), |p| p.display().to_string()),
+            state_dir.display(),
+            runtime_dir.display()
         );
         if let Some(w) = config.upstream.local_trust_warning() {
             eprintln!("coventryd: warning: {w}");

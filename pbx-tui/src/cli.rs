@@ -33,7 +33,8 @@ Environment:
 #[command(name = "pbx-tui", version, after_long_help = AFTER_LONG_HELP)]
 pub struct Cli {
     /// Runtime directory of the daemon, holding the state block and the control FIFO
-    /// [default: /run/coventry for root, else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
+    /// [default: /run/coventry for root or when it exists and you may read it (group
+    /// coventry), else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
     #[arg(long, value_name = "DIR", env = "COVENTRY_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
 

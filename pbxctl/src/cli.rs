@@ -82,7 +82,8 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// Runtime directory of the daemon, holding the state block and the control FIFO
-    /// [default: /run/coventry for root, else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
+    /// [default: /run/coventry for root or when it exists and you may read it (group
+    /// coventry), else $XDG_RUNTIME_DIR/coventry or /tmp/coventry-$UID].
     #[arg(long, value_name = "DIR", env = "COVENTRY_RUNTIME_DIR", global = true)]
     pub runtime_dir: Option<PathBuf>,
 
@@ -317,8 +318,8 @@ pub enum CliCommand {
         #[arg(value_name = "NAME")]
         name: Option<String>,
         /// The daemon's state directory (used while it is down) [default:
-        /// /var/lib/coventry for root, else $XDG_STATE_HOME/coventry or
-        /// ~/.local/state/coventry].
+        /// /var/lib/coventry for root or when it exists and you may read it,
+        /// else $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
         #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },
@@ -354,8 +355,9 @@ pub enum CliCommand {
         /// Only the last N matching records.
         #[arg(long, value_name = "N")]
         last: Option<usize>,
-        /// The daemon's state directory [default: /var/lib/coventry for root, else
-        /// $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
+        /// The daemon's state directory [default: /var/lib/coventry for root or when
+        /// it exists and you may read it, else $XDG_STATE_HOME/coventry or
+        /// ~/.local/state/coventry].
         #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },

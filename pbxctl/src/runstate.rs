@@ -45,15 +45,22 @@ pub fn current(runtime_dir: &Path, state_dir: &Path) -> Result<(String, Where), 
 
 /// The run state stored in `state_dir` (the default when none is).
 pub fn stored(state_dir: &Path) -> Result<String, Error> {
+    // No state directory at all is not "the default": it is the wrong place
+    // (or no switch ever ran there), and saying `day` would be a guess.
     let dir = match SafeDir::trusted(state_dir) {
         Ok(d) => d,
-        Err(TrustError::Missing(_)) => return Ok(DEFAULT_RUNSTATE.to_string()),
-        Err(e) => return Err(Error::failed(e.to_string())),
+        Err(TrustError::Missing(_)) => {
+            return Err(Error::failed(format!(
+                "cannot read the run state: no state directory {} (see --state-dir)",
+                state_dir.display()
+            )))
+        }
+        Err(e) => return Err(Error::failed(format!("cannot read the run state: {e}"))),
     };
     let mut f = match dir.open_checked(RUNSTATE_FILE, Kind::Regular, false) {
         Ok(f) => f,
         Err(TrustError::Missing(_)) => return Ok(DEFAULT_RUNSTATE.to_string()),
-        Err(e) => return Err(Error::failed(e.to_string())),
+        Err(e) => return Err(Error::failed(format!("cannot read the run state: {e}"))),
     };
     let mut text = String::new();
     f.read_to_string(&mut text)

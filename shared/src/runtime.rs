@@ -52,16 +52,51 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The runtime directory: `explicit` (flag or `COVENTRY_RUNTIME_DIR`) or the default.
+/// The system service's runtime directory (the Debian package's unit).
+pub const SYSTEM_RUNTIME_DIR: &str = "/run/coventry";
+/// The system service's state directory.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/coventry";
+
+/// What a program needs of a directory it looks for: the clients read it (the
+/// state block, the records; the control FIFO is the daemon's group's to write),
+/// the daemon writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read and enter it (pbxctl, pbx-tui, the pbx-* tools).
+    Read,
+    /// Also write in it (coventryd).
+    Write,
+}
+
+/// Whether the system service's directory `dir` exists and this user may use it
+/// as `need` says (root, the `coventry` user, members of group `coventry`).
+fn system_dir_usable(dir: &str, need: Need) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    let mut mode = AccessFlags::R_OK | AccessFlags::X_OK;
+    if need == Need::Write {
+        mode |= AccessFlags::W_OK;
+    }
+    Path::new(dir).is_dir() && access(dir, mode).is_ok()
+}
+
+/// The runtime directory a client looks in: [`runtime_dir_for`] with [`Need::Read`].
 pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
+    runtime_dir_for(explicit, Need::Read)
+}
+
+/// The runtime directory: `explicit` (flag or `COVENTRY_RUNTIME_DIR`); else the
+/// system service's (`/run/coventry`) for root, or when it exists and this user
+/// may use it as `need` says; else the per-user one (`$XDG_RUNTIME_DIR/coventry`,
+/// `/tmp/coventry-UID`).
+pub fn runtime_dir_for(explicit: Option<&Path>, need: Need) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
     if let Some(p) = std::env::var_os(RUNTIME_DIR_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    if is_root() {
-        return PathBuf::from("/run/coventry");
+    if is_root() || system_dir_usable(SYSTEM_RUNTIME_DIR, need) {
+        return PathBuf::from(SYSTEM_RUNTIME_DIR);
     }
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("coventry");
@@ -69,17 +104,24 @@ pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from(format!("/tmp/coventry-{}", nix::unistd::getuid()))
 }
 
-/// The persistent state directory: `explicit` (flag or `COVENTRY_STATE_DIR`), then
-/// `/var/lib/coventry` for root, `$XDG_STATE_HOME/coventry`, `~/.local/state/coventry`.
+/// The state directory a client looks in: [`state_dir_for`] with [`Need::Read`].
 pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
+    state_dir_for(explicit, Need::Read)
+}
+
+/// The persistent state directory: `explicit` (flag or `COVENTRY_STATE_DIR`);
+/// else the system service's (`/var/lib/coventry`) for root, or when it exists
+/// and this user may use it as `need` says; else `$XDG_STATE_HOME/coventry`,
+/// `~/.local/state/coventry`.
+pub fn state_dir_for(explicit: Option<&Path>, need: Need) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
     if let Some(p) = std::env::var_os(STATE_DIR_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    if is_root() {
-        return PathBuf::from("/var/lib/coventry");
+    if is_root() || system_dir_usable(SYSTEM_STATE_DIR, need) {
+        return PathBuf::from(SYSTEM_STATE_DIR);
     }
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("coventry");

@@ -146,3 +146,64 @@ fn a_file_with_only_server_keys_keeps_the_builtin_extensions() {
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("no extension sections"), "{err}");
 }
+
+#[test]
+fn a_check_writes_nothing_and_names_the_files_a_start_would_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, state) = (dir.path().join("run"), dir.path().join("state"));
+    // No configuration named: /etc/coventry.conf, else the built-in default;
+    // nothing created either way.
+    let o = Command::new(coventryd_bin())
+        .env_remove("COVENTRY_CONFIG")
+        .arg("--runtime-dir")
+        .arg(&run)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    if std::path::Path::new("/etc/coventry.conf").exists() {
+        // This machine has a configuration of its own: the check names it.
+        assert!(out.contains("configuration /etc/coventry.conf"), "{out}");
+    } else {
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("configuration built-in default"), "{out}");
+    }
+    assert!(
+        out.contains(&format!("state directory {}", state.display()))
+            && out.contains(&format!("runtime directory {}", run.display())),
+        "{out}"
+    );
+    assert!(!state.exists() && !run.exists(), "a check creates nothing");
+
+    // A state directory that is another user's (the service's, checked by root):
+    // read nothing, refuse nothing.
+    if nix::unistd::geteuid().is_root() {
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(state.join("secrets"), "[10]\nsecret = x\n").unwrap();
+        let nobody = nix::unistd::Uid::from_raw(65534);
+        nix::unistd::chown(&state, Some(nobody), None).unwrap();
+        nix::unistd::chown(&state.join("secrets"), Some(nobody), None).unwrap();
+        let conf = dir.path().join("coventry.conf");
+        std::fs::write(&conf, "[server]\nlisten = 127.0.0.1:0\n").unwrap();
+        let o = Command::new(coventryd_bin())
+            .arg("--config")
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -90,3 +90,18 @@ fn a_run_state_chosen_while_down_applies_at_start_and_changes_at_once_while_up()
     );
     let _ = (&mut p21, &mut p22);
 }
+
+#[test]
+fn a_run_state_that_cannot_be_read_is_an_error_never_a_silent_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-state-dir");
+    let o = pbxctl_in(
+        dir.path(),
+        &["runstate", "--state-dir", missing.to_str().unwrap()],
+        T,
+    );
+    assert_ne!(o.status.code(), Some(0), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot read the run state"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("day"), "{o:?}");
+}

@@ -27,12 +27,14 @@ pub fn complete(
     if !config.lines.is_empty() {
         return Ok((config, None));
     }
-    let numbers: Vec<u16> = if check_only {
-        Vec::new()
+    // A check writes nothing and needs no secret: it may run as root on the
+    // service's directory, which is not root's own.
+    let secrets = if check_only {
+        BTreeMap::new()
     } else {
-        BUILTIN_EXTENSIONS.collect()
+        let numbers: Vec<u16> = BUILTIN_EXTENSIONS.collect();
+        load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?
     };
-    let secrets = load_or_create(state_dir, &numbers).map_err(|e| e.to_string())?;
     let config = config.with_builtin_lines(|n| {
         secrets
             .get(&n)
