@@ -31,70 +31,10 @@ KAM_PORT=${KAM_PORT:-5370}
 UAS_PORT=${UAS_PORT:-5381}
 UAC_PORT=${UAC_PORT:-5391}
 OUT=${OUT:-$ROOT/bench/results/teardown-$(date +%Y%m%d-%H%M%S)}
-KAMAILIO=$(command -v kamailio || echo /usr/sbin/kamailio)
-MODULES=${KAMAILIO_MODULES:-/usr/lib/x86_64-linux-gnu/kamailio/modules}
-SCEN=$ROOT/tests/scenarios
 SETUP_S=$((CALLS / RATE + 60))
-mkdir -p "$OUT"
+# shellcheck source=bench/lib/upstream_rig.sh
+. "$ROOT/bench/lib/upstream_rig.sh"
 
-say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
-    sleep 1
-    for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
-
-[ -x "$KAMAILIO" ] || { echo "kamailio is not installed (apt-get install -y kamailio)" >&2; exit 2; }
-command -v sipp >/dev/null || { echo "sipp is not installed (apt-get install -y sip-tester)" >&2; exit 2; }
-
-if [ "$SKIP_BUILD" != 1 ]; then
-    say "building coventryd and pbxctl (release)"
-    (cd "$ROOT" && cargo build --release -q -p coventryd -p pbxctl)
-fi
-cp "$ROOT/target/release/coventryd" "$ROOT/target/release/pbxctl" "$OUT/"
-PBXCTL=("$OUT/pbxctl" --runtime-dir "$OUT/run")
-
-sed -e "s/@MAIN_PORT@/$KAM_PORT/g" -e "s/@EMERGENCY_PORT@/$((KAM_PORT + 1))/g" \
-    -e "s/@SMS_PORT@/$((KAM_PORT + 2))/g" -e "s/@COVENTRY_PORT@/$COV_PORT/g" \
-    -e "s/@UAS_PORT@/$UAS_PORT/g" -e "s/@EMERGENCY_UAS_PORT@/$UAS_PORT/g" \
-    -e "s/@SMS_UAS_PORT@/$UAS_PORT/g" \
-    -e 's/^debug=.*/debug=0/' \
-    "$ROOT/tests/kamailio/upstream.cfg" >"$OUT/kamailio.cfg"
-mkdir -p "$OUT/kam-run"
-setsid "$KAMAILIO" -f "$OUT/kamailio.cfg" -DD -E -L "$MODULES" -Y "$OUT/kam-run" \
-    -m 512 -M 64 >"$OUT/kamailio.log" 2>&1 &
-pids+=("$!")
-
-cat >"$OUT/coventry.conf" <<EOF
-[server]
-listen = 127.0.0.1:$COV_PORT
-realm = bench
-algorithm = md5
-[calls]
-ring = 5
-noanswer = 6
-; one sipp line plays every caller, and the figure is the link's: no call bounds
-max_per_line = 0
-[security]
-source_rate = 0
-[upstream]
-route = 127.0.0.1:$KAM_PORT
-max_calls = 0
-[21]
-secret = pw21
-EOF
-mkdir -p "$OUT/run" "$OUT/state"
-setsid "$OUT/coventryd" -c "$OUT/coventry.conf" --runtime-dir "$OUT/run" \
-    --state-dir "$OUT/state" >"$OUT/coventryd.log" 2>&1 &
-CPID=$!
-pids+=("$CPID")
-
-route() {  # the first route's FIELD from pbxctl status --json
-    "${PBXCTL[@]}" status --json 2>/dev/null |
-        python3 -c "import json,sys; u=json.load(sys.stdin)['upstream']; print(u[0]['$1'] if u else '')" 2>/dev/null || true
-}
 counter() {
     "${PBXCTL[@]}" status --json 2>/dev/null |
         python3 -c "import json,sys; print(json.load(sys.stdin)['counters']['$1'])" 2>/dev/null || echo "?"
@@ -107,11 +47,13 @@ print(dict(zip(lines[0], lines[-1]))[sys.argv[2]])
 PY
 }
 
-say "waiting for the route to connect"
-for _ in $(seq 1 100); do
-    [ "$(route state)" = connected ] && break
-    sleep 0.1
-done
+rig_binaries
+rig_kamailio 512 64
+rig_coventryd "; one sipp line plays every caller, and the figure is the link's: no call bounds
+max_per_line = 0
+[security]
+source_rate = 0"
+rig_wait_route
 
 say "setting up $CALLS calls at $RATE/s"
 timeout $((SETUP_S + 180)) sipp -sf "$SCEN/upstream_uas_call.xml" -i 127.0.0.1 -p "$UAS_PORT" \

@@ -30,19 +30,8 @@ KAM_PORT=${KAM_PORT:-5270}
 UAS_PORT=${UAS_PORT:-5281}
 UAC_PORT=${UAC_PORT:-5291}
 OUT=${OUT:-$ROOT/bench/results/upstream-$(date +%Y%m%d-%H%M%S)}
-KAMAILIO=$(command -v kamailio || echo /usr/sbin/kamailio)
-MODULES=${KAMAILIO_MODULES:-/usr/lib/x86_64-linux-gnu/kamailio/modules}
-SCEN=$ROOT/tests/scenarios
-mkdir -p "$OUT"
-
-say() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log"; }
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
-    sleep 1
-    for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib/upstream_rig.sh
+. "$ROOT/bench/lib/upstream_rig.sh"
 
 tree_ticks() {  # $1 pid -> utime+stime ticks of it and its children (Kamailio forks)
     local total=0 p v
@@ -53,58 +42,11 @@ tree_ticks() {  # $1 pid -> utime+stime ticks of it and its children (Kamailio f
     echo "$total"
 }
 
-[ -x "$KAMAILIO" ] || { echo "kamailio is not installed (apt-get install -y kamailio)" >&2; exit 2; }
-command -v sipp >/dev/null || { echo "sipp is not installed (apt-get install -y sip-tester)" >&2; exit 2; }
-
-if [ "$SKIP_BUILD" != 1 ]; then
-    say "building coventryd and pbxctl (release)"
-    (cd "$ROOT" && cargo build --release -q -p coventryd -p pbxctl)
-fi
-cp "$ROOT/target/release/coventryd" "$ROOT/target/release/pbxctl" "$OUT/"
-
-# Kamailio from the test rig's template: its default route relays to the UAS.
-sed -e "s/@MAIN_PORT@/$KAM_PORT/g" -e "s/@EMERGENCY_PORT@/$((KAM_PORT + 1))/g" \
-    -e "s/@SMS_PORT@/$((KAM_PORT + 2))/g" -e "s/@COVENTRY_PORT@/$COV_PORT/g" \
-    -e "s/@UAS_PORT@/$UAS_PORT/g" -e "s/@EMERGENCY_UAS_PORT@/$UAS_PORT/g" \
-    -e "s/@SMS_UAS_PORT@/$UAS_PORT/g" \
-    -e 's/^debug=.*/debug=0/' \
-    "$ROOT/tests/kamailio/upstream.cfg" >"$OUT/kamailio.cfg"
-mkdir -p "$OUT/kam-run"
-setsid "$KAMAILIO" -f "$OUT/kamailio.cfg" -DD -E -L "$MODULES" -Y "$OUT/kam-run" \
-    -m 256 -M 32 >"$OUT/kamailio.log" 2>&1 &
-KPID=$!
-pids+=("$KPID")
-
-cat >"$OUT/coventry.conf" <<EOF
-[server]
-listen = 127.0.0.1:$COV_PORT
-realm = bench
-algorithm = md5
-[calls]
-ring = 5
-noanswer = 6
-; one sipp line plays thousands of callers: no per-line or outside bound
-max_per_line = 0
-[upstream]
-route = 127.0.0.1:$KAM_PORT
-max_calls = 0
-[21]
-secret = pw21
-EOF
-mkdir -p "$OUT/run" "$OUT/state"
-setsid "$OUT/coventryd" -c "$OUT/coventry.conf" --runtime-dir "$OUT/run" \
-    --state-dir "$OUT/state" >"$OUT/coventryd.log" 2>&1 &
-CPID=$!
-pids+=("$CPID")
-
-say "waiting for the route to connect"
-for _ in $(seq 1 100); do
-    if "$OUT/pbxctl" --runtime-dir "$OUT/run" status --json 2>/dev/null |
-        python3 -c 'import json,sys; u=json.load(sys.stdin)["upstream"]; sys.exit(0 if u and u[0]["state"]=="connected" else 1)'; then
-        break
-    fi
-    sleep 0.1
-done
+rig_binaries
+rig_kamailio 256 32
+rig_coventryd "; one sipp line plays thousands of callers: no per-line or outside bound
+max_per_line = 0"
+rig_wait_route
 
 total=0
 for r in $RATES; do total=$((total + r * SECS)); done

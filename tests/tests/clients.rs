@@ -24,10 +24,8 @@ fn phone(sw: &Switch, ext: u16, peer: u16, regint: u32) -> Baresip {
     b
 }
 
-/// `a` calls `b`, `b` answers (with `media`: until `b`'s RTCP report counts
-/// audio packets from `a`, which only the phones carry: the switch has no media
-/// port), one of them hangs up; both see the call end.
-fn call(sw: &Switch, a: &mut Baresip, b: &mut Baresip, caller_hangs_up: bool, media: bool) {
+/// `a` calls 11 (`b`), `b` answers: both see the call established.
+fn establish(sw: &Switch, a: &mut Baresip, b: &mut Baresip) {
     a.clear_events();
     b.clear_events();
     a.command("dial", &format!("sip:11@{}", sw.addr()));
@@ -35,6 +33,13 @@ fn call(sw: &Switch, a: &mut Baresip, b: &mut Baresip, caller_hangs_up: bool, me
     b.request("accept", "");
     a.wait_event("CALL_ESTABLISHED", WAIT);
     b.wait_event("CALL_ESTABLISHED", WAIT);
+}
+
+/// `a` calls `b`, `b` answers (with `media`: until `b`'s RTCP report counts
+/// audio packets from `a`, which only the phones carry: the switch has no media
+/// port), one of them hangs up; both see the call end.
+fn call(sw: &Switch, a: &mut Baresip, b: &mut Baresip, caller_hangs_up: bool, media: bool) {
+    establish(sw, a, b);
     if media {
         // RTCP reports come every few seconds.
         poll_until(Duration::from_secs(12), || {
@@ -123,13 +128,7 @@ fn baresip_calls_answered_before_a_restart_or_a_crash_hang_up_after_it() {
     let mut a = phone(&sw, 10, 11, 600);
     let mut b = phone(&sw, 11, 10, 600);
     for (round, crash) in [(1usize, false), (2, true)] {
-        a.clear_events();
-        b.clear_events();
-        a.command("dial", &format!("sip:11@{}", sw.addr()));
-        b.wait_event("CALL_INCOMING", WAIT);
-        b.request("accept", "");
-        a.wait_event("CALL_ESTABLISHED", WAIT);
-        b.wait_event("CALL_ESTABLISHED", WAIT);
+        establish(&sw, &mut a, &mut b);
         if crash {
             // The answered call is on disk before the crash can take it.
             let kept = sw.state_dir().join("calls.json");

@@ -254,6 +254,19 @@ mod tests {
         }
     }
 
+    /// A state directory of the daemon's own, and records rotated at 1000 bytes
+    /// with two kept.
+    fn scratch() -> (tempfile::TempDir, RecordsConfig) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let cfg = RecordsConfig {
+            max_size: 1000,
+            keep: 2,
+        };
+        (tmp, cfg)
+    }
+
     fn lines(p: &Path) -> Vec<CallRecord> {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -264,13 +277,7 @@ mod tests {
 
     #[test]
     fn records_are_appended_rotated_and_numbers_kept() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
-        let cfg = RecordsConfig {
-            max_size: 1000,
-            keep: 2,
-        };
+        let (tmp, cfg) = scratch();
         assert_eq!(first_call_number(tmp.path()), 0);
         let mut r = Records::start(tmp.path(), &cfg);
         r.append(
@@ -323,13 +330,7 @@ mod tests {
 
     #[test]
     fn attempts_rotate_apart_and_never_push_calls_out() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod");
-        let cfg = RecordsConfig {
-            max_size: 1000,
-            keep: 2,
-        };
+        let (tmp, cfg) = scratch();
         let mut r = Records::start(tmp.path(), &cfg);
         r.append(&[(Book::Calls, record(1))]);
         for n in 0..200 {
