@@ -135,7 +135,7 @@ fn baresip_calls_answered_before_a_restart_or_a_crash_hang_up_after_it() {
             poll_until(WAIT, || {
                 std::fs::read_to_string(&kept)
                     .ok()
-                    .filter(|t| t.contains("\"call_id\""))
+                    .filter(|t| t.contains("\"restarts\":0"))
                     .map(|_| ())
             })
             .unwrap_or_else(|| panic!("the call was never kept:\n{}", sw.log()));

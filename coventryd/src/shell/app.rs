@@ -58,9 +58,20 @@ pub struct Setup {
     pub state_dir: PathBuf,
 }
 
+/// Answered calls reach the disk within this delay (coalesced: a burst of calls
+/// is one write; a crash sooner than this after an answer loses that call's
+/// dialog, never the call itself, whose media is the phones'). A call that ends
+/// leaves the disk at once (one write at a time), so none comes back.
+const PERSIST_CALLS_MS: u64 = 1_000;
+
+/// Writes the registrations and the answered calls to the state directory, each
+/// when it is due, one write at a time, off the loop.
 struct Persister {
     state_dir: PathBuf,
+    /// When the registrations are due.
     due_ms: Option<u64>,
+    /// When the answered calls are due.
+    calls_due_ms: Option<u64>,
     writing: Option<JoinHandle<()>>,
 }
 
@@ -73,34 +84,50 @@ fn write_all(files: &[(PathBuf, Vec<u8>)]) {
     }
 }
 
+/// The earlier of a due time and `at_ms`.
+fn earlier(due: Option<u64>, at_ms: u64) -> Option<u64> {
+    Some(due.map_or(at_ms, |d| d.min(at_ms)))
+}
+
 impl Persister {
     fn want(&mut self, at_ms: u64) {
-        self.due_ms = Some(self.due_ms.map_or(at_ms, |d| d.min(at_ms)));
+        self.due_ms = earlier(self.due_ms, at_ms);
+    }
+
+    fn want_calls(&mut self, at_ms: u64) {
+        self.calls_due_ms = earlier(self.calls_due_ms, at_ms);
     }
 
     fn poll(&mut self, now: u64, sw: &Switch) {
         if self.writing.as_ref().is_some_and(|h| !h.is_finished()) {
             return; // one write at a time; the next one picks up all changes
         }
+        let mut files = Vec::new();
         if self.due_ms.is_some_and(|d| d <= now) {
             self.due_ms = None;
-            let files = self.files(now, sw);
+            files.push(self.registrations(now, sw));
+        }
+        if self.calls_due_ms.is_some_and(|d| d <= now) {
+            self.calls_due_ms = None;
+            files.push(self.calls(sw));
+        }
+        if !files.is_empty() {
             self.writing = Some(tokio::task::spawn_blocking(move || write_all(&files)));
         }
     }
 
-    /// The files to write: the registrations and the answered calls.
-    fn files(&self, now: u64, sw: &Switch) -> [(PathBuf, Vec<u8>); 2] {
-        [
-            (
-                persist::registrations_path(&self.state_dir),
-                persist::encode_registrations(sw.registrar(), now),
-            ),
-            (
-                self.state_dir.join(persist::CALLS_FILE),
-                persist::encode_calls(&sw.kept_calls()),
-            ),
-        ]
+    fn registrations(&self, now: u64, sw: &Switch) -> (PathBuf, Vec<u8>) {
+        (
+            persist::registrations_path(&self.state_dir),
+            persist::encode_registrations(sw.registrar(), now),
+        )
+    }
+
+    fn calls(&self, sw: &Switch) -> (PathBuf, Vec<u8>) {
+        (
+            self.state_dir.join(persist::CALLS_FILE),
+            persist::encode_calls(&sw.kept_calls()),
+        )
     }
 
     /// Write the registrations and calls now, after any write still under way:
@@ -109,7 +136,7 @@ impl Persister {
         if let Some(writing) = self.writing.take() {
             let _ = writing.await;
         }
-        write_all(&self.files(now_ms(), sw));
+        write_all(&[self.registrations(now_ms(), sw), self.calls(sw)]);
     }
 }
 
@@ -333,6 +360,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut persister = Persister {
         state_dir,
         due_ms: None,
+        calls_due_ms: None,
         writing: None,
     };
     // Everything is in place: a client (or systemd) may rely on the switch now.
@@ -545,7 +573,12 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     if let Some(n) = out.call_numbers_reserved {
         o.records.reserve_call_numbers(n);
     }
-    if out.persist_now || out.calls_kept {
+    if out.calls_kept_now {
+        o.persister.want_calls(now + PERSIST_SOON_MS);
+    } else if out.calls_kept {
+        o.persister.want_calls(now + PERSIST_CALLS_MS);
+    }
+    if out.persist_now {
         o.persister.want(now + PERSIST_SOON_MS);
     } else if out.persist_later {
         o.persister.want(now + PERSIST_LATER_MS);

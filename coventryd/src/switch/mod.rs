@@ -89,9 +89,12 @@ pub struct Outbox {
         coventry_shared::record::Book,
         coventry_shared::record::CallRecord,
     )>,
-    /// The answered calls changed (one was answered or ended): keep them on disk
-    /// (see [`Switch::kept_calls`]).
+    /// A call was answered: keep the answered calls on disk soon (see
+    /// [`Switch::kept_calls`]; coalesced).
     pub calls_kept: bool,
+    /// An answered call ended: keep the answered calls on disk at once, so that a
+    /// crash never brings back a call that is over.
+    pub calls_kept_now: bool,
     /// Call numbers are used up to here: keep a higher first number for the
     /// next start (see [`Switch::resume_call_numbers`]).
     pub call_numbers_reserved: Option<u32>,
@@ -121,6 +124,7 @@ impl Outbox {
             && self.chats.is_empty()
             && self.records.is_empty()
             && !self.calls_kept
+            && !self.calls_kept_now
             && self.call_numbers_reserved.is_none()
             && self.runstate.is_none()
             && self.proven.is_empty()
@@ -142,6 +146,7 @@ impl Outbox {
         self.chats.extend(other.chats);
         self.records.extend(other.records);
         self.calls_kept |= other.calls_kept;
+        self.calls_kept_now |= other.calls_kept_now;
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
         self.runstate = other.runstate.or(self.runstate.take());
         self.proven.extend(other.proven);
