@@ -165,6 +165,7 @@ mod tests {
                 heartbeat_ms: 2,
                 bound: "127.0.0.1:5060".into(),
                 realm: "test".into(),
+                state_dir: String::new(),
                 event_head: 0,
             },
             body,

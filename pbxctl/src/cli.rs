@@ -317,7 +317,8 @@ pub enum CliCommand {
         /// The run state to put in force.
         #[arg(value_name = "NAME")]
         name: Option<String>,
-        /// The daemon's state directory (used while it is down) [default:
+        /// The daemon's state directory (used while it is down) [default: the
+        /// one the daemon followed publishes in its state block; else
         /// /var/lib/coventry for root or when it exists and you may read it,
         /// else $XDG_STATE_HOME/coventry or ~/.local/state/coventry].
         #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]
@@ -355,7 +356,8 @@ pub enum CliCommand {
         /// Only the last N matching records.
         #[arg(long, value_name = "N")]
         last: Option<usize>,
-        /// The daemon's state directory [default: /var/lib/coventry for root or when
+        /// The daemon's state directory [default: the one the daemon followed
+        /// publishes in its state block; else /var/lib/coventry for root or when
         /// it exists and you may read it, else $XDG_STATE_HOME/coventry or
         /// ~/.local/state/coventry].
         #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR")]

@@ -12,6 +12,21 @@ pub fn runtime_dir(explicit: Option<&Path>) -> PathBuf {
     runtime::runtime_dir(explicit.filter(|p| !p.as_os_str().is_empty()))
 }
 
+/// The state directory: `explicit` (`--state-dir`/`COVENTRY_STATE_DIR`), else the
+/// one the daemon whose runtime directory is `runtime_dir` publishes in its state
+/// block, else the default.
+pub fn state_dir(explicit: Option<&Path>, runtime_dir: &Path) -> PathBuf {
+    if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
+        return p.to_path_buf();
+    }
+    open_state(runtime_dir)
+        .ok()
+        .map(|r| r.header().state_dir)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| runtime::state_dir(None))
+}
+
 /// Open the state block in `dir` — the directory and the file checked the way
 /// every reader must (owned by us, root, or a service account; see
 /// `coventry_shared::runtime`): a missing or truncated block means the daemon is not

@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             coventry_shared::control::Command::Why { ext },
         ),
         CliCommand::Runstate { name, state_dir } => {
-            let sdir = coventry_shared::runtime::state_dir(state_dir.as_deref());
+            let sdir = daemon::state_dir(state_dir.as_deref(), &dir);
             runstate::run(&mut out, g.json, (&dir, &sdir), g.timeout, name)
         }
         CliCommand::Records {
@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     .transpose()?,
                 last,
             };
-            let dir = coventry_shared::runtime::state_dir(state_dir.as_deref());
+            let dir = daemon::state_dir(state_dir.as_deref(), &dir);
             let book = if attempts {
                 Book::Attempts
             } else {

@@ -96,8 +96,11 @@ pub struct Header {
     pub bound: [u8; 64],
     /// Digest realm, NUL-padded text.
     pub realm: [u8; 64],
+    /// The daemon's state directory (records, run state), NUL-padded text:
+    /// clients that found the daemon by its runtime directory find its state too.
+    pub state_dir: [u8; 256],
     /// Reserved, zero.
-    pub reserved: [u8; 280],
+    pub reserved: [u8; 24],
 }
 
 /// One registered contact.
@@ -543,6 +546,8 @@ pub struct HeaderInfo {
     pub bound: String,
     /// Digest realm.
     pub realm: String,
+    /// The daemon's state directory (empty: not published, or too long).
+    pub state_dir: String,
     /// Events written so far.
     pub event_head: u64,
 }
@@ -605,6 +610,8 @@ pub struct BlockInit {
     pub bound: String,
     /// Digest realm.
     pub realm: String,
+    /// The daemon's state directory.
+    pub state_dir: String,
     /// Daemon start, ms since the epoch.
     pub start_ms: u64,
 }
@@ -668,10 +675,15 @@ impl StateWriter {
             slot_size: std::mem::size_of::<EventSlot>() as u64,
             bound: [0; 64],
             realm: [0; 64],
-            reserved: [0; 280],
+            state_dir: [0; 256],
+            reserved: [0; 24],
         };
         put_str(&mut h.bound, &init.bound);
         put_str(&mut h.realm, &init.realm);
+        // A path cut short would name another directory: published whole or not.
+        if init.state_dir.len() < h.state_dir.len() {
+            put_str(&mut h.state_dir, &init.state_dir);
+        }
         // SAFETY: the map is TOTAL_SIZE bytes, page-aligned, and HEADER_SIZE ≥
         // size_of::<Header>(); we hold it exclusively (&mut self).
         unsafe { std::ptr::write(self.map.as_mut_ptr().cast::<Header>(), h) };
@@ -930,6 +942,7 @@ impl StateReader {
                 heartbeat_ms: h.heartbeat_ms,
                 bound: get_str(&h.bound),
                 realm: get_str(&h.realm),
+                state_dir: get_str(&h.state_dir),
                 event_head: h.event_head,
             },
         })
@@ -1000,6 +1013,7 @@ impl StateReader {
             h.start_ms = now.start_ms;
             h.bound = get_str(&now.bound);
             h.realm = get_str(&now.realm);
+            h.state_dir = get_str(&now.state_dir);
         }
         if let Some(v) = self.load(HEARTBEAT_OFFSET) {
             h.heartbeat_ms = v;

@@ -29,6 +29,7 @@ fn a_gone_daemon_is_reported_once_however_often_the_follower_looks() {
             plan: Plan::TwoDigit,
             bound: "127.0.0.1:5060".into(),
             realm: "test".into(),
+            state_dir: String::new(),
             start_ms: 1_000,
         },
     )

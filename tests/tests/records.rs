@@ -211,3 +211,19 @@ fn the_records_file_rotates_at_its_size_limit() {
         "oldest first"
     );
 }
+
+#[test]
+fn pbxctl_finds_the_records_of_the_daemon_it_follows_without_state_dir() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut a = phone(&sw, 21);
+    let b = phone(&sw, 22);
+    call(&mut a, &b, 486);
+    wait_records(&sw, 1);
+    // Only the runtime directory: the daemon publishes its state directory there.
+    let o = pbxctl_in(sw.runtime_dir(), &["records", "--json"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let got: Vec<CallRecord> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got.len(), 1, "{}", show(&o));
+    let o = pbxctl_in(sw.runtime_dir(), &["runstate"], T);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}

@@ -319,6 +319,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             plan,
             bound: local.to_string(),
             realm,
+            // A path that is not UTF-8 is not published (clients keep their default).
+            state_dir: state_dir.to_str().unwrap_or_default().to_string(),
             start_ms: start,
         },
     )?;

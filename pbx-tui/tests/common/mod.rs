@@ -44,6 +44,7 @@ impl Block {
                     heartbeat_ms: NOW,
                     bound: "192.168.1.5:5060".into(),
                     realm: "office".into(),
+                    state_dir: String::new(),
                     event_head: 0,
                 },
                 body,

@@ -71,7 +71,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> u8 {
 
 fn run(a: &Args) -> Result<u8, Error> {
     let dir = daemon::runtime_dir(a.runtime_dir.as_deref());
-    let sdir = coventry_shared::runtime::state_dir(a.state_dir.as_deref());
+    let sdir = daemon::state_dir(a.state_dir.as_deref(), &dir);
     let Some(name) = &a.state else {
         let (name, _) = current(&dir, &sdir)?;
         if !a.quiet {

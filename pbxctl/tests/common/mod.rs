@@ -164,6 +164,7 @@ pub fn init(plan: Plan) -> BlockInit {
         plan,
         bound: "127.0.0.1:5060".into(),
         realm: "testrealm".into(),
+        state_dir: String::new(),
         start_ms: now_ms() - 3_723_000,
     }
 }

@@ -295,6 +295,7 @@ mod tests {
             plan: Plan::TwoDigit,
             bound: "127.0.0.1:5060".into(),
             realm: "test".into(),
+            state_dir: String::new(),
             start_ms: 1_000,
         }
     }

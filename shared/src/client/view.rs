@@ -370,6 +370,7 @@ mod tests {
                 start_ms: 1,
                 heartbeat_ms: 2,
                 bound: "127.0.0.1:5060".into(),
+                state_dir: String::new(),
                 realm: "test".into(),
                 event_head: 0,
             },
