@@ -27,6 +27,22 @@
 #             0.0.0.0 with the phones on 127.0.0.1, and on 0.0.0.0 with the
 #             phones in a network namespace behind a veth pair (made here,
 #             removed on exit; needs root and `ip`): the README's deployment
+#   bounds    what one authenticated phone can have in flight (issue 20), on
+#             the daemon's defaults, a fresh daemon per case (bench/lib/textflood.py,
+#             bench/lib/uac_call_hold.xml, uac_call_wait_bye.xml; bounds.md):
+#             texts: BOUNDS_CALLER floods MESSAGEs (digest, unpaced) for
+#               BOUNDS_TEXT_SECS to BOUNDS_CALLEE, registered on a socket that
+#               reads and never answers, so each text waits for Timer F; VmRSS
+#               and VmHWM before, every second, after; the 503s, `limited`
+#             calls: BOUNDS_CALLER calls BOUNDS_CALLEE (a sipp UAS that answers;
+#               call_waiting = yes) at BOUNDS_CALL_RATE for BOUNDS_CALL_SECS, each
+#               call held BOUNDS_HOLD_S; the most calls up at once, the 503s,
+#               `limited`; with the default max_per_line, then max_per_line = 0
+#             teardown: bounds off (max_per_line = 0, source_rate = 0),
+#               BOUNDS_TD_CALLS local calls up between two sipp, then `pbxctl
+#               hangup` of the caller: the time until every BYE is answered, the
+#               BYEs each side got (the upstream variant waits for the TCP link
+#               work of branch `links`)
 #   all       load + memory + micro (the default)
 #
 # Knobs (environment, defaults):
@@ -82,6 +98,19 @@
 #   netns:
 #   NETNS_SHAPES="lo any netns" which shapes, in this order (reversed in even rounds)
 #   NETNS_NET=10.250.0          the veth pair's /30: .1 here, .2 in the namespace
+#   bounds:
+#   BOUNDS_CASES="texts calls teardown"   which cases, in this order
+#   BOUNDS_CALLER=21@127.0.0.2 BOUNDS_CALLEE=22@127.0.0.3   the phone and the
+#                               other side (EXT@IP, 2-digit plan, password pwEXT)
+#   BOUNDS_TEXT_SECS=20         seconds of the text flood
+#   BOUNDS_TEXT_DRAIN=40        then seconds of counting the finals (Timer F: 32 s)
+#   BOUNDS_TEXT_RATE=0          MESSAGE/s of the flood (0: as fast as it can)
+#   BOUNDS_CALL_RATE=400        calls/s the phone tries (4 datagrams each from
+#                               one address: the default source_rate, 2,000/s,
+#                               sheds beyond about 500/s)
+#   BOUNDS_CALL_SECS=15 BOUNDS_HOLD_S=20   seconds of trying; each call's hold
+#   BOUNDS_TD_CALLS=10000 BOUNDS_TD_RATE=500   calls up before the hang-up, set up at this rate
+#   BOUNDS_UAS_PORT=5182 BOUNDS_UAC_PORT=5192 BOUNDS_REG_PORT=5193   sipp's ports
 #
 # Everything runs on loopback (netns: also on the veth pair, whose namespace has
 # no other link and no default route); every sipp run is bounded by -m, -timeout
@@ -126,7 +155,7 @@ PHONE_CALLEE=${PHONE_CALLEE:-122@127.0.0.4}
 FLOOD_CAP_RATES=${FLOOD_CAP_RATES:-"2000 4000 8000"}
 NETNS_SHAPES=${NETNS_SHAPES:-"lo any netns"}
 NETNS_NET=${NETNS_NET:-10.250.0}
-BOUNDS_CASES=${BOUNDS_CASES:-"texts calls"}
+BOUNDS_CASES=${BOUNDS_CASES:-"texts calls teardown"}
 BOUNDS_CALLER=${BOUNDS_CALLER:-21@127.0.0.2}
 BOUNDS_CALLEE=${BOUNDS_CALLEE:-22@127.0.0.3}
 BOUNDS_TEXT_SECS=${BOUNDS_TEXT_SECS:-20}
@@ -858,8 +887,106 @@ bounds_register() {  # $1 dir, $2 extension, $3 contact ip, $4 contact port: one
         "127.0.0.1:$COV_PORT" > "$1/reg.log" 2>&1 || { say "bounds: registering $2 at $3:$4 failed (see $1/reg.log)"; return 1; }
 }
 
+td_since() {  # $1 start, $2 end (epoch s, may be empty) -> seconds between
+    if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; else echo "not within 120 s"; fi
+}
+stat_field() {  # $1 sipp stat CSV, $2 column -> its value in the last row (empty if none)
+    [ -r "$1" ] || return 0
+    awk -F';' -v c="$2" 'NR==1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } k { v = $k } END { print v }' "$1"
+}
+
+bounds_teardown() {  # BOUNDS_TD_CALLS local calls up, bounds off; `pbxctl hangup` the caller; time until every BYE is answered
+    local d=$OUT/bounds/teardown n=$BOUNDS_TD_CALLS rc=0 cap uac_pid t0 t1 th up i created
+    local uac_end="" uas_end="" block_end="" answered_end="" live sip_in sip_in0 dr0 dr1 drs0 drs1
+    mkdir -p "$d"
+    write_bounds_config "$WORK/bounds-td.conf" 0 0
+    start_coventryd "$WORK/bounds-td.conf" bounds-teardown
+    cap=$((n / BOUNDS_TD_RATE + 180))
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$RIG/scenarios/uas_call.xml" -i "${BOUNDS_CALLEE#*@}" -p "$BOUNDS_UAS_PORT" \
+        -m "$n" -nostdin -buff_size 8388608 -timeout "$((cap - 10))s" -trace_stat -stf uas-stat.csv -fd 1 \
+        -trace_err -error_file uas-errors.log -trace_screen -screen_file uas-screen.log) > "$d/uas.log" 2>&1 &
+    BOUNDS_UAS_PID=$!
+    bounds_register "$d" "${BOUNDS_CALLEE%@*}" "${BOUNDS_CALLEE#*@}" "$BOUNDS_UAS_PORT"
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
+        "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLEE%@*}" > "$d/uac.csv"
+    status_json "$d/status-before.json"
+    say "bounds teardown (max_per_line = 0, source_rate = 0): ${BOUNDS_CALLER%@*} sets up $n calls to ${BOUNDS_CALLEE%@*} at ${BOUNDS_TD_RATE}/s and keeps them"
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_wait_bye.xml" -inf uac.csv \
+        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
+        -r "$BOUNDS_TD_RATE" -m "$n" -l $((n + 100)) -nostdin -buff_size 8388608 \
+        -timeout "$((cap - 10))s" -recv_timeout $(((cap - 10) * 1000)) -trace_stat -stf uac-stat.csv -fd 1 \
+        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
+        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
+    CHILD=$!; uac_pid=$CHILD
+    # wait for the calls to be up: every call created, and the callee's count steady
+    for i in $(seq 1 $((n / BOUNDS_TD_RATE + 60))); do
+        sleep 1
+        alive "$uac_pid" || break
+        created=$(stat_field "$d/uac-stat.csv" TotalCallCreated)
+        [ "${created:-0}" -ge "$n" ] && break
+    done
+    sleep 3
+    up=$(stat_field "$d/uas-stat.csv" CurrentCall)
+    status_json "$d/status-up.json"
+    sip_in0=$(grep -o '"sip_in": *[0-9]*' "$d/status-up.json" | grep -o '[0-9]*$' || echo 0)
+    up=${up:-0}
+    say "bounds teardown: ${up:-?} calls up at the callee; pbxctl hangup ${BOUNDS_CALLER%@*}"
+    dr0=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs0=$(port_drops "$COV_PORT")
+    t0=$(date +%s.%N)
+    "$PBXCTL" --runtime-dir "$COV_RT" --timeout 60 hangup "${BOUNDS_CALLER%@*}" > "$d/hangup.log" 2>&1 || rc=$?
+    th=$(date +%s.%N)
+    # until both sipp have seen every call end (they exit after -m calls), or 120 s
+    for i in $(seq 1 1200); do
+        t1=$(date +%s.%N)
+        if [ -z "$answered_end" ]; then
+            # every BYE answered: the switch has read the two 200s of each call
+            sip_in=$("$PBXCTL" --runtime-dir "$COV_RT" status --json 2>/dev/null | grep -o '"sip_in": *[0-9]*' | grep -o '[0-9]*$' || true)
+            [ -n "$sip_in" ] && [ $((sip_in - sip_in0)) -ge $((2 * up)) ] && answered_end=$t1
+        fi
+        if [ -z "$block_end" ]; then
+            live=$("$PBXCTL" --runtime-dir "$COV_RT" calls --json 2>/dev/null | grep -o '"ended": *false' | wc -l || true)
+            [ "${live:-1}" = 0 ] && block_end=$t1
+        fi
+        [ -z "$uac_end" ] && ! alive "$uac_pid" && uac_end=$t1
+        [ -z "$uas_end" ] && ! alive "$BOUNDS_UAS_PID" && uas_end=$t1
+        [ -n "$uac_end" ] && [ -n "$uas_end" ] && [ -n "$block_end" ] && [ -n "$answered_end" ] && break
+        sleep 0.1
+    done
+    status_json "$d/status-after.json"
+    dr1=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs1=$(port_drops "$COV_PORT")
+    stop_tree "$uac_pid"; CHILD=""
+    stop_bounds_uas
+    local ok_uac ok_uas
+    ok_uac=$(grep -E '^ *Successful call' "$d/uac-screen.log" 2>/dev/null | grep -oE '[0-9]+' | tail -n 1 || true)
+    ok_uas=$(grep -E '^ *Successful call' "$d/uas-screen.log" 2>/dev/null | grep -oE '[0-9]+' | tail -n 1 || true)
+    {
+        echo "calls_offered=$n"
+        echo "calls_up=${up:-?}"
+        echo "hangup_rc=$rc"
+        echo "hangup_secs=$(td_since "$t0" "$th")"
+        echo "all_byes_answered_s=$(td_since "$t0" "$answered_end")"
+        echo "block_empty_s=$(td_since "$t0" "$block_end")"
+        echo "uac_zero_s=$(td_since "$t0" "$uac_end")"
+        echo "uas_zero_s=$(td_since "$t0" "$uas_end")"
+        echo "byes_to_caller=$(grep -E '^ *BYE <-' "$d/uac-screen.log" 2>/dev/null | awk '{ s += $3 } END { print s + 0 }')"
+        echo "byes_to_callee=$(grep -E -- '-> BYE ' "$d/uas-screen.log" 2>/dev/null | awk '{ s += $3 } END { print s + 0 }')"
+        echo "bye_200_caller=${ok_uac:-?}"
+        echo "bye_200_callee=${ok_uas:-?}"
+        echo "lost_caller=$(( ${up:-0} - ${ok_uac:-0} ))"
+        echo "lost_callee=$(( ${up:-0} - ${ok_uas:-0} ))"
+        echo "kernel_drops_phones=$((dr1 - dr0))"
+        echo "kernel_drops_switch=$((drs1 - drs0))"
+        echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"
+    } > "$d/case.env"
+    say "bounds teardown: $(tr '\n' ' ' < "$d/case.env")"
+    stop_coventryd
+}
+
 mode_bounds() {
-    local c
+    local c h
+    for h in "${BOUNDS_CALLER#*@}" "${BOUNDS_CALLEE#*@}"; do
+        case "$h" in 127.*) ;; *) echo "run.sh: bounds: '$h' is not a loopback address" >&2; exit 2 ;; esac
+    done
     mkdir -p "$OUT/bounds"
     for c in $BOUNDS_CASES; do
         case "$c" in

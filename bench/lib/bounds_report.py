@@ -199,13 +199,34 @@ def teardown(base):
     if not e:
         print("## Tear-down: no result\n")
         return
-    print("## Tear-down of many calls by `pbxctl hangup`")
+    print("## Tear-down of many calls by `pbxctl hangup` (local calls, bounds off)")
     print()
-    for k in ("calls_up", "hangup_rc", "hangup_secs", "block_empty_s", "uac_zero_s", "uas_zero_s",
-              "bye_200_caller", "bye_200_callee", "lost_caller", "lost_callee"):
+    print("| | figure |")
+    print("|---|---|")
+    for k, label in (("calls_offered", "calls set up by the caller"),
+                     ("calls_up", "calls up at the callee before the hang-up"),
+                     ("hangup_rc", "`pbxctl hangup` exit status"),
+                     ("hangup_secs", "`pbxctl hangup` returned after (s)"),
+                     ("all_byes_answered_s", "**every BYE answered** (the switch has read 2 × calls 200s) after (s)"),
+                     ("block_empty_s", "no live call left in the state block after (s)"),
+                     ("uac_zero_s", "the caller's sipp done (its last BYE answered) after (s)"),
+                     ("uas_zero_s", "the callee's sipp done (it waits 2 s after each BYE) after (s)"),
+                     ("byes_to_caller", "BYEs the caller got"),
+                     ("byes_to_callee", "BYEs the callee got"),
+                     ("lost_caller", "calls of the caller left without a BYE"),
+                     ("lost_callee", "calls of the callee left without a BYE")):
         if k in e:
-            print(f"- {k}: {e[k]}")
+            print(f"| {label} | {e[k]} |")
+    for k, label in (("kernel_drops_phones", "datagrams the kernel dropped on the two sipp sockets (/proc/net/udp)"),
+                     ("kernel_drops_switch", "datagrams the kernel dropped on the switch's socket")):
+        if k in e:
+            print(f"| {label} | {e[k]} |")
     print()
+
+
+def delta_between(d, a, b, name):
+    ca, cb = counters(os.path.join(d, a)), counters(os.path.join(d, b))
+    return cb[name] - ca.get(name, 0) if name in cb else None
 
 
 def main():
