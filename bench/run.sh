@@ -109,7 +109,7 @@
 #                               one address: the default source_rate, 2,000/s,
 #                               sheds beyond about 500/s)
 #   BOUNDS_CALL_SECS=15 BOUNDS_HOLD_S=20   seconds of trying; each call's hold
-#   BOUNDS_TD_CALLS=10000 BOUNDS_TD_RATE=500   calls up before the hang-up, set up at this rate
+#   BOUNDS_TD_CALLS=10000 BOUNDS_TD_RATE=250   calls up before the hang-up, set up at this rate
 #   BOUNDS_UAS_PORT=5182 BOUNDS_UAC_PORT=5192 BOUNDS_REG_PORT=5193   sipp's ports
 #
 # Everything runs on loopback (netns: also on the veth pair, whose namespace has
@@ -165,7 +165,7 @@ BOUNDS_CALL_RATE=${BOUNDS_CALL_RATE:-400}
 BOUNDS_CALL_SECS=${BOUNDS_CALL_SECS:-15}
 BOUNDS_HOLD_S=${BOUNDS_HOLD_S:-20}
 BOUNDS_TD_CALLS=${BOUNDS_TD_CALLS:-10000}
-BOUNDS_TD_RATE=${BOUNDS_TD_RATE:-500}
+BOUNDS_TD_RATE=${BOUNDS_TD_RATE:-250}
 BOUNDS_UAS_PORT=${BOUNDS_UAS_PORT:-5182}
 BOUNDS_UAC_PORT=${BOUNDS_UAC_PORT:-5192}
 BOUNDS_REG_PORT=${BOUNDS_REG_PORT:-5193}
@@ -896,84 +896,88 @@ stat_field() {  # $1 sipp stat CSV, $2 column -> its value in the last row (empt
 }
 
 bounds_teardown() {  # BOUNDS_TD_CALLS local calls up, bounds off; `pbxctl hangup` the caller; time until every BYE is answered
-    local d=$OUT/bounds/teardown n=$BOUNDS_TD_CALLS rc=0 cap uac_pid t0 t1 th up i created
-    local uac_end="" uas_end="" block_end="" answered_end="" live sip_in sip_in0 dr0 dr1 drs0 drs1
+    local d=$OUT/bounds/teardown n=$BOUNDS_TD_CALLS rc=0 cap uac_pid t0 th up=0 i created cur prev="" steady=0
+    local uac_end="" uas_end="" block_end="" live sip_in0 dr0 dr1 drs0 drs1 uac_alive ok_uac0 ok_uas0
     mkdir -p "$d"
     write_bounds_config "$WORK/bounds-td.conf" 0 0
     start_coventryd "$WORK/bounds-td.conf" bounds-teardown
-    cap=$((n / BOUNDS_TD_RATE + 180))
+    cap=$((n / BOUNDS_TD_RATE + 240))
+    # the callee: the rig's UAS (answers at once, waits for the BYE, answers it
+    # and lingers 2 s); no -m: its calls are counted from its stat file
     (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$RIG/scenarios/uas_call.xml" -i "${BOUNDS_CALLEE#*@}" -p "$BOUNDS_UAS_PORT" \
-        -m "$n" -nostdin -buff_size 8388608 -timeout "$((cap - 10))s" -trace_stat -stf uas-stat.csv -fd 1 \
-        -trace_err -error_file uas-errors.log -trace_screen -screen_file uas-screen.log) > "$d/uas.log" 2>&1 &
+        -nostdin -buff_size 4194304 -timeout "$((cap - 10))s" -trace_stat -stf uas-stat.csv -fd 1 \
+        -trace_err -error_file uas-errors.log) > "$d/uas.log" 2>&1 &
     BOUNDS_UAS_PID=$!
     bounds_register "$d" "${BOUNDS_CALLEE%@*}" "${BOUNDS_CALLEE#*@}" "$BOUNDS_UAS_PORT"
     printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
         "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLEE%@*}" > "$d/uac.csv"
     status_json "$d/status-before.json"
     say "bounds teardown (max_per_line = 0, source_rate = 0): ${BOUNDS_CALLER%@*} sets up $n calls to ${BOUNDS_CALLEE%@*} at ${BOUNDS_TD_RATE}/s and keeps them"
+    # the caller: -m n, so it ends once each of its calls has ended (BYE answered, or failed)
     (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_wait_bye.xml" -inf uac.csv \
         -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
-        -r "$BOUNDS_TD_RATE" -m "$n" -l $((n + 100)) -nostdin -buff_size 8388608 \
+        -r "$BOUNDS_TD_RATE" -m "$n" -l $((n + 100)) -nostdin -buff_size 4194304 \
         -timeout "$((cap - 10))s" -recv_timeout $(((cap - 10) * 1000)) -trace_stat -stf uac-stat.csv -fd 1 \
-        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
+        -trace_err -error_file uac-errors.log \
         "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
     CHILD=$!; uac_pid=$CHILD
-    # wait for the calls to be up: every call created, and the callee's count steady
-    for i in $(seq 1 $((n / BOUNDS_TD_RATE + 60))); do
+    # wait until every call was created and the callee's count of calls has
+    # stood still for 3 s (set-up, retransmissions and challenges all done)
+    for i in $(seq 1 $((n / BOUNDS_TD_RATE + 120))); do
         sleep 1
         alive "$uac_pid" || break
         created=$(stat_field "$d/uac-stat.csv" TotalCallCreated)
-        [ "${created:-0}" -ge "$n" ] && break
+        cur=$(stat_field "$d/uas-stat.csv" CurrentCall)
+        if [ "${created:-0}" -ge "$n" ] && [ "$cur" = "$prev" ]; then steady=$((steady + 1)); else steady=0; fi
+        prev=$cur
+        [ "$steady" -ge 3 ] && break
     done
-    sleep 3
-    up=$(stat_field "$d/uas-stat.csv" CurrentCall)
+    up=$(stat_field "$d/uas-stat.csv" CurrentCall); up=${up:-0}
+    ok_uac0=$(stat_field "$d/uac-stat.csv" 'SuccessfulCall(C)'); ok_uas0=$(stat_field "$d/uas-stat.csv" 'SuccessfulCall(C)')
     status_json "$d/status-up.json"
-    sip_in0=$(grep -o '"sip_in": *[0-9]*' "$d/status-up.json" | grep -o '[0-9]*$' || echo 0)
-    up=${up:-0}
-    say "bounds teardown: ${up:-?} calls up at the callee; pbxctl hangup ${BOUNDS_CALLER%@*}"
+    uac_alive=$(alive "$uac_pid" && echo yes || echo no)
+    [ "$uac_alive" = yes ] || say "bounds teardown: WARNING: the caller's sipp ended before the hang-up (see $d/uac.log)"
+    say "bounds teardown: $up calls up at the callee; pbxctl hangup ${BOUNDS_CALLER%@*}"
     dr0=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs0=$(port_drops "$COV_PORT")
     t0=$(date +%s.%N)
-    "$PBXCTL" --runtime-dir "$COV_RT" --timeout 60 hangup "${BOUNDS_CALLER%@*}" > "$d/hangup.log" 2>&1 || rc=$?
+    "$PBXCTL" --runtime-dir "$COV_RT" --timeout 120 hangup "${BOUNDS_CALLER%@*}" > "$d/hangup.log" 2>&1 || rc=$?
     th=$(date +%s.%N)
-    # until both sipp have seen every call end (they exit after -m calls), or 120 s
-    for i in $(seq 1 1200); do
+    # until the caller's sipp has ended (each of its calls got its BYE, or
+    # failed) and the callee's has no call left, or 120 s; sipp's stat files
+    # are written once a second, the state block is polled every 0.2 s
+    for i in $(seq 1 600); do
         t1=$(date +%s.%N)
-        if [ -z "$answered_end" ]; then
-            # every BYE answered: the switch has read the two 200s of each call
-            sip_in=$("$PBXCTL" --runtime-dir "$COV_RT" status --json 2>/dev/null | grep -o '"sip_in": *[0-9]*' | grep -o '[0-9]*$' || true)
-            [ -n "$sip_in" ] && [ $((sip_in - sip_in0)) -ge $((2 * up)) ] && answered_end=$t1
-        fi
         if [ -z "$block_end" ]; then
             live=$("$PBXCTL" --runtime-dir "$COV_RT" calls --json 2>/dev/null | grep -o '"ended": *false' | wc -l || true)
             [ "${live:-1}" = 0 ] && block_end=$t1
         fi
         [ -z "$uac_end" ] && ! alive "$uac_pid" && uac_end=$t1
-        [ -z "$uas_end" ] && ! alive "$BOUNDS_UAS_PID" && uas_end=$t1
-        [ -n "$uac_end" ] && [ -n "$uas_end" ] && [ -n "$block_end" ] && [ -n "$answered_end" ] && break
-        sleep 0.1
+        [ -z "$uas_end" ] && [ "$(stat_field "$d/uas-stat.csv" CurrentCall)" = 0 ] && uas_end=$t1
+        [ -n "$uac_end" ] && [ -n "$uas_end" ] && [ -n "$block_end" ] && break
+        sleep 0.2
     done
+    sleep 2  # the last stat line of the callee
     status_json "$d/status-after.json"
     dr1=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs1=$(port_drops "$COV_PORT")
+    local ok_uac ok_uas f_uac
+    ok_uac=$(stat_field "$d/uac-stat.csv" 'SuccessfulCall(C)'); f_uac=$(stat_field "$d/uac-stat.csv" 'FailedCall(C)')
+    ok_uas=$(stat_field "$d/uas-stat.csv" 'SuccessfulCall(C)')
     stop_tree "$uac_pid"; CHILD=""
     stop_bounds_uas
-    local ok_uac ok_uas
-    ok_uac=$(grep -E '^ *Successful call' "$d/uac-screen.log" 2>/dev/null | grep -oE '[0-9]+' | tail -n 1 || true)
-    ok_uas=$(grep -E '^ *Successful call' "$d/uas-screen.log" 2>/dev/null | grep -oE '[0-9]+' | tail -n 1 || true)
     {
         echo "calls_offered=$n"
-        echo "calls_up=${up:-?}"
+        echo "calls_up=$up"
+        echo "caller_sipp_alive_at_hangup=$uac_alive"
         echo "hangup_rc=$rc"
         echo "hangup_secs=$(td_since "$t0" "$th")"
-        echo "all_byes_answered_s=$(td_since "$t0" "$answered_end")"
         echo "block_empty_s=$(td_since "$t0" "$block_end")"
         echo "uac_zero_s=$(td_since "$t0" "$uac_end")"
         echo "uas_zero_s=$(td_since "$t0" "$uas_end")"
-        echo "byes_to_caller=$(grep -E '^ *BYE <-' "$d/uac-screen.log" 2>/dev/null | awk '{ s += $3 } END { print s + 0 }')"
-        echo "byes_to_callee=$(grep -E -- '-> BYE ' "$d/uas-screen.log" 2>/dev/null | awk '{ s += $3 } END { print s + 0 }')"
-        echo "bye_200_caller=${ok_uac:-?}"
-        echo "bye_200_callee=${ok_uas:-?}"
-        echo "lost_caller=$(( ${up:-0} - ${ok_uac:-0} ))"
-        echo "lost_callee=$(( ${up:-0} - ${ok_uas:-0} ))"
+        echo "bye_200_caller=$(( ${ok_uac:-0} - ${ok_uac0:-0} ))"
+        echo "bye_200_callee=$(( ${ok_uas:-0} - ${ok_uas0:-0} ))"
+        echo "failed_caller=${f_uac:-?}"
+        echo "lost_caller=$(( up - ${ok_uac:-0} + ${ok_uac0:-0} ))"
+        echo "lost_callee=$(( up - ${ok_uas:-0} + ${ok_uas0:-0} ))"
         echo "kernel_drops_phones=$((dr1 - dr0))"
         echo "kernel_drops_switch=$((drs1 - drs0))"
         echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"

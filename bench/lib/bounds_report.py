@@ -205,16 +205,17 @@ def teardown(base):
     print("|---|---|")
     for k, label in (("calls_offered", "calls set up by the caller"),
                      ("calls_up", "calls up at the callee before the hang-up"),
+                     ("caller_sipp_alive_at_hangup", "the caller's sipp still running at the hang-up"),
                      ("hangup_rc", "`pbxctl hangup` exit status"),
                      ("hangup_secs", "`pbxctl hangup` returned after (s)"),
-                     ("all_byes_answered_s", "**every BYE answered** (the switch has read 2 × calls 200s) after (s)"),
-                     ("block_empty_s", "no live call left in the state block after (s)"),
-                     ("uac_zero_s", "the caller's sipp done (its last BYE answered) after (s)"),
-                     ("uas_zero_s", "the callee's sipp done (it waits 2 s after each BYE) after (s)"),
-                     ("byes_to_caller", "BYEs the caller got"),
-                     ("byes_to_callee", "BYEs the callee got"),
-                     ("lost_caller", "calls of the caller left without a BYE"),
-                     ("lost_callee", "calls of the callee left without a BYE")):
+                     ("block_empty_s", "no live call left in the state block after (s, polled every 0.2 s)"),
+                     ("uac_zero_s", "**the caller's sipp done: every call's BYE answered (or failed)** after (s)"),
+                     ("uas_zero_s", "the callee's sipp without calls after (s; its stat file is written each second, and it lingers 2 s after each BYE)"),
+                     ("bye_200_caller", "BYEs the caller answered"),
+                     ("bye_200_callee", "BYEs the callee answered"),
+                     ("failed_caller", "the caller's failed calls (sipp), set-up included"),
+                     ("lost_caller", "calls up without a BYE answered by the caller"),
+                     ("lost_callee", "calls up without a BYE answered by the callee")):
         if k in e:
             print(f"| {label} | {e[k]} |")
     for k, label in (("kernel_drops_phones", "datagrams the kernel dropped on the two sipp sockets (/proc/net/udp)"),
