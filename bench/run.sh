@@ -38,6 +38,12 @@
 #               call_waiting = yes) at BOUNDS_CALL_RATE for BOUNDS_CALL_SECS, each
 #               call held BOUNDS_HOLD_S; the most calls up at once, the 503s,
 #               `limited`; with the default max_per_line, then max_per_line = 0
+#             upstream: the same calls to BOUNDS_UP_NUMBER through the upstream:
+#               the test rig's Kamailio (tests/kamailio/upstream.cfg, TCP from
+#               the switch) relaying to a sipp UAS (tests/scenarios/
+#               upstream_uas_call.xml); the defaults (max_per_line 8,
+#               max_calls 32), max_per_line = 0 (max_calls holds), both 0;
+#               skipped with a message when kamailio is not installed
 #             teardown: bounds off (max_per_line = 0, source_rate = 0),
 #               BOUNDS_TD_CALLS local calls up between two sipp, then `pbxctl
 #               hangup` of the caller: the time until every BYE is answered, the
@@ -99,7 +105,7 @@
 #   NETNS_SHAPES="lo any netns" which shapes, in this order (reversed in even rounds)
 #   NETNS_NET=10.250.0          the veth pair's /30: .1 here, .2 in the namespace
 #   bounds:
-#   BOUNDS_CASES="texts calls teardown"   which cases, in this order
+#   BOUNDS_CASES="texts calls upstream teardown"   which cases, in this order
 #   BOUNDS_CALLER=21@127.0.0.2 BOUNDS_CALLEE=22@127.0.0.3   the phone and the
 #                               other side (EXT@IP, 2-digit plan, password pwEXT)
 #   BOUNDS_TEXT_SECS=20         seconds of the text flood
@@ -111,6 +117,8 @@
 #   BOUNDS_CALL_SECS=15 BOUNDS_HOLD_S=20   seconds of trying; each call's hold
 #   BOUNDS_TD_CALLS=10000 BOUNDS_TD_RATE=250   calls up before the hang-up, set up at this rate
 #   BOUNDS_UAS_PORT=5182 BOUNDS_UAC_PORT=5192 BOUNDS_REG_PORT=5193   sipp's ports
+#   BOUNDS_KAM_PORT=5270 (and +1, +2) BOUNDS_UP_UAS_PORT=5281   upstream: Kamailio, its UAS
+#   BOUNDS_UP_NUMBER=0044123    the number called outside
 #
 # Everything runs on loopback (netns: also on the veth pair, whose namespace has
 # no other link and no default route); every sipp run is bounded by -m, -timeout
@@ -155,7 +163,7 @@ PHONE_CALLEE=${PHONE_CALLEE:-122@127.0.0.4}
 FLOOD_CAP_RATES=${FLOOD_CAP_RATES:-"2000 4000 8000"}
 NETNS_SHAPES=${NETNS_SHAPES:-"lo any netns"}
 NETNS_NET=${NETNS_NET:-10.250.0}
-BOUNDS_CASES=${BOUNDS_CASES:-"texts calls teardown"}
+BOUNDS_CASES=${BOUNDS_CASES:-"texts calls upstream teardown"}
 BOUNDS_CALLER=${BOUNDS_CALLER:-21@127.0.0.2}
 BOUNDS_CALLEE=${BOUNDS_CALLEE:-22@127.0.0.3}
 BOUNDS_TEXT_SECS=${BOUNDS_TEXT_SECS:-20}
@@ -169,6 +177,9 @@ BOUNDS_TD_RATE=${BOUNDS_TD_RATE:-250}
 BOUNDS_UAS_PORT=${BOUNDS_UAS_PORT:-5182}
 BOUNDS_UAC_PORT=${BOUNDS_UAC_PORT:-5192}
 BOUNDS_REG_PORT=${BOUNDS_REG_PORT:-5193}
+BOUNDS_KAM_PORT=${BOUNDS_KAM_PORT:-5270}
+BOUNDS_UP_UAS_PORT=${BOUNDS_UP_UAS_PORT:-5281}
+BOUNDS_UP_NUMBER=${BOUNDS_UP_NUMBER:-0044123}
 export REG_SWEEP_RATES MSG_SWEEP_RATES SWEEP_SECS SWEEP_REPEAT SETTLE_S RIG
 
 MODES=("$@")
@@ -235,6 +246,7 @@ cleanup() {
     if [ -n "$FLOOD_PID" ]; then stop_tree "$FLOOD_PID"; fi
     stop_sampler
     stop_bounds_uas
+    stop_kamailio
     stop_coventryd
     if [ -n "$NS_MADE$VETH_MADE" ]; then netns_down; fi
     rm -rf "$WORK"
@@ -756,7 +768,7 @@ mode_netns() {
 # ---------- bounds: what one authenticated phone can have in flight (issue 20) ----------
 BOUNDS_UAS_PID=""
 SAMPLER_PID=""
-write_bounds_config() {  # $1 file, $2 max_per_line (default | N), $3 source_rate (default | N)
+write_bounds_config() {  # $1 file, $2 max_per_line (default | N), $3 source_rate (default | N), [$4 upstream route, $5 max_calls (default | N)]
     local i callee=${BOUNDS_CALLEE%@*}
     COV_LISTEN=127.0.0.1
     {
@@ -769,6 +781,11 @@ write_bounds_config() {  # $1 file, $2 max_per_line (default | N), $3 source_rat
         echo
         if [ "$3" != default ]; then printf '[security]\nsource_rate = %s\n\n' "$3"; fi
         if [ "$2" != default ]; then printf '[calls]\nmax_per_line = %s\n\n' "$2"; fi
+        if [ -n "${4:-}" ]; then
+            printf '[upstream]\nroute = %s\n' "$4"
+            if [ "${5:-default}" != default ]; then printf 'max_calls = %s\n' "$5"; fi
+            echo
+        fi
         for i in $(seq 10 89); do
             printf '[%d]\nsecret = pw%d\n' "$i" "$i"
             # the callee is a sipp UAS taking every call: with call waiting it
@@ -986,6 +1003,73 @@ bounds_teardown() {  # BOUNDS_TD_CALLS local calls up, bounds off; `pbxctl hangu
     stop_coventryd
 }
 
+KAM_PID=""
+stop_kamailio() {
+    [ -n "$KAM_PID" ] || return 0
+    stop_tree "$KAM_PID"
+    KAM_PID=""
+}
+bounds_upstream() {  # $1 default | line-off | off: one phone calls outside through the upstream (Kamailio, TCP)
+    local v=$1 d=$OUT/bounds/upstream-$1 mpl=default mc=default rc=0 t0 t1 cap n i kam modules
+    case "$v" in
+        default) ;;
+        line-off) mpl=0 ;;
+        off) mpl=0 mc=0 ;;
+        *) echo "run.sh: unknown upstream variant '$v'" >&2; exit 2 ;;
+    esac
+    kam=$(command -v kamailio || echo /usr/sbin/kamailio)
+    [ -x "$kam" ] || { say "bounds upstream: kamailio not installed (apt-get install -y kamailio): skipped"; return 0; }
+    modules=${KAMAILIO_MODULES:-/usr/lib/x86_64-linux-gnu/kamailio/modules}
+    mkdir -p "$d" "$WORK/kam-$v"
+    # the test rig's upstream (tests/kamailio/upstream.cfg): TCP from the switch, relayed over UDP to a sipp UAS
+    sed -e "s/@MAIN_PORT@/$BOUNDS_KAM_PORT/g" -e "s/@EMERGENCY_PORT@/$((BOUNDS_KAM_PORT + 1))/g" \
+        -e "s/@SMS_PORT@/$((BOUNDS_KAM_PORT + 2))/g" -e "s/@COVENTRY_PORT@/$COV_PORT/g" \
+        -e "s/@UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" -e "s/@EMERGENCY_UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" \
+        -e "s/@SMS_UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" -e 's/^debug=.*/debug=0/' \
+        "$REPO/tests/kamailio/upstream.cfg" > "$d/kamailio.cfg"
+    "$kam" -f "$d/kamailio.cfg" -DD -E -L "$modules" -Y "$WORK/kam-$v" -m 256 -M 32 > "$d/kamailio.log" 2>&1 &
+    KAM_PID=$!
+    write_bounds_config "$WORK/bounds-up-$v.conf" "$mpl" default "127.0.0.1:$BOUNDS_KAM_PORT" "$mc"
+    start_coventryd "$WORK/bounds-up-$v.conf" "bounds-up-$v"
+    for i in $(seq 1 100); do
+        "$PBXCTL" --runtime-dir "$COV_RT" status --json 2>/dev/null | grep -q '"state": *"connected"' && break
+        sleep 0.1
+    done
+    cap=$((BOUNDS_CALL_SECS + BOUNDS_HOLD_S + 120))
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$REPO/tests/scenarios/upstream_uas_call.xml" -i 127.0.0.1 -p "$BOUNDS_UP_UAS_PORT" \
+        -key ext 0044 -set ring 0 -set linger 0 -nostdin -buff_size 4194304 -timeout "${cap}s" \
+        -trace_stat -stf uas-stat.csv -fd 1 -trace_err -error_file uas-errors.log) > "$d/uas.log" 2>&1 &
+    BOUNDS_UAS_PID=$!
+    sleep 1
+    status_json "$d/status-before.json"
+    echo "before $(mem_now)" > "$d/mem.txt"
+    start_sampler "$d/rss.tsv" 1
+    n=$((BOUNDS_CALL_RATE * BOUNDS_CALL_SECS))
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
+        "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "$BOUNDS_UP_NUMBER" > "$d/uac.csv"
+    say "bounds upstream ($v: max_per_line $mpl, max_calls $mc): ${BOUNDS_CALLER%@*} calls $BOUNDS_UP_NUMBER at ${BOUNDS_CALL_RATE}/s for ${BOUNDS_CALL_SECS}s ($n calls), each held ${BOUNDS_HOLD_S}s"
+    t0=$(date +%s.%N)
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_hold.xml" -inf uac.csv \
+        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
+        -r "$BOUNDS_CALL_RATE" -m "$n" -l 100000 -d $((BOUNDS_HOLD_S * 1000)) -nostdin -buff_size 4194304 \
+        -timeout "$((cap - 10))s" -recv_timeout 40000 -trace_stat -stf uac-stat.csv -fd 1 \
+        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
+        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    t1=$(date +%s.%N)
+    sleep 1
+    echo "after $(mem_now)" >> "$d/mem.txt"
+    status_json "$d/status-after.json"
+    stop_sampler
+    stop_bounds_uas
+    { echo "t0=$t0"; echo "t1=$t1"; echo "uac_rc=$rc"; echo "offered=$n"; echo "max_per_line=$mpl"; echo "max_calls=$mc"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
+    say "bounds upstream ($v): sipp rc $rc; $(grep -E '503 <-|Successful call|Failed call' "$d/uac-screen.log" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
+    stop_coventryd
+    stop_kamailio
+}
+
 mode_bounds() {
     local c h
     for h in "${BOUNDS_CALLER#*@}" "${BOUNDS_CALLEE#*@}"; do
@@ -997,7 +1081,8 @@ mode_bounds() {
             texts) bounds_texts ;;
             calls) bounds_calls default; bounds_calls off ;;
             teardown) bounds_teardown ;;
-            *) echo "run.sh: unknown bounds case '$c' (texts | calls | teardown)" >&2; exit 2 ;;
+            upstream) bounds_upstream default; bounds_upstream line-off; bounds_upstream off ;;
+            *) echo "run.sh: unknown bounds case '$c' (texts | calls | teardown | upstream)" >&2; exit 2 ;;
         esac
     done
     {

@@ -164,14 +164,15 @@ def texts(base):
     print()
 
 
-def calls(base):
-    print("## Calls held by one extension")
+def calls(base, prefix="calls", variants=(("default", "8 (default)"), ("off", "0 (no bound)")),
+          title="Calls held by one extension", first="max_per_line"):
+    print(f"## {title}")
     print()
-    print("| max_per_line | offered | 503 to the phone | `limited` | calls up at the callee, most at once | live in the state block, most (holds 128) | calls that reached the callee in all | phone's scenarios ok / failed | `shed` | VmHWM |")
+    print(f"| {first} | offered | 503 to the phone | `limited` | calls up at the callee, most at once | live in the state block, most (holds 128) | calls that reached the callee in all | phone's scenarios ok / failed | `shed` | VmHWM |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     held = {}
-    for v in ("default", "off"):
-        d = os.path.join(base, f"calls-{v}")
+    for v, label in variants:
+        d = os.path.join(base, f"{prefix}-{v}")
         if not os.path.isdir(d):
             continue
         e, m, rows = env(os.path.join(d, "case.env")), mem(d), samples(d)
@@ -182,15 +183,20 @@ def calls(base):
         block = max((r[3] for r in rows if r[3] is not None), default=None)
         answered = uas_last.get("TotalCallCreated")
         held[v] = uas_max
-        label = "8 (default)" if v == "default" else "0 (no bound)"
         print(f"| {label} | {fmt(int(e.get('offered', 0)))} | {fmt(r503)} | {fmt(delta(d, 'limited'))} | **{fmt(uas_max)}** "
               f"| {fmt(block)} | {fmt(int(answered)) if answered else '?'} | {fmt(ok)} / {fmt(failed)} "
               f"| {fmt(delta(d, 'shed'))} | {mb(m.get('after', (None, None))[1])} |")
     print()
     if held.get("default") and held.get("off"):
-        print(f"Without the bound the phone held {held['off'] / held['default']:.0f}× the calls it holds with it "
+        print(f"Without the bounds the phone held {held['off'] / held['default']:.0f}× the calls it holds with them "
               f"(same run). Issue 20, before the bound: one phone held 14,555 answered upstream calls in 15 s.")
         print()
+
+
+def upstream(base):
+    calls(base, "upstream", (("default", "8 / 32 (defaults)"), ("line-off", "0 / 32"), ("off", "0 / 0 (no bound)")),
+          "Calls held by one extension, to the upstream (Kamailio over TCP, a sipp UAS behind it)",
+          "max_per_line / max_calls")
 
 
 def teardown(base):
@@ -237,7 +243,7 @@ def delta_between(d, a, b, name):
 def main():
     base = sys.argv[1]
     for c in sys.argv[2:]:
-        {"texts": texts, "calls": calls, "teardown": teardown}[c](base)
+        {"texts": texts, "calls": calls, "teardown": teardown, "upstream": upstream}[c](base)
 
 
 if __name__ == "__main__":
