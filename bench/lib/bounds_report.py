@@ -226,8 +226,10 @@ def teardown(base):
             print(f"| {label} | {e[k]} |")
     so = delta_between(d, "status-up.json", "status-after.json", "sip_out")
     si = delta_between(d, "status-up.json", "status-after.json", "sip_in")
+    sh = delta_between(d, "status-up.json", "status-after.json", "shed")
     if so is not None:
-        print(f"| datagrams the switch sent / read during the tear-down (`sip_out` / `sip_in`; 2 BYEs and 2 answers a call without loss) | {fmt(so)} / {fmt(si)} |")
+        print(f"| datagrams the switch sent / read / shed at its intake during the tear-down (`sip_out` / `sip_in` / `shed`; "
+              f"2 BYEs and 2 answers a call without loss) | {fmt(so)} / {fmt(si)} / {fmt(sh)} |")
     for k, label in (("kernel_drops_phones", "datagrams the kernel dropped on the two sipp sockets (/proc/net/udp)"),
                      ("kernel_drops_switch", "datagrams the kernel dropped on the switch's socket")):
         if k in e:
