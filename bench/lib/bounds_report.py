@@ -152,7 +152,7 @@ def texts(base):
     print(f"| 503 (Retry-After) to the phone | {fmt(fl['r503'])} |")
     print(f"| `limited` (counter, after − before) | {fmt(delta(d, 'limited'))} |")
     print(f"| texts accepted for delivery (2xx / other finals, all codes) | {fmt(fl['r2xx'])} / {json.dumps(fl['responses'])} |")
-    print(f"| unanswered (shed at the intake: `shed` {fmt(delta(d, 'shed'))}) | {fmt(fl['unanswered'])} |")
+    print(f"| unanswered (dropped unread at the intake, over `source_rate` or the queue full: `shed` {fmt(delta(d, 'shed'))}) | {fmt(fl['unanswered'])} |")
     print(f"| datagrams parsed (`sip_in`) / digests checked | {fmt(delta(d, 'sip_in'))} / {fmt(delta(d, 'digests_checked'))} |")
     print(f"| texts failed (`messages_failed`) / datagrams the silent phone got | {fmt(delta(d, 'messages_failed'))} / {fmt(fl['sink_datagrams'])} |")
     print()
