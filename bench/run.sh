@@ -27,6 +27,28 @@
 #             0.0.0.0 with the phones on 127.0.0.1, and on 0.0.0.0 with the
 #             phones in a network namespace behind a veth pair (made here,
 #             removed on exit; needs root and `ip`): the README's deployment
+#   bounds    what one authenticated phone can have in flight (issue 20), on
+#             the daemon's defaults, a fresh daemon per case (bench/lib/textflood.py,
+#             bench/lib/uac_call_hold.xml, uac_call_wait_bye.xml; bounds.md):
+#             texts: BOUNDS_CALLER floods MESSAGEs (digest, unpaced) for
+#               BOUNDS_TEXT_SECS to BOUNDS_CALLEE, registered on a socket that
+#               reads and never answers, so each text waits for Timer F; VmRSS
+#               and VmHWM before, every second, after; the 503s, `limited`
+#             calls: BOUNDS_CALLER calls BOUNDS_CALLEE (a sipp UAS that answers;
+#               call_waiting = yes) at BOUNDS_CALL_RATE for BOUNDS_CALL_SECS, each
+#               call held BOUNDS_HOLD_S; the most calls up at once, the 503s,
+#               `limited`; with the default max_per_line, then max_per_line = 0
+#             upstream: the same calls to BOUNDS_UP_NUMBER through the upstream:
+#               the test rig's Kamailio (tests/kamailio/upstream.cfg, TCP from
+#               the switch) relaying to a sipp UAS (tests/scenarios/
+#               upstream_uas_call.xml); the defaults (max_per_line 8,
+#               max_calls 32), max_per_line = 0 (max_calls holds), both 0;
+#               skipped with a message when kamailio is not installed
+#             teardown: bounds off (max_per_line = 0, source_rate = 0),
+#               BOUNDS_TD_CALLS local calls up between two sipp, then `pbxctl
+#               hangup` of the caller: the time until every BYE is answered, the
+#               BYEs each side got (the upstream variant waits for the TCP link
+#               work of branch `links`)
 #   all       load + memory + micro (the default)
 #
 # Knobs (environment, defaults):
@@ -82,6 +104,21 @@
 #   netns:
 #   NETNS_SHAPES="lo any netns" which shapes, in this order (reversed in even rounds)
 #   NETNS_NET=10.250.0          the veth pair's /30: .1 here, .2 in the namespace
+#   bounds:
+#   BOUNDS_CASES="texts calls upstream teardown"   which cases, in this order
+#   BOUNDS_CALLER=21@127.0.0.2 BOUNDS_CALLEE=22@127.0.0.3   the phone and the
+#                               other side (EXT@IP, 2-digit plan, password pwEXT)
+#   BOUNDS_TEXT_SECS=20         seconds of the text flood
+#   BOUNDS_TEXT_DRAIN=40        then seconds of counting the finals (Timer F: 32 s)
+#   BOUNDS_TEXT_RATE=0          MESSAGE/s of the flood (0: as fast as it can)
+#   BOUNDS_CALL_RATE=400        calls/s the phone tries (4 datagrams each from
+#                               one address: the default source_rate, 2,000/s,
+#                               sheds beyond about 500/s)
+#   BOUNDS_CALL_SECS=15 BOUNDS_HOLD_S=20   seconds of trying; each call's hold
+#   BOUNDS_TD_CALLS=10000 BOUNDS_TD_RATE=250   calls up before the hang-up, set up at this rate
+#   BOUNDS_UAS_PORT=5182 BOUNDS_UAC_PORT=5192 BOUNDS_REG_PORT=5193   sipp's ports
+#   BOUNDS_KAM_PORT=5270 (and +1, +2) BOUNDS_UP_UAS_PORT=5281   upstream: Kamailio, its UAS
+#   BOUNDS_UP_NUMBER=0044123    the number called outside
 #
 # Everything runs on loopback (netns: also on the veth pair, whose namespace has
 # no other link and no default route); every sipp run is bounded by -m, -timeout
@@ -126,6 +163,23 @@ PHONE_CALLEE=${PHONE_CALLEE:-122@127.0.0.4}
 FLOOD_CAP_RATES=${FLOOD_CAP_RATES:-"2000 4000 8000"}
 NETNS_SHAPES=${NETNS_SHAPES:-"lo any netns"}
 NETNS_NET=${NETNS_NET:-10.250.0}
+BOUNDS_CASES=${BOUNDS_CASES:-"texts calls upstream teardown"}
+BOUNDS_CALLER=${BOUNDS_CALLER:-21@127.0.0.2}
+BOUNDS_CALLEE=${BOUNDS_CALLEE:-22@127.0.0.3}
+BOUNDS_TEXT_SECS=${BOUNDS_TEXT_SECS:-20}
+BOUNDS_TEXT_DRAIN=${BOUNDS_TEXT_DRAIN:-40}
+BOUNDS_TEXT_RATE=${BOUNDS_TEXT_RATE:-0}
+BOUNDS_CALL_RATE=${BOUNDS_CALL_RATE:-400}
+BOUNDS_CALL_SECS=${BOUNDS_CALL_SECS:-15}
+BOUNDS_HOLD_S=${BOUNDS_HOLD_S:-20}
+BOUNDS_TD_CALLS=${BOUNDS_TD_CALLS:-10000}
+BOUNDS_TD_RATE=${BOUNDS_TD_RATE:-250}
+BOUNDS_UAS_PORT=${BOUNDS_UAS_PORT:-5182}
+BOUNDS_UAC_PORT=${BOUNDS_UAC_PORT:-5192}
+BOUNDS_REG_PORT=${BOUNDS_REG_PORT:-5193}
+BOUNDS_KAM_PORT=${BOUNDS_KAM_PORT:-5270}
+BOUNDS_UP_UAS_PORT=${BOUNDS_UP_UAS_PORT:-5281}
+BOUNDS_UP_NUMBER=${BOUNDS_UP_NUMBER:-0044123}
 export REG_SWEEP_RATES MSG_SWEEP_RATES SWEEP_SECS SWEEP_REPEAT SETTLE_S RIG
 
 MODES=("$@")
@@ -190,6 +244,9 @@ cleanup() {
     if [ -n "$CHILD" ]; then stop_tree "$CHILD"; fi
     if [ -n "$PERF_PID" ]; then stop_tree "$PERF_PID"; fi
     if [ -n "$FLOOD_PID" ]; then stop_tree "$FLOOD_PID"; fi
+    stop_sampler
+    stop_bounds_uas
+    stop_kamailio
     stop_coventryd
     if [ -n "$NS_MADE$VETH_MADE" ]; then netns_down; fi
     rm -rf "$WORK"
@@ -708,6 +765,338 @@ mode_netns() {
     echo; cat "$OUT/netns.md"; echo
 }
 
+# ---------- bounds: what one authenticated phone can have in flight (issue 20) ----------
+BOUNDS_UAS_PID=""
+SAMPLER_PID=""
+write_bounds_config() {  # $1 file, $2 max_per_line (default | N), $3 source_rate (default | N), [$4 upstream route, $5 max_calls (default | N)]
+    local i callee=${BOUNDS_CALLEE%@*}
+    COV_LISTEN=127.0.0.1
+    {
+        echo "; generated by bench/run.sh bounds: the daemon's defaults, but for what is written here"
+        echo "[server]"
+        echo "listen = $COV_LISTEN:$COV_PORT"
+        echo "digits = 2"
+        echo "realm = bench"
+        echo "algorithm = md5"  # sipp answers MD5 only (see write_config)
+        echo
+        if [ "$3" != default ]; then printf '[security]\nsource_rate = %s\n\n' "$3"; fi
+        if [ "$2" != default ]; then printf '[calls]\nmax_per_line = %s\n\n' "$2"; fi
+        if [ -n "${4:-}" ]; then
+            printf '[upstream]\nroute = %s\n' "$4"
+            if [ "${5:-default}" != default ]; then printf 'max_calls = %s\n' "$5"; fi
+            echo
+        fi
+        for i in $(seq 10 89); do
+            printf '[%d]\nsecret = pw%d\n' "$i" "$i"
+            # the callee is a sipp UAS taking every call: with call waiting it
+            # rings for each, so what holds the caller back is the caller's bound
+            if [ "$i" = "$callee" ]; then echo "call_waiting = yes"; fi
+            echo
+        done
+    } > "$1"
+    "$BIN" --config "$1" --check-config > /dev/null
+}
+
+start_sampler() {  # $1 tsv, $2 1: also count the live calls in the state block
+    local f=$1 calls=$2 pid=$COV_PID rt=$COV_RT
+    printf 'epoch_s\tvmrss_kb\tvmhwm_kb\tlive_calls_block\n' > "$f"
+    (
+        while [ -r "/proc/$pid/status" ]; do
+            t=$(date +%s.%N)
+            m=$(awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{print r"\t"h}' "/proc/$pid/status" 2>/dev/null || true)
+            [ -n "$m" ] || break
+            c=""
+            if [ "$calls" = 1 ]; then
+                c=$("$PBXCTL" --runtime-dir "$rt" calls --json 2>/dev/null | grep -o '"ended": *false' | wc -l || true)
+            fi
+            printf '%s\t%s\t%s\n' "$t" "$m" "$c" >> "$f"
+            sleep 1
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+stop_sampler() {
+    [ -n "$SAMPLER_PID" ] || return 0
+    stop_tree "$SAMPLER_PID"
+    SAMPLER_PID=""
+}
+stop_bounds_uas() {
+    [ -n "$BOUNDS_UAS_PID" ] || return 0
+    stop_tree "$BOUNDS_UAS_PID"
+    BOUNDS_UAS_PID=""
+}
+mem_now() {  # VmRSS and VmHWM of the daemon, kB: "rss hwm"
+    awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{print r, h}' "/proc/$COV_PID/status"
+}
+
+bounds_texts() {  # one phone floods texts to a phone that never answers
+    local d=$OUT/bounds/texts rc=0 t0 t1 cap
+    mkdir -p "$d"
+    write_bounds_config "$WORK/bounds-texts.conf" default default
+    start_coventryd "$WORK/bounds-texts.conf" bounds-texts
+    sleep "$MEM_SETTLE_S"
+    status_json "$d/status-before.json"
+    echo "before $(mem_now)" > "$d/mem.txt"
+    start_sampler "$d/rss.tsv" 0
+    cap=$((BOUNDS_TEXT_SECS + BOUNDS_TEXT_DRAIN + 60))
+    say "bounds texts: $BOUNDS_CALLER floods MESSAGEs to $BOUNDS_CALLEE (registered, never answers) for ${BOUNDS_TEXT_SECS}s, $([ "$BOUNDS_TEXT_RATE" = 0 ] && echo unpaced || echo "$BOUNDS_TEXT_RATE/s"); then ${BOUNDS_TEXT_DRAIN}s for Timer F"
+    t0=$(date +%s.%N)
+    run_fg timeout -k 5 "$cap" python3 "$HERE/lib/textflood.py" --switch "127.0.0.1:$COV_PORT" \
+        --sender "$BOUNDS_CALLER" --sink "$BOUNDS_CALLEE" --password-prefix pw \
+        --secs "$BOUNDS_TEXT_SECS" --drain "$BOUNDS_TEXT_DRAIN" --rate "$BOUNDS_TEXT_RATE" \
+        --out "$d/flood.json" > "$d/flood.log" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    echo "after $(mem_now)" >> "$d/mem.txt"
+    status_json "$d/status-after.json"
+    stop_sampler
+    { echo "t0=$t0"; echo "t1=$t1"; echo "flood_rc=$rc"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
+    say "bounds texts: flood rc $rc; $(tr '\n' ' ' < "$d/flood.log" | cut -c1-300)"
+    stop_coventryd
+}
+
+bounds_calls() {  # $1 default | off: one phone opens as many calls as it can
+    local v=$1 d=$OUT/bounds/calls-$1 mpl=default rc=0 t0 t1 cap n
+    [ "$v" = off ] && mpl=0
+    mkdir -p "$d"
+    write_bounds_config "$WORK/bounds-calls-$v.conf" "$mpl" default
+    start_coventryd "$WORK/bounds-calls-$v.conf" "bounds-calls-$v"
+    cap=$((BOUNDS_CALL_SECS + BOUNDS_HOLD_S + 120))
+    # the callee: the rig's UAS (answers at once, waits for the BYE)
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$RIG/scenarios/uas_call.xml" -i "${BOUNDS_CALLEE#*@}" -p "$BOUNDS_UAS_PORT" \
+        -nostdin -buff_size 4194304 -timeout "${cap}s" -trace_stat -stf uas-stat.csv -fd 1 \
+        -trace_err -error_file uas-errors.log) > "$d/uas.log" 2>&1 &
+    BOUNDS_UAS_PID=$!
+    bounds_register "$d" "${BOUNDS_CALLEE%@*}" "${BOUNDS_CALLEE#*@}" "$BOUNDS_UAS_PORT"
+    sleep 1
+    status_json "$d/status-before.json"
+    echo "before $(mem_now)" > "$d/mem.txt"
+    start_sampler "$d/rss.tsv" 1
+    n=$((BOUNDS_CALL_RATE * BOUNDS_CALL_SECS))
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
+        "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLEE%@*}" > "$d/uac.csv"
+    say "bounds calls ($v: max_per_line $([ "$mpl" = default ] && echo "the default" || echo "= $mpl")): ${BOUNDS_CALLER%@*} calls ${BOUNDS_CALLEE%@*} at ${BOUNDS_CALL_RATE}/s for ${BOUNDS_CALL_SECS}s ($n calls), each held ${BOUNDS_HOLD_S}s"
+    t0=$(date +%s.%N)
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_hold.xml" -inf uac.csv \
+        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
+        -r "$BOUNDS_CALL_RATE" -m "$n" -l 100000 -d $((BOUNDS_HOLD_S * 1000)) -nostdin -buff_size 4194304 \
+        -timeout "$((cap - 10))s" -recv_timeout 40000 -trace_stat -stf uac-stat.csv -fd 1 \
+        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
+        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    t1=$(date +%s.%N)
+    sleep 1
+    echo "after $(mem_now)" >> "$d/mem.txt"
+    status_json "$d/status-after.json"
+    stop_sampler
+    stop_bounds_uas
+    { echo "t0=$t0"; echo "t1=$t1"; echo "uac_rc=$rc"; echo "offered=$n"; echo "max_per_line=$mpl"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
+    say "bounds calls ($v): sipp rc $rc; $(grep -E '503 <-|Successful call|Failed call' "$d/uac-screen.log" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
+    stop_coventryd
+}
+
+bounds_register() {  # $1 dir, $2 extension, $3 contact ip, $4 contact port: one REGISTER through the rig's scenario
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s]\n' "$2" "$2" "$2" > "$1/reg.csv"
+    run_fg bash -c 'cd "$1" && shift && exec "$@"' _ "$1" timeout -k 5 30 sipp -sf "$RIG/scenarios/register.xml" -inf reg.csv \
+        -key domain "127.0.0.1:$COV_PORT" -key contact_host "$3" -key contact_port "$4" -key expires 3600 \
+        -i "$3" -p "$BOUNDS_REG_PORT" -m 1 -nostdin -timeout 20s -trace_err -error_file reg-errors.log \
+        "127.0.0.1:$COV_PORT" > "$1/reg.log" 2>&1 || { say "bounds: registering $2 at $3:$4 failed (see $1/reg.log)"; return 1; }
+}
+
+td_since() {  # $1 start, $2 end (epoch s, may be empty) -> seconds between
+    if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; else echo "not within 120 s"; fi
+}
+stat_field() {  # $1 sipp stat CSV, $2 column -> its value in the last row (empty if none)
+    [ -r "$1" ] || return 0
+    awk -F';' -v c="$2" 'NR==1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } k { v = $k } END { print v }' "$1"
+}
+
+bounds_teardown() {  # BOUNDS_TD_CALLS local calls up, bounds off; `pbxctl hangup` the caller; time until every BYE is answered
+    local d=$OUT/bounds/teardown n=$BOUNDS_TD_CALLS rc=0 cap uac_pid t0 th up=0 i created cur prev="" steady=0
+    local uac_end="" uas_end="" block_end="" live sip_in0 dr0 dr1 drs0 drs1 uac_alive ok_uac0 ok_uas0
+    mkdir -p "$d"
+    write_bounds_config "$WORK/bounds-td.conf" 0 0
+    start_coventryd "$WORK/bounds-td.conf" bounds-teardown
+    cap=$((n / BOUNDS_TD_RATE + 240))
+    # the callee: the rig's UAS (answers at once, waits for the BYE, answers it
+    # and lingers 2 s); no -m: its calls are counted from its stat file
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$RIG/scenarios/uas_call.xml" -i "${BOUNDS_CALLEE#*@}" -p "$BOUNDS_UAS_PORT" \
+        -nostdin -buff_size 4194304 -timeout "$((cap - 10))s" -trace_stat -stf uas-stat.csv -fd 1 \
+        -trace_err -error_file uas-errors.log) > "$d/uas.log" 2>&1 &
+    BOUNDS_UAS_PID=$!
+    bounds_register "$d" "${BOUNDS_CALLEE%@*}" "${BOUNDS_CALLEE#*@}" "$BOUNDS_UAS_PORT"
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
+        "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLEE%@*}" > "$d/uac.csv"
+    status_json "$d/status-before.json"
+    say "bounds teardown (max_per_line = 0, source_rate = 0): ${BOUNDS_CALLER%@*} sets up $n calls to ${BOUNDS_CALLEE%@*} at ${BOUNDS_TD_RATE}/s and keeps them"
+    # the caller: -m n, so it ends once each of its calls has ended (BYE answered, or failed)
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_wait_bye.xml" -inf uac.csv \
+        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
+        -r "$BOUNDS_TD_RATE" -m "$n" -l $((n + 100)) -nostdin -buff_size 4194304 \
+        -timeout "$((cap - 10))s" -recv_timeout $(((cap - 10) * 1000)) -trace_stat -stf uac-stat.csv -fd 1 \
+        -trace_err -error_file uac-errors.log \
+        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
+    CHILD=$!; uac_pid=$CHILD
+    # wait until every call was created and the callee's count of calls has
+    # stood still for 3 s (set-up, retransmissions and challenges all done)
+    for i in $(seq 1 $((n / BOUNDS_TD_RATE + 120))); do
+        sleep 1
+        alive "$uac_pid" || break
+        created=$(stat_field "$d/uac-stat.csv" TotalCallCreated)
+        cur=$(stat_field "$d/uas-stat.csv" CurrentCall)
+        if [ "${created:-0}" -ge "$n" ] && [ "$cur" = "$prev" ]; then steady=$((steady + 1)); else steady=0; fi
+        prev=$cur
+        [ "$steady" -ge 3 ] && break
+    done
+    up=$(stat_field "$d/uas-stat.csv" CurrentCall); up=${up:-0}
+    ok_uac0=$(stat_field "$d/uac-stat.csv" 'SuccessfulCall(C)'); ok_uas0=$(stat_field "$d/uas-stat.csv" 'SuccessfulCall(C)')
+    status_json "$d/status-up.json"
+    uac_alive=$(alive "$uac_pid" && echo yes || echo no)
+    [ "$uac_alive" = yes ] || say "bounds teardown: WARNING: the caller's sipp ended before the hang-up (see $d/uac.log)"
+    say "bounds teardown: $up calls up at the callee; pbxctl hangup ${BOUNDS_CALLER%@*}"
+    dr0=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs0=$(port_drops "$COV_PORT")
+    t0=$(date +%s.%N)
+    "$PBXCTL" --runtime-dir "$COV_RT" --timeout 120 hangup "${BOUNDS_CALLER%@*}" > "$d/hangup.log" 2>&1 || rc=$?
+    th=$(date +%s.%N)
+    # until the caller's sipp has ended (each of its calls got its BYE, or
+    # failed) and the callee's has no call left, or 120 s; sipp's stat files
+    # are written once a second, the state block is polled every 0.2 s
+    for i in $(seq 1 600); do
+        t1=$(date +%s.%N)
+        if [ -z "$block_end" ]; then
+            live=$("$PBXCTL" --runtime-dir "$COV_RT" calls --json 2>/dev/null | grep -o '"ended": *false' | wc -l || true)
+            [ "${live:-1}" = 0 ] && block_end=$t1
+        fi
+        [ -z "$uac_end" ] && ! alive "$uac_pid" && uac_end=$t1
+        [ -z "$uas_end" ] && [ "$(stat_field "$d/uas-stat.csv" CurrentCall)" = 0 ] && uas_end=$t1
+        [ -n "$uac_end" ] && [ -n "$uas_end" ] && [ -n "$block_end" ] && break
+        sleep 0.2
+    done
+    sleep 2  # the last stat line of the callee
+    status_json "$d/status-after.json"
+    dr1=$(( $(port_drops "$BOUNDS_UAC_PORT") + $(port_drops "$BOUNDS_UAS_PORT") )); drs1=$(port_drops "$COV_PORT")
+    local ok_uac ok_uas f_uac
+    ok_uac=$(stat_field "$d/uac-stat.csv" 'SuccessfulCall(C)'); f_uac=$(stat_field "$d/uac-stat.csv" 'FailedCall(C)')
+    ok_uas=$(stat_field "$d/uas-stat.csv" 'SuccessfulCall(C)')
+    stop_tree "$uac_pid"; CHILD=""
+    stop_bounds_uas
+    {
+        echo "calls_offered=$n"
+        echo "calls_up=$up"
+        echo "caller_sipp_alive_at_hangup=$uac_alive"
+        echo "hangup_rc=$rc"
+        echo "hangup_secs=$(td_since "$t0" "$th")"
+        echo "block_empty_s=$(td_since "$t0" "$block_end")"
+        echo "uac_zero_s=$(td_since "$t0" "$uac_end")"
+        echo "uas_zero_s=$(td_since "$t0" "$uas_end")"
+        echo "bye_200_caller=$(( ${ok_uac:-0} - ${ok_uac0:-0} ))"
+        echo "bye_200_callee=$(( ${ok_uas:-0} - ${ok_uas0:-0} ))"
+        echo "failed_caller=${f_uac:-?}"
+        echo "lost_caller=$(( up - ${ok_uac:-0} + ${ok_uac0:-0} ))"
+        echo "lost_callee=$(( up - ${ok_uas:-0} + ${ok_uas0:-0} ))"
+        echo "kernel_drops_phones=$((dr1 - dr0))"
+        echo "kernel_drops_switch=$((drs1 - drs0))"
+        echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"
+    } > "$d/case.env"
+    say "bounds teardown: $(tr '\n' ' ' < "$d/case.env")"
+    stop_coventryd
+}
+
+KAM_PID=""
+stop_kamailio() {
+    [ -n "$KAM_PID" ] || return 0
+    stop_tree "$KAM_PID"
+    KAM_PID=""
+}
+bounds_upstream() {  # $1 default | line-off | off: one phone calls outside through the upstream (Kamailio, TCP)
+    local v=$1 d=$OUT/bounds/upstream-$1 mpl=default mc=default rc=0 t0 t1 cap n i kam modules
+    case "$v" in
+        default) ;;
+        line-off) mpl=0 ;;
+        off) mpl=0 mc=0 ;;
+        *) echo "run.sh: unknown upstream variant '$v'" >&2; exit 2 ;;
+    esac
+    kam=$(command -v kamailio || echo /usr/sbin/kamailio)
+    [ -x "$kam" ] || { say "bounds upstream: kamailio not installed (apt-get install -y kamailio): skipped"; return 0; }
+    modules=${KAMAILIO_MODULES:-/usr/lib/x86_64-linux-gnu/kamailio/modules}
+    mkdir -p "$d" "$WORK/kam-$v"
+    # the test rig's upstream (tests/kamailio/upstream.cfg): TCP from the switch, relayed over UDP to a sipp UAS
+    sed -e "s/@MAIN_PORT@/$BOUNDS_KAM_PORT/g" -e "s/@EMERGENCY_PORT@/$((BOUNDS_KAM_PORT + 1))/g" \
+        -e "s/@SMS_PORT@/$((BOUNDS_KAM_PORT + 2))/g" -e "s/@COVENTRY_PORT@/$COV_PORT/g" \
+        -e "s/@UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" -e "s/@EMERGENCY_UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" \
+        -e "s/@SMS_UAS_PORT@/$BOUNDS_UP_UAS_PORT/g" -e 's/^debug=.*/debug=0/' \
+        "$REPO/tests/kamailio/upstream.cfg" > "$d/kamailio.cfg"
+    "$kam" -f "$d/kamailio.cfg" -DD -E -L "$modules" -Y "$WORK/kam-$v" -m 256 -M 32 > "$d/kamailio.log" 2>&1 &
+    KAM_PID=$!
+    write_bounds_config "$WORK/bounds-up-$v.conf" "$mpl" default "127.0.0.1:$BOUNDS_KAM_PORT" "$mc"
+    start_coventryd "$WORK/bounds-up-$v.conf" "bounds-up-$v"
+    for i in $(seq 1 100); do
+        "$PBXCTL" --runtime-dir "$COV_RT" status --json 2>/dev/null | grep -q '"state": *"connected"' && break
+        sleep 0.1
+    done
+    cap=$((BOUNDS_CALL_SECS + BOUNDS_HOLD_S + 120))
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$REPO/tests/scenarios/upstream_uas_call.xml" -i 127.0.0.1 -p "$BOUNDS_UP_UAS_PORT" \
+        -key ext 0044 -set ring 0 -set linger 0 -nostdin -buff_size 4194304 -timeout "${cap}s" \
+        -trace_stat -stf uas-stat.csv -fd 1 -trace_err -error_file uas-errors.log) > "$d/uas.log" 2>&1 &
+    BOUNDS_UAS_PID=$!
+    sleep 1
+    status_json "$d/status-before.json"
+    echo "before $(mem_now)" > "$d/mem.txt"
+    start_sampler "$d/rss.tsv" 1
+    n=$((BOUNDS_CALL_RATE * BOUNDS_CALL_SECS))
+    printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
+        "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "$BOUNDS_UP_NUMBER" > "$d/uac.csv"
+    say "bounds upstream ($v: max_per_line $mpl, max_calls $mc): ${BOUNDS_CALLER%@*} calls $BOUNDS_UP_NUMBER at ${BOUNDS_CALL_RATE}/s for ${BOUNDS_CALL_SECS}s ($n calls), each held ${BOUNDS_HOLD_S}s"
+    t0=$(date +%s.%N)
+    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_hold.xml" -inf uac.csv \
+        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
+        -r "$BOUNDS_CALL_RATE" -m "$n" -l 100000 -d $((BOUNDS_HOLD_S * 1000)) -nostdin -buff_size 4194304 \
+        -timeout "$((cap - 10))s" -recv_timeout 40000 -trace_stat -stf uac-stat.csv -fd 1 \
+        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
+        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=""
+    t1=$(date +%s.%N)
+    sleep 1
+    echo "after $(mem_now)" >> "$d/mem.txt"
+    status_json "$d/status-after.json"
+    stop_sampler
+    stop_bounds_uas
+    { echo "t0=$t0"; echo "t1=$t1"; echo "uac_rc=$rc"; echo "offered=$n"; echo "max_per_line=$mpl"; echo "max_calls=$mc"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
+    say "bounds upstream ($v): sipp rc $rc; $(grep -E '503 <-|Successful call|Failed call' "$d/uac-screen.log" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
+    stop_coventryd
+    stop_kamailio
+}
+
+mode_bounds() {
+    local c h
+    for h in "${BOUNDS_CALLER#*@}" "${BOUNDS_CALLEE#*@}"; do
+        case "$h" in 127.*) ;; *) echo "run.sh: bounds: '$h' is not a loopback address" >&2; exit 2 ;; esac
+    done
+    mkdir -p "$OUT/bounds"
+    for c in $BOUNDS_CASES; do
+        case "$c" in
+            texts) bounds_texts ;;
+            calls) bounds_calls default; bounds_calls off ;;
+            teardown) bounds_teardown ;;
+            upstream) bounds_upstream default; bounds_upstream line-off; bounds_upstream off ;;
+            *) echo "run.sh: unknown bounds case '$c' (texts | calls | teardown | upstream)" >&2; exit 2 ;;
+        esac
+    done
+    {
+        echo "# coventryd: what one authenticated phone can have in flight (issue 20), $(date -Is)"
+        echo
+        echo "- host: $(nproc) cores, $(uname -r), load average before: $(cut -d' ' -f1-3 < "$OUT/loadavg-start" 2>/dev/null); $(busiest); $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
+        echo "- coventryd $(head -n 1 "$OUT/bin/source.txt" 2>/dev/null): 2-digit plan, MD5 digest, 127.0.0.1:$COV_PORT, the daemon's defaults (source_rate, texts in flight, max_per_line, max_calls) unless a case says otherwise; a fresh daemon per case"
+        echo "- the phone: ${BOUNDS_CALLER%@*} on ${BOUNDS_CALLER#*@}; the other side: ${BOUNDS_CALLEE%@*} on ${BOUNDS_CALLEE#*@} (call_waiting = yes)"
+        echo
+        python3 "$HERE/lib/bounds_report.py" "$OUT/bounds" $BOUNDS_CASES
+    } > "$OUT/bounds.md"
+    echo; cat "$OUT/bounds.md"; echo
+}
+
 # ---------- main ----------
 say "results -> $OUT"
 cat /proc/loadavg > "$OUT/loadavg-start"
@@ -722,8 +1111,9 @@ for m in "${MODES[@]}"; do
         profile) mode_profile ;;
         flood) mode_flood ;;
         netns) mode_netns ;;
+        bounds) mode_bounds ;;
         all) mode_load; mode_memory; mode_micro ;;
-        *) echo "run.sh: unknown mode '$m' (load | memory | micro | profile | flood | netns | all)" >&2; exit 2 ;;
+        *) echo "run.sh: unknown mode '$m' (load | memory | micro | profile | flood | netns | bounds | all)" >&2; exit 2 ;;
     esac
 done
 say "done: $OUT"
