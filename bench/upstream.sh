@@ -44,8 +44,11 @@ tree_ticks() {  # $1 pid -> utime+stime ticks of it and its children (Kamailio f
 
 rig_binaries
 rig_kamailio 256 32
-rig_coventryd "; one sipp line plays thousands of callers: no per-line or outside bound
-max_per_line = 0"
+rig_coventryd "; one sipp line plays thousands of callers: no per-line or outside bound,
+; and no per-source rate (its 5 datagrams a call exceed 2,000/s from one address)
+max_per_line = 0
+[security]
+source_rate = 0"
 rig_wait_route
 
 total=0

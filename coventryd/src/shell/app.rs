@@ -575,9 +575,7 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     if let Some(n) = out.call_numbers_reserved {
         o.records.reserve_call_numbers(n);
     }
-    if out.calls_kept_now {
-        o.persister.want_calls(now + PERSIST_SOON_MS);
-    } else if out.calls_kept {
+    if out.calls_kept || out.calls_kept_now {
         o.persister.want_calls(now + PERSIST_CALLS_MS);
     }
     if out.persist_now {
