@@ -41,8 +41,15 @@ fn restarted(old: &Lab) -> Lab {
     let kept: KeptCalls = serde_json::from_slice(&bytes).expect("back");
     let mut lab = Lab::new();
     lab.now = old.now + 5_000;
-    assert_eq!(lab.sw.restore_calls(kept), 1);
-    lab.collect();
+    assert_eq!(lab.sw.restore_calls(lab.now, kept), 1);
+    // Each side is asked whether it is still in the call; both say so.
+    let probes = lab.collect();
+    for port in [6021, 6035] {
+        let options = to(&probes, port);
+        assert_eq!(options.len(), 1, "one probe to {port}: {probes:?}");
+        assert!(options[0].starts_with("OPTIONS "), "{}", options[0]);
+        lab.feed(port, &respond(options[0], 200, "x", port, ""));
+    }
     lab
 }
 
@@ -134,4 +141,36 @@ fn a_stop_cancels_ringing_calls_with_a_reason_and_leaves_answered_ones() {
         1,
         "the answered call is kept"
     );
+}
+
+#[test]
+fn a_kept_call_that_ended_while_the_switch_was_down_ends_with_its_record() {
+    let mut old = Lab::new();
+    answered(&mut old, "r5");
+    let bytes = serde_json::to_vec(&old.sw.kept_calls()).expect("json");
+    let mut lab = Lab::new();
+    lab.now = old.now + 60_000;
+    assert_eq!(
+        lab.sw
+            .restore_calls(lab.now, serde_json::from_slice(&bytes).expect("back")),
+        1
+    );
+    let probes = lab.collect();
+    // 35 hung up while the switch was down: its dialog is gone.
+    let to_35 = to(&probes, 6035)[0].to_string();
+    lab.feed(6035, &respond(&to_35, 481, "x", 6035, ""));
+    let recs: Vec<_> = lab.call_records.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].outcome, CallOutcome::Completed);
+    assert!(lab.sw.kept_calls().calls.is_empty());
+    // A phone that never answers its probe ends the call too (Timer F).
+    let mut old = Lab::new();
+    answered(&mut old, "r6");
+    let mut lab = Lab::new();
+    lab.now = old.now;
+    lab.sw.restore_calls(lab.now, old.sw.kept_calls());
+    lab.collect();
+    lab.advance(33_000);
+    assert!(lab.sw.kept_calls().calls.is_empty());
+    assert_eq!(lab.call_records.len(), 1);
 }

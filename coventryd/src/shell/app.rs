@@ -58,10 +58,11 @@ pub struct Setup {
     pub state_dir: PathBuf,
 }
 
-/// Answered calls reach the disk within this delay (coalesced: a burst of calls
-/// is one write; a crash sooner than this after an answer loses that call's
-/// dialog, never the call itself, whose media is the phones'). A call that ends
-/// leaves the disk at once (one write at a time), so none comes back.
+/// Answered calls reach the disk within this delay of an answer or an end
+/// (coalesced: a burst of calls is one write). A crash sooner than this after an
+/// answer loses that call's dialog (never the call itself, whose media is the
+/// phones'); a call that ended just before a crash comes back, and the probe at
+/// the start (`kept_calls.rs`) ends it.
 const PERSIST_CALLS_MS: u64 = 1_000;
 
 /// Writes the registrations and the answered calls to the state directory, each
@@ -297,7 +298,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         .with_route_lookup(Box::new(crate::shell::routing::kernel_route));
     match persist::load_calls(&state_dir) {
         Ok(kept) => {
-            let n = sw.restore_calls(kept);
+            let n = sw.restore_calls(now_ms(), kept);
             if n > 0 {
                 log::info!("restored {n} answered calls: their dialogs go on through this switch");
             }
@@ -575,7 +576,7 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     if let Some(n) = out.call_numbers_reserved {
         o.records.reserve_call_numbers(n);
     }
-    if out.calls_kept || out.calls_kept_now {
+    if out.calls_kept {
         o.persister.want_calls(now + PERSIST_CALLS_MS);
     }
     if out.persist_now {

@@ -55,7 +55,7 @@ impl Switch {
             return;
         };
         if call.phase == CallPhase::Answered {
-            self.out.calls_kept_now = true;
+            self.out.calls_kept = true;
         }
         call.phase = CallPhase::Ended;
         call.end_ms = Some(now_ms);

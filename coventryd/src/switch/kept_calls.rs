@@ -6,11 +6,18 @@
 //! the token of the instance that Record-Routed them, so the Route entries in
 //! their requests still name this switch after a restart, as a loose router's
 //! would. A stop never sends BYEs for them.
+//!
+//! A kept call may have ended while the switch was down (a hang-up whose BYE
+//! found no switch for 32 s), or just before a crash: at the start each side is
+//! asked with an in-dialog OPTIONS (RFC 3261 §11), and a side that answers 481 or
+//! not at all ends the call, with its record.
 
 use super::call::{Call, CallerInvite, KnownAt, Party};
 use super::reply::Replier;
-use super::Switch;
+use super::{ClientTag, Switch};
+use crate::sip::dest::Dest;
 use crate::sip::error::ReplyContext;
+use crate::sip::request::Own;
 use coventry_shared::event::CallPhase;
 use coventry_shared::record::{Hop, Route};
 use serde::{Deserialize, Serialize};
@@ -112,8 +119,10 @@ impl Switch {
 
     /// Go on with the answered calls a previous run kept: their dialogs are
     /// relayed again, a BYE ends them with a record, the operator can hang them
-    /// up. Returns how many were taken.
-    pub fn restore_calls(&mut self, kept: KeptCalls) -> usize {
+    /// up; each side is asked whether it is still in the call (at `now_ms`).
+    /// Returns how many were taken.
+    pub fn restore_calls(&mut self, now_ms: u64, kept: KeptCalls) -> usize {
+        self.last_now = self.last_now.max(now_ms);
         if kept.version != VERSION || kept.calls.is_empty() {
             return 0;
         }
@@ -174,12 +183,85 @@ impl Switch {
             let no = call.no;
             self.calls.insert(call);
             self.publish_call(no);
+            self.probe(no);
             taken += 1;
         }
         if taken > 0 {
             self.out.calls_kept = true;
         }
         taken
+    }
+}
+
+impl Switch {
+    /// Ask both sides of kept call `no` whether the dialog is still up: an
+    /// in-dialog OPTIONS each, as the other side (`bye_both`'s way of
+    /// addressing), with CSeq 0 so that it takes no number from the side it
+    /// speaks for: a phone whose dialog is up answers it (or 500, out of order,
+    /// RFC 3261 §12.2.2) and the side's own next request still fits; a phone
+    /// without the dialog answers 481.
+    fn probe(&mut self, no: u32) {
+        let now_ms = self.last_now;
+        let Some(c) = self.calls.calls.get(&no) else {
+            return;
+        };
+        let caller_side = c.invite.from_hdr.as_str();
+        let callee_side = format!(
+            "{};tag={}",
+            c.invite.to_hdr,
+            c.callee.tag.as_deref().unwrap_or_default()
+        );
+        let probes: Vec<(String, Dest, Vec<u8>)> = [
+            (&c.callee, caller_side, callee_side.as_str()),
+            (&c.caller, callee_side.as_str(), caller_side),
+        ]
+        .into_iter()
+        .filter_map(|(party, from, to)| {
+            let dest = party.addr?;
+            let branch = self.branch('p');
+            let bytes = Own {
+                route: &party.route,
+                from,
+                to,
+                cseq: 0,
+                ..Own::new(
+                    "OPTIONS",
+                    party.contact.as_deref().unwrap_or_default(),
+                    &self.via_to(dest, &branch),
+                    &c.call_id,
+                )
+            }
+            .to_bytes();
+            Some((branch, dest, bytes))
+        })
+        .collect();
+        for (branch, dest, bytes) in probes {
+            self.client_tx
+                .start(branch, dest, bytes.clone(), ClientTag::Probe(no), now_ms);
+            self.send(dest, bytes);
+        }
+    }
+
+    /// A side of kept call `no` answered its probe with `status` (408: no
+    /// answer): 481 or none means the call ended while the switch was down.
+    pub(super) fn probe_answered(&mut self, now_ms: u64, no: u32, status: u16) {
+        if !matches!(status, 481 | 408) {
+            return;
+        }
+        let up = self
+            .calls
+            .calls
+            .get(&no)
+            .is_some_and(|c| c.phase == CallPhase::Answered);
+        if up {
+            log::info!("call {no}: its dialog ended while the switch was down ({status})");
+            self.end_call(
+                now_ms,
+                no,
+                coventry_shared::event::CallOutcome::Completed,
+                200,
+            );
+        }
     }
 }
 

@@ -89,12 +89,9 @@ pub struct Outbox {
         coventry_shared::record::Book,
         coventry_shared::record::CallRecord,
     )>,
-    /// A call was answered: keep the answered calls on disk soon (see
-    /// [`Switch::kept_calls`]; coalesced).
+    /// A call was answered or an answered one ended: keep the answered calls on
+    /// disk soon (see [`Switch::kept_calls`]; coalesced).
     pub calls_kept: bool,
-    /// An answered call ended: keep the answered calls on disk at once, so that a
-    /// crash never brings back a call that is over.
-    pub calls_kept_now: bool,
     /// Call numbers are used up to here: keep a higher first number for the
     /// next start (see [`Switch::resume_call_numbers`]).
     pub call_numbers_reserved: Option<u32>,
@@ -124,7 +121,6 @@ impl Outbox {
             && self.chats.is_empty()
             && self.records.is_empty()
             && !self.calls_kept
-            && !self.calls_kept_now
             && self.call_numbers_reserved.is_none()
             && self.runstate.is_none()
             && self.proven.is_empty()
@@ -146,7 +142,6 @@ impl Outbox {
         self.chats.extend(other.chats);
         self.records.extend(other.records);
         self.calls_kept |= other.calls_kept;
-        self.calls_kept_now |= other.calls_kept_now;
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
         self.runstate = other.runstate.or(self.runstate.take());
         self.proven.extend(other.proven);
@@ -258,6 +253,9 @@ pub enum ClientTag {
     /// A NOTIFY of the served subscription number N: one refused or unanswered
     /// ends the subscription (RFC 6665 §4.1.3).
     Notify(u64),
+    /// An in-dialog OPTIONS probing whether kept call N is still up after a
+    /// restart: 481 or no answer ends it.
+    Probe(u32),
 }
 
 /// Unguessable tokens for branches, tags and Call-IDs: 96 bits from the thread's
@@ -696,6 +694,7 @@ impl Switch {
                     self.dial_reinvite_answered(now_ms, no, outcome.status, Some(&resp))
                 }
                 ClientTag::Notify(no) => self.notify_answered(no, outcome.status),
+                ClientTag::Probe(no) => self.probe_answered(now_ms, no, outcome.status),
                 ClientTag::Fire => {}
             }
             return;
@@ -832,6 +831,7 @@ impl Switch {
                     self.dial_reinvite_answered(now_ms, no, o.status, None)
                 }
                 ClientTag::Notify(no) => self.notify_answered(no, o.status),
+                ClientTag::Probe(no) => self.probe_answered(now_ms, no, o.status),
                 ClientTag::Fire => {}
             }
         }

@@ -14,7 +14,9 @@ state block and the control FIFO are removed. Answered calls are never hung up b
 a stop: their media flows between the phones, and the next start takes them back
 and goes on relaying their dialogs (a hang\-up reaches the other phone, the call
 gets one record noting the restart); the same after a crash, for calls answered
-before it. Calls still ringing end: the phones ringing get a CANCEL with
+a second or more before it. At the start each side of such a call is asked with an
+in\-dialog OPTIONS; a call one side no longer has (hung up while the switch was
+down) ends with its record. Calls still ringing end: the phones ringing get a CANCEL with
 .B "Reason: SIP;cause=503"
 and the caller
 .B "503"
