@@ -8,9 +8,9 @@
 //! would. A stop never sends BYEs for them.
 //!
 //! A kept call may have ended while the switch was down (a hang-up whose BYE
-//! found no switch for 32 s), or just before a crash: at the start each side is
-//! asked with an in-dialog OPTIONS (RFC 3261 §11), and a side that answers 481 or
-//! not at all ends the call, with its record.
+//! found no switch for 32 s), or just before a crash: at the start each phone in
+//! it (not the upstream side) is asked with an in-dialog OPTIONS (RFC 3261 §11),
+//! and one that answers 481 or not at all ends the call, with its record.
 
 use super::call::{Call, CallerInvite, KnownAt, Party};
 use super::reply::Replier;
@@ -217,7 +217,9 @@ impl Switch {
         ]
         .into_iter()
         .filter_map(|(party, from, to)| {
-            let dest = party.addr?;
+            // Phones only: the upstream link may not be up again yet, and a probe
+            // lost on it would read as a call that is over.
+            let dest = party.addr.filter(|d| !d.is_tcp())?;
             let branch = self.branch('p');
             let bytes = Own {
                 route: &party.route,
