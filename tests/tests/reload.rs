@@ -1,6 +1,7 @@
 //! Reloading the configuration (SIGHUP and `pbxctl reload`): new lines work at
 //! once, removed lines lose their registrations, a broken file is refused with its
-//! place named and the running configuration kept.
+//! place named and the running configuration kept, what only a restart can change
+//! is refused whole, and a change in each section applies.
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::event::{Event, Unregistration};
@@ -130,4 +131,89 @@ fn what_only_a_restart_can_change_is_refused_and_nothing_applies() {
     let mut c = Ua::ext(sw.addr(), 23);
     let ex = c.register_exchange(Some(300), None);
     assert_eq!(ex.status(), 403, "{}", ex.response().dump());
+}
+
+#[test]
+fn a_change_in_every_section_applies_at_a_reload() {
+    use coventry_tests::ua::dialog::sdp;
+    let sw = Switch::start(&Conf::new(&[21, 35, 36]).build());
+    let mut p21 = Ua::ext(sw.addr(), 21);
+    p21.register(300);
+    let mut p35 = Ua::ext(sw.addr(), 35);
+    p35.register(300);
+    let mut p36 = Ua::ext(sw.addr(), 36);
+    p36.register(300);
+    // One change in each section coventry.conf(5) describes (the dial plan,
+    // listen, [upstream] and the lines have tests of their own; [hooks] has none
+    // yet).
+    let new = Conf::new(&[21, 35, 36])
+        .group(100, &[35, 36])
+        .section("calls", "max_per_line = 1")
+        .section("speed", "9 = 35")
+        .section("features", "dnd_on = *55")
+        .section("runstate night", "dnd.36 = on")
+        .section("records", "max_size = 4096")
+        .section("records", "keep = 1")
+        .section("security", "source_failures = 1")
+        .build()
+        .replace("realm = test", "realm = reloaded");
+    std::fs::write(config_path(&sw), new).unwrap();
+    let out = sw.pbxctl(&["reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // [server]: the new realm is the one challenged for (a REGISTER that binds
+    // nothing: expires 0).
+    let ex = Ua::ext(sw.addr(), 21).register_exchange(Some(0), None);
+    let challenge = ex.challenge.as_ref().expect("a challenge").dump();
+    assert!(challenge.contains("realm=\"reloaded\""), "{challenge}");
+    // [speed] and [groups]: 9 rings 35; 100 rings 35 and 36.
+    let mut call = p36.call_start("9", &sdp("36", 1, "sendrecv"));
+    let inv = p35.expect_invite("speed dial 9", T);
+    p35.respond(&inv, 486, None);
+    p36.call_expect_final(&mut call, 486, T);
+    let mut group = p21.call_start("100", &sdp("21", 1, "sendrecv"));
+    let a = p35.expect_invite("group 100 rings 35", T);
+    let b = p36.expect_invite("group 100 rings 36", T);
+    // [calls]: while that call rings, 21 may make no second one.
+    let mut second = p21.call_start("36", &sdp("21", 2, "sendrecv"));
+    p21.call_expect_final(&mut second, 503, T);
+    p35.respond(&a, 486, None);
+    p36.respond(&b, 486, None);
+    p21.call_expect_final(&mut group, 486, T);
+    // [features]: the new code is a feature code (answered by the switch).
+    let mut code = p35.call_start("*55", &sdp("35", 1, "sendrecv"));
+    p35.call_expect(&mut code, 200, T);
+    // [runstate night]: the new state may be put in force.
+    let out = sw.pbxctl(&["runstate", "night"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // [security]: one wrong answer from a stranger and its address waits.
+    let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut g = Ua::with_socket(sock, sw.addr(), "21", "guess");
+    assert_eq!(g.register_exchange(Some(60), None).status(), 403);
+    assert_eq!(g.register_exchange(Some(60), None).status(), 503);
+    // [records]: past 4096 bytes the file rotates, one copy kept.
+    let rotated = sw.state_dir().join("records.jsonl.1");
+    for n in 0..40u32 {
+        if rotated.exists() {
+            break;
+        }
+        // (35 is on do not disturb now: 21 takes these.)
+        let mut c = p36.call_start("21", &sdp("36", n + 2, "sendrecv"));
+        let inv = p21.expect_invite("a call for the records", T);
+        p21.respond(&inv, 486, None);
+        p36.call_expect_final(&mut c, 486, T);
+    }
+    coventry_tests::poll_until(T, || rotated.exists().then_some(()))
+        .unwrap_or_else(|| panic!("records.jsonl never rotated at 4096 bytes"));
 }
