@@ -164,11 +164,27 @@ impl Switch {
 
     /// The switch ends an answered call: a BYE to each side, as the other side.
     pub(super) fn bye_both(&mut self, now_ms: u64, no: u32) {
+        let bye = InDialog {
+            method: "BYE",
+            kind: 'b',
+            cseq: OwnCseq::Next,
+            tag: ClientTag::Fire,
+            phones_only: false,
+        };
+        self.send_to_both_sides(now_ms, no, &bye);
+    }
+
+    /// Send `req` inside call `no`'s dialog to each side, as the other side:
+    /// to the callee from the caller's From with the caller's CSeq space, and
+    /// back.
+    pub(super) fn send_to_both_sides(&mut self, now_ms: u64, no: u32, req: &InDialog) {
         let Some(c) = self.calls.calls.get_mut(&no) else {
             return;
         };
-        c.caller.cseq += 1;
-        c.callee.cseq += 1;
+        if req.cseq == OwnCseq::Next {
+            c.caller.cseq += 1;
+            c.callee.cseq += 1;
+        }
         let Some(c) = self.calls.calls.get(&no) else {
             return;
         };
@@ -178,22 +194,32 @@ impl Switch {
             c.invite.to_hdr,
             c.callee.tag.as_deref().unwrap_or_default()
         );
-        // To the callee as the caller, with the caller's CSeq; and back.
-        let byes: Vec<(String, Dest, Vec<u8>)> = [
-            (&c.callee, caller_side, callee_side.as_str(), c.caller.cseq),
-            (&c.caller, callee_side.as_str(), caller_side, c.callee.cseq),
+        let cseq_of = |n: u32| if req.cseq == OwnCseq::Next { n } else { 0 };
+        let requests: Vec<(String, Dest, Vec<u8>)> = [
+            (
+                &c.callee,
+                caller_side,
+                callee_side.as_str(),
+                cseq_of(c.caller.cseq),
+            ),
+            (
+                &c.caller,
+                callee_side.as_str(),
+                caller_side,
+                cseq_of(c.callee.cseq),
+            ),
         ]
         .into_iter()
         .filter_map(|(party, from, to, cseq)| {
-            let dest = party.addr?;
-            let branch = self.branch('b');
+            let dest = party.addr.filter(|d| !(req.phones_only && d.is_tcp()))?;
+            let branch = self.branch(req.kind);
             let bytes = Own {
                 route: &party.route,
                 from,
                 to,
                 cseq,
                 ..Own::new(
-                    "BYE",
+                    req.method,
                     party.contact.as_deref().unwrap_or_default(),
                     &self.via_to(dest, &branch),
                     &c.call_id,
@@ -203,10 +229,33 @@ impl Switch {
             Some((branch, dest, bytes))
         })
         .collect();
-        for (branch, dest, bytes) in byes {
+        for (branch, dest, bytes) in requests {
             self.client_tx
-                .start(branch, dest, bytes.clone(), ClientTag::Fire, now_ms);
+                .start(branch, dest, bytes.clone(), req.tag, now_ms);
             self.send(dest, bytes);
         }
     }
+}
+
+/// The CSeq of a request the switch sends inside a call's dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnCseq {
+    /// The next number of the side it speaks for (a BYE).
+    Next,
+    /// 0: it takes no number from the side it speaks for (a probe).
+    Zero,
+}
+
+/// A request the switch sends itself to both sides of a call.
+pub(super) struct InDialog {
+    /// Its method.
+    pub method: &'static str,
+    /// The letter of its branches.
+    pub kind: char,
+    /// Its CSeq.
+    pub cseq: OwnCseq,
+    /// What its answers are for.
+    pub tag: ClientTag,
+    /// Only to sides that are phones (UDP), not to the upstream.
+    pub phones_only: bool,
 }

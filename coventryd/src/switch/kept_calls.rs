@@ -13,11 +13,10 @@
 //! and one that answers 481 or not at all ends the call, with its record.
 
 use super::call::{Call, CallerInvite, KnownAt, Party};
+use super::call_end::{InDialog, OwnCseq};
 use super::reply::Replier;
 use super::{ClientTag, Switch};
-use crate::sip::dest::Dest;
 use crate::sip::error::ReplyContext;
-use crate::sip::request::Own;
 use coventry_shared::event::CallPhase;
 use coventry_shared::record::{Hop, Route};
 use serde::{Deserialize, Serialize};
@@ -201,47 +200,16 @@ impl Switch {
     /// RFC 3261 §12.2.2) and the side's own next request still fits; a phone
     /// without the dialog answers 481.
     fn probe(&mut self, no: u32) {
-        let now_ms = self.last_now;
-        let Some(c) = self.calls.calls.get(&no) else {
-            return;
+        // Phones only: the upstream link may not be up again yet, and a probe
+        // lost on it would read as a call that is over.
+        let probe = InDialog {
+            method: "OPTIONS",
+            kind: 'p',
+            cseq: OwnCseq::Zero,
+            tag: ClientTag::Probe(no),
+            phones_only: true,
         };
-        let caller_side = c.invite.from_hdr.as_str();
-        let callee_side = format!(
-            "{};tag={}",
-            c.invite.to_hdr,
-            c.callee.tag.as_deref().unwrap_or_default()
-        );
-        let probes: Vec<(String, Dest, Vec<u8>)> = [
-            (&c.callee, caller_side, callee_side.as_str()),
-            (&c.caller, callee_side.as_str(), caller_side),
-        ]
-        .into_iter()
-        .filter_map(|(party, from, to)| {
-            // Phones only: the upstream link may not be up again yet, and a probe
-            // lost on it would read as a call that is over.
-            let dest = party.addr.filter(|d| !d.is_tcp())?;
-            let branch = self.branch('p');
-            let bytes = Own {
-                route: &party.route,
-                from,
-                to,
-                cseq: 0,
-                ..Own::new(
-                    "OPTIONS",
-                    party.contact.as_deref().unwrap_or_default(),
-                    &self.via_to(dest, &branch),
-                    &c.call_id,
-                )
-            }
-            .to_bytes();
-            Some((branch, dest, bytes))
-        })
-        .collect();
-        for (branch, dest, bytes) in probes {
-            self.client_tx
-                .start(branch, dest, bytes.clone(), ClientTag::Probe(no), now_ms);
-            self.send(dest, bytes);
-        }
+        self.send_to_both_sides(self.last_now, no, &probe);
     }
 
     /// A side of kept call `no` answered its probe with `status` (408: no
