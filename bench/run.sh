@@ -875,6 +875,18 @@ bounds_calls() {  # $1 default | off: one phone opens as many calls as it can
     printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
         "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLEE%@*}" > "$d/uac.csv"
     say "bounds calls ($v: max_per_line $([ "$mpl" = default ] && echo "the default" || echo "= $mpl")): ${BOUNDS_CALLER%@*} calls ${BOUNDS_CALLEE%@*} at ${BOUNDS_CALL_RATE}/s for ${BOUNDS_CALL_SECS}s ($n calls), each held ${BOUNDS_HOLD_S}s"
+    bounds_offer_calls
+    sleep 1
+    echo "after $(mem_now)" >> "$d/mem.txt"
+    status_json "$d/status-after.json"
+    stop_sampler
+    stop_bounds_uas
+    { echo "t0=$t0"; echo "t1=$t1"; echo "uac_rc=$rc"; echo "offered=$n"; echo "max_per_line=$mpl"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
+    say "bounds calls ($v): sipp rc $rc; $(grep -E '503 <-|Successful call|Failed call' "$d/uac-screen.log" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
+    stop_coventryd
+}
+
+bounds_offer_calls() {  # the caller's sipp offers $n calls of $d/uac.csv, each held; sets t0, t1, rc
     t0=$(date +%s.%N)
     (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_hold.xml" -inf uac.csv \
         -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
@@ -886,14 +898,6 @@ bounds_calls() {  # $1 default | off: one phone opens as many calls as it can
     wait "$CHILD" || rc=$?
     CHILD=""
     t1=$(date +%s.%N)
-    sleep 1
-    echo "after $(mem_now)" >> "$d/mem.txt"
-    status_json "$d/status-after.json"
-    stop_sampler
-    stop_bounds_uas
-    { echo "t0=$t0"; echo "t1=$t1"; echo "uac_rc=$rc"; echo "offered=$n"; echo "max_per_line=$mpl"; echo "daemon_alive=$(alive "$COV_PID" && echo yes || echo no)"; } > "$d/case.env"
-    say "bounds calls ($v): sipp rc $rc; $(grep -E '503 <-|Successful call|Failed call' "$d/uac-screen.log" 2>/dev/null | tr -s ' ' | tr '\n' ' ')"
-    stop_coventryd
 }
 
 bounds_register() {  # $1 dir, $2 extension, $3 contact ip, $4 contact port: one REGISTER through the rig's scenario
@@ -1048,17 +1052,7 @@ bounds_upstream() {  # $1 default | line-off | off: one phone calls outside thro
     printf 'SEQUENTIAL\n%s;[authentication username=%s password=pw%s];%s\n' \
         "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "${BOUNDS_CALLER%@*}" "$BOUNDS_UP_NUMBER" > "$d/uac.csv"
     say "bounds upstream ($v: max_per_line $mpl, max_calls $mc): ${BOUNDS_CALLER%@*} calls $BOUNDS_UP_NUMBER at ${BOUNDS_CALL_RATE}/s for ${BOUNDS_CALL_SECS}s ($n calls), each held ${BOUNDS_HOLD_S}s"
-    t0=$(date +%s.%N)
-    (cd "$d" && exec timeout -k 5 "$cap" sipp -sf "$HERE/lib/uac_call_hold.xml" -inf uac.csv \
-        -key domain "127.0.0.1:$COV_PORT" -i "${BOUNDS_CALLER#*@}" -p "$BOUNDS_UAC_PORT" \
-        -r "$BOUNDS_CALL_RATE" -m "$n" -l 100000 -d $((BOUNDS_HOLD_S * 1000)) -nostdin -buff_size 4194304 \
-        -timeout "$((cap - 10))s" -recv_timeout 40000 -trace_stat -stf uac-stat.csv -fd 1 \
-        -trace_err -error_file uac-errors.log -trace_screen -screen_file uac-screen.log \
-        "127.0.0.1:$COV_PORT") > "$d/uac.log" 2>&1 &
-    CHILD=$!
-    wait "$CHILD" || rc=$?
-    CHILD=""
-    t1=$(date +%s.%N)
+    bounds_offer_calls
     sleep 1
     echo "after $(mem_now)" >> "$d/mem.txt"
     status_json "$d/status-after.json"
