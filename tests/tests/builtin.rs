@@ -80,6 +80,18 @@ fn builtin_default_is_a_working_and_secure_switch() {
     assert_eq!(secret_of(&again, 10), s10);
 }
 
+/// `coventryd --config CONF --state-dir STATE --check-config`.
+fn check_config(conf: &std::path::Path, state: &std::path::Path) -> std::process::Output {
+    Command::new(coventryd_bin())
+        .arg("--config")
+        .arg(conf)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--check-config")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_file_with_only_server_keys_keeps_the_builtin_extensions() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,14 +99,7 @@ fn a_file_with_only_server_keys_keeps_the_builtin_extensions() {
     let conf = dir.path().join("coventry.conf");
     std::fs::write(&conf, "[server]\nlisten = 127.0.0.1:0\nalgorithm = md5\n").unwrap();
     // The check says what applies, and writes nothing.
-    let o = Command::new(coventryd_bin())
-        .arg("--config")
-        .arg(&conf)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let o = check_config(&conf, &state);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -134,14 +139,7 @@ fn a_file_with_only_server_keys_keeps_the_builtin_extensions() {
 
     // In a 3-digit plan the built-in numbers do not fit: the check says so.
     std::fs::write(&conf, "[server]\ndigits = 3\n").unwrap();
-    let o = Command::new(coventryd_bin())
-        .arg("--config")
-        .arg(&conf)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let o = check_config(&conf, &state);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("no extension sections"), "{err}");
@@ -191,14 +189,7 @@ fn a_check_writes_nothing_and_names_the_files_a_start_would_use() {
         nix::unistd::chown(&state.join("secrets"), Some(nobody), None).unwrap();
         let conf = dir.path().join("coventry.conf");
         std::fs::write(&conf, "[server]\nlisten = 127.0.0.1:0\n").unwrap();
-        let o = Command::new(coventryd_bin())
-            .arg("--config")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--check-config")
-            .output()
-            .unwrap();
+        let o = check_config(&conf, &state);
         assert!(
             o.status.success(),
             "{}{}",
