@@ -209,3 +209,33 @@ fn a_corrupt_settings_file_is_moved_aside_and_the_switch_starts() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("22"), "{text}");
 }
+
+#[test]
+fn a_corrupt_calls_file_is_moved_aside_and_the_switch_starts() {
+    let mut sw = Switch::start(&conf());
+    sw.stop();
+    // A torn file, as a full disk or a crashed editor would leave it.
+    let path = sw.state_dir().join("calls.json");
+    std::fs::write(
+        &path,
+        b"{\"version\":1,\"instance\":\"abc123\",\"calls\":[{\"no\":",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    sw.restart();
+    let moved: Vec<_> = std::fs::read_dir(sw.state_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("calls.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "the bad file is kept aside, not deleted");
+    assert!(
+        sw.log().contains("calls file unreadable"),
+        "and the log says so:\n{}",
+        sw.log()
+    );
+    // The switch works.
+    let mut p = Ua::ext(sw.addr(), 21);
+    p.register(300);
+}
