@@ -184,9 +184,7 @@ impl Switch {
         let Some(dest) = next_hop else {
             return reject(self, 404, None);
         };
-        if dest.addr() == self.local
-            || (dest.addr().port() == self.local.port() && self.local.ip().is_unspecified())
-        {
+        if self.is_own_addr(dest.addr()) {
             // Addressed to the switch itself with no further route: nothing to
             // forward.
             return reject(self, 481, None);

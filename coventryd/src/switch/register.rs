@@ -394,9 +394,7 @@ impl Switch {
         if ip.is_multicast() || broadcast || ip.is_unspecified() {
             return Some("Forbidden (no phone has that contact address)");
         }
-        let own_ip = ip == self.local.ip()
-            || (self.local.ip().is_unspecified() && (ip.is_loopback() || self.route_ip(ip) == ip));
-        if own_ip && u.port_or_default() == self.local.port() {
+        if self.is_own_addr(SocketAddr::new(ip, u.port_or_default())) {
             return Some("Forbidden (that contact is the switch itself)");
         }
         None
