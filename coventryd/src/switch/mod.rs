@@ -895,7 +895,7 @@ impl Switch {
         addr.port() == self.local.port()
             && (ip == self.local.ip()
                 || (self.local.ip().is_unspecified()
-                    && (ip.is_loopback() || self.route_ip(ip) == ip)))
+                    && (ip.is_loopback() || ip.is_unspecified() || self.route_ip(ip) == ip)))
     }
 
     /// The local address that reaches `dest` (the shell's routing lookup,
