@@ -85,6 +85,9 @@ pub struct SecurityConfig {
     /// Datagrams a second the switch reads from one source address before it
     /// drops the rest unparsed (`source_rate`; 0: no limit).
     pub source_rate: u32,
+    /// Whether the words of residents' texts are published in the event ring
+    /// (`show_texts`; default no: sender, recipient, length and result only).
+    pub show_texts: bool,
 }
 
 /// `[calls]`: call timing.
@@ -692,6 +695,7 @@ impl Default for SecurityConfig {
             forget_after: 3600,
             log_failures: 10,
             source_rate: DEFAULT_SOURCE_RATE,
+            show_texts: false,
         }
     }
 }
@@ -1482,6 +1486,7 @@ fn security_key(s: &mut SecurityConfig, k: &str, v: &str) -> Result<(), String> 
         "forget_after" => s.forget_after = num(v, 60, 604_800)?,
         "log_failures" => s.log_failures = num(v, 1, 1000)?,
         "source_rate" => s.source_rate = num(v, 0, 10_000_000)?,
+        "show_texts" => s.show_texts = yes_no(v)?,
         _ => return Err("unknown key".into()),
     }
     Ok(())
@@ -1744,6 +1749,7 @@ mod tests {
                 forget_after: 120,
                 log_failures: 2,
                 source_rate: 0,
+                show_texts: false,
             }
         );
         let e = parse("[security]\nbackoff = 0\n").expect_err("zero");

@@ -44,6 +44,12 @@ impl ResultCode {
     }
 }
 
+/// What the event ring says of a text whose words are private (the daemon's
+/// default, `[security] show_texts = no`): its length only.
+pub fn hidden_text(text: &str) -> String {
+    format!("({} characters, words not shown)", text.chars().count())
+}
+
 /// Why a registration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]

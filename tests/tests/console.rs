@@ -17,7 +17,7 @@
 //! `<target>/<profile>/pbx-tui`, built on first use like the daemon (`PBX_TUI_BIN`
 //! names another one; `COVENTRY_TEST_NO_BUILD=1` skips the build).
 
-use coventry_shared::event::{Event, ResultCode};
+use coventry_shared::event::{hidden_text, Event, ResultCode};
 use coventry_shared::stateblock::get_str;
 use coventry_tests::pty::{process_gone, sleeping_in, wait_process_gone, PtyChild, PtyOpts};
 use coventry_tests::ua::dialog::sdp;
@@ -550,7 +550,7 @@ fn measure_idle_cpu_and_event_delay() {
         let ev = sw
             .wait_event_after(
                 mark,
-                |e| matches!(e, Event::Message { text: t, .. } if *t == text),
+                |e| matches!(e, Event::Message { text: t, .. } if *t == hidden_text(&text)),
                 T,
             )
             .expect("the probe event");

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::control::MAX_LINE;
-use coventry_shared::event::{Event, ResultCode, Unregistration};
+use coventry_shared::event::{hidden_text, Event, ResultCode, Unregistration};
 use coventry_tests::ua::Ua;
 use coventry_tests::{Conf, Switch, LONG, T};
 
@@ -157,7 +157,7 @@ fn commands_do_what_they_say() {
     sw.expect_event_after(
         mark,
         "Message to 22",
-        |e| matches!(e, Event::Message { to, status: 200, text, .. } if to == "22" && text == "from the operator ✓"),
+        |e| matches!(e, Event::Message { to, status: 200, text, .. } if to == "22" && *text == hidden_text("from the operator ✓")),
         T,
     );
     sw.fifo_write(b"#11 message 23 anyone?\n").unwrap();

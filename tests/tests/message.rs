@@ -3,7 +3,7 @@
 //! offline and unknown targets; several contacts per extension.
 #![allow(clippy::unwrap_used)]
 
-use coventry_shared::event::Event;
+use coventry_shared::event::{hidden_text, Event};
 use coventry_tests::sipp::{logged, sipp_phone, Sipp};
 use coventry_tests::ua::{Msg, Ua};
 use coventry_tests::{fenced_request, secret, Conf, Switch, T};
@@ -63,7 +63,7 @@ fn sipp_phone_receives_a_message_from_an_extension() {
             from: "21".into(),
             to: "22".into(),
             status: 200,
-            text: "hello from 21 ✓".into()
+            text: hidden_text("hello from 21 ✓")
         }
     );
     sw.wait_counters("messages_delivered >= 1", |c| c.messages_delivered >= 1);
@@ -208,7 +208,7 @@ fn group_and_all_fan_out() {
         sw.expect_event_after(
             mark,
             &format!("Message 21 -> {member} (group 100)"),
-            |e| matches!(e, Event::Message { from, to, status: 200, text, .. } if from == "21" && to == member && text == "group hello"),
+            |e| matches!(e, Event::Message { from, to, status: 200, text, .. } if from == "21" && to == member && *text == hidden_text("group hello")),
             T,
         );
     }
@@ -390,4 +390,53 @@ fn a_sipp_phone_registered_before_a_restart_gets_texts_after_it() {
         "{}",
         run.report()
     );
+}
+
+/// Residents' texts are private: the event ring (what `pbxctl watch` and the
+/// console show to everyone in the daemon's group) carries sender, recipient,
+/// length and result, not the words — unless `[security] show_texts = yes`.
+#[test]
+fn the_words_of_a_text_stay_out_of_the_event_ring_unless_shown_on_purpose() {
+    for (show, conf) in [
+        (false, Conf::new(&[21, 22]).build()),
+        (
+            true,
+            Conf::new(&[21, 22])
+                .section("security", "show_texts = yes")
+                .build(),
+        ),
+    ] {
+        let sw = Switch::start(&conf);
+        let mut sender = Ua::ext(sw.addr(), 21);
+        let mut to = Ua::ext(sw.addr(), 22);
+        sender.register(300);
+        to.register(300);
+        let mark = sw.mark();
+        assert_eq!(sender.message("22", "the key is under the mat"), 200);
+        assert_eq!(
+            to.expect_request("the text", T).text(),
+            "the key is under the mat",
+            "the recipient gets the words"
+        );
+        let want = if show {
+            "the key is under the mat".to_string()
+        } else {
+            "(24 characters, words not shown)".to_string()
+        };
+        sw.expect_event_after(
+            mark,
+            "the text's event",
+            |e| {
+                matches!(e, Event::Message { from, to, status: 200, text, .. }
+                if from == "21" && to == "22" && *text == want)
+            },
+            T,
+        );
+        // What watch prints of the ring, everything in it so far.
+        let n = sw.events().len().to_string();
+        let watch = sw.pbxctl(&["watch", "--json", "--from-start", "--count", &n]);
+        let out = String::from_utf8_lossy(&watch.stdout);
+        assert!(out.contains("\"kind\":\"message\""), "{out}");
+        assert_eq!(out.contains("under the mat"), show, "{out}");
+    }
 }

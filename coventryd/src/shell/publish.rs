@@ -16,6 +16,8 @@ pub struct Publisher {
     writer: StateWriter,
     /// Events were appended since readers were last woken.
     unannounced: bool,
+    /// `[security] show_texts`: texts' words go into the ring.
+    show_texts: bool,
 }
 
 impl Publisher {
@@ -24,11 +26,13 @@ impl Publisher {
         Ok(Publisher {
             writer: StateWriter::create(path, init)?,
             unannounced: false,
+            show_texts: false,
         })
     }
 
     /// Write names, flags and line counts of every extension from `config`.
     pub fn set_config(&mut self, config: &Config) {
+        self.show_texts = config.security.show_texts;
         let plan = self.writer.plan();
         let mut body = self.writer.body_mut();
         for (i, e) in body.exts.iter_mut().enumerate().take(plan.count()) {
@@ -155,9 +159,21 @@ impl Publisher {
         }
     }
 
-    /// Append an event to the ring.
+    /// Append an event to the ring; a text's words only with `[security]
+    /// show_texts` (everyone in the daemon's group reads the ring).
     pub fn event(&mut self, now_ms: u64, e: &Event) {
-        self.writer.push_event(now_ms, e);
+        match e {
+            Event::Message { text, .. } if !self.show_texts && !text.is_empty() => {
+                let mut hidden = e.clone();
+                if let Event::Message { text, .. } = &mut hidden {
+                    *text = coventry_shared::event::hidden_text(text);
+                }
+                self.writer.push_event(now_ms, &hidden);
+            }
+            _ => {
+                self.writer.push_event(now_ms, e);
+            }
+        }
         self.unannounced = true;
     }
 
