@@ -31,7 +31,8 @@ impl Drop for Reaped {
     }
 }
 
-/// Write probe messages to the switch until `seen` says watch printed one: from
+/// Write probe messages to the switch until `seen` says watch printed one (their
+/// words are private: watch shows "operator -> 21" and their length): from
 /// then on watch is following the ring.
 fn probe_until(sw: &Switch, mut seen: impl FnMut() -> bool) {
     let end = Instant::now() + START_T;
@@ -158,7 +159,7 @@ fn watch_ends_when_its_terminal_hangs_up() {
     let sw = Switch::start(&Conf::new(&[21]).build());
     for ctty in [true, false] {
         let mut w = watch_on_pty(sw.runtime_dir(), ctty);
-        probe_until(&sw, || w.output().contains("probe-"));
+        probe_until(&sw, || w.output().contains("operator -> 21"));
         // Nothing left to write when the terminal goes.
         printed_everything(&sw, &w);
         w.hang_up();
@@ -188,7 +189,7 @@ fn signals_end_watch_also_while_it_waits_for_the_daemon() {
         .map(|s| (*s, watch_on_pty(sw.runtime_dir(), true)))
         .collect();
     for (_, w) in &watching {
-        probe_until(&sw, || w.output().contains("probe-"));
+        probe_until(&sw, || w.output().contains("operator -> 21"));
     }
     for (sig, mut w) in watching {
         w.signal(sig);
@@ -203,7 +204,7 @@ fn signals_end_watch_also_while_it_waits_for_the_daemon() {
         .map(|s| (s, watch_on_pty(sw.runtime_dir(), true)))
         .collect();
     for (_, w) in &waiting {
-        probe_until(&sw, || w.output().contains("probe-"));
+        probe_until(&sw, || w.output().contains("operator -> 21"));
     }
     sw.stop();
     for (_, w) in &waiting {
