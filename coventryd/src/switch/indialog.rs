@@ -184,9 +184,7 @@ impl Switch {
         let Some(dest) = next_hop else {
             return reject(self, 404, None);
         };
-        if dest.addr() == self.local
-            || (dest.addr().port() == self.local.port() && self.local.ip().is_unspecified())
-        {
+        if self.is_own_addr(dest.addr()) {
             // Addressed to the switch itself with no further route: nothing to
             // forward.
             return reject(self, 481, None);
@@ -204,6 +202,21 @@ impl Switch {
             None => self.track_relayed_subscription(now_ms, side, &method, f),
         }
         self.relay_statelessly(from, dest, req, f, ours);
+    }
+
+    /// Whether `addr` is the switch's own listening address: on an unspecified
+    /// listen address, one of the host's addresses (a loopback one, or one the
+    /// kernel would send from to reach it) with our port. Another host on the
+    /// same port (a building's Kamailio on 5060 while we listen on
+    /// 0.0.0.0:5060) is not us.
+    fn is_own_addr(&self, addr: std::net::SocketAddr) -> bool {
+        if addr.port() != self.local.port() {
+            return false;
+        }
+        let ip = addr.ip();
+        ip == self.local.ip()
+            || (self.local.ip().is_unspecified()
+                && (ip.is_loopback() || ip.is_unspecified() || self.route_ip(ip) == ip))
     }
 
     /// CSeq per side; a BYE ends an answered call.
