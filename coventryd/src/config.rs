@@ -450,6 +450,10 @@ pub struct UpstreamConfig {
     /// Seconds in the Retry-After of the 503 a caller gets while a route is down
     /// (`retry_after`).
     pub retry_after: u32,
+    /// This switch's prefix in a building of switches (`site_prefix`): its
+    /// callers are presented upstream as PREFIX+EXT, and PREFIX+local number
+    /// dialled here is local. None: a switch on its own.
+    pub site_prefix: Option<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -469,6 +473,7 @@ impl Default for UpstreamConfig {
             peer_secret: None,
             keepalive: 30,
             retry_after: 30,
+            site_prefix: None,
         }
     }
 }
@@ -491,6 +496,7 @@ impl fmt::Debug for UpstreamConfig {
             )
             .field("keepalive", &self.keepalive)
             .field("retry_after", &self.retry_after)
+            .field("site_prefix", &self.site_prefix)
             .finish()
     }
 }
@@ -503,6 +509,24 @@ impl UpstreamConfig {
             RouteKind::Emergency => self.emergency_route.as_ref().or(self.route.as_ref()),
             RouteKind::Sms => self.sms_route.as_ref().or(self.route.as_ref()),
         }
+    }
+
+    /// The name of a route of `kind`: `building` for the default route of a
+    /// site in a building of switches (`site_prefix`), else the kind's name.
+    pub fn route_name(&self, kind: RouteKind) -> &'static str {
+        match kind {
+            RouteKind::Default if self.site_prefix.is_some() => "building",
+            k => k.name(),
+        }
+    }
+
+    /// The name of a link serving `kinds`, `+`-joined (`building+sms`).
+    pub fn link_name(&self, kinds: &[RouteKind]) -> String {
+        kinds
+            .iter()
+            .map(|k| self.route_name(*k))
+            .collect::<Vec<_>>()
+            .join("+")
     }
 
     /// The distinct peers to keep a connection to, each with the kinds it serves
@@ -756,6 +780,34 @@ impl Config {
     /// Whether `n` has a `[n]` section.
     pub fn is_configured(&self, n: u16) -> bool {
         self.lines.contains_key(&n)
+    }
+
+    /// What a number dialled here is, under the dial plan and groups: in a
+    /// building (`[upstream] site_prefix`), the site's own prefix followed by a
+    /// local extension or group is that local number.
+    pub fn target_of(&self, number: &str) -> Target {
+        let local =
+            |n: &str| classify(self.server.plan, &self.groups, |e| self.is_configured(e), n);
+        let target = local(number);
+        if let (Target::External(_), Some(rest)) = (&target, self.own_building_number(number)) {
+            if let t @ (Target::Extension(_) | Target::Group(_)) = local(rest) {
+                return t;
+            }
+        }
+        target
+    }
+
+    /// The rest of `number` after this site's own prefix, when it has one and
+    /// `number` starts with it.
+    pub fn own_building_number<'n>(&self, number: &'n str) -> Option<&'n str> {
+        let prefix = self.upstream.site_prefix.as_deref()?;
+        number.trim().strip_prefix(prefix).filter(|r| !r.is_empty())
+    }
+
+    /// How local number `n` is known in the building: with the site prefix
+    /// before it, or as it is when the switch is on its own.
+    pub fn building_number(&self, n: &str) -> String {
+        format!("{}{n}", self.upstream.site_prefix.as_deref().unwrap_or(""))
     }
 }
 
@@ -1116,6 +1168,13 @@ impl<'f> Parser<'f> {
             }
             "keepalive" => u.keepalive = num(v, 5, 3600)?,
             "retry_after" => u.retry_after = num(v, 1, 3600)?,
+            "site_prefix" => {
+                if v.is_empty() || v.len() > 4 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("`{v}`: a site prefix is 1 to 4 digits"));
+                }
+                u.site_prefix = Some(v.to_string());
+                self.upstream_lines.insert("site_prefix", lineno);
+            }
             "max_calls" => u.max_calls = num(v, 0, 1_000_000)?,
             _ => return Err("unknown key".into()),
         }
@@ -1329,6 +1388,13 @@ impl<'f> Parser<'f> {
                     format!("{e} is an emergency number and also a speed dial"),
                 ));
             }
+        }
+        if u.site_prefix.is_some() && u.route.is_none() {
+            return Err(self.err(
+                self.upstream_lines.get("site_prefix").copied().unwrap_or(0),
+                Some("[upstream] site_prefix".into()),
+                "a site prefix needs the building's route (`route = HOST[:PORT]`)",
+            ));
         }
         if let Some(t) = &u.emergency_local {
             let ok = t
@@ -1782,6 +1848,38 @@ mod tests {
         }
         for code in ["9", "*1", "0", "999", "*7"] {
             assert!(conf(code).is_ok(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_site_prefix_names_the_building_route_and_keeps_its_numbers_local() {
+        let c = parse("[upstream]\nroute = 10.0.0.1\nsite_prefix = 71\n[21]\nsecret = a\n")
+            .expect("valid");
+        assert_eq!(c.upstream.site_prefix.as_deref(), Some("71"));
+        assert_eq!(
+            c.upstream.link_name(&[RouteKind::Default, RouteKind::Sms]),
+            "building+sms"
+        );
+        assert_eq!(c.target_of("7121"), Target::Extension(21));
+        assert_eq!(c.target_of("21"), Target::Extension(21));
+        assert_eq!(c.target_of("7122"), Target::External("7122".into()));
+        assert_eq!(c.target_of("71"), Target::Unknown("71".into()));
+        assert_eq!(c.target_of("7221"), Target::External("7221".into()));
+        assert_eq!(c.building_number("21"), "7121");
+        let alone = parse("[21]\nsecret = a\n").expect("valid");
+        assert_eq!(alone.target_of("7121"), Target::External("7121".into()));
+        assert_eq!(alone.upstream.link_name(&[RouteKind::Default]), "default");
+        let e = parse("[upstream]\nsite_prefix = 71\n").expect_err("no route");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (2, Some("[upstream] site_prefix"))
+        );
+        for bad in ["7a", "12345", ""] {
+            let e = parse(&format!(
+                "[upstream]\nroute = 10.0.0.1\nsite_prefix = {bad}\n"
+            ))
+            .expect_err(bad);
+            assert_eq!(e.line, 3, "{bad}: {e}");
         }
     }
 

@@ -136,10 +136,7 @@ fn main() -> ExitCode {
         } else {
             links
                 .iter()
-                .map(|(hp, kinds)| {
-                    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-                    format!("{} {hp}", names.join("+"))
-                })
+                .map(|(hp, kinds)| format!("{} {hp}", config.upstream.link_name(kinds)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };

@@ -136,6 +136,22 @@ fn upstream_state_in_the_header() {
 }
 
 #[test]
+fn a_site_of_a_building_shows_the_building_link() {
+    let first_line = |state: RouteState| {
+        let site = office()
+            .upstream("building+emergency+sms", "10.0.0.1:5060", state)
+            .site();
+        let m = model_with(Some(site), false, Vec::new());
+        screen(&m, 80, 24).lines().next().unwrap_or("").to_string()
+    };
+    let up = first_line(RouteState::Connected);
+    assert!(up.contains("building ok"), "{up}");
+    let down = first_line(RouteState::Reconnecting);
+    assert!(down.contains("building retrying"), "{down}");
+    assert!(!down.contains("upstream"), "{down}");
+}
+
+#[test]
 fn three_digit_plan() {
     let mut b = Block::new(Plan::ThreeDigit);
     for n in (100..700).step_by(7) {

@@ -293,16 +293,18 @@ pub enum CliCommand {
         target: String,
     },
 
-    /// Explain where a call to an extension would go right now, and why.
+    /// Explain where a call to an extension or number would go right now, and why.
     ///
     /// The switch answers from its live state: registered contacts, the forward chain,
     /// do not disturb, busy, coverage, and the digest the extension is challenged with
-    /// (and what its registered phones answered). pbxctl prints the explanation one
-    /// step per line (with --json, the steps and the conclusion).
+    /// (and what its registered phones answered); for a number that is not local,
+    /// the route it takes (the building, in a building of switches) and whether
+    /// that link is up. pbxctl prints the explanation one step per line (with
+    /// --json, the steps and the conclusion).
     Why {
-        /// Extension.
-        #[arg(value_name = "EXT")]
-        ext: u16,
+        /// Extension, group, speed dial or number, as a phone would dial it.
+        #[arg(value_name = "NUMBER")]
+        number: String,
     },
 
     /// Show the run state in force (day, night, holiday...: the [runstate NAME]

@@ -83,11 +83,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         CliCommand::Speed { code, target } => {
             commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target))
         }
-        CliCommand::Why { ext } => commands::run(
+        CliCommand::Why { number } => commands::run(
             &mut out,
             &dir,
             g.timeout,
-            coventry_shared::control::Command::Why { ext },
+            coventry_shared::control::Command::Why { number },
         ),
         CliCommand::Runstate { name, state_dir } => {
             let sdir = daemon::state_dir(state_dir.as_deref(), &dir);

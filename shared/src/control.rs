@@ -98,10 +98,11 @@ pub enum Command {
         /// What it is connected to.
         target: String,
     },
-    /// `why EXT`: explain where a call to EXT would go now (the result text).
+    /// `why NUMBER`: explain where a call to NUMBER (an extension, or any
+    /// number a phone could dial) would go now (the result text).
     Why {
-        /// Extension.
-        ext: u16,
+        /// The number, as dialled.
+        number: String,
     },
     /// `runstate [NAME]`: show the run state in force, or put NAME in force.
     RunState {
@@ -215,7 +216,7 @@ pub const USAGE_DND: &str = "dnd EXT on|off [until=UNIX]";
 /// Usage of `dial`.
 pub const USAGE_DIAL: &str = "dial EXT TARGET";
 /// Usage of `why`.
-pub const USAGE_WHY: &str = "why EXT";
+pub const USAGE_WHY: &str = "why NUMBER";
 /// Usage of `runstate`.
 pub const USAGE_RUNSTATE: &str = "runstate [NAME] (NAME: lower-case letters, digits, - and _)";
 /// Usage of `speed`.
@@ -337,11 +338,15 @@ impl Request {
                     _ => return Err(usage()),
                 }
             }
-            "why" => Command::Why {
-                ext: args
-                    .parse()
-                    .map_err(|_| err(ParseError::Usage(USAGE_WHY)))?,
-            },
+            "why" => {
+                let number = args.trim();
+                if !is_dial_target(number) {
+                    return Err(err(ParseError::Usage(USAGE_WHY)));
+                }
+                Command::Why {
+                    number: number.to_string(),
+                }
+            }
             "speed" => {
                 let usage = || err(ParseError::Usage(USAGE_SPEED));
                 match args.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -423,7 +428,7 @@ impl fmt::Display for Command {
                 Ok(())
             }
             Command::Dial { ext, target } => write!(f, "dial {ext} {target}"),
-            Command::Why { ext } => write!(f, "why {ext}"),
+            Command::Why { number } => write!(f, "why {number}"),
             Command::RunState { name } => match name {
                 Some(n) => write!(f, "runstate {n}"),
                 None => f.write_str("runstate"),
@@ -525,7 +530,9 @@ mod tests {
                 ext: 21,
                 target: "35".into(),
             },
-            Command::Why { ext: 21 },
+            Command::Why {
+                number: "21".into(),
+            },
             Command::Speed {
                 code: "*7".into(),
                 target: Some("0123456".into()),

@@ -495,7 +495,7 @@ fn a_text_from_outside_reaches_the_phone_and_status_shows_the_routes() {
     let why = r.sw.pbxctl(&["why", "21"]);
     let why = String::from_utf8_lossy(&why.stdout);
     assert!(
-        why.contains("upstream to 0044999 on the default route (connected)"),
+        why.contains("goes upstream on the default route as 0044999 (connected to "),
         "{why}"
     );
 }

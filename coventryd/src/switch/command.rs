@@ -4,7 +4,7 @@ use super::delivery::{Origin, Request as Delivery};
 use super::message::MAX_TEXT_CHARS;
 use super::Switch;
 use coventry_shared::control::{Command, ParseError, Request};
-use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::dialplan::Target;
 use coventry_shared::event::{Event, ResultCode, Unregistration, DELIVERING_CHUNK};
 
 /// One control line as the shell read it from the FIFO.
@@ -109,8 +109,8 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             Ok(t) => result(sw, id, ResultCode::Ok, t),
             Err(e) => result(sw, id, ResultCode::Failed, e),
         },
-        Command::Why { ext } => {
-            let (code, steps, conclusion) = sw.why(ext);
+        Command::Why { number } => {
+            let (code, steps, conclusion) = sw.why(&number);
             for (step, text) in steps.into_iter().enumerate() {
                 sw.out.events.push(Event::WhyStep {
                     id,
@@ -148,12 +148,7 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
         );
     }
     let cfg = &sw.config;
-    let (targets, offline) = match classify(
-        cfg.server.plan,
-        &cfg.groups,
-        |n| cfg.is_configured(n),
-        target,
-    ) {
+    let (targets, offline) = match cfg.target_of(target) {
         Target::Extension(n) => {
             if sw.registrar.contacts(n).is_empty() {
                 sw.out.events.push(Event::Message {

@@ -7,7 +7,7 @@ use super::Switch;
 use crate::config::{speed_code_clash, FeatureUse, RouteKind};
 use crate::switch::settings::{ExtSettings, Forward, MAX_HOPS};
 use coventry_shared::control::ForwardKind;
-use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::dialplan::Target;
 use coventry_shared::event::{CallOutcome, Event, ResultCode};
 use coventry_shared::record::{Hop, HopReason};
 use coventry_shared::runstate::{RunState, DEFAULT_RUNSTATE};
@@ -334,12 +334,16 @@ impl Switch {
     fn number_step(&self, walk: &mut Walk, caller: Caller, outward: bool) -> Step {
         let cfg = &self.config;
         let number = walk.number.clone();
-        match classify(
-            cfg.server.plan,
-            &cfg.groups,
-            |n| cfg.is_configured(n),
-            &number,
-        ) {
+        let target = cfg.target_of(&number);
+        if let (Target::Extension(n) | Target::Group(n), Some(prefix)) =
+            (&target, cfg.upstream.site_prefix.as_deref())
+        {
+            if number.trim() != n.to_string() {
+                walk.trail
+                    .push(format!("{number} is {n} here (site prefix {prefix})"));
+            }
+        }
+        match target {
             Target::Extension(n) => self.extension_step(walk, n, caller),
             Target::Group(g) => Step::Done(self.group_step(walk, g, caller)),
             Target::External(s)
@@ -364,7 +368,12 @@ impl Switch {
                     && s.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"+*#-._".contains(&b)) =>
             {
-                walk.trail.push(format!("{s} is not local: upstream"));
+                let to = if cfg.upstream.site_prefix.is_some() {
+                    "to the building"
+                } else {
+                    "upstream"
+                };
+                walk.trail.push(format!("{s} is not local: {to}"));
                 Step::Done(walk.upstream(RouteKind::Default, s))
             }
             Target::Unknown(s) | Target::External(s) => Step::Done(walk.fail(
@@ -513,7 +522,7 @@ impl Switch {
                 "{t} is an emergency number: never a forward target"
             ));
         }
-        match classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), t) {
+        match cfg.target_of(t) {
             Target::Extension(_) | Target::Group(_) => Ok(()),
             Target::External(_) if cfg.upstream.may_forward_to(t) => Ok(()),
             Target::External(_) => Err(format!(
@@ -618,18 +627,21 @@ impl Switch {
         }
     }
 
-    /// `why EXT`: where a call to EXT goes now.
-    /// Why a call to `ext` goes where it goes: the steps followed, in order, and
-    /// the conclusion.
-    pub(super) fn why(&self, ext: u16) -> (ResultCode, Vec<String>, String) {
-        if !self.config.is_configured(ext) {
-            return (
-                ResultCode::NotFound,
-                Vec::new(),
-                format!("no extension {ext}"),
-            );
-        }
-        let (trail, end) = match self.resolve(&ext.to_string(), Caller::Nobody) {
+    /// Why a call to `dialled` (an extension, or any number a phone could dial)
+    /// goes where it goes: the steps followed, in order, and the conclusion.
+    pub(super) fn why(&self, dialled: &str) -> (ResultCode, Vec<String>, String) {
+        let ext = match self.config.target_of(dialled) {
+            Target::Extension(n) => Some(n),
+            Target::Unknown(n) => {
+                return (
+                    ResultCode::NotFound,
+                    Vec::new(),
+                    format!("no extension {n}"),
+                )
+            }
+            _ => None,
+        };
+        let (trail, end) = match self.resolve(dialled, Caller::Nobody) {
             Resolution::Ring {
                 primary,
                 now,
@@ -637,14 +649,14 @@ impl Switch {
                 ..
             } => (
                 trail,
-                format!("a call to {ext} rings {} (for {primary})", join(&now)),
+                format!("a call to {dialled} rings {} (for {primary})", join(&now)),
             ),
             Resolution::Fail {
                 code,
                 reason,
                 trail,
                 ..
-            } => (trail, format!("a call to {ext} gets {code} {reason}")),
+            } => (trail, format!("a call to {dialled} gets {code} {reason}")),
             Resolution::Upstream {
                 kind,
                 number,
@@ -652,15 +664,16 @@ impl Switch {
                 ..
             } => {
                 let state = match self.route_status(kind) {
-                    RouteStatus::Up(..) => "connected",
-                    _ => "not connected: callers get 503",
+                    RouteStatus::Up(_, peer) => format!("connected to {peer}"),
+                    _ => "not connected: callers get 503".to_string(),
+                };
+                let to = match (kind, &self.config.upstream.site_prefix) {
+                    (RouteKind::Default, Some(_)) => "to the building".to_string(),
+                    _ => format!("upstream on the {} route", kind.name()),
                 };
                 (
                     trail,
-                    format!(
-                        "a call to {ext} goes upstream to {number} on the {} route ({state})",
-                        kind.name()
-                    ),
+                    format!("a call to {dialled} goes {to} as {number} ({state})"),
                 )
             }
         };
@@ -668,7 +681,9 @@ impl Switch {
         if let (name, Some(_)) = self.runstate() {
             trail.insert(0, format!("run state {name} in force"));
         }
-        trail.push(self.digest_step(ext));
+        if let Some(ext) = ext {
+            trail.push(self.digest_step(ext));
+        }
         (ResultCode::Ok, trail, end)
     }
 

@@ -24,6 +24,9 @@ pub(super) struct Shown<'a> {
     pub hops: &'a [coventry_shared::record::Hop],
     /// The host that names the forwarding extensions in Diversion.
     pub host: &'a str,
+    /// What goes before local numbers for the party reached: this site's
+    /// prefix towards the building, nothing inside the switch.
+    pub prefix: &'a str,
 }
 
 /// A branch's response as relayed to the caller: our Via off, the caller's own
@@ -88,6 +91,7 @@ impl Switch {
                 caller,
                 hops: &hops,
                 host: &realm,
+                prefix: "",
             };
             let bytes = self.forked_invite(&req, &uri, &prepend, &shown);
             self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, Some(ext));
@@ -108,8 +112,8 @@ impl Switch {
         shown: &Shown<'_>,
     ) -> Vec<u8> {
         let fields = Fields::of(&req.headers);
-        let presented = self.presented(fields.from, shown.caller);
-        let diversions = identity::diversions(shown.hops, shown.host);
+        let presented = self.presented_as(fields.from, shown.caller, shown.prefix);
+        let diversions = identity::diversions(shown.hops, shown.host, shown.prefix);
         let mut top: Vec<(&str, &str)> = prepend.to_vec();
         top.extend(diversions.iter().map(|d| ("Diversion", d.as_str())));
         rewrite(

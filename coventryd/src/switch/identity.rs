@@ -15,7 +15,7 @@
 use super::Switch;
 use crate::sip::parse::parse_name_addr;
 use crate::sip::parse::NameAddr;
-use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::dialplan::Target;
 use coventry_shared::record::{Hop, HopReason};
 
 /// What marks an outside caller whose number reads like a local one.
@@ -56,14 +56,14 @@ fn diversion_reason(why: HopReason) -> &'static str {
 }
 
 /// The Diversion header values for `hops` (in the order followed), the latest
-/// first, naming each forwarding extension at `host` (each diverted once:
-/// `counter=1`, RFC 5806 §3).
-pub fn diversions(hops: &[Hop], host: &str) -> Vec<String> {
+/// first, naming each forwarding extension at `host` after `prefix` (each
+/// diverted once: `counter=1`, RFC 5806 §3).
+pub fn diversions(hops: &[Hop], host: &str, prefix: &str) -> Vec<String> {
     hops.iter()
         .rev()
         .map(|h| {
             format!(
-                "<sip:{}@{host}>;reason={};counter=1",
+                "<sip:{prefix}{}@{host}>;reason={};counter=1",
                 h.from,
                 diversion_reason(h.why)
             )
@@ -84,15 +84,7 @@ impl Switch {
     /// Whether `number` from outside reads like a number of this switch.
     pub(super) fn looks_local(&self, number: &str) -> bool {
         let cfg = &self.config;
-        !matches!(
-            classify(
-                cfg.server.plan,
-                &cfg.groups,
-                |n| cfg.is_configured(n),
-                number
-            ),
-            Target::External(_)
-        )
+        !matches!(cfg.target_of(number), Target::External(_))
     }
 
     /// How the caller of an INVITE whose From is `from` is shown: `caller` is the
@@ -143,6 +135,27 @@ impl Switch {
         }
     }
 
+    /// How the caller is shown to a party that knows this switch's numbers
+    /// after `prefix` (the building, with `[upstream] site_prefix`): an
+    /// extension by its building number, with its configured display.
+    pub(super) fn presented_as(&self, from: &str, caller: Option<u16>, prefix: &str) -> Presented {
+        match caller {
+            Some(ext) if !prefix.is_empty() => {
+                let display = self
+                    .config
+                    .lines
+                    .get(&ext)
+                    .filter(|l| l.display_set)
+                    .map(|l| l.display.as_str());
+                Presented {
+                    from: from_as(from, display, &format!("{prefix}{ext}")),
+                    drop_identity: true,
+                }
+            }
+            _ => self.presented(from, caller),
+        }
+    }
+
     /// The caller's label in records and events: the extension, or the upstream
     /// caller's number (marked when it reads like a local one).
     pub(super) fn outside_label(&self, number: &str) -> String {
@@ -189,12 +202,12 @@ mod tests {
             },
         ];
         assert_eq!(
-            diversions(&hops, "pbx"),
+            diversions(&hops, "pbx", ""),
             [
                 "<sip:35@pbx>;reason=unconditional;counter=1",
                 "<sip:21@pbx>;reason=user-busy;counter=1"
             ]
         );
-        assert!(diversions(&[], "pbx").is_empty());
+        assert!(diversions(&[], "pbx", "").is_empty());
     }
 }

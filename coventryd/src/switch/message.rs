@@ -6,7 +6,7 @@ use super::reply::Replier;
 use super::Incoming;
 use super::Switch;
 use crate::sip::parse::parse_name_addr;
-use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::dialplan::Target;
 use coventry_shared::event::Event;
 
 pub use coventry_shared::control::MAX_TEXT_CHARS;
@@ -192,7 +192,7 @@ impl Switch {
     /// broadcasts, no commands, no transit).
     fn recipients(&self, to: &str, from: Option<u16>) -> Recipients {
         let cfg = &self.config;
-        let target = classify(cfg.server.plan, &cfg.groups, |n| cfg.is_configured(n), to);
+        let target = cfg.target_of(to);
         let online = |e: &u16| !self.registrar.contacts(*e).is_empty();
         let (targets, offline, single) = match target {
             Target::Group(_) | Target::All | Target::System if from.is_none() => {

@@ -14,7 +14,7 @@ use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, Rewrite};
 use crate::sip::headers::Fields;
 use crate::sip::{parse, parse::parse_name_addr, parse::parse_via};
-use coventry_shared::dialplan::{classify, Target};
+use coventry_shared::dialplan::Target;
 
 /// Most subscriptions passed through at once.
 pub const MAX_RELAYED_SUBSCRIPTIONS: usize = 4096;
@@ -75,12 +75,7 @@ impl Switch {
             .map(|a| a.user.clone())
             .unwrap_or_default();
         let cfg = &self.config;
-        let Target::Extension(ext) = classify(
-            cfg.server.plan,
-            &cfg.groups,
-            |n| cfg.is_configured(n),
-            &user,
-        ) else {
+        let Target::Extension(ext) = cfg.target_of(&user) else {
             return self.answer(now_ms, r, 404, None, &[]);
         };
         let Some((uri, dest)) = self

@@ -7,6 +7,7 @@
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
 use super::fork::Shown;
+use super::identity::from_as;
 use super::message::TextRef;
 use super::register::{Auth, Claim};
 use super::reply::Replier;
@@ -244,7 +245,8 @@ impl Switch {
             .map(|l| l.display.replace(['"', '\\'], ""))
             .unwrap_or_default();
         let host = self.identity_host();
-        Some(format!("\"{display}\" <sip:{ext}@{host}>"))
+        let user = self.config.building_number(&ext.to_string());
+        Some(format!("\"{display}\" <sip:{user}@{host}>"))
     }
 
     /// The host of the identities the switch asserts upstream: `[upstream]
@@ -294,10 +296,12 @@ impl Switch {
             prepend.push(("P-Asserted-Identity", p));
         }
         let host = self.identity_host();
+        let prefix = self.config.upstream.site_prefix.clone().unwrap_or_default();
         let shown = Shown {
             caller,
             hops: &hops,
             host: &host,
+            prefix: &prefix,
         };
         let bytes = self.forked_invite(&req, &uri, &prepend, &shown);
         self.start_branch(now_ms, no, (id, via), (uri, dest), bytes, None);
@@ -357,6 +361,13 @@ impl Switch {
         if let Some(p) = &pai {
             prepend.push(("P-Asserted-Identity", p));
         }
+        // In a building the far sites know the sender by its building number.
+        let from = (self.config.upstream.site_prefix.is_some())
+            .then(|| {
+                let fields = Fields::of(&req.headers);
+                from_as(fields.from, None, &self.config.building_number(sender))
+            })
+            .flatten();
         let bytes = rewrite(
             &req.headers,
             &req.body,
@@ -367,6 +378,7 @@ impl Switch {
                 drop_proxy_auth: true,
                 decrement_max_forwards: true,
                 drop_named: UNTRUSTED_IDENTITY,
+                replace_from: from.as_deref(),
                 ..Rewrite::default()
             },
         );

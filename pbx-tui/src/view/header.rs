@@ -68,6 +68,13 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
             spans.push(Span::styled(site.runstate.clone(), theme.title()));
         }
         if !site.upstream.is_empty() {
+            // A site of a building of switches calls its default route `building`.
+            let in_building = |name: &str| name.split('+').any(|n| n == "building");
+            let whole = if site.upstream.iter().any(|u| in_building(&u.name)) {
+                "building"
+            } else {
+                "upstream"
+            };
             spans.push(sep());
             spans.push(
                 match site
@@ -75,7 +82,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                     .iter()
                     .find(|u| u.state != RouteState::Connected)
                 {
-                    None => Span::styled("upstream ok", theme.health(true)),
+                    None => Span::styled(format!("{whole} ok"), theme.health(true)),
                     Some(u) => {
                         // Short words: the header has 80 columns; the log says more.
                         let word = match u.state {
@@ -83,7 +90,12 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                             RouteState::Reconnecting => "retrying",
                             RouteState::Connected | RouteState::Down => "DOWN",
                         };
-                        Span::styled(format!("upstream {} {word}", u.name), theme.health(false))
+                        let what = if in_building(&u.name) {
+                            "building".to_string()
+                        } else {
+                            format!("upstream {}", u.name)
+                        };
+                        Span::styled(format!("{what} {word}"), theme.health(false))
                     }
                 },
             );

@@ -172,6 +172,8 @@ struct Link {
     id: LinkId,
     target: HostPort,
     kinds: Vec<RouteKind>,
+    /// What the routes it serves are called (`default+sms`, `building`).
+    name: String,
     status: LinkStatus,
     conn: Option<Conn>,
     ips: Vec<IpAddr>,
@@ -180,11 +182,7 @@ struct Link {
 
 impl Link {
     fn name(&self) -> String {
-        self.kinds
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join("+")
+        self.name.clone()
     }
 
     fn serves(&self, kind: RouteKind) -> bool {
@@ -265,7 +263,8 @@ impl Upstream {
             stranger_end: String::new(),
         };
         for (target, kinds) in cfg.links() {
-            let link = up.spawn_link(target, kinds, now_ms);
+            let name = cfg.link_name(&kinds);
+            let link = up.spawn_link(target, kinds, name, now_ms);
             up.links.push(link);
         }
         up.refresh_trust();
@@ -275,7 +274,13 @@ impl Upstream {
         (up, rx)
     }
 
-    fn spawn_link(&mut self, target: HostPort, kinds: Vec<RouteKind>, now_ms: u64) -> Link {
+    fn spawn_link(
+        &mut self,
+        target: HostPort,
+        kinds: Vec<RouteKind>,
+        name: String,
+        now_ms: u64,
+    ) -> Link {
         let id = LinkId(self.next_link);
         self.next_link += 1;
         let task = link::LinkTask {
@@ -293,6 +298,7 @@ impl Upstream {
             ips: literal_ip(&target).into_iter().collect(),
             target,
             kinds,
+            name,
             status: LinkStatus::new(now_ms),
             conn: None,
             task: tokio::spawn(task.run()),
@@ -601,6 +607,7 @@ impl Upstream {
             .collect();
         let mut links = Vec::new();
         for (target, kinds) in cfg.links() {
+            let name = cfg.link_name(&kinds);
             let kept = old
                 .iter_mut()
                 .find(|o| o.as_ref().is_some_and(|l| l.target == target))
@@ -608,9 +615,10 @@ impl Upstream {
             match kept {
                 Some(mut l) => {
                     l.kinds = kinds;
+                    l.name = name;
                     links.push(l);
                 }
-                None => links.push(self.spawn_link(target, kinds, now_ms)),
+                None => links.push(self.spawn_link(target, kinds, name, now_ms)),
             }
         }
         for l in old.into_iter().flatten() {
