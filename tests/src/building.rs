@@ -64,8 +64,9 @@ pub fn unavailable() -> Option<String> {
         Ok(o) if o.status.success() => {}
         _ => return Some("`ip` (iproute2) is not installed".into()),
     }
-    if std::panic::catch_unwind(|| (kamailio_bin(), kamailio_modules_dir())).is_err() {
-        return Some("Kamailio is not installed (apt-get install kamailio)".into());
+    match std::panic::catch_unwind(|| (kamailio_bin(), kamailio_modules_dir())) {
+        Ok((bin, _)) if bin.is_file() => {}
+        _ => return Some("Kamailio is not installed (apt-get install kamailio)".into()),
     }
     let probe = format!("cvbprobe{}", std::process::id());
     let made = ip(&["netns", "add", &probe]);
