@@ -66,7 +66,11 @@ fn building() -> Building {
     // Reloads of the sites list follow each other at once here.
     Building::start(
         specs,
-        &[("EMERGENCY_ROUTE", &emergency), ("RELOAD_DELTA", "0")],
+        &[
+            ("EMERGENCY_ROUTE", &emergency),
+            ("RELOAD_DELTA", "0"),
+            ("RETRY_AFTER", "17"),
+        ],
     )
 }
 
@@ -399,9 +403,10 @@ fn emergency_a_site_down_and_the_building_restarted() {
     // Refused at once, normally; a connection the building had not yet seen
     // closed times out first (the building's 8 s transaction timer).
     let r = a.call_expect_final(&mut down, 503, UNREACHABLE);
-    assert!(
-        r.header("Retry-After").is_some(),
-        "503 with Retry-After:\n{}",
+    assert_eq!(
+        r.header("Retry-After"),
+        Some("17"),
+        "the building's 503 with its Retry-After:\n{}",
         r.dump()
     );
     b.site_mut("72").restart();
@@ -458,7 +463,19 @@ fn emergency_a_site_down_and_the_building_restarted() {
     a.bye(call.dialog());
     b21.expect_method("BYE", "the BYE", T);
 
-    // 5. A stranger (an address in the building that is no site) gets 403 and
+    // 5. Site 72's address accepts connections but nothing answers (its switch
+    // is gone, something else holds the port): after the building's transaction
+    // timer, the caller gets 503 with Retry-After too.
+    b.site_mut("72").sw.stop();
+    let at = (b.site("72").ip, building::SIP_PORT);
+    let silent = building::in_netns(&b.site("72").ns, move || std::net::TcpListener::bind(at))
+        .unwrap_or_else(|e| panic!("a silent listener at site 72: {e}"));
+    let mut lost = a.call_start("7221", &sdp_at("21", a.local_addr()));
+    let r = a.call_expect_final(&mut lost, 503, UNREACHABLE);
+    assert_eq!(r.header("Retry-After"), Some("17"), "{}", r.dump());
+    drop(silent);
+
+    // 6. A stranger (an address in the building that is no site) gets 403 and
     // reaches nobody.
     let mut stranger = Ua::with_socket(
         b.building_socket(0),
@@ -466,7 +483,7 @@ fn emergency_a_site_down_and_the_building_restarted() {
         "stranger",
         "unused",
     );
-    let ex = stranger.message_exchange("7221", "text/plain", b"let me in");
+    let ex = stranger.message_exchange("7321", "text/plain", b"let me in");
     assert_eq!(
         ex.status(),
         403,
@@ -474,7 +491,7 @@ fn emergency_a_site_down_and_the_building_restarted() {
         ex.response.as_ref().map(Msg::dump)
     );
     assert!(
-        fenced_request(&b21, "MESSAGE").is_none(),
+        fenced_request(&c21, "MESSAGE").is_none(),
         "a stranger's text reached a phone"
     );
 }
