@@ -1303,6 +1303,13 @@ impl<'f> Parser<'f> {
             }
             lines.insert(l.number, l);
         }
+        // The numbers the other sections may name: the extension sections, or, in a
+        // file without any, the built-in extensions it keeps (with_builtin_lines).
+        let known: std::collections::BTreeSet<u16> = if lines.is_empty() && plan == Plan::TwoDigit {
+            BUILTIN_EXTENSIONS.collect()
+        } else {
+            lines.keys().copied().collect()
+        };
         let mut groups = BTreeMap::new();
         for (lineno, n, members) in &self.groups {
             let key = Some(format!("[groups] {n}"));
@@ -1313,7 +1320,7 @@ impl<'f> Parser<'f> {
                     format!("{n} cannot be a group number in the {plan} plan"),
                 ));
             }
-            if let Some(m) = members.iter().find(|m| !lines.contains_key(m)) {
+            if let Some(m) = members.iter().find(|m| !known.contains(m)) {
                 return Err(self.err(*lineno, key, format!("member {m} has no [{m}] section")));
             }
             if groups.insert(*n, members.clone()).is_some() {
@@ -1364,7 +1371,7 @@ impl<'f> Parser<'f> {
             // may well have an extension 112.
             upstream.emergency.retain(|e| {
                 !e.parse::<u16>()
-                    .is_ok_and(|n| lines.contains_key(&n) || groups.contains_key(&n))
+                    .is_ok_and(|n| known.contains(&n) || groups.contains_key(&n))
                     && !speed.contains_key(e)
             });
         }
@@ -1373,7 +1380,7 @@ impl<'f> Parser<'f> {
             let clash = e
                 .parse::<u16>()
                 .ok()
-                .filter(|n| lines.contains_key(n) || groups.contains_key(n));
+                .filter(|n| known.contains(n) || groups.contains_key(n));
             if let Some(n) = clash {
                 return Err(self.err(
                     self.upstream_lines.get("emergency").copied().unwrap_or(0),
@@ -1399,7 +1406,7 @@ impl<'f> Parser<'f> {
         if let Some(t) = &u.emergency_local {
             let ok = t
                 .parse::<u16>()
-                .is_ok_and(|n| lines.contains_key(&n) || groups.contains_key(&n));
+                .is_ok_and(|n| known.contains(&n) || groups.contains_key(&n));
             if !ok {
                 return Err(self.err(
                     self.upstream_lines
@@ -1416,7 +1423,7 @@ impl<'f> Parser<'f> {
             let key = Some(format!("[runstate {name}]"));
             let unknown = state
                 .numbers()
-                .find(|n| !lines.contains_key(n))
+                .find(|n| !known.contains(n))
                 .map(|n| format!("{n} is not a configured extension"))
                 .or_else(|| {
                     state.groups.iter().find_map(|(g, members)| {
@@ -1425,7 +1432,7 @@ impl<'f> Parser<'f> {
                         } else {
                             members
                                 .iter()
-                                .find(|m| !lines.contains_key(m))
+                                .find(|m| !known.contains(m))
                                 .map(|m| format!("group {g}: member {m} has no [{m}] section"))
                         }
                     })
@@ -1433,7 +1440,7 @@ impl<'f> Parser<'f> {
                 .or_else(|| {
                     state.coverage.iter().find_map(|(n, list)| {
                         list.iter()
-                            .find(|m| **m == *n || !lines.contains_key(m))
+                            .find(|m| **m == *n || !known.contains(m))
                             .map(|m| {
                                 format!("coverage of {n}: {m} must be another configured extension")
                             })
@@ -1941,5 +1948,22 @@ mod tests {
         assert_eq!(c.lines.len(), 10);
         assert!(c.lines.values().all(|l| l.secret.is_some()));
         assert!(!format!("{:?}", c.lines[&10]).contains("s10"));
+    }
+
+    #[test]
+    fn a_file_without_extension_sections_may_name_the_builtin_ones() {
+        let text = "[groups]\n700 = 12 13\n[runstate night]\nforward.10 = 19\ndnd.11 = on\n\
+                    group.700 = 18 19\n";
+        let c = parse(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_builtin_lines(|n| format!("s{n}"))
+            .expect("builtin lines");
+        assert_eq!(c.groups[&700], vec![12, 13]);
+        assert!(c.runstates.contains_key("night"));
+        assert_eq!(c.lines.len(), 10);
+        // Numbers outside them are still refused, and a file with extension
+        // sections names only its own.
+        assert!(parse("[runstate night]\ndnd.20 = on\n").is_err());
+        assert!(parse("[12]\nsecret = x\n[runstate night]\ndnd.11 = on\n").is_err());
     }
 }

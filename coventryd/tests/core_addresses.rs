@@ -103,6 +103,49 @@ fn busy_lamp_notifies_name_the_address_the_subscriber_reaches() {
     );
 }
 
+/// Listening on 0.0.0.0:5060, a phone elsewhere on port 5060 (as most desk
+/// phones and every SIP server listen) is someone else, not the switch: the
+/// caller's BYE reaches the callee instead of a 481 from the switch.
+#[test]
+fn a_bye_reaches_a_phone_on_another_host_at_the_switchs_own_port() {
+    let mut lab = lab();
+    let caller = phone(21);
+    let sent = lab.authed_at(caller, "21", "INVITE", |auth, cseq| {
+        format!(
+            "INVITE sip:35@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {caller};branch=z9hG4bKinv{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:21@test>;tag=a\r\nTo: <sip:35@test>\r\nCall-ID: far5060\r\n\
+             CSeq: {cseq} INVITE\r\nContact: <sip:21@{caller}>\r\n{auth}\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    });
+    let inv = sent_to(&sent, phone(35));
+    assert_eq!(inv.len(), 1, "{sent:?}");
+    let ok = respond(inv[0], 200, "b", 5060, SDP).replace("127.0.0.1:5060", "192.0.2.35:5060");
+    let answered = lab.feed_at(phone(35), &ok);
+    let ok = sent_to(&answered, caller);
+    assert_eq!(ok.len(), 1, "{answered:?}");
+    assert_eq!(status(ok[0]), 200);
+    let routes: Vec<&str> = ok[0]
+        .lines()
+        .filter_map(|l| l.strip_prefix("Record-Route: "))
+        .collect();
+    let bye = format!(
+        "BYE sip:35@192.0.2.35:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {caller};branch=z9hG4bKbye\r\n\
+         Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=a\r\nTo: <sip:35@test>;tag=b\r\n\
+         Call-ID: far5060\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n",
+        routes.join(", ")
+    );
+    let sent = lab.feed_at(caller, &bye);
+    assert!(
+        sent_to(&sent, caller).iter().all(|m| status(m) != 481),
+        "{sent:?}"
+    );
+    let relayed = sent_to(&sent, phone(35));
+    assert_eq!(relayed.len(), 1, "the BYE goes on to 35: {sent:?}");
+    assert!(relayed[0].starts_with("BYE sip:35@192.0.2.35:5060 SIP/2.0\r\n"));
+}
+
 /// Every entry of every `name` header of `msg`, top first.
 fn entries(msg: &str, name: &str) -> Vec<String> {
     msg.split("\r\n\r\n")

@@ -92,6 +92,11 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Print nothing on standard output (for cron and scripts): errors still go
+    /// to standard error and the exit status is the same.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// Seconds to wait for the daemon's result of a command (decimals allowed).
     #[arg(
         long,
@@ -123,6 +128,16 @@ pub enum CliCommand {
     /// gone, or its heartbeat is older than 3 seconds (the last known state is still
     /// printed, flagged as stale).
     Status,
+
+    /// Check that the switch is healthy, for monitoring and cron: the daemon
+    /// runs and every configured upstream route is connected.
+    ///
+    /// Exits 0 (printing one line, none with --quiet) when all is well; 1 with one
+    /// line per problem on standard error (a route connecting, reconnecting or
+    /// down, with its last error) otherwise; 3 when the daemon is not running. Fit
+    /// for a systemd ExecCondition, a Nagios-style check or `pbxctl -q health ||
+    /// alert`.
+    Health,
 
     /// List registered contacts: extension, name, contact, source, user agent, the
     /// digest algorithm it registered with (AUTH), expiry.

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod daemon;
 pub mod error;
 pub mod exts;
+pub mod health;
 pub mod legacy;
 pub mod output;
 pub mod records;
@@ -31,9 +32,10 @@ use output::Out;
 pub fn run(cli: Cli) -> Result<(), Error> {
     let g = &cli.global;
     let dir = daemon::runtime_dir(g.runtime_dir.as_deref());
-    let mut out = Out::stdout(g.json);
+    let mut out = Out::stdout(g.json, g.quiet);
     match cli.command {
         CliCommand::Status => status::run(&mut out, &dir),
+        CliCommand::Health => health::run(&mut out, &dir),
         CliCommand::Regs { ext } => regs::run(&mut out, &dir, ext),
         CliCommand::Calls { ext } => calls::run(&mut out, &dir, ext),
         CliCommand::Exts => exts::run(&mut out, &dir),

@@ -14,6 +14,8 @@ pub struct Out {
     pub colour: bool,
     /// `--json`: machine output.
     pub json: bool,
+    /// `--quiet`: nothing on stdout (errors still go to stderr).
+    pub quiet: bool,
 }
 
 /// ANSI styles pbxctl uses.
@@ -57,7 +59,7 @@ pub fn colour_allowed(tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 
 impl Out {
     /// Standard output, with presentation decided from the environment.
-    pub fn stdout(json: bool) -> Out {
+    pub fn stdout(json: bool, quiet: bool) -> Out {
         let stdout = std::io::stdout();
         let tty = stdout.is_terminal();
         let colour = colour_allowed(tty, std::env::var_os("NO_COLOR").as_deref());
@@ -66,11 +68,15 @@ impl Out {
             tty,
             colour,
             json,
+            quiet,
         }
     }
 
     /// Write `text` and a newline, then flush (pbxctl is used in pipes).
     pub fn line(&mut self, text: &str) -> Result<(), Error> {
+        if self.quiet {
+            return Ok(());
+        }
         let mut lock = self.stdout.lock();
         lock.write_all(text.as_bytes())
             .and_then(|()| lock.write_all(b"\n"))
@@ -160,7 +166,10 @@ impl Out {
 
 /// Print `pbxctl: MESSAGE` on stderr (ignoring a closed stderr).
 pub fn warn(message: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "pbxctl: {message}");
+    let mut err = std::io::stderr().lock();
+    for line in message.lines() {
+        let _ = writeln!(err, "pbxctl: {line}");
+    }
 }
 
 /// Local wall-clock time of `ms` (since the epoch) as `HH:MM:SS.mmm`.

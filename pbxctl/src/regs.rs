@@ -18,6 +18,10 @@ pub struct Reg {
     pub name: String,
     /// The contact.
     pub contact: ContactView,
+    /// The extension's lines in use (its registered contacts).
+    pub in_use: usize,
+    /// The extension's lines (`lines`: contacts it may have at once).
+    pub lines: u8,
 }
 
 impl Reg {
@@ -38,6 +42,8 @@ impl Reg {
             "registered_ms": self.contact.registered_ms,
             "expires_ms": self.contact.expires_ms,
             "expires_in": self.expires_in(now_ms),
+            "lines_in_use": self.in_use,
+            "lines": self.lines,
         })
     }
 }
@@ -48,11 +54,13 @@ pub fn collect(snap: &Snapshot, only: Option<u16>) -> Vec<Reg> {
         .into_iter()
         .filter(|e| only.is_none_or(|n| n == e.number))
         .flat_map(|e| {
-            let (ext, name) = (e.number, e.name);
+            let (ext, name, lines, in_use) = (e.number, e.name, e.lines, e.contacts.len());
             e.contacts.into_iter().map(move |contact| Reg {
                 ext,
                 name: name.clone(),
                 contact,
+                in_use,
+                lines,
             })
         })
         .collect()
@@ -84,6 +92,7 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
     let mut table = out.table(&[
         "EXT",
         "NAME",
+        "LINES",
         "CONTACT",
         "SOURCE",
         "USER AGENT",
@@ -94,6 +103,7 @@ pub fn run(out: &mut Out, dir: &Path, only: Option<u16>) -> Result<(), Error> {
         table.add_row(vec![
             r.ext.to_string(),
             display_safe(&r.name),
+            format!("{}/{}", r.in_use, r.lines),
             display_safe(&r.contact.uri),
             display_safe(&r.contact.source),
             display_safe(&r.contact.user_agent),

@@ -358,7 +358,7 @@ fn regs_lists_contacts_as_table_and_json() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["EXT", "NAME", "CONTACT", "SOURCE", "USER", "AGENT", "AUTH", "EXPIRES"]
+        ["EXT", "NAME", "LINES", "CONTACT", "SOURCE", "USER", "AGENT", "AUTH", "EXPIRES"]
     );
     assert!(lines[1].trim_start().starts_with("21"), "{s}");
     assert!(lines[1].contains("Reception") && lines[1].contains("sip:21@192.0.2.10:5060"));

@@ -56,6 +56,9 @@ pub enum Unregistration {
     Released = 2,
     /// Its extension left the configuration.
     Removed = 3,
+    /// A new registration from the same address took its line (the phone came
+    /// back with another contact, as after a reboot).
+    Replaced = 4,
 }
 
 impl Unregistration {
@@ -64,6 +67,7 @@ impl Unregistration {
             0 => Unregistration::ByPhone,
             1 => Unregistration::Expired,
             2 => Unregistration::Released,
+            4 => Unregistration::Replaced,
             _ => Unregistration::Removed,
         }
     }
@@ -75,6 +79,7 @@ impl Unregistration {
             Unregistration::Expired => "expired",
             Unregistration::Released => "released",
             Unregistration::Removed => "removed",
+            Unregistration::Replaced => "replaced",
         }
     }
 }

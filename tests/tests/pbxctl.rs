@@ -327,3 +327,87 @@ fn message_all_answers_within_its_timeout_with_a_silent_phone() {
         show(&o)
     );
 }
+
+/// For cron: `-q` prints nothing on success and keeps the exit status; errors
+/// still reach stderr.
+#[test]
+fn quiet_prints_nothing_on_success_and_keeps_errors_and_codes() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let mut phone = Ua::ext(sw.addr(), 22);
+    phone.register(300);
+    let o = sw.pbxctl(&["-q", "message", "all", "shutdown at 5"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    assert_eq!(phone.expect_request("the text", T).text(), "shutdown at 5");
+    for args in [&["-q", "status"][..], &["--quiet", "regs"], &["exts", "-q"]] {
+        let o = sw.pbxctl(args);
+        assert_eq!(code(&o), 0, "pbxctl {args:?}: {}", show(&o));
+        assert!(o.stdout.is_empty(), "pbxctl {args:?}: {}", show(&o));
+    }
+    let o = sw.pbxctl(&["-q", "message", "21", "offline"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    assert!(!o.stderr.is_empty(), "the failure is told: {}", show(&o));
+}
+
+/// `health`: 0 when the daemon runs and every route is connected, 1 with one
+/// line per problem otherwise, 3 when it is not running.
+#[test]
+fn health_says_whether_the_switch_and_its_routes_are_up() {
+    let mut alone = Switch::start(&Conf::new(&[21]).build());
+    let o = alone.pbxctl(&["health"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("ok: "),
+        "{}",
+        show(&o)
+    );
+    let o = alone.pbxctl(&["-q", "health"]);
+    assert_eq!(
+        (code(&o), o.stdout.len(), o.stderr.len()),
+        (0, 0, 0),
+        "{}",
+        show(&o)
+    );
+    alone.stop();
+    let o = alone.pbxctl_bounded(&["health"], Duration::from_secs(20));
+    assert_eq!(code(&o), 3, "{}", show(&o));
+
+    // A route that answers (a listening socket: the kernel completes the
+    // connection) and one that refuses.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = up.local_addr().unwrap().port();
+    let down_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let conf = Conf::new(&[21])
+        .section("upstream", &format!("route = 127.0.0.1:{up_port}"))
+        .section("upstream", &format!("sms_route = 127.0.0.1:{down_port}"))
+        .build();
+    let sw = Switch::start(&conf);
+    let routes_known = coventry_tests::poll_until(Duration::from_secs(20), || {
+        let o = sw.pbxctl(&["status", "--json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).ok()?;
+        let states: Vec<String> = v["upstream"]
+            .as_array()?
+            .iter()
+            .map(|r| r["state"].as_str().unwrap_or("").to_string())
+            .collect();
+        (states.len() == 2 && states[0] == "connected" && states[1] != "connecting").then_some(())
+    });
+    assert!(routes_known.is_some(), "the routes never settled");
+    let o = sw.pbxctl(&["-q", "health"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line per problem: {err}");
+    assert!(
+        lines[0].contains(&format!("127.0.0.1:{down_port}")) && lines[0].contains("sms"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&sw.pbxctl(&["health", "--json"]).stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    drop(up);
+}

@@ -490,3 +490,61 @@ fn regs_and_the_state_block_show_each_registrations_algorithm() {
         "{w}"
     );
 }
+
+/// With every line taken (`lines = 2`), a third phone at another address is
+/// refused with a reason instead of pushing a working phone out; the same
+/// phone back on a new port takes its own line; `pbxctl regs` shows the lines
+/// in use.
+#[test]
+fn a_full_line_refuses_a_third_phone_and_lets_a_rebooted_one_back() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let at = |ip: &str| {
+        let sock = std::net::UdpSocket::bind((ip, 0)).expect("bind");
+        Ua::with_socket(sock, sw.addr(), "21", &secret(21))
+    };
+    let mut desk = at("127.0.0.1");
+    let mut soft = at("127.0.0.2");
+    desk.register(300);
+    soft.register(300);
+    sw.wait_contacts(21, &[desk.contact_uri(), soft.contact_uri()]);
+
+    let mut third = at("127.0.0.3");
+    let ex = third.register_exchange(Some(300), None);
+    assert_eq!(ex.status(), 403, "{}", ex.response().dump());
+    assert!(
+        ex.response()
+            .summary()
+            .contains("all 2 lines of 21 are in use"),
+        "{}",
+        ex.response().dump()
+    );
+    // Nothing moved: both phones still have their lines.
+    sw.wait_contacts(21, &[desk.contact_uri(), soft.contact_uri()]);
+    assert!(
+        sw.log().contains("refused: all 2 line(s) in use"),
+        "the refusal is logged: {}",
+        sw.log()
+    );
+
+    // The desk phone rebooted: same address, new port.
+    let mark = sw.mark();
+    let mut rebooted = at("127.0.0.1");
+    rebooted.register(300);
+    sw.wait_contacts(21, &[soft.contact_uri(), rebooted.contact_uri()]);
+    let old = desk.contact_uri();
+    sw.expect_event_after(
+        mark,
+        "the old desk contact replaced",
+        |e| {
+            matches!(e, Event::Unregistered { ext: 21, contact, why: Unregistration::Replaced }
+                if *contact == old)
+        },
+        T,
+    );
+    let regs = String::from_utf8_lossy(&sw.pbxctl(&["regs", "21"]).stdout).to_string();
+    assert!(
+        regs.lines().next().is_some_and(|h| h.contains("LINES")),
+        "{regs}"
+    );
+    assert_eq!(regs.matches(" 2/2 ").count(), 2, "{regs}");
+}

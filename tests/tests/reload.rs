@@ -1,7 +1,8 @@
 //! Reloading the configuration (SIGHUP and `pbxctl reload`): new lines work at
 //! once, removed lines lose their registrations, a broken file is refused with its
 //! place named and the running configuration kept, what only a restart can change
-//! is refused whole, and a change in each section applies.
+//! is refused whole, and a change in each section applies ([hooks]: the new hook
+//! runs and the old one no longer does).
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::event::{Event, Unregistration};
@@ -144,8 +145,7 @@ fn a_change_in_every_section_applies_at_a_reload() {
     let mut p36 = Ua::ext(sw.addr(), 36);
     p36.register(300);
     // One change in each section coventry.conf(5) describes (the dial plan,
-    // listen, [upstream] and the lines have tests of their own; [hooks] has none
-    // yet).
+    // listen, [upstream], [hooks] and the lines have tests of their own).
     let new = Conf::new(&[21, 35, 36])
         .group(100, &[35, 36])
         .section("calls", "max_per_line = 1")
@@ -216,4 +216,64 @@ fn a_change_in_every_section_applies_at_a_reload() {
     }
     coventry_tests::poll_until(T, || rotated.exists().then_some(()))
         .unwrap_or_else(|| panic!("records.jsonl never rotated at 4096 bytes"));
+}
+
+/// A hook directory (0700) whose `register` hook appends what it gets (one JSON
+/// line) to `register.out` in it.
+fn register_recorder(parent: &std::path::Path, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let hook = dir.join("register");
+    let out = dir.join("register.out");
+    std::fs::write(&hook, format!("#!/bin/sh\ncat >> '{}'\n", out.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The extensions whose registration the hook in `dir` recorded.
+fn recorded_exts(dir: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(dir.join("register.out"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["ext"].as_u64())
+        .collect()
+}
+
+#[test]
+fn a_changed_hook_applies_at_a_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = register_recorder(tmp.path(), "old");
+    let new = register_recorder(tmp.path(), "new");
+    // One hook at a time: the switch's own hooks run in the order of their events.
+    let conf = |dir: &std::path::Path| {
+        Conf::new(&[21, 22, 23])
+            .section("hooks", &format!("dir = {}", dir.display()))
+            .section("hooks", "max_running = 1")
+            .build()
+    };
+    let sw = Switch::start(&conf(&old));
+    Ua::ext(sw.addr(), 21).register(300);
+    coventry_tests::poll_until(T, || recorded_exts(&old).contains(&21).then_some(()))
+        .unwrap_or_else(|| panic!("the old hook never ran: {:?}", recorded_exts(&old)));
+
+    std::fs::write(config_path(&sw), conf(&new)).unwrap();
+    let out = sw.pbxctl(&["reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 22 registers (the event the old hook would have run for), then 23; once the
+    // new hook has recorded 23, the run for 22 is over, whichever hook it was.
+    Ua::ext(sw.addr(), 22).register(300);
+    Ua::ext(sw.addr(), 23).register(300);
+    coventry_tests::poll_until(T, || recorded_exts(&new).contains(&23).then_some(()))
+        .unwrap_or_else(|| panic!("the new hook never ran: {:?}", recorded_exts(&new)));
+    assert_eq!(recorded_exts(&new), [22, 23], "the new hook runs");
+    assert_eq!(recorded_exts(&old), [21], "the old hook no longer runs");
 }

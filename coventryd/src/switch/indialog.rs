@@ -204,21 +204,6 @@ impl Switch {
         self.relay_statelessly(from, dest, req, f, ours);
     }
 
-    /// Whether `addr` is the switch's own listening address: on an unspecified
-    /// listen address, one of the host's addresses (a loopback one, or one the
-    /// kernel would send from to reach it) with our port. Another host on the
-    /// same port (a building's Kamailio on 5060 while we listen on
-    /// 0.0.0.0:5060) is not us.
-    fn is_own_addr(&self, addr: std::net::SocketAddr) -> bool {
-        if addr.port() != self.local.port() {
-            return false;
-        }
-        let ip = addr.ip();
-        ip == self.local.ip()
-            || (self.local.ip().is_unspecified()
-                && (ip.is_loopback() || ip.is_unspecified() || self.route_ip(ip) == ip))
-    }
-
     /// CSeq per side; a BYE ends an answered call.
     fn track_call_dialog(
         &mut self,

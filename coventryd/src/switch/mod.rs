@@ -884,6 +884,20 @@ impl Switch {
         }
     }
 
+    /// Whether `addr` is the switch itself: its listening address, or with an
+    /// unspecified one (0.0.0.0) its port on any address of this host (a
+    /// loopback address, or one the kernel would send from to reach itself).
+    fn is_own_addr(&self, addr: SocketAddr) -> bool {
+        if addr == self.local {
+            return true;
+        }
+        let ip = addr.ip();
+        addr.port() == self.local.port()
+            && (ip == self.local.ip()
+                || (self.local.ip().is_unspecified()
+                    && (ip.is_loopback() || ip.is_unspecified() || self.route_ip(ip) == ip)))
+    }
+
     /// The local address that reaches `dest` (the shell's routing lookup,
     /// cached per destination), else the listening address.
     fn route_ip(&self, dest: std::net::IpAddr) -> std::net::IpAddr {

@@ -11,7 +11,7 @@ use crate::sip::digest::{claimed_username, parse_credentials};
 use crate::sip::digest::{Algorithm, Verdict};
 use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, serialize};
-use crate::switch::registrar::{ContactRequest, RegisterMeta};
+use crate::switch::registrar::{ContactRequest, Refusal, RegisterMeta};
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::MAX_CONTACTS;
 use std::net::SocketAddr;
@@ -374,10 +374,23 @@ impl Switch {
                 self.registrar.register(ext, max_contacts, &requests, &meta)
             }
         };
-        let Ok(changes) = changes else {
-            let retry: &[(&str, &str)] = &[("Retry-After", "1")];
-            let reason = Some("Server Internal Error (out of order)");
-            return self.answer(now_ms, r, 500, reason, retry);
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(Refusal::OutOfOrder) => {
+                let retry: &[(&str, &str)] = &[("Retry-After", "1")];
+                let reason = Some("Server Internal Error (out of order)");
+                return self.answer(now_ms, r, 500, reason, retry);
+            }
+            Err(Refusal::LinesFull { lines }) => {
+                log::info!(
+                    "{ext}: a registration from {} refused: all {lines} line(s) in use by phones \
+                     at other addresses ([{ext}] lines)",
+                    inc.from.addr()
+                );
+                self.counters.refused += 1;
+                let reason = format!("Forbidden (all {lines} lines of {ext} are in use)");
+                return self.answer(now_ms, r, 403, Some(&reason), &[]);
+            }
         };
         self.apply_changes(changes);
         self.counters.registers += 1;
@@ -394,9 +407,7 @@ impl Switch {
         if ip.is_multicast() || broadcast || ip.is_unspecified() {
             return Some("Forbidden (no phone has that contact address)");
         }
-        let own_ip = ip == self.local.ip()
-            || (self.local.ip().is_unspecified() && (ip.is_loopback() || self.route_ip(ip) == ip));
-        if own_ip && u.port_or_default() == self.local.port() {
+        if self.is_own_addr(SocketAddr::new(ip, u.port_or_default())) {
             return Some("Forbidden (that contact is the switch itself)");
         }
         None

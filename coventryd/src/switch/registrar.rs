@@ -86,6 +86,16 @@ pub struct ContactRequest {
 pub enum Refusal {
     /// An older CSeq for the same Call-ID (out of order).
     OutOfOrder,
+    /// Every line of the extension is taken by a phone at another address.
+    LinesFull {
+        /// The extension's lines.
+        lines: usize,
+    },
+}
+
+/// The IP address of an `address:port` text.
+fn ip_of(source: &str) -> Option<std::net::IpAddr> {
+    source.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 /// All bindings, by extension.
@@ -132,8 +142,12 @@ impl Registrar {
         self.bindings.values().map(Vec::len).sum()
     }
 
-    /// Apply one REGISTER for `ext` with at most `max_contacts` bindings. A new
-    /// contact beyond the limit replaces the binding closest to expiry.
+    /// Apply one REGISTER for `ext` with at most `max_contacts` bindings, all
+    /// of it or nothing. A new contact beyond the limit takes the line of a
+    /// binding registered from the same IP address (the same device back with a
+    /// new port or contact, as after a reboot); from anywhere else it is
+    /// refused ([`Refusal::LinesFull`]): a third phone never pushes a working
+    /// one out.
     pub fn register(
         &mut self,
         ext: u16,
@@ -141,7 +155,7 @@ impl Registrar {
         requests: &[ContactRequest],
         meta: &RegisterMeta<'_>,
     ) -> Result<Vec<Change>, Refusal> {
-        let list = self.bindings.entry(ext).or_default();
+        let mut list = self.bindings.get(&ext).cloned().unwrap_or_default();
         // RFC 3261 10.3 step 7: same Call-ID with a CSeq not higher is out of order.
         for r in requests {
             if let Some(b) = list.iter().find(|b| b.uri == r.uri) {
@@ -150,7 +164,11 @@ impl Registrar {
                 }
             }
         }
+        let lines = max_contacts.max(1);
+        let from_ip = ip_of(meta.source);
         let mut changes = Vec::new();
+        // Contacts this request set: never the ones a later contact of it replaces.
+        let mut touched: Vec<&str> = Vec::new();
         for r in requests {
             let pos = list.iter().position(|b| b.uri == r.uri);
             match (pos, r.expires) {
@@ -164,6 +182,7 @@ impl Registrar {
                 }
                 (None, 0) => {}
                 (Some(i), secs) => {
+                    touched.push(&r.uri);
                     let b = &mut list[i];
                     b.expires_ms = meta.now_ms + u64::from(secs) * 1000;
                     b.call_id = meta.call_id.to_string();
@@ -176,18 +195,28 @@ impl Registrar {
                     changes.push(Change::Refreshed { ext });
                 }
                 (None, secs) => {
-                    if list.len() >= max_contacts.max(1) {
-                        if let Some((i, _)) =
-                            list.iter().enumerate().min_by_key(|(_, b)| b.expires_ms)
-                        {
-                            let b = list.remove(i);
-                            changes.push(Change::Removed {
-                                ext,
-                                uri: b.uri,
-                                why: Unregistration::Removed,
-                            });
-                        }
+                    if list.len() >= lines {
+                        let same_device = list
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, b)| {
+                                from_ip.is_some()
+                                    && ip_of(&b.source) == from_ip
+                                    && !touched.contains(&b.uri.as_str())
+                            })
+                            .min_by_key(|(_, b)| b.expires_ms)
+                            .map(|(i, _)| i);
+                        let Some(i) = same_device else {
+                            return Err(Refusal::LinesFull { lines });
+                        };
+                        let b = list.remove(i);
+                        changes.push(Change::Removed {
+                            ext,
+                            uri: b.uri,
+                            why: Unregistration::Replaced,
+                        });
                     }
+                    touched.push(&r.uri);
                     list.push(Binding {
                         uri: r.uri.clone(),
                         source: meta.source.to_string(),
@@ -208,6 +237,8 @@ impl Registrar {
         }
         if list.is_empty() {
             self.bindings.remove(&ext);
+        } else {
+            self.bindings.insert(ext, list);
         }
         Ok(changes)
     }
@@ -318,19 +349,63 @@ mod tests {
         assert_eq!(r.binding_count(), 0);
     }
 
+    fn meta_from<'a>(source: &'a str, call_id: &'a str) -> RegisterMeta<'a> {
+        RegisterMeta {
+            source,
+            ..meta(call_id, 1, 0)
+        }
+    }
+
     #[test]
-    fn limit_replaces_oldest_and_expiry() {
+    fn a_full_line_is_refused_to_another_address_and_taken_by_the_same_one() {
         let mut r = Registrar::new();
-        r.register(21, 2, &[req("sip:a", 10)], &meta("1", 1, 0))
+        r.register(21, 2, &[req("sip:a", 10)], &meta_from("10.0.0.1:5060", "1"))
             .expect("ok");
-        r.register(21, 2, &[req("sip:b", 20)], &meta("2", 1, 0))
+        r.register(21, 2, &[req("sip:b", 20)], &meta_from("10.0.0.2:5060", "2"))
             .expect("ok");
+        // A third phone elsewhere: refused, nothing changes.
+        assert_eq!(
+            r.register(21, 2, &[req("sip:c", 30)], &meta_from("10.0.0.3:5060", "3")),
+            Err(Refusal::LinesFull { lines: 2 })
+        );
+        let uris = |r: &Registrar| -> Vec<String> {
+            r.contacts(21).iter().map(|b| b.uri.clone()).collect()
+        };
+        assert_eq!(uris(&r), vec!["sip:a", "sip:b"]);
+        // Phone a rebooted (same address, new port and contact): it takes its
+        // own line back.
         let c = r
-            .register(21, 2, &[req("sip:c", 30)], &meta("3", 1, 0))
+            .register(
+                21,
+                2,
+                &[req("sip:a2", 30)],
+                &meta_from("10.0.0.1:5062", "4"),
+            )
             .expect("ok");
-        assert_eq!(c.len(), 2);
-        let uris: Vec<_> = r.contacts(21).iter().map(|b| b.uri.as_str()).collect();
-        assert_eq!(uris, vec!["sip:b", "sip:c"]);
+        assert!(matches!(
+            &c[..],
+            [
+                Change::Removed {
+                    why: Unregistration::Replaced,
+                    ..
+                },
+                Change::Added { .. }
+            ]
+        ));
+        assert_eq!(uris(&r), vec!["sip:b", "sip:a2"]);
+        // A REGISTER that cannot fit all its contacts changes nothing (b's
+        // removal in it included): h may not take the line g just took.
+        assert_eq!(
+            r.register(
+                21,
+                2,
+                &[req("sip:b", 0), req("sip:g", 30), req("sip:h", 30)],
+                &meta_from("10.0.0.9:5060", "5")
+            ),
+            Err(Refusal::LinesFull { lines: 2 })
+        );
+        assert_eq!(uris(&r), vec!["sip:b", "sip:a2"]);
+        assert_eq!(r.contacts(21)[0].expires_ms, 20_000);
         assert_eq!(r.next_expiry(), Some(20_000));
         let gone = r.expire(20_000);
         assert_eq!(gone.len(), 1);

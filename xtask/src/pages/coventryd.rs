@@ -325,9 +325,9 @@ Errors are logged on standard error; a configuration error names the file, line,
 section and key (\fIFILE\fR:\fILINE\fR: [\fISECTION\fR] \fIKEY\fR: \fImessage\fR).
 .SH EXAMPLES
 .EX
-coventryd \-\-check\-config \-c /etc/coventry.conf
-coventryd \-c /etc/coventry.conf
-COVENTRY_RUNTIME_DIR=/tmp/pbx coventryd \-\-listen 127.0.0.1:0
+coventryd \-\-check\-config
+coventryd
+COVENTRY_RUNTIME_DIR=$(mktemp \-d) coventryd \-\-listen 127.0.0.1:0
 .EE
 .SH "SEE ALSO"
 .BR pbxctl (1),

@@ -27,7 +27,7 @@ does the same with pbxctl's options and statuses.
 .SH EXAMPLES
 .EX
 pbx\-message \-\-subject Notice shutdown at 5
-pbx\-message \-\-to 21 \-\-quiet "call reception" || echo "not delivered"
+pbx\-message \-\-to 11 \-\-quiet "call reception" || echo "not delivered"
 .EE
 .SH "SEE ALSO"
 .BR pbxctl (1),
@@ -50,9 +50,9 @@ invoked through a link named
 .BR pbx\-registry .
 .SH EXAMPLES
 .EX
-pbx\-registry 21
-pbx\-registry 21 forward 35
-pbx\-registry \-\-message 21 && pbx\-message \-\-to 21 "your car is ready"
+pbx\-registry 11
+pbx\-registry 11 forward 12
+pbx\-registry \-\-message 11 && pbx\-message \-\-to 11 "your car is ready"
 .EE
 .SH "SEE ALSO"
 .BR pbxctl (1),
@@ -74,6 +74,18 @@ This is
 invoked through a link named
 .BR pbx\-runstate .
 .SH EXAMPLES
+A night state in
+.IR /etc/coventry.conf ,
+on the built\-in extensions:
+.PP
+.EX
+[runstate night]
+; calls for 10 ring 11 at night
+forward.10 = 11
+.EE
+.PP
+and the cron job that puts it in force:
+.PP
 .EX
 # /etc/cron.d/coventry: night ringing on weekdays from 18:00 to 08:00
 0 18 * * 1\-5  coventry  pbx\-runstate night

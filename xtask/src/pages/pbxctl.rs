@@ -216,8 +216,8 @@ A shell script can do the same with \fBecho "#42 reload" > /run/coventry/control
 \fBpbxctl watch\fR.
 .PP
 \fB\-\-until\fR \fIHH:MM\fR and \fB\-\-for\fR \fIDURATION\fR become
-\fBuntil=\fR\fIUNIX\fR, seconds since the epoch: \fBpbxctl forward 21 35 \-\-for 2h\fR
-writes \fB#\fR\fIID\fR \fBforward 21 35 always until=\fR\fIT\fR with \fIT\fR two hours
+\fBuntil=\fR\fIUNIX\fR, seconds since the epoch: \fBpbxctl forward 11 12 \-\-for 2h\fR
+writes \fB#\fR\fIID\fR \fBforward 11 12 always until=\fR\fIT\fR with \fIT\fR two hours
 from now (rounded up to a whole second); \fB\-\-until 17:00\fR is 17:00 local time
 (\fBTZ\fR) today, or tomorrow when it has passed.
 "##;
@@ -266,23 +266,23 @@ owner. A refusal says why and exits with status 1.
 .SH EXAMPLES
 .EX
 pbxctl status
-pbxctl regs 21
+pbxctl regs 11
 pbxctl exts
 pbxctl calls
-pbxctl hangup 21
+pbxctl hangup 11
 pbxctl calls \-\-json | jq '.[] | select(.state == "ringing" and .rings >= 5)'
 pbxctl message all "Dinner is ready"
-pbxctl forward 21 35
-pbxctl forward 21 35 \-\-no\-answer
-pbxctl forward 21 off
-pbxctl dnd 21 on \-\-until 17:00
-pbxctl forward 21 35 \-\-busy \-\-for 1h30m
-pbxctl dial 21 35
-pbxctl speed 12 0123456789
-pbxctl why 21
-pbxctl \-\-timeout 2 release 35 || echo "release failed: $?"
+pbxctl forward 11 12
+pbxctl forward 11 12 \-\-no\-answer
+pbxctl forward 11 off
+pbxctl dnd 11 on \-\-until 17:00
+pbxctl forward 11 12 \-\-busy \-\-for 1h30m
+pbxctl dial 11 12
+pbxctl speed 9 0123456789
+pbxctl why 11
+pbxctl \-\-timeout 2 release 12 || echo "release failed: $?"
 pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
-pbxctl watch \-\-duration 3600 >> /var/log/coventry\-events.log
+pbxctl watch \-\-duration 3600 >> ~/coventry\-events.log
 .EE
 .SH "SEE ALSO"
 .BR coventryd (8),
