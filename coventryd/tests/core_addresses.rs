@@ -3,7 +3,8 @@
 //! click-to-dial) carries the address the packet leaves from towards that peer,
 //! as the routing table says (simulated here; the shell asks the kernel). The
 //! end-to-end test with phones in a network namespace is in
-//! `tests/tests/addresses.rs`.
+//! `tests/tests/addresses.rs`. Listening on 0.0.0.0, another host on the same
+//! port (a building's Kamailio on 5060) is not the switch itself.
 
 mod common;
 
@@ -143,4 +144,71 @@ fn a_bye_reaches_a_phone_on_another_host_at_the_switchs_own_port() {
     let relayed = sent_to(&sent, phone(35));
     assert_eq!(relayed.len(), 1, "the BYE goes on to 35: {sent:?}");
     assert!(relayed[0].starts_with("BYE sip:35@192.0.2.35:5060 SIP/2.0\r\n"));
+}
+
+/// Every entry of every `name` header of `msg`, top first.
+fn entries(msg: &str, name: &str) -> Vec<String> {
+    msg.split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(", ").map(|e| e.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn an_in_dialog_request_to_another_host_on_our_port_is_relayed() {
+    // Listening on 0.0.0.0:5060 behind a building's Kamailio that also uses
+    // 5060 (and leaves the port out of its Record-Route, as Kamailio does for
+    // 5060): the ACK is for Kamailio, not for the switch itself.
+    let kam: SocketAddr = "192.0.2.200:5060".parse().expect("addr");
+    let conf = CONF.replace("listen = 127.0.0.1:5060", "listen = 0.0.0.0:5060")
+        + "[upstream]\nroute = 192.0.2.200:5060\n";
+    let lan = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) if v4.octets()[..3] == [192, 0, 2] => {
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        }
+        _ => None,
+    };
+    let mut lab =
+        Lab::listening(&conf, "0.0.0.0:5060".parse().expect("addr")).routed(Box::new(lan));
+    lab.register("21", 6021);
+    lab.sw.on_link(0, Some(kam));
+    lab.call_from("21", "0044123", "bldg1");
+    let inv = lab
+        .tcp
+        .iter()
+        .find(|(a, m)| *a == kam && m.starts_with("INVITE "))
+        .map(|(_, m)| m.clone())
+        .expect("the INVITE to the building");
+    let ok = respond(&inv, 200, "far", 7000, SDP).replacen(
+        "Record-Route: ",
+        "Record-Route: <sip:192.0.2.200;transport=tcp;lr>, ",
+        1,
+    );
+    let ok = lab.feed_tcp(kam, &ok);
+    let ok = to(&ok, 6021)[0].to_string();
+    let mut routes = entries(&ok, "Record-Route");
+    routes.reverse();
+    let ack = format!(
+        "ACK sip:far@192.0.2.7:7000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6021;branch=z9hG4bKack\r\n\
+         Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:21@test>;tag=caller\r\n\
+         To: <sip:0044123@test>;tag=far\r\nCall-ID: bldg1\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+        routes.join(", ")
+    );
+    let before = lab.tcp.len();
+    lab.feed(6021, &ack);
+    let relayed = &lab.tcp[before..];
+    assert_eq!(
+        relayed.len(),
+        1,
+        "the ACK goes to the building: {relayed:?}"
+    );
+    assert_eq!(relayed[0].0, kam);
+    assert!(
+        relayed[0].1.starts_with("ACK sip:far@192.0.2.7:7000"),
+        "{relayed:?}"
+    );
 }

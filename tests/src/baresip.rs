@@ -2,16 +2,18 @@
 //!
 //! Each [`Baresip`] gets a private configuration directory in a temporary directory
 //! (modules g711, ausine, aufile, account, menu, ctrl_tcp, contact), listens for SIP
-//! on a free port of 127.0.0.1 and is driven through its `ctrl_tcp` module: netstring
+//! on a free port of 127.0.0.1 (or on an address in a network namespace,
+//! [`Baresip::start_in_netns`]) and is driven through its `ctrl_tcp` module: netstring
 //! JSON commands on a free TCP port, with responses and events read by a thread.
 //! Every wait is bounded; the process is killed on drop (also on panic), and
 //! failure messages carry baresip's output.
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,9 +44,14 @@ pub fn baresip_bin() -> PathBuf {
 /// The `config` file of a baresip listening for SIP on `sip_port` and for control
 /// on `ctrl_port`, playing a sine and recording what it hears to `wav`.
 pub fn config_text(sip_port: u16, ctrl_port: u16, wav: &str) -> String {
+    config_text_at(IpAddr::from([127, 0, 0, 1]), sip_port, ctrl_port, wav)
+}
+
+/// [`config_text`] listening (SIP and control) on `ip`.
+pub fn config_text_at(ip: IpAddr, sip_port: u16, ctrl_port: u16, wav: &str) -> String {
     format!(
         "module_path /usr/lib/baresip/modules\n\
-         sip_listen 127.0.0.1:{sip_port}\n\
+         sip_listen {ip}:{sip_port}\n\
          audio_source ausine,440\n\
          ausrc_srate 48000\n\
          auplay_srate 48000\n\
@@ -60,7 +67,7 @@ pub fn config_text(sip_port: u16, ctrl_port: u16, wav: &str) -> String {
          module_app contact.so\n\
          module_app menu.so\n\
          module_app ctrl_tcp.so\n\
-         ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+         ctrl_tcp_listen {ip}:{ctrl_port}\n"
     )
 }
 
@@ -68,11 +75,24 @@ pub fn config_text(sip_port: u16, ctrl_port: u16, wav: &str) -> String {
 pub struct Baresip {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    ctrl: TcpStream,
+    ctrl: Option<TcpStream>,
     events: Arc<Mutex<Vec<Value>>>,
-    /// The SIP port it listens on (127.0.0.1).
+    /// The SIP port it listens on.
     pub sip_port: u16,
+    ip: IpAddr,
 }
+
+/// Where a baresip runs: on 127.0.0.1 here, or in a network namespace.
+struct Place {
+    /// `ip netns` name, when in a namespace.
+    ns: Option<String>,
+    ip: IpAddr,
+    sip_port: u16,
+    ctrl_port: u16,
+}
+
+/// Baresips started in namespaces by this process (their ports stay apart).
+static IN_NETNS: AtomicU16 = AtomicU16::new(0);
 
 impl Baresip {
     /// Start baresip with `accounts` as its accounts file (one line per account,
@@ -85,18 +105,49 @@ impl Baresip {
     /// `"Name" <sip:...>` per line; the first is the current contact, the one
     /// `message` texts).
     pub fn start_with_contacts(accounts: &str, contacts: &str) -> Baresip {
-        let dir = tempfile::Builder::new()
-            .prefix("coventry-baresip-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("tempdir: {e}"));
         let sip_port = free_udp_port();
         // baresip also listens for SIP over TLS on the SIP port + 1.
         let ctrl_port = std::iter::repeat_with(free_tcp_port)
             .take(100)
             .find(|&p| p != sip_port.wrapping_add(1))
             .unwrap_or_else(|| panic!("no free TCP port for ctrl_tcp"));
+        let place = Place {
+            ns: None,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            sip_port,
+            ctrl_port,
+        };
+        Baresip::launch(accounts, contacts, place)
+    }
+
+    /// Start baresip inside the network namespace `ns` (`ip netns` name),
+    /// listening on `ip` there (SIP and control, on ports of its own in that
+    /// namespace), with `accounts` as its accounts file. Its control connection
+    /// is made from inside the namespace.
+    pub fn start_in_netns(ns: &str, ip: IpAddr, accounts: &str) -> Baresip {
+        let n = IN_NETNS.fetch_add(1, Ordering::Relaxed) % 1000;
+        let place = Place {
+            ns: Some(ns.to_string()),
+            ip,
+            sip_port: 20_000 + n * 4,
+            ctrl_port: 20_002 + n * 4,
+        };
+        Baresip::launch(accounts, "", place)
+    }
+
+    fn launch(accounts: &str, contacts: &str, place: Place) -> Baresip {
+        let Place {
+            ns,
+            ip,
+            sip_port,
+            ctrl_port,
+        } = place;
+        let dir = tempfile::Builder::new()
+            .prefix("coventry-baresip-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
         let wav = dir.path().join("heard.wav");
-        let conf = config_text(sip_port, ctrl_port, &wav.display().to_string());
+        let conf = config_text_at(ip, sip_port, ctrl_port, &wav.display().to_string());
         std::fs::write(dir.path().join("config"), conf).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("accounts"), accounts).unwrap_or_else(|e| panic!("{e}"));
         if !contacts.is_empty() {
@@ -104,7 +155,15 @@ impl Baresip {
         }
         let log = std::fs::File::create(dir.path().join("log")).unwrap_or_else(|e| panic!("{e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(baresip_bin())
+        let mut cmd = match &ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(baresip_bin());
+                c
+            }
+            None => Command::new(baresip_bin()),
+        };
+        let child = cmd
             .arg("-f")
             .arg(dir.path())
             .stdin(Stdio::piped())
@@ -112,23 +171,37 @@ impl Baresip {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("baresip: {e}"));
-        let ctrl = poll_until(Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", ctrl_port)).ok()
-        })
-        .unwrap_or_else(|| panic!("baresip's ctrl_tcp never listened"));
         let mut b = Baresip {
             child: Some(child),
-            ctrl,
+            ctrl: None,
             dir,
             events: Arc::new(Mutex::new(Vec::new())),
             sip_port,
+            ip,
         };
+        let connect = || match &ns {
+            Some(ns) => {
+                crate::building::in_netns(ns, move || TcpStream::connect((ip, ctrl_port))).ok()
+            }
+            None => TcpStream::connect((ip, ctrl_port)).ok(),
+        };
+        match poll_until(Duration::from_secs(10), connect) {
+            Some(c) => b.ctrl = Some(c),
+            None => panic!(
+                "baresip's ctrl_tcp never listened on {ip}:{ctrl_port}\nlog:\n{}",
+                b.log()
+            ),
+        }
         b.spawn_reader();
         b
     }
 
     fn spawn_reader(&mut self) {
-        let mut s = self.ctrl.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = match self.ctrl.as_ref().map(TcpStream::try_clone) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => panic!("{e}"),
+            None => panic!("baresip: no control connection"),
+        };
         let events = Arc::clone(&self.events);
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -167,9 +240,11 @@ impl Baresip {
         let body =
             serde_json::json!({"command": command, "params": params, "token": command}).to_string();
         let frame = format!("{}:{},", body.len(), body);
-        self.ctrl
-            .write_all(frame.as_bytes())
-            .unwrap_or_else(|e| panic!("ctrl_tcp write: {e}\n{}", self.log()));
+        let sent = match self.ctrl.as_mut() {
+            Some(c) => c.write_all(frame.as_bytes()),
+            None => Err(std::io::Error::other("no control connection")),
+        };
+        sent.unwrap_or_else(|e| panic!("ctrl_tcp write: {e}\n{}", self.log()));
     }
 
     /// Wait up to `timeout` for an event of `kind` (e.g. `REGISTER_OK`,
@@ -252,7 +327,7 @@ impl Baresip {
 
     /// The address it listens on for SIP.
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+        SocketAddr::new(self.ip, self.sip_port)
     }
 }
 

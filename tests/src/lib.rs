@@ -21,6 +21,7 @@
 //! `COVENTRY_KEEP_TMP=1` keeps the temporary directories for inspection.
 
 pub mod baresip;
+pub mod building;
 pub mod fail2ban;
 pub mod kamailio;
 pub mod linphone;
@@ -375,6 +376,8 @@ pub struct Switch {
     reader: Option<StateReader>,
     log: Mutex<EventLog>,
     starts: u32,
+    wrapper: Vec<String>,
+    reach: Option<std::net::IpAddr>,
 }
 
 impl Switch {
@@ -389,6 +392,19 @@ impl Switch {
 
     /// Start a daemon on `config`; an error carries the daemon's log.
     pub fn try_start(config: &str) -> Result<Switch, String> {
+        Switch::try_start_wrapped(config, &[], None)
+    }
+
+    /// Start a daemon on `config` under a command prefix (`wrapper`, e.g.
+    /// `["ip", "netns", "exec", "NS"]`: it must exec the daemon, so that the pid it
+    /// started is the daemon's), and wait until it is ready. `reach` is the address
+    /// the tests reach it at when it listens on an unspecified address (default
+    /// 127.0.0.1); the port is the one it bound. An error carries the daemon's log.
+    pub fn try_start_wrapped(
+        config: &str,
+        wrapper: &[String],
+        reach: Option<std::net::IpAddr>,
+    ) -> Result<Switch, String> {
         let bin = coventryd_bin();
         let dir = tempfile::Builder::new()
             .prefix("coventry-test-")
@@ -420,6 +436,8 @@ impl Switch {
                 lost: 0,
             }),
             starts: 0,
+            wrapper: wrapper.to_vec(),
+            reach,
         };
         sw.spawn(&bin)?;
         Ok(sw)
@@ -444,7 +462,14 @@ impl Switch {
             );
         }
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .arg("--runtime-dir")
@@ -481,7 +506,8 @@ impl Switch {
                     if let Ok(a) = h.bound.parse::<SocketAddr>() {
                         if a.port() != 0 {
                             self.addr = if a.ip().is_unspecified() {
-                                SocketAddr::from(([127, 0, 0, 1], a.port()))
+                                let ip = self.reach.unwrap_or([127, 0, 0, 1].into());
+                                SocketAddr::new(ip, a.port())
                             } else {
                                 a
                             };
