@@ -138,11 +138,11 @@ fn contacts_no_phone_can_have_are_refused() {
 fn forwards_go_only_where_the_site_allows() {
     use coventry_shared::event::ResultCode;
     let mut lab = lab();
-    // Never to an emergency number; not outside without forward_prefixes.
+    // Never to an emergency number; not outside when nothing can take the call.
     for (line, why) in [
         ("#1 forward 21 112", "emergency"),
         ("#2 forward 21 911 busy", "emergency"),
-        ("#3 forward 21 09001234567", "forward_prefixes"),
+        ("#3 forward 21 09001234567", "no [upstream] route"),
     ] {
         let (_, r) = lab.command(line);
         let (code, text) = r.expect("a result");
@@ -154,9 +154,24 @@ fn forwards_go_only_where_the_site_allows() {
 
     // With forward_prefixes, outside numbers that match are allowed, others not,
     // and emergency numbers still never.
-    let conf = format!("{CONF}[upstream]\nforward_prefixes = 07, 0044\nemergency = 112, 0711\n");
-    let mut lab = Lab::with_config(&conf);
     let ok = |lab: &mut Lab, line: &str| lab.command(line).1.map(|r| r.0);
+    let no_route = format!("{CONF}[upstream]\nforward_prefixes = 07\n");
+    let mut lab = Lab::with_config(&no_route);
+    assert_eq!(
+        ok(&mut lab, "forward 21 07700900123"),
+        Some(ResultCode::Failed),
+        "allowed, but no route would take the calls"
+    );
+    let conf = format!(
+        "{CONF}[upstream]\nroute = 127.0.0.1:5070\nforward_prefixes = 07, 0044\n\
+         emergency = 112, 0711\n"
+    );
+    let mut lab = Lab::with_config(&conf);
+    assert_eq!(
+        ok(&mut lab, "forward 21 09001234567"),
+        Some(ResultCode::Failed),
+        "a route, but the prefix is not allowed"
+    );
     assert_eq!(ok(&mut lab, "forward 21 07700900123"), Some(ResultCode::Ok));
     assert_eq!(
         ok(&mut lab, "forward 21 00441632960002"),

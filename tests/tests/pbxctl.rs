@@ -411,3 +411,17 @@ fn health_says_whether_the_switch_and_its_routes_are_up() {
     assert_eq!(v["ok"], false, "{v}");
     drop(up);
 }
+
+/// A forward to a number outside, with no upstream to take the calls, is
+/// refused with the reason (calls would only get 404).
+#[test]
+fn a_forward_outside_without_an_upstream_is_refused_with_the_reason() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let o = sw.pbxctl(&["forward", "21", "07700900123"]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no [upstream] route"), "{err}");
+    let o = sw.pbxctl(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["settings"], serde_json::json!([]), "nothing was set: {v}");
+}

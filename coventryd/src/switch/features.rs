@@ -513,7 +513,8 @@ impl Switch {
     }
 
     /// Whether an extension may be forwarded to `t`: an extension or group, or
-    /// an outside number `[upstream] forward_prefixes` allows; never an
+    /// an outside number `[upstream] forward_prefixes` allows when there is a
+    /// route to take it; never an
     /// emergency number (the caller's emergency call would be someone else's).
     fn forward_allowed(&self, t: &str) -> Result<(), String> {
         let cfg = &self.config;
@@ -524,6 +525,10 @@ impl Switch {
         }
         match cfg.target_of(t) {
             Target::Extension(_) | Target::Group(_) => Ok(()),
+            Target::External(_) if cfg.upstream.route.is_none() => Err(format!(
+                "{t} is outside and there is no [upstream] route: calls forwarded there \
+                 would get 404"
+            )),
             Target::External(_) if cfg.upstream.may_forward_to(t) => Ok(()),
             Target::External(_) => Err(format!(
                 "{t} is outside: forwards outside need [upstream] forward_prefixes to allow it"
