@@ -53,6 +53,19 @@ const SKIPPED: &[(&str, &str)] = &[
     ("scripts/test", "runs every test, this one included"),
     // Needs a second machine.
     ("ssh ", "needs a remote host"),
+    // The build this test runs on is the same source (debug); its binaries are
+    // on the site's PATH as the README's `export PATH` puts the release ones.
+    (
+        "cargo build --release",
+        "a release build (the test's binaries stand in)",
+    ),
+    ("export PATH=", "the site's PATH holds the binaries already"),
+    // The switch on every address at 5060, beyond the loopback a test keeps to;
+    // the coventryd(8) examples start it on the test's own address.
+    (
+        "coventryd --listen 0.0.0.0",
+        "listens on 0.0.0.0:5060 (coventryd(8)'s examples run it)",
+    ),
 ];
 
 /// Programs an example line may start with.
@@ -70,6 +83,8 @@ const PROGRAMS: &[&str] = &[
     "cargo",
     "scripts/package-deb",
     "scripts/test",
+    "scripts/softphone",
+    "export",
 ];
 
 /// One example command.
@@ -442,6 +457,10 @@ impl Site {
         let mut cmd = Command::new("bash");
         self.env(&mut cmd);
         cmd.arg("-c").arg(command).process_group(0);
+        // The repository's scripts are run from its top directory.
+        if program(command).starts_with("scripts/") {
+            cmd.current_dir(workspace_dir());
+        }
         cmd
     }
 }
@@ -517,6 +536,7 @@ fn runs_until_stopped(command: &str) -> bool {
     (p == "pbxctl" && command.contains(" watch") && !command.contains("--count"))
         || p == "pbx-tui"
         || (p == "coventryd" && !command.contains("--check-config"))
+        || p == "scripts/softphone"
 }
 
 /// Kill a process group and reap its leader (bounded).
