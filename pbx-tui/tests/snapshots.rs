@@ -343,3 +343,29 @@ fn any_size_draws() {
         }
     }
 }
+
+#[test]
+fn the_header_fits_80_columns_with_a_failing_route_and_keeps_the_address_whole() {
+    let site = office()
+        .upstream(
+            "default+emergency+sms",
+            "10.0.0.9:5060",
+            RouteState::Reconnecting,
+        )
+        .site();
+    let m = model_with(Some(site), false, Vec::new());
+    let top = screen(&m, 80, 24);
+    let first = top.lines().next().unwrap_or("");
+    assert!(first.contains("192.168.1.5:5060"), "{first}");
+    assert!(
+        first.contains("upstream") && first.contains("retrying"),
+        "{first}"
+    );
+    // Wide enough, everything in full.
+    let wide = screen(&m, 160, 40);
+    let first = wide.lines().next().unwrap_or("");
+    assert!(
+        first.contains("upstream default+emergency+sms retrying") && first.contains("pid "),
+        "{first}"
+    );
+}

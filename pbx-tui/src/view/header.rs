@@ -32,9 +32,34 @@ pub fn banner(model: &Model) -> Option<String> {
     }
 }
 
-/// Draw the header into `area` (one row).
+/// Draw the header into `area` (one row): everything when it fits, else
+/// shorter words and then fewer facts, never the bound address cut.
 pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
-    let sep = || Span::styled(" \u{b7} ", theme.label());
+    let room = usize::from(area.width.saturating_sub(CLOCK_WIDTH));
+    let spans = (0..=MOST_COMPACT)
+        .map(|level| spans(model, theme, level))
+        .find(|s| s.iter().map(Span::width).sum::<usize>() <= room)
+        .unwrap_or_else(|| spans(model, theme, MOST_COMPACT));
+    let clock = clock::time_of_day(model.now_ms, model.utc_offset_s);
+    let [left, right] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(CLOCK_WIDTH)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), left);
+    frame.render_widget(Paragraph::new(Line::from(clock)).right_aligned(), right);
+}
+
+/// Columns of the clock at the right end.
+const CLOCK_WIDTH: u16 = 9;
+/// The most compact header: 1 shortens words (a failing route without its
+/// name, `kdrops`), 2 also leaves out the pid, 3 also the uptime, 4 also
+/// tightens the separators.
+const MOST_COMPACT: u8 = 4;
+
+/// The header's spans at compactness `level` (0: everything in full).
+fn spans(model: &Model, theme: Theme, level: u8) -> Vec<Span<'static>> {
+    let sep = || {
+        let dot = if level >= 4 { "\u{b7}" } else { " \u{b7} " };
+        Span::styled(dot, theme.label())
+    };
     let mut spans = vec![Span::styled("Coventry ", theme.title())];
     spans.push(match &model.link {
         Link::Up { .. } => Span::styled("\u{25cf} up", theme.health(true)),
@@ -48,7 +73,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
     }
     if let Some(site) = &model.site {
         let d = &site.daemon;
-        if matches!(model.link, Link::Up { .. } | Link::Stale { .. }) {
+        if level < 3 && matches!(model.link, Link::Up { .. } | Link::Stale { .. }) {
             spans.push(Span::raw(format!(
                 " {}",
                 clock::span(model.now_ms.saturating_sub(d.start_ms))
@@ -92,6 +117,8 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                         };
                         let what = if in_building(&u.name) {
                             "building".to_string()
+                        } else if level >= 1 {
+                            "upstream".to_string()
                         } else {
                             format!("upstream {}", u.name)
                         };
@@ -105,8 +132,16 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
         let c = &site.counters;
         for (word, n, bad) in [
             ("shed", c.shed, false),
-            ("kernel drops", c.kernel_drops, true),
-            ("tcp drops", c.tcp_dropped, true),
+            (
+                if level >= 1 { "kdrops" } else { "kernel drops" },
+                c.kernel_drops,
+                true,
+            ),
+            (
+                if level >= 1 { "tdrops" } else { "tcp drops" },
+                c.tcp_dropped,
+                true,
+            ),
         ] {
             if n > 0 {
                 spans.push(sep());
@@ -118,16 +153,14 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
                 });
             }
         }
-        for part in [format!("pid {}", d.pid), d.bound.clone()] {
+        if level < 2 {
             spans.push(sep());
-            spans.push(Span::raw(part));
+            spans.push(Span::raw(format!("pid {}", d.pid)));
         }
+        spans.push(sep());
+        spans.push(Span::raw(d.bound.clone()));
     }
-    let clock = clock::time_of_day(model.now_ms, model.utc_offset_s);
-    let [left, right] =
-        Layout::horizontal([Constraint::Fill(1), Constraint::Length(9)]).areas(area);
-    frame.render_widget(Paragraph::new(Line::from(spans)), left);
-    frame.render_widget(Paragraph::new(Line::from(clock)).right_aligned(), right);
+    spans
 }
 
 /// A count in at most four characters: `950`, `13k`, `2.1M`.
