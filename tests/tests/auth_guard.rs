@@ -146,7 +146,9 @@ fn ua_at(sw: &Switch, host: [u8; 4], ext: u16) -> Ua {
 
 #[test]
 fn guesses_from_many_addresses_slow_each_address_and_never_lock_the_line_out() {
-    let sw = Switch::start(&Conf::new(&[21, 35]).build());
+    // Three lines on 21: its phone, the same phone rebooted onto a new port
+    // (the old contact stays until it expires) and a second set.
+    let sw = Switch::start(&Conf::new(&[21, 35]).ext_line(21, "lines = 3").build());
     let mut p21 = phone(&sw, 21);
     let p35 = phone(&sw, 35);
     // Ten addresses, eight guesses each: each address waits after its five.
