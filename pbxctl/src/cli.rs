@@ -403,6 +403,10 @@ pub enum CliCommand {
         /// The shell.
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
+        /// The script for this program instead: pbx-message, pbx-registry or
+        /// pbx-runstate (the original utilities pbxctl also is).
+        #[arg(long, value_name = "NAME", value_parser = ["pbxctl", "pbx-message", "pbx-registry", "pbx-runstate"], default_value = "pbxctl")]
+        program: String,
     },
 }
 

@@ -125,11 +125,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             records::run(&mut out, g.json, (&dir, book), &filter)
         }
-        CliCommand::Completions { shell } => {
+        CliCommand::Completions { shell, program } => {
             use clap::CommandFactory;
-            let mut cmd = Cli::command();
+            let mut cmd = legacy::Tool::ALL
+                .into_iter()
+                .find(|t| t.name() == program)
+                .map_or_else(Cli::command, legacy::Tool::command);
             let mut text = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "pbxctl", &mut text);
+            clap_complete::generate(shell, &mut cmd, program.as_str(), &mut text);
             use std::io::Write;
             std::io::stdout().write_all(&text).map_err(Error::output)
         }

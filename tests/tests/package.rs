@@ -90,6 +90,28 @@ fn the_debian_package_holds_everything_where_debian_expects_it() {
             "{completion}"
         );
     }
+    // The original utilities complete as themselves (their own options).
+    for (tool, option) in [
+        ("pbx-message", "--to"),
+        ("pbx-registry", "--exists"),
+        ("pbx-runstate", "--quiet"),
+    ] {
+        for completion in [
+            format!("usr/share/bash-completion/completions/{tool}"),
+            format!("usr/share/zsh/vendor-completions/_{tool}"),
+            format!("usr/share/fish/vendor_completions.d/{tool}.fish"),
+        ] {
+            let text = std::fs::read_to_string(root.join(&completion)).unwrap();
+            assert!(
+                text.contains(tool) || text.contains(&tool.replace('-', "__")),
+                "{completion}"
+            );
+            assert!(
+                text.contains(option.trim_start_matches('-')),
+                "{completion}: {option}"
+            );
+        }
+    }
     // The original utilities are links to pbxctl, and work as such.
     for tool in ["pbx-message", "pbx-registry", "pbx-runstate"] {
         let link = root.join("usr/bin").join(tool);

@@ -51,6 +51,17 @@ impl Tool {
     }
 
     /// Run it on `args` (argv, the program name first); returns the exit status.
+    /// The tool's command line, as clap knows it (for its completions).
+    pub fn command(self) -> clap::Command {
+        use clap::CommandFactory;
+        match self {
+            Tool::Message => message::Args::command(),
+            Tool::Registry => registry::Args::command(),
+            Tool::Runstate => runstate::Args::command(),
+        }
+    }
+
+    /// Run the tool on `args` and return its exit status.
     pub fn main(self, args: Vec<std::ffi::OsString>) -> u8 {
         match self {
             Tool::Message => message::main(args),
