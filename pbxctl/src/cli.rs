@@ -270,27 +270,22 @@ pub enum CliCommand {
         target: String,
     },
 
-    /// Set or clear a speed dial and wait for the result.
+    /// List the speed dials, or set or clear one and wait for the result.
     ///
     /// A speed dial is a short code (digits, * and #) that the switch dials as its
-    /// target. Speed dials set here are kept by the switch across restarts and take
-    /// precedence over those of coventry.conf; `off` clears one. The switch does not
-    /// publish its speed dials in the state block, so pbxctl cannot list them: the
-    /// configured ones are in the [speed] section of coventry.conf. Without arguments,
-    /// speed prints its help (status 2).
-    #[command(
-        arg_required_else_help = true,
-        after_help = "Listing: the configured speed dials are in the [speed] section of \
-                      coventry.conf; the switch does not publish them, so pbxctl cannot \
-                      list them."
-    )]
+    /// target. Without arguments, speed lists the speed dials the switch follows now,
+    /// in code order: the code, what it dials, and where that comes from (`config`:
+    /// the [speed] section of coventry.conf; `set`: set with pbxctl speed, which takes
+    /// precedence over the configuration; `cleared`: a configured code switched off
+    /// with `pbxctl speed CODE off`). With CODE and TARGET it sets one; `off` clears
+    /// it. Speed dials set here are kept by the switch across restarts.
     Speed {
         /// The short code (digits, * and #).
-        #[arg(value_name = "CODE")]
-        code: String,
+        #[arg(value_name = "CODE", requires = "target")]
+        code: Option<String>,
         /// What it dials; `off` clears the code.
         #[arg(value_name = "TARGET|off")]
-        target: String,
+        target: Option<String>,
     },
 
     /// Explain where a call to an extension or number would go right now, and why.
@@ -587,11 +582,31 @@ mod tests {
                 "pbxctl", "forward", "21", "35", "--until", "17:00", "--for", "1h",
             ],
             &["pbxctl", "dnd", "21", "perhaps"],
-            &["pbxctl", "speed"],
+            &["pbxctl", "speed", "*7"],
             &["pbxctl", "why"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn speed_lists_without_arguments() {
+        let c = Cli::try_parse_from(["pbxctl", "speed"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Speed {
+                code: None,
+                target: None
+            }
+        ));
+        let c = Cli::try_parse_from(["pbxctl", "speed", "*7", "off"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Speed {
+                code: Some(_),
+                target: Some(_)
+            }
+        ));
     }
 
     #[test]

@@ -80,9 +80,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             g.timeout,
             coventry_shared::control::Command::Dial { ext, target },
         ),
-        CliCommand::Speed { code, target } => {
-            commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target))
-        }
+        CliCommand::Speed {
+            code: Some(code),
+            target: Some(target),
+        } => commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target)),
+        CliCommand::Speed { .. } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::SpeedList,
+        ),
         CliCommand::Why { number } => commands::run(
             &mut out,
             &dir,
