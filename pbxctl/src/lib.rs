@@ -10,6 +10,7 @@
 pub mod calls;
 pub mod cli;
 pub mod commands;
+pub mod confedit;
 pub mod daemon;
 pub mod error;
 pub mod exts;
