@@ -208,3 +208,44 @@ fn speed_lists_the_speed_dials() {
     assert_eq!(v["dials"][1]["target"], "21");
     assert_eq!(v["dials"][1]["source"], "config");
 }
+
+#[test]
+fn the_first_add_to_a_file_without_extensions_says_what_happens_to_the_built_in_ones() {
+    let conf = "; only tuning\n[server]\nlisten = 127.0.0.1:0\nrealm = test\n";
+    let sw = Switch::start(conf);
+    let path = sw.root().join("coventry.conf");
+    let p = path.to_str().unwrap();
+    assert!(configured(&sw, 10) && configured(&sw, 19));
+    let o = sw.pbxctl(&["ext", "add", "23", "--config", p]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--keep-builtin") && err.contains("--drop-builtin"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), conf);
+    // Kept: 10-19 go into the file with the secrets the daemon generated.
+    let secrets = std::fs::read_to_string(sw.state_dir().join("secrets")).unwrap();
+    let o = sw.pbxctl(&["ext", "add", "23", "--keep-builtin", "--config", p]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s23 = printed_secret(&o);
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(file.starts_with(conf), "{file}");
+    for n in 10..=19u16 {
+        let block = secrets
+            .split(&format!("[{n}]\n"))
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap()
+            .to_string();
+        assert!(file.contains(&format!("[{n}]\n{block}\n")), "{n}: {file}");
+        assert!(configured(&sw, n));
+    }
+    let s10 = secrets
+        .split("[10]\nsecret = ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap();
+    assert_eq!(registers(&sw, 10, s10), Some(200));
+    assert_eq!(registers(&sw, 23, &s23), Some(200));
+}
