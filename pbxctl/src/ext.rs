@@ -469,7 +469,7 @@ mod tests {
             checked_display("  Front desk ").as_deref(),
             Ok("Front desk")
         );
-        for bad in ["", "  ", "a\nsecret = x", "tab\there", "cr\r"] {
+        for bad in ["", "  ", "a\nsecret = x", "tab\there", "cr\rx"] {
             assert!(checked_display(bad).is_err(), "{bad:?}");
         }
     }
