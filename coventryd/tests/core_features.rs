@@ -841,3 +841,37 @@ fn a_subscription_whose_notify_is_refused_or_unanswered_ends() {
     let after = lab.command("dnd 35 on").0;
     assert!(notifies(&after, 6038).is_empty(), "{after:?}");
 }
+
+#[test]
+fn speed_lists_the_dials_in_force_with_the_configured_ones() {
+    let mut lab = lab();
+    let listed = |lab: &mut Lab| {
+        let before = lab.events.len();
+        let (_, r) = lab.command("#4 speed");
+        let dials: Vec<(String, Option<String>, Option<String>)> = lab.events[before..]
+            .iter()
+            .filter_map(|e| match e {
+                Event::SpeedDial {
+                    id: Some(4),
+                    code,
+                    target,
+                    config,
+                } => Some((code.clone(), target.clone(), config.clone())),
+                _ => None,
+            })
+            .collect();
+        (dials, r)
+    };
+    let s = |v: &str| Some(v.to_string());
+    let (dials, r) = listed(&mut lab);
+    assert_eq!(dials, vec![("9".into(), s("35"), s("35"))]);
+    assert_eq!(r, Some((ResultCode::Ok, "1 speed dials".into())));
+    lab.command("speed 8 36");
+    lab.command("speed 9 off");
+    let (dials, r) = listed(&mut lab);
+    assert_eq!(
+        dials,
+        vec![("8".into(), s("36"), None), ("9".into(), None, s("35"))]
+    );
+    assert_eq!(r, Some((ResultCode::Ok, "1 speed dials".into())));
+}

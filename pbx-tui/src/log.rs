@@ -55,7 +55,7 @@ impl LogKind {
                 LogKind::Call
             }
             Event::Message { .. } | Event::Delivering { .. } => LogKind::Message,
-            Event::WhyStep { .. } => LogKind::Result,
+            Event::WhyStep { .. } | Event::SpeedDial { .. } => LogKind::Result,
             Event::CommandResult { code, .. } => {
                 if *code == coventry_shared::event::ResultCode::Ok {
                     LogKind::Result

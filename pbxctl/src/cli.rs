@@ -285,28 +285,51 @@ pub enum CliCommand {
         target: String,
     },
 
-    /// Set or clear a speed dial and wait for the result.
+    /// List the speed dials, or set or clear one and wait for the result.
     ///
     /// A speed dial is a short code (digits, * and #) that the switch dials as its
-    /// target. Speed dials set here are kept by the switch across restarts and take
-    /// precedence over those of coventry.conf; `off` clears one. The switch does not
-    /// publish its speed dials in the state block, so pbxctl cannot list them: the
-    /// configured ones are in the [speed] section of coventry.conf. Without arguments,
-    /// speed prints its help (status 2).
-    #[command(
-        arg_required_else_help = true,
-        after_help = "Listing: the configured speed dials are in the [speed] section of \
-                      coventry.conf; the switch does not publish them, so pbxctl cannot \
-                      list them."
-    )]
+    /// target. Without arguments, speed lists the speed dials the switch follows now,
+    /// in code order: the code, what it dials, and where that comes from (`config`:
+    /// the [speed] section of coventry.conf; `set`: set with pbxctl speed, which takes
+    /// precedence over the configuration; `cleared`: a configured code switched off
+    /// with `pbxctl speed CODE off`). With CODE and TARGET it sets one; `off` clears
+    /// it. Speed dials set here are kept by the switch across restarts.
     Speed {
         /// The short code (digits, * and #).
-        #[arg(value_name = "CODE")]
-        code: String,
+        #[arg(value_name = "CODE", requires = "target")]
+        code: Option<String>,
         /// What it dials; `off` clears the code.
         #[arg(value_name = "TARGET|off")]
-        target: String,
+        target: Option<String>,
     },
+
+    /// Manage extensions in coventry.conf: add one with a new secret, remove one,
+    /// or give one a new secret; then have the daemon reload.
+    ///
+    /// The configuration file stays the one source of truth: pbxctl edits the
+    /// extension's section in place, keeping every other line (comments, blank
+    /// lines, spacing, line endings) as it was; checks the result with the
+    /// daemon's own parser; writes it as a new file with the old one's mode,
+    /// owner and group, renamed into place; and has the running daemon reload it
+    /// (without a daemon running, the change applies at its start). A new secret
+    /// (16 letters and digits from the system's random source) is printed once on
+    /// standard output as `secret: ...`, and kept nowhere but in the file.
+    ///
+    /// Refused, with the file unchanged (status 1): a file this user may not
+    /// write, or without any write permission (made read-only on purpose: even
+    /// root is refused); a number outside the dial plan; adding an extension that
+    /// is configured, or removing or changing one that is not; an edit the parser
+    /// would refuse (a group still naming a removed extension); a file whose
+    /// extensions are not the running daemon's (edited by hand and not reloaded
+    /// yet, or not the file the daemon reads).
+    ///
+    /// A file without extension sections (such as the packaged one) keeps the
+    /// built-in extensions 10-19, whose secrets the daemon generated into the
+    /// `secrets` file of its state directory. The first `ext add` ends that:
+    /// with --keep-builtin it first copies 10-19 with their secrets into the file
+    /// (their phones stay registered), with --drop-builtin they go; without
+    /// either it is refused. Removing the last extension is refused likewise.
+    Ext(ExtArgs),
 
     /// Explain where a call to an extension or number would go right now, and why.
     ///
@@ -407,6 +430,58 @@ pub enum CliCommand {
         /// pbx-runstate (the original utilities pbxctl also is).
         #[arg(long, value_name = "NAME", value_parser = ["pbxctl", "pbx-message", "pbx-registry", "pbx-runstate"], default_value = "pbxctl")]
         program: String,
+    },
+}
+
+/// Options and commands of `ext`.
+#[derive(Debug, Args)]
+pub struct ExtArgs {
+    /// The configuration file the daemon reads [default: /etc/coventry.conf].
+    #[arg(long, value_name = "FILE", env = "COVENTRY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// The daemon's state directory, for --keep-builtin's secrets [default: the
+    /// one the daemon publishes in its state block; else as for records].
+    #[arg(long, value_name = "DIR", env = "COVENTRY_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ExtCommand,
+}
+
+/// The commands of `ext`.
+#[derive(Debug, Subcommand)]
+pub enum ExtCommand {
+    /// Add an extension with a new secret (printed once) and reload.
+    Add {
+        /// Extension number (of the dial plan).
+        #[arg(value_name = "EXT")]
+        ext: u16,
+        /// Its display name (`display =`), shown to the phones it calls.
+        #[arg(long, value_name = "NAME")]
+        display: Option<String>,
+        /// When the file has no extension sections: copy the built-in extensions
+        /// 10-19 with their secrets into it first.
+        #[arg(long, conflicts_with = "drop_builtin")]
+        keep_builtin: bool,
+        /// When the file has no extension sections: let the built-in extensions go.
+        #[arg(long)]
+        drop_builtin: bool,
+    },
+    /// Remove an extension's section and reload (its phones are unregistered).
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Extension number.
+        #[arg(value_name = "EXT")]
+        ext: u16,
+    },
+    /// Give an extension a new secret (printed once) and reload: its phones
+    /// need the new one at their next registration.
+    Secret {
+        /// Extension number.
+        #[arg(value_name = "EXT")]
+        ext: u16,
     },
 }
 
@@ -606,11 +681,68 @@ mod tests {
                 "pbxctl", "forward", "21", "35", "--until", "17:00", "--for", "1h",
             ],
             &["pbxctl", "dnd", "21", "perhaps"],
-            &["pbxctl", "speed"],
+            &["pbxctl", "speed", "*7"],
             &["pbxctl", "why"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ext_commands_parse() {
+        let c = Cli::try_parse_from(["pbxctl", "ext", "add", "23", "--display", "Front desk"])
+            .expect("ok");
+        match c.command {
+            CliCommand::Ext(ExtArgs {
+                action: ExtCommand::Add {
+                    ext: 23, display, ..
+                },
+                ..
+            }) => assert_eq!(display.as_deref(), Some("Front desk")),
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["pbxctl", "ext", "secret", "23", "--config", "/x.conf"])
+            .expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Ext(ExtArgs { config: Some(p), action: ExtCommand::Secret { ext: 23 }, .. })
+                if p == std::path::Path::new("/x.conf")
+        ));
+        for bad in [
+            &["pbxctl", "ext"][..],
+            &["pbxctl", "ext", "add"],
+            &["pbxctl", "ext", "add", "x"],
+            &[
+                "pbxctl",
+                "ext",
+                "add",
+                "23",
+                "--keep-builtin",
+                "--drop-builtin",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn speed_lists_without_arguments() {
+        let c = Cli::try_parse_from(["pbxctl", "speed"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Speed {
+                code: None,
+                target: None
+            }
+        ));
+        let c = Cli::try_parse_from(["pbxctl", "speed", "*7", "off"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            CliCommand::Speed {
+                code: Some(_),
+                target: Some(_)
+            }
+        ));
     }
 
     #[test]

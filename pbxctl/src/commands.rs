@@ -208,6 +208,9 @@ pub fn run(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> Re
     if matches!(command, Command::Why { .. }) {
         return send_why(out, dir, timeout, command);
     }
+    if matches!(command, Command::SpeedList) {
+        return send_speed_list(out, dir, timeout, command);
+    }
     let sent = send(dir, timeout, command)?;
     report(out, &sent.request, &sent.outcome)
 }
@@ -292,6 +295,88 @@ fn send_why(out: &mut Out, dir: &Path, timeout: Duration, command: Command) -> R
             out.line(&display_safe(t))?;
         }
         out.line(&display_safe(&outcome.text))?;
+    }
+    finish(&outcome, &outcome.text)
+}
+
+/// One speed dial as the switch listed it: code, what it dials now (`None`:
+/// cleared at run time), what the configuration says.
+pub type SpeedDial = (String, Option<String>, Option<String>);
+
+/// Where a listed speed dial comes from: `config`, `set` (at run time, over the
+/// configuration's when it has the code) or `cleared`.
+pub fn speed_source(target: Option<&str>, config: Option<&str>) -> String {
+    match (target, config) {
+        (None, _) => "cleared".to_string(),
+        (Some(t), Some(c)) if t == c => "config".to_string(),
+        (Some(_), Some(c)) => format!("set (config: {c})"),
+        (Some(_), None) => "set".to_string(),
+    }
+}
+
+/// Send `speed` without arguments: the switch answers with one typed event per
+/// speed dial, then its result; printed as a table (or a JSON list).
+fn send_speed_list(
+    out: &mut Out,
+    dir: &Path,
+    timeout: Duration,
+    command: Command,
+) -> Result<(), Error> {
+    let Dispatched {
+        id,
+        request,
+        reader,
+        cursor,
+        deadline,
+    } = dispatch(dir, timeout, command)?;
+    let mut dials: Vec<SpeedDial> = Vec::new();
+    let waited = wait::wait_watching(&reader, cursor, id, deadline, |e| {
+        if let Event::SpeedDial {
+            id: Some(got),
+            code,
+            target,
+            config,
+        } = e
+        {
+            if *got == id {
+                dials.push((code.clone(), target.clone(), config.clone()));
+            }
+        }
+    })?;
+    let Waited::Result(outcome) = waited else {
+        return Err(Error::timeout(format!(
+            "timed out waiting for the result of request #{id}"
+        )));
+    };
+    if out.json {
+        let mut m = result_json(&request, &outcome);
+        let list: Vec<Value> = dials
+            .iter()
+            .map(|(code, target, config)| {
+                json!({
+                    "code": code,
+                    "target": target,
+                    "config": config,
+                    "source": speed_source(target.as_deref(), config.as_deref()),
+                })
+            })
+            .collect();
+        m.insert("dials".into(), Value::Array(list));
+        out.json_line(&Value::Object(m))?;
+    } else if outcome.code == ResultCode::Ok {
+        if dials.is_empty() {
+            out.line("no speed dials")?;
+        } else {
+            let mut table = out.table(&["CODE", "TARGET", "SOURCE"]);
+            for (code, target, config) in &dials {
+                table.add_row(vec![
+                    display_safe(code),
+                    target.as_deref().map_or("off".to_string(), display_safe),
+                    display_safe(&speed_source(target.as_deref(), config.as_deref())),
+                ]);
+            }
+            out.print_table(&table)?;
+        }
     }
     finish(&outcome, &outcome.text)
 }
@@ -563,6 +648,10 @@ mod tests {
         let c = dnd(21, OnOff::On, Some(7)).expect("ok");
         assert_eq!(c.to_string(), "dnd 21 on until=7");
         assert_eq!(speed("*7", "Off").to_string(), "speed *7 off");
+        assert_eq!(speed_source(Some("35"), Some("35")), "config");
+        assert_eq!(speed_source(Some("36"), Some("35")), "set (config: 35)");
+        assert_eq!(speed_source(Some("36"), None), "set");
+        assert_eq!(speed_source(None, Some("35")), "cleared");
     }
 
     #[test]

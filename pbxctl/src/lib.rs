@@ -3,15 +3,19 @@
 //! Everything it knows comes from the daemon's state block
 //! ([`coventry_shared::stateblock::StateReader`]); everything it does goes through the
 //! control FIFO, one line per command with a request id, whose result it then waits
-//! for in the event ring. It never links SIP code.
+//! for in the event ring. It never speaks SIP: of the daemon's code it uses only
+//! the configuration parser, so that `pbxctl ext` checks an edited coventry.conf
+//! exactly as the daemon will read it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod calls;
 pub mod cli;
 pub mod commands;
+pub mod confedit;
 pub mod daemon;
 pub mod error;
+pub mod ext;
 pub mod exts;
 pub mod health;
 pub mod legacy;
@@ -82,8 +86,47 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             g.timeout,
             coventry_shared::control::Command::Dial { ext, target },
         ),
-        CliCommand::Speed { code, target } => {
-            commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target))
+        CliCommand::Speed {
+            code: Some(code),
+            target: Some(target),
+        } => commands::run(&mut out, &dir, g.timeout, commands::speed(&code, &target)),
+        CliCommand::Speed { .. } => commands::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            coventry_shared::control::Command::SpeedList,
+        ),
+        CliCommand::Ext(e) => {
+            let config = e
+                .config
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(coventry_shared::runtime::DEFAULT_CONFIG)
+                });
+            let state_dir = daemon::state_dir(e.state_dir.as_deref(), &dir);
+            let places = ext::Places {
+                config: &config,
+                runtime_dir: &dir,
+                state_dir: &state_dir,
+            };
+            let (n, action) = match e.action {
+                cli::ExtCommand::Add {
+                    ext,
+                    display,
+                    keep_builtin,
+                    drop_builtin,
+                } => (
+                    ext,
+                    ext::Action::Add {
+                        display,
+                        keep_builtin,
+                        drop_builtin,
+                    },
+                ),
+                cli::ExtCommand::Remove { ext } => (ext, ext::Action::Remove),
+                cli::ExtCommand::Secret { ext } => (ext, ext::Action::Secret),
+            };
+            ext::run(&mut out, &places, g.timeout, n, action)
         }
         CliCommand::Why { number } => commands::run(
             &mut out,

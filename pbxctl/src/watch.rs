@@ -61,6 +61,12 @@ pub fn event_json(rec: &EventRecord) -> Value {
             json!({ "id": id, "call": call, "step": step.name() })
         }
         Event::WhyStep { id, step, text } => json!({ "id": id, "step": step, "text": text }),
+        Event::SpeedDial {
+            id,
+            code,
+            target,
+            config,
+        } => json!({ "id": id, "code": code, "target": target, "config": config }),
         Event::CommandResult { id, code, text } => {
             json!({ "id": id, "code": code.name(), "text": text })
         }

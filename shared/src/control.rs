@@ -109,6 +109,9 @@ pub enum Command {
         /// The state to put in force (`None`: just say which is).
         name: Option<String>,
     },
+    /// `speed`: list the speed dials in force (one [`crate::event::Event::SpeedDial`]
+    /// each, then the result).
+    SpeedList,
     /// `speed CODE TARGET|off`: set or clear a speed dial.
     Speed {
         /// The short code (digits).
@@ -220,7 +223,7 @@ pub const USAGE_WHY: &str = "why NUMBER";
 /// Usage of `runstate`.
 pub const USAGE_RUNSTATE: &str = "runstate [NAME] (NAME: lower-case letters, digits, - and _)";
 /// Usage of `speed`.
-pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
+pub const USAGE_SPEED: &str = "speed [CODE TARGET|off]";
 
 /// Every verb, for completion and help.
 pub const VERBS: &[&str] = &[
@@ -350,6 +353,7 @@ impl Request {
             "speed" => {
                 let usage = || err(ParseError::Usage(USAGE_SPEED));
                 match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [] => Command::SpeedList,
                     [c, t] if is_dial_target(c) => Command::Speed {
                         code: c.to_string(),
                         target: if t.eq_ignore_ascii_case("off") {
@@ -433,6 +437,7 @@ impl fmt::Display for Command {
                 Some(n) => write!(f, "runstate {n}"),
                 None => f.write_str("runstate"),
             },
+            Command::SpeedList => f.write_str("speed"),
             Command::Speed { code, target } => {
                 write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
             }
@@ -541,6 +546,7 @@ mod tests {
                 code: "*7".into(),
                 target: None,
             },
+            Command::SpeedList,
         ];
         for c in all {
             let r = Request {
@@ -557,6 +563,11 @@ mod tests {
         assert!(Request::parse(b"dnd 21 on until=x").is_err());
         assert!(Request::parse(b"dial 21 sip:evil").is_err());
         assert!(Request::parse(b"hangup").is_err());
+        assert!(Request::parse(b"speed *7").is_err());
+        assert_eq!(
+            Request::parse(b"speed").expect("ok").command,
+            Command::SpeedList
+        );
     }
 
     #[test]

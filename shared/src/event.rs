@@ -358,6 +358,20 @@ pub enum Event {
         /// What the switch follows at this step (`21 forwards every call to 35`).
         text: String,
     },
+    /// One speed dial in force, answering a `speed` command without arguments
+    /// (one each, in code order, before its result).
+    SpeedDial {
+        /// The command's request id.
+        id: Option<u64>,
+        /// The short code.
+        code: String,
+        /// What it dials now (`None`: the configuration's dial is cleared at
+        /// run time).
+        target: Option<String>,
+        /// What the configuration's `[speed]` section says for the code, if
+        /// anything (a run-time setting takes precedence over it).
+        config: Option<String>,
+    },
     /// The result of a control line.
     CommandResult {
         /// The line's request id.
@@ -480,6 +494,12 @@ const K_UPSTREAM: u16 = 10;
 const K_DELIVERING: u16 = 11;
 const K_DIALING: u16 = 12;
 const K_WHY_STEP: u16 = 13;
+const K_SPEED_DIAL: u16 = 14;
+
+/// `EventSlot::flags` bit of a speed dial: it has a target.
+const FLAG_TARGET: u16 = 2;
+/// `EventSlot::flags` bit of a speed dial: the configuration has the code.
+const FLAG_CONFIG: u16 = 4;
 
 impl EventSlot {
     /// An empty slot.
@@ -542,6 +562,29 @@ impl EventSlot {
                 }
                 s.status = *step;
                 vec![text]
+            }
+            Event::SpeedDial {
+                id,
+                code,
+                target,
+                config,
+            } => {
+                s.kind = K_SPEED_DIAL;
+                if let Some(id) = id {
+                    s.id = *id;
+                    s.flags |= FLAG_ID;
+                }
+                if target.is_some() {
+                    s.flags |= FLAG_TARGET;
+                }
+                if config.is_some() {
+                    s.flags |= FLAG_CONFIG;
+                }
+                vec![
+                    code,
+                    target.as_deref().unwrap_or(""),
+                    config.as_deref().unwrap_or(""),
+                ]
             }
             Event::Dialing { id, call, step } => {
                 s.kind = K_DIALING;
@@ -676,6 +719,12 @@ impl EventSlot {
                 step: self.status,
                 text: a,
             },
+            K_SPEED_DIAL => Event::SpeedDial {
+                id: (self.flags & FLAG_ID != 0).then_some(self.id),
+                code: a,
+                target: (self.flags & FLAG_TARGET != 0).then_some(b),
+                config: (self.flags & FLAG_CONFIG != 0).then_some(c),
+            },
             K_DIALING => Event::Dialing {
                 id: (self.flags & FLAG_ID != 0).then_some(self.id),
                 call: a.parse().ok()?,
@@ -770,6 +819,7 @@ impl Event {
             Event::Delivering { .. } => "delivering",
             Event::Dialing { .. } => "dialing",
             Event::WhyStep { .. } => "why-step",
+            Event::SpeedDial { .. } => "speed-dial",
             Event::CommandResult { .. } => "result",
             Event::AuthFailed { .. } => "auth-failed",
             Event::Warning { .. } => "warning",
@@ -821,6 +871,26 @@ impl fmt::Display for Event {
                     write!(f, "#{id} ")?;
                 }
                 write!(f, "why step {step}: {text}")
+            }
+            Event::SpeedDial {
+                id,
+                code,
+                target,
+                config,
+            } => {
+                if let Some(id) = id {
+                    write!(f, "#{id} ")?;
+                }
+                match target {
+                    Some(t) => write!(f, "speed dial {code} -> {t}")?,
+                    None => write!(f, "speed dial {code} cleared")?,
+                }
+                match config {
+                    Some(c) if target.as_deref() != Some(c.as_str()) => {
+                        write!(f, " (configured: {c})")
+                    }
+                    _ => Ok(()),
+                }
             }
             Event::Delivering {
                 id,
@@ -959,6 +1029,24 @@ mod tests {
                 id: Some(5),
                 step: 2,
                 text: "21 forwards every call to 35".into(),
+            },
+            Event::SpeedDial {
+                id: Some(6),
+                code: "*7".into(),
+                target: Some("0123456".into()),
+                config: None,
+            },
+            Event::SpeedDial {
+                id: None,
+                code: "#1".into(),
+                target: None,
+                config: Some("21".into()),
+            },
+            Event::SpeedDial {
+                id: Some(6),
+                code: "*8".into(),
+                target: Some("".into()),
+                config: Some("".into()),
             },
             Event::CommandResult {
                 id: Some(42),

@@ -11,6 +11,7 @@ pub mod event;
 pub mod record;
 pub mod runstate;
 pub mod runtime;
+pub mod secret;
 pub mod stateblock;
 
 /// Milliseconds since the Unix epoch, now.

@@ -5,8 +5,6 @@
 use crate::config::{Config, BUILTIN_EXTENSIONS};
 use crate::shell::persist::write_atomic;
 use coventry_shared::runtime::SafeDir;
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -97,14 +95,9 @@ pub fn load_or_create(state_dir: &Path, numbers: &[u16]) -> io::Result<BTreeMap<
         .filter(|n| !secrets.contains_key(n))
         .collect();
     if !missing.is_empty() {
-        let mut rng = rand::thread_rng();
         for n in missing {
-            let s: String = (&mut rng)
-                .sample_iter(&Alphanumeric)
-                .take(16)
-                .map(char::from)
-                .collect();
-            secrets.insert(n, s);
+            // The one rule for generated secrets, shared with `pbxctl ext`.
+            secrets.insert(n, coventry_shared::secret::generate()?);
         }
         let mut out = String::from(
             "; Secrets of coventryd's built-in default configuration (generated).\n\
@@ -128,7 +121,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = load_or_create(dir.path(), &[10, 11]).expect("create");
         assert_eq!(a.len(), 2);
-        assert!(a.values().all(|s| s.len() == 16));
+        assert!(a
+            .values()
+            .all(|s| coventry_shared::secret::is_generated_form(s)));
         let mode = std::fs::metadata(secrets_path(dir.path()))
             .expect("meta")
             .permissions()

@@ -109,6 +109,19 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             Ok(t) => result(sw, id, ResultCode::Ok, t),
             Err(e) => result(sw, id, ResultCode::Failed, e),
         },
+        Command::SpeedList => {
+            let dials = sw.speed_dials();
+            let in_force = dials.iter().filter(|(_, t, _)| t.is_some()).count();
+            for (code, target, config) in dials {
+                sw.out.events.push(Event::SpeedDial {
+                    id,
+                    code,
+                    target,
+                    config,
+                });
+            }
+            result(sw, id, ResultCode::Ok, format!("{in_force} speed dials"))
+        }
         Command::Why { number } => {
             let (code, steps, conclusion) = sw.why(&number);
             for (step, text) in steps.into_iter().enumerate() {

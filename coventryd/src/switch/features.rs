@@ -589,6 +589,28 @@ impl Switch {
         Ok(text)
     }
 
+    /// Every speed dial, in code order: the code, what it dials now (`None`: the
+    /// configuration's dial is cleared at run time) and what the configuration
+    /// says for it.
+    pub(super) fn speed_dials(&self) -> Vec<(String, Option<String>, Option<String>)> {
+        let codes: std::collections::BTreeSet<&String> = self
+            .config
+            .speed
+            .keys()
+            .chain(self.settings.speed.keys())
+            .collect();
+        codes
+            .into_iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    self.speed_dial(c),
+                    self.config.speed.get(c).cloned(),
+                )
+            })
+            .collect()
+    }
+
     /// Set or clear a speed dial.
     pub(super) fn set_speed(&mut self, code: &str, target: Option<&str>) -> Result<String, String> {
         let cfg = &self.config;

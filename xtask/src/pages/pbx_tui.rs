@@ -22,13 +22,19 @@ fn roff_text(text: &str) -> String {
 }
 
 /// The usage line of every verb the daemon knows, from its own parser (an empty
-/// argument list earns the usage), so a new verb shows up here by itself.
+/// argument list earns the usage; for a verb that is complete without
+/// arguments, a stray one does), so a new verb shows up here by itself.
 fn grammar() -> String {
     use coventry_shared::control::{ParseError, Request, VERBS};
     let mut s = String::new();
     for verb in VERBS {
-        let usage = match Request::parse(verb.as_bytes()) {
-            Err((_, ParseError::Usage(u))) => u.to_string(),
+        let usage = match (
+            Request::parse(verb.as_bytes()),
+            Request::parse(format!("{verb} ?").as_bytes()),
+        ) {
+            (Err((_, ParseError::Usage(u))), _) | (Ok(_), Err((_, ParseError::Usage(u)))) => {
+                u.to_string()
+            }
             _ => verb.to_string(),
         };
         s.push_str(&roff_text(&usage));

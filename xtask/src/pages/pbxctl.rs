@@ -26,88 +26,123 @@ fn value_name(a: &clap::Arg) -> Option<String> {
 }
 
 /// The COMMANDS section: each subcommand with its synopsis, description and own
-/// arguments (the global options are described once, above).
+/// arguments (the global options are described once, above); a command with
+/// commands of its own (`ext`) first with its options, then each of those.
 fn commands_section(cmd: &clap::Command) -> String {
     let mut roff = Roff::new();
     roff.control("SH", ["COMMANDS"]);
+    let top: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-        let args: Vec<&clap::Arg> = sub
+        command_entry(&mut roff, &top, &[], sub);
+        let own: Vec<&str> = sub
             .get_arguments()
-            .filter(|a| !a.is_global_set() && a.get_id() != "help" && !a.is_hide_set())
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !top.contains(id))
             .collect();
-        roff.control("SS", [sub.get_name()]);
-        let mut synopsis = vec![
-            bold("pbxctl"),
-            roman(" ["),
-            italic("global options"),
-            roman("] "),
-            bold(sub.get_name()),
-        ];
-        for a in args.iter().filter(|a| !a.is_positional()) {
-            let long = a.get_long().expect("options are long");
-            synopsis.push(roman(" ["));
-            synopsis.push(bold(format!("--{long}")));
-            if let Some(v) = value_name(a) {
-                synopsis.push(roman(" "));
-                synopsis.push(italic(v.as_str()));
-            }
-            synopsis.push(roman("]"));
+        for inner in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut seen = top.clone();
+            seen.extend(&own);
+            command_entry(&mut roff, &seen, &[sub.get_name()], inner);
         }
-        for a in args.iter().filter(|a| a.is_positional()) {
+    }
+    roff.to_roff()
+}
+
+/// One command's entry: `.SS`, synopsis, alias, description, arguments (those
+/// not in `described`, the options of the commands above it).
+fn command_entry(roff: &mut Roff, described: &[&str], parents: &[&str], sub: &clap::Command) {
+    let args: Vec<&clap::Arg> = sub
+        .get_arguments()
+        .filter(|a| {
+            !described.contains(&a.get_id().as_str()) && a.get_id() != "help" && !a.is_hide_set()
+        })
+        .collect();
+    let mut name = parents.join(" ");
+    if !name.is_empty() {
+        name.push(' ');
+    }
+    name.push_str(sub.get_name());
+    roff.control("SS", [name.as_str()]);
+    let mut synopsis = vec![
+        bold("pbxctl"),
+        roman(" ["),
+        italic("global options"),
+        roman("] "),
+    ];
+    for p in parents {
+        synopsis.push(bold(*p));
+        synopsis.push(roman(" ["));
+        synopsis.push(italic(format!("{p} options")));
+        synopsis.push(roman("] "));
+    }
+    synopsis.push(bold(sub.get_name()));
+    for a in args.iter().filter(|a| !a.is_positional()) {
+        let long = a.get_long().expect("options are long");
+        synopsis.push(roman(" ["));
+        synopsis.push(bold(format!("--{long}")));
+        if let Some(v) = value_name(a) {
+            synopsis.push(roman(" "));
+            synopsis.push(italic(v.as_str()));
+        }
+        synopsis.push(roman("]"));
+    }
+    for a in args.iter().filter(|a| a.is_positional()) {
+        let name = a
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map_or_else(|| a.get_id().to_string(), |v| v.to_string());
+        let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
+        let dots = if many { "..." } else { "" };
+        synopsis.push(roman(" "));
+        if a.is_required_set() {
+            synopsis.push(italic(name));
+            synopsis.push(roman(dots));
+        } else {
+            synopsis.push(roman("["));
+            synopsis.push(italic(name));
+            synopsis.push(roman(format!("]{dots}")));
+        }
+    }
+    if sub.has_subcommands() {
+        synopsis.push(roman(" "));
+        synopsis.push(italic("COMMAND"));
+    }
+    roff.text(synopsis);
+    if let Some(alias) = sub.get_visible_aliases().next() {
+        roff.control("br", []);
+        roff.text([roman("(also: "), bold(alias), roman(")")]);
+    }
+    roff.control("PP", []);
+    let about = sub
+        .get_long_about()
+        .or_else(|| sub.get_about())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    paragraphs(roff, &about);
+    for a in &args {
+        roff.control("TP", []);
+        let mut head = Vec::new();
+        if let Some(long) = a.get_long() {
+            head.push(bold(format!("--{long}")));
+            if let Some(v) = value_name(a) {
+                head.push(roman(" "));
+                head.push(italic(v.as_str()));
+            }
+        } else {
             let name = a
                 .get_value_names()
                 .and_then(|v| v.first())
                 .map_or_else(|| a.get_id().to_string(), |v| v.to_string());
-            let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
-            let dots = if many { "..." } else { "" };
-            synopsis.push(roman(" "));
-            if a.is_required_set() {
-                synopsis.push(italic(name));
-                synopsis.push(roman(dots));
-            } else {
-                synopsis.push(roman("["));
-                synopsis.push(italic(name));
-                synopsis.push(roman(format!("]{dots}")));
-            }
+            head.push(italic(name));
         }
-        roff.text(synopsis);
-        if let Some(alias) = sub.get_visible_aliases().next() {
-            roff.control("br", []);
-            roff.text([roman("(also: "), bold(alias), roman(")")]);
-        }
-        roff.control("PP", []);
-        let about = sub
-            .get_long_about()
-            .or_else(|| sub.get_about())
+        roff.text(head);
+        let help = a
+            .get_long_help()
+            .or_else(|| a.get_help())
             .map(|s| s.to_string())
             .unwrap_or_default();
-        paragraphs(&mut roff, &about);
-        for a in &args {
-            roff.control("TP", []);
-            let mut head = Vec::new();
-            if let Some(long) = a.get_long() {
-                head.push(bold(format!("--{long}")));
-                if let Some(v) = value_name(a) {
-                    head.push(roman(" "));
-                    head.push(italic(v.as_str()));
-                }
-            } else {
-                let name = a
-                    .get_value_names()
-                    .and_then(|v| v.first())
-                    .map_or_else(|| a.get_id().to_string(), |v| v.to_string());
-                head.push(italic(name));
-            }
-            roff.text(head);
-            let help = a
-                .get_long_help()
-                .or_else(|| a.get_help())
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            roff.text([roman(help)]);
-        }
+        roff.text([roman(help)]);
     }
-    roff.to_roff()
 }
 
 const JSON_SECTION: &str = r##".SH "JSON OUTPUT"
@@ -171,7 +206,16 @@ its forwards reverts by itself (null: never), the others true or false.
 (\fBok\fR, \fBbad\-syntax\fR, \fBunknown\-verb\fR, \fBnot\-found\fR, \fBfailed\fR),
 whether it is \fBok\fR, the daemon's text and the command as sent (for \fBwhy\fR the
 text is the conclusion, and \fBsteps\fR the explanation's steps in order, each from
-a typed event of the daemon).
+a typed event of the daemon; for \fBspeed\fR without arguments, \fBdials\fR, one
+\fB{"code", "target", "config", "source"}\fR object per speed dial from a typed
+event of the daemon: \fBtarget\fR null when cleared, \fBconfig\fR what coventry.conf
+says or null, \fBsource\fR \fBconfig\fR, \fBset\fR or \fBcleared\fR).
+.TP
+.B ext
+\fB{"ext", "action", "file", "secret", "reloaded", "ok"}\fR: the extension, \fBadd\fR,
+\fBremove\fR or \fBsecret\fR, the file written, the new secret (null for
+\fBremove\fR), the daemon's reload result (null when it is not running) and
+whether all went well.
 .TP
 .B message
 \fB{"id", "command", "to", "done", "code", "ok", "text", "delivered", "waiting",
@@ -191,7 +235,7 @@ One object per event with \fBseq\fR, \fBtime_ms\fR, \fBkind\fR and the event's f
 one, else null), \fBdelivering\fR (id, to, targets, offline: whom a command's text
 went to), \fBdialing\fR (id, call, step: started, a\-ringing, calling\-b,
 b\-ringing: how a click\-to\-dial command's call gets on), \fBwhy\-step\fR (id, step,
-text), \fBresult\fR (id, code, text),
+text), \fBspeed\-dial\fR (id, code, target, config), \fBresult\fR (id, code, text),
 \fBauth\-failed\fR (user, source), \fBwarning\fR and \fBnotice\fR (text),
 \fBcall\fR (call, from, to, phase, rings: one per state change and per ring) and
 \fBcall\-record\fR (call, from, to, start_ms, answer_ms, end_ms, duration_s, talk_s,
@@ -212,6 +256,8 @@ The FIFO is opened without blocking: when no daemon reads it, pbxctl says so at 
 The request id is unique per invocation (time and pid); pbxctl then waits, up to
 \fB\-\-timeout\fR seconds, for the command-result event carrying that id in the event
 ring of the state block.
+\fBext\fR writes no control line but \fBreload\fR, after the edited file has been
+written.
 A shell script can do the same with \fBecho "#42 reload" > /run/coventry/control\fR and
 \fBpbxctl watch\fR.
 .PP
@@ -227,6 +273,11 @@ const TAIL_SECTIONS: &str = r##".SH ENVIRONMENT
 .B COVENTRY_RUNTIME_DIR
 The runtime directory, as \fB\-\-runtime\-dir\fR (which takes precedence).
 .TP
+.B COVENTRY_CONFIG
+The configuration file \fBext\fR edits, as its \fB\-\-config\fR (the same variable
+.BR coventryd (8)
+reads).
+.TP
 .B XDG_RUNTIME_DIR
 Without the two above, a user other than root finds the daemon in
 \fI$XDG_RUNTIME_DIR/coventry\fR, or in \fI/tmp/coventry\-$UID\fR when it is not set.
@@ -240,6 +291,10 @@ separated by spaces, for \fBawk\fR(1) and friends.
 The time zone of the times shown by \fBwatch\fR, \fBcalls\fR and \fBstatus\fR, and of
 \fB\-\-until\fR.
 .SH FILES
+.TP
+.I /etc/coventry.conf
+The configuration \fBext\fR edits unless told otherwise; the new file is written
+next to it as \fI.coventry.conf.pbxctl\-PID\fR and renamed into place.
 .TP
 .I /run/coventry/state
 The state block: a fixed-size file the daemon maps read-write and pbxctl reads
@@ -279,6 +334,10 @@ pbxctl dnd 11 on \-\-until 17:00
 pbxctl forward 11 12 \-\-busy \-\-for 1h30m
 pbxctl dial 11 12
 pbxctl speed 9 0123456789
+pbxctl speed
+pbxctl ext add 23 \-\-display "Front desk"
+pbxctl ext secret 23
+pbxctl ext remove 23
 pbxctl why 11
 pbxctl \-\-timeout 2 release 12 || echo "release failed: $?"
 pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
@@ -339,6 +398,9 @@ pub const NEEDLES: &[&str] = &[
     ".SS dnd",
     ".SS dial",
     ".SS speed",
+    ".SS ext",
+    ".SS \"ext add\"",
+    "\\-\\-keep\\-builtin",
     ".SS why",
     "\\-\\-no\\-answer",
     "until=",
