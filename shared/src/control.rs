@@ -109,6 +109,14 @@ pub enum Command {
         /// The state to put in force (`None`: just say which is).
         name: Option<String>,
     },
+    /// `trace TOKEN FILTER|off`: trace SIP messages (see [`crate::trace`]) for
+    /// as long as the lease TOKEN is held, or end that trace now.
+    Trace {
+        /// The lease's token (a lock the client holds on the state block).
+        token: u32,
+        /// What to follow (`None`: end the trace).
+        filter: Option<crate::trace::Filter>,
+    },
     /// `speed CODE TARGET|off`: set or clear a speed dial.
     Speed {
         /// The short code (digits).
@@ -221,10 +229,13 @@ pub const USAGE_WHY: &str = "why NUMBER";
 pub const USAGE_RUNSTATE: &str = "runstate [NAME] (NAME: lower-case letters, digits, - and _)";
 /// Usage of `speed`.
 pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
+/// Usage of `trace`.
+pub const USAGE_TRACE: &str = "trace TOKEN all|EXT|IP|IP:PORT|off";
 
 /// Every verb, for completion and help.
 pub const VERBS: &[&str] = &[
     "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why", "runstate",
+    "trace",
 ];
 
 impl Request {
@@ -363,6 +374,20 @@ impl Request {
                     _ => return Err(usage()),
                 }
             }
+            "trace" => {
+                let usage = || err(ParseError::Usage(USAGE_TRACE));
+                match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [t, f] => Command::Trace {
+                        token: t.parse().map_err(|_| usage())?,
+                        filter: if f.eq_ignore_ascii_case("off") {
+                            None
+                        } else {
+                            Some(crate::trace::Filter::parse(f).ok_or_else(usage)?)
+                        },
+                    },
+                    _ => return Err(usage()),
+                }
+            }
             "runstate" => Command::RunState {
                 name: match args {
                     "" => None,
@@ -436,6 +461,10 @@ impl fmt::Display for Command {
             Command::Speed { code, target } => {
                 write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
             }
+            Command::Trace { token, filter } => match filter {
+                Some(x) => write!(f, "trace {token} {x}"),
+                None => write!(f, "trace {token} off"),
+            },
         }
     }
 }
@@ -541,7 +570,22 @@ mod tests {
                 code: "*7".into(),
                 target: None,
             },
+            Command::Trace {
+                token: 77,
+                filter: Some(crate::trace::Filter::Ext(21)),
+            },
+            Command::Trace {
+                token: 78,
+                filter: crate::trace::Filter::parse("[::1]:5060"),
+            },
+            Command::Trace {
+                token: 79,
+                filter: None,
+            },
         ];
+        assert!(Request::parse(b"trace 1").is_err());
+        assert!(Request::parse(b"trace x 21").is_err());
+        assert!(Request::parse(b"trace 1 sip:21@h").is_err());
         for c in all {
             let r = Request {
                 id: Some(5),

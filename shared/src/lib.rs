@@ -12,6 +12,7 @@ pub mod record;
 pub mod runstate;
 pub mod runtime;
 pub mod stateblock;
+pub mod trace;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {

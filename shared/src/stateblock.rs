@@ -20,8 +20,11 @@
 //! temporary name in its own runtime directory ([`crate::runtime::SafeDir`]) and
 //! renames it into place.
 //!
-//! This is the only module of Coventry with `unsafe` code.
+//! This is the only module of Coventry with `unsafe` code (with its submodule
+//! [`trace`], the trace ring, made the same way).
 #![allow(unsafe_code)]
+
+pub mod trace;
 
 use crate::dialplan::{Plan, MAX_EXTENSIONS};
 use crate::event::{Event, EventRecord, EventSlot};
