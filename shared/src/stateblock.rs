@@ -380,8 +380,15 @@ pub struct Body {
 pub struct SiteEntry {
     /// The run state in force (`day`, `night`...), NUL-padded.
     pub runstate: [u8; 32],
+    /// Traces running (leases held, see [`crate::trace`]); 0: the switch copies
+    /// nothing and there is no trace ring.
+    pub traces: u8,
+    /// Padding.
+    pub _pad: [u8; 7],
+    /// What they follow, space-separated (cut to fit), NUL-padded.
+    pub trace_filters: [u8; 96],
     /// Reserved, zero.
-    pub reserved: [u8; 224],
+    pub reserved: [u8; 120],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -1255,6 +1262,8 @@ mod tests {
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224
         );
         assert_eq!(size_of::<SiteEntry>(), 256);
+        assert_eq!(offset_of!(SiteEntry, traces), 32);
+        assert_eq!(offset_of!(SiteEntry, trace_filters), 40);
         assert_eq!(
             size_of::<Body>(),
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 256

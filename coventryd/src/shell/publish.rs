@@ -147,6 +147,13 @@ impl Publisher {
         put_str(&mut self.writer.body_mut().site.runstate, name);
     }
 
+    /// Publish the traces running: how many, and what they follow.
+    pub fn set_traces(&mut self, count: usize, filters: &str) {
+        let mut body = self.writer.body_mut();
+        body.site.traces = u8::try_from(count).unwrap_or(u8::MAX);
+        put_str(&mut body.site.trace_filters, filters);
+    }
+
     /// Write the upstream connections (unused entries cleared).
     pub fn set_routes(&mut self, routes: &[RouteEntry]) {
         let mut body = self.writer.body_mut();
