@@ -384,11 +384,14 @@ pub struct SiteEntry {
     /// nothing and there is no trace ring.
     pub traces: u8,
     /// Padding.
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The token of the lease whose bit in a trace record's `leases` is `i`
+    /// (0: none).
+    pub trace_tokens: [u32; crate::trace::MAX_LEASES],
     /// What they follow, space-separated (cut to fit), NUL-padded.
     pub trace_filters: [u8; 96],
     /// Reserved, zero.
-    pub reserved: [u8; 120],
+    pub reserved: [u8; 92],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -1263,7 +1266,8 @@ mod tests {
         );
         assert_eq!(size_of::<SiteEntry>(), 256);
         assert_eq!(offset_of!(SiteEntry, traces), 32);
-        assert_eq!(offset_of!(SiteEntry, trace_filters), 40);
+        assert_eq!(offset_of!(SiteEntry, trace_tokens), 36);
+        assert_eq!(offset_of!(SiteEntry, trace_filters), 68);
         assert_eq!(
             size_of::<Body>(),
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 256

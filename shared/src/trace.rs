@@ -213,6 +213,18 @@ impl Lease {
     }
 }
 
+/// The bit of the lease `token` in the records' `leases`, as the daemon of `snap`
+/// publishes it; `None` while it holds no such lease.
+pub fn lease_bit(snap: &crate::stateblock::Snapshot, token: u32) -> Option<u8> {
+    let site = &snap.body.site;
+    if site.traces == 0 || token == 0 {
+        return None;
+    }
+    (0..MAX_LEASES)
+        .find(|i| site.trace_tokens[*i] == token)
+        .map(|i| i as u8)
+}
+
 /// A token for a new lease: different for clients running at the same time.
 pub fn new_token() -> u32 {
     let nanos = std::time::SystemTime::now()
@@ -221,7 +233,7 @@ pub fn new_token() -> u32 {
         .unwrap_or(0);
     let pid = std::process::id();
     // Mixed so that two clients started in the same instant still differ by pid.
-    (pid.wrapping_mul(0x9e37_79b1) ^ nanos.rotate_left(13)) & 0x7fff_ffff
+    ((pid.wrapping_mul(0x9e37_79b1) ^ nanos.rotate_left(13)) & 0x7fff_ffff).max(1)
 }
 
 /// For the daemon: whether someone holds the lease `token` on the state block

@@ -478,8 +478,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 for e in tracer.check() {
                     publisher.event(now, &e);
                 }
-                if let Some((n, filters)) = tracer.take_changed() {
-                    publisher.set_traces(n, &filters);
+                if let Some(p) = tracer.take_changed() {
+                    publisher.set_traces(&p);
                 }
             }
             held = durable.finished() => released = Some(held),
@@ -586,8 +586,8 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     for order in std::mem::take(&mut out.trace) {
         out.events.extend(o.tracer.order(&order));
     }
-    if let Some((n, filters)) = o.tracer.take_changed() {
-        o.publisher.set_traces(n, &filters);
+    if let Some(p) = o.tracer.take_changed() {
+        o.publisher.set_traces(&p);
     }
     if out.config_changed {
         o.publisher.set_config(sw.config());

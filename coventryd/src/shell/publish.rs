@@ -148,10 +148,11 @@ impl Publisher {
     }
 
     /// Publish the traces running: how many, and what they follow.
-    pub fn set_traces(&mut self, count: usize, filters: &str) {
+    pub fn set_traces(&mut self, t: &crate::shell::trace::Published) {
         let mut body = self.writer.body_mut();
-        body.site.traces = u8::try_from(count).unwrap_or(u8::MAX);
-        put_str(&mut body.site.trace_filters, filters);
+        body.site.traces = u8::try_from(t.count).unwrap_or(u8::MAX);
+        body.site.trace_tokens = t.tokens;
+        put_str(&mut body.site.trace_filters, &t.filters);
     }
 
     /// Write the upstream connections (unused entries cleared).

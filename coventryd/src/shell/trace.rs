@@ -27,6 +27,16 @@ struct TraceLease {
     bit: u8,
 }
 
+/// The traces running as the state block shows them.
+pub struct Published {
+    /// How many.
+    pub count: usize,
+    /// The token of the lease of each record bit (0: none).
+    pub tokens: [u32; MAX_LEASES],
+    /// What they follow, space-separated.
+    pub filters: String,
+}
+
 /// The traces running and their ring.
 pub struct Tracer {
     runtime_dir: PathBuf,
@@ -79,13 +89,21 @@ impl Tracer {
         !self.leases.is_empty()
     }
 
-    /// The count and filters to publish, once after each change.
-    pub fn take_changed(&mut self) -> Option<(usize, String)> {
+    /// What to publish, once after each change.
+    pub fn take_changed(&mut self) -> Option<Published> {
         if !std::mem::take(&mut self.changed) {
             return None;
         }
         let filters: Vec<String> = self.leases.iter().map(|l| l.filter.to_string()).collect();
-        Some((self.leases.len(), filters.join(" ")))
+        let mut tokens = [0u32; MAX_LEASES];
+        for l in &self.leases {
+            tokens[usize::from(l.bit)] = l.token;
+        }
+        Some(Published {
+            count: self.leases.len(),
+            tokens,
+            filters: filters.join(" "),
+        })
     }
 
     fn path(&self) -> PathBuf {
@@ -205,7 +223,7 @@ impl Tracer {
         ended
             .into_iter()
             .map(|f| {
-                let text = format!("trace of {f} ended (its client is gone)");
+                let text = format!("trace of {f} ended (its lease was let go)");
                 log::info!("{text}");
                 Event::Notice { text }
             })
