@@ -270,7 +270,7 @@ mod tests {
         assert!(!lines[1].contains('\x1b'), "{lines:?}");
         assert_eq!(
             lines.last().map(String::as_str),
-            Some("[60 more bytes not kept]")
+            Some("[62 more bytes not kept]")
         );
         let j = record_json(&r);
         assert_eq!(
