@@ -256,6 +256,7 @@ fn flock(kind: i32, token: u32) -> nix::libc::flock {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -56,7 +56,7 @@ fn matches(filter: &Filter, peer: SocketAddr, users: &[String], registrar: &Regi
     match filter {
         Filter::Ext(n) => {
             let me = n.to_string();
-            users.iter().any(|u| *u == me)
+            users.contains(&me)
                 || registrar
                     .contacts(*n)
                     .iter()

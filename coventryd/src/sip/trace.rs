@@ -151,7 +151,8 @@ pub fn mask(bytes: &[u8]) -> Vec<u8> {
             AUTH_HEADERS.contains(&name.as_str())
         })
     };
-    if !lines.iter().any(|l| auth(l)) && !(is_message && !body.is_empty()) {
+    let hide_text = is_message && !body.is_empty();
+    if !hide_text && !lines.iter().any(|l| auth(l)) {
         return bytes.to_vec();
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -175,7 +176,7 @@ pub fn mask(bytes: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if is_message && !body.is_empty() {
+    if hide_text {
         out.extend_from_slice(format!("[text of {} bytes not shown]", body.len()).as_bytes());
     } else {
         out.extend_from_slice(body);

@@ -395,7 +395,7 @@ mod tests {
         Record {
             seq: 0,
             time_ms: 0,
-            dir: if i % 2 == 0 {
+            dir: if i & 1 == 0 {
                 Direction::In
             } else {
                 Direction::Out
