@@ -232,10 +232,10 @@ pub const USAGE_SPEED: &str = "speed CODE TARGET|off";
 /// Usage of `trace`.
 pub const USAGE_TRACE: &str = "trace TOKEN all|EXT|IP|IP:PORT|off";
 
-/// Every verb, for completion and help.
+/// Every verb an operator types, for completion and help (`trace` is not one:
+/// a tracing client sends it with the lease it holds, see [`crate::trace`]).
 pub const VERBS: &[&str] = &[
     "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why", "runstate",
-    "trace",
 ];
 
 impl Request {

@@ -104,6 +104,12 @@ fn a_trace_of_one_register_and_one_call() {
     let rx = lines_of(&mut child.0);
     let snap = sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
     assert_eq!(get_str(&snap.body.site.trace_filters), "21");
+    let o = sw.pbxctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["traces"],
+        serde_json::json!({"count": 1, "filters": ["21"]})
+    );
     let ring = sw.runtime_dir().join("trace");
     let meta = std::fs::metadata(&ring).expect("the trace ring exists while tracing");
     use std::os::unix::fs::PermissionsExt;
