@@ -71,8 +71,10 @@ fn same(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 impl Tracer {
-    /// No trace running, for the daemon of `runtime_dir`.
+    /// No trace running, for the daemon of `runtime_dir`; a ring a killed daemon
+    /// left behind is removed (nobody can hold a lease on it).
     pub fn new(runtime_dir: PathBuf) -> Tracer {
+        let _ = std::fs::remove_file(runtime_dir.join(TRACE_FILE));
         Tracer {
             runtime_dir,
             leases: Vec::new(),
