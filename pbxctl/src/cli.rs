@@ -417,6 +417,24 @@ pub enum CliCommand {
     /// also when no event comes; a closed output ends it quietly with status 0.
     Watch(WatchArgs),
 
+    /// Show the SIP messages the switch receives and sends, as they go: for one
+    /// extension, one address, or all.
+    ///
+    /// TARGET is an extension number (the messages to and from the addresses its
+    /// contacts registered from, and those whose From, To or Request-URI user is
+    /// that number), an IP address or IP:PORT (the messages to and from it), or
+    /// `all` (the default). One line per message: local time, `<-` received from
+    /// or `->` sent to the peer, the peer, transport, method or status, the start
+    /// of the Call-ID and the CSeq; -v adds the whole message. Digest responses and
+    /// other credentials are masked by the daemon, and a text's words are not
+    /// shown. The switch copies nothing while nobody traces; pbxctl holds a lease
+    /// (a lock on the state block) that ends with it however it ends, and the
+    /// daemon then stops within a tenth of a second. Messages pbxctl fell too far
+    /// behind to read are reported as `-- N messages lost --`. Runs until --count,
+    /// --duration, a signal, or its output is closed; status 3 when the daemon
+    /// stops. Root or the daemon's group only, like everything else here.
+    Trace(TraceArgs),
+
     /// Print the shell completion script of pbxctl for SHELL (bash, zsh, fish,
     /// elvish, powershell) to standard output.
     ///
@@ -524,6 +542,26 @@ pub struct WatchArgs {
     pub from_start: bool,
 
     /// Exit after printing N events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Exit after SECS seconds (decimals allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub duration: Option<Duration>,
+}
+
+/// Options of `trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// An extension number, an IP address, IP:PORT, or `all`.
+    #[arg(value_name = "TARGET")]
+    pub target: Option<String>,
+
+    /// Print each message whole (credentials masked) after its line.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Exit after printing N messages.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
 

@@ -24,6 +24,7 @@ pub mod records;
 pub mod regs;
 pub mod runstate;
 pub mod status;
+pub mod trace;
 pub mod wait;
 pub mod watch;
 
@@ -179,6 +180,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             use std::io::Write;
             std::io::stdout().write_all(&text).map_err(Error::output)
         }
+        CliCommand::Trace(t) => trace::run(
+            &mut out,
+            &dir,
+            g.timeout,
+            trace::TraceOpts {
+                target: t.target,
+                verbose: t.verbose,
+                count: t.count,
+                duration: t.duration,
+            },
+        ),
         CliCommand::Watch(w) => watch::run(
             &mut out,
             &dir,

@@ -186,6 +186,8 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
     let (registered, configured) = extension_counts(&exts);
     let counters = counter_list(&snap.body.counters);
     let runstate = view::runstate(&snap);
+    let traces = usize::from(snap.body.site.traces);
+    let trace_filters = coventry_shared::stateblock::get_str(&snap.body.site.trace_filters);
     let routes = view::routes(&snap);
     let settings: Vec<ExtView> = exts.into_iter().filter(ExtView::has_settings).collect();
     let state = match live {
@@ -219,6 +221,10 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             "counters": counters,
             "settings": settings.iter().map(settings_json).collect::<Vec<_>>(),
             "upstream": routes.iter().map(route_json).collect::<Vec<_>>(),
+            "traces": {
+                "count": traces,
+                "filters": trace_filters.split_whitespace().collect::<Vec<_>>(),
+            },
         }))?;
     } else {
         let daemon_line = match live {
@@ -236,7 +242,7 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
         if live != Liveness::Running {
             heartbeat = out.paint(Paint::Red, &format!("{heartbeat} (stale)"));
         }
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("coventryd", daemon_line),
             (
                 "uptime",
@@ -257,6 +263,9 @@ pub fn run(out: &mut Out, dir: &Path) -> Result<(), Error> {
             ),
             ("events", h.event_head.to_string()),
         ];
+        if traces > 0 {
+            rows.push(("tracing", display_safe(&trace_filters)));
+        }
         for (k, v) in rows {
             let key = out.paint(Paint::Bold, &format!("{k:<12}"));
             out.line(&format!("{key} {v}"))?;

@@ -315,7 +315,7 @@ fn output_gone(revents: PollFlags) -> Option<Error> {
 /// no events to print would otherwise live on (`pbxctl watch | head -1` on a quiet
 /// switch, a terminal that hung up without SIGHUP) until the next event failed to
 /// print. Output that cannot be watched (a file) is simply slept on.
-fn nap_unless_output_gone(nap: Duration) -> Result<(), Error> {
+pub(crate) fn nap_unless_output_gone(nap: Duration) -> Result<(), Error> {
     let started = Instant::now();
     let stdout = std::io::stdout();
     let ms = nap.as_micros().div_ceil(1000).min(60_000);

@@ -112,6 +112,14 @@ pub enum Command {
     /// `speed`: list the speed dials in force (one [`crate::event::Event::SpeedDial`]
     /// each, then the result).
     SpeedList,
+    /// `trace TOKEN FILTER|off`: trace SIP messages (see [`crate::trace`]) for
+    /// as long as the lease TOKEN is held, or end that trace now.
+    Trace {
+        /// The lease's token (a lock the client holds on the state block).
+        token: u32,
+        /// What to follow (`None`: end the trace).
+        filter: Option<crate::trace::Filter>,
+    },
     /// `speed CODE TARGET|off`: set or clear a speed dial.
     Speed {
         /// The short code (digits).
@@ -224,8 +232,11 @@ pub const USAGE_WHY: &str = "why NUMBER";
 pub const USAGE_RUNSTATE: &str = "runstate [NAME] (NAME: lower-case letters, digits, - and _)";
 /// Usage of `speed`.
 pub const USAGE_SPEED: &str = "speed [CODE TARGET|off]";
+/// Usage of `trace`.
+pub const USAGE_TRACE: &str = "trace TOKEN all|EXT|IP|IP:PORT|off";
 
-/// Every verb, for completion and help.
+/// Every verb an operator types, for completion and help (`trace` is not one:
+/// a tracing client sends it with the lease it holds, see [`crate::trace`]).
 pub const VERBS: &[&str] = &[
     "message", "release", "reload", "hangup", "forward", "dnd", "dial", "speed", "why", "runstate",
 ];
@@ -367,6 +378,20 @@ impl Request {
                     _ => return Err(usage()),
                 }
             }
+            "trace" => {
+                let usage = || err(ParseError::Usage(USAGE_TRACE));
+                match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [t, f] => Command::Trace {
+                        token: t.parse().map_err(|_| usage())?,
+                        filter: if f.eq_ignore_ascii_case("off") {
+                            None
+                        } else {
+                            Some(crate::trace::Filter::parse(f).ok_or_else(usage)?)
+                        },
+                    },
+                    _ => return Err(usage()),
+                }
+            }
             "runstate" => Command::RunState {
                 name: match args {
                     "" => None,
@@ -441,6 +466,10 @@ impl fmt::Display for Command {
             Command::Speed { code, target } => {
                 write!(f, "speed {code} {}", target.as_deref().unwrap_or("off"))
             }
+            Command::Trace { token, filter } => match filter {
+                Some(x) => write!(f, "trace {token} {x}"),
+                None => write!(f, "trace {token} off"),
+            },
         }
     }
 }
@@ -547,7 +576,22 @@ mod tests {
                 target: None,
             },
             Command::SpeedList,
+            Command::Trace {
+                token: 77,
+                filter: Some(crate::trace::Filter::Ext(21)),
+            },
+            Command::Trace {
+                token: 78,
+                filter: crate::trace::Filter::parse("[::1]:5060"),
+            },
+            Command::Trace {
+                token: 79,
+                filter: None,
+            },
         ];
+        assert!(Request::parse(b"trace 1").is_err());
+        assert!(Request::parse(b"trace x 21").is_err());
+        assert!(Request::parse(b"trace 1 sip:21@h").is_err());
         for c in all {
             let r = Request {
                 id: Some(5),

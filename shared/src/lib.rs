@@ -13,6 +13,7 @@ pub mod runstate;
 pub mod runtime;
 pub mod secret;
 pub mod stateblock;
+pub mod trace;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {

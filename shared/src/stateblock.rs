@@ -20,8 +20,11 @@
 //! temporary name in its own runtime directory ([`crate::runtime::SafeDir`]) and
 //! renames it into place.
 //!
-//! This is the only module of Coventry with `unsafe` code.
+//! This is the only module of Coventry with `unsafe` code (with its submodule
+//! [`trace`], the trace ring, made the same way).
 #![allow(unsafe_code)]
+
+pub mod trace;
 
 use crate::dialplan::{Plan, MAX_EXTENSIONS};
 use crate::event::{Event, EventRecord, EventSlot};
@@ -377,8 +380,18 @@ pub struct Body {
 pub struct SiteEntry {
     /// The run state in force (`day`, `night`...), NUL-padded.
     pub runstate: [u8; 32],
+    /// Traces running (leases held, see [`crate::trace`]); 0: the switch copies
+    /// nothing and there is no trace ring.
+    pub traces: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// The token of the lease whose bit in a trace record's `leases` is `i`
+    /// (0: none).
+    pub trace_tokens: [u32; crate::trace::MAX_LEASES],
+    /// What they follow, space-separated (cut to fit), NUL-padded.
+    pub trace_filters: [u8; 96],
     /// Reserved, zero.
-    pub reserved: [u8; 224],
+    pub reserved: [u8; 92],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -1252,6 +1265,9 @@ mod tests {
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224
         );
         assert_eq!(size_of::<SiteEntry>(), 256);
+        assert_eq!(offset_of!(SiteEntry, traces), 32);
+        assert_eq!(offset_of!(SiteEntry, trace_tokens), 36);
+        assert_eq!(offset_of!(SiteEntry, trace_filters), 68);
         assert_eq!(
             size_of::<Body>(),
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 256

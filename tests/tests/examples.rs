@@ -14,7 +14,7 @@
 //! on a switch started on that configuration. Cron lines run their command (the
 //! user field of `/etc/cron.d` lines is dropped: the test runs as itself).
 //! `$ COMMAND` lines are compared with the output printed under them. Commands
-//! that run until stopped (`pbxctl watch`, `pbx-tui`, `coventryd`) are started,
+//! that run until stopped (`pbxctl watch` and `trace`, `pbx-tui`, `coventryd`) are started,
 //! seen to produce their first output, and ended.
 #![allow(clippy::unwrap_used)]
 
@@ -540,7 +540,9 @@ fn call_in_progress(phones: &mut [Ua], ext: u16) {
 /// Whether `command` runs until it is stopped.
 fn runs_until_stopped(command: &str) -> bool {
     let p = program(command);
-    (p == "pbxctl" && command.contains(" watch") && !command.contains("--count"))
+    (p == "pbxctl"
+        && (command.contains(" watch") || command.contains(" trace"))
+        && !command.contains("--count"))
         || p == "pbx-tui"
         || (p == "coventryd" && !command.contains("--check-config"))
         || p == "scripts/softphone"

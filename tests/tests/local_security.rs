@@ -651,3 +651,51 @@ fn junk_or_a_partial_line_from_one_writer_does_not_swallow_the_next_command() {
         "the dropped line was carried out"
     );
 }
+
+/// The trace ring is the daemon group's only, like the state block: an operator in
+/// the group traces; another user can neither read the ring nor start a trace.
+#[test]
+fn the_trace_ring_serves_the_daemons_group_only() {
+    require_root!();
+    let lab = Lab::new();
+    let _tmp = TmpDefaults::take();
+    let svc = ServiceDir::new();
+    let _d = start_daemon(&lab, NOBODY, NOGROUP, Some(&svc.0));
+    let dir = svc.0.display().to_string();
+    let ring = svc.0.join("trace");
+    assert!(!ring.exists(), "a trace ring while nobody traces");
+    // An operator in the daemon's group traces everything.
+    let mut c = as_user(ATTACKER, NOGROUP, &lab.bin("pbxctl"));
+    c.args(["--runtime-dir", &dir, "trace", "all"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut tracer = KillOnDrop(c.spawn().expect("pbxctl trace"));
+    assert!(
+        poll_until(RUN_T, || ring.exists().then_some(())).is_some(),
+        "no trace ring while tracing"
+    );
+    assert_eq!(mode(&ring), (NOBODY, 0o640));
+    // A user outside the group: no reading it, no trace of their own.
+    let o = sh_as(
+        ATTACKER,
+        ATTACKER,
+        &format!("cat {} > /dev/null", ring.display()),
+    );
+    assert!(!o.status.success(), "another user read the trace ring");
+    assert!(text(&o).contains("Permission denied"), "{}", text(&o));
+    let o = lab.pbxctl(
+        ATTACKER,
+        ATTACKER,
+        &["--runtime-dir", &dir, "trace", "--count", "1"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("ermission denied"), "{}", text(&o));
+    // The operator's pbxctl gone, the ring goes.
+    let _ = tracer.0.kill();
+    let _ = tracer.0.wait();
+    assert!(
+        poll_until(RUN_T, || (!ring.exists()).then_some(())).is_some(),
+        "the trace ring outlived its last tracer"
+    );
+}

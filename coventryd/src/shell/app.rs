@@ -13,6 +13,7 @@ use crate::shell::reader::Reader;
 use crate::shell::records::{self, Records};
 use crate::shell::secrets;
 use crate::shell::service::ServiceManager;
+use crate::shell::trace::Tracer;
 use crate::sip::dest::Dest;
 use crate::switch::registrar::Registrar;
 use crate::switch::{Outbox, Switch};
@@ -21,6 +22,7 @@ use coventry_shared::now_ms;
 use coventry_shared::record::Book;
 use coventry_shared::runtime::{control_path, state_path};
 use coventry_shared::stateblock::BlockInit;
+use coventry_shared::trace::{Direction, Transport};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -146,10 +148,14 @@ impl Persister {
 /// fuzzed so this should never fire.
 /// Hand the switch up to [`BATCH`] datagrams, one per waiting source in turn;
 /// whether more are waiting.
-fn serve(sw: &mut Switch, reader: &Reader, batch: &mut Vec<Datagram>) -> bool {
+fn serve(sw: &mut Switch, reader: &Reader, batch: &mut Vec<Datagram>, tracer: &mut Tracer) -> bool {
     let more = reader.take(BATCH, batch);
     let now = now_ms();
     for d in batch.iter() {
+        if tracer.active() {
+            let how = (Direction::In, Transport::Udp, d.src);
+            tracer.record(now, how, &d.data, sw.registrar());
+        }
         guarded("datagram", || sw.on_datagram(now, d.src, &d.data));
     }
     reader.recycle(batch);
@@ -378,6 +384,8 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     // Settings and run state written in the background; what announces them waits.
     let mut durable = Durable::new(persister.state_dir.clone());
     let mut released: Option<VecDeque<Outbox>> = None;
+    // The live SIP trace: nothing is copied while nobody traces.
+    let mut tracer = Tracer::new(runtime_dir.clone());
     // The shell's outlets for the core's outbox, borrowed afresh each time.
     macro_rules! outlets {
         () => {
@@ -389,6 +397,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 hooks: &mut hooks,
                 records: &mut records,
                 durable: &mut durable,
+                tracer: &mut tracer,
             }
         };
     }
@@ -397,11 +406,11 @@ pub async fn run(setup: Setup) -> io::Result<()> {
         let mut served = false;
         tokio::select! {
             () = reader.readable() => {
-                more = serve(&mut sw, &reader, &mut batch);
+                more = serve(&mut sw, &reader, &mut batch, &mut tracer);
                 served = true;
             }
             _ = std::future::ready(()), if more => {
-                more = serve(&mut sw, &reader, &mut batch);
+                more = serve(&mut sw, &reader, &mut batch, &mut tracer);
                 served = true;
             }
             ev = tcp_events.recv() => {
@@ -409,6 +418,11 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 match ev {
                     Some(TcpEvent::Message { peer, msg }) => {
                         up.note_received(peer);
+                        if tracer.active() {
+                            let bytes = crate::sip::serialize::to_bytes(&msg);
+                            let how = (Direction::In, Transport::Tcp, peer);
+                            tracer.record(now, how, &bytes, sw.registrar());
+                        }
                         guarded("TCP message", || sw.on_stream(now, peer, msg));
                     }
                     Some(ev) => {
@@ -460,6 +474,13 @@ pub async fn run(setup: Setup) -> io::Result<()> {
                 // Like the counters: the routes' figures move without a state change.
                 publish_routes(&up, &sw, &mut publisher);
                 persister.poll(now, &sw);
+                // Traces whose client is gone end here, within a tick.
+                for e in tracer.check() {
+                    publisher.event(now, &e);
+                }
+                if let Some(p) = tracer.take_changed() {
+                    publisher.set_traces(&p);
+                }
             }
             held = durable.finished() => released = Some(held),
             Some(done) = hooks_done.recv() => {
@@ -494,6 +515,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             flush(&mut o, &mut sw, config_path.as_ref(), out);
         }
         publisher.wake_readers();
+        tracer.wake_readers();
         if served {
             // After a batch the runtime gets its turn (timers, the FIFO, TCP,
             // signals): the loop never stays ready, so a flood starves nothing.
@@ -523,6 +545,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     persister.flush_now(&sw).await;
     hooks.kill_all();
     records.stop();
+    tracer.stop();
     let _ = std::fs::remove_file(&fifo_path);
     let _ = std::fs::remove_file(state_path(&runtime_dir));
     if reader_died {
@@ -540,6 +563,7 @@ struct Outlets<'a> {
     hooks: &'a mut Hooks,
     records: &'a mut Records,
     durable: &'a mut Durable,
+    tracer: &'a mut Tracer,
 }
 
 /// Carry out the core's outbox: the state block's registrations and calls at
@@ -558,6 +582,13 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
         out.merge(sw.take_out());
     }
     let now = now_ms();
+    // Traces start and end at once (nothing of theirs waits for the disk).
+    for order in std::mem::take(&mut out.trace) {
+        out.events.extend(o.tracer.order(&order));
+    }
+    if let Some(p) = o.tracer.take_changed() {
+        o.publisher.set_traces(&p);
+    }
     if out.config_changed {
         o.publisher.set_config(sw.config());
         o.hooks.reconfigure(&sw.config().hooks);
@@ -661,6 +692,13 @@ fn deliver(o: &mut Outlets, sw: &mut Switch, mut out: Outbox) {
     }
     // Published first: a phone's 200 never arrives before the state block shows it.
     for (dest, bytes) in out.sends.drain(..) {
+        if o.tracer.active() {
+            let how = match dest {
+                Dest::Udp(a) => (Direction::Out, Transport::Udp, a),
+                Dest::Tcp(a) => (Direction::Out, Transport::Tcp, a),
+            };
+            o.tracer.record(now, how, &bytes, sw.registrar());
+        }
         let to = match dest {
             Dest::Udp(a) => a,
             Dest::Tcp(a) => {

@@ -15,3 +15,4 @@ pub mod records;
 pub mod routing;
 pub mod secrets;
 pub mod service;
+pub mod trace;

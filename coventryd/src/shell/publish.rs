@@ -151,6 +151,14 @@ impl Publisher {
         put_str(&mut self.writer.body_mut().site.runstate, name);
     }
 
+    /// Publish the traces running: how many, and what they follow.
+    pub fn set_traces(&mut self, t: &crate::shell::trace::Published) {
+        let mut body = self.writer.body_mut();
+        body.site.traces = u8::try_from(t.count).unwrap_or(u8::MAX);
+        body.site.trace_tokens = t.tokens;
+        put_str(&mut body.site.trace_filters, &t.filters);
+    }
+
     /// Write the upstream connections (unused entries cleared).
     pub fn set_routes(&mut self, routes: &[RouteEntry]) {
         let mut body = self.writer.body_mut();

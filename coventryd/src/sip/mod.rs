@@ -10,7 +10,8 @@
 //! - [`serialize`]: messages back to bytes; [`request`]: requests of the
 //!   switch's own;
 //! - [`digest`], [`dest`], [`forward`]: digest authentication, where a response
-//!   goes, forwarding.
+//!   goes, forwarding;
+//! - [`trace`]: a message as the live trace shows it (summary, credentials masked).
 
 pub mod dest;
 pub mod digest;
@@ -23,6 +24,7 @@ pub mod parse;
 pub mod reason;
 pub mod request;
 pub mod serialize;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use super::Switch;
 use coventry_shared::control::{Command, ParseError, Request};
 use coventry_shared::dialplan::Target;
 use coventry_shared::event::{Event, ResultCode, Unregistration, DELIVERING_CHUNK};
+use coventry_shared::trace::Filter;
 
 /// One control line as the shell read it from the FIFO.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +135,14 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             result(sw, id, code, conclusion)
         }
         Command::Dial { ext, target } => sw.dial(now_ms, id, ext, &target),
+        Command::Trace { token, filter } => {
+            if let Some(Filter::Ext(n)) = filter {
+                if !sw.config.is_configured(n) {
+                    return result(sw, id, ResultCode::NotFound, format!("no extension {n}"));
+                }
+            }
+            sw.out.trace.push(super::TraceOrder { id, token, filter });
+        }
         Command::RunState { name } => match sw.set_runstate(name.as_deref()) {
             Ok(t) => result(sw, id, ResultCode::Ok, t),
             Err(e) => result(sw, id, ResultCode::NotFound, e),

@@ -102,6 +102,20 @@ pub struct Outbox {
     /// `peer_secret`, a call or text taken from its address), or a response to a
     /// request the switch sent it. The shell stops treating them as strangers.
     pub proven: Vec<SocketAddr>,
+    /// `trace` commands, checked, for the shell, which holds the traces (it
+    /// answers them: whether a lease is held is for it to see).
+    pub trace: Vec<TraceOrder>,
+}
+
+/// A `trace` command the core checked: start, change or end the trace of a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceOrder {
+    /// The command's request id.
+    pub id: Option<u64>,
+    /// The lease's token.
+    pub token: u32,
+    /// What to follow (`None`: end the trace).
+    pub filter: Option<coventry_shared::trace::Filter>,
 }
 
 impl Outbox {
@@ -124,6 +138,7 @@ impl Outbox {
             && self.call_numbers_reserved.is_none()
             && self.runstate.is_none()
             && self.proven.is_empty()
+            && self.trace.is_empty()
     }
 
     /// Append `other`'s work to this one.
@@ -145,6 +160,7 @@ impl Outbox {
         self.call_numbers_reserved = other.call_numbers_reserved.or(self.call_numbers_reserved);
         self.runstate = other.runstate.or(self.runstate.take());
         self.proven.extend(other.proven);
+        self.trace.extend(other.trace);
     }
 }
 

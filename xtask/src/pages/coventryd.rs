@@ -278,6 +278,16 @@ counters and the event ring, for readers such as
 .I /run/coventry/control
 The control FIFO (in the runtime directory).
 .TP
+.I /run/coventry/trace
+The trace ring (in the runtime directory, mode 0640 like the state block): the
+latest SIP messages copied for
+.BR "pbxctl trace" ,
+credentials masked. It exists only while a trace runs; the switch copies nothing
+and keeps no such file otherwise. A trace lasts as long as its client holds a
+read lock on a byte of the state block (past its end), which the kernel releases
+when the client exits however it exits; the switch checks those locks every
+tenth of a second and removes the ring with the last trace.
+.TP
 .I /var/lib/coventry/
 The state directory: registrations, operator settings (forwards, do not disturb,
 speed dials) and answered calls

@@ -243,6 +243,16 @@ outcome, status: one when a call ends).
 pbxctl adds \fB{"kind":"lost","count":N}\fR when N events were overwritten before it
 could read them, and \fB\%{"kind":"daemon\-stopped","pid":N,"time_ms":T}\fR and
 \fB\%{"kind":"daemon\-restarted",...}\fR when the daemon goes away or comes back.
+.TP
+.B trace
+One object per message: \fBseq\fR, \fBtime_ms\fR, \fBdir\fR (\fBin\fR: received
+from the peer, \fBout\fR: sent to it), \fBtransport\fR (\fBudp\fR or \fBtcp\fR),
+\fBpeer\fR (address:port), \fBmethod\fR (null for a response), \fBstatus\fR and
+\fBreason\fR (null for a request), \fBcall_id\fR, \fBcseq\fR, \fBcseq_method\fR,
+\fBlen\fR (bytes), \fBcut\fR (true when the message was longer than the 8192
+bytes a trace keeps) and \fBmessage\fR, the message as the daemon copied it
+(credentials masked). \fB{"kind":"lost","count":N}\fR when N messages were
+overwritten in the trace ring before pbxctl could read them.
 "##;
 
 const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
@@ -266,6 +276,37 @@ A shell script can do the same with \fBecho "#42 reload" > /run/coventry/control
 writes \fB#\fR\fIID\fR \fBforward 11 12 always until=\fR\fIT\fR with \fIT\fR two hours
 from now (rounded up to a whole second); \fB\-\-until 17:00\fR is 17:00 local time
 (\fBTZ\fR) today, or tomorrow when it has passed.
+"##;
+
+const TRACE_SECTION: &str = r##".SH "THE SIP TRACE"
+\fBpbxctl trace\fR \fIEXT\fR follows the messages whose From, To or Request\-URI user
+is \fIEXT\fR (so a call's INVITE, its answers, ACK and BYE on both legs, and
+texts from or to it) and every message to or from an address one of the
+extension's contacts is registered from (address and port, as \fBpbxctl regs\fR
+shows it: what the phone sends before it names itself, and what the switch sends
+to its contact). \fIIP\fR follows every message to or from that host,
+\fIIP:PORT\fR that one socket; \fBall\fR (the default) everything. Messages are
+shown as the switch received them (a TCP message in the canonical spelling the
+switch reads it in) and as it sent them, in the order it handled them.
+.PP
+The daemon masks before a message leaves it: in \fBAuthorization\fR,
+\fBProxy\-Authorization\fR, \fBAuthentication\-Info\fR and
+\fBProxy\-Authentication\-Info\fR the digest \fBresponse\fR and \fBrspauth\fR
+values become \fB"***"\fR and the credentials of any other scheme are masked whole;
+the body of a \fBMESSAGE\fR (a resident's text) is replaced by its length. No
+secret is ever in a trace.
+.PP
+While nobody traces, the switch copies nothing and there is no trace file. pbxctl
+takes a lease first \(em a read lock on one byte of the state block file, which
+the kernel lets go when pbxctl ends, however it ends (Ctrl\-C, SIGPIPE, SIGKILL, a
+closed terminal) \(em then sends \fBtrace\fR \fITOKEN\fR \fIFILTER\fR on the
+control FIFO. The daemon checks its leases every tenth of a second, ends a trace
+whose lock is gone and removes the trace ring with the last one; \fBpbxctl status
+\-\-json\fR (\fBtraces\fR) and the state block show the traces running, and each
+start and end is a notice in \fBpbxctl watch\fR. Up to 8 traces run at once. The
+ring holds the latest 512 messages; a pbxctl that falls further behind is told
+how many it lost. Only root and the daemon's group can read it (mode 0640, like
+the state block).
 "##;
 
 const TAIL_SECTIONS: &str = r##".SH ENVIRONMENT
@@ -342,6 +383,7 @@ pbxctl why 11
 pbxctl \-\-timeout 2 release 12 || echo "release failed: $?"
 pbxctl watch \-\-json | jq \-c 'select(.kind == "message")'
 pbxctl watch \-\-duration 3600 >> ~/coventry\-events.log
+pbxctl trace 11 \-v
 .EE
 .SH "SEE ALSO"
 .BR coventryd (8),
@@ -380,6 +422,7 @@ pub fn render() -> String {
     page.push_str(&exit.to_roff());
     page.push_str(REQUESTS_SECTION);
     page.push_str(JSON_SECTION);
+    page.push_str(TRACE_SECTION);
     page.push_str(TAIL_SECTIONS);
     page.push_str(&section(|w| man.render_version_section(w)));
     page
@@ -391,6 +434,8 @@ pub const NEEDLES: &[&str] = &[
     ".SH ENVIRONMENT",
     ".SH FILES",
     ".SS watch",
+    ".SS trace",
+    ".SH \"THE SIP TRACE\"",
     ".SS calls",
     ".SS exts",
     ".SS hangup",

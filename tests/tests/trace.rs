@@ -1,0 +1,236 @@
+//! `pbxctl trace`: the SIP messages of one extension, as they go, from the real
+//! daemon — one REGISTER (its digest response masked) and one call, nothing of
+//! another extension — and when pbxctl is killed the daemon stops tracing (its
+//! published state says so, and the trace ring is gone).
+#![allow(clippy::unwrap_used)]
+
+use coventry_shared::event::Event;
+use coventry_shared::stateblock::get_str;
+use coventry_tests::ua::dialog::sdp;
+use coventry_tests::ua::Ua;
+use coventry_tests::{pbxctl_bin, Conf, Switch, T};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// A child killed and reaped when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lines_of(child: &mut Child) -> Receiver<String> {
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Collect lines until one satisfies `done` (bounded by `within`).
+fn read_until(
+    rx: &Receiver<String>,
+    seen: &mut Vec<String>,
+    within: Duration,
+    done: impl Fn(&str) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                let hit = done(&l);
+                seen.push(l);
+                if hit {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "the trace did not show what was expected within {within:?}:\n{}",
+                    seen.join("\n")
+                )
+            }
+        }
+    }
+}
+
+/// The one-line records (the message lines of -v are indented).
+fn summaries(seen: &[String]) -> Vec<&str> {
+    seen.iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .collect()
+}
+
+/// Whether a summary line is `arrow peer ... what ... cseq`.
+fn has(lines: &[&str], arrow: &str, peer: &str, what: &str, cseq: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.contains(&format!("{arrow} {peer} ")) && l.contains(what) && l.ends_with(cseq))
+}
+
+#[test]
+fn a_trace_of_one_register_and_one_call() {
+    let sw = Switch::start(&Conf::new(&[21, 22, 23]).build());
+    let mut other = Ua::ext(sw.addr(), 23);
+    other.register(300);
+    let mut callee = Ua::ext(sw.addr(), 22);
+    callee.register(300);
+
+    let mut child = KillOnDrop(
+        Command::new(pbxctl_bin())
+            .arg("--runtime-dir")
+            .arg(sw.runtime_dir())
+            .args(["trace", "21", "-v"])
+            .env_remove("COVENTRY_RUNTIME_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pbxctl trace"),
+    );
+    let rx = lines_of(&mut child.0);
+    let snap = sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
+    assert_eq!(get_str(&snap.body.site.trace_filters), "21");
+    let o = sw.pbxctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["traces"],
+        serde_json::json!({"count": 1, "filters": ["21"]})
+    );
+    let ring = sw.runtime_dir().join("trace");
+    let meta = std::fs::metadata(&ring).expect("the trace ring exists while tracing");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+
+    // One REGISTER, challenged.
+    let mut caller = Ua::ext(sw.addr(), 21);
+    let ex = caller.register_exchange(Some(300), None);
+    assert_eq!(ex.status(), 200);
+    let sent = String::from_utf8_lossy(&ex.request).into_owned();
+    let digest = sent
+        .split("response=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the REGISTER carries a digest response")
+        .to_string();
+    // Another extension's REGISTER while the trace runs: none of its business.
+    other.register(300);
+
+    // One call, 21 to 22: answered, then hung up by 21.
+    let mut call = caller.call_start("22", &sdp("21", 1, "sendrecv"));
+    let inv = callee.expect_invite("the call", T);
+    callee.respond(&inv, 180, None);
+    caller.call_expect(&mut call, 180, T);
+    callee.respond_sdp(&inv, 200, &sdp("22", 1, "sendrecv"));
+    caller.call_expect(&mut call, 200, T);
+    caller.ack(&mut call);
+    callee.expect_method("ACK", "the ACK", T);
+    assert_eq!(caller.bye(call.dialog()).status(), 200);
+
+    let a = caller.local_addr().to_string();
+    let b = callee.local_addr().to_string();
+    let mut seen = Vec::new();
+    read_until(&rx, &mut seen, T, |l| {
+        l.starts_with(|c: char| c.is_ascii_digit())
+            && l.contains(&format!("-> {a} "))
+            && l.contains("200 OK")
+            && l.ends_with("BYE")
+    });
+    let lines = summaries(&seen);
+    let all = seen.join("\n");
+    // The REGISTER, its challenge and its 200.
+    assert!(has(&lines, "<-", &a, "REGISTER", "1 REGISTER"), "{all}");
+    assert!(
+        has(&lines, "->", &a, "401 Unauthorized", "1 REGISTER"),
+        "{all}"
+    );
+    assert!(has(&lines, "<-", &a, "REGISTER", "2 REGISTER"), "{all}");
+    assert!(has(&lines, "->", &a, "200 OK", "2 REGISTER"), "{all}");
+    // Its digest response masked, in the whole message -v shows.
+    assert!(all.contains("Authorization: Digest"), "{all}");
+    assert!(all.contains("response=\"***\""), "{all}");
+    assert!(!all.contains(&digest), "the digest response leaked:\n{all}");
+    // The call: the INVITE both ways, its answers, the ACK and the BYE.
+    for (arrow, peer, what, cseq) in [
+        ("<-", &a, "INVITE", "INVITE"),
+        ("->", &a, "407 Proxy Authentication Required", "INVITE"),
+        ("->", &a, "100 Trying", "INVITE"),
+        ("->", &b, "INVITE", "INVITE"),
+        ("<-", &b, "180 Ringing", "INVITE"),
+        ("->", &a, "180 Ringing", "INVITE"),
+        ("<-", &b, "200 OK", "INVITE"),
+        ("->", &a, "200 OK", "INVITE"),
+        ("<-", &a, "ACK", "ACK"),
+        ("->", &b, "ACK", "ACK"),
+        ("<-", &a, "BYE", "BYE"),
+        ("->", &b, "BYE", "BYE"),
+        ("<-", &b, "200 OK", "BYE"),
+        ("->", &a, "200 OK", "BYE"),
+    ] {
+        assert!(
+            has(&lines, arrow, peer, what, cseq),
+            "no `{arrow} {peer} {what} ... {cseq}` in:\n{all}"
+        );
+    }
+    // Nothing of 23 (or of 22's own REGISTER, made before).
+    let c = other.local_addr().to_string();
+    assert!(!all.contains(&c) && !all.contains("sip:23@"), "{all}");
+    assert!(!has(&lines, "<-", &b, "REGISTER", "REGISTER"), "{all}");
+
+    // pbxctl killed: the daemon stops tracing — its published state shows no
+    // trace, the ring is gone, and it said so.
+    let mark = sw.mark();
+    child.0.kill().expect("kill pbxctl");
+    let _ = child.0.wait();
+    let snap = sw.wait_state("the trace ended", T, |s| s.body.site.traces == 0);
+    assert_eq!(get_str(&snap.body.site.trace_filters), "");
+    assert!(snap.body.site.trace_tokens.iter().all(|t| *t == 0));
+    assert!(!ring.exists(), "the trace ring is left behind");
+    sw.expect_event_after(
+        mark,
+        "the trace's end",
+        |e| matches!(e, Event::Notice { text } if text.starts_with("trace of 21 ended")),
+        T,
+    );
+}
+
+/// A trace nobody holds a lease for is refused; a bad target is a usage error.
+#[test]
+fn a_trace_without_its_lease_or_target_is_refused() {
+    let sw = Switch::start(&Conf::new(&[21]).build());
+    let mark = sw.mark();
+    sw.fifo_write(b"#91 trace 12345 21\n").unwrap();
+    let e = sw.expect_event_after(
+        mark,
+        "the result",
+        |e| matches!(e, Event::CommandResult { id: Some(91), .. }),
+        T,
+    );
+    assert!(
+        matches!(&e, Event::CommandResult { text, .. } if text.contains("not held")),
+        "{e:?}"
+    );
+    assert_eq!(sw.snapshot().body.site.traces, 0);
+    assert!(!sw.runtime_dir().join("trace").exists());
+    let o = sw.pbxctl(&["trace", "sip:21@x"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = sw.pbxctl(&["trace", "29"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no extension 29"),
+        "{o:?}"
+    );
+}
