@@ -216,14 +216,6 @@ fn usage_errors_send_nothing() {
         assert!(!stderr(&o).is_empty(), "{args:?}");
     }
     assert_eq!(f.lines(), Vec::<String>::new());
-    // `speed` alone explains why it cannot list.
-    let o = f.run(&["speed"]);
-    assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("[speed] section of coventry.conf"),
-        "{}",
-        stderr(&o)
-    );
     let o = f.run(&["forward", "21", "off", "--for", "1h"]);
     assert_eq!(
         stderr(&o),
