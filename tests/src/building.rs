@@ -28,12 +28,12 @@
 //! Every wait is bounded. [`Building`] drops its sites (the daemons stop), then
 //! Kamailio, then the namespaces.
 
-use crate::kamailio::{kamailio_bin, kamailio_modules_dir};
+use crate::kamailio::{kamailio_bin, kamailio_modules_dir, ping_tcp, ping_udp};
 use crate::ua::Ua;
 use crate::{poll_until, Conf, Switch};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -473,71 +473,6 @@ impl Drop for BuildingKamailio {
             }
         }
     }
-}
-
-fn options_probe(proto: &str, local: SocketAddr, to: SocketAddr) -> String {
-    let tag = crate::ua::unique("");
-    format!(
-        "OPTIONS sip:{to} SIP/2.0\r\n\
-         Via: SIP/2.0/{proto} {local};branch=z9hG4bK-bldg-{tag};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@{local}>;tag=b{tag}\r\n\
-         To: <sip:{to}>\r\n\
-         Call-ID: building-probe-{tag}\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
-
-fn check_200(reply: &[u8]) -> io::Result<()> {
-    let text = String::from_utf8_lossy(reply);
-    if text.starts_with("SIP/2.0 200") {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "unexpected reply: {}",
-            text.lines().next().unwrap_or("")
-        )))
-    }
-}
-
-fn ping_udp(to: SocketAddr, patience: Duration) -> io::Result<()> {
-    let sock = UdpSocket::bind((to.ip(), 0))?;
-    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-    sock.connect(to)?;
-    let req = options_probe("UDP", sock.local_addr()?, to);
-    let deadline = Instant::now() + patience;
-    let mut buf = vec![0u8; 65536];
-    loop {
-        sock.send(req.as_bytes())?;
-        match sock.recv(&mut buf) {
-            Ok(n) => return check_200(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(e),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => {}
-        }
-    }
-}
-
-fn ping_tcp(to: SocketAddr, patience: Duration) -> io::Result<()> {
-    let mut s = TcpStream::connect_timeout(&to, patience)?;
-    s.set_read_timeout(Some(patience))?;
-    s.set_write_timeout(Some(patience))?;
-    let req = options_probe("TCP", s.local_addr()?, to);
-    s.write_all(req.as_bytes())?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed before a reply",
-            ));
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    check_200(&got)
 }
 
 /// One site to build: its prefix, its configuration (without `[server]

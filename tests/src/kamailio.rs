@@ -416,9 +416,10 @@ impl Kamailio {
     /// [`Kamailio::ping`] with each probe bounded by `patience`; a refused UDP probe
     /// fails at once.
     fn ping_within(&self, patience: Duration) -> Result<(), String> {
-        ping_udp(self.main, patience).map_err(|e| format!("udp {}: {e}", self.main))?;
+        let here = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        ping_udp(here(self.main), patience).map_err(|e| format!("udp {}: {e}", self.main))?;
         for p in [self.main, self.emergency, self.sms] {
-            ping_tcp(p, patience).map_err(|e| format!("tcp {p}: {e}"))?;
+            ping_tcp(here(p), patience).map_err(|e| format!("tcp {p}: {e}"))?;
         }
         Ok(())
     }
@@ -577,15 +578,16 @@ impl std::fmt::Display for SpawnError {
     }
 }
 
-fn options_probe(proto: &str, local: SocketAddr, port: u16) -> String {
+/// An OPTIONS to `to` itself (no user part), sent from `local`.
+fn options_probe(proto: &str, local: SocketAddr, to: SocketAddr) -> String {
     let tag = crate::ua::unique("");
     format!(
-        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/{proto} {local};branch=z9hG4bK-rig-{tag};rport\r\n\
+        "OPTIONS sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/{proto} {local};branch=z9hG4bK-probe-{tag};rport\r\n\
          Max-Forwards: 70\r\n\
-         From: <sip:probe@{local}>;tag=rig{tag}\r\n\
-         To: <sip:127.0.0.1:{port}>\r\n\
-         Call-ID: rig-probe-{tag}\r\n\
+         From: <sip:probe@{local}>;tag=p{tag}\r\n\
+         To: <sip:{to}>\r\n\
+         Call-ID: probe-{tag}\r\n\
          CSeq: 1 OPTIONS\r\n\
          Content-Length: 0\r\n\r\n"
     )
@@ -603,19 +605,19 @@ fn check_200(reply: &[u8]) -> io::Result<()> {
     }
 }
 
-fn ping_udp(port: u16, patience: Duration) -> io::Result<()> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
+/// An OPTIONS over UDP to `to`, repeated until a reply or `patience`; a refused
+/// probe (ICMP port unreachable on the connected socket) fails at once.
+pub(crate) fn ping_udp(to: SocketAddr, patience: Duration) -> io::Result<()> {
+    let sock = UdpSocket::bind((to.ip(), 0))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-    // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
-    sock.connect(("127.0.0.1", port))?;
-    let req = options_probe("UDP", sock.local_addr()?, port);
+    sock.connect(to)?;
+    let req = options_probe("UDP", sock.local_addr()?, to);
     let deadline = Instant::now() + patience;
     let mut buf = vec![0u8; 65536];
     loop {
         sock.send(req.as_bytes())?;
         match sock.recv(&mut buf) {
             Ok(n) => return check_200(&buf[..n]),
-            // Nothing bound there (ICMP port unreachable).
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(e),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => {}
@@ -623,12 +625,12 @@ fn ping_udp(port: u16, patience: Duration) -> io::Result<()> {
     }
 }
 
-fn ping_tcp(port: u16, patience: Duration) -> io::Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, patience)?;
+/// An OPTIONS over a fresh TCP connection to `to`, each step bounded by `patience`.
+pub(crate) fn ping_tcp(to: SocketAddr, patience: Duration) -> io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&to, patience)?;
     s.set_read_timeout(Some(patience))?;
     s.set_write_timeout(Some(patience))?;
-    let req = options_probe("TCP", s.local_addr()?, port);
+    let req = options_probe("TCP", s.local_addr()?, to);
     s.write_all(req.as_bytes())?;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
