@@ -1001,17 +1001,7 @@ impl StateReader {
     /// guard against a copy torn by a concurrent store); `None` when the file is
     /// too short.
     fn load(&self, offset: usize) -> Option<u64> {
-        let mut last = None;
-        for _ in 0..4 {
-            let mut b = [0u8; 8];
-            self.file.read_exact_at(&mut b, offset as u64).ok()?;
-            let v = u64::from_ne_bytes(b);
-            if last == Some(v) {
-                break;
-            }
-            last = Some(v);
-        }
-        last
+        load_word(&self.file, offset)
     }
 
     /// Header facts, read now (the values read at opening when the file can no
@@ -1230,6 +1220,24 @@ fn read_some_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// The 8-byte word at `offset` of `file`, read until two copies agree (a guard
+/// against a copy torn by a concurrent store); `None` when the file is too
+/// short. Shared by the state block's and the trace ring's readers.
+pub(crate) fn load_word(file: &std::fs::File, offset: usize) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut last = None;
+    for _ in 0..4 {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, offset as u64).ok()?;
+        let v = u64::from_ne_bytes(b);
+        if last == Some(v) {
+            break;
+        }
+        last = Some(v);
+    }
+    last
 }
 
 #[cfg(test)]

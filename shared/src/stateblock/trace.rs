@@ -274,17 +274,7 @@ impl TraceReader {
 
     /// The 8-byte word at `offset`, read until two copies agree.
     fn load(&self, offset: usize) -> Option<u64> {
-        let mut last = None;
-        for _ in 0..4 {
-            let mut b = [0u8; 8];
-            self.file.read_exact_at(&mut b, offset as u64).ok()?;
-            let v = u64::from_ne_bytes(b);
-            if last == Some(v) {
-                break;
-            }
-            last = Some(v);
-        }
-        last
+        super::load_word(&self.file, offset)
     }
 
     /// The number of records written so far: a cursor at the newest end.
