@@ -15,6 +15,7 @@ use crate::msg::{Effect, Ending, Msg};
 use crate::ring_wake::RingWake;
 use crate::signals::SignalWatch;
 use crate::terminal::Tty;
+use crate::trace_link::TraceLink;
 use coventry_shared::client::send::{first_request_id, send_line};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -37,21 +38,44 @@ pub struct RunSettings {
     pub poll: Duration,
 }
 
-fn apply(model: &mut Model, tty: &mut Tty, control: &Path, msg: Msg) -> std::io::Result<()> {
+/// Where effects go: the terminal, the control FIFO, the runtime directory and
+/// the open trace.
+struct Outlets<'a> {
+    tty: &'a mut Tty,
+    control: &'a Path,
+    runtime_dir: &'a Path,
+    trace: &'a mut Option<TraceLink>,
+}
+
+fn apply(o: &mut Outlets<'_>, model: &mut Model, msg: Msg) -> std::io::Result<()> {
     let mut queue = VecDeque::from([msg]);
     while let Some(m) = queue.pop_front() {
         for effect in model.update(m) {
             match effect {
                 Effect::Send { id, line } => {
                     if let Err(error) =
-                        send_line(control, &line, Instant::now() + FULL_FIFO_PATIENCE)
+                        send_line(o.control, &line, Instant::now() + FULL_FIFO_PATIENCE)
                             .map_err(|e| e.to_string())
                     {
                         queue.push_back(Msg::SendFailed { id, error });
                     }
                 }
+                Effect::TraceStart { ext } => {
+                    let started = TraceLink::start(o.runtime_dir, ext).and_then(|(link, line)| {
+                        send_line(o.control, &line, Instant::now() + FULL_FIFO_PATIENCE)
+                            .map_err(|e| e.to_string())
+                            .map(|()| link)
+                    });
+                    match started {
+                        Ok(link) => *o.trace = Some(link),
+                        Err(why) => queue.push_back(Msg::TraceEnded(why)),
+                    }
+                }
+                // Letting go of the lease is all it takes: the switch ends the
+                // trace at its next look.
+                Effect::TraceStop => *o.trace = None,
                 Effect::Repaint => {
-                    tty.repaint()?;
+                    o.tty.repaint()?;
                     model.dirty = true;
                 }
                 Effect::Quit => {}
@@ -86,19 +110,24 @@ pub fn run(settings: RunSettings) -> Result<Option<Ending>, String> {
     let mut input = Input::new(std::io::stdin());
     let io = |e: std::io::Error| format!("terminal: {e}");
     let mut next_poll = Instant::now();
+    let mut trace: Option<TraceLink> = None;
+    macro_rules! outlets {
+        () => {
+            Outlets {
+                tty: &mut tty,
+                control: &control,
+                runtime_dir: &settings.runtime_dir,
+                trace: &mut trace,
+            }
+        };
+    }
     loop {
         let caught = signals.take();
         if let Some(sig) = caught.ending {
-            apply(
-                &mut model,
-                &mut tty,
-                &control,
-                Msg::End(Ending::Signal(sig)),
-            )
-            .map_err(io)?;
+            apply(&mut outlets!(), &mut model, Msg::End(Ending::Signal(sig))).map_err(io)?;
         }
         if caught.resized {
-            apply(&mut model, &mut tty, &control, Msg::Resize).map_err(io)?;
+            apply(&mut outlets!(), &mut model, Msg::Resize).map_err(io)?;
         }
         if model.quit {
             return Ok(model.ending);
@@ -109,9 +138,22 @@ pub fn run(settings: RunSettings) -> Result<Option<Ending>, String> {
         }
         if Instant::now() >= next_poll {
             for m in link.poll(clock::now_ms()) {
-                apply(&mut model, &mut tty, &control, m).map_err(io)?;
+                apply(&mut outlets!(), &mut model, m).map_err(io)?;
             }
             next_poll = Instant::now() + settings.poll;
+        }
+        if let Some(t) = trace.as_mut() {
+            let m = match t.poll(offset) {
+                Ok((lines, lost)) if lines.is_empty() && lost == 0 => None,
+                Ok((lines, lost)) => Some(Msg::Trace { lines, lost }),
+                Err(why) => {
+                    trace = None;
+                    Some(Msg::TraceEnded(why))
+                }
+            };
+            if let Some(m) = m {
+                apply(&mut outlets!(), &mut model, m).map_err(io)?;
+            }
         }
         let now_ms = clock::now_ms();
         if offset_checked.elapsed() >= Duration::from_secs(60) {
@@ -122,7 +164,7 @@ pub fn run(settings: RunSettings) -> Result<Option<Ending>, String> {
             now_ms,
             utc_offset_s: offset,
         };
-        apply(&mut model, &mut tty, &control, tick).map_err(io)?;
+        apply(&mut outlets!(), &mut model, tick).map_err(io)?;
         if model.needs_draw() && !model.quit {
             tty.draw(&model).map_err(io)?;
             model.drawn();
@@ -142,12 +184,12 @@ pub fn run(settings: RunSettings) -> Result<Option<Ending>, String> {
                     if model.quit || signals.ending().is_some() {
                         break;
                     }
-                    apply(&mut model, &mut tty, &control, Msg::Key(key)).map_err(io)?;
+                    apply(&mut outlets!(), &mut model, Msg::Key(key)).map_err(io)?;
                 }
             }
             Wake::Ended(why) => {
                 let end = Msg::End(Ending::TerminalGone(why));
-                apply(&mut model, &mut tty, &control, end).map_err(io)?;
+                apply(&mut outlets!(), &mut model, end).map_err(io)?;
             }
             Wake::Woken | Wake::Timeout => {}
         }

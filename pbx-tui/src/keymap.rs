@@ -48,6 +48,7 @@ pub const KEYS: &[Topic] = &[
             ("c", "click-to-dial from it"),
             ("x", "hang up its calls (asks)"),
             ("r", "release its contacts (asks)"),
+            ("T", "its live SIP trace"),
         ],
     ),
     (

@@ -38,6 +38,7 @@ pub mod sanitize;
 pub mod signals;
 pub mod site;
 pub mod terminal;
+pub mod trace_link;
 pub mod update;
 pub mod view;
 

@@ -199,6 +199,24 @@ pub struct Model {
     pub ending: Option<Ending>,
     /// Something visible changed since the last draw.
     pub dirty: bool,
+    /// The live SIP trace shown instead of the log (`T`), if one is open.
+    pub trace: Option<TracePane>,
+}
+
+/// Most trace lines kept on screen (the oldest go first).
+pub const TRACE_LINES: usize = 500;
+
+/// The live SIP trace of one extension, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracePane {
+    /// The extension traced.
+    pub ext: u16,
+    /// One line per SIP message, oldest first, at most [`TRACE_LINES`].
+    pub lines: std::collections::VecDeque<String>,
+    /// Messages the console missed (it fell behind the daemon).
+    pub lost: u64,
+    /// Why the trace stopped, once it has.
+    pub ended: Option<String>,
 }
 
 impl Model {
@@ -222,6 +240,7 @@ impl Model {
             quit: false,
             ending: None,
             dirty: true,
+            trace: None,
         }
     }
 

@@ -38,6 +38,15 @@ pub enum Msg {
     /// help, a command awaiting its result): its terminal is gone or a signal
     /// came.
     End(Ending),
+    /// New lines of the open trace (`lost`: messages missed).
+    Trace {
+        /// One line per SIP message, oldest first.
+        lines: Vec<String>,
+        /// Messages the console missed.
+        lost: u64,
+    },
+    /// The open trace could not start, or stopped (the reason).
+    TraceEnded(String),
     /// A line could not be written to the control FIFO.
     SendFailed {
         /// Its request id.
@@ -102,6 +111,13 @@ pub enum Effect {
         /// The line.
         line: String,
     },
+    /// Start tracing extension `ext` (a lease, the `trace` command, the ring).
+    TraceStart {
+        /// The extension.
+        ext: u16,
+    },
+    /// Stop the trace (the lease is let go; the daemon ends it).
+    TraceStop,
     /// Clear and repaint the whole terminal (Ctrl-L).
     Repaint,
     /// Leave the console.

@@ -47,6 +47,13 @@ impl Model {
             Msg::Daemon(d) => self.on_daemon(d),
             Msg::Site(site) => self.on_site(*site),
             Msg::Events { events, lost } => self.on_events(events, lost),
+            Msg::Trace { lines, lost } => self.on_trace(lines, lost),
+            Msg::TraceEnded(why) => {
+                if let Some(t) = self.trace.as_mut() {
+                    t.ended.get_or_insert(why);
+                    self.dirty = true;
+                }
+            }
             Msg::SendFailed { id, error } => {
                 let command = self
                     .pending
@@ -297,9 +304,42 @@ impl Model {
             KeyCode::Char(c @ ('f' | 'd' | 'm' | 'M' | 'c' | 'x' | 'r' | ':')) => {
                 return self.action_key(c)
             }
+            KeyCode::Char('T') => return self.toggle_trace(),
             _ => {}
         }
         Vec::new()
+    }
+
+    /// `T`: open the live SIP trace of the selected extension in place of the
+    /// log, or close the one open.
+    fn toggle_trace(&mut self) -> Vec<Effect> {
+        if self.trace.take().is_some() {
+            self.say(Tone::Info, "trace closed");
+            return vec![Effect::TraceStop];
+        }
+        let Some(ext) = self.selected_ext().map(|e| e.number) else {
+            self.say(Tone::Bad, "no state block yet: no extension selected");
+            return Vec::new();
+        };
+        self.trace = Some(crate::model::TracePane {
+            ext,
+            lines: std::collections::VecDeque::new(),
+            lost: 0,
+            ended: None,
+        });
+        vec![Effect::TraceStart { ext }]
+    }
+
+    fn on_trace(&mut self, lines: Vec<String>, lost: u64) {
+        let Some(t) = self.trace.as_mut() else {
+            return;
+        };
+        t.lost += lost;
+        t.lines.extend(lines);
+        while t.lines.len() > crate::model::TRACE_LINES {
+            t.lines.pop_front();
+        }
+        self.dirty = true;
     }
 
     fn move_by(&mut self, delta: i32) {

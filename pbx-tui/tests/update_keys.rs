@@ -632,3 +632,31 @@ fn a_message_to_all_reports_its_receipts_at_the_timeout() {
     );
     assert!(m.pending.is_empty());
 }
+
+#[test]
+fn t_opens_and_closes_the_live_sip_trace_of_the_selected_extension() {
+    let mut m = office_model();
+    let effects = press(&mut m, "T");
+    assert_eq!(effects, vec![Effect::TraceStart { ext: 21 }]);
+    let empty = screen(&m, 80, 24);
+    assert!(empty.contains("SIP trace of 21 (T closes)"), "{empty}");
+    assert!(empty.contains("waiting for its SIP messages"), "{empty}");
+    m.update(Msg::Trace {
+        lines: vec![
+            "12:00:01 <- 127.0.0.1:5062 udp REGISTER a84b4c76e66710 1 REGISTER".into(),
+            "12:00:01 -> 127.0.0.1:5062 udp 401 Unauthorized a84b4c76e66710 1 REGISTER".into(),
+        ],
+        lost: 0,
+    });
+    let shown = screen(&m, 80, 24);
+    assert!(shown.contains("401 Unauthorized"), "{shown}");
+    assert!(
+        !shown.contains(" Log "),
+        "the trace takes the log's place: {shown}"
+    );
+    m.update(Msg::TraceEnded("the switch ended the trace".into()));
+    assert!(screen(&m, 80, 24).contains("ended: the switch ended the trace"));
+    assert_eq!(press(&mut m, "T"), vec![Effect::TraceStop]);
+    assert!(m.trace.is_none());
+    assert!(screen(&m, 80, 24).contains(" Log "));
+}

@@ -2,7 +2,7 @@
 
 use super::theme::Theme;
 use crate::clock;
-use crate::model::{Mode, Model};
+use crate::model::{Mode, Model, TracePane};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -46,6 +46,42 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
             wrapped(prefix, &l.text, width)
         })
         .collect();
+    if lines.len() > height {
+        lines.drain(..lines.len() - height);
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// Draw the live SIP trace of one extension into `area`, where the log goes:
+/// newest at the bottom, long lines wrapped under their text.
+pub fn draw_trace(t: &TracePane, theme: Theme, frame: &mut Frame, area: Rect) {
+    let mut title = format!(" SIP trace of {} (T closes) ", t.ext);
+    if t.lost > 0 {
+        title.push_str(&format!("\u{b7} {} missed ", t.lost));
+    }
+    if let Some(why) = &t.ended {
+        title.push_str(&format!("\u{b7} ended: {why} "));
+    }
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(theme.border())
+        .title(Span::styled(title, theme.title()));
+    let height = usize::from(area.height.saturating_sub(1));
+    let width = usize::from(area.width);
+    let mut lines: Vec<Line> = t
+        .lines
+        .iter()
+        .rev()
+        .take(height)
+        .rev()
+        .flat_map(|l| wrapped(vec![Span::raw(" ")], l, width))
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            " waiting for its SIP messages...",
+            theme.label(),
+        )));
+    }
     if lines.len() > height {
         lines.drain(..lines.len() - height);
     }

@@ -102,6 +102,9 @@ impl Model {
         grid::draw(self, site, theme, frame, grid_area);
         detail::draw(self, site, theme, frame, detail_area);
         calls::draw(self, site, theme, frame, calls_area);
-        log::draw(self, theme, frame, log_area);
+        match &self.trace {
+            Some(t) => log::draw_trace(t, theme, frame, log_area),
+            None => log::draw(self, theme, frame, log_area),
+        }
     }
 }
