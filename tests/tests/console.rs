@@ -844,3 +844,38 @@ fn a_console_stuck_on_a_stalled_terminal_ends_on_sigterm() {
     let status = expect_gone(&mut con, "SIGTERM while stuck writing");
     assert_eq!(status.code(), Some(143), "{status}");
 }
+
+/// `T` shows the selected extension's live SIP trace where the log is: a
+/// REGISTER and its challenge; the switch traces while it is open and stops
+/// when `T` closes it.
+#[test]
+fn t_shows_the_selected_extensions_sip_trace_and_closing_it_stops_the_trace() {
+    let sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let con = Console::start(&sw, "", 100, 30);
+    con.wait_for(&["reg 0/2"]);
+    con.keys(&["21"]);
+    con.keys(&["T"]);
+    con.wait_for(&["SIP trace of 21"]);
+    let tracing = |sw: &Switch| {
+        let o = sw.pbxctl(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v["traces"]["count"].as_u64().unwrap_or(0)
+    };
+    assert!(
+        coventry_tests::poll_until(T, || (tracing(&sw) == 1).then_some(())).is_some(),
+        "the switch never traced"
+    );
+    let mut phone = Ua::ext(sw.addr(), 21);
+    phone.register(300);
+    let s = con.wait_for(&["REGISTER", "401 Unauthorized", "200 OK"]);
+    assert!(
+        !s.contains(" Log "),
+        "the trace takes the log's place:\n{s}"
+    );
+    con.keys(&["T"]);
+    con.wait_for(&[" Log "]);
+    assert!(
+        coventry_tests::poll_until(T, || (tracing(&sw) == 0).then_some(())).is_some(),
+        "the trace did not stop when the console closed it"
+    );
+}
