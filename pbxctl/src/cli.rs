@@ -435,8 +435,21 @@ pub enum CliCommand {
     /// stops. Root or the daemon's group only, like everything else here.
     Trace(TraceArgs),
 
+    /// Print the words a shell completes from the running switch, one a line
+    /// (nothing when it is not running): used by the completion scripts.
+    #[command(hide = true)]
+    Complete {
+        /// What to list.
+        #[arg(value_enum)]
+        kind: CompleteKind,
+    },
+
     /// Print the shell completion script of pbxctl for SHELL (bash, zsh, fish,
     /// elvish, powershell) to standard output.
+    ///
+    /// With bash and fish, pbxctl's script also completes the running switch's
+    /// extension numbers (forward, dnd, why...), message targets (extensions,
+    /// groups, all) and run-state names, asking `pbxctl complete` as you type.
     ///
     /// The Debian package installs them where the shells look; by hand, for
     /// example: `pbxctl completions bash > ~/.local/share/bash-completion/completions/pbxctl`.
@@ -630,6 +643,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}`: at most 366 days"));
     }
     Ok(Duration::from_secs(total))
+}
+
+/// What `pbxctl complete` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompleteKind {
+    /// The configured extensions.
+    Exts,
+    /// The configured groups.
+    Groups,
+    /// The run states the configuration knows.
+    Runstates,
+    /// What a text may go to: extensions, groups and `all`.
+    Targets,
 }
 
 #[cfg(test)]

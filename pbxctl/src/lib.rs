@@ -12,6 +12,7 @@
 pub mod calls;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod confedit;
 pub mod daemon;
 pub mod error;
@@ -169,6 +170,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             records::run(&mut out, g.json, (&dir, book), &filter)
         }
+        CliCommand::Complete { kind } => {
+            completion::print_words(&dir, kind);
+            Ok(())
+        }
         CliCommand::Completions { shell, program } => {
             use clap::CommandFactory;
             let mut cmd = legacy::Tool::ALL
@@ -177,6 +182,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 .map_or_else(Cli::command, legacy::Tool::command);
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut cmd, program.as_str(), &mut text);
+            if program == "pbxctl" {
+                text.extend_from_slice(completion::live_words_script(shell).as_bytes());
+            }
             use std::io::Write;
             std::io::stdout().write_all(&text).map_err(Error::output)
         }

@@ -390,8 +390,12 @@ pub struct SiteEntry {
     pub trace_tokens: [u32; crate::trace::MAX_LEASES],
     /// What they follow, space-separated (cut to fit), NUL-padded.
     pub trace_filters: [u8; 96],
-    /// Reserved, zero.
-    pub reserved: [u8; 92],
+    /// The run states the configuration knows (`day` first), space-separated
+    /// (cut to fit), NUL-padded: for completions.
+    pub runstate_names: [u8; 60],
+    /// The configured group numbers, space-separated (cut to fit),
+    /// NUL-padded: for completions.
+    pub group_numbers: [u8; 32],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.

@@ -425,3 +425,64 @@ fn a_forward_outside_without_an_upstream_is_refused_with_the_reason() {
     let v: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["settings"], serde_json::json!([]), "nothing was set: {v}");
 }
+
+/// Completions offer the running switch's extensions, groups and run states:
+/// bash's completion function, sourced from `pbxctl completions bash`, called
+/// as bash calls it.
+#[test]
+fn completions_offer_the_live_extensions_groups_and_run_states() {
+    let conf = Conf::new(&[21, 22, 35])
+        .group(100, &[21, 22])
+        .section("runstate night", "dnd.21 = on")
+        .build();
+    let sw = Switch::start(&conf);
+    let words = |kind: &str| {
+        let o = sw.pbxctl(&["complete", kind]);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words("exts"), ["21", "22", "35"]);
+    assert_eq!(words("groups"), ["100"]);
+    assert_eq!(words("runstates"), ["day", "night"]);
+    assert_eq!(words("targets"), ["21", "22", "35", "100", "all"]);
+
+    // bash, as it completes `pbxctl forward 2<Tab>` and `pbxctl runstate n<Tab>`.
+    let script = sw.pbxctl(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pbxctl.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let bin = coventry_tests::pbxctl_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let complete = |line: &[&str]| {
+        let words = line
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let program = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD={}; _pbxctl_live pbxctl; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            line.len() - 1
+        );
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args(["--norc", "-c", &program])
+            .env("PATH", &path)
+            .env("COVENTRY_RUNTIME_DIR", sw.runtime_dir());
+        let o = coventry_tests::run_bounded(cmd, Duration::from_secs(20)).unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete(&["pbxctl", "forward", "2"]), ["21", "22"]);
+    assert_eq!(complete(&["pbxctl", "runstate", "n"]), ["night"]);
+    assert_eq!(complete(&["pbxctl", "message", "1"]), ["100"]);
+}

@@ -35,6 +35,18 @@ impl Publisher {
         self.show_texts = config.security.show_texts;
         let plan = self.writer.plan();
         let mut body = self.writer.body_mut();
+        let day = coventry_shared::runstate::DEFAULT_RUNSTATE;
+        let mut names = vec![day.to_string()];
+        names.extend(
+            config
+                .runstates
+                .keys()
+                .filter(|n| n.as_str() != day)
+                .cloned(),
+        );
+        put_words(&mut body.site.runstate_names, &names);
+        let groups: Vec<String> = config.groups.keys().map(u16::to_string).collect();
+        put_words(&mut body.site.group_numbers, &groups);
         for (i, e) in body.exts.iter_mut().enumerate().take(plan.count()) {
             match plan.number_at(i).and_then(|n| config.lines.get(&n)) {
                 Some(line) => {
@@ -197,4 +209,21 @@ impl Publisher {
     pub fn heartbeat(&self, now_ms: u64) {
         self.writer.heartbeat(now_ms);
     }
+}
+
+/// Write `words` space-separated into a NUL-padded field, as many whole words
+/// as fit.
+fn put_words(field: &mut [u8], words: &[String]) {
+    let mut text = String::new();
+    for w in words {
+        let extra = usize::from(!text.is_empty()) + w.len();
+        if text.len() + extra > field.len() {
+            break;
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(w);
+    }
+    put_str(field, &text);
 }

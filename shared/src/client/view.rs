@@ -322,6 +322,23 @@ pub fn runstate(snap: &Snapshot) -> String {
     }
 }
 
+/// The run states the switch knows, `day` first (as far as they fit the
+/// state block).
+pub fn runstate_names(snap: &Snapshot) -> Vec<String> {
+    get_str(&snap.body.site.runstate_names)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The configured group numbers (as far as they fit the state block).
+pub fn group_numbers(snap: &Snapshot) -> Vec<u16> {
+    get_str(&snap.body.site.group_numbers)
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
