@@ -28,7 +28,9 @@
 //! Every wait is bounded. [`Building`] drops its sites (the daemons stop), then
 //! Kamailio, then the namespaces.
 
-use crate::kamailio::{kamailio_bin, kamailio_modules_dir, ping_tcp, ping_udp};
+use crate::kamailio::{
+    kamailio_bin, kamailio_modules_dir, lines_with, ping_tcp, ping_udp, read_log, stop_group,
+};
 use crate::ua::Ua;
 use crate::{poll_until, Conf, Switch};
 use std::fmt::Write as _;
@@ -375,27 +377,7 @@ impl BuildingKamailio {
     /// running.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let pid = child.id() as i32;
-        let group = nix::unistd::Pid::from_raw(-pid);
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + BUILDING_STOP_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => {
-                    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-                    break child.wait().ok();
-                }
-            }
-        };
-        // Children that outlived the main process (they should not) go too.
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let status = stop_group(&mut child, BUILDING_STOP_TIMEOUT);
         self.note(&format!("kamailio stopped: {status:?}"));
         status
     }
@@ -434,18 +416,12 @@ impl BuildingKamailio {
 
     /// Everything Kamailio wrote so far, across restarts.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        read_log(&self.log_path)
     }
 
     /// The log's `building:` lines: what the configuration did with each request.
     pub fn routing_log(&self) -> String {
-        let mut s = String::new();
-        for l in self.log().lines().filter(|l| l.contains("building: ")) {
-            let _ = writeln!(s, "{l}");
-        }
-        s
+        lines_with(&self.log(), "building: ")
     }
 
     /// The sites list and the whole log, for failure messages.

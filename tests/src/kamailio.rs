@@ -429,33 +429,7 @@ impl Kamailio {
     /// exit status, `None` when it was not running.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let pid = child.id() as i32;
-        let group = nix::unistd::Pid::from_raw(-pid);
-        let status = match child.try_wait() {
-            Ok(Some(st)) => Some(st),
-            _ => {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-                let deadline = Instant::now() + KAMAILIO_STOP_TIMEOUT;
-                loop {
-                    match child.try_wait() {
-                        Ok(Some(st)) => break Some(st),
-                        Ok(None) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(10))
-                        }
-                        _ => {
-                            let _ =
-                                nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-                            break child.wait().ok();
-                        }
-                    }
-                }
-            }
-        };
-        // Children that outlived the main process (they should not) go too.
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let status = stop_group(&mut child, KAMAILIO_STOP_TIMEOUT);
         let ports = [self.main, self.emergency, self.sms];
         crate::poll_until(KAMAILIO_STOP_TIMEOUT, || {
             (!crate::sipp::udp_port_bound(self.main)
@@ -510,19 +484,13 @@ impl Kamailio {
     /// Everything Kamailio wrote to stdout and stderr so far, across restarts
     /// (with `===== harness: ... =====` lines between runs).
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        read_log(&self.log_path)
     }
 
     /// Only the `rig:` lines of the log: what the configuration did with each
     /// request and reply.
     pub fn rig_log(&self) -> String {
-        let mut s = String::new();
-        for l in self.log().lines().filter(|l| l.contains("rig: ")) {
-            let _ = writeln!(s, "{l}");
-        }
-        s
+        lines_with(&self.log(), "rig: ")
     }
 
     /// The ports and the whole log, for a failure message.
@@ -576,6 +544,55 @@ impl std::fmt::Display for SpawnError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// Stop a Kamailio run in its own process group: SIGTERM to the main process,
+/// SIGKILL to the group after `patience`, and SIGKILL to the group in any case
+/// (children that outlived the main process go too). Its exit status.
+pub(crate) fn stop_group(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
+    let pid = child.id() as i32;
+    let group = nix::unistd::Pid::from_raw(-pid);
+    let status = match child.try_wait() {
+        Ok(Some(st)) => Some(st),
+        _ => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + patience;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(st)) => break Some(st),
+                    // A pause between the looks of a bounded wait.
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => {
+                        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                        break child.wait().ok();
+                    }
+                }
+            }
+        }
+    };
+    let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    status
+}
+
+/// A log file's text so far (empty when it cannot be read).
+pub(crate) fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The lines of `text` that contain `marker`, each with its newline.
+pub(crate) fn lines_with(text: &str, marker: &str) -> String {
+    let mut s = String::new();
+    for l in text.lines().filter(|l| l.contains(marker)) {
+        let _ = writeln!(s, "{l}");
+    }
+    s
 }
 
 /// An OPTIONS to `to` itself (no user part), sent from `local`.
