@@ -982,23 +982,8 @@ impl StateReader {
         if head != cursor.next || timeout.is_zero() {
             return;
         }
-        let Some(page) = &self.wake_page else {
-            std::thread::sleep(timeout.min(POLL_FALLBACK));
-            return;
-        };
-        // SAFETY: WAKE_OFFSET + 4 <= HEADER_SIZE, 4-aligned in a page-aligned map
-        // that lives as long as &self. Only futex(2) reads through the reference
-        // (see `wake_page`).
-        let word =
-            unsafe { AtomicU32::from_ptr(page.as_ptr().add(WAKE_OFFSET).cast::<u32>().cast_mut()) };
-        let ts = futex::Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        // The word is the head's low half: if the head moved since it was loaded,
-        // the kernel returns at once (EAGAIN). Timeouts, signals and faults (a
-        // truncated file) simply end the wait.
-        let _ = futex::wait(word, futex::Flags::empty(), head as u32, Some(&ts));
+        // WAKE_OFFSET + 4 <= HEADER_SIZE, 4-aligned (see `wake_page`).
+        wait_on_head(self.wake_page.as_ref(), WAKE_OFFSET, head, timeout);
     }
 
     /// The 8-byte word at `offset` (8-aligned), read until two copies agree (a
@@ -1224,6 +1209,32 @@ fn read_some_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// Sleep until the ring's head (whose low 32 bits are at `offset` of the
+/// read-only `page`) moves from `head`, or `timeout`: futex(2) on that word;
+/// with no page, a short nap instead. `offset + 4` must lie in the page and be
+/// 4-aligned. Shared by the state block's and the trace ring's readers.
+pub(crate) fn wait_on_head(page: Option<&Mmap>, offset: usize, head: u64, timeout: Duration) {
+    let Some(page) = page else {
+        std::thread::sleep(timeout.min(POLL_FALLBACK));
+        return;
+    };
+    assert!(
+        offset.is_multiple_of(4) && offset + 4 <= page.len(),
+        "wake word outside its page"
+    );
+    // SAFETY: checked just above: 4 aligned bytes inside a map that lives as
+    // long as `page`. Only futex(2) reads through the reference.
+    let word = unsafe { AtomicU32::from_ptr(page.as_ptr().add(offset).cast::<u32>().cast_mut()) };
+    let ts = futex::Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // The word is the head's low half: if the head moved since it was loaded,
+    // the kernel returns at once (EAGAIN). Timeouts, signals and faults (a
+    // truncated file) simply end the wait.
+    let _ = futex::wait(word, futex::Flags::empty(), head as u32, Some(&ts));
 }
 
 /// The 8-byte word at `offset` of `file`, read until two copies agree (a guard

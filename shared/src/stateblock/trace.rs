@@ -361,19 +361,7 @@ impl TraceReader {
         if head != cursor || timeout.is_zero() {
             return;
         }
-        let Some(page) = &self.wake_page else {
-            std::thread::sleep(timeout.min(Duration::from_millis(20)));
-            return;
-        };
-        // SAFETY: WAKE_OFFSET + 4 <= HEADER_SIZE, 4-aligned in a page-aligned map
-        // living as long as &self; only futex(2) reads through it.
-        let word =
-            unsafe { AtomicU32::from_ptr(page.as_ptr().add(WAKE_OFFSET).cast::<u32>().cast_mut()) };
-        let ts = futex::Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        let _ = futex::wait(word, futex::Flags::empty(), head as u32, Some(&ts));
+        super::wait_on_head(self.wake_page.as_ref(), WAKE_OFFSET, head, timeout);
     }
 }
 
