@@ -55,6 +55,7 @@ rig_coventryd() {
 [server]
 listen = 127.0.0.1:$COV_PORT
 realm = bench
+; stock sipp 3.6 answers only MD5 challenges (the rig's contract)
 algorithm = md5
 [calls]
 ring = 5
