@@ -447,7 +447,7 @@ pub enum CliCommand {
     /// Print the shell completion script of pbxctl for SHELL (bash, zsh, fish,
     /// elvish, powershell) to standard output.
     ///
-    /// With bash and fish, pbxctl's script also completes the running switch's
+    /// With bash, zsh and fish, pbxctl's script also completes the running switch's
     /// extension numbers (forward, dnd, why...), message targets (extensions,
     /// groups, all) and run-state names, asking `pbxctl complete` as you type.
     ///

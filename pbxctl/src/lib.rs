@@ -182,11 +182,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 .map_or_else(Cli::command, legacy::Tool::command);
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut cmd, program.as_str(), &mut text);
+            let mut text = String::from_utf8_lossy(&text).into_owned();
             if program == "pbxctl" {
-                text.extend_from_slice(completion::live_words_script(shell).as_bytes());
+                text = completion::with_live_words(shell, text);
             }
             use std::io::Write;
-            std::io::stdout().write_all(&text).map_err(Error::output)
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(Error::output)
         }
         CliCommand::Trace(t) => trace::run(
             &mut out,

@@ -427,8 +427,8 @@ fn a_forward_outside_without_an_upstream_is_refused_with_the_reason() {
 }
 
 /// Completions offer the running switch's extensions, groups and run states:
-/// bash's completion function, sourced from `pbxctl completions bash`, called
-/// as bash calls it.
+/// bash's and zsh's completion functions, loaded from `pbxctl completions
+/// bash|zsh`, called as the shells call them.
 #[test]
 fn completions_offer_the_live_extensions_groups_and_run_states() {
     let conf = Conf::new(&[21, 22, 35])
@@ -485,4 +485,54 @@ fn completions_offer_the_live_extensions_groups_and_run_states() {
     assert_eq!(complete(&["pbxctl", "forward", "2"]), ["21", "22"]);
     assert_eq!(complete(&["pbxctl", "runstate", "n"]), ["night"]);
     assert_eq!(complete(&["pbxctl", "message", "1"]), ["100"]);
+    assert_eq!(
+        complete(&["pbxctl", "--timeout", "5", "dnd", "3"]),
+        ["35"],
+        "an option's value is not the subcommand"
+    );
+
+    // zsh, as it loads `_pbxctl` from fpath (the packaged vendor-completions
+    // file) and calls it with `words` and `CURRENT` set. compadd is zsh's own
+    // (it filters by the typed prefix); here it prints what it is offered, and
+    // _arguments (clap's completion of everything else) says it was reached.
+    let zsh_dir = dir.path().join("zsh");
+    std::fs::create_dir(&zsh_dir).unwrap();
+    let script = sw.pbxctl(&["completions", "zsh"]);
+    std::fs::write(zsh_dir.join("_pbxctl"), &script.stdout).unwrap();
+    let zsh_complete = |line: &[&str]| {
+        let words = line
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let program = format!(
+            "fpath=('{}' $fpath); autoload -U _pbxctl; \
+             compadd() {{ [[ $1 == -a ]] && print -l -- ${{(P)2}} }}; \
+             _arguments() {{ print clap }}; \
+             words=({words}); CURRENT={}; _pbxctl",
+            zsh_dir.display(),
+            line.len()
+        );
+        let mut cmd = std::process::Command::new("zsh");
+        cmd.args(["-f", "-c", &program])
+            .env("PATH", &path)
+            .env("COVENTRY_RUNTIME_DIR", sw.runtime_dir());
+        let o = coventry_tests::run_bounded(cmd, Duration::from_secs(20)).unwrap();
+        assert!(o.status.success(), "zsh: {}", show(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        zsh_complete(&["pbxctl", "forward", "2"]),
+        ["21", "22", "35"]
+    );
+    assert_eq!(zsh_complete(&["pbxctl", "runstate", "n"]), ["day", "night"]);
+    assert_eq!(
+        zsh_complete(&["pbxctl", "message", ""]),
+        ["21", "22", "35", "100", "all"]
+    );
+    assert_eq!(zsh_complete(&["pbxctl", "sta"]), ["clap"]);
+    assert_eq!(zsh_complete(&["pbxctl", "forward", "21", ""]), ["clap"]);
 }
