@@ -41,7 +41,7 @@ use std::time::Duration;
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
 /// Layout version; readers refuse any other.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 /// Contacts kept per extension.
 pub const MAX_CONTACTS: usize = 4;
 /// Calls in the call table.
@@ -391,11 +391,14 @@ pub struct SiteEntry {
     /// What they follow, space-separated (cut to fit), NUL-padded.
     pub trace_filters: [u8; 96],
     /// The run states the configuration knows (`day` first), space-separated
-    /// (cut to fit), NUL-padded: for completions.
-    pub runstate_names: [u8; 60],
-    /// The configured group numbers, space-separated (cut to fit),
+    /// (as many as fit), NUL-padded: for completions.
+    pub runstate_names: [u8; 256],
+    /// The configured group numbers, space-separated (as many as fit),
     /// NUL-padded: for completions.
-    pub group_numbers: [u8; 32],
+    pub group_numbers: [u8; 256],
+    /// Zero; room for what the site will publish next (keeps the entry 768
+    /// bytes).
+    pub _reserved: [u8; 92],
 }
 
 /// Write `s` into a NUL-padded field, cut at a character boundary.
@@ -1287,13 +1290,13 @@ mod tests {
             offset_of!(Body, site),
             600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224
         );
-        assert_eq!(size_of::<SiteEntry>(), 256);
+        assert_eq!(size_of::<SiteEntry>(), 768);
         assert_eq!(offset_of!(SiteEntry, traces), 32);
         assert_eq!(offset_of!(SiteEntry, trace_tokens), 36);
         assert_eq!(offset_of!(SiteEntry, trace_filters), 68);
         assert_eq!(
             size_of::<Body>(),
-            600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 256
+            600 * 1160 + 400 + 128 * 144 + 256 + 4 * 224 + 768
         );
         assert_eq!(RING_OFFSET % 8, 0);
         assert_eq!(TOTAL_SIZE, 512 + size_of::<Body>() + 1024 * 768);

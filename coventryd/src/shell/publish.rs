@@ -227,3 +227,43 @@ fn put_words(field: &mut [u8], words: &[String]) {
     }
     put_str(field, &text);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coventry_shared::stateblock::SiteEntry;
+
+    /// A building's worth of groups (50 four-digit numbers) and run states
+    /// (twenty names of up to eleven letters) are all published; what does
+    /// not fit is left out whole, never cut mid-word.
+    #[test]
+    fn site_words_fit_a_building_and_are_never_cut() {
+        let mut site = SiteEntry {
+            runstate: [0; 32],
+            traces: 0,
+            _pad: [0; 3],
+            trace_tokens: [0; coventry_shared::trace::MAX_LEASES],
+            trace_filters: [0; 96],
+            runstate_names: [0; 256],
+            group_numbers: [0; 256],
+            _reserved: [0; 92],
+        };
+        let groups: Vec<String> = (1000..1050).map(|n: u16| n.to_string()).collect();
+        put_words(&mut site.group_numbers, &groups);
+        let names: Vec<String> = (0..20).map(|i| format!("holiday{i:04}")).collect();
+        put_words(&mut site.runstate_names, &names);
+        let read = |f: &[u8]| {
+            String::from_utf8_lossy(f)
+                .trim_end_matches('\0')
+                .to_string()
+        };
+        assert_eq!(read(&site.group_numbers), groups.join(" "));
+        assert_eq!(read(&site.runstate_names), names.join(" "));
+
+        let many: Vec<String> = (1000..1100).map(|n: u16| n.to_string()).collect();
+        put_words(&mut site.group_numbers, &many);
+        let published = read(&site.group_numbers);
+        assert!(published.split(' ').all(|w| w.len() == 4), "{published}");
+        assert!(published.split(' ').count() < 100);
+    }
+}
