@@ -105,6 +105,28 @@ pub struct Outbox {
     /// `trace` commands, checked, for the shell, which holds the traces (it
     /// answers them: whether a lease is held is for it to see).
     pub trace: Vec<TraceOrder>,
+    /// The values the shell publishes and keeps, as they stood when the outbox
+    /// was taken ([`Switch::take_out`]): the shell never calls back for them.
+    pub values: OutValues,
+}
+
+/// The core's state an outbox announces, copied out when it is taken: the
+/// contacts of the extensions in `dirty`, the settings of those in
+/// `settings`, the settings table to keep when `settings_changed`, the
+/// configuration when it changed, and the counters.
+#[derive(Debug, Default)]
+pub struct OutValues {
+    /// Contacts per extension whose contacts changed.
+    pub contacts: Vec<(u16, Vec<registrar::Binding>)>,
+    /// Forwards and DND per extension whose settings changed.
+    pub ext_settings: Vec<(u16, settings::ExtSettings)>,
+    /// The whole settings table, to write to disk before what changed it is
+    /// announced.
+    pub settings_table: Option<Settings>,
+    /// The configuration in force, when it changed.
+    pub config: Option<Box<Config>>,
+    /// The counters.
+    pub counters: Counters,
 }
 
 /// A `trace` command the core checked: start, change or end the trace of a lease.
@@ -141,6 +163,25 @@ impl Outbox {
             && self.trace.is_empty()
     }
 
+    /// The values of `sw` this outbox announces (see [`OutValues`]).
+    fn resolve(&mut self, sw: &Switch) {
+        let v = &mut self.values;
+        v.contacts.extend(
+            self.dirty
+                .iter()
+                .map(|e| (*e, sw.registrar.contacts(*e).to_vec())),
+        );
+        v.ext_settings
+            .extend(self.settings.iter().map(|e| (*e, sw.ext_settings(*e))));
+        if self.settings_changed {
+            v.settings_table = Some(sw.settings.clone());
+        }
+        if self.config_changed {
+            v.config = Some(Box::new(sw.config.clone()));
+        }
+        v.counters = *sw.counters();
+    }
+
     /// Append `other`'s work to this one.
     pub fn merge(&mut self, other: Outbox) {
         self.sends.extend(other.sends);
@@ -161,6 +202,12 @@ impl Outbox {
         self.runstate = other.runstate.or(self.runstate.take());
         self.proven.extend(other.proven);
         self.trace.extend(other.trace);
+        let (v, o) = (&mut self.values, other.values);
+        v.contacts.extend(o.contacts);
+        v.ext_settings.extend(o.ext_settings);
+        v.settings_table = o.settings_table.or(v.settings_table.take());
+        v.config = o.config.or(v.config.take());
+        v.counters = o.counters;
     }
 }
 
@@ -252,7 +299,7 @@ pub struct Switch {
     local: SocketAddr,
     ids: IdSource,
     /// Pending outputs.
-    pub out: Outbox,
+    out: Outbox,
 }
 
 /// What a client transaction of the switch is for.
@@ -460,7 +507,26 @@ impl Switch {
     /// Take the pending outputs.
     pub fn take_out(&mut self) -> Outbox {
         self.blf_update(self.last_now);
-        std::mem::take(&mut self.out)
+        let mut out = std::mem::take(&mut self.out);
+        out.resolve(self);
+        out
+    }
+
+    /// A control line that never ended (no newline in time) was dropped by the
+    /// shell: answer it as bad syntax.
+    pub fn on_control_unfinished(&mut self, id: Option<u64>, text: String) {
+        command::result(
+            self,
+            id,
+            coventry_shared::event::ResultCode::BadSyntax,
+            text,
+        );
+    }
+
+    /// Announce `event` (what the shell did on its own: a reload's outcome, a
+    /// link's change) with the core's next outbox.
+    pub fn announce(&mut self, event: Event) {
+        self.out.events.push(event);
     }
 
     /// Replace the configuration (reload). The dial plan and listen address need a
