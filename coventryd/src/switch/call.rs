@@ -6,9 +6,8 @@ use super::reply::Replier;
 use crate::sip::dest::Dest;
 use crate::switch::transaction::T2_MS;
 use coventry_shared::event::{CallOutcome, CallPhase};
-use coventry_shared::record::{CallRecord, Route};
-use coventry_shared::stateblock::{call_state, put_str, CallEntry, MAX_CALLS};
-use std::collections::HashMap;
+use coventry_shared::record::CallRecord;
+use coventry_shared::stateblock::{call_state, put_str, CallEntry};
 
 /// The first call number.
 pub const FIRST_CALL_NUMBER: u32 = 1000;
@@ -448,181 +447,6 @@ pub fn better_final(a: Option<u16>, b: u16) -> u16 {
     }
 }
 
-/// Which call-table slots are in use.
-#[derive(Debug)]
-pub struct Slots {
-    /// Per slot: the call and, once ended, when.
-    used: Vec<Option<(u32, u64)>>,
-}
-
-impl Default for Slots {
-    fn default() -> Self {
-        Slots {
-            used: vec![None; MAX_CALLS],
-        }
-    }
-}
-
-impl Slots {
-    /// Take a free slot, else the one whose call ended longest ago.
-    pub fn take(&mut self, call: u32) -> Option<usize> {
-        let free = self.used.iter().position(Option::is_none).or_else(|| {
-            self.used
-                .iter()
-                .enumerate()
-                .filter_map(|(i, u)| u.filter(|(_, ended)| *ended > 0).map(|(_, e)| (i, e)))
-                .min_by_key(|(_, e)| *e)
-                .map(|(i, _)| i)
-        })?;
-        self.used[free] = Some((call, 0));
-        Some(free)
-    }
-
-    /// The call in `slot` ended at `now_ms`.
-    pub fn ended(&mut self, slot: usize, now_ms: u64) {
-        if let Some(Some((_, e))) = self.used.get_mut(slot) {
-            *e = now_ms.max(1);
-        }
-    }
-
-    /// Free slots whose call ended more than [`LINGER_MS`] ago; returns them.
-    pub fn expire(&mut self, now_ms: u64) -> Vec<usize> {
-        let mut freed = Vec::new();
-        for (i, u) in self.used.iter_mut().enumerate() {
-            if let Some((_, e)) = u {
-                if *e > 0 && *e + LINGER_MS <= now_ms {
-                    *u = None;
-                    freed.push(i);
-                }
-            }
-        }
-        freed
-    }
-}
-
-/// Active calls by number, with indexes by Call-ID and by our branch.
-#[derive(Debug, Default)]
-pub struct CallBook {
-    /// Calls by number.
-    pub calls: HashMap<u32, Call>,
-    /// Call-ID → number.
-    pub by_call_id: HashMap<String, u32>,
-    /// Our INVITE branch → (number, branch index).
-    pub by_branch: HashMap<String, (u32, usize)>,
-    /// Next call number.
-    pub next: u32,
-    /// Call-table slots.
-    pub slots: Slots,
-    /// Numbers of the calls not ended yet: ended calls linger for Timer D, and
-    /// under load they far outnumber the live ones, so scans go over this.
-    pub active: std::collections::BTreeSet<u32>,
-    /// Clock ticks seen (for the slower scan of ended calls).
-    pub ticks: u64,
-    /// Live calls by calling extension (`[calls] max_per_line`).
-    pub by_caller: HashMap<u16, u32>,
-    /// Live calls that went to the upstream's default route (`[upstream]
-    /// max_calls`; emergency calls are not counted, nor ever refused).
-    pub upstream_live: u32,
-}
-
-impl CallBook {
-    /// The next number handed out is `first` (or the first call number).
-    pub fn resume_at(&mut self, first: u32) {
-        self.next = first.saturating_sub(1);
-    }
-
-    /// The number the next call will get.
-    pub fn next_number(&self) -> u32 {
-        self.next.wrapping_add(1).max(FIRST_CALL_NUMBER)
-    }
-
-    /// A new call number: from 1000 on, so a call number never reads as an
-    /// extension number (`hangup 42` can only mean extension 42).
-    pub fn number(&mut self) -> u32 {
-        self.next = self.next.wrapping_add(1).max(FIRST_CALL_NUMBER);
-        self.next
-    }
-
-    /// Add a new call.
-    pub fn insert(&mut self, call: Call) {
-        if !call.ended() {
-            self.active.insert(call.no);
-            if let Some(ext) = call.caller.ext {
-                *self.by_caller.entry(ext).or_default() += 1;
-            }
-            if call.route == Route::Upstream {
-                self.upstream_live += 1;
-            }
-        }
-        self.calls.insert(call.no, call);
-    }
-
-    /// Call `no` goes to the upstream's default route now (a forward on no
-    /// answer that leads outside).
-    pub fn route_upstream(&mut self, no: u32) {
-        let live = self.active.contains(&no);
-        if let Some(c) = self.calls.get_mut(&no) {
-            if c.route != Route::Upstream && live {
-                self.upstream_live += 1;
-            }
-            c.route = Route::Upstream;
-        }
-    }
-
-    /// Call `no` is not live any more: out of the active set, and off its
-    /// caller's count.
-    pub fn deactivate(&mut self, no: u32) {
-        if !self.active.remove(&no) {
-            return;
-        }
-        if self
-            .calls
-            .get(&no)
-            .is_some_and(|c| c.route == Route::Upstream)
-        {
-            self.upstream_live = self.upstream_live.saturating_sub(1);
-        }
-        let Some(ext) = self.calls.get(&no).and_then(|c| c.caller.ext) else {
-            return;
-        };
-        if let Some(n) = self.by_caller.get_mut(&ext) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.by_caller.remove(&ext);
-            }
-        }
-    }
-
-    /// Live calls `ext` is making.
-    pub fn live_from(&self, ext: u16) -> u32 {
-        self.by_caller.get(&ext).copied().unwrap_or(0)
-    }
-
-    /// The calls not ended yet.
-    pub fn live(&self) -> impl Iterator<Item = &Call> {
-        self.active.iter().filter_map(|n| self.calls.get(n))
-    }
-
-    /// Forget a finished call.
-    pub fn remove(&mut self, no: u32) -> Option<Call> {
-        self.deactivate(no);
-        let call = self.calls.remove(&no)?;
-        if self.by_call_id.get(&call.call_id) == Some(&no) {
-            self.by_call_id.remove(&call.call_id);
-        }
-        for b in &call.branches {
-            self.by_branch.remove(&b.id);
-        }
-        Some(call)
-    }
-
-    /// Calls in progress (not ended) that involve `ext`.
-    pub fn active_for(&self, ext: u16) -> impl Iterator<Item = &Call> {
-        self.live()
-            .filter(move |c| !c.ended() && (c.caller.is(ext) || c.callee.is(ext)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,22 +462,6 @@ mod tests {
         assert_eq!(better_final(Some(603), 486), 603);
         assert_eq!(better_final(Some(500), 486), 486);
         assert_eq!(better_final(Some(486), 480), 486);
-    }
-
-    #[test]
-    fn slots_reuse_the_longest_ended() {
-        let mut s = Slots::default();
-        for c in 0..MAX_CALLS as u32 {
-            assert!(s.take(c + 1).is_some());
-        }
-        assert_eq!(s.take(999), None, "all live: no slot");
-        s.ended(5, 100);
-        s.ended(7, 50);
-        assert_eq!(s.take(1000), Some(7));
-        assert_eq!(s.take(1001), Some(5));
-        s.ended(9, 10);
-        assert!(s.expire(10 + LINGER_MS - 1).is_empty());
-        assert_eq!(s.expire(10 + LINGER_MS), vec![9]);
     }
 
     fn call_at(now_ms: u64, deadline_ms: u64) -> Call {

@@ -33,7 +33,7 @@ impl Switch {
         outcome: CallOutcome,
         extra: &[(&str, &str)],
     ) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         if call.ended() || call.phase == CallPhase::Answered {
@@ -47,11 +47,11 @@ impl Switch {
 
     /// Mark a call ended: events, call table, bitmaps.
     pub(super) fn end_call(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16) {
-        if self.calls.calls.get(&no).is_none_or(|c| c.ended()) {
+        if self.calls.get(no).is_none_or(|c| c.ended()) {
             return;
         }
         self.calls.deactivate(no);
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         if call.phase == CallPhase::Answered {
@@ -63,11 +63,12 @@ impl Switch {
         call.invite.request = None;
         call.later.clear();
         call.outcome = Some((outcome, status));
-        if let Some(slot) = call.slot {
-            self.calls.slots.ended(slot, now_ms);
-        }
+        let slot = call.slot;
         let reached = !call.branches.is_empty() || call.answer_ms.is_some();
         let record = call.record(now_ms, outcome, status);
+        if let Some(slot) = slot {
+            self.calls.slot_ended(slot, now_ms);
+        }
         self.call_event(no);
         self.record_call(now_ms, record, reached);
         self.publish_call(no);
@@ -110,7 +111,7 @@ impl Switch {
             None => target
                 .parse::<u32>()
                 .ok()
-                .filter(|n| self.calls.calls.get(n).is_some_and(|c| !c.ended()))
+                .filter(|n| self.calls.get(*n).is_some_and(|c| !c.ended()))
                 .into_iter()
                 .collect(),
         };
@@ -137,7 +138,7 @@ impl Switch {
             .filter_map(|no| self.dial_hangup(now_ms, no))
             .collect();
         for no in numbers {
-            let Some(c) = self.calls.calls.get(&no) else {
+            let Some(c) = self.calls.get(no) else {
                 continue;
             };
             done.push(format!("{} ({} -> {})", no, c.caller_label, c.dialled));
@@ -178,14 +179,14 @@ impl Switch {
     /// to the callee from the caller's From with the caller's CSeq space, and
     /// back.
     pub(super) fn send_to_both_sides(&mut self, now_ms: u64, no: u32, req: &InDialog) {
-        let Some(c) = self.calls.calls.get_mut(&no) else {
+        let Some(c) = self.calls.get_mut(no) else {
             return;
         };
         if req.cseq == OwnCseq::Next {
             c.caller.cseq += 1;
             c.callee.cseq += 1;
         }
-        let Some(c) = self.calls.calls.get(&no) else {
+        let Some(c) = self.calls.get(no) else {
             return;
         };
         let caller_side = c.invite.from_hdr.as_str();

@@ -8,7 +8,7 @@ use coventry_shared::event::{CallPhase, Event};
 impl Switch {
     /// A call-state event for call `no`.
     pub(super) fn call_event(&mut self, no: u32) {
-        if let Some(c) = self.calls.calls.get(&no) {
+        if let Some(c) = self.calls.get(no) {
             self.out.events.push(Event::CallState {
                 call: no,
                 from: c.caller_label.clone(),
@@ -21,7 +21,7 @@ impl Switch {
 
     /// Queue the call-table entry and the ringing/busy bits the call affects.
     pub(super) fn publish_call(&mut self, no: u32) {
-        let Some(c) = self.calls.calls.get(&no) else {
+        let Some(c) = self.calls.get(no) else {
             return;
         };
         if let Some(slot) = c.slot {

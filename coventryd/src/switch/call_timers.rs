@@ -21,14 +21,8 @@ impl Switch {
         // Live calls every tick; the ended ones lingering for Timer D (their
         // retransmissions, their removal) twice a second: under load they are
         // thousands, and T1 is 500 ms anyway.
-        self.calls.ticks = (self.calls.ticks + 1) % 5;
-        let numbers: Vec<u32> = if self.calls.ticks == 0 {
-            self.calls.calls.keys().copied().collect()
-        } else {
-            self.calls.active.iter().copied().collect()
-        };
-        for no in numbers {
-            let Some(call) = self.calls.calls.get_mut(&no) else {
+        for no in self.calls.due_for_tick() {
+            let Some(call) = self.calls.get_mut(no) else {
                 continue;
             };
             let due = call.tick(now_ms, ring_ms, max_ms);
@@ -50,18 +44,17 @@ impl Switch {
                 self.fail_unanswered(now_ms, no);
             } else if let Some(best) = self
                 .calls
-                .calls
-                .get(&no)
+                .get(no)
                 .filter(|c| c.all_branches_failed())
                 .map(|c| c.best.unwrap_or(408))
             {
                 self.fail_call(now_ms, no, best, None, outcome_of(best));
             }
-            if self.calls.calls.get(&no).is_some_and(|c| c.expired(now_ms)) {
+            if self.calls.get(no).is_some_and(|c| c.expired(now_ms)) {
                 self.calls.remove(no);
             }
         }
-        for slot in self.calls.slots.expire(now_ms) {
+        for slot in self.calls.expire_slots(now_ms) {
             self.out.calls.insert(slot, CallEntry::FREE);
         }
     }
@@ -94,7 +87,7 @@ impl Switch {
 
     /// Nobody answered in time: 480 when a phone rang, else 408.
     fn fail_unanswered(&mut self, now_ms: u64, no: u32) {
-        let rang = self.calls.calls.get(&no).is_some_and(|c| c.got_ringing);
+        let rang = self.calls.get(no).is_some_and(|c| c.got_ringing);
         if rang {
             let reason = Some("Temporarily Unavailable (no answer)");
             self.fail_call(now_ms, no, 480, reason, CallOutcome::NoAnswer);
@@ -109,8 +102,7 @@ impl Switch {
     fn forwarded_on_no_answer(&mut self, now_ms: u64, no: u32) -> bool {
         let Some((caller, target)) = self
             .calls
-            .calls
-            .get_mut(&no)
+            .get_mut(no)
             .and_then(|c| Some((c.caller.ext, c.noanswer.take()?)))
         else {
             return false;
@@ -156,7 +148,7 @@ impl Switch {
     ) {
         self.cancel_branches(now_ms, no, None);
         let deadline_ms = now_ms + self.no_answer_window_ms();
-        let Some(c) = self.calls.calls.get_mut(&no) else {
+        let Some(c) = self.calls.get_mut(no) else {
             return;
         };
         if let Some(from) = c.callee.ext {

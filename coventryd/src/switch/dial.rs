@@ -132,7 +132,7 @@ impl Switch {
         let to = format!("<sip:{a}@{host}>");
         let leg_a = self.leg(call_id, &uri, Dest::Udp(dest), from, to);
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
-        let slot = self.calls.slots.take(no);
+        let slot = self.calls.take_slot(no);
         self.dials.calls.insert(
             no,
             Dial {
@@ -202,7 +202,7 @@ impl Switch {
         d.reported = true;
         let record = d.record(no, now_ms, outcome, status);
         if let Some(slot) = d.slot {
-            self.calls.slots.ended(slot, now_ms);
+            self.calls.slot_ended(slot, now_ms);
         }
         self.dial_state(no, CallPhase::Ended, status);
         if let Some(slot) = self.dials.calls.get(&no).and_then(|d| d.slot) {

@@ -53,12 +53,7 @@ fn relayed_response(resp: &rsip::Response, from: Dest, caller_from: &str) -> Vec
 impl Switch {
     /// Send the caller's INVITE to every registered contact of `exts`.
     pub(super) fn fork(&mut self, now_ms: u64, no: u32, exts: &[u16]) {
-        let Some(req) = self
-            .calls
-            .calls
-            .get(&no)
-            .and_then(|c| c.invite.request.clone())
-        else {
+        let Some(req) = self.calls.get(no).and_then(|c| c.invite.request.clone()) else {
             return;
         };
         let contacts: Vec<(u16, String, Option<SocketAddr>)> = exts
@@ -72,8 +67,7 @@ impl Switch {
             .collect();
         let Some((from, caller, hops)) = self
             .calls
-            .calls
-            .get(&no)
+            .get(no)
             .map(|c| (c.invite.replier.dest, c.caller.ext, c.hops.clone()))
         else {
             return;
@@ -148,7 +142,7 @@ impl Switch {
         ext: Option<u16>,
     ) {
         self.send(dest, bytes.clone());
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let idx = call.branches.len();
@@ -164,7 +158,7 @@ impl Switch {
             status: None,
             ext,
         });
-        self.calls.by_branch.insert(id, (no, idx));
+        self.calls.index_branch(id, no, idx);
     }
 
     /// Answer the caller's INVITE: `resp` relayed from a branch (`Some(from)`:
@@ -176,7 +170,7 @@ impl Switch {
         resp: Option<(&rsip::Response, Dest)>,
         code: u16,
     ) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         let bytes = match resp {
@@ -190,7 +184,7 @@ impl Switch {
     /// transaction; a final failure (`until_ack`) is re-sent until the caller
     /// ACKs it (Timer G/H).
     pub(super) fn answer_caller(&mut self, now_ms: u64, no: u32, bytes: Vec<u8>, until_ack: bool) {
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let dest = call.invite.replier.dest;
@@ -222,7 +216,7 @@ impl Switch {
     /// (but 100, which is hop by hop).
     fn on_branch_provisional(&mut self, now_ms: u64, resp: &rsip::Response, no: u32, idx: usize) {
         let code = resp.status_code.code();
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let Some(b) = call.branches.get_mut(idx) else {
@@ -267,7 +261,7 @@ impl Switch {
         // Where in-dialog requests to the answering side go (operator hang-up).
         let route = self.route_beyond_us(&f.record_routes);
         let hop = self.dialog_hop(&route, &f.contact_uri());
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let Some(b) = call.branches.get_mut(idx) else {
@@ -311,7 +305,7 @@ impl Switch {
     /// caller gets the best of them (relayed as received when it is this one).
     fn on_branch_failure(&mut self, now_ms: u64, resp: &rsip::Response, no: u32, idx: usize) {
         let code = resp.status_code.code();
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let Some(b) = call.branches.get_mut(idx) else {
@@ -322,7 +316,7 @@ impl Switch {
             call.best = Some(better_final(call.best, code));
         }
         self.ack_branch(no, idx, resp);
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         if !call.all_branches_failed() {
@@ -339,7 +333,7 @@ impl Switch {
 
     /// CANCEL every branch still ringing (but `except`).
     pub(super) fn cancel_branches(&mut self, now_ms: u64, no: u32, except: Option<usize>) {
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let mut now_cancel = Vec::new();
@@ -360,7 +354,7 @@ impl Switch {
     }
 
     fn send_cancel(&mut self, now_ms: u64, no: u32, idx: usize) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         let Some(b) = call.branches.get(idx) else {
@@ -394,7 +388,7 @@ impl Switch {
 
     /// Hop-by-hop ACK for a non-2xx final on a branch (RFC 3261 §17.1.1.3).
     fn ack_branch(&mut self, no: u32, idx: usize, resp: &rsip::Response) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         let Some(b) = call.branches.get(idx) else {
@@ -414,7 +408,7 @@ impl Switch {
     /// A 2xx from a branch nobody wants any more (the call was cancelled, timed out
     /// or answered elsewhere): ACK it and hang it up.
     fn release_branch(&mut self, now_ms: u64, no: u32, resp: &rsip::Response) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         let f = Fields::of(&resp.headers);

@@ -100,9 +100,9 @@ impl Switch {
     pub(super) fn parties(&self, call_id: &str) -> Option<Parties> {
         if let Some(c) = self
             .calls
-            .by_call_id
-            .get(call_id)
-            .and_then(|no| self.calls.calls.get(no))
+            .by_call_id(call_id)
+            .as_ref()
+            .and_then(|no| self.calls.get(*no))
         {
             let mut caller = vec![c.invite.src, c.invite.replier.dest];
             caller.extend(c.caller.addr);
@@ -213,7 +213,7 @@ impl Switch {
         method: &str,
         f: &Fields<'_>,
     ) {
-        let Some(call) = self.calls.calls.get_mut(&no) else {
+        let Some(call) = self.calls.get_mut(no) else {
             return;
         };
         let cseq = f.cseq_number().unwrap_or(0);

@@ -199,11 +199,10 @@ impl Switch {
             invite,
             (now_ms, deadline_ms),
         );
-        call.slot = self.calls.slots.take(no);
+        call.slot = self.calls.take_slot(no);
         if from.is_tcp() {
             call.route = coventry_shared::record::Route::Inbound;
         }
-        self.calls.by_call_id.insert(call.call_id.clone(), no);
         call
     }
 
@@ -277,12 +276,7 @@ impl Switch {
                 self.call_event(no);
                 self.publish_call(no);
                 // Every contact unreachable (no IP address): nothing was sent.
-                if self
-                    .calls
-                    .calls
-                    .get(&no)
-                    .is_some_and(|c| c.branches.is_empty())
-                {
+                if self.calls.get(no).is_some_and(|c| c.branches.is_empty()) {
                     self.fail_call(now_ms, no, 480, None, CallOutcome::Unavailable);
                 }
             }
@@ -300,9 +294,9 @@ impl Switch {
             .unwrap_or_default();
         let call = self
             .calls
-            .by_call_id
-            .get(f.call_id)
-            .and_then(|no| self.calls.calls.get(no))
+            .by_call_id(f.call_id)
+            .as_ref()
+            .and_then(|no| self.calls.get(*no))
             .filter(|c| c.invite.branch == branch);
         let Some(no) = call.map(|c| c.no) else {
             return self.answer(now_ms, r, 481, None, &[]);
@@ -315,8 +309,7 @@ impl Switch {
         self.answer(now_ms, r, 200, None, &[]);
         let answered = self
             .calls
-            .calls
-            .get(&no)
+            .get(no)
             .is_some_and(|c| c.phase == CallPhase::Answered || c.ended());
         if !answered {
             self.fail_call(now_ms, no, 487, None, CallOutcome::Cancelled);
@@ -335,8 +328,8 @@ impl Switch {
         if self.local_dialog_ack(now_ms, f.call_id) {
             return;
         }
-        if let Some(no) = self.calls.by_call_id.get(f.call_id).copied() {
-            if let Some(call) = self.calls.calls.get_mut(&no) {
+        if let Some(no) = self.calls.by_call_id(f.call_id) {
+            if let Some(call) = self.calls.get_mut(no) {
                 if call.invite.branch == branch && call.invite.src.same_party(from) {
                     // The call stays for Timer D so that failures the callee
                     // re-sends are ACKed again (RFC 3261 §17.1.1.2).

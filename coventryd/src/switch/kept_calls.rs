@@ -78,9 +78,7 @@ impl Switch {
     pub fn kept_calls(&self) -> KeptCalls {
         let mut calls: Vec<KeptCall> = self
             .calls
-            .active
-            .iter()
-            .filter_map(|no| self.calls.calls.get(no))
+            .live()
             .filter(|c| c.phase == CallPhase::Answered)
             .map(|c| {
                 let parties = self.parties(&c.call_id);
@@ -130,9 +128,7 @@ impl Switch {
         }
         let mut taken = 0;
         for k in kept.calls {
-            if self.calls.calls.contains_key(&k.no)
-                || self.calls.by_call_id.contains_key(&k.call_id)
-            {
+            if self.calls.contains(k.no) || self.calls.by_call_id(&k.call_id).is_some() {
                 continue;
             }
             let Some(src) = k.known_at.caller.first().copied().or(k.caller.addr) else {
@@ -177,8 +173,7 @@ impl Switch {
             call.hops = k.hops;
             call.restarts = k.restarts + 1;
             call.known_at = k.known_at;
-            call.slot = self.calls.slots.take(k.no);
-            self.calls.by_call_id.insert(k.call_id, k.no);
+            call.slot = self.calls.take_slot(k.no);
             let no = call.no;
             self.calls.insert(call);
             self.publish_call(no);
@@ -220,8 +215,7 @@ impl Switch {
         }
         let up = self
             .calls
-            .calls
-            .get(&no)
+            .get(no)
             .is_some_and(|c| c.phase == CallPhase::Answered);
         if up {
             log::info!("call {no}: its dialog ended while the switch was down ({status})");

@@ -89,7 +89,7 @@ impl Switch {
     /// counted and logged when they do.
     pub(super) fn over_upstream_limit(&mut self, now_ms: u64) -> bool {
         let max = self.config.upstream.max_calls;
-        let live = self.calls.upstream_live;
+        let live = self.calls.upstream_live();
         if max == 0 || live < max {
             return false;
         }

@@ -6,6 +6,7 @@ mod auth_log;
 mod blf;
 mod bounded;
 mod call;
+mod call_book;
 mod call_end;
 mod call_publish;
 mod call_timers;
@@ -46,7 +47,7 @@ use crate::sip::{error, error::WireError, framing, parse, parse::parse_name_addr
 use crate::switch::registrar::{Change, Registrar};
 use crate::switch::settings::Settings;
 use crate::switch::transaction::{sender_key, ClientTransactions, Seen, ServerTransactions};
-use call::CallBook;
+use call_book::CallBook;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::CallEntry;
 use coventry_shared::stateblock::Counters;
@@ -791,11 +792,10 @@ impl Switch {
             }
             return self.foreign_response(src, code);
         }
-        if let Some((no, idx)) = self.calls.by_branch.get(&branch).copied() {
+        if let Some((no, idx)) = self.calls.by_branch(&branch) {
             let sent_to = self
                 .calls
-                .calls
-                .get(&no)
+                .get(no)
                 .and_then(|c| c.branches.get(idx))
                 .map(|b| b.dest);
             if sent_to.is_some_and(|d| d.same_party(src)) {
@@ -863,15 +863,9 @@ impl Switch {
         self.stopping = true;
         let ringing: Vec<u32> = self
             .calls
-            .active
-            .iter()
-            .filter(|no| {
-                self.calls
-                    .calls
-                    .get(no)
-                    .is_some_and(|c| c.phase != coventry_shared::event::CallPhase::Answered)
-            })
-            .copied()
+            .live()
+            .filter(|c| c.phase != coventry_shared::event::CallPhase::Answered)
+            .map(|c| c.no)
             .collect();
         for no in ringing {
             self.fail_call_with(

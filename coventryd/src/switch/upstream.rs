@@ -276,7 +276,7 @@ impl Switch {
         link: usize,
         peer: SocketAddr,
     ) {
-        let Some(call) = self.calls.calls.get(&no) else {
+        let Some(call) = self.calls.get(no) else {
             return;
         };
         let Some(req) = call.invite.request.clone() else {
