@@ -121,7 +121,7 @@ impl Switch {
             None => target
                 .parse::<u32>()
                 .ok()
-                .filter(|n| self.dials.calls.contains_key(n))
+                .filter(|n| self.dials.contains(*n))
                 .into_iter()
                 .collect(),
         };

@@ -65,7 +65,7 @@ impl Switch {
     }
 
     fn send_invite(&mut self, now_ms: u64, no: u32, side: Side, body: Option<&[u8]>) {
-        let Some(d) = self.dials.calls.get(&no) else {
+        let Some(d) = self.dials.get(no) else {
             return;
         };
         let Some(leg) = (match side {
@@ -76,7 +76,7 @@ impl Switch {
         };
         let bytes = self.leg_request(leg, "INVITE", 1, body, &leg.via.clone());
         let (dest, branch) = (leg.dest, leg.branch.clone());
-        self.dials.branches.insert(branch, (no, side));
+        self.dials.index_branch(branch, no, side);
         self.send(dest, bytes.clone());
         if let Some(leg) = self.dial_leg(no, side) {
             leg.retx = Some(Retx::new(bytes, dest, now_ms, T2_MS * 16));
@@ -85,15 +85,15 @@ impl Switch {
 
     /// Where the INVITE of call `no`'s leg `side` went.
     pub(super) fn dial_leg_sent_to(&self, no: u32, side: Side) -> Option<Dest> {
-        Some(self.dials.calls.get(&no)?.leg(side)?.sent_to)
+        Some(self.dials.get(no)?.leg(side)?.sent_to)
     }
 
     fn dial_leg(&mut self, no: u32, side: Side) -> Option<&mut Leg> {
-        self.dials.calls.get_mut(&no)?.leg_mut(side)
+        self.dials.get_mut(no)?.leg_mut(side)
     }
 
     fn dial_leg_ref(&self, no: u32, side: Side) -> Option<&Leg> {
-        self.dials.calls.get(&no)?.leg(side)
+        self.dials.get(no)?.leg(side)
     }
 
     /// `dial A TARGET`.
@@ -133,7 +133,7 @@ impl Switch {
         let leg_a = self.leg(call_id, &uri, Dest::Udp(dest), from, to);
         let ring_ms = u64::from(self.config.calls.ring).max(1) * 1000;
         let slot = self.calls.take_slot(no);
-        self.dials.calls.insert(
+        self.dials.insert(
             no,
             Dial {
                 id,
@@ -152,7 +152,6 @@ impl Switch {
                 branches: Vec::new(),
             },
         );
-        self.dials.index_call_ids(no);
         self.send_invite(now_ms, no, Side::A, None);
         self.dial_state(no, CallPhase::Dialing, 0);
         self.dial_step(no, DialStep::Started);
@@ -160,7 +159,7 @@ impl Switch {
 
     /// Tell the command's sender how its call is getting on (each step once).
     fn dial_step(&mut self, no: u32, step: DialStep) {
-        let Some(d) = self.dials.calls.get_mut(&no) else {
+        let Some(d) = self.dials.get_mut(no) else {
             return;
         };
         if d.step.is_some_and(|s| s as u16 >= step as u16) {
@@ -173,7 +172,7 @@ impl Switch {
 
     /// Call-table entry, bits and a state event for a click-to-dial call.
     fn dial_state(&mut self, no: u32, phase: CallPhase, status: u16) {
-        let Some(d) = self.dials.calls.get(&no) else {
+        let Some(d) = self.dials.get(no) else {
             return;
         };
         if let Some(slot) = d.slot {
@@ -195,7 +194,7 @@ impl Switch {
 
     /// End a click-to-dial call: record, result, table.
     fn dial_end(&mut self, now_ms: u64, no: u32, outcome: CallOutcome, status: u16, text: String) {
-        let Some(d) = self.dials.calls.get_mut(&no) else {
+        let Some(d) = self.dials.get_mut(no) else {
             return;
         };
         let (id, reported) = (d.id, d.reported);
@@ -205,7 +204,7 @@ impl Switch {
             self.calls.slot_ended(slot, now_ms);
         }
         self.dial_state(no, CallPhase::Ended, status);
-        if let Some(slot) = self.dials.calls.get(&no).and_then(|d| d.slot) {
+        if let Some(slot) = self.dials.get(no).and_then(|d| d.slot) {
             if let Some(e) = self.out.calls.get_mut(&slot) {
                 e.outcome = outcome as u16;
                 e.end_ms = now_ms;
@@ -317,7 +316,7 @@ impl Switch {
             Side::B => {
                 self.leg_send(now_ms, no, Side::B, "ACK", None);
                 self.leg_send(now_ms, no, Side::A, "ACK", Some(&resp.body));
-                if let Some(d) = self.dials.calls.get_mut(&no) {
+                if let Some(d) = self.dials.get_mut(no) {
                     d.answer_ms = Some(now_ms);
                     d.reported = true;
                     let (id, a, t) = (d.id, d.a, d.target.clone());
@@ -347,7 +346,7 @@ impl Switch {
             let dest = leg.dest;
             self.send(dest, bytes);
         }
-        let Some(d) = self.dials.calls.get(&no) else {
+        let Some(d) = self.dials.get(no) else {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
@@ -373,7 +372,7 @@ impl Switch {
     /// A answered with its offer: call B with it.
     fn dial_second_leg(&mut self, now_ms: u64, no: u32, offer: &[u8]) {
         self.dial_step(no, DialStep::CallingB);
-        let Some(d) = self.dials.calls.get(&no) else {
+        let Some(d) = self.dials.get(no) else {
             return;
         };
         let (a, target) = (d.a, d.target.clone());
@@ -437,7 +436,7 @@ impl Switch {
         let from = format!("\"{}\" <sip:{a}@{host}>;tag={tag}", name.replace('"', ""));
         let to = format!("<sip:{callee}@{host}>");
         let leg = self.leg(call_id, &uri, dest, from, to);
-        if let Some(d) = self.dials.calls.get_mut(&no) {
+        if let Some(d) = self.dials.get_mut(no) {
             d.leg_b = Some(leg);
             d.b = b;
         }
@@ -449,7 +448,6 @@ impl Switch {
     pub(super) fn dials_of(&self, n: u16) -> Vec<u32> {
         let mut v: Vec<u32> = self
             .dials
-            .calls
             .iter()
             .filter(|(_, d)| d.a == n || d.b == Some(n))
             .map(|(no, _)| *no)
@@ -461,7 +459,7 @@ impl Switch {
     /// The operator ends click-to-dial call `no`: BYE on a connected leg,
     /// CANCEL on a ringing one. Returns what was hung up, for the result.
     pub(super) fn dial_hangup(&mut self, now_ms: u64, no: u32) -> Option<String> {
-        let d = self.dials.calls.get(&no)?;
+        let d = self.dials.get(no)?;
         let label = format!("{no} ({} -> {})", d.a, d.target);
         let connected = d.connected();
         let mut cancels = Vec::new();
@@ -503,8 +501,8 @@ impl Switch {
     /// start, B once its leg answered.
     pub(super) fn in_dial(&self, n: u16) -> bool {
         self.dials
-            .calls
-            .values()
+            .iter()
+            .map(|(_, d)| d)
             .any(|d| d.a == n || (d.b == Some(n) && d.connected()))
     }
 
@@ -514,7 +512,6 @@ impl Switch {
         n: u16,
     ) -> Vec<(String, &'static str, &'static str, String)> {
         self.dials
-            .calls
             .iter()
             .filter_map(|(no, d)| {
                 let state = if d.connected() { "confirmed" } else { "early" };
@@ -538,7 +535,7 @@ impl Switch {
         f: &Fields<'_>,
         r: super::reply::Replier,
     ) {
-        let Some(d) = self.dials.calls.get(&no) else {
+        let Some(d) = self.dials.get(no) else {
             return;
         };
         // Each leg is a dialog between the switch and one phone: only that phone
@@ -582,12 +579,8 @@ impl Switch {
         body: &[u8],
         r: super::reply::Replier,
     ) {
-        let pending = self
-            .dials
-            .calls
-            .get(&no)
-            .is_some_and(|d| d.reinvite.is_some());
-        let connected = self.dials.calls.get(&no).is_some_and(Dial::connected);
+        let pending = self.dials.get(no).is_some_and(|d| d.reinvite.is_some());
+        let connected = self.dials.get(no).is_some_and(Dial::connected);
         if pending {
             return self.answer(now_ms, r, 491, None, &[]);
         }
@@ -621,7 +614,7 @@ impl Switch {
             ClientTag::DialReinvite(no),
             now_ms,
         );
-        if let Some(d) = self.dials.calls.get_mut(&no) {
+        if let Some(d) = self.dials.get_mut(no) {
             d.reinvite = Some(Reinvite {
                 replier: r,
                 to: other,
@@ -642,12 +635,7 @@ impl Switch {
         code: u16,
         resp: Option<&rsip::Response>,
     ) {
-        let Some(ri) = self
-            .dials
-            .calls
-            .get_mut(&no)
-            .and_then(|d| d.reinvite.take())
-        else {
+        let Some(ri) = self.dials.get_mut(no).and_then(|d| d.reinvite.take()) else {
             return;
         };
         let Some(leg) = self.dial_leg_ref(no, ri.to) else {
@@ -665,8 +653,8 @@ impl Switch {
             let dest = leg.dest;
             if (200..300).contains(&code) {
                 // Its retransmissions reach on_dial_response, which ACKs again.
-                self.dials.branches.insert(ri.branch.clone(), (no, ri.to));
-                if let Some(d) = self.dials.calls.get_mut(&no) {
+                self.dials.index_branch(ri.branch.clone(), no, ri.to);
+                if let Some(d) = self.dials.get_mut(no) {
                     d.branches.push(ri.branch.clone());
                 }
                 if let Some(leg) = self.dial_leg(no, ri.to) {
@@ -697,16 +685,16 @@ impl Switch {
 
     /// Timers of click-to-dial calls: INVITE retransmissions, A not answering.
     pub(super) fn dials_tick(&mut self, now_ms: u64) {
-        let numbers: Vec<u32> = self.dials.calls.keys().copied().collect();
+        let numbers: Vec<u32> = self.dials.numbers();
         for no in numbers {
-            let Some(due) = self.dials.calls.get_mut(&no).map(|d| d.tick(now_ms)) else {
+            let Some(due) = self.dials.get_mut(no).map(|d| d.tick(now_ms)) else {
                 continue;
             };
             for (to, bytes) in due.resend {
                 self.send(to, bytes);
             }
             if due.timed_out {
-                let Some(d) = self.dials.calls.get(&no) else {
+                let Some(d) = self.dials.get(no) else {
                     continue;
                 };
                 let a = d.a;

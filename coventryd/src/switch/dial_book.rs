@@ -109,11 +109,11 @@ pub struct Reinvite {
 #[derive(Debug, Default)]
 pub(super) struct DialBook {
     /// By call number.
-    pub calls: HashMap<u32, Dial>,
+    calls: HashMap<u32, Dial>,
     /// By the branches of the INVITEs the switch sent for them, with the leg.
-    pub branches: HashMap<String, (u32, Side)>,
+    branches: HashMap<String, (u32, Side)>,
     /// By the Call-ID of either leg.
-    pub by_call_id: HashMap<String, u32>,
+    by_call_id: HashMap<String, u32>,
 }
 
 impl Leg {
@@ -262,6 +262,52 @@ impl Dial {
 }
 
 impl DialBook {
+    /// Call `no`.
+    pub fn get(&self, no: u32) -> Option<&Dial> {
+        self.calls.get(&no)
+    }
+
+    /// Call `no`, to change.
+    pub fn get_mut(&mut self, no: u32) -> Option<&mut Dial> {
+        self.calls.get_mut(&no)
+    }
+
+    /// Whether call `no` is a click-to-dial call in progress.
+    pub fn contains(&self, no: u32) -> bool {
+        self.calls.contains_key(&no)
+    }
+
+    /// The calls in progress with their numbers.
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &Dial)> {
+        self.calls.iter()
+    }
+
+    /// The numbers of the calls in progress.
+    pub fn numbers(&self) -> Vec<u32> {
+        self.calls.keys().copied().collect()
+    }
+
+    /// Add call `no`, found by its legs' Call-IDs from now on.
+    pub fn insert(&mut self, no: u32, d: Dial) {
+        self.calls.insert(no, d);
+        self.index_call_ids(no);
+    }
+
+    /// The call with a leg of this Call-ID.
+    pub fn by_call_id(&self, call_id: &str) -> Option<u32> {
+        self.by_call_id.get(call_id).copied()
+    }
+
+    /// The call and leg our INVITE with this branch was for.
+    pub fn by_branch(&self, branch: &str) -> Option<(u32, Side)> {
+        self.branches.get(branch).copied()
+    }
+
+    /// Our INVITE on leg `side` of call `no` went out with `branch`.
+    pub fn index_branch(&mut self, branch: String, no: u32, side: Side) {
+        self.branches.insert(branch, (no, side));
+    }
+
     /// Find call `no` by the Call-IDs of its legs (again once B's leg exists).
     pub fn index_call_ids(&mut self, no: u32) {
         let Some(d) = self.calls.get(&no) else {

@@ -640,7 +640,7 @@ impl Switch {
         let Some(top) = f.vias.first().copied() else {
             return;
         };
-        let dial = self.dials.by_call_id.get(f.call_id).copied();
+        let dial = self.dials.by_call_id(f.call_id);
         if method == "ACK" {
             if dial.is_some() {
                 return; // the ACK of a click-to-dial leg's 2xx to us
@@ -782,7 +782,7 @@ impl Switch {
             }
             return;
         }
-        if let Some((no, side)) = self.dials.branches.get(&branch).copied() {
+        if let Some((no, side)) = self.dials.by_branch(&branch) {
             if self
                 .dial_leg_sent_to(no, side)
                 .is_some_and(|d| d.same_party(src))
