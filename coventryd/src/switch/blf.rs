@@ -4,7 +4,7 @@
 //! `dnd`), and SUBSCRIBEs to `system` with a compact extension-state package:
 //! the state bitmaps as hex.
 
-use super::register::{Auth, Claim};
+use super::auth::{Auth, Claim};
 use super::reply::Replier;
 use super::Incoming;
 use super::{ClientTag, Switch};

@@ -10,7 +10,7 @@ use crate::sip::forward::{rewrite, Rewrite};
 use crate::sip::request::Own;
 use coventry_shared::event::{Event, ResultCode};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Which job and target a client transaction belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,20 +247,6 @@ impl Switch {
                 ..Rewrite::default()
             },
         )
-    }
-
-    /// The address to put in our Via for a request to `dest`.
-    pub(super) fn via_host(&self, dest: IpAddr) -> String {
-        if self.local.ip().is_unspecified() {
-            let ip: IpAddr = if dest.is_loopback() {
-                dest
-            } else {
-                self.route_ip(dest)
-            };
-            SocketAddr::new(ip, self.local.port()).to_string()
-        } else {
-            self.local.to_string()
-        }
     }
 
     /// A final response (or timeout) for one contact of a job's target.

@@ -13,6 +13,7 @@
 //!   extension that forwarded and why.
 
 use super::Switch;
+use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
 use crate::sip::parse::NameAddr;
 use coventry_shared::dialplan::Target;
@@ -164,6 +165,22 @@ impl Switch {
         } else {
             number.to_string()
         }
+    }
+
+    /// The caller as shown in the call table and records: the extension, or for a
+    /// call from upstream the user part of its From (marked `outside-` when it
+    /// reads like a local number).
+    pub(super) fn caller_label(&self, f: &Fields<'_>, caller: Option<u16>) -> String {
+        if let Some(ext) = caller {
+            return ext.to_string();
+        }
+        parse_name_addr(f.from)
+            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
+            .map(|u| {
+                let number: String = u.chars().filter(|c| !c.is_control()).take(23).collect();
+                self.outside_label(&number)
+            })
+            .unwrap_or_else(|| "upstream".to_string())
     }
 }
 

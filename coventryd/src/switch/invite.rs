@@ -4,16 +4,15 @@
 //! Forking and the branches' responses are in `fork`, timers in
 //! `call_timers`, ending in `call_end`.
 
+use super::auth::{Auth, Claim};
 use super::call::{Call, CallerInvite, Party};
 use super::features::{Caller, Resolution};
 use super::indialog::tag_of;
-use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::upstream::RouteStatus;
 use super::Incoming;
 use super::Switch;
 use crate::config::RouteKind;
-use crate::sip::headers::Fields;
 use crate::sip::{parse::parse_name_addr, parse::parse_uri, parse::parse_via};
 use coventry_shared::event::{CallOutcome, CallPhase};
 use coventry_shared::record::Route;
@@ -53,26 +52,6 @@ enum Admission {
 }
 
 impl Switch {
-    /// Our Record-Route / Route URI: marked with this switch's instance token so
-    /// that a Route naming us is recognised whatever address the phone used.
-    pub(super) fn record_route(&self, toward: IpAddr) -> String {
-        format!("<sip:{};lr;cv={}>", self.via_host(toward), self.instance)
-    }
-
-    /// How many Route headers at the top name this switch.
-    pub(super) fn our_routes(&self, f: &Fields<'_>) -> usize {
-        let token = format!("cv={}", self.instance);
-        f.routes
-            .iter()
-            .take_while(|r| {
-                parse_name_addr(r).is_some_and(|n| {
-                    n.uri.split(';').any(|p| p == token)
-                        || uri_addr(&n.uri).is_some_and(|a| a == self.local)
-                })
-            })
-            .count()
-    }
-
     /// A new call: an INVITE without a To tag, from `from`. A Route naming the
     /// switch (a phone's outbound proxy setting) changes nothing: the caller
     /// authenticates like any other, and our Route entries are taken off.

@@ -1,7 +1,7 @@
 //! MESSAGE from a phone: authenticate the sender, check the text, deliver.
 
+use super::auth::{Auth, Claim};
 use super::delivery::{Origin, Relayed, Request};
-use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::Incoming;
 use super::Switch;

@@ -2,6 +2,7 @@
 //! changes plus an [`Outbox`] of datagrams to send and events to publish. No I/O
 //! happens here, so the whole core is testable without sockets.
 
+mod auth;
 mod auth_log;
 mod blf;
 mod bounded;
@@ -17,6 +18,7 @@ mod dial_book;
 mod features;
 mod fork;
 pub mod guard;
+mod hops;
 mod identity;
 mod indialog;
 mod invite;
@@ -41,12 +43,13 @@ pub use command::Line;
 use crate::config::Config;
 use crate::logfmt::quoted;
 use crate::sip::dest::Dest;
-use crate::sip::digest::{Algorithm, Credentials, DigestAuthority};
+use crate::sip::digest::{Algorithm, DigestAuthority};
 use crate::sip::headers::Fields;
 use crate::sip::{error, error::WireError, framing, parse, parse::parse_name_addr, reason};
 use crate::switch::registrar::{Change, Registrar};
 use crate::switch::settings::Settings;
 use crate::switch::transaction::{sender_key, ClientTransactions, Seen, ServerTransactions};
+use auth::Authentication;
 use call_book::CallBook;
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::CallEntry;
@@ -210,18 +213,6 @@ impl Outbox {
         v.config = o.config.or(v.config.take());
         v.counters = o.counters;
     }
-}
-
-/// Who is who: the digest authority, the guard against guessing and the rate
-/// limit of the failure log.
-struct Authentication {
-    digest: DigestAuthority,
-    /// Failed authentications per source and user name, and who has to wait.
-    guard: guard::AuthGuard,
-    /// When the guard last dropped what it had forgotten.
-    guard_expired_ms: u64,
-    /// Rate limit of the failed-authentication log lines.
-    auth_log: auth_log::AuthLog,
 }
 
 /// A request as the core's handlers take it: when it came, from where (the
@@ -826,32 +817,6 @@ impl Switch {
         log::debug!("dropped a {code} response from {src}: not where its request went");
     }
 
-    /// Credentials of extension `user`, if configured.
-    fn credentials(config: &Config, user: &str) -> Option<Credentials> {
-        let n: u16 = user.parse().ok()?;
-        let line = config.lines.get(&n)?;
-        if user.len() != usize::from(config.server.plan.digits()) {
-            return None;
-        }
-        Some(Credentials {
-            password: line.secret.clone(),
-            ha1_sha256: line.sha256.clone(),
-            ha1_md5: line.md5.clone(),
-        })
-    }
-
-    /// Credentials of the upstream peer, when `user` is its `peer_user` and it has a
-    /// `peer_secret`.
-    fn peer_credentials(config: &Config, user: &str) -> Option<Credentials> {
-        let u = &config.upstream;
-        let secret = u.peer_secret.as_ref().filter(|_| user == u.peer_user)?;
-        Some(Credentials {
-            password: Some(secret.clone()),
-            ha1_sha256: None,
-            ha1_md5: None,
-        })
-    }
-
     /// The daemon is stopping: calls still ringing end (a CANCEL with a Reason
     /// to the phones ringing, 503 with Retry-After to the caller, a record);
     /// answered calls are left alone, never sent a BYE: the media flows between
@@ -879,7 +844,7 @@ impl Switch {
         }
         self.out.call_numbers_reserved = Some(self.calls.next_number());
         let summaries = self.auth.auth_log.take_all();
-        register::log_summaries(&summaries);
+        auth::log_summaries(&summaries);
         record_books::log_left_out(&self.books.take_all());
     }
 
@@ -958,36 +923,6 @@ impl Switch {
                 }
             }
         }
-    }
-
-    /// Whether `addr` is the switch itself: its listening address, or with an
-    /// unspecified one (0.0.0.0) its port on any address of this host (a
-    /// loopback address, or one the kernel would send from to reach itself).
-    fn is_own_addr(&self, addr: SocketAddr) -> bool {
-        if addr == self.local {
-            return true;
-        }
-        let ip = addr.ip();
-        addr.port() == self.local.port()
-            && (ip == self.local.ip()
-                || (self.local.ip().is_unspecified()
-                    && (ip.is_loopback() || ip.is_unspecified() || self.route_ip(ip) == ip)))
-    }
-
-    /// The local address that reaches `dest` (the shell's routing lookup,
-    /// cached per destination), else the listening address.
-    fn route_ip(&self, dest: std::net::IpAddr) -> std::net::IpAddr {
-        self.routes
-            .borrow_mut()
-            .local_for(dest)
-            .unwrap_or(self.local.ip())
-    }
-
-    /// Use `lookup` to learn which local address reaches a destination (the
-    /// shell gives the kernel's routing table).
-    pub fn with_route_lookup(self, lookup: routes::RouteLookup) -> Switch {
-        *self.routes.borrow_mut() = routes::RouteCache::new(lookup);
-        self
     }
 
     /// A fresh branch for a request the switch sends: the magic cookie, this

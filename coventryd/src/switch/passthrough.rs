@@ -4,8 +4,8 @@
 //! (who subscribed, who notifies, until when), so the subscription's NOTIFYs and
 //! refreshes come back through the switch from those two parties only.
 
+use super::auth::{Auth, Claim};
 use super::indialog::{tag_of, Side};
-use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::{back_of, UNTRUSTED_IDENTITY};
 use super::Incoming;

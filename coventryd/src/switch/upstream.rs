@@ -6,10 +6,10 @@
 //! The connections themselves live in the I/O shell (`crate::shell::links`); it tells
 //! the core when a link comes up or goes down ([`Switch::on_link`]).
 
+use super::auth::{Auth, Claim};
 use super::fork::Shown;
 use super::identity::from_as;
 use super::message::TextRef;
-use super::register::{Auth, Claim};
 use super::reply::Replier;
 use super::trust::UNTRUSTED_IDENTITY;
 use super::Incoming;
@@ -18,9 +18,9 @@ use crate::config::{HostPort, Identity, RouteKind, UpstreamConfig};
 use crate::sip::dest::Dest;
 use crate::sip::forward::{rewrite, status_line, Rewrite};
 use crate::sip::headers::Fields;
-use crate::sip::{parse::parse_name_addr, parse::parse_uri};
+
 use coventry_shared::event::{CallOutcome, Event};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// What the core knows of one upstream link (a distinct peer of `[upstream]`).
 #[derive(Debug, Clone)]
@@ -88,74 +88,6 @@ impl Switch {
         }
     }
 
-    /// Where a request to `uri` goes (a Route entry or a Request-URI): over TCP
-    /// to a connected upstream link, or with `transport=tcp` to an upstream peer's
-    /// address (their other connections); anything else is a phone, over UDP. IP
-    /// literals only, apart from the configured upstream host names.
-    pub(super) fn hop_of(&self, uri: &str) -> Option<Dest> {
-        let u = parse_uri(uri)?;
-        let port = u.port_or_default();
-        let tcp = u
-            .param("transport")
-            .flatten()
-            .is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
-        let host = u.host.trim_start_matches('[').trim_end_matches(']');
-        let addr = match host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => {
-                // A host name: only an upstream peer's own name means anything.
-                return self
-                    .upstream
-                    .links
-                    .iter()
-                    .find(|l| l.peer.host.eq_ignore_ascii_case(host) && l.peer.port == port)
-                    .and_then(|l| l.connected)
-                    .map(Dest::Tcp);
-            }
-        };
-        let link = self
-            .upstream
-            .links
-            .iter()
-            .any(|l| l.connected == Some(addr));
-        Some(if link || (tcp && self.is_upstream_ip(addr.ip())) {
-            Dest::Tcp(addr)
-        } else {
-            Dest::Udp(addr)
-        })
-    }
-
-    /// Whether `ip` is an upstream peer's: a link's, or in `trust`.
-    fn is_upstream_ip(&self, ip: IpAddr) -> bool {
-        self.config.upstream.trust.contains(&ip)
-            || self.upstream.links.iter().any(|l| {
-                l.connected.is_some_and(|a| a.ip() == ip)
-                    || l.peer.host.parse::<IpAddr>().is_ok_and(|h| h == ip)
-            })
-    }
-
-    /// Where a request inside a dialog goes: the first entry of its route set,
-    /// else the remote target.
-    pub(super) fn dialog_hop(&self, route: &[String], target: &str) -> Option<Dest> {
-        match route.first() {
-            Some(r) => parse_name_addr(r).and_then(|n| self.hop_of(&n.uri)),
-            None => self.hop_of(target),
-        }
-    }
-
-    /// The route set toward the answering side, from a 2xx's Record-Route: the
-    /// entries above ours (added beyond the switch), nearest first.
-    pub(super) fn route_beyond_us(&self, record_routes: &[&str]) -> Vec<String> {
-        let token = format!("cv={}", self.instance);
-        let mut route: Vec<String> = record_routes
-            .iter()
-            .take_while(|r| !r.contains(&token))
-            .map(|r| r.to_string())
-            .collect();
-        route.reverse();
-        route
-    }
-
     /// Whether a call or text from the upstream peer may go on: always when no
     /// `peer_secret` is set (its address was enough), else once it answered the
     /// digest challenge as `peer_user` (until then it got 407, or 403). When it
@@ -178,45 +110,6 @@ impl Switch {
             self.peer_proven(inc.from);
         }
         allowed
-    }
-
-    /// Our Via for a request to `dest`.
-    pub(super) fn via_to(&self, dest: Dest, branch: &str) -> String {
-        match dest {
-            Dest::Udp(a) => format!(
-                "SIP/2.0/UDP {};branch={branch};rport",
-                self.via_host(a.ip())
-            ),
-            Dest::Tcp(a) => format!("SIP/2.0/TCP {};branch={branch}", self.via_host(a.ip())),
-        }
-    }
-
-    /// Our Record-Route entry facing `side`.
-    fn record_route_to(&self, side: Dest) -> String {
-        match side {
-            Dest::Udp(a) => self.record_route(a.ip()),
-            Dest::Tcp(a) => format!(
-                "<sip:{};transport=tcp;lr;cv={}>",
-                self.via_host(a.ip()),
-                self.instance
-            ),
-        }
-    }
-
-    /// The Record-Route value for a request that came from `from` and goes to
-    /// `to`: one entry when both are the same transport, else two (RFC 5658):
-    /// the first faces where it goes, the second where it came from, so each side
-    /// reaches the switch over its own transport.
-    pub(super) fn record_route_between(&self, from: Dest, to: Dest) -> String {
-        if from.is_tcp() == to.is_tcp() {
-            self.record_route_to(to)
-        } else {
-            format!(
-                "{}, {}",
-                self.record_route_to(to),
-                self.record_route_to(from)
-            )
-        }
     }
 
     /// The Request-URI for `number` on the link at `peer`.
@@ -432,22 +325,6 @@ impl Switch {
             .filter(|_| code == status)
             .and_then(|r| status_line(r).splitn(3, ' ').nth(2).map(str::to_string));
         self.answer(now_ms, m.replier, code, reason.as_deref(), &[]);
-    }
-
-    /// The caller as shown in the call table and records: the extension, or for a
-    /// call from upstream the user part of its From (marked `outside-` when it
-    /// reads like a local number).
-    pub(super) fn caller_label(&self, f: &Fields<'_>, caller: Option<u16>) -> String {
-        if let Some(ext) = caller {
-            return ext.to_string();
-        }
-        parse_name_addr(f.from)
-            .and_then(|n| n.parsed_uri().and_then(|u| u.user.map(str::to_string)))
-            .map(|u| {
-                let number: String = u.chars().filter(|c| !c.is_control()).take(23).collect();
-                self.outside_label(&number)
-            })
-            .unwrap_or_else(|| "upstream".to_string())
     }
 
     /// Fail call `no` because its route is down: 503 with Retry-After.
