@@ -7,8 +7,11 @@
 //! same run. The baselines are `parse/register_auth` (framing + rsip parse of the
 //! REGISTER that sipp sends) and `parse/message_auth`.
 //!
-//! - `parse/*`: `sip::wire::parse_datagram` on the exact REGISTER and MESSAGE
-//!   (with credentials) that the bench rig's sipp scenarios send.
+//! - `parse/*`: `sip::framing::parse_datagram` on the exact REGISTER and MESSAGE
+//!   (with credentials) that the bench rig's sipp scenarios send; for the
+//!   REGISTER also its stages apart: `_normalise` (the rewrite into rsip's
+//!   dialect), `_rsip` (rsip's parse of that) and `_fields` (`Fields::of`, the
+//!   header fields the core reads, parsed again from rsip's headers).
 //! - `digest/*`: `DigestAuthority::verify` of a fresh response (MD5, SHA-256, both
 //!   `qop=auth`) to a nonce issued just before - the sipp pattern, one use per
 //!   nonce, so the replay map works as under load; `digest/challenge` issues a nonce.
@@ -30,7 +33,8 @@
 
 use coventryd::config::Config;
 use coventryd::sip::digest::{answer_challenge, Algorithm, Credentials, DigestAuthority, Verdict};
-use coventryd::sip::framing::parse_datagram;
+use coventryd::sip::framing::{parse_datagram, stages};
+use coventryd::sip::headers::Fields;
 use coventryd::switch::registrar::Registrar;
 use coventryd::switch::Switch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -234,6 +238,21 @@ fn bench_parse(c: &mut Criterion) {
     });
     g.bench_function("message_auth", |b| {
         b.iter(|| parse_datagram(black_box(msg_auth.as_bytes()), MAX_MESSAGE).expect("parses"))
+    });
+    // The stages of one parse apart: the rewrite into rsip's dialect, rsip's
+    // parse of it, and the header fields the core reads (`Fields::of`).
+    let canon = stages::normalise(reg_auth.as_bytes()).expect("normalises");
+    g.bench_function("register_auth_normalise", |b| {
+        b.iter(|| stages::normalise(black_box(reg_auth.as_bytes())).expect("normalises"))
+    });
+    g.bench_function("register_auth_rsip", |b| {
+        b.iter(|| stages::rsip(black_box(&canon)).expect("parses"))
+    });
+    let Some(rsip::SipMessage::Request(req)) = stages::rsip(&canon) else {
+        panic!("a request");
+    };
+    g.bench_function("register_auth_fields", |b| {
+        b.iter(|| Fields::of(black_box(&req.headers)).vias.len())
     });
     g.finish();
 }
