@@ -46,7 +46,7 @@ use crate::sip::dest::Dest;
 use crate::sip::digest::{Algorithm, DigestAuthority};
 use crate::sip::headers::Fields;
 use crate::sip::{error, error::WireError, framing, parse, parse::parse_name_addr, reason};
-use crate::switch::registrar::{Change, Registrar};
+use crate::switch::registrar::Registrar;
 use crate::switch::settings::Settings;
 use crate::switch::transaction::{sender_key, ClientTransactions, Seen, ServerTransactions};
 use auth::Authentication;
@@ -886,42 +886,6 @@ impl Switch {
         if self.registrar.next_expiry().is_some_and(|t| t <= now_ms) {
             let changes = self.registrar.expire(now_ms);
             self.apply_changes(changes);
-        }
-    }
-
-    /// Turn registrar changes into events, dirty extensions and persistence flags.
-    fn apply_changes(&mut self, changes: Vec<Change>) {
-        for c in changes {
-            match c {
-                Change::Added {
-                    ext,
-                    uri,
-                    user_agent,
-                } => {
-                    log::info!("{ext} registered {}", quoted(&uri));
-                    self.out.dirty.insert(ext);
-                    self.out.persist_now = true;
-                    self.out.events.push(Event::Registered {
-                        ext,
-                        contact: uri,
-                        user_agent,
-                    });
-                }
-                Change::Refreshed { ext } => {
-                    self.out.dirty.insert(ext);
-                    self.out.persist_later = true;
-                }
-                Change::Removed { ext, uri, why } => {
-                    log::info!("{ext} {} {}", why.name(), quoted(&uri));
-                    self.out.dirty.insert(ext);
-                    self.out.persist_now = true;
-                    self.out.events.push(Event::Unregistered {
-                        ext,
-                        contact: uri,
-                        why,
-                    });
-                }
-            }
         }
     }
 

@@ -5,9 +5,11 @@ use super::reply::Replier;
 use super::Incoming;
 use super::{to_system_time, Switch};
 use crate::config::ServerConfig;
+use crate::logfmt::quoted;
 use crate::sip::headers::Fields;
 use crate::sip::parse::parse_name_addr;
-use crate::switch::registrar::{ContactRequest, Refusal, RegisterMeta};
+use crate::switch::registrar::{Change, ContactRequest, Refusal, RegisterMeta};
+use coventry_shared::event::Event;
 use coventry_shared::stateblock::MAX_CONTACTS;
 use std::net::SocketAddr;
 
@@ -121,6 +123,44 @@ impl Switch {
         let date = httpdate::fmt_http_date(to_system_time(now_ms));
         extra.push(("Date", &date));
         self.answer(now_ms, r, 200, None, &extra);
+    }
+
+    /// Turn registrar changes into events, dirty extensions and persistence flags.
+    /// Announce what the registrar changed: the extensions to republish, when to
+    /// write the bindings, the events.
+    pub(super) fn apply_changes(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::Added {
+                    ext,
+                    uri,
+                    user_agent,
+                } => {
+                    log::info!("{ext} registered {}", quoted(&uri));
+                    self.out.dirty.insert(ext);
+                    self.out.persist_now = true;
+                    self.out.events.push(Event::Registered {
+                        ext,
+                        contact: uri,
+                        user_agent,
+                    });
+                }
+                Change::Refreshed { ext } => {
+                    self.out.dirty.insert(ext);
+                    self.out.persist_later = true;
+                }
+                Change::Removed { ext, uri, why } => {
+                    log::info!("{ext} {} {}", why.name(), quoted(&uri));
+                    self.out.dirty.insert(ext);
+                    self.out.persist_now = true;
+                    self.out.events.push(Event::Unregistered {
+                        ext,
+                        contact: uri,
+                        why,
+                    });
+                }
+            }
+        }
     }
 }
 
