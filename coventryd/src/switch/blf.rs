@@ -74,7 +74,7 @@ pub struct Subscription {
 impl Switch {
     /// Whether a SUBSCRIBE is for the switch itself (BLF or system state).
     pub(super) fn is_local_subscribe(&self, req: &rsip::Request, f: &Fields<'_>) -> bool {
-        if self.subscriptions.served.contains_key(f.call_id) {
+        if self.subscriptions.served(f.call_id).is_some() {
             return true;
         }
         let user = req.uri.auth.as_ref().map(|a| a.user.as_str()).unwrap_or("");
@@ -105,7 +105,7 @@ impl Switch {
         };
         let expires = granted_expires(f);
         let expires_ms = now_ms + u64::from(expires) * 1000;
-        match self.subscriptions.served.get_mut(f.call_id) {
+        match self.subscriptions.served_mut(f.call_id) {
             Some(sub) if sub.subscriber != subscriber => {
                 let reason = Some("Forbidden (not your subscription)");
                 return self.answer(now_ms, r, 403, reason, &[]);
@@ -117,16 +117,14 @@ impl Switch {
             None => match self.new_subscription(inc, &r, subscriber, expires_ms) {
                 Ok(mut sub) => {
                     sub.no = self.ids.number();
-                    let id = f.call_id.to_string();
-                    self.subscriptions.served_by_no.insert(sub.no, id.clone());
-                    self.subscriptions.served.insert(id, sub);
+                    self.subscriptions.serve(f.call_id.to_string(), sub);
                 }
                 Err((code, reason, extra)) => {
                     return self.answer(now_ms, r, code, Some(reason), extra)
                 }
             },
         }
-        let dest = self.subscriptions.served.get(f.call_id).map(|s| s.dest);
+        let dest = self.subscriptions.served(f.call_id).map(|s| s.dest);
         let host = dest.map(|d| self.via_host(d.ip())).unwrap_or_default();
         let ours = format!("<sip:system@{host}>");
         let exp = expires.to_string();
@@ -139,14 +137,7 @@ impl Switch {
         );
         self.notify(now_ms, f.call_id, expires == 0);
         if expires == 0 {
-            self.end_subscription(f.call_id);
-        }
-    }
-
-    /// Forget the served subscription `id`.
-    fn end_subscription(&mut self, id: &str) {
-        if let Some(sub) = self.subscriptions.served.remove(id) {
-            self.subscriptions.served_by_no.remove(&sub.no);
+            self.subscriptions.end(f.call_id);
         }
     }
 
@@ -158,12 +149,12 @@ impl Switch {
         if status < 300 {
             return;
         }
-        if let Some(id) = self.subscriptions.served_by_no.get(&no).cloned() {
+        if let Some(id) = self.subscriptions.served_call_id(no) {
             log::info!(
                 "subscription {} ended: its NOTIFY got {status}",
                 crate::logfmt::quoted(&id)
             );
-            self.end_subscription(&id);
+            self.subscriptions.end(&id);
         }
     }
 
@@ -177,12 +168,7 @@ impl Switch {
         expires_ms: u64,
     ) -> Result<Subscription, Refusal> {
         let f = inc.f;
-        let served = &self.subscriptions.served;
-        let mine = served
-            .values()
-            .filter(|s| s.subscriber == subscriber)
-            .count();
-        if mine >= MAX_SUBSCRIPTIONS_PER_LINE || served.len() >= MAX_SUBSCRIPTIONS {
+        if !self.subscriptions.room_to_serve(subscriber) {
             let why = "Service Unavailable (too many subscriptions)";
             return Err((503, why, &[("Retry-After", "60")]));
         }
@@ -280,8 +266,7 @@ impl Switch {
 
     /// Send a NOTIFY on subscription `id` when its content changed (or `last`).
     fn notify(&mut self, now_ms: u64, id: &str, terminated: bool) {
-        let Some((watch, dest)) = self.subscriptions.served.get(id).map(|s| (s.watch, s.dest))
-        else {
+        let Some((watch, dest)) = self.subscriptions.served(id).map(|s| (s.watch, s.dest)) else {
             return;
         };
         // Our address as the subscriber reaches it (never 0.0.0.0).
@@ -289,7 +274,7 @@ impl Switch {
         let (body, ctype, event, states) = match watch {
             Watch::Dialog(ext) => {
                 let now = self.dialogs_of(ext);
-                let Some(sub) = self.subscriptions.served.get(id) else {
+                let Some(sub) = self.subscriptions.served(id) else {
                     return;
                 };
                 let mut dialogs = String::new();
@@ -318,7 +303,7 @@ impl Switch {
                 (b, EXT_STATE_TYPE, EXT_STATE_EVENT, BTreeMap::new())
             }
         };
-        let Some(sub) = self.subscriptions.served.get_mut(id) else {
+        let Some(sub) = self.subscriptions.served_mut(id) else {
             return;
         };
         if sub.last_body.as_deref() == Some(body.as_str()) && !terminated {
@@ -399,19 +384,17 @@ impl Switch {
 
     /// After every input: NOTIFY subscribers whose view changed; end expired ones.
     pub(super) fn blf_update(&mut self, now_ms: u64) {
-        if self.subscriptions.served.is_empty() {
+        if !self.subscriptions.serves_any() {
             return;
         }
-        let ids: Vec<String> = self.subscriptions.served.keys().cloned().collect();
-        for id in ids {
+        for id in self.subscriptions.served_call_ids() {
             let expired = self
                 .subscriptions
-                .served
-                .get(&id)
+                .served(&id)
                 .is_some_and(|s| s.expires_ms <= now_ms);
             self.notify(now_ms, &id, expired);
             if expired {
-                self.end_subscription(&id);
+                self.subscriptions.end(&id);
             }
         }
     }

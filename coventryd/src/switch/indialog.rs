@@ -126,7 +126,7 @@ impl Switch {
                 caller_tag: c.caller.tag.clone().unwrap_or_default(),
             });
         }
-        let s = self.subscriptions.relayed.get(call_id)?;
+        let s = self.subscriptions.relayed(call_id)?;
         let mut caller = vec![s.subscriber];
         caller.extend(self.phones_of(s.subscriber_ext));
         let mut callee = vec![s.notifier];

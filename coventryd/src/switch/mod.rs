@@ -34,6 +34,7 @@ pub mod registrar;
 pub mod reply;
 pub mod routes;
 pub mod settings;
+mod subscriptions;
 pub mod system;
 pub mod transaction;
 mod trust;
@@ -61,6 +62,7 @@ use rsip::SipMessage;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use subscriptions::Subscriptions;
 
 /// A request as the core's handlers take it: when it came, from where (the
 /// transport address), the message and its fields. The handler's `Replier`
@@ -71,17 +73,6 @@ struct Incoming<'a> {
     from: Dest,
     req: &'a rsip::Request,
     f: &'a Fields<'a>,
-}
-
-/// The subscriptions the switch knows, by Call-ID.
-#[derive(Default)]
-struct Subscriptions {
-    /// Those it serves itself (BLF, system state).
-    served: HashMap<String, blf::Subscription>,
-    /// The Call-IDs of served subscriptions by their number (NOTIFY outcomes).
-    served_by_no: HashMap<u64, String>,
-    /// Those it passed between phones (their dialogs, to relay in them).
-    relayed: HashMap<String, passthrough::RelayedSubscription>,
 }
 
 /// The core's side of the upstream.

@@ -149,43 +149,15 @@ impl Switch {
         (notifier, notifier_ext): (Dest, u16),
         f: &Fields<'_>,
     ) -> bool {
-        let expires_ms = lifetime_ms(f, now_ms);
-        if let Some(s) = self.subscriptions.relayed.get_mut(f.call_id) {
-            // A retransmission, or the same Call-ID subscribing again.
-            if s.subscriber.same_party(subscriber) {
-                s.expires_ms = expires_ms;
-                s.notifier = notifier;
-                s.notifier_ext = notifier_ext;
-                return true;
-            }
-            return false;
-        }
-        if self.subscriptions.relayed.len() >= MAX_RELAYED_SUBSCRIPTIONS {
-            self.forget_subscriptions(now_ms);
-        }
-        let held = self
-            .subscriptions
-            .relayed
-            .values()
-            .filter(|s| s.subscriber_ext == subscriber_ext)
-            .count();
-        if self.subscriptions.relayed.len() >= MAX_RELAYED_SUBSCRIPTIONS
-            || held >= MAX_RELAYED_PER_EXTENSION
-        {
-            return false;
-        }
-        self.subscriptions.relayed.insert(
-            f.call_id.to_string(),
-            RelayedSubscription {
-                subscriber,
-                subscriber_ext,
-                subscriber_tag: tag_of(f.from),
-                notifier,
-                notifier_ext,
-                expires_ms,
-            },
-        );
-        true
+        let sub = RelayedSubscription {
+            subscriber,
+            subscriber_ext,
+            subscriber_tag: tag_of(f.from),
+            notifier,
+            notifier_ext,
+            expires_ms: lifetime_ms(f, now_ms),
+        };
+        self.subscriptions.relay(f.call_id, sub, now_ms)
     }
 
     /// A request inside a relayed subscription: a refresh from the subscriber
@@ -200,15 +172,12 @@ impl Switch {
         if side != Side::Caller || method != "SUBSCRIBE" {
             return;
         }
-        if let Some(s) = self.subscriptions.relayed.get_mut(f.call_id) {
-            s.expires_ms = lifetime_ms(f, now_ms);
-        }
+        self.subscriptions
+            .refresh_relayed(f.call_id, lifetime_ms(f, now_ms));
     }
 
     /// Forget subscriptions past their expiry.
     pub(super) fn forget_subscriptions(&mut self, now_ms: u64) {
-        self.subscriptions
-            .relayed
-            .retain(|_, s| s.expires_ms > now_ms);
+        self.subscriptions.forget_expired(now_ms);
     }
 }
