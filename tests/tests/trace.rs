@@ -1,7 +1,8 @@
 //! `pbxctl trace`: the SIP messages of one extension, as they go, from the real
 //! daemon — one REGISTER (its digest response masked) and one call, nothing of
 //! another extension — and when pbxctl is killed the daemon stops tracing (its
-//! published state says so, and the trace ring is gone).
+//! published state says so, and the trace ring is gone). A text's words are
+//! traced only with `[security] show_texts = yes`, credentials never.
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::event::Event;
@@ -9,7 +10,7 @@ use coventry_shared::stateblock::get_str;
 use coventry_tests::ua::dialog::sdp;
 use coventry_tests::ua::Ua;
 use coventry_tests::{pbxctl_bin, Conf, Switch, T};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -24,11 +25,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn lines_of(child: &mut Child) -> Receiver<String> {
-    let out = child.stdout.take().expect("stdout");
+/// The lines of `from`, as they come, read by a thread of their own.
+fn lines_of(from: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
+        for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
             if tx.send(line).is_err() {
                 break;
@@ -36,6 +37,27 @@ fn lines_of(child: &mut Child) -> Receiver<String> {
         }
     });
     rx
+}
+
+/// `pbxctl ARGS` (a trace) on the switch's runtime directory: the child and the
+/// lines of its standard output and error.
+fn pbxctl_trace(sw: &Switch, args: &[&str]) -> (KillOnDrop, Receiver<String>, Receiver<String>) {
+    let mut child = KillOnDrop(
+        Command::new(pbxctl_bin())
+            .arg("--runtime-dir")
+            .arg(sw.runtime_dir())
+            .args(args)
+            .env_remove("COVENTRY_RUNTIME_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pbxctl trace"),
+    );
+    let out = lines_of(child.0.stdout.take().expect("stdout"));
+    let err = lines_of(child.0.stderr.take().expect("stderr"));
+    (child, out, err)
 }
 
 /// Collect lines until one satisfies `done` (bounded by `within`).
@@ -88,20 +110,7 @@ fn a_trace_of_one_register_and_one_call() {
     let mut callee = Ua::ext(sw.addr(), 22);
     callee.register(300);
 
-    let mut child = KillOnDrop(
-        Command::new(pbxctl_bin())
-            .arg("--runtime-dir")
-            .arg(sw.runtime_dir())
-            .args(["trace", "21", "-v"])
-            .env_remove("COVENTRY_RUNTIME_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn pbxctl trace"),
-    );
-    let rx = lines_of(&mut child.0);
+    let (mut child, rx, _err) = pbxctl_trace(&sw, &["trace", "21", "-v"]);
     let snap = sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
     assert_eq!(get_str(&snap.body.site.trace_filters), "21");
     let o = sw.pbxctl(&["status", "--json"]);
@@ -233,4 +242,76 @@ fn a_trace_without_its_lease_or_target_is_refused() {
         String::from_utf8_lossy(&o.stderr).contains("no extension 29"),
         "{o:?}"
     );
+}
+
+/// The whole message shown under the summary line that satisfies `first` in the
+/// lines of a `trace -v` (up to the blank line that ends it), unindented.
+fn message_after(seen: &[String], first: impl Fn(&str) -> bool) -> Vec<&str> {
+    seen.iter()
+        .skip_while(|l| !first(l))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect()
+}
+
+/// A text's words are private: the trace shows its length only, unless
+/// `[security] show_texts = yes`, as the event ring (watch) does. The digest
+/// response of its Proxy-Authorization is masked either way.
+#[test]
+fn a_texts_words_are_traced_only_with_show_texts() {
+    let words = "the key is under the mat";
+    for show in [false, true] {
+        let mut conf = Conf::new(&[21, 22]);
+        if show {
+            conf = conf.section("security", "show_texts = yes");
+        }
+        let sw = Switch::start(&conf.build());
+        let mut to = Ua::ext(sw.addr(), 22);
+        to.register(300);
+        let (_child, rx, _err) = pbxctl_trace(&sw, &["trace", "21", "-v"]);
+        sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
+
+        let mut sender = Ua::ext(sw.addr(), 21);
+        let ex = sender.message_exchange("22", "text/plain", words.as_bytes());
+        assert_eq!(ex.status(), 200);
+        assert_eq!(to.expect_request("the text", T).text(), words);
+        let sent = String::from_utf8_lossy(&ex.request).into_owned();
+        let digest = sent
+            .split("response=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("the MESSAGE carries a digest response")
+            .to_string();
+
+        let (a, b) = (sender.local_addr().to_string(), to.local_addr().to_string());
+        let mut seen = Vec::new();
+        // The sender's 200 comes after the recipient's: everything before is in.
+        read_until(&rx, &mut seen, T, |l| {
+            l.contains(&format!("-> {a} ")) && l.contains("200 OK") && l.ends_with("MESSAGE")
+        });
+        let all = seen.join("\n");
+        let to_b = message_after(&seen, |l| {
+            l.contains(&format!("-> {b} ")) && l.contains(" MESSAGE ")
+        });
+        assert_eq!(
+            to_b.last().copied(),
+            Some(if show {
+                words
+            } else {
+                "[text of 24 bytes not shown]"
+            }),
+            "the text as relayed to 22:\n{all}"
+        );
+        // Received twice (challenged, then with credentials) and relayed once:
+        // the words in all three or in none.
+        assert_eq!(
+            all.matches(words).count(),
+            if show { 3 } else { 0 },
+            "{all}"
+        );
+        assert!(all.contains("Proxy-Authorization: Digest"), "{all}");
+        assert!(all.contains("response=\"***\""), "{all}");
+        assert!(!all.contains(&digest), "the digest response leaked:\n{all}");
+    }
 }

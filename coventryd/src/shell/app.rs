@@ -386,6 +386,7 @@ pub async fn run(setup: Setup) -> io::Result<()> {
     let mut released: Option<VecDeque<Outbox>> = None;
     // The live SIP trace: nothing is copied while nobody traces.
     let mut tracer = Tracer::new(runtime_dir.clone());
+    tracer.set_config(sw.config());
     // The shell's outlets for the core's outbox, borrowed afresh each time.
     macro_rules! outlets {
         () => {
@@ -591,6 +592,7 @@ fn flush(o: &mut Outlets, sw: &mut Switch, config_path: Option<&PathBuf>, mut ou
     }
     if out.config_changed {
         o.publisher.set_config(sw.config());
+        o.tracer.set_config(sw.config());
         o.hooks.reconfigure(&sw.config().hooks);
         o.records.configure(&sw.config().records);
     }
