@@ -2,15 +2,17 @@
 //! daemon — one REGISTER (its digest response masked) and one call, nothing of
 //! another extension — and when pbxctl is killed the daemon stops tracing (its
 //! published state says so, and the trace ring is gone). A text's words are
-//! traced only with `[security] show_texts = yes`, credentials never.
+//! traced only with `[security] show_texts = yes`, credentials never; a message
+//! that came over TCP is shown as it came on the wire.
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::event::Event;
 use coventry_shared::stateblock::get_str;
 use coventry_tests::ua::dialog::sdp;
 use coventry_tests::ua::Ua;
-use coventry_tests::{pbxctl_bin, Conf, Switch, T};
-use std::io::{BufRead, BufReader, Read};
+use coventry_tests::{free_udp_tcp_port, pbxctl_bin, pin_listen_port, Conf, Switch, T};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -314,4 +316,60 @@ fn a_texts_words_are_traced_only_with_show_texts() {
         assert!(all.contains("response=\"***\""), "{all}");
         assert!(!all.contains(&digest), "the digest response leaked:\n{all}");
     }
+}
+
+/// A message received over TCP is shown as it came on the wire — compact header
+/// names and all — not in the canonical spelling the switch reads it in.
+#[test]
+fn a_tcp_message_is_traced_as_it_came_on_the_wire() {
+    // The upstream's address (never answering) opens the TCP side and makes a
+    // connection from this host a trusted peer's.
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free_udp_tcp_port();
+    let conf = Conf::new(&[21]).section(
+        "upstream",
+        &format!("route = {}", upstream.local_addr().unwrap()),
+    );
+    let sw = Switch::start(&pin_listen_port(&conf.build(), port));
+    let (_child, rx, _err) = pbxctl_trace(&sw, &["trace", "all", "-v"]);
+    sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
+
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = TcpStream::connect(at).unwrap();
+    peer.set_read_timeout(Some(T)).unwrap();
+    let me = peer.local_addr().unwrap();
+    let lines = [
+        format!("OPTIONS sip:{at};transport=tcp SIP/2.0"),
+        format!("v: SIP/2.0/TCP {me};branch=z9hG4bKwire1"),
+        "Max-Forwards: 70".to_string(),
+        "f: <sip:upstream@127.0.0.1>;tag=1".to_string(),
+        format!("t: <sip:{at}>"),
+        "i: wire-1".to_string(),
+        "CSeq:   7 OPTIONS".to_string(),
+        "l: 0".to_string(),
+    ];
+    let wire = format!("{}\r\n\r\n", lines.join("\r\n"));
+    peer.write_all(wire.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        peer.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"SIP/2.0 200 "), "{head:?}");
+
+    let mut seen = Vec::new();
+    read_until(&rx, &mut seen, T, |l| {
+        l.contains(&format!("-> {me} ")) && l.contains("200 OK") && l.ends_with("7 OPTIONS")
+    });
+    let all = seen.join("\n");
+    let received = |l: &str| {
+        l.contains(&format!("<- {me} ")) && l.contains(" tcp OPTIONS ") && l.ends_with("7 OPTIONS")
+    };
+    assert!(seen.iter().any(|l| received(l)), "{all}");
+    assert_eq!(
+        message_after(&seen, received),
+        lines.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the OPTIONS as it came:\n{all}"
+    );
 }

@@ -417,12 +417,12 @@ pub async fn run(setup: Setup) -> io::Result<()> {
             ev = tcp_events.recv() => {
                 let now = now_ms();
                 match ev {
-                    Some(TcpEvent::Message { peer, msg }) => {
+                    Some(TcpEvent::Message { peer, msg, wire }) => {
                         up.note_received(peer);
                         if tracer.active() {
-                            let bytes = crate::sip::serialize::to_bytes(&msg);
+                            // As it came on the wire, like a datagram.
                             let how = (Direction::In, Transport::Tcp, peer);
-                            tracer.record(now, how, &bytes, sw.registrar());
+                            tracer.record(now, how, &wire, sw.registrar());
                         }
                         guarded("TCP message", || sw.on_stream(now, peer, msg));
                     }
