@@ -3,7 +3,8 @@
 //! another extension — and when pbxctl is killed the daemon stops tracing (its
 //! published state says so, and the trace ring is gone). A text's words are
 //! traced only with `[security] show_texts = yes`, credentials never; a message
-//! that came over TCP is shown as it came on the wire.
+//! that came over TCP is shown as it came on the wire; and a trace goes on across
+//! restarts of the daemon, by SIGTERM or by SIGKILL, on a lease taken anew.
 #![allow(clippy::unwrap_used)]
 
 use coventry_shared::event::Event;
@@ -372,4 +373,84 @@ fn a_tcp_message_is_traced_as_it_came_on_the_wire() {
         lines.iter().map(String::as_str).collect::<Vec<_>>(),
         "the OPTIONS as it came:\n{all}"
     );
+}
+
+/// An OPTIONS of `phone` answered by the switch, seen in the trace `rx` (its
+/// summary lines collected in `seen`).
+fn options_traced(phone: &mut Ua, rx: &Receiver<String>, seen: &mut Vec<String>) {
+    let r = phone.options().expect("an answer to OPTIONS");
+    let (n, _) = r.cseq().expect("a CSeq");
+    let a = phone.local_addr().to_string();
+    read_until(rx, seen, T, |l| {
+        l.contains(&format!("-> {a} "))
+            && l.contains("200 OK")
+            && l.ends_with(&format!(" {n} OPTIONS"))
+    });
+}
+
+/// A trace survives restarts of the daemon, by SIGTERM and by SIGKILL: pbxctl
+/// says on stderr (with --json: in its output) that the daemon went away and
+/// came back, takes a lease on the new daemon — whose published state shows it —
+/// and traces what it handles. Killed, it lets go of that lease too.
+#[test]
+fn a_trace_goes_on_across_restarts_of_the_daemon() {
+    let mut sw = Switch::start(&Conf::new(&[21]).build());
+    let (mut text, rx, err) = pbxctl_trace(&sw, &["trace", "21"]);
+    let (_json, jrx, _jerr) = pbxctl_trace(&sw, &["--json", "trace", "all"]);
+    sw.wait_state("both traces running", T, |s| s.body.site.traces == 2);
+    let mut phone = Ua::ext(sw.addr(), 21);
+    let (mut seen, mut notes, mut jseen) = (Vec::new(), Vec::new(), Vec::new());
+    options_traced(&mut phone, &rx, &mut seen);
+
+    for crash in [false, true] {
+        let old = sw.pid().expect("pid");
+        if crash {
+            sw.kill9();
+        }
+        sw.restart();
+        let new = sw.pid().expect("pid");
+        read_until(&err, &mut notes, T, |l| {
+            l == format!("-- coventryd restarted (pid {new}); tracing 21 again --")
+        });
+        assert!(
+            notes.contains(&format!(
+                "-- coventryd stopped (pid {old}); waiting for it to come back --"
+            )),
+            "{notes:?}"
+        );
+        read_until(&jrx, &mut jseen, T, |l| {
+            l.contains("\"kind\":\"daemon-restarted\"") && l.contains(&format!("\"pid\":{new}"))
+        });
+        assert!(
+            jseen
+                .iter()
+                .any(|l| l.contains("\"kind\":\"daemon-stopped\"")
+                    && l.contains(&format!("\"pid\":{old}"))),
+            "{jseen:?}"
+        );
+        // The new daemon shows both leases (pbxctl says it traces again only
+        // once the daemon shows its own) and traces for them.
+        let snap = sw.snapshot();
+        assert_eq!(snap.body.site.traces, 2, "crash: {crash}");
+        let mut filters: Vec<String> = get_str(&snap.body.site.trace_filters)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        filters.sort();
+        assert_eq!(filters, ["21", "all"]);
+        options_traced(&mut phone, &rx, &mut seen);
+    }
+    let answers = seen
+        .iter()
+        .filter(|l| l.contains("200 OK") && l.ends_with("OPTIONS"));
+    assert_eq!(
+        answers.count(),
+        3,
+        "one before and one after each restart:\n{seen:?}"
+    );
+
+    // Killed, pbxctl lets go of its lease on the new daemon as well.
+    text.0.kill().expect("kill pbxctl");
+    let _ = text.0.wait();
+    sw.wait_state("the trace of 21 ended", T, |s| s.body.site.traces == 1);
 }
