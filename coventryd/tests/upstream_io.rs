@@ -171,7 +171,7 @@ impl Harness {
 
     fn handle(&mut self, ev: TcpEvent) -> Option<Change> {
         match ev {
-            TcpEvent::Message { peer, msg } => {
+            TcpEvent::Message { peer, msg, .. } => {
                 self.up.note_received(peer);
                 self.messages.push_back((peer, msg));
                 None

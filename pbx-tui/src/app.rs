@@ -61,12 +61,7 @@ fn apply(o: &mut Outlets<'_>, model: &mut Model, msg: Msg) -> std::io::Result<()
                     }
                 }
                 Effect::TraceStart { ext } => {
-                    let started = TraceLink::start(o.runtime_dir, ext).and_then(|(link, line)| {
-                        send_line(o.control, &line, Instant::now() + FULL_FIFO_PATIENCE)
-                            .map_err(|e| e.to_string())
-                            .map(|()| link)
-                    });
-                    match started {
+                    match TraceLink::start(o.runtime_dir, ext, FULL_FIFO_PATIENCE) {
                         Ok(link) => *o.trace = Some(link),
                         Err(why) => queue.push_back(Msg::TraceEnded(why)),
                     }

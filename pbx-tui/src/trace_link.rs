@@ -1,31 +1,48 @@
-//! The console's side of a live SIP trace (I/O, used by the event loop only):
-//! the lease taken on the state block, the `trace` line for the control FIFO,
-//! and the records of the trace ring turned into screen lines. Letting go of the
-//! [`TraceLink`] lets go of the lease, and the switch ends the trace by itself.
+//! The console's side of a live SIP trace (I/O, used by the event loop only): a
+//! [`TraceSession`] — the lease taken on the state block, the `trace` line sent
+//! on the control FIFO, the ring's records — turned into screen lines, and taken
+//! up again on the new switch when the switch restarts (a lease goes with the
+//! daemon it was taken on). Letting go of the [`TraceLink`] lets go of the
+//! lease, and the switch ends the trace by itself.
 
 use crate::clock;
-use coventry_shared::client::send::checked_line;
-use coventry_shared::control::{Command, Request};
-use coventry_shared::runtime::{self, Kind};
-use coventry_shared::stateblock::trace::{TraceReader, SLOTS};
-use coventry_shared::stateblock::StateReader;
-use coventry_shared::trace::{lease_bit, new_token, Filter, Lease, Record, TRACE_FILE};
+use coventry_shared::client::send::{checked_line, send_line, SendError};
+use coventry_shared::client::trace::{Health, TraceSession};
+use coventry_shared::runtime;
+use coventry_shared::stateblock::trace::SLOTS;
+use coventry_shared::trace::{Filter, Record};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long the switch gets to show the trace it was asked for.
 const START_PATIENCE: Duration = Duration::from_secs(5);
-/// Most records read in one turn of the loop.
+/// How often a switch that went away is looked for.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// Most records read in one step of a turn of the loop.
 const BATCH: usize = 256;
+
+/// Where an open trace is.
+enum Phase {
+    /// The `trace` line went out at `asked`; the switch has not shown the lease.
+    Asked {
+        session: TraceSession,
+        asked: Instant,
+    },
+    /// The switch traces for the lease.
+    Tracing(TraceSession),
+    /// The switch went away; a new one is looked for (last look at `looked`).
+    Waiting { looked: Option<Instant> },
+}
 
 /// One open trace.
 pub struct TraceLink {
-    lease: Lease,
     dir: PathBuf,
-    bit: Option<u8>,
-    ring: Option<TraceReader>,
-    cursor: u64,
-    asked: Instant,
+    filter: Filter,
+    /// How long a full control FIFO is waited for.
+    patience: Duration,
+    phase: Phase,
+    /// The trace was taken up again on a new switch: said once it runs.
+    resumed: bool,
 }
 
 /// One screen line for a traced message: time, arrow, peer, transport, what,
@@ -47,68 +64,117 @@ pub fn line_of(r: &Record, utc_offset_s: i32) -> String {
     line
 }
 
+/// Take a lease on the switch in `dir` and send the line that asks it to trace
+/// `filter` (waiting up to `patience` for room in the FIFO); `Ok(None)` when no
+/// switch runs.
+fn ask(dir: &Path, filter: Filter, patience: Duration) -> Result<Option<TraceSession>, String> {
+    let session = match TraceSession::begin(dir, filter) {
+        Ok(s) => s,
+        Err(e) if e.not_running() => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let line = checked_line(&session.request(None)).map_err(|e| e.to_string())?;
+    match send_line(
+        &runtime::control_path(dir),
+        &line,
+        Instant::now() + patience,
+    ) {
+        Ok(()) => Ok(Some(session)),
+        Err(SendError::NotRunning(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl TraceLink {
-    /// Take a lease and make the control line that asks the switch in `dir` to
-    /// trace extension `ext` for as long as it is held.
-    pub fn start(dir: &Path, ext: u16) -> Result<(TraceLink, String), String> {
-        let state = runtime::state_path(dir);
-        let file =
-            runtime::open_trusted(&state, Kind::Regular, false).map_err(|e| e.to_string())?;
-        let token = new_token();
-        let lease =
-            Lease::take(file, token).map_err(|e| format!("cannot take a trace lease: {e}"))?;
-        let request = Request {
-            id: None,
-            command: Command::Trace {
-                token,
-                filter: Some(Filter::Ext(ext)),
-            },
-        };
-        let line = checked_line(&request).map_err(|e| e.to_string())?;
-        let link = TraceLink {
-            lease,
+    /// Take a lease and ask the switch in `dir` to trace extension `ext` for as
+    /// long as it is held (`patience`: how long a full control FIFO is waited
+    /// for).
+    pub fn start(dir: &Path, ext: u16, patience: Duration) -> Result<TraceLink, String> {
+        let filter = Filter::Ext(ext);
+        let session = ask(dir, filter, patience)?.ok_or("the switch is not running")?;
+        Ok(TraceLink {
             dir: dir.to_path_buf(),
-            bit: None,
-            ring: None,
-            cursor: 0,
-            asked: Instant::now(),
-        };
-        Ok((link, line))
+            filter,
+            patience,
+            phase: Phase::Asked {
+                session,
+                asked: Instant::now(),
+            },
+            resumed: false,
+        })
     }
 
     /// The lines traced since the last call and the messages missed; `Err` with
-    /// the reason when the trace ended (or never started).
+    /// the reason when the trace ended (or never started). When the switch stops
+    /// or restarts, a line says so, and another when the new switch traces again.
     pub fn poll(&mut self, utc_offset_s: i32) -> Result<(Vec<String>, u64), String> {
-        let snapshot = StateReader::open(&runtime::state_path(&self.dir))
-            .ok()
-            .and_then(|r| r.snapshot());
-        let bit = snapshot.and_then(|s| lease_bit(&s, self.lease.token()));
-        match (self.bit, bit) {
-            (None, None) if self.asked.elapsed() < START_PATIENCE => return Ok((Vec::new(), 0)),
-            (None, None) => return Err("the switch did not start the trace".into()),
-            (Some(_), None) => return Err("the switch ended the trace".into()),
-            (_, Some(b)) => self.bit = Some(b),
-        }
-        if self.ring.is_none() {
-            let ring = TraceReader::open(&self.dir.join(TRACE_FILE)).map_err(|e| e.to_string())?;
-            // From the oldest record still there: those before the lease do not
-            // carry its bit.
-            self.cursor = ring.head().saturating_sub(SLOTS as u64);
-            self.ring = Some(ring);
-        }
-        let (Some(ring), Some(bit)) = (self.ring.as_ref(), self.bit) else {
-            return Ok((Vec::new(), 0));
+        let mut lines = Vec::new();
+        let mut lost = 0;
+        let phase = std::mem::replace(&mut self.phase, Phase::Waiting { looked: None });
+        self.phase = match phase {
+            Phase::Waiting { looked } => self.look_again(looked)?,
+            Phase::Asked { mut session, asked } => match session.health() {
+                Health::DaemonGone(pid) => gone(pid, &mut lines),
+                _ => match session.attach().map_err(|e| e.to_string())? {
+                    true => {
+                        if std::mem::take(&mut self.resumed) {
+                            lines.push(format!(
+                                "-- the switch restarted (pid {}); tracing {} again --",
+                                session.pid(),
+                                self.filter
+                            ));
+                        }
+                        Phase::Tracing(session)
+                    }
+                    false if asked.elapsed() < START_PATIENCE => Phase::Asked { session, asked },
+                    false => return Err("the switch did not start the trace".into()),
+                },
+            },
+            Phase::Tracing(mut session) => {
+                // Looked at before reading: a switch gone leaves its last records.
+                let health = session.health();
+                for _ in 0..=SLOTS / BATCH {
+                    let b = session.poll(BATCH);
+                    lost += b.lost;
+                    lines.extend(b.records.iter().map(|r| line_of(r, utc_offset_s)));
+                    if !b.more {
+                        break;
+                    }
+                }
+                match health {
+                    Health::Running => Phase::Tracing(session),
+                    Health::Ended => return Err("the switch ended the trace".into()),
+                    Health::DaemonGone(pid) => gone(pid, &mut lines),
+                }
+            }
         };
-        if ring.replaced() {
-            return Err("the trace ring was replaced (the switch restarted)".into());
-        }
-        let polled = ring.poll(&mut self.cursor, BATCH);
-        let lines = polled
-            .records
-            .iter()
-            .filter(|r| r.leases & (1 << bit) != 0)
-            .map(|r| line_of(r, utc_offset_s))
-            .collect();
-        Ok((lines, polled.lost))
+        Ok((lines, lost))
     }
+
+    /// Look for a new switch (at most every [`LOOK_EVERY`]) and ask it to trace.
+    fn look_again(&mut self, looked: Option<Instant>) -> Result<Phase, String> {
+        if looked.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
+            return Ok(Phase::Waiting { looked });
+        }
+        Ok(match ask(&self.dir, self.filter, self.patience)? {
+            Some(session) => {
+                self.resumed = true;
+                Phase::Asked {
+                    session,
+                    asked: Instant::now(),
+                }
+            }
+            None => Phase::Waiting {
+                looked: Some(Instant::now()),
+            },
+        })
+    }
+}
+
+/// The switch of pid `pid` went away: said on a line; a new one is waited for.
+fn gone(pid: u32, lines: &mut Vec<String>) -> Phase {
+    lines.push(format!(
+        "-- the switch stopped (pid {pid}); waiting for it to come back --"
+    ));
+    Phase::Waiting { looked: None }
 }

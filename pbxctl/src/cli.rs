@@ -425,14 +425,19 @@ pub enum CliCommand {
     /// that number), an IP address or IP:PORT (the messages to and from it), or
     /// `all` (the default). One line per message: local time, `<-` received from
     /// or `->` sent to the peer, the peer, transport, method or status, the start
-    /// of the Call-ID and the CSeq; -v adds the whole message. Digest responses and
-    /// other credentials are masked by the daemon, and a text's words are not
-    /// shown. The switch copies nothing while nobody traces; pbxctl holds a lease
-    /// (a lock on the state block) that ends with it however it ends, and the
-    /// daemon then stops within a tenth of a second. Messages pbxctl fell too far
-    /// behind to read are reported as `-- N messages lost --`. Runs until --count,
-    /// --duration, a signal, or its output is closed; status 3 when the daemon
-    /// stops. Root or the daemon's group only, like everything else here.
+    /// of the Call-ID and the CSeq; -v adds the whole message, as it came on the
+    /// wire (UDP or TCP) or went out. Digest responses and other credentials are
+    /// always masked by the daemon; a text's words are shown only with
+    /// `[security] show_texts = yes`, as in watch. The switch copies nothing while
+    /// nobody traces; pbxctl holds a lease (a lock on the state block) that ends
+    /// with it however it ends, and the daemon then stops within a tenth of a
+    /// second. Messages pbxctl fell too far behind to read are reported as `-- N
+    /// messages lost --`. When the daemon stops or restarts, trace says so on
+    /// stderr (--json: {"kind":"daemon-stopped"} and {"kind":"daemon-restarted"}
+    /// objects), waits for it and traces again on the new daemon with a new lease.
+    /// Runs until --count, --duration, a signal, or its output is closed; status 3
+    /// when no daemon runs at the start. Root or the daemon's group only, like
+    /// everything else here.
     Trace(TraceArgs),
 
     /// Print the words a shell completes from the running switch, one a line

@@ -33,7 +33,12 @@ pub fn state_dir(explicit: Option<&Path>, runtime_dir: &Path) -> PathBuf {
 /// running (status 3); an unreadable, untrusted or foreign file is another error
 /// (status 1).
 pub fn open_state(dir: &Path) -> Result<StateReader, Error> {
-    StateReader::open(&runtime::state_path(dir)).map_err(|e| match e {
+    StateReader::open(&runtime::state_path(dir)).map_err(open_error)
+}
+
+/// The failure of an opening of the state block, as [`open_state`] reports it.
+pub fn open_error(e: OpenError) -> Error {
+    match e {
         OpenError::Missing(p) => Error::not_running(format!(
             "daemon not running: no state block at {}",
             p.display()
@@ -46,7 +51,7 @@ pub fn open_state(dir: &Path) -> Result<StateReader, Error> {
             ))
         }
         other => Error::failed(other.to_string()),
-    })
+    }
 }
 
 /// Fail with status 3 unless the daemon's process exists.

@@ -915,6 +915,18 @@ impl StateReader {
         StateReader::from_file(file, path)
     }
 
+    /// Like [`StateReader::open`], with a second descriptor of the very file
+    /// read (the same open file): a trace lease ([`crate::trace::Lease`]) taken on
+    /// it is on this block, never on one that replaced it meanwhile.
+    pub fn open_with_file(path: &Path) -> Result<(StateReader, File), OpenError> {
+        let reader = StateReader::open(path)?;
+        let file = reader
+            .file
+            .try_clone()
+            .map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
+        Ok((reader, file))
+    }
+
     /// Use `file`, opened from `path` by the caller, as a state block.
     pub fn from_file(file: File, path: &Path) -> Result<StateReader, OpenError> {
         let io_err = |e| OpenError::Io(path.to_path_buf(), e);

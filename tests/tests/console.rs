@@ -879,3 +879,30 @@ fn t_shows_the_selected_extensions_sip_trace_and_closing_it_stops_the_trace() {
         "the trace did not stop when the console closed it"
     );
 }
+
+/// The trace goes on across a restart of the switch: the console says the
+/// switch went away and came back, takes a lease on the new one (whose state
+/// shows it) and traces what it handles.
+#[test]
+fn the_trace_goes_on_across_a_restart_of_the_switch() {
+    let mut sw = Switch::start(&Conf::new(&[21, 22]).build());
+    let con = Console::start(&sw, "", 100, 30);
+    con.wait_for(&["reg 0/2"]);
+    con.keys(&["21"]);
+    con.keys(&["T"]);
+    con.wait_for(&["SIP trace of 21"]);
+    let old = sw.pid().expect("pid");
+    sw.wait_state("the trace running", T, |s| s.body.site.traces == 1);
+    sw.restart();
+    let new = sw.pid().expect("pid");
+    con.wait_for(&[
+        &format!("the switch stopped (pid {old})"),
+        &format!("the switch restarted (pid {new}); tracing 21 again"),
+    ]);
+    // Said once the new switch shows the console's lease.
+    assert_eq!(sw.snapshot().body.site.traces, 1);
+    let mut phone = Ua::ext(sw.addr(), 21);
+    phone.register(300);
+    let s = con.wait_for(&["REGISTER", "401 Unauthorized", "200 OK"]);
+    assert!(!s.contains("ended:"), "the trace ended:\n{s}");
+}

@@ -96,6 +96,9 @@ struct Streams {
 }
 
 /// One thing that woke the loop.
+// One value at a time, moved once from the wait to its handler: a TCP
+// message's size costs nothing there, and boxing it would allocate per message.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     /// Datagrams are waiting (or a batch left some).
     Datagrams,
@@ -209,6 +212,8 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // The reader drains the socket on its own thread; the switch sends on it.
         let reader = Reader::start(sock.try_clone()?, sw.config().security.source_rate)?;
+        let mut tracer = Tracer::new(runtime_dir.clone());
+        tracer.set_config(sw.config());
         let mut d = Daemon {
             sw,
             sock,
@@ -227,7 +232,7 @@ impl Daemon {
             records,
             durable: Durable::new(state_dir),
             released: None,
-            tracer: Tracer::new(runtime_dir),
+            tracer,
             service,
         };
         // Everything is in place: a client (or systemd) may rely on the switch now.
@@ -323,12 +328,12 @@ impl Daemon {
     fn on_tcp(&mut self, ev: Option<TcpEvent>) {
         let now = now_ms();
         match ev {
-            Some(TcpEvent::Message { peer, msg }) => {
+            Some(TcpEvent::Message { peer, msg, wire }) => {
                 self.up.note_received(peer);
                 if self.tracer.active() {
-                    let bytes = crate::sip::serialize::to_bytes(&msg);
+                    // As it came on the wire, like a datagram.
                     let how = (Direction::In, Transport::Tcp, peer);
-                    self.tracer.record(now, how, &bytes, self.sw.registrar());
+                    self.tracer.record(now, how, &wire, self.sw.registrar());
                 }
                 guarded("TCP message", || self.sw.on_stream(now, peer, msg));
             }

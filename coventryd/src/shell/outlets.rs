@@ -62,6 +62,7 @@ pub(super) fn flush(
     }
     if let Some(config) = out.values.config.take() {
         o.publisher.set_config(&config);
+        o.tracer.set_config(&config);
         o.hooks.reconfigure(&config.hooks);
         o.records.configure(&config.records);
     }

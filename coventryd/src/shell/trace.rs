@@ -6,7 +6,8 @@
 //! client killed by any means ends its trace within a tick, and the last trace
 //! to end removes the ring.
 
-use crate::sip::trace::{glance, mask};
+use crate::config::Config;
+use crate::sip::trace::{glance, mask, Texts};
 use crate::switch::registrar::Registrar;
 use crate::switch::TraceOrder;
 use coventry_shared::event::{Event, ResultCode};
@@ -48,6 +49,8 @@ pub struct Tracer {
     unannounced: bool,
     /// The leases changed since they were last published.
     changed: bool,
+    /// Whether texts' words go into the ring (`[security] show_texts`).
+    texts: Texts,
 }
 
 /// Which leases a message matches: filters need the message's users (From, To,
@@ -82,7 +85,18 @@ impl Tracer {
             block: None,
             unannounced: false,
             changed: false,
+            texts: Texts::Hidden,
         }
+    }
+
+    /// Follow the configuration: texts' words are traced only with `[security]
+    /// show_texts = yes`, as they are published in the event ring.
+    pub fn set_config(&mut self, config: &Config) {
+        self.texts = if config.security.show_texts {
+            Texts::Shown
+        } else {
+            Texts::Hidden
+        };
     }
 
     /// Whether any trace runs: the one test made of every message when none does.
@@ -253,7 +267,7 @@ impl Tracer {
         if leases == 0 {
             return;
         }
-        let masked = mask(bytes);
+        let masked = mask(bytes, self.texts);
         let rec = Record {
             seq: 0,
             time_ms: now_ms,

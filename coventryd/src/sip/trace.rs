@@ -1,7 +1,7 @@
 //! SIP messages as the live trace shows them (pure, on raw bytes, never failing):
 //! [`glance`] reads the few facts a trace line and its filter need, [`mask`]
 //! makes the copy that leaves the switch — credentials masked, texts' words
-//! hidden.
+//! hidden unless `[security] show_texts` says otherwise ([`Texts`]).
 
 use super::parse::{parse_name_addr, parse_uri};
 
@@ -131,13 +131,25 @@ const SECRET_PARAMS: &[&str] = &["response", "rspauth"];
 /// What stands in for a masked value.
 pub const MASKED: &str = "\"***\"";
 
+/// Whether a text's words (the body of a MESSAGE) may be in a trace: as
+/// `[security] show_texts` says for the event ring, so a trace shows no more and
+/// no less of a text than `pbxctl watch` does. Credentials are masked either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Texts {
+    /// Replaced by their length (the default, `show_texts = no`).
+    #[default]
+    Hidden,
+    /// Shown as received and sent (`show_texts = yes`).
+    Shown,
+}
+
 /// A copy of `bytes` fit to leave the switch: in `Authorization`,
 /// `Proxy-Authorization`, `Authentication-Info` and `Proxy-Authentication-Info`
 /// the `response` and `rspauth` values of a digest become `"***"` and the
 /// credentials of any other scheme are masked whole (folded lines are unfolded
-/// first); the body of a MESSAGE (a resident's text) is replaced by its length.
-/// Everything else is left byte for byte.
-pub fn mask(bytes: &[u8]) -> Vec<u8> {
+/// first); the body of a MESSAGE (a resident's text) is replaced by its length
+/// unless `texts` is [`Texts::Shown`]. Everything else is left byte for byte.
+pub fn mask(bytes: &[u8], texts: Texts) -> Vec<u8> {
     let (lines, body_at) = head_lines(bytes);
     let is_message = lines
         .first()
@@ -151,7 +163,7 @@ pub fn mask(bytes: &[u8]) -> Vec<u8> {
             AUTH_HEADERS.contains(&name.as_str())
         })
     };
-    let hide_text = is_message && !body.is_empty();
+    let hide_text = texts == Texts::Hidden && is_message && !body.is_empty();
     if !hide_text && !lines.iter().any(|l| auth(l)) {
         return bytes.to_vec();
     }
@@ -271,7 +283,7 @@ mod tests {
 
     #[test]
     fn digest_responses_are_masked_and_nothing_else() {
-        let m = String::from_utf8(mask(REGISTER.as_bytes())).expect("utf8");
+        let m = String::from_utf8(mask(REGISTER.as_bytes(), Texts::Hidden)).expect("utf8");
         assert!(!m.contains("0123456789abcdef"), "{m}");
         assert!(m.contains("response=\"***\""), "{m}");
         // A quoted value that reads like the parameter is left alone.
@@ -295,25 +307,41 @@ mod tests {
             ("Authorization: Bearer tok.en.value", "tok.en"),
         ] {
             let msg = format!("INVITE sip:35@h SIP/2.0\r\n{raw}\r\nContent-Length: 0\r\n\r\n");
-            let m = String::from_utf8(mask(msg.as_bytes())).expect("utf8");
+            let m = String::from_utf8(mask(msg.as_bytes(), Texts::Shown)).expect("utf8");
             assert!(!m.contains(secret), "{m}");
             assert!(m.contains(MASKED), "{m}");
         }
         // Nothing to mask: the very bytes.
         let plain = b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\nbody";
-        assert_eq!(mask(plain), plain.to_vec());
+        assert_eq!(mask(plain, Texts::Hidden), plain.to_vec());
     }
 
     #[test]
     fn texts_words_are_hidden() {
         let msg = "MESSAGE sip:35@h SIP/2.0\r\nCall-ID: m\r\nContent-Type: text/plain\r\n\
                    Content-Length: 11\r\n\r\nhello there";
-        let m = String::from_utf8(mask(msg.as_bytes())).expect("utf8");
+        let m = String::from_utf8(mask(msg.as_bytes(), Texts::Hidden)).expect("utf8");
         assert!(!m.contains("hello"), "{m}");
         assert!(m.ends_with("\r\n\r\n[text of 11 bytes not shown]"), "{m}");
         // An INVITE's SDP is shown.
         let inv = "INVITE sip:35@h SIP/2.0\r\nContent-Length: 5\r\n\r\nv=0\r\n";
-        assert_eq!(mask(inv.as_bytes()), inv.as_bytes().to_vec());
+        assert_eq!(mask(inv.as_bytes(), Texts::Hidden), inv.as_bytes().to_vec());
+    }
+
+    #[test]
+    fn texts_words_are_shown_when_allowed_and_credentials_never() {
+        let msg = "MESSAGE sip:35@h SIP/2.0\r\nCall-ID: m\r\n\
+                   Authorization: Digest username=\"21\", response=\"feedbeef\"\r\n\
+                   Content-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello there";
+        let m = String::from_utf8(mask(msg.as_bytes(), Texts::Shown)).expect("utf8");
+        assert!(m.ends_with("\r\n\r\nhello there"), "{m}");
+        assert!(!m.contains("feedbeef") && m.contains(MASKED), "{m}");
+        // Nothing to mask: the very bytes, words and all.
+        let plain = "MESSAGE sip:35@h SIP/2.0\r\nContent-Length: 2\r\n\r\nhi";
+        assert_eq!(
+            mask(plain.as_bytes(), Texts::Shown),
+            plain.as_bytes().to_vec()
+        );
     }
 
     #[test]
@@ -342,7 +370,8 @@ mod tests {
             b"A B C\r\nCSeq",
         ] {
             let _ = glance(junk);
-            let _ = mask(junk);
+            let _ = mask(junk, Texts::Hidden);
+            let _ = mask(junk, Texts::Shown);
         }
     }
 }

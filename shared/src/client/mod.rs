@@ -8,12 +8,15 @@
 //! - [`Liveness`]: one judgement of whether the daemon behind a block is running;
 //! - [`follow`]: one follower of the block and its event ring across restarts;
 //! - [`send`]: one control sender with one request-id scheme;
-//! - [`receipts`]: a command's text followed through its typed receipts.
+//! - [`receipts`]: a command's text followed through its typed receipts;
+//! - [`trace`]: one live SIP trace on one daemon (lease, request, records), its
+//!   end noticed when the daemon stops or restarts.
 
 pub mod follow;
 pub mod receipts;
 pub mod send;
 pub mod text;
+pub mod trace;
 pub mod view;
 
 use crate::stateblock::{HeaderInfo, StateReader};

@@ -282,7 +282,10 @@ The control FIFO (in the runtime directory).
 The trace ring (in the runtime directory, mode 0640 like the state block): the
 latest SIP messages copied for
 .BR "pbxctl trace" ,
-credentials masked. It exists only while a trace runs; the switch copies nothing
+as they came on the wire or went out, credentials masked and texts' words hidden
+unless
+.B show_texts
+says otherwise. It exists only while a trace runs; the switch copies nothing
 and keeps no such file otherwise. A trace lasts as long as its client holds a
 read lock on a byte of the state block (past its end), which the kernel releases
 when the client exits however it exits; the switch checks those locks every

@@ -110,6 +110,13 @@ authentications, warnings and the console's own notes, newest at the bottom.
 Text that came from phones (messages, user agents) is shown with control characters
 replaced, so it cannot change the terminal.
 .TP
+.B trace
+In the log's place while \fBT\fR has it open: the live SIP trace of the selected
+extension, one line per message (time, direction, peer, transport, method or
+status, Call\-ID, CSeq), as \fBpbxctl trace\fR shows it.
+When the switch stops or restarts, a line says so and the trace goes on with the
+new switch (with a new lease), and another line says when it does.
+.TP
 .B status line
 The result of the last action, as the daemon answered it, or the question being
 asked.

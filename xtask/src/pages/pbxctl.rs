@@ -251,8 +251,12 @@ from the peer, \fBout\fR: sent to it), \fBtransport\fR (\fBudp\fR or \fBtcp\fR),
 \fBreason\fR (null for a request), \fBcall_id\fR, \fBcseq\fR, \fBcseq_method\fR,
 \fBlen\fR (bytes), \fBcut\fR (true when the message was longer than the 8192
 bytes a trace keeps) and \fBmessage\fR, the message as the daemon copied it
-(credentials masked). \fB{"kind":"lost","count":N}\fR when N messages were
-overwritten in the trace ring before pbxctl could read them.
+(credentials masked; a text's words only with \fBshow_texts = yes\fR).
+\fB{"kind":"lost","count":N}\fR when N messages were overwritten in the trace
+ring before pbxctl could read them;
+\fB\%{"kind":"daemon\-stopped","pid":N,"time_ms":T}\fR and
+\fB\%{"kind":"daemon\-restarted",...}\fR when the daemon goes away and when
+pbxctl traces again on the new one.
 "##;
 
 const REQUESTS_SECTION: &str = r##".SH "HOW COMMANDS ARE SENT"
@@ -286,15 +290,20 @@ extension's contacts is registered from (address and port, as \fBpbxctl regs\fR
 shows it: what the phone sends before it names itself, and what the switch sends
 to its contact). \fIIP\fR follows every message to or from that host,
 \fIIP:PORT\fR that one socket; \fBall\fR (the default) everything. Messages are
-shown as the switch received them (a TCP message in the canonical spelling the
-switch reads it in) and as it sent them, in the order it handled them.
+shown as they came on the wire (a datagram, or the bytes of one message framed
+from a TCP stream, spelled as the peer spelled it) and as the switch sent them,
+in the order it handled them.
 .PP
 The daemon masks before a message leaves it: in \fBAuthorization\fR,
 \fBProxy\-Authorization\fR, \fBAuthentication\-Info\fR and
 \fBProxy\-Authentication\-Info\fR the digest \fBresponse\fR and \fBrspauth\fR
-values become \fB"***"\fR and the credentials of any other scheme are masked whole;
-the body of a \fBMESSAGE\fR (a resident's text) is replaced by its length. No
-secret is ever in a trace.
+values become \fB"***"\fR and the credentials of any other scheme are masked whole,
+always. The body of a \fBMESSAGE\fR (a resident's text) is replaced by its
+length, \fB[text of\fR \fIN\fR \fBbytes not shown]\fR, unless the
+configuration says \fBshow_texts = yes\fR in \fB[security]\fR
+.RB ( coventry.conf (5)):
+then a trace shows a text's words, as \fBpbxctl watch\fR does. No secret is ever
+in a trace.
 .PP
 While nobody traces, the switch copies nothing and there is no trace file. pbxctl
 takes a lease first \(em a read lock on one byte of the state block file, which
@@ -307,6 +316,14 @@ start and end is a notice in \fBpbxctl watch\fR. Up to 8 traces run at once. The
 ring holds the latest 512 messages; a pbxctl that falls further behind is told
 how many it lost. Only root and the daemon's group can read it (mode 0640, like
 the state block).
+.PP
+A lease lives in the daemon it was taken on. When that daemon stops or
+restarts (\fBsystemctl restart coventryd\fR, a crash and a new start), pbxctl
+prints what the old ring still held, says on stderr that the daemon went away,
+waits for one to run again (looking four times a second) and then takes a new
+lease on the new state block, asks again and says so; the trace goes on with
+what the new daemon handles. Should the new daemon refuse the trace (its
+configuration no longer has the extension), pbxctl ends with status 1.
 "##;
 
 const TAIL_SECTIONS: &str = r##".SH ENVIRONMENT

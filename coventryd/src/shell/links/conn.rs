@@ -7,6 +7,7 @@
 use super::backlog::{self, Progress};
 use super::framing::{self, later, KeepAlive, KeepAliveAction, PING};
 use super::TcpEvent;
+use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -204,7 +205,7 @@ pub(crate) async fn run(
         let interval = *interval.borrow();
         KeepAlive::new(started, interval, *timeout)
     });
-    let mut inbuf: Vec<u8> = Vec::new();
+    let mut inbuf = BytesMut::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out: VecDeque<u8> = VecDeque::new();
     let mut last_activity = started;
@@ -290,8 +291,8 @@ pub(crate) async fn run(
                         partial_since = Some(last_activity);
                     }
                 }
-                for msg in framed.messages {
-                    if tx.send(TcpEvent::Message { peer, msg }).await.is_err() {
+                for framing::Received { msg, wire } in framed.messages {
+                    if tx.send(TcpEvent::Message { peer, msg, wire }).await.is_err() {
                         return "switch stopped".to_owned();
                     }
                 }
@@ -301,7 +302,7 @@ pub(crate) async fn run(
                         format!("garbage from peer: {e}"),
                         later(Instant::now(), params.flush_timeout),
                     ));
-                    inbuf = Vec::new();
+                    inbuf = BytesMut::new();
                 } else if out.len() > OUT_MAX {
                     return "peer not reading (its own requests' answers pile up)".to_owned();
                 }

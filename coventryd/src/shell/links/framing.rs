@@ -3,6 +3,7 @@
 //! link. No sockets: the connection loop in `conn.rs` feeds bytes and times in.
 
 use crate::sip::{error, error::WireError, framing, framing::StreamFrame, reason};
+use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,22 @@ pub const PING: &[u8] = b"\r\n\r\n";
 /// The answer to a ping.
 pub const PONG: &[u8] = b"\r\n";
 
+/// One message framed from the stream: as the switch reads it, and its bytes as
+/// they came on the wire (a slice of the read buffer, not a copy), which is what
+/// the live trace shows.
+#[derive(Debug)]
+pub struct Received {
+    /// The message, parsed from its canonical spelling.
+    pub msg: rsip::SipMessage,
+    /// Its frame: the bytes of this one message as received.
+    pub wire: Bytes,
+}
+
 /// What one pass over the read buffer produced.
 #[derive(Debug, Default)]
 pub struct Framed {
     /// Whole SIP messages, in stream order.
-    pub messages: Vec<rsip::SipMessage>,
+    pub messages: Vec<Received>,
     /// Bytes to write back: pongs and error replies, in stream order.
     pub replies: Vec<u8>,
     /// Correctly framed but unacceptable messages that were dropped.
@@ -47,8 +59,11 @@ pub fn error_reply(error: &WireError, peer: SocketAddr) -> Option<Vec<u8>> {
 /// it is: the connection is to be closed and nothing more read from it.
 /// `awaiting_pong`: we pinged, so a lone CRLF is its pong; otherwise a CRLF at the
 /// very end waits for the next bytes, in case it is the first half of a ping.
-pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr, awaiting_pong: bool) -> Framed {
+pub fn drain(buf: &mut BytesMut, max_len: usize, peer: SocketAddr, awaiting_pong: bool) -> Framed {
     let mut out = Framed::default();
+    // Each message with where its frame lies in `buf`: cut out once the pass is
+    // over (the buffer cannot be split while it is read).
+    let mut messages = Vec::new();
     let mut at = 0usize;
     // Every frame consumes at least one byte, so this bounds the loop.
     for _ in 0..=buf.len() {
@@ -72,8 +87,9 @@ pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr, awaiting_pong:
                 at = at.saturating_add(consumed.max(1));
             }
             Ok(StreamFrame::Message { consumed, msg }) => {
-                out.messages.push(msg);
-                at = at.saturating_add(consumed.max(1));
+                let end = at.saturating_add(consumed.max(1));
+                messages.push((msg, at..end));
+                at = end;
             }
             Ok(StreamFrame::Invalid { consumed, error }) => {
                 if let Some(reply) = error_reply(&error, peer) {
@@ -87,12 +103,34 @@ pub fn drain(buf: &mut Vec<u8>, max_len: usize, peer: SocketAddr, awaiting_pong:
                     out.replies.extend_from_slice(&reply);
                 }
                 out.fatal = Some(error);
+                // What was framed before still goes on (copied: the buffer is
+                // left as it is).
+                let done = Bytes::copy_from_slice(buf.get(..at).unwrap_or_default());
+                out.messages = cut_out(&done, messages);
                 return out;
             }
         }
     }
-    buf.drain(..at.min(buf.len()));
+    let done = buf.split_to(at.min(buf.len())).freeze();
+    out.messages = cut_out(&done, messages);
     out
+}
+
+/// The messages with their frames, sliced out of the bytes taken off the buffer.
+fn cut_out(
+    done: &Bytes,
+    messages: Vec<(rsip::SipMessage, std::ops::Range<usize>)>,
+) -> Vec<Received> {
+    messages
+        .into_iter()
+        .map(|(msg, r)| {
+            let end = r.end.min(done.len());
+            Received {
+                msg,
+                wire: done.slice(r.start.min(end)..end),
+            }
+        })
+        .collect()
 }
 
 /// `t + d`, without the panic of `Instant + Duration` on overflow (a year at most
@@ -197,26 +235,26 @@ mod tests {
 
     #[test]
     fn a_ping_split_across_reads_is_answered() {
-        let mut buf = b"\r\n".to_vec();
+        let mut buf = BytesMut::from(&b"\r\n"[..]);
         let f = drain(&mut buf, 4096, peer(), false);
         assert!(
             f.replies.is_empty(),
             "not yet known: a pong, or half a ping"
         );
-        assert_eq!(buf, b"\r\n");
+        assert_eq!(&buf[..], b"\r\n");
         buf.extend_from_slice(b"\r\n");
         let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.replies, PONG);
         assert!(buf.is_empty());
         // After our own ping a lone CRLF is its pong: taken at once, not answered.
-        let mut buf = b"\r\n".to_vec();
+        let mut buf = BytesMut::from(&b"\r\n"[..]);
         let f = drain(&mut buf, 4096, peer(), true);
         assert!(f.replies.is_empty() && buf.is_empty());
     }
 
     #[test]
     fn messages_pings_and_tail() {
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         buf.extend_from_slice(PING);
         buf.extend_from_slice(options("").as_bytes());
         buf.extend_from_slice(PONG);
@@ -225,6 +263,9 @@ mod tests {
         buf.extend_from_slice(&whole[..whole.len() - 10]);
         let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.messages.len(), 2);
+        // Each message comes with its own frame, byte for byte.
+        assert_eq!(&f.messages[0].wire[..], options("").as_bytes());
+        assert_eq!(&f.messages[1].wire[..], options("hello").as_bytes());
         assert_eq!(f.replies, PONG, "one pong for the ping, none for the pong");
         assert!(f.fatal.is_none() && f.rejected.is_empty());
         assert_eq!(buf, &whole[..whole.len() - 10]);
@@ -239,7 +280,7 @@ mod tests {
     #[test]
     fn missing_content_length_is_fatal_with_a_400() {
         let text = options("").replace("Content-Length: 0\r\n", "");
-        let mut buf = text.into_bytes();
+        let mut buf = BytesMut::from(text.as_bytes());
         buf.extend_from_slice(b"more bytes that are never looked at");
         let before = buf.clone();
         let f = drain(&mut buf, 4096, peer(), false);
@@ -253,7 +294,7 @@ mod tests {
     #[test]
     fn oversized_is_fatal_with_a_513() {
         let text = options(&"x".repeat(3000));
-        let mut buf = text.into_bytes();
+        let mut buf = BytesMut::from(text.as_bytes());
         buf.truncate(600);
         let f = drain(&mut buf, 1024, peer(), false);
         assert!(matches!(f.fatal, Some(WireError::TooLarge { .. })));
@@ -262,7 +303,7 @@ mod tests {
 
     #[test]
     fn garbage_without_blank_line_is_fatal_once_over_the_limit() {
-        let mut buf = vec![b'x'; 100];
+        let mut buf = BytesMut::from(&[b'x'; 100][..]);
         let f = drain(&mut buf, 1024, peer(), false);
         assert!(f.fatal.is_none() && f.messages.is_empty());
         assert_eq!(buf.len(), 100);
@@ -275,7 +316,7 @@ mod tests {
     #[test]
     fn invalid_but_framed_is_answered_and_skipped() {
         let bad = options("").replace("SIP/2.0\r\n", "SIP/3.0\r\n");
-        let mut buf = bad.into_bytes();
+        let mut buf = BytesMut::from(bad.as_bytes());
         buf.extend_from_slice(options("").as_bytes());
         let f = drain(&mut buf, 4096, peer(), false);
         assert_eq!(f.rejected.len(), 1);
@@ -289,13 +330,13 @@ mod tests {
     fn arbitrary_bytes_never_panic() {
         let mut seed = 0x9e37_79b9_u32;
         for round in 0..300 {
-            let mut buf = Vec::new();
+            let mut buf = BytesMut::new();
             for _ in 0..(round * 7 % 700) {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
                 let alphabet = b"\r\n :;INVITE SIP/2.0Content-Length0123456789xyz";
-                buf.push(alphabet[seed as usize % alphabet.len()]);
+                buf.extend_from_slice(&[alphabet[seed as usize % alphabet.len()]]);
             }
             let len = buf.len();
             let f = drain(&mut buf, 512, peer(), false);
@@ -358,7 +399,7 @@ mod tests {
                 stream.extend_from_slice(PING);
                 stream.extend_from_slice(options(b).as_bytes());
             }
-            let mut buf = Vec::new();
+            let mut buf = BytesMut::new();
             let mut got = Vec::new();
             let mut at = 0;
             let mut cut = cuts.iter().cycle();
@@ -374,7 +415,10 @@ mod tests {
             prop_assert!(buf.is_empty());
             prop_assert_eq!(got.len(), bodies.len());
             for (m, b) in got.iter().zip(&bodies) {
-                match m {
+                // However it was cut, each frame is the message as sent.
+                let sent = options(b);
+                prop_assert_eq!(&m.wire[..], sent.as_bytes());
+                match &m.msg {
                     rsip::SipMessage::Request(r) => prop_assert_eq!(&r.body, b.as_bytes()),
                     rsip::SipMessage::Response(_) => prop_assert!(false, "a response"),
                 }

@@ -63,6 +63,8 @@ pub enum TcpEvent {
         peer: SocketAddr,
         /// The message.
         msg: rsip::SipMessage,
+        /// Its bytes as they came on the wire (what the live trace shows).
+        wire: bytes::Bytes,
     },
     /// An outbound link connected to `peer`.
     LinkUp {
