@@ -3,6 +3,7 @@
 //! sides of an answered call, 487 to a ringing one).
 
 use super::record_books::Filing;
+use super::refusal::Refusal;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
 use crate::sip::request::Own;
@@ -126,12 +127,7 @@ impl Switch {
                 .collect(),
         };
         if numbers.is_empty() && dials.is_empty() {
-            return super::command::result(
-                self,
-                id,
-                ResultCode::NotFound,
-                format!("no call matches {target}"),
-            );
+            return super::command::refuse(self, id, Refusal::NoCall(target.to_string()));
         }
         let mut done: Vec<String> = dials
             .into_iter()

@@ -2,6 +2,7 @@
 
 use super::delivery::{Origin, Request as Delivery};
 use super::message::MAX_TEXT_CHARS;
+use super::refusal::Refusal;
 use super::Switch;
 use coventry_shared::control::{Command, ParseError, Request};
 use coventry_shared::dialplan::Target;
@@ -71,7 +72,7 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
         Command::Message { target, text } => message(sw, now_ms, id, &target, text),
         Command::Release { ext } => {
             if !sw.config.is_configured(ext) {
-                return result(sw, id, ResultCode::NotFound, format!("no extension {ext}"));
+                return refuse(sw, id, Refusal::NoExtension(ext));
             }
             let changes = sw.registrar.remove_all(ext, Unregistration::Released);
             let n = changes.len();
@@ -92,24 +93,18 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             until,
         } => {
             let until_ms = until.map(|u| u.saturating_mul(1000));
-            match sw.set_forward(now_ms, ext, kind, target.as_deref(), until_ms) {
-                Ok(t) => result(sw, id, ResultCode::Ok, t),
-                Err(e) if e.starts_with("no extension") => result(sw, id, ResultCode::NotFound, e),
-                Err(e) => result(sw, id, ResultCode::Failed, e),
-            }
+            let outcome = sw.set_forward(now_ms, ext, kind, target.as_deref(), until_ms);
+            answer(sw, id, outcome)
         }
         Command::Dnd { ext, on, until } => {
             let until_ms = until.map(|u| u.saturating_mul(1000));
-            match sw.set_dnd(now_ms, ext, on, until_ms) {
-                Ok(t) => result(sw, id, ResultCode::Ok, t),
-                Err(e) if e.starts_with("no extension") => result(sw, id, ResultCode::NotFound, e),
-                Err(e) => result(sw, id, ResultCode::Failed, e),
-            }
+            let outcome = sw.set_dnd(now_ms, ext, on, until_ms);
+            answer(sw, id, outcome)
         }
-        Command::Speed { code, target } => match sw.set_speed(&code, target.as_deref()) {
-            Ok(t) => result(sw, id, ResultCode::Ok, t),
-            Err(e) => result(sw, id, ResultCode::Failed, e),
-        },
+        Command::Speed { code, target } => {
+            let outcome = sw.set_speed(&code, target.as_deref());
+            answer(sw, id, outcome)
+        }
         Command::SpeedList => {
             let dials = sw.speed_dials();
             let in_force = dials.iter().filter(|(_, t, _)| t.is_some()).count();
@@ -123,31 +118,47 @@ pub(super) fn handle(sw: &mut Switch, now_ms: u64, line: Line) {
             }
             result(sw, id, ResultCode::Ok, format!("{in_force} speed dials"))
         }
-        Command::Why { number } => {
-            let (code, steps, conclusion) = sw.why(&number);
-            for (step, text) in steps.into_iter().enumerate() {
-                sw.out.events.push(Event::WhyStep {
-                    id,
-                    step: u16::try_from(step).unwrap_or(u16::MAX),
-                    text,
-                });
+        Command::Why { number } => match sw.why(&number) {
+            Ok((steps, conclusion)) => {
+                for (step, text) in steps.into_iter().enumerate() {
+                    sw.out.events.push(Event::WhyStep {
+                        id,
+                        step: u16::try_from(step).unwrap_or(u16::MAX),
+                        text,
+                    });
+                }
+                result(sw, id, ResultCode::Ok, conclusion)
             }
-            result(sw, id, code, conclusion)
-        }
+            Err(r) => refuse(sw, id, r),
+        },
         Command::Dial { ext, target } => sw.dial(now_ms, id, ext, &target),
         Command::Trace { token, filter } => {
             if let Some(Filter::Ext(n)) = filter {
                 if !sw.config.is_configured(n) {
-                    return result(sw, id, ResultCode::NotFound, format!("no extension {n}"));
+                    return refuse(sw, id, Refusal::NoExtension(n));
                 }
             }
             sw.out.trace.push(super::TraceOrder { id, token, filter });
         }
-        Command::RunState { name } => match sw.set_runstate(name.as_deref()) {
-            Ok(t) => result(sw, id, ResultCode::Ok, t),
-            Err(e) => result(sw, id, ResultCode::NotFound, e),
-        },
+        Command::RunState { name } => {
+            let outcome = sw.set_runstate(name.as_deref());
+            answer(sw, id, outcome)
+        }
     }
+}
+
+/// Answer a command with what carrying it out said: `ok` and its text, or the
+/// refusal's code and text.
+fn answer(sw: &mut Switch, id: Option<u64>, outcome: Result<String, Refusal>) {
+    match outcome {
+        Ok(text) => result(sw, id, ResultCode::Ok, text),
+        Err(r) => refuse(sw, id, r),
+    }
+}
+
+/// Answer a command the switch refused, with the refusal's code and text.
+pub(super) fn refuse(sw: &mut Switch, id: Option<u64>, r: Refusal) {
+    result(sw, id, r.code(), r.to_string())
 }
 
 /// Append a command-result event.
@@ -162,12 +173,7 @@ pub(super) fn result(sw: &mut Switch, id: Option<u64>, code: ResultCode, text: S
 
 fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: String) {
     if text.chars().count() > MAX_TEXT_CHARS {
-        return result(
-            sw,
-            id,
-            ResultCode::Failed,
-            format!("text longer than {MAX_TEXT_CHARS} characters"),
-        );
+        return refuse(sw, id, Refusal::TextTooLong);
     }
     let cfg = &sw.config;
     let (targets, offline) = match cfg.target_of(target) {
@@ -180,7 +186,7 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
                     status: 480,
                     text,
                 });
-                return result(sw, id, ResultCode::Failed, format!("{n} is offline"));
+                return refuse(sw, id, Refusal::Offline(n));
             }
             (vec![n], vec![])
         }
@@ -200,30 +206,11 @@ fn message(sw: &mut Switch, now_ms: u64, id: Option<u64>, target: &str, text: St
                 .collect(),
             Vec::new(),
         ),
-        Target::System => {
-            return result(
-                sw,
-                id,
-                ResultCode::NotFound,
-                "system cannot receive messages".into(),
-            )
-        }
-        Target::Unknown(t) | Target::External(t) => {
-            return result(
-                sw,
-                id,
-                ResultCode::NotFound,
-                format!("no extension or group {t}"),
-            )
-        }
+        Target::System => return refuse(sw, id, Refusal::SystemCannotReceive),
+        Target::Unknown(t) | Target::External(t) => return refuse(sw, id, Refusal::NoTarget(t)),
     };
     if targets.is_empty() {
-        return result(
-            sw,
-            id,
-            ResultCode::Failed,
-            format!("nobody in {target} is online"),
-        );
+        return refuse(sw, id, Refusal::NobodyOnline(target.to_string()));
     }
     announce(sw, id, target, &targets, &offline);
     sw.deliver(

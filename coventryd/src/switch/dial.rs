@@ -10,6 +10,7 @@
 use super::call::Retx;
 use super::dial_book::{Dial, Leg, Reinvite, Side};
 use super::features::{Caller, Resolution};
+use super::refusal::Refusal;
 use super::upstream::RouteStatus;
 use super::{ClientTag, Switch};
 use crate::sip::dest::Dest;
@@ -99,12 +100,7 @@ impl Switch {
     /// `dial A TARGET`.
     pub(super) fn dial(&mut self, now_ms: u64, id: Option<u64>, a: u16, target: &str) {
         if !self.config.is_configured(a) {
-            return super::command::result(
-                self,
-                id,
-                ResultCode::NotFound,
-                format!("no extension {a}"),
-            );
+            return super::command::refuse(self, id, Refusal::NoExtension(a));
         }
         let Some((uri, dest)) = self
             .registrar
@@ -113,15 +109,10 @@ impl Switch {
             .max_by_key(|b| b.registered_ms)
             .and_then(|b| Some((b.uri.clone(), b.dest()?)))
         else {
-            return super::command::result(
-                self,
-                id,
-                ResultCode::Failed,
-                format!("{a} is not registered"),
-            );
+            return super::command::refuse(self, id, Refusal::NotRegistered(a));
         };
         if self.is_busy(a) {
-            return super::command::result(self, id, ResultCode::Failed, format!("{a} is busy"));
+            return super::command::refuse(self, id, Refusal::Busy(a));
         }
         let no = self.call_number();
         self.counters.calls += 1;

@@ -2,13 +2,14 @@
 //! busy, coverage, groups), the settings commands (FIFO, keypad codes, messages to
 //! `system`), expiries, and `why`.
 
+use super::refusal::Refusal;
 use super::upstream::RouteStatus;
 use super::Switch;
 use crate::config::{speed_code_clash, FeatureUse, RouteKind};
 use crate::switch::settings::{ExtSettings, Forward, MAX_HOPS};
 use coventry_shared::control::ForwardKind;
 use coventry_shared::dialplan::Target;
-use coventry_shared::event::{CallOutcome, Event, ResultCode};
+use coventry_shared::event::{CallOutcome, Event};
 use coventry_shared::record::{Hop, HopReason};
 use coventry_shared::runstate::{RunState, DEFAULT_RUNSTATE};
 
@@ -213,15 +214,19 @@ impl Switch {
 
     /// `runstate [NAME]`: say which run state is in force, or put NAME in force
     /// (a name with a `[runstate NAME]` section, or the default `day`).
-    pub(super) fn set_runstate(&mut self, name: Option<&str>) -> Result<String, String> {
+    pub(super) fn set_runstate(&mut self, name: Option<&str>) -> Result<String, Refusal> {
         let Some(name) = name else {
             return Ok(self.runstate.clone());
         };
         if name != DEFAULT_RUNSTATE && !self.config.runstates.contains_key(name) {
-            let known: Vec<&str> = std::iter::once(DEFAULT_RUNSTATE)
+            let known = std::iter::once(DEFAULT_RUNSTATE)
                 .chain(self.config.runstates.keys().map(String::as_str))
+                .map(str::to_string)
                 .collect();
-            return Err(format!("no run state {name} (known: {})", known.join(", ")));
+            return Err(Refusal::NoRunState {
+                name: name.to_string(),
+                known,
+            });
         }
         let before: Vec<u16> = self.runstate_numbers();
         self.runstate = name.to_string();
@@ -516,25 +521,20 @@ impl Switch {
     /// an outside number `[upstream] forward_prefixes` allows when there is a
     /// route to take it; never an
     /// emergency number (the caller's emergency call would be someone else's).
-    fn forward_allowed(&self, t: &str) -> Result<(), String> {
+    fn forward_allowed(&self, t: &str) -> Result<(), Refusal> {
         let cfg = &self.config;
         if cfg.upstream.is_emergency(t) {
-            return Err(format!(
-                "{t} is an emergency number: never a forward target"
-            ));
+            return Err(Refusal::EmergencyTarget(t.to_string()));
         }
         match cfg.target_of(t) {
             Target::Extension(_) | Target::Group(_) => Ok(()),
-            Target::External(_) if cfg.upstream.route.is_none() => Err(format!(
-                "{t} is outside and there is no [upstream] route: calls forwarded there \
-                 would get 404"
-            )),
+            Target::External(_) if cfg.upstream.route.is_none() => {
+                Err(Refusal::NoUpstreamRoute(t.to_string()))
+            }
             Target::External(_) if cfg.upstream.may_forward_to(t) => Ok(()),
-            Target::External(_) => Err(format!(
-                "{t} is outside: forwards outside need [upstream] forward_prefixes to allow it"
-            )),
-            Target::Unknown(_) => Err(format!("{t} is not a configured extension")),
-            Target::All | Target::System => Err(format!("cannot forward to {t}")),
+            Target::External(_) => Err(Refusal::OutsideNotAllowed(t.to_string())),
+            Target::Unknown(_) => Err(Refusal::NotAnExtension(t.to_string())),
+            Target::All | Target::System => Err(Refusal::CannotForwardTo(t.to_string())),
         }
     }
 
@@ -546,15 +546,15 @@ impl Switch {
         kind: ForwardKind,
         target: Option<&str>,
         until_ms: Option<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refusal> {
         if !self.config.is_configured(ext) {
-            return Err(format!("no extension {ext}"));
+            return Err(Refusal::NoExtension(ext));
         }
         if let Some(t) = target {
             self.forward_allowed(t)?;
         }
         if until_ms.is_some_and(|u| u <= now_ms) {
-            return Err("that time has passed".into());
+            return Err(Refusal::TimePassed);
         }
         let plan = self.config.server.plan;
         let lines = &self.config.lines;
@@ -577,12 +577,12 @@ impl Switch {
         ext: u16,
         on: bool,
         until_ms: Option<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refusal> {
         if !self.config.is_configured(ext) {
-            return Err(format!("no extension {ext}"));
+            return Err(Refusal::NoExtension(ext));
         }
         if until_ms.is_some_and(|u| u <= now_ms) {
-            return Err("that time has passed".into());
+            return Err(Refusal::TimePassed);
         }
         let text = self.settings.set_dnd(ext, on, until_ms);
         self.settings_changed(ext);
@@ -612,10 +612,17 @@ impl Switch {
     }
 
     /// Set or clear a speed dial.
-    pub(super) fn set_speed(&mut self, code: &str, target: Option<&str>) -> Result<String, String> {
+    pub(super) fn set_speed(
+        &mut self,
+        code: &str,
+        target: Option<&str>,
+    ) -> Result<String, Refusal> {
         let cfg = &self.config;
         if let Some(why) = speed_code_clash(cfg.server.plan, &cfg.groups, &cfg.features, code) {
-            return Err(format!("speed dial {code} refused: {why}"));
+            return Err(Refusal::SpeedRefused {
+                code: code.to_string(),
+                why,
+            });
         }
         let from_config = self.config.speed.get(code).map(String::as_str);
         match (target, from_config) {
@@ -656,16 +663,10 @@ impl Switch {
 
     /// Why a call to `dialled` (an extension, or any number a phone could dial)
     /// goes where it goes: the steps followed, in order, and the conclusion.
-    pub(super) fn why(&self, dialled: &str) -> (ResultCode, Vec<String>, String) {
+    pub(super) fn why(&self, dialled: &str) -> Result<(Vec<String>, String), Refusal> {
         let ext = match self.config.target_of(dialled) {
             Target::Extension(n) => Some(n),
-            Target::Unknown(n) => {
-                return (
-                    ResultCode::NotFound,
-                    Vec::new(),
-                    format!("no extension {n}"),
-                )
-            }
+            Target::Unknown(n) => return Err(Refusal::NoSuchNumber(n)),
             _ => None,
         };
         let (trail, end) = match self.resolve(dialled, Caller::Nobody) {
@@ -711,7 +712,7 @@ impl Switch {
         if let Some(ext) = ext {
             trail.push(self.digest_step(ext));
         }
-        (ResultCode::Ok, trail, end)
+        Ok((trail, end))
     }
 
     /// A keypad feature code dialled by `ext`; `None` when `dialled` is none.
@@ -720,7 +721,7 @@ impl Switch {
         now_ms: u64,
         ext: u16,
         dialled: &str,
-    ) -> Option<Result<String, String>> {
+    ) -> Option<Result<String, Refusal>> {
         let codes = &self.config.features;
         Some(match codes.read(dialled)? {
             FeatureUse::Dnd(on) => self.set_dnd(now_ms, ext, on, None),

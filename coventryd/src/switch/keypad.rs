@@ -4,6 +4,7 @@
 //! `system` confirms what happened.
 
 use super::delivery::{Origin, Request as Delivery};
+use super::refusal::Refusal;
 use super::reply::Replier;
 use super::Incoming;
 use super::Switch;
@@ -56,7 +57,7 @@ impl Switch {
         inc: &Incoming<'_>,
         r: Replier,
         ext: u16,
-        outcome: Result<String, String>,
+        outcome: Result<String, Refusal>,
     ) {
         let Incoming { now_ms, req, f, .. } = *inc;
         let text = match &outcome {

@@ -29,6 +29,7 @@ mod message;
 mod outbox;
 mod passthrough;
 mod record_books;
+mod refusal;
 mod register;
 pub mod registrar;
 pub mod reply;

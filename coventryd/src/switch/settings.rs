@@ -61,6 +61,39 @@ impl ExtSettings {
     }
 }
 
+/// Why a forward was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// An extension forwarded to itself.
+    #[error("{0} cannot forward to itself")]
+    ToItself(u16),
+    /// Calls would go round in a circle: `path` leads from the target back to `ext`.
+    #[error("forward {ext} -> {target} would loop: {ext} -> {}", join_path(path))]
+    Loop {
+        /// The extension forwarded.
+        ext: u16,
+        /// The forward's target as given.
+        target: String,
+        /// The extensions from the target back to `ext`.
+        path: Vec<u16>,
+    },
+    /// The chain of forwards would be longer than [`MAX_HOPS`].
+    #[error("forward {ext} -> {target}: the chain would be longer than {MAX_HOPS} hops")]
+    ChainTooLong {
+        /// The extension forwarded.
+        ext: u16,
+        /// The forward's target as given.
+        target: String,
+    },
+}
+
+fn join_path(path: &[u16]) -> String {
+    path.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
 /// A setting that reverted by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expired {
@@ -99,7 +132,7 @@ impl Settings {
         target: Option<&str>,
         until_ms: Option<u64>,
         as_ext: impl Fn(&str) -> Option<u16>,
-    ) -> Result<String, String> {
+    ) -> Result<String, ForwardError> {
         let Some(target) = target else {
             let e = self.exts.entry(ext).or_default();
             let had = e.slot(kind).take();
@@ -111,21 +144,20 @@ impl Settings {
         };
         if let Some(t) = as_ext(target) {
             if t == ext {
-                return Err(format!("{ext} cannot forward to itself"));
+                return Err(ForwardError::ToItself(ext));
             }
             if let Some(path) = self.path_back(t, ext, kind, &as_ext) {
-                return Err(format!(
-                    "forward {ext} -> {target} would loop: {ext} -> {}",
-                    path.iter()
-                        .map(u16::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" -> ")
-                ));
+                return Err(ForwardError::Loop {
+                    ext,
+                    target: target.to_string(),
+                    path,
+                });
             }
             if self.chain_len(t, &as_ext) + 1 > MAX_HOPS {
-                return Err(format!(
-                    "forward {ext} -> {target}: the chain would be longer than {MAX_HOPS} hops"
-                ));
+                return Err(ForwardError::ChainTooLong {
+                    ext,
+                    target: target.to_string(),
+                });
             }
         }
         *self.exts.entry(ext).or_default().slot(kind) = Some(Forward {
@@ -274,7 +306,7 @@ mod tests {
         let e = s
             .set_forward(35, ForwardKind::Busy, Some("21"), None, ext)
             .expect_err("loop");
-        assert!(e.contains("35 -> 21 -> 35"), "{e}");
+        assert_eq!(e.to_string(), "forward 35 -> 21 would loop: 35 -> 21 -> 35");
         assert!(s
             .set_forward(21, ForwardKind::Always, Some("21"), None, ext)
             .is_err());

@@ -78,7 +78,8 @@ impl Switch {
                 }
                 let target = (!target.eq_ignore_ascii_case("off")).then_some(*target);
                 match self.set_forward(now_ms, ext, kind, target, None) {
-                    Ok(t) | Err(t) => t,
+                    Ok(t) => t,
+                    Err(r) => r.to_string(),
                 }
             }
             "/dnd" => {
@@ -91,7 +92,8 @@ impl Switch {
                     return e;
                 }
                 match self.set_dnd(now_ms, ext, on, None) {
-                    Ok(t) | Err(t) => t,
+                    Ok(t) => t,
+                    Err(r) => r.to_string(),
                 }
             }
             "/msg" => {
