@@ -1,12 +1,32 @@
 //! Event records carried in the state block's ring, and their fixed-size slot form.
+//!
+//! The small enums name themselves with strum (`name()`, the same names their
+//! serde form has: a test keeps the two alike) and read their stored numbers
+//! back with strum's `FromRepr`.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use strum::{EnumIter, EnumString, FromRepr, IntoStaticStr};
 
 /// Bytes available for an event's strings in one ring slot.
 pub const EVENT_DATA: usize = 728;
 
 /// How a command on the FIFO ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u16)]
 pub enum ResultCode {
     /// Done.
@@ -23,24 +43,12 @@ pub enum ResultCode {
 
 impl ResultCode {
     fn from_u16(v: u16) -> ResultCode {
-        match v {
-            0 => ResultCode::Ok,
-            1 => ResultCode::BadSyntax,
-            2 => ResultCode::UnknownVerb,
-            3 => ResultCode::NotFound,
-            _ => ResultCode::Failed,
-        }
+        ResultCode::from_repr(v).unwrap_or(ResultCode::Failed)
     }
 
     /// Short lowercase name (`ok`, `bad-syntax`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            ResultCode::Ok => "ok",
-            ResultCode::BadSyntax => "bad-syntax",
-            ResultCode::UnknownVerb => "unknown-verb",
-            ResultCode::NotFound => "not-found",
-            ResultCode::Failed => "failed",
-        }
+        self.into()
     }
 }
 
@@ -51,10 +59,26 @@ pub fn hidden_text(text: &str) -> String {
 }
 
 /// Why a registration ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u16)]
 pub enum Unregistration {
     /// The phone sent `Expires: 0`.
+    #[serde(rename = "unregistered")]
+    #[strum(serialize = "unregistered")]
     ByPhone = 0,
     /// It was not refreshed in time.
     Expired = 1,
@@ -69,29 +93,31 @@ pub enum Unregistration {
 
 impl Unregistration {
     fn from_u16(v: u16) -> Unregistration {
-        match v {
-            0 => Unregistration::ByPhone,
-            1 => Unregistration::Expired,
-            2 => Unregistration::Released,
-            4 => Unregistration::Replaced,
-            _ => Unregistration::Removed,
-        }
+        Unregistration::from_repr(v).unwrap_or(Unregistration::Removed)
     }
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
-        match self {
-            Unregistration::ByPhone => "unregistered",
-            Unregistration::Expired => "expired",
-            Unregistration::Released => "released",
-            Unregistration::Removed => "removed",
-            Unregistration::Replaced => "replaced",
-        }
+        self.into()
     }
 }
 
 /// Where a call is (the same numbers as `stateblock::call_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u16)]
 pub enum CallPhase {
     /// The INVITE went on; nothing back yet.
@@ -107,116 +133,93 @@ pub enum CallPhase {
 impl CallPhase {
     /// From the stored number (unknown numbers read as `Ended`).
     pub fn from_u16(v: u16) -> CallPhase {
-        match v {
-            1 => CallPhase::Dialing,
-            2 => CallPhase::Ringing,
-            3 => CallPhase::Answered,
-            _ => CallPhase::Ended,
-        }
+        CallPhase::from_repr(v).unwrap_or(CallPhase::Ended)
     }
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
-        match self {
-            CallPhase::Dialing => "dialing",
-            CallPhase::Ringing => "ringing",
-            CallPhase::Answered => "answered",
-            CallPhase::Ended => "ended",
-        }
+        self.into()
     }
 }
 
 /// How a call ended. Serialized by its [`CallOutcome::name`] (call records).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    EnumString,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u16)]
 pub enum CallOutcome {
     /// Answered, then hung up by either side (or the operator).
-    #[serde(rename = "completed")]
     Completed = 0,
     /// The callee was busy (486): in a call, or on do not disturb.
-    #[serde(rename = "busy")]
     Busy = 1,
     /// Nobody answered within the configured rings (480).
-    #[serde(rename = "no-answer")]
     NoAnswer = 2,
     /// The callee declined (603).
-    #[serde(rename = "rejected")]
     Rejected = 3,
     /// The caller hung up while it rang (487).
-    #[serde(rename = "cancelled")]
     Cancelled = 4,
     /// No such number (404).
     #[serde(rename = "unknown-number")]
+    #[strum(serialize = "unknown-number")]
     Unknown = 5,
     /// Too few digits (484).
     #[serde(rename = "incomplete-number")]
+    #[strum(serialize = "incomplete-number")]
     Incomplete = 6,
     /// The callee is not registered (480).
-    #[serde(rename = "unavailable")]
     Unavailable = 7,
     /// No answer from the callee's phone at all (408).
-    #[serde(rename = "timed-out")]
     TimedOut = 8,
     /// Any other failure (the SIP status says which).
-    #[serde(rename = "failed")]
     Failed = 9,
 }
 
 impl CallOutcome {
-    /// From the stored number.
+    /// From the stored number (unknown numbers read as `Failed`).
     pub fn from_u16(v: u16) -> CallOutcome {
-        match v {
-            0 => CallOutcome::Completed,
-            1 => CallOutcome::Busy,
-            2 => CallOutcome::NoAnswer,
-            3 => CallOutcome::Rejected,
-            4 => CallOutcome::Cancelled,
-            5 => CallOutcome::Unknown,
-            6 => CallOutcome::Incomplete,
-            7 => CallOutcome::Unavailable,
-            8 => CallOutcome::TimedOut,
-            _ => CallOutcome::Failed,
-        }
+        CallOutcome::from_repr(v).unwrap_or(CallOutcome::Failed)
     }
-
-    /// Every outcome, in number order.
-    pub const ALL: [CallOutcome; 10] = [
-        CallOutcome::Completed,
-        CallOutcome::Busy,
-        CallOutcome::NoAnswer,
-        CallOutcome::Rejected,
-        CallOutcome::Cancelled,
-        CallOutcome::Unknown,
-        CallOutcome::Incomplete,
-        CallOutcome::Unavailable,
-        CallOutcome::TimedOut,
-        CallOutcome::Failed,
-    ];
 
     /// The outcome called `name` ([`CallOutcome::name`]).
     pub fn from_name(name: &str) -> Option<CallOutcome> {
-        CallOutcome::ALL.into_iter().find(|o| o.name() == name)
+        name.parse().ok()
     }
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
-        match self {
-            CallOutcome::Completed => "completed",
-            CallOutcome::Busy => "busy",
-            CallOutcome::NoAnswer => "no-answer",
-            CallOutcome::Rejected => "rejected",
-            CallOutcome::Cancelled => "cancelled",
-            CallOutcome::Unknown => "unknown-number",
-            CallOutcome::Incomplete => "incomplete-number",
-            CallOutcome::Unavailable => "unavailable",
-            CallOutcome::TimedOut => "timed-out",
-            CallOutcome::Failed => "failed",
-        }
+        self.into()
     }
 }
 
 /// Where a click-to-dial call is, before it is connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u16)]
 pub enum DialStep {
     /// The first extension's phone is being called.
@@ -231,29 +234,32 @@ pub enum DialStep {
 
 impl DialStep {
     fn from_u16(v: u16) -> Option<DialStep> {
-        Some(match v {
-            1 => DialStep::Started,
-            2 => DialStep::ARinging,
-            3 => DialStep::CallingB,
-            4 => DialStep::BRinging,
-            _ => return None,
-        })
+        DialStep::from_repr(v)
     }
 
     /// Short name: `started`, `a-ringing`, `calling-b`, `b-ringing`.
     pub fn name(self) -> &'static str {
-        match self {
-            DialStep::Started => "started",
-            DialStep::ARinging => "a-ringing",
-            DialStep::CallingB => "calling-b",
-            DialStep::BRinging => "b-ringing",
-        }
+        self.into()
     }
 }
 
 /// Where an upstream route's connection is (the same numbers as
 /// `stateblock::RouteEntry::state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    EnumIter,
+    FromRepr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 #[repr(u8)]
 pub enum RouteState {
     /// The first connection attempt is under way.
@@ -269,27 +275,20 @@ pub enum RouteState {
 impl RouteState {
     /// From the stored number (unknown numbers read as `Down`).
     pub fn from_u8(v: u8) -> RouteState {
-        match v {
-            1 => RouteState::Connecting,
-            2 => RouteState::Connected,
-            3 => RouteState::Reconnecting,
-            _ => RouteState::Down,
-        }
+        RouteState::from_repr(v).unwrap_or(RouteState::Down)
     }
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
-        match self {
-            RouteState::Connecting => "connecting",
-            RouteState::Connected => "connected",
-            RouteState::Reconnecting => "reconnecting",
-            RouteState::Down => "down",
-        }
+        self.into()
     }
 }
 
-/// Something that happened in the switch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened in the switch. Its kind's name
+/// ([`Event::kind_name`]) is the variant's name in kebab case unless it says
+/// otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Event {
     /// A contact registered (or re-registered with a new contact).
     Registered {
@@ -373,6 +372,7 @@ pub enum Event {
         config: Option<String>,
     },
     /// The result of a control line.
+    #[strum(serialize = "result")]
     CommandResult {
         /// The line's request id.
         id: Option<u64>,
@@ -399,6 +399,7 @@ pub enum Event {
         text: String,
     },
     /// A call changed state (and every ring while it rings).
+    #[strum(serialize = "call")]
     CallState {
         /// Switch-local call number (as in the call table).
         call: u32,
@@ -812,22 +813,7 @@ pub const DELIVERING_CHUNK: usize = 150;
 impl Event {
     /// Short kind name used by `pbxctl watch --json` and the console.
     pub fn kind_name(&self) -> &'static str {
-        match self {
-            Event::Registered { .. } => "registered",
-            Event::Unregistered { .. } => "unregistered",
-            Event::Message { .. } => "message",
-            Event::Delivering { .. } => "delivering",
-            Event::Dialing { .. } => "dialing",
-            Event::WhyStep { .. } => "why-step",
-            Event::SpeedDial { .. } => "speed-dial",
-            Event::CommandResult { .. } => "result",
-            Event::AuthFailed { .. } => "auth-failed",
-            Event::Warning { .. } => "warning",
-            Event::Notice { .. } => "notice",
-            Event::CallState { .. } => "call",
-            Event::CallRecord { .. } => "call-record",
-            Event::Upstream { .. } => "upstream",
-        }
+        self.into()
     }
 }
 
@@ -973,6 +959,91 @@ impl fmt::Display for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every name `name()` gives is the one serde writes (JSON, call records),
+    /// and reads back.
+    fn names_agree<T>(all: impl Iterator<Item = T>, name: fn(&T) -> &'static str) -> usize
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug,
+    {
+        let mut n = 0;
+        for v in all {
+            let json = serde_json::to_value(&v).expect("serializes");
+            assert_eq!(json, serde_json::Value::from(name(&v)), "{v:?}");
+            assert_eq!(serde_json::from_value::<T>(json).ok().as_ref(), Some(&v));
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn strum_names_are_serde_names() {
+        use strum::IntoEnumIterator;
+        assert_eq!(names_agree(ResultCode::iter(), |v| v.name()), 5);
+        assert_eq!(names_agree(Unregistration::iter(), |v| v.name()), 5);
+        assert_eq!(names_agree(CallPhase::iter(), |v| v.name()), 4);
+        assert_eq!(names_agree(CallOutcome::iter(), |v| v.name()), 10);
+        assert_eq!(names_agree(DialStep::iter(), |v| v.name()), 4);
+        assert_eq!(names_agree(RouteState::iter(), |v| v.name()), 4);
+        assert_eq!(Unregistration::ByPhone.name(), "unregistered");
+        assert_eq!(DialStep::ARinging.name(), "a-ringing");
+        assert_eq!(CallOutcome::Incomplete.name(), "incomplete-number");
+        assert_eq!(
+            CallOutcome::from_name("no-answer"),
+            Some(CallOutcome::NoAnswer)
+        );
+        assert_eq!(CallOutcome::from_name("nothing"), None);
+        for o in CallOutcome::iter() {
+            assert_eq!(CallOutcome::from_u16(o as u16), o);
+        }
+        assert_eq!(CallOutcome::from_u16(77), CallOutcome::Failed);
+        assert_eq!(CallPhase::from_u16(0), CallPhase::Ended);
+        assert_eq!(RouteState::from_u8(2), RouteState::Connected);
+        assert_eq!(RouteState::from_u8(9), RouteState::Down);
+    }
+
+    #[test]
+    fn kind_names() {
+        let kinds = [
+            (Event::Warning { text: "w".into() }, "warning"),
+            (
+                Event::CommandResult {
+                    id: None,
+                    code: ResultCode::Ok,
+                    text: String::new(),
+                },
+                "result",
+            ),
+            (
+                Event::CallState {
+                    call: 1,
+                    from: "21".into(),
+                    to: "22".into(),
+                    phase: CallPhase::Dialing,
+                    rings: 0,
+                },
+                "call",
+            ),
+            (
+                Event::AuthFailed {
+                    user: "21".into(),
+                    source: "x".into(),
+                },
+                "auth-failed",
+            ),
+            (
+                Event::WhyStep {
+                    id: None,
+                    step: 0,
+                    text: String::new(),
+                },
+                "why-step",
+            ),
+        ];
+        for (e, name) in kinds {
+            assert_eq!(e.kind_name(), name);
+        }
+    }
 
     #[test]
     fn slot_is_768_bytes() {
