@@ -9,7 +9,7 @@ use coventry_shared::event::{CallOutcome, Event, EventRecord, ResultCode, RouteS
 use coventry_shared::runtime;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,98 +28,39 @@ pub struct WatchOpts {
     pub duration: Option<Duration>,
 }
 
-/// The JSON object of one event: `seq`, `time_ms`, `kind` and the event's fields.
+/// The JSON object of one event: `seq`, `time_ms`, `kind` and the event's fields
+/// as serde writes them (a call record adds its whole seconds, `duration_s` and
+/// `talk_s`).
 pub fn event_json(rec: &EventRecord) -> Value {
-    let mut v = json!({
-        "seq": rec.seq,
-        "time_ms": rec.time_ms,
-        "kind": rec.event.kind_name(),
-    });
-    let fields = match &rec.event {
-        Event::Registered {
-            ext,
-            contact,
-            user_agent,
-        } => json!({ "ext": ext, "contact": contact, "user_agent": user_agent }),
-        Event::Unregistered { ext, contact, why } => {
-            json!({ "ext": ext, "contact": contact, "why": why.name() })
-        }
-        Event::Message {
-            id,
-            from,
-            to,
-            status,
-            text,
-        } => json!({ "id": id, "from": from, "to": to, "status": status, "text": text }),
-        Event::Delivering {
-            id,
-            to,
-            targets,
-            offline,
-        } => json!({ "id": id, "to": to, "targets": targets, "offline": offline }),
-        Event::Dialing { id, call, step } => {
-            json!({ "id": id, "call": call, "step": step.name() })
-        }
-        Event::WhyStep { id, step, text } => json!({ "id": id, "step": step, "text": text }),
-        Event::SpeedDial {
-            id,
-            code,
-            target,
-            config,
-        } => json!({ "id": id, "code": code, "target": target, "config": config }),
-        Event::CommandResult { id, code, text } => {
-            json!({ "id": id, "code": code.name(), "text": text })
-        }
-        Event::AuthFailed { user, source } => json!({ "user": user, "source": source }),
-        Event::Warning { text } | Event::Notice { text } => json!({ "text": text }),
-        Event::CallState {
-            call,
-            from,
-            to,
-            phase,
-            rings,
-        } => json!({ "call": call, "from": from, "to": to, "phase": phase.name(), "rings": rings }),
-        Event::CallRecord {
-            call,
-            from,
-            to,
-            start_ms,
-            answer_ms,
-            end_ms,
-            outcome,
-            status,
-        } => json!({
-            "call": call,
-            "from": from,
-            "to": to,
-            "start_ms": start_ms,
-            "answer_ms": answer_ms,
-            "end_ms": end_ms,
-            "duration_s": end_ms.saturating_sub(*start_ms) / 1000,
-            "talk_s": talk_secs(*answer_ms, *end_ms),
-            "outcome": outcome.name(),
-            "status": status,
-        }),
-        Event::Upstream {
-            route,
-            addr,
-            state,
-            detail,
-        } => json!({ "route": route, "addr": addr, "state": state.name(), "detail": detail }),
+    // serde writes an event as `{"Variant": {fields}}`: its fields are the object,
+    // its kind the name the console and the text lines use.
+    let mut obj = match serde_json::to_value(&rec.event) {
+        Ok(Value::Object(outer)) => match outer.into_iter().next() {
+            Some((_, Value::Object(fields))) => fields,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
     };
-    if let (Some(obj), Value::Object(fields)) = (v.as_object_mut(), fields) {
-        obj.extend(fields);
+    obj.insert("seq".into(), rec.seq.into());
+    obj.insert("time_ms".into(), rec.time_ms.into());
+    obj.insert("kind".into(), rec.event.kind_name().into());
+    if let Event::CallRecord {
+        start_ms,
+        answer_ms,
+        end_ms,
+        ..
+    } = rec.event
+    {
+        let duration_s = end_ms.saturating_sub(start_ms) / 1000;
+        let talk_s = if answer_ms == 0 {
+            0
+        } else {
+            end_ms.saturating_sub(answer_ms) / 1000
+        };
+        obj.insert("duration_s".into(), duration_s.into());
+        obj.insert("talk_s".into(), talk_s.into());
     }
-    v
-}
-
-/// Whole seconds talked in a call answered at `answer_ms` (0: never) up to `end_ms`.
-fn talk_secs(answer_ms: u64, end_ms: u64) -> u64 {
-    if answer_ms == 0 {
-        0
-    } else {
-        end_ms.saturating_sub(answer_ms) / 1000
-    }
+    Value::Object(obj)
 }
 
 /// The text line of one event: local time and the event's display form.
@@ -340,7 +281,7 @@ pub(crate) fn nap_unless_output_gone(nap: Duration) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::error::Status;
-    use coventry_shared::event::Unregistration;
+    use coventry_shared::event::{DialStep, Unregistration};
 
     #[test]
     fn gone_output_stops_quietly_unless_never_open() {
@@ -382,6 +323,71 @@ mod tests {
             event_json(&rec),
             json!({"seq": 8, "time_ms": 1, "kind": "result", "id": null, "code": "bad-syntax",
                    "text": "x"})
+        );
+    }
+
+    #[test]
+    fn json_of_the_other_kinds() {
+        let json_of = |event: Event| {
+            event_json(&EventRecord {
+                seq: 1,
+                time_ms: 2,
+                event,
+            })
+        };
+        assert_eq!(
+            json_of(Event::SpeedDial {
+                id: Some(3),
+                code: "*7".into(),
+                target: None,
+                config: Some("21".into()),
+            }),
+            json!({"seq": 1, "time_ms": 2, "kind": "speed-dial", "id": 3, "code": "*7",
+                   "target": null, "config": "21"})
+        );
+        assert_eq!(
+            json_of(Event::Delivering {
+                id: None,
+                to: "100".into(),
+                targets: vec![21, 22],
+                offline: vec![],
+            }),
+            json!({"seq": 1, "time_ms": 2, "kind": "delivering", "id": null, "to": "100",
+                   "targets": [21, 22], "offline": []})
+        );
+        assert_eq!(
+            json_of(Event::Dialing {
+                id: Some(4),
+                call: 9,
+                step: DialStep::CallingB,
+            }),
+            json!({"seq": 1, "time_ms": 2, "kind": "dialing", "id": 4, "call": 9,
+                   "step": "calling-b"})
+        );
+        assert_eq!(
+            json_of(Event::Upstream {
+                route: "default".into(),
+                addr: "127.0.0.1:5070".into(),
+                state: RouteState::Down,
+                detail: "refused".into(),
+            }),
+            json!({"seq": 1, "time_ms": 2, "kind": "upstream", "route": "default",
+                   "addr": "127.0.0.1:5070", "state": "down", "detail": "refused"})
+        );
+        assert_eq!(
+            json_of(Event::CallRecord {
+                call: 7,
+                from: "21".into(),
+                to: "35".into(),
+                start_ms: 1_000,
+                answer_ms: 5_500,
+                end_ms: 70_999,
+                outcome: CallOutcome::Unknown,
+                status: 404,
+            }),
+            json!({"seq": 1, "time_ms": 2, "kind": "call-record", "call": 7, "from": "21",
+                   "to": "35", "start_ms": 1000, "answer_ms": 5500, "end_ms": 70999,
+                   "duration_s": 69, "talk_s": 65, "outcome": "unknown-number", "status": 404})
         );
     }
 }

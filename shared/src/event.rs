@@ -286,8 +286,9 @@ impl RouteState {
 
 /// Something that happened in the switch. Its kind's name
 /// ([`Event::kind_name`]) is the variant's name in kebab case unless it says
-/// otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, IntoStaticStr)]
+/// otherwise. Serialized (serde's default, externally tagged form), its fields
+/// carry the names `pbxctl watch --json` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, IntoStaticStr)]
 #[strum(serialize_all = "kebab-case")]
 pub enum Event {
     /// A contact registered (or re-registered with a new contact).
