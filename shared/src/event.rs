@@ -1,29 +1,22 @@
 //! Event records carried in the state block's ring, and their fixed-size slot form.
 //!
-//! The small enums name themselves with strum (`name()`, the same names their
-//! serde form has: a test keeps the two alike) and read their stored numbers
-//! back with strum's `FromRepr`.
+//! Nothing here is encoded by hand: an [`Event`] goes into its ring slot as
+//! postcard's encoding of its serde form (cut to fit first, [`Event::fitted`]),
+//! and into `pbxctl watch --json` as its serde form. The small enums name
+//! themselves with strum (`name()`, the same names their serde form has: a test
+//! keeps the two alike) and read the numbers the state block stores back with
+//! strum's `FromRepr`.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use strum::{EnumIter, EnumString, FromRepr, IntoStaticStr};
 
-/// Bytes available for an event's strings in one ring slot.
-pub const EVENT_DATA: usize = 728;
+/// Bytes available for an encoded event in one ring slot.
+pub const EVENT_DATA: usize = 750;
 
 /// How a command on the FIFO ended.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    IntoStaticStr,
-    EnumIter,
-    FromRepr,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumIter,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -42,10 +35,6 @@ pub enum ResultCode {
 }
 
 impl ResultCode {
-    fn from_u16(v: u16) -> ResultCode {
-        ResultCode::from_repr(v).unwrap_or(ResultCode::Failed)
-    }
-
     /// Short lowercase name (`ok`, `bad-syntax`, ...).
     pub fn name(self) -> &'static str {
         self.into()
@@ -60,17 +49,7 @@ pub fn hidden_text(text: &str) -> String {
 
 /// Why a registration ended.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    IntoStaticStr,
-    EnumIter,
-    FromRepr,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumIter,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -92,10 +71,6 @@ pub enum Unregistration {
 }
 
 impl Unregistration {
-    fn from_u16(v: u16) -> Unregistration {
-        Unregistration::from_repr(v).unwrap_or(Unregistration::Removed)
-    }
-
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
         self.into()
@@ -206,17 +181,7 @@ impl CallOutcome {
 
 /// Where a click-to-dial call is, before it is connected.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    IntoStaticStr,
-    EnumIter,
-    FromRepr,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumIter,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -233,10 +198,6 @@ pub enum DialStep {
 }
 
 impl DialStep {
-    fn from_u16(v: u16) -> Option<DialStep> {
-        DialStep::from_repr(v)
-    }
-
     /// Short name: `started`, `a-ringing`, `calling-b`, `b-ringing`.
     pub fn name(self) -> &'static str {
         self.into()
@@ -287,8 +248,9 @@ impl RouteState {
 /// Something that happened in the switch. Its kind's name
 /// ([`Event::kind_name`]) is the variant's name in kebab case unless it says
 /// otherwise. Serialized (serde's default, externally tagged form), its fields
-/// carry the names `pbxctl watch --json` shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, IntoStaticStr)]
+/// carry the names `pbxctl watch --json` shows; in a ring slot, postcard writes
+/// the variant's index and the fields in order ([`EventSlot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr)]
 #[strum(serialize_all = "kebab-case")]
 pub enum Event {
     /// A contact registered (or re-registered with a new contact).
@@ -457,6 +419,13 @@ pub struct EventRecord {
 }
 
 /// A ring slot as laid out in the state block (768 bytes, `#[repr(C)]`).
+///
+/// The event is stored in postcard's encoding of its serde form (the variant's
+/// index, then its fields in order), so the order of [`Event`]'s variants and
+/// fields is part of the layout: changing it means a new
+/// `stateblock::ABI_VERSION` (`fixed_bytes_of_the_encoding` pins it). The
+/// slot's bound is kept by [`EventSlot::encode`] cutting the event's texts
+/// before encoding, not by the codec.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct EventSlot {
@@ -464,321 +433,46 @@ pub struct EventSlot {
     pub stamp: u64,
     /// Milliseconds since the Unix epoch.
     pub time_ms: u64,
-    /// Request id (valid when `flags & FLAG_ID`).
-    pub id: u64,
-    /// Event kind.
-    pub kind: u16,
-    /// Flags.
-    pub flags: u16,
-    /// Status or code.
-    pub status: u16,
-    /// Extension number.
-    pub ext: u16,
-    /// Byte lengths of up to four strings packed in `data`.
-    pub lens: [u16; 4],
-    /// The strings, back to back.
+    /// Bytes of `data` the encoded event takes (0: no event).
+    pub len: u16,
+    /// The event, postcard-encoded.
     pub data: [u8; EVENT_DATA],
 }
-
-/// `EventSlot::flags` bit: `id` is meaningful.
-pub const FLAG_ID: u16 = 1;
-
-const K_REGISTERED: u16 = 1;
-const K_UNREGISTERED: u16 = 2;
-const K_MESSAGE: u16 = 3;
-const K_COMMAND: u16 = 4;
-const K_AUTH_FAILED: u16 = 5;
-const K_WARNING: u16 = 6;
-const K_NOTICE: u16 = 7;
-const K_CALL_STATE: u16 = 8;
-const K_CALL_RECORD: u16 = 9;
-const K_UPSTREAM: u16 = 10;
-const K_DELIVERING: u16 = 11;
-const K_DIALING: u16 = 12;
-const K_WHY_STEP: u16 = 13;
-const K_SPEED_DIAL: u16 = 14;
-
-/// `EventSlot::flags` bit of a speed dial: it has a target.
-const FLAG_TARGET: u16 = 2;
-/// `EventSlot::flags` bit of a speed dial: the configuration has the code.
-const FLAG_CONFIG: u16 = 4;
 
 impl EventSlot {
     /// An empty slot.
     pub const EMPTY: EventSlot = EventSlot {
         stamp: 0,
         time_ms: 0,
-        id: 0,
-        kind: 0,
-        flags: 0,
-        status: 0,
-        ext: 0,
-        lens: [0; 4],
+        len: 0,
         data: [0; EVENT_DATA],
     };
 
-    /// Encode `event`; strings that do not fit are cut at a character boundary.
+    /// Encode `event`; texts that do not fit are cut at a character boundary
+    /// ([`Event::fitted`]).
     pub fn encode(time_ms: u64, event: &Event) -> EventSlot {
         let mut s = EventSlot {
             time_ms,
             ..EventSlot::EMPTY
         };
-        let times: String;
-        let lists: [String; 2];
-        let strs: Vec<&str> = match event {
-            Event::Registered {
-                ext,
-                contact,
-                user_agent,
-            } => {
-                s.kind = K_REGISTERED;
-                s.ext = *ext;
-                vec![contact, user_agent]
-            }
-            Event::Unregistered { ext, contact, why } => {
-                s.kind = K_UNREGISTERED;
-                s.ext = *ext;
-                s.status = *why as u16;
-                vec![contact]
-            }
-            Event::Message {
-                id,
-                from,
-                to,
-                status,
-                text,
-            } => {
-                s.kind = K_MESSAGE;
-                s.status = *status;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                vec![from, to, text]
-            }
-            Event::WhyStep { id, step, text } => {
-                s.kind = K_WHY_STEP;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                s.status = *step;
-                vec![text]
-            }
-            Event::SpeedDial {
-                id,
-                code,
-                target,
-                config,
-            } => {
-                s.kind = K_SPEED_DIAL;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                if target.is_some() {
-                    s.flags |= FLAG_TARGET;
-                }
-                if config.is_some() {
-                    s.flags |= FLAG_CONFIG;
-                }
-                vec![
-                    code,
-                    target.as_deref().unwrap_or(""),
-                    config.as_deref().unwrap_or(""),
-                ]
-            }
-            Event::Dialing { id, call, step } => {
-                s.kind = K_DIALING;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                s.status = *step as u16;
-                times = call.to_string();
-                vec![&times]
-            }
-            Event::Delivering {
-                id,
-                to,
-                targets,
-                offline,
-            } => {
-                s.kind = K_DELIVERING;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                lists = [join_exts(targets), join_exts(offline)];
-                vec![to, &lists[0], &lists[1]]
-            }
-            Event::CommandResult { id, code, text } => {
-                s.kind = K_COMMAND;
-                if let Some(id) = id {
-                    s.id = *id;
-                    s.flags |= FLAG_ID;
-                }
-                s.status = *code as u16;
-                vec![text]
-            }
-            Event::AuthFailed { user, source } => {
-                s.kind = K_AUTH_FAILED;
-                vec![user, source]
-            }
-            Event::Warning { text } => {
-                s.kind = K_WARNING;
-                vec![text]
-            }
-            Event::Notice { text } => {
-                s.kind = K_NOTICE;
-                vec![text]
-            }
-            Event::CallState {
-                call,
-                from,
-                to,
-                phase,
-                rings,
-            } => {
-                s.kind = K_CALL_STATE;
-                s.id = u64::from(*call);
-                s.status = *phase as u16;
-                s.ext = u16::from(*rings);
-                vec![from, to]
-            }
-            Event::CallRecord {
-                call,
-                from,
-                to,
-                start_ms,
-                answer_ms,
-                end_ms,
-                outcome,
-                status,
-            } => {
-                s.kind = K_CALL_RECORD;
-                s.id = u64::from(*call);
-                s.status = *status;
-                s.ext = *outcome as u16;
-                // Times beyond the slot's own: decimal text in the third string.
-                times = format!("{start_ms} {answer_ms} {end_ms}");
-                vec![from, to, &times]
-            }
-            Event::Upstream {
-                route,
-                addr,
-                state,
-                detail,
-            } => {
-                s.kind = K_UPSTREAM;
-                s.status = u16::from(*state as u8);
-                vec![route, addr, detail]
+        let used = match postcard::to_slice(event, &mut s.data) {
+            Ok(used) => used.len(),
+            Err(_) => {
+                postcard::to_slice(&event.fitted(EVENT_DATA), &mut s.data).map_or(0, |u| u.len())
             }
         };
-        // Short fields first keep their room; the last string takes what is left.
-        let mut at = 0usize;
-        for (i, st) in strs.iter().enumerate() {
-            let room = EVENT_DATA - at;
-            let cut = floor_char_boundary(st, room);
-            s.data[at..at + cut].copy_from_slice(&st.as_bytes()[..cut]);
-            s.lens[i] = cut as u16;
-            at += cut;
-        }
+        s.len = u16::try_from(used).unwrap_or(0);
         s
     }
 
-    /// Decode a slot; `None` for an empty or unknown slot.
+    /// Decode a slot; `None` for an empty slot or one that does not hold exactly
+    /// one event.
     pub fn decode(&self) -> Option<Event> {
-        let mut strs: [String; 4] = Default::default();
-        let mut at = 0usize;
-        for (i, len) in self.lens.iter().enumerate() {
-            let len = usize::from(*len);
-            let end = at.checked_add(len).filter(|e| *e <= EVENT_DATA)?;
-            strs[i] = String::from_utf8_lossy(&self.data[at..end]).into_owned();
-            at = end;
+        let data = self.data.get(..usize::from(self.len))?;
+        match postcard::take_from_bytes::<Event>(data) {
+            Ok((event, [])) => Some(event),
+            _ => None,
         }
-        let [a, b, c, _] = strs;
-        Some(match self.kind {
-            K_REGISTERED => Event::Registered {
-                ext: self.ext,
-                contact: a,
-                user_agent: b,
-            },
-            K_UNREGISTERED => Event::Unregistered {
-                ext: self.ext,
-                contact: a,
-                why: Unregistration::from_u16(self.status),
-            },
-            K_MESSAGE => Event::Message {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                from: a,
-                to: b,
-                status: self.status,
-                text: c,
-            },
-            K_WHY_STEP => Event::WhyStep {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                step: self.status,
-                text: a,
-            },
-            K_SPEED_DIAL => Event::SpeedDial {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                code: a,
-                target: (self.flags & FLAG_TARGET != 0).then_some(b),
-                config: (self.flags & FLAG_CONFIG != 0).then_some(c),
-            },
-            K_DIALING => Event::Dialing {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                call: a.parse().ok()?,
-                step: DialStep::from_u16(self.status)?,
-            },
-            K_DELIVERING => Event::Delivering {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                to: a,
-                targets: split_exts(&b),
-                offline: split_exts(&c),
-            },
-            K_COMMAND => Event::CommandResult {
-                id: (self.flags & FLAG_ID != 0).then_some(self.id),
-                code: ResultCode::from_u16(self.status),
-                text: a,
-            },
-            K_AUTH_FAILED => Event::AuthFailed { user: a, source: b },
-            K_WARNING => Event::Warning { text: a },
-            K_NOTICE => Event::Notice { text: a },
-            K_CALL_STATE => Event::CallState {
-                call: u32::try_from(self.id).ok()?,
-                from: a,
-                to: b,
-                phase: CallPhase::from_u16(self.status),
-                rings: u8::try_from(self.ext).unwrap_or(u8::MAX),
-            },
-            K_CALL_RECORD => {
-                let mut t = c.split(' ').map(|v| v.parse::<u64>().ok());
-                let (Some(Some(start_ms)), Some(Some(answer_ms)), Some(Some(end_ms))) =
-                    (t.next(), t.next(), t.next())
-                else {
-                    return None;
-                };
-                Event::CallRecord {
-                    call: u32::try_from(self.id).ok()?,
-                    from: a,
-                    to: b,
-                    start_ms,
-                    answer_ms,
-                    end_ms,
-                    outcome: CallOutcome::from_u16(self.ext),
-                    status: self.status,
-                }
-            }
-            K_UPSTREAM => Event::Upstream {
-                route: a,
-                addr: b,
-                state: RouteState::from_u8(u8::try_from(self.status).unwrap_or(0)),
-                detail: c,
-            },
-            _ => return None,
-        })
     }
 }
 
@@ -793,28 +487,82 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     i
 }
 
-/// Extensions as a comma-separated list (the form [`Event::Delivering`] keeps
-/// them in a slot).
-fn join_exts(exts: &[u16]) -> String {
-    exts.iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The extensions of a [`join_exts`] list (anything else is skipped).
-fn split_exts(s: &str) -> Vec<u16> {
-    s.split(',').filter_map(|e| e.trim().parse().ok()).collect()
-}
-
 /// Most extensions one [`Event::Delivering`] lists in its two lists together, so
-/// that they fit a ring slot (at most 4 bytes each).
+/// that they fit a ring slot (at most 3 bytes each).
 pub const DELIVERING_CHUNK: usize = 150;
 
 impl Event {
     /// Short kind name used by `pbxctl watch --json` and the console.
     pub fn kind_name(&self) -> &'static str {
         self.into()
+    }
+
+    /// The event's texts, in field order (what [`Event::fitted`] may cut).
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Event::Registered {
+                contact,
+                user_agent,
+                ..
+            } => vec![contact, user_agent],
+            Event::Unregistered { contact, .. } => vec![contact],
+            Event::Message { from, to, text, .. } => vec![from, to, text],
+            Event::Delivering { to, .. } => vec![to],
+            Event::Dialing { .. } => vec![],
+            Event::WhyStep { text, .. }
+            | Event::CommandResult { text, .. }
+            | Event::Warning { text }
+            | Event::Notice { text } => vec![text],
+            Event::SpeedDial {
+                code,
+                target,
+                config,
+                ..
+            } => std::iter::once(code)
+                .chain(target.as_mut())
+                .chain(config.as_mut())
+                .collect(),
+            Event::AuthFailed { user, source } => vec![user, source],
+            Event::CallState { from, to, .. } | Event::CallRecord { from, to, .. } => {
+                vec![from, to]
+            }
+            Event::Upstream {
+                route,
+                addr,
+                detail,
+                ..
+            } => vec![route, addr, detail],
+        }
+    }
+
+    /// The event cut to encode in at most `room` bytes: short fields first keep
+    /// their room; each text, in field order, is cut (at a character boundary)
+    /// to what the ones before it left. A [`Event::Delivering`] keeps at most
+    /// [`DELIVERING_CHUNK`] extensions.
+    pub fn fitted(&self, room: usize) -> Event {
+        let mut e = self.clone();
+        if let Event::Delivering {
+            targets, offline, ..
+        } = &mut e
+        {
+            targets.truncate(DELIVERING_CHUNK);
+            offline.truncate(DELIVERING_CHUNK - targets.len());
+        }
+        let texts: Vec<String> = e.texts_mut().into_iter().map(std::mem::take).collect();
+        // The event with its texts empty: each text's length already counts one byte.
+        let bare = postcard::experimental::serialized_size(&e).unwrap_or(usize::MAX);
+        let mut left = room.saturating_sub(bare);
+        for (slot, mut text) in e.texts_mut().into_iter().zip(texts) {
+            let mut cut = floor_char_boundary(&text, left);
+            if cut >= 128 {
+                // Its length takes a second byte (postcard's varint).
+                cut = floor_char_boundary(&text, left - 1);
+            }
+            left -= cut + usize::from(cut >= 128);
+            text.truncate(cut);
+            *slot = text;
+        }
+        e
     }
 }
 
@@ -960,6 +708,30 @@ impl fmt::Display for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// [`every_kind`] encoded, in hex.
+    const GOLDEN: [&str; 19] = [
+        "0015137369703a323140312e322e332e343a35303630075965616c696e6b",
+        "0115087369703a3231407801",
+        "020002323103616c6cca010a68c3a96c6c6f20e29c93",
+        "020109086f70657261746f720232319803056472696c6c",
+        "03010903616c6c0315166900",
+        "030003313030000117",
+        "040104c7843d03",
+        "050105021c323120666f7277617264732065766572792063616c6c20746f203335",
+        "060106022a3701073031323334353600",
+        "06000223310001023231",
+        "060106022a3801000100",
+        "07012a03116e6f207375636820657874656e73696f6e",
+        "07000000",
+        "080232310e3132372e302e302e313a35303939",
+        "090177",
+        "0a0773746172746564",
+        "0b070232310233350103",
+        "0c0702323102333580d095ffbc3100b0ba97ffbc3102e003",
+        "0d0b64656661756c742b736d730e3132372e302e302e313a353037300212636f6e6e656374696f6e2072656675736564",
+    ];
 
     /// Every name `name()` gives is the one serde writes (JSON, call records),
     /// and reads back.
@@ -1050,12 +822,13 @@ mod tests {
     fn slot_is_768_bytes() {
         assert_eq!(std::mem::size_of::<EventSlot>(), 768);
         assert_eq!(std::mem::align_of::<EventSlot>(), 8);
-        assert_eq!(std::mem::offset_of!(EventSlot, data), 40);
+        assert_eq!(std::mem::offset_of!(EventSlot, len), 16);
+        assert_eq!(std::mem::offset_of!(EventSlot, data), 18);
     }
 
-    #[test]
-    fn round_trip_every_kind() {
-        let all = vec![
+    /// One event of every kind (some twice), every text filled.
+    fn every_kind() -> Vec<Event> {
+        vec![
             Event::Registered {
                 ext: 21,
                 contact: "sip:21@1.2.3.4:5060".into(),
@@ -1161,10 +934,29 @@ mod tests {
                 state: RouteState::Reconnecting,
                 detail: "connection refused".into(),
             },
-        ];
-        for e in all {
+        ]
+    }
+
+    #[test]
+    fn round_trip_every_kind() {
+        for e in every_kind() {
             assert_eq!(EventSlot::encode(7, &e).decode(), Some(e));
         }
+    }
+
+    /// The encoding is the layout: these bytes change only with a new
+    /// `stateblock::ABI_VERSION` (reordered variants or fields, other types).
+    #[test]
+    fn fixed_bytes_of_the_encoding() {
+        let hex = |e: &Event| {
+            let s = EventSlot::encode(0, e);
+            s.data[..usize::from(s.len)]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let got: Vec<String> = every_kind().iter().map(hex).collect();
+        assert_eq!(got, GOLDEN);
     }
 
     #[test]
@@ -1195,12 +987,219 @@ mod tests {
 
     #[test]
     fn corrupt_slot_decodes_to_none() {
-        let mut s = EventSlot::EMPTY;
-        s.kind = K_MESSAGE;
-        s.lens = [700, 700, 0, 0];
+        let e = Event::Warning { text: "w".into() };
+        let good = EventSlot::encode(1, &e);
+        assert_eq!(good.decode(), Some(e));
+        // Longer than its data, shorter than its event, or with bytes left over.
+        for len in [
+            EVENT_DATA as u16 + 1,
+            u16::MAX,
+            good.len - 1,
+            good.len + 1,
+            0,
+        ] {
+            let s = EventSlot { len, ..good };
+            assert_eq!(s.decode(), None, "len {len}");
+        }
+        // An unknown kind (variant index), and text that is not UTF-8.
+        let mut s = good;
+        s.data[0] = 99;
         assert_eq!(s.decode(), None);
-        s.lens = [0; 4];
-        s.kind = 999;
+        let mut s = good;
+        s.data[2] = 0xff;
         assert_eq!(s.decode(), None);
+        assert_eq!(EventSlot::EMPTY.decode(), None);
+    }
+
+    #[test]
+    fn fitted_cuts_texts_in_field_order() {
+        let e = Event::Upstream {
+            route: "r".repeat(300),
+            addr: "a".repeat(300),
+            state: RouteState::Down,
+            detail: "d".repeat(300),
+        };
+        let Some(Event::Upstream {
+            route,
+            addr,
+            detail,
+            ..
+        }) = EventSlot::encode(0, &e).decode()
+        else {
+            panic!("decode");
+        };
+        assert_eq!((route.len(), addr.len()), (300, 300));
+        assert!(!detail.is_empty() && detail.len() < 150, "{}", detail.len());
+        let lists = Event::Delivering {
+            id: Some(u64::MAX),
+            to: "all".into(),
+            targets: (20_000..20_300).collect(),
+            offline: vec![20_000; 100],
+        };
+        let Some(Event::Delivering {
+            targets, offline, ..
+        }) = EventSlot::encode(0, &lists).decode()
+        else {
+            panic!("decode");
+        };
+        assert_eq!((targets.len(), offline.len()), (DELIVERING_CHUNK, 0));
+        assert!(postcard::experimental::serialized_size(&lists.fitted(0)).is_ok());
+    }
+
+    /// Whether `cut` is `whole` with some of its texts shortened (JSON forms).
+    fn is_cut_of(cut: &serde_json::Value, whole: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (cut, whole) {
+            (Value::String(c), Value::String(w)) => w.starts_with(c.as_str()),
+            (Value::Object(c), Value::Object(w)) => {
+                c.len() == w.len()
+                    && c.iter()
+                        .all(|(k, v)| w.get(k).is_some_and(|wv| is_cut_of(v, wv)))
+            }
+            (Value::Array(c), Value::Array(w)) => {
+                c.len() == w.len() && c.iter().zip(w).all(|(c, w)| is_cut_of(c, w))
+            }
+            (c, w) => c == w,
+        }
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![".{0,12}", "\\PC{0,400}"]
+    }
+
+    fn id() -> impl Strategy<Value = Option<u64>> {
+        proptest::option::of(any::<u64>())
+    }
+
+    fn one_of<T: Clone + fmt::Debug + 'static>(
+        all: impl Iterator<Item = T>,
+    ) -> impl Strategy<Value = T> {
+        proptest::sample::select(all.collect::<Vec<T>>())
+    }
+
+    /// Events of every kind with texts up to 1,600 bytes each.
+    fn any_event() -> impl Strategy<Value = Event> {
+        use proptest::collection::vec;
+        use strum::IntoEnumIterator;
+        prop_oneof![
+            (any::<u16>(), text(), text()).prop_map(|(ext, contact, user_agent)| {
+                Event::Registered {
+                    ext,
+                    contact,
+                    user_agent,
+                }
+            }),
+            (any::<u16>(), text(), one_of(Unregistration::iter()))
+                .prop_map(|(ext, contact, why)| Event::Unregistered { ext, contact, why }),
+            (id(), text(), text(), any::<u16>(), text()).prop_map(
+                |(id, from, to, status, text)| Event::Message {
+                    id,
+                    from,
+                    to,
+                    status,
+                    text,
+                }
+            ),
+            (
+                id(),
+                text(),
+                vec(any::<u16>(), 0..100),
+                vec(any::<u16>(), 0..50)
+            )
+                .prop_map(|(id, to, targets, offline)| Event::Delivering {
+                    id,
+                    to,
+                    targets,
+                    offline,
+                }),
+            (id(), any::<u32>(), one_of(DialStep::iter()))
+                .prop_map(|(id, call, step)| Event::Dialing { id, call, step }),
+            (id(), any::<u16>(), text()).prop_map(|(id, step, text)| Event::WhyStep {
+                id,
+                step,
+                text
+            }),
+            (
+                id(),
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text())
+            )
+                .prop_map(|(id, code, target, config)| Event::SpeedDial {
+                    id,
+                    code,
+                    target,
+                    config,
+                }),
+            (id(), one_of(ResultCode::iter()), text())
+                .prop_map(|(id, code, text)| Event::CommandResult { id, code, text }),
+            (text(), text()).prop_map(|(user, source)| Event::AuthFailed { user, source }),
+            text().prop_map(|text| Event::Warning { text }),
+            text().prop_map(|text| Event::Notice { text }),
+            (
+                any::<u32>(),
+                text(),
+                text(),
+                one_of(CallPhase::iter()),
+                any::<u8>()
+            )
+                .prop_map(|(call, from, to, phase, rings)| Event::CallState {
+                    call,
+                    from,
+                    to,
+                    phase,
+                    rings,
+                }),
+            (
+                any::<u32>(),
+                text(),
+                text(),
+                any::<[u64; 3]>(),
+                one_of(CallOutcome::iter()),
+                any::<u16>()
+            )
+                .prop_map(
+                    |(call, from, to, [start_ms, answer_ms, end_ms], outcome, status)| {
+                        Event::CallRecord {
+                            call,
+                            from,
+                            to,
+                            start_ms,
+                            answer_ms,
+                            end_ms,
+                            outcome,
+                            status,
+                        }
+                    }
+                ),
+            (text(), text(), one_of(RouteState::iter()), text()).prop_map(
+                |(route, addr, state, detail)| Event::Upstream {
+                    route,
+                    addr,
+                    state,
+                    detail,
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Every event goes into a slot: whole when it fits, else with texts cut
+        /// (nothing else changed); and what comes out goes in again unchanged.
+        #[test]
+        fn every_event_fits_a_slot(e in any_event()) {
+            let out = EventSlot::encode(3, &e).decode();
+            prop_assert!(out.is_some(), "{e:?} did not fit");
+            let out = out.unwrap_or_else(|| e.clone());
+            if postcard::experimental::serialized_size(&e).is_ok_and(|n| n <= EVENT_DATA) {
+                prop_assert_eq!(&out, &e);
+            } else {
+                let (o, w) = (serde_json::to_value(&out), serde_json::to_value(&e));
+                prop_assert!(matches!((&o, &w), (Ok(o), Ok(w)) if is_cut_of(o, w)), "{out:?}");
+            }
+            prop_assert_eq!(EventSlot::encode(3, &out).decode(), Some(out));
+        }
     }
 }

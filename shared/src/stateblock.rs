@@ -40,8 +40,9 @@ use std::time::Duration;
 
 /// First eight bytes of every state block.
 pub const MAGIC: [u8; 8] = *b"COVNTRY\0";
-/// Layout version; readers refuse any other.
-pub const ABI_VERSION: u32 = 5;
+/// Layout version; readers refuse any other. 6: ring slots hold postcard's
+/// encoding of an [`Event`] (`event::EventSlot`), not fields by hand.
+pub const ABI_VERSION: u32 = 6;
 /// Contacts kept per extension.
 pub const MAX_CONTACTS: usize = 4;
 /// Calls in the call table.

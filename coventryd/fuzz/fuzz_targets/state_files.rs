@@ -21,20 +21,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = coventry_shared::record::parse_lines(text);
     }
-    if data.len() >= 32 {
-        let word = |i: usize| u16::from_le_bytes([data[i], data[i + 1]]);
+    if data.len() >= 2 {
         let mut slot = EventSlot {
             stamp: 1,
             time_ms: 1,
-            id: u64::from(word(0)),
-            kind: word(2) % 16,
-            flags: word(4) & 1,
-            status: word(6),
-            ext: word(8),
-            lens: [word(10), word(12), word(14), word(16)],
+            len: u16::from_le_bytes([data[0], data[1]]),
             data: [0; EVENT_DATA],
         };
-        let rest = &data[18..];
+        let rest = &data[2..];
         let n = rest.len().min(EVENT_DATA);
         slot.data[..n].copy_from_slice(&rest[..n]);
         if let Some(event) = slot.decode() {
