@@ -554,16 +554,22 @@ impl Event {
         let mut left = room.saturating_sub(bare);
         for (slot, mut text) in e.texts_mut().into_iter().zip(texts) {
             let mut cut = floor_char_boundary(&text, left);
-            if cut >= 128 {
-                // Its length takes a second byte (postcard's varint).
-                cut = floor_char_boundary(&text, left - 1);
+            // A length of 128 or more takes more than the one byte counted.
+            while cut + length_bytes(cut) - 1 > left {
+                cut = floor_char_boundary(&text, cut - 1);
             }
-            left -= cut + usize::from(cut >= 128);
+            left -= cut + length_bytes(cut) - 1;
             text.truncate(cut);
             *slot = text;
         }
         e
     }
+}
+
+/// Bytes postcard takes for a length of `n` (a varint of 7 bits a byte).
+fn length_bytes(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    bits.div_ceil(7).max(1) as usize
 }
 
 impl fmt::Display for Event {
@@ -1044,6 +1050,29 @@ mod tests {
         };
         assert_eq!((targets.len(), offline.len()), (DELIVERING_CHUNK, 0));
         assert!(postcard::experimental::serialized_size(&lists.fitted(0)).is_ok());
+    }
+
+    #[test]
+    fn fitted_counts_the_bytes_of_each_length() {
+        for (n, bytes) in [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3)] {
+            assert_eq!(length_bytes(n), bytes, "{n}");
+            let text = "x".repeat(n);
+            assert_eq!(
+                postcard::experimental::serialized_size(&text).ok(),
+                Some(n + bytes)
+            );
+        }
+        let e = Event::Notice {
+            text: "é".repeat(20_000),
+        };
+        for room in [
+            0, 1, 2, 3, 129, 130, 131, 750, 16_386, 16_387, 16_388, 40_000,
+        ] {
+            let cut = e.fitted(room);
+            let size = postcard::experimental::serialized_size(&cut).unwrap_or(usize::MAX);
+            assert!(size <= room.max(2), "room {room}: {size}");
+            assert!(size + 3 >= room.min(40_003), "room {room}: only {size}");
+        }
     }
 
     /// Whether `cut` is `whole` with some of its texts shortened (JSON forms).
