@@ -637,6 +637,21 @@ pub struct BlockInit {
     pub start_ms: u64,
 }
 
+#[cfg(test)]
+impl BlockInit {
+    /// The block the client-side unit tests make: a 2-digit plan on
+    /// 127.0.0.1:5060, realm `test`, started at 1 s.
+    pub(crate) fn for_tests() -> BlockInit {
+        BlockInit {
+            plan: Plan::TwoDigit,
+            bound: "127.0.0.1:5060".into(),
+            realm: "test".into(),
+            state_dir: String::new(),
+            start_ms: 1_000,
+        }
+    }
+}
+
 /// The daemon's read-write mapping.
 pub struct StateWriter {
     map: MmapMut,

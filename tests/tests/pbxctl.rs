@@ -460,27 +460,35 @@ fn completions_offer_the_live_extensions_groups_and_run_states() {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let complete = |line: &[&str]| {
-        let words = line
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let program = format!(
-            "source '{}'; COMP_WORDS=({words}); COMP_CWORD={}; _pbxctl_live pbxctl; \
-             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-            file.display(),
-            line.len() - 1
-        );
-        let mut cmd = std::process::Command::new("bash");
-        cmd.args(["--norc", "-c", &program])
+    // One shell program run as a completion would be: pbxctl (just built) on
+    // PATH, the switch's runtime dir; the words it printed.
+    let run_shell = |shell: &str, flag: &str, program: &str| {
+        let mut cmd = std::process::Command::new(shell);
+        cmd.args([flag, "-c", program])
             .env("PATH", &path)
             .env("COVENTRY_RUNTIME_DIR", sw.runtime_dir());
         let o = coventry_tests::run_bounded(cmd, Duration::from_secs(20)).unwrap();
+        assert!(o.status.success(), "{shell}: {}", show(&o));
         String::from_utf8_lossy(&o.stdout)
             .split_whitespace()
             .map(str::to_string)
             .collect::<Vec<_>>()
+    };
+    let quoted = |line: &[&str]| {
+        line.iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let complete = |line: &[&str]| {
+        let program = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; _pbxctl_live pbxctl; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            quoted(line),
+            line.len() - 1
+        );
+        run_shell("bash", "--norc", &program)
     };
     assert_eq!(complete(&["pbxctl", "forward", "2"]), ["21", "22"]);
     assert_eq!(complete(&["pbxctl", "runstate", "n"]), ["night"]);
@@ -500,29 +508,16 @@ fn completions_offer_the_live_extensions_groups_and_run_states() {
     let script = sw.pbxctl(&["completions", "zsh"]);
     std::fs::write(zsh_dir.join("_pbxctl"), &script.stdout).unwrap();
     let zsh_complete = |line: &[&str]| {
-        let words = line
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
         let program = format!(
             "fpath=('{}' $fpath); autoload -U _pbxctl; \
              compadd() {{ [[ $1 == -a ]] && print -l -- ${{(P)2}} }}; \
              _arguments() {{ print clap }}; \
-             words=({words}); CURRENT={}; _pbxctl",
+             words=({}); CURRENT={}; _pbxctl",
             zsh_dir.display(),
+            quoted(line),
             line.len()
         );
-        let mut cmd = std::process::Command::new("zsh");
-        cmd.args(["-f", "-c", &program])
-            .env("PATH", &path)
-            .env("COVENTRY_RUNTIME_DIR", sw.runtime_dir());
-        let o = coventry_tests::run_bounded(cmd, Duration::from_secs(20)).unwrap();
-        assert!(o.status.success(), "zsh: {}", show(&o));
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
+        run_shell("zsh", "-f", &program)
     };
     assert_eq!(
         zsh_complete(&["pbxctl", "forward", "2"]),

@@ -11,7 +11,7 @@ use coventry_shared::stateblock::Lamp;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph};
 use ratatui::Frame;
 
 /// The state of a call in words: `ringing ×3`, `answered`, `ended busy 486`.
@@ -46,10 +46,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
     if site.calls.len() > room {
         title.push_str(&format!("\u{b7} {} not shown ", site.calls.len() - room));
     }
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP);
     let mut lines: Vec<Line> = site
         .calls
         .iter()

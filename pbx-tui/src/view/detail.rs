@@ -9,7 +9,7 @@ use crate::site::Site;
 use coventry_shared::client::view::ExtView as Ext;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph};
 use ratatui::Frame;
 
 const LABEL_W: usize = 8;
@@ -56,10 +56,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
     } else {
         format!(" {} {} ", e.number, e.name)
     };
-    let block = Block::new()
-        .borders(Borders::TOP | Borders::LEFT)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP | Borders::LEFT);
     let state = e.lamp();
     let mut lines = vec![row(
         theme,

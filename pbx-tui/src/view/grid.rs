@@ -9,7 +9,7 @@ use coventry_shared::dialplan::Plan;
 use coventry_shared::stateblock::Lamp;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph};
 use ratatui::Frame;
 
 /// Cells per row: one decade.
@@ -65,10 +65,7 @@ pub fn draw(model: &Model, site: &Site, theme: Theme, frame: &mut Frame, area: R
             },
         );
     }
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP);
     let mut lines: Vec<Line> = Vec::new();
     for r in first..first + visible {
         let mut spans = Vec::with_capacity(PER_ROW * 2);

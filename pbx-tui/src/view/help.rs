@@ -7,7 +7,7 @@ use crate::model::Model;
 use coventry_shared::stateblock::Lamp;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph};
 use ratatui::Frame;
 
 const KEY_W: usize = 10;
@@ -59,10 +59,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect, scroll: 
     if model.readonly {
         title.push_str("(read-only: actions are disabled) ");
     }
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let (left, right) = help_lines(theme);

@@ -5,7 +5,7 @@ use crate::clock;
 use crate::model::{Mode, Model, TracePane};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Borders, Paragraph};
 use ratatui::Frame;
 
 /// Draw the log into `area` (title row, then lines).
@@ -23,10 +23,7 @@ pub fn draw(model: &Model, theme: Theme, frame: &mut Frame, area: Rect) {
     if log.scroll() > 0 {
         title.push_str(&format!("\u{b7} {} newer below (End) ", log.scroll()));
     }
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP);
     let height = usize::from(area.height.saturating_sub(1));
     let width = usize::from(area.width);
     // Each entry wraps at the width, its continuation rows under its text; the
@@ -62,10 +59,7 @@ pub fn draw_trace(t: &TracePane, theme: Theme, frame: &mut Frame, area: Rect) {
     if let Some(why) = &t.ended {
         title.push_str(&format!("\u{b7} ended: {why} "));
     }
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.title()));
+    let block = theme.panel(title, Borders::TOP);
     let height = usize::from(area.height.saturating_sub(1));
     let width = usize::from(area.width);
     let mut lines: Vec<Line> = t

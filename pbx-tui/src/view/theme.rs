@@ -4,6 +4,8 @@
 use crate::model::Tone;
 use coventry_shared::stateblock::Lamp;
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Borders};
 
 /// The styles of one console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,14 @@ impl Theme {
     /// Borders and rules.
     pub fn border(self) -> Style {
         self.label()
+    }
+
+    /// A panel: `borders` drawn as rules, `title` on the top one.
+    pub fn panel(self, title: String, borders: Borders) -> Block<'static> {
+        Block::new()
+            .borders(borders)
+            .border_style(self.border())
+            .title(Span::styled(title, self.title()))
     }
 
     /// The banner when the daemon is down or stale.

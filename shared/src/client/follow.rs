@@ -286,19 +286,8 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialplan::Plan;
     use crate::event::Event;
     use crate::stateblock::{BlockInit, StateWriter};
-
-    fn init() -> BlockInit {
-        BlockInit {
-            plan: Plan::TwoDigit,
-            bound: "127.0.0.1:5060".into(),
-            realm: "test".into(),
-            state_dir: String::new(),
-            start_ms: 1_000,
-        }
-    }
 
     fn notice(w: &mut StateWriter, text: &str) {
         w.push_event(5_000, &Event::Notice { text: text.into() });
@@ -326,7 +315,7 @@ mod tests {
         assert!(matches!(&c[..], [Change::Down(Down::Missing(_))]), "{c:?}");
         assert!(f.poll(5_000).is_empty(), "nothing new to say");
 
-        let mut w = StateWriter::create(&path, &init()).expect("create");
+        let mut w = StateWriter::create(&path, &BlockInit::for_tests()).expect("create");
         w.heartbeat(5_000);
         notice(&mut w, "first");
         let c = f.poll(5_000);
@@ -336,7 +325,7 @@ mod tests {
         // The daemon restarts: the old block is replaced by a new one.
         drop(w);
         std::fs::remove_file(&path).expect("rm");
-        let mut w = StateWriter::create(&path, &init()).expect("create again");
+        let mut w = StateWriter::create(&path, &BlockInit::for_tests()).expect("create again");
         w.heartbeat(5_000);
         notice(&mut w, "second life");
         let c = f.poll(5_000);
@@ -357,7 +346,7 @@ mod tests {
     fn stale_and_gone_are_reported_once() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("state");
-        let w = StateWriter::create(&path, &init()).expect("create");
+        let w = StateWriter::create(&path, &BlockInit::for_tests()).expect("create");
         w.heartbeat(5_000);
         let mut f = Follower::new(&path, Start::End, Start::Zero, Duration::ZERO);
         assert!(matches!(f.poll(5_000)[..], [Change::Up { .. }]));
@@ -380,7 +369,7 @@ mod tests {
     fn start_positions() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("state");
-        let mut w = StateWriter::create(&path, &init()).expect("create");
+        let mut w = StateWriter::create(&path, &BlockInit::for_tests()).expect("create");
         w.heartbeat(5_000);
         for i in 0..5 {
             notice(&mut w, &format!("n{i}"));

@@ -208,19 +208,8 @@ impl TraceSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialplan::Plan;
     use crate::stateblock::{BlockInit, StateWriter};
     use crate::trace::lease_held;
-
-    fn init() -> BlockInit {
-        BlockInit {
-            plan: Plan::TwoDigit,
-            bound: "127.0.0.1:5060".into(),
-            realm: "test".into(),
-            state_dir: String::new(),
-            start_ms: 1_000,
-        }
-    }
 
     #[test]
     fn the_lease_is_on_the_block_read_and_a_replaced_block_ends_the_session() {
@@ -228,7 +217,7 @@ mod tests {
         let path = runtime::state_path(dir.path());
         let e = TraceSession::begin(dir.path(), Filter::All).err();
         assert!(e.is_some_and(|e| e.not_running()), "no block: not running");
-        let _w = StateWriter::create(&path, &init()).expect("create");
+        let _w = StateWriter::create(&path, &BlockInit::for_tests()).expect("create");
         let s = TraceSession::begin(dir.path(), Filter::Ext(21)).expect("begin");
         let daemon = std::fs::File::open(&path).expect("open");
         let token = match s.request(Some(7)).command {
@@ -242,7 +231,7 @@ mod tests {
         assert_eq!(s.health(), Health::Running);
         // A new daemon's block in its place: this session's daemon is gone.
         std::fs::remove_file(&path).expect("rm");
-        let _w2 = StateWriter::create(&path, &init()).expect("create again");
+        let _w2 = StateWriter::create(&path, &BlockInit::for_tests()).expect("create again");
         assert_eq!(s.health(), Health::DaemonGone(std::process::id()));
         let fresh = std::fs::File::open(&path).expect("open");
         assert!(
