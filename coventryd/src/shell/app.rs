@@ -224,7 +224,7 @@ impl Daemon {
             up,
             control,
             fifo_path,
-            runtime_dir: runtime_dir.clone(),
+            runtime_dir,
             config_path,
             publisher,
             persister: Persister::new(state_dir.clone()),
